@@ -1,0 +1,66 @@
+"""The library entry point: a spec, its network, its numbers and its derivations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import sympy as sp
+
+from .chain import Derivation, derive, derive_all
+from .network import Network
+from .numeric import Compiled
+from .spec import Spec, load_spec
+
+
+@dataclass
+class Model:
+    """A loaded spec with everything derived from it, computed on first use.
+
+    >>> m = Model.load("mazur")
+    >>> round(m.derivation("w5").value, 9)
+    0.082167041
+    """
+
+    spec: Spec
+    network: Network = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.network = Network(self.spec)
+
+    @classmethod
+    def load(cls, ref: str | Path) -> Model:
+        """Load a spec file, or a built-in example by name."""
+        return cls(load_spec(ref))
+
+    @property
+    def has_numbers(self) -> bool:
+        return not self.network.missing_numbers()
+
+    def compiled(self) -> Compiled:
+        """A fresh numeric engine at the spec's parameters (training mutates it)."""
+        self.network.require_numbers("computing numbers")
+        return Compiled(self.network)
+
+    @cached_property
+    def point(self) -> dict[sp.Symbol, float] | None:
+        """Every symbol's value at the spec's numbers, or None when inputs or targets are missing."""
+        if not self.has_numbers:
+            return None
+        return self.compiled().point()
+
+    def symbol(self, name: str) -> sp.Symbol:
+        return self.network.lookup(name)
+
+    def derivation(self, name: str) -> Derivation:
+        """∂E/∂name for a weight, bias, input, net or out."""
+        return derive(self.network, self.symbol(name), self.point)
+
+    def derivations(self) -> dict[str, Derivation]:
+        """A derivation for every weight and bias."""
+        return derive_all(self.network, self.point)
+
+    def gradients(self) -> tuple[float, dict[str, float]]:
+        """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
+        return self.compiled().named_gradients()

@@ -1,0 +1,202 @@
+"""The command line: parse arguments, call the library, print. Nothing else.
+
+sympy is imported inside the commands that need it, so ``derive --help`` and
+argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from .errors import DeriveError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Plain text for reading, JSON for programs.",
+)
+DIGITS = click.option(
+    "--digits",
+    type=click.IntRange(3, 17),
+    default=8,
+    show_default=True,
+    help="Significant digits of printed numbers.",
+)
+
+
+def friendly(command: F) -> F:
+    """Print a DeriveError as one clear message and exit with status 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except DeriveError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="derive")
+def main() -> None:
+    """Symbolic backpropagation: chain-rule derivations of every gradient of a network.
+
+    SPEC is a TOML file or the name of a built-in example (see `derive examples`).
+    """
+
+
+@main.command()
+@click.argument("name", required=False)
+@friendly
+def examples(name: str | None) -> None:
+    """List the built-in examples, or print one's TOML to copy and edit."""
+    from .spec import builtin_example_text, builtin_examples, load_spec
+
+    if name is None:
+        for example in builtin_examples():
+            spec = load_spec(example)
+            sizes = "-".join(str(layer.size) for layer in spec.layers)
+            click.echo(f"{example:<14} {sizes:<10} {spec.title}")
+        return
+    click.echo(builtin_example_text(name), nl=False)
+
+
+@main.command()
+@click.argument("spec")
+@FORMAT
+@DIGITS
+@friendly
+def show(spec: str, fmt: str, digits: int) -> None:
+    """Print the network: layers, symbols, the forward pass and the loss."""
+    from .api import Model
+    from .overview import overview, overview_text
+
+    model = Model.load(spec)
+    if fmt == "json":
+        _dump(overview(model))
+    else:
+        click.echo(overview_text(model, digits), nl=False)
+
+
+@main.command()
+@click.argument("spec")
+@click.argument("param", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every weight and bias.")
+@click.option(
+    "--closed-form/--no-closed-form",
+    default=None,
+    help="Always or never print the expanded closed form (default: when it is short).",
+)
+@FORMAT
+@DIGITS
+@friendly
+def grad(spec: str, param: str | None, all_: bool, closed_form: bool | None, fmt: str, digits: int) -> None:
+    """Derive ∂E/∂PARAM by the chain rule, with every factor and its number.
+
+    PARAM is a weight or bias, or an input, net or out of any neuron
+    (∂E/∂net is that neuron's δ).
+    """
+    from .api import Model
+    from .printing import format_number
+    from .report import Reporter
+
+    if all_ == (param is not None):
+        raise DeriveError("give a PARAM or --all (not both)", hint="e.g. `derive grad mazur w5` or `derive grad mazur --all`")
+    model = Model.load(spec)
+    if all_:
+        model.network.require_numbers("derive grad --all")
+        derivations = model.derivations()
+        assert model.point is not None
+        loss = model.point[_loss_symbol()]
+        if fmt == "json":
+            _dump({"loss": loss, "gradients": {k: d.value for k, d in derivations.items()}})
+            return
+        width = max(len(k) for k in derivations)
+        click.echo(f"E = {format_number(loss, digits)}")
+        for k, d in derivations.items():
+            paths = f"{d.path_count} path{'s' if d.path_count != 1 else ''}"
+            value = format_number(d.value, digits) if d.value is not None else "?"
+            click.echo(f"∂E/∂{k:<{width}} = {value:>16}   ({paths})")
+        return
+    assert param is not None
+    derivation = model.derivation(param)
+    reporter = Reporter(derivation, digits)
+    if fmt == "json":
+        _dump(reporter.to_json())
+    else:
+        if not model.has_numbers:
+            click.echo("(symbolic only: " + ", ".join(model.network.missing_numbers()) + " not given)\n")
+        click.echo(reporter.text(closed_form), nl=False)
+
+
+def _loss_symbol() -> Any:
+    from .network import LOSS_SYMBOL
+
+    return LOSS_SYMBOL
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--steps", type=click.IntRange(0, 10_000_000), default=None, help="Updates to run [default: the spec's training.steps].")
+@click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the spec's learning rate.")
+@FORMAT
+@DIGITS
+@friendly
+def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, digits: int) -> None:
+    """Run gradient descent with code compiled from the derivation."""
+    from .api import Model
+    from .printing import format_number
+
+    model = Model.load(spec)
+    model.network.require_numbers("derive train")
+    training = model.spec.training
+    n = training.steps if steps is None else steps
+    lr = training.learning_rate if learning_rate is None else learning_rate
+    engine = model.compiled()
+    history = engine.train(n, lr)
+    outputs = engine.outputs()
+    parameters = engine.parameter_values()
+    if fmt == "json":
+        _dump(
+            {
+                "steps": n,
+                "learning_rate": lr,
+                "update_biases": training.update_biases,
+                "loss_before": history[0],
+                "loss": history[-1],
+                "outputs": outputs,
+                "parameters": parameters,
+            }
+        )
+        return
+    biases = "biases updated" if training.update_biases else "biases not updated"
+    click.echo(f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases})")
+    click.echo(f"loss before: {format_number(history[0], digits)}")
+    click.echo(f"loss after:  {format_number(history[-1], digits)}")
+    out_names = [o.name for o in model.network.output_layer.outs]
+    click.echo("outputs:     " + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, outputs)))
+    click.echo("parameters:")
+    width = max(len(k) for k in parameters)
+    for k, v in parameters.items():
+        click.echo(f"  {k:<{width}} = {format_number(v, digits)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,58 @@
+"""Every symbol's LaTeX spelling, decided in one place.
+
+Names are validated identifiers (letters, digits, underscores), so the LaTeX
+built here is safe by construction: letters and digits pass through, and
+underscores become subscripts or are escaped.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NIELSEN = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)_(?P<j>\d+)(?:_(?P<k>\d+))?\Z")
+_NIELSEN_SHARED = re.compile(r"(?P<stem>b)(?P<layer>\d+)\Z")
+_PREFIXED = re.compile(r"(?P<stem>[A-Za-z]+)_(?P<rest>[A-Za-z0-9_]+)\Z")
+_STEM_DIGITS = re.compile(r"(?P<stem>[A-Za-z]+?)(?P<digits>\d+)\Z")
+_STEM_LETTERS_DIGITS = re.compile(r"(?P<stem>[A-Za-z])(?P<rest>[a-z]+\d+)\Z")
+
+
+def _stem(stem: str) -> str:
+    """A single letter is a math italic; a word is upright so it reads as a word."""
+    return stem if len(stem) == 1 else rf"\mathrm{{{stem}}}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("_", r"\_")
+
+
+def latex_name(name: str, nielsen: bool = False) -> str:
+    """The LaTeX spelling of a symbol name.
+
+    ``nielsen`` names (generated from ``size``) read ``w2_1_11`` as
+    :math:`w^{2}_{1,11}`, ``z3_2`` as :math:`z^{3}_{2}` and ``b2`` as
+    :math:`b^{2}`. Other names read Mazur's way: ``net_h1`` →
+    :math:`\\mathrm{net}_{h1}`, ``w5`` → :math:`w_{5}`, ``w11`` → :math:`w_{11}`.
+    """
+    if nielsen:
+        m = _NIELSEN.match(name)
+        if m:
+            sub = m["j"] if m["k"] is None else f"{m['j']},{m['k']}"
+            return f"{m['stem']}^{{{m['layer']}}}_{{{sub}}}"
+        m = _NIELSEN_SHARED.match(name)
+        if m:
+            return f"{m['stem']}^{{{m['layer']}}}"
+    m = _PREFIXED.match(name)
+    if m:
+        return f"{_stem(m['stem'])}_{{{_escape(m['rest'])}}}"
+    m = _STEM_DIGITS.match(name)
+    if m:
+        return f"{_stem(m['stem'])}_{{{m['digits']}}}"
+    m = _STEM_LETTERS_DIGITS.match(name)
+    if m and len(name) <= 4:  # h1 is caught above; "out1"-like short names stay whole
+        return _stem(name)
+    return _stem(_escape(name)) if "_" not in name else rf"\mathrm{{{_escape(name)}}}"
+
+
+def delta_name(neuron: str) -> str:
+    """The name of a neuron's δ (∂E/∂net) in plain text."""
+    return f"delta_{neuron}"

@@ -1,0 +1,300 @@
+"""A derivation laid out as steps: what the CLI prints and the JSON holds.
+
+Each step keeps the sympy expression it shows; its value is evaluated from that
+expression at the spec's numbers, never written in beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from . import printing as pr
+from .chain import Derivation, DeltaTerm, Factor, Path, evaluate
+from .errors import TooLargeError
+from .network import LOSS_SYMBOL
+
+CLOSED_FORM_TEXT_LIMIT = 1500
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: ``quantity = expression = numbers = value``."""
+
+    kind: str  # factor, path, delta, term, sum
+    quantity: str  # plain text, e.g. ∂E/∂out_o1
+    quantity_latex: str
+    expr: sp.Expr = field(repr=False)
+    expression: str  # the expression in symbols, plain text
+    latex: str  # the whole line in LaTeX
+    numbers: str  # the expression with numbers substituted, plain text
+    value: float | None
+    parts: tuple[Step, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "quantity": self.quantity,
+            "expression": self.expression,
+            "latex": self.latex,
+            "numbers": self.numbers,
+            "value": self.value,
+        }
+        if self.parts:
+            key = "factors" if self.kind in ("path", "term", "product") else "terms"
+            data[key] = [p.to_json() for p in self.parts]
+        return data
+
+
+class Reporter:
+    """Turns a :class:`Derivation` into steps, text and JSON."""
+
+    def __init__(self, derivation: Derivation, digits: int = pr.DEFAULT_DIGITS) -> None:
+        self.d = derivation
+        self.names = derivation.network.latex
+        self.point = derivation.point or {}
+        self.digits = digits
+
+    # -- formatting helpers --------------------------------------------------
+
+    def num(self, value: float | None) -> str:
+        return "?" if value is None else pr.format_number(value, self.digits)
+
+    def lnum(self, value: float | None) -> str:
+        return "?" if value is None else pr.latex_number(value, self.digits)
+
+    def line_latex(self, lhs: str, expr: sp.Expr, value: float | None, numbers_latex: str | None = None) -> str:
+        parts = [lhs, pr.latex(expr, self.names)]
+        if self.point and not isinstance(expr, sp.Number):
+            substituted = numbers_latex or pr.latex_values(expr, self.point, self.names, self.digits)
+            if substituted not in parts:
+                parts.append(substituted)
+        if value is not None:
+            final = self.lnum(value)
+            if final not in parts:
+                parts.append(final)
+        return " = ".join(parts)
+
+    def step(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, expr: sp.Expr, value: float | None, parts: tuple[Step, ...] = ()) -> Step:
+        quantity = pr.partial_text(of, wrt)
+        qlatex = pr.partial_latex(of, wrt, self.names)
+        return Step(
+            kind=kind,
+            quantity=quantity,
+            quantity_latex=qlatex,
+            expr=expr,
+            expression=pr.text(expr),
+            latex=self.line_latex(qlatex, expr, value),
+            numbers=pr.text_values(expr, self.point, self.digits) if self.point else "",
+            value=value,
+            parts=parts,
+        )
+
+    def factor(self, f: Factor) -> Step:
+        return self.step("factor", f.of, f.wrt, f.expr, f.value)
+
+    def product(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, parts: tuple[Step, ...], value: float | None) -> Step:
+        """A product or sum of earlier steps, shown by their values."""
+        joiner = " · " if kind in ("path", "term") else " + "
+        ljoiner = r" \cdot " if kind in ("path", "term") else " + "
+        qlatex = pr.partial_latex(of, wrt, self.names)
+        expr = sp.Mul(*(p.expr for p in parts)) if joiner == " · " else sp.Add(*(p.expr for p in parts))
+        quantities = joiner.join(p.quantity for p in parts) if kind in ("path", "term") else ""
+        numbers = joiner.join(_bracket(self.num(p.value), p.value) for p in parts)
+        lquant = ljoiner.join(p.quantity_latex for p in parts) if kind in ("path", "term") else ""
+        lnumbers = ljoiner.join(_lbracket(self.lnum(p.value), p.value) for p in parts)
+        pieces = [qlatex]
+        if lquant:
+            pieces.append(lquant)
+        if self.point:
+            pieces.append(lnumbers)
+            if value is not None:
+                pieces.append(self.lnum(value))
+        return Step(
+            kind=kind,
+            quantity=pr.partial_text(of, wrt) if kind != "path" else quantities,
+            quantity_latex=qlatex,
+            expr=expr,
+            expression=pr.text(expr),
+            latex=" = ".join(pieces),
+            numbers=numbers,
+            value=value,
+            parts=parts,
+        )
+
+    # -- the steps -------------------------------------------------------------
+
+    def path_step(self, path: Path) -> Step:
+        parts = tuple(self.factor(f) for f in path.factors)
+        return self.product("path", LOSS_SYMBOL, self.d.quantity, parts, path.value)
+
+    def delta_step(self, term: DeltaTerm) -> Step:
+        delta = term.delta
+        definition = term.definition
+        value = evaluate(definition, self.point) if self.point else None
+        qlatex = self.names[delta]
+        net = term.neuron.net
+        assert net is not None
+        quantity = f"{delta.name} = ∂E/∂{net.name}"
+        return Step(
+            kind="delta",
+            quantity=quantity,
+            quantity_latex=qlatex,
+            expr=definition,
+            expression=pr.text(definition),
+            latex=self.line_latex(qlatex, definition, value),
+            numbers=pr.text_values(definition, self.point, self.digits) if self.point else "",
+            value=value,
+        )
+
+    def term_step(self, term: DeltaTerm) -> Step:
+        delta = self.delta_step(term)
+        local = self.factor(term.local)
+        if term.local.wrt == term.local.of:  # ∂E/∂net is δ itself
+            return delta
+        net = term.neuron.net
+        assert net is not None
+        product = self.product("term", LOSS_SYMBOL, self.d.quantity, (delta, local), term.value)
+        return Step(
+            kind="term",
+            quantity=f"∂E/∂{net.name} · ∂{net.name}/∂{self.d.quantity.name}",
+            quantity_latex=product.quantity_latex,
+            expr=term.expr,
+            expression=pr.text(term.expr),
+            latex=product.latex,
+            numbers=product.numbers,
+            value=term.value,
+            parts=(delta, local),
+        )
+
+    def steps(self) -> list[Step]:
+        """Path form: one step per path, then their sum. δ form: one step per δ term, then the sum."""
+        q = self.d.quantity
+        if self.d.paths:
+            parts = tuple(self.path_step(p) for p in self.d.paths)
+        else:
+            parts = tuple(self.term_step(t) for t in self.d.terms)
+        if len(parts) == 1:
+            return list(parts)
+        total = self.product("sum", LOSS_SYMBOL, q, parts, self.d.value)
+        return [*parts, total]
+
+    def delta_steps(self) -> list[Step]:
+        """The δ form, shown besides the paths when they are listed."""
+        return [self.term_step(t) for t in self.d.terms]
+
+    # -- closed form -----------------------------------------------------------
+
+    def closed_form(self) -> tuple[sp.Expr | None, str]:
+        """(expression, "") or (None, why not)."""
+        try:
+            return self.d.closed_form(), ""
+        except TooLargeError as exc:
+            return None, exc.message
+
+    # -- outputs ----------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        closed, why = self.closed_form()
+        q = self.d.quantity
+        data: dict[str, Any] = {
+            "parameter": q.name,
+            "kind": self.d.network.info[q.name].kind,
+            "value": self.d.value,
+            "form": self.d.form,
+            "paths": self.d.path_count,
+            "expression": pr.text(closed) if closed is not None else None,
+            "latex": pr.latex(closed, self.names) if closed is not None else None,
+            "local_expression": pr.text(self.d.expression),
+            "local_latex": pr.latex(self.d.expression, self.names),
+            "steps": [s.to_json() for s in self.steps()],
+        }
+        if self.d.paths and self.d.terms:
+            data["delta_form"] = [s.to_json() for s in self.delta_steps()]
+        if closed is None:
+            data["expression_note"] = why
+        return data
+
+    def text(self, show_closed_form: bool | None = None) -> str:
+        d = self.d
+        q = d.quantity
+        lines: list[str] = []
+        head = f"∂E/∂{q.name} by the chain rule"
+        if d.paths:
+            noun = "path" if d.path_count == 1 else "paths"
+            lines.append(f"{head}: {d.path_count} {noun} from {q.name} to E")
+        else:
+            lines.append(f"{head}: {d.path_count} paths from {q.name} to E, folded into δ form (BP2)")
+        lines.append("")
+        steps = self.steps()
+        for i, step in enumerate(steps):
+            if step.kind == "path":
+                if len(d.paths) > 1:
+                    route = " → ".join(s.name for s in reversed(d.paths[i].nodes))
+                    lines.append(f"path {i + 1}: {route}")
+                lines.extend(self._product_lines(step))
+            elif step.kind in ("term", "delta"):
+                lines.extend(self._term_lines(step))
+            elif step.kind == "sum":
+                lines.append(f"sum over {'paths' if d.paths else 'terms'}:")
+                lines.append(f"  ∂E/∂{q.name} = {step.numbers}")
+                lines.append(f"  ∂E/∂{q.name} = {self.num(step.value)}")
+            lines.append("")
+        if d.paths and d.terms and len(d.paths) > 1:
+            lines.append("the same sum in δ form (each δ = ∂E/∂net, shared by every path through it):")
+            for step in self.delta_steps():
+                lines.extend(self._term_lines(step))
+            lines.append("")
+        closed, why = self.closed_form()
+        if closed is None:
+            lines.append(f"closed form: not shown: {why}")
+        else:
+            body = pr.text(closed)
+            if show_closed_form is None and len(body) > CLOSED_FORM_TEXT_LIMIT:
+                lines.append(f"closed form: {len(body):,} characters; pass --closed-form to print it")
+            elif show_closed_form is not False:
+                lines.append("closed form:")
+                lines.append(f"  ∂E/∂{q.name} = {body}")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _factor_lines(self, step: Step, indent: str = "  ") -> list[str]:
+        width = max(len(step.quantity), 1)
+        lines = [f"{indent}{step.quantity} = {step.expression}"]
+        pad = indent + " " * width
+        if step.numbers and step.numbers != step.expression and step.numbers != self.num(step.value):
+            lines.append(f"{pad} = {step.numbers}")
+        if step.value is not None and self.num(step.value) != step.expression:
+            lines.append(f"{pad} = {self.num(step.value)}")
+        return lines
+
+    def _product_lines(self, step: Step) -> list[str]:
+        q = self.d.quantity.name
+        lines = [f"  ∂E/∂{q} = {step.quantity}"]
+        for part in step.parts:
+            lines.extend(self._factor_lines(part, "    "))
+        lines.append(f"  ∂E/∂{q} = {step.numbers} = {self.num(step.value)}" if self.point else "")
+        return lines
+
+    def _term_lines(self, step: Step) -> list[str]:
+        if step.kind == "delta":
+            return self._factor_lines(step)
+        q = self.d.quantity.name
+        delta, local = step.parts
+        lines = [f"  {delta.quantity.split(' = ')[0]} · {local.quantity}"]
+        lines.extend(self._factor_lines(delta, "    "))
+        lines.extend(self._factor_lines(local, "    "))
+        if self.point:
+            lines.append(f"    term = {step.numbers} = {self.num(step.value)}")
+        else:
+            lines.append(f"    term of ∂E/∂{q} = {step.expression}")
+        return lines
+
+
+def _bracket(text: str, value: float | None) -> str:
+    return f"({text})" if value is not None and value < 0 else text
+
+
+def _lbracket(text: str, value: float | None) -> str:
+    return rf"\left({text}\right)" if value is not None and value < 0 else text

@@ -1,0 +1,243 @@
+"""Activations and losses as named formulas: one table, one treatment.
+
+A built-in is nothing but a formula with a name: ``sigmoid`` is the text
+``1/(1 + exp(-x))`` run through the same safe parser as a user's formula, and
+its derivative comes from differentiating that formula. Where the derivative
+can be written as a polynomial in the activation's own output (σ' = out(1−out),
+tanh' = 1−out²) the rule finds and keeps that textbook form, for any formula.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import sympy as sp
+
+from .errors import FormulaError
+from .formula import parse_formula
+
+X = sp.Symbol("x", real=True)  # the activation's argument (a net)
+Y = sp.Symbol("y", real=True)  # the activation's value (an out)
+O = sp.Symbol("o", real=True)  # a loss formula's output  # noqa: E741
+T = sp.Symbol("t", real=True)  # a loss formula's target
+
+ACTIVATION_FORMULAS: dict[str, str] = {
+    "sigmoid": "1/(1 + exp(-x))",
+    "tanh": "tanh(x)",
+    "relu": "max(x, 0)",
+    "linear": "x",
+    "softplus": "log(1 + exp(x))",
+}
+SOFTMAX = "softmax"
+SOFTMAX_FORMULA = "exp(x_j) / sum_k exp(x_k)"
+
+LOSS_FORMULAS: dict[str, str] = {
+    "half_sse": "(t - o)**2/2",
+    "sse": "(t - o)**2",
+    "mse": "(t - o)**2",  # and divided by the number of outputs
+    "bce": "-(t*log(o) + (1 - t)*log(1 - o))",
+    "cross_entropy": "-t*log(o)",
+}
+LOSS_MEANS_OVER_OUTPUTS = frozenset({"mse"})
+
+
+def pytorch_heaviside(expr: sp.Expr) -> sp.Expr:
+    """Heaviside(x) → Heaviside(x, 0): relu'(0) = 0, as in PyTorch (sympy's is ½)."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Heaviside) and e.args[1:] != (sp.S.Zero,),
+        lambda e: sp.Heaviside(e.args[0], 0),
+    )
+
+
+def differentiate(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    """d expr / d var, with the conventions above."""
+    return pytorch_heaviside(sp.diff(expr, var))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation f(x), its derivative f'(x), and f' as g(f(x))."""
+
+    name: str  # the built-in name, or the formula text for a custom one
+    formula: str
+    f: sp.Expr  # in X
+    fprime: sp.Expr  # in X
+    fprime_in_out: sp.Expr | None  # in Y, when f'(x) = g(f(x)) for a polynomial g
+
+    @property
+    def is_layer_map(self) -> bool:
+        return False
+
+    def apply(self, net: sp.Expr) -> sp.Expr:
+        return self.f.xreplace({X: net})
+
+    def derivative(self, net: sp.Symbol, out: sp.Symbol) -> sp.Expr:
+        """∂out/∂net, in the out symbol when a textbook form exists, else in net."""
+        if self.fprime_in_out is not None:
+            return self.fprime_in_out.xreplace({Y: out})
+        return self.fprime.xreplace({X: net})
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """A map from a whole layer's nets to its outs (softmax): not elementwise."""
+
+    name: str
+    formula: str
+
+    @property
+    def is_layer_map(self) -> bool:
+        return True
+
+    def apply_layer(self, nets: tuple[sp.Expr, ...]) -> tuple[sp.Expr, ...]:
+        total = sp.Add(*(sp.exp(z) for z in nets))
+        return tuple(sp.exp(z) / total for z in nets)
+
+    def jacobian(
+        self, nets: tuple[sp.Symbol, ...], outs: tuple[sp.Symbol, ...]
+    ) -> tuple[tuple[sp.Expr, ...], ...]:
+        """J[j][i] = ∂out_j/∂net_i, derived from the formula and written in the outs."""
+        return _layer_jacobian(self.name, len(nets)).xreplace(
+            {**dict(zip(_dummy_nets(len(nets)), nets)), **dict(zip(_dummy_outs(len(nets)), outs))}
+        ).tolist()
+
+
+@lru_cache(maxsize=None)
+def _dummy_nets(n: int) -> tuple[sp.Symbol, ...]:
+    return tuple(sp.Symbol(f"net{j}", real=True) for j in range(n))
+
+
+@lru_cache(maxsize=None)
+def _dummy_outs(n: int) -> tuple[sp.Symbol, ...]:
+    return tuple(sp.Symbol(f"out{j}", real=True) for j in range(n))
+
+
+@lru_cache(maxsize=None)
+def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
+    """Differentiate softmax and rewrite each entry in the outputs.
+
+    Substituting net_k = log(p_k·Z) turns every exp(net_k) into p_k·Z; the
+    entries then cancel Z, and the identity Σ p_k = 1 (a softmax's outputs sum
+    to one) reduces them. Among the rewritings, keep the one that names the
+    fewest outputs, then the shortest: out_j(1 − out_j) and −out_j·out_i.
+    """
+    nets = _dummy_nets(n)
+    outs = _dummy_outs(n)
+    p = tuple(sp.Symbol(f"p{j}", positive=True) for j in range(n))
+    z = sp.Symbol("Z", positive=True)
+    mapping = LayerMap(name, SOFTMAX_FORMULA)
+    values = mapping.apply_layer(nets)
+    total = sp.Add(*p)
+    rows = []
+    for j in range(n):
+        row = []
+        for i in range(n):
+            entry = sp.diff(values[j], nets[i]).subs({nets[k]: sp.log(p[k] * z) for k in range(n)})
+            entry = sp.factor(sp.cancel(entry)).subs(total, 1)
+            candidates = [entry] + [sp.factor(entry.subs(total - p[k], 1 - p[k])) for k in range(n)]
+            best = min(candidates, key=lambda c: (len(c.free_symbols), sp.count_ops(c)))
+            row.append(tidy_sign(best.xreplace(dict(zip(p, outs)))))
+        rows.append(row)
+    return sp.ImmutableMatrix(rows)
+
+
+def tidy_sign(expr: sp.Expr) -> sp.Expr:
+    """−a·(b − 1) → a·(1 − b): move a leading minus into a difference factor."""
+    if isinstance(expr, sp.Mul) and expr.could_extract_minus_sign():
+        negated = -expr
+        if isinstance(negated, sp.Mul):
+            for factor in negated.args:
+                if isinstance(factor, sp.Add):
+                    return negated.xreplace({factor: -factor})
+    return expr
+
+
+def _polynomial_in_output(f: sp.Expr, fprime: sp.Expr, degree: int = 3) -> sp.Expr | None:
+    """g with f'(x) = g(f(x)) for a polynomial g of low degree, or None.
+
+    Fits the coefficients at sample points, rounds them to small rationals and
+    accepts g only if it agrees with f' to 25 digits at fresh random points.
+    """
+    if fprime.has(sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min) or not f.has(X):
+        return None
+    fn = sp.lambdify(X, f, "mpmath")
+    dfn = sp.lambdify(X, fprime, "mpmath")
+    rng = random.Random(1234)
+    with mpmath.workdps(40):
+        try:
+            xs = [mpmath.mpf(v) / 7 for v in (-5, -3, -1, 1, 2, 4, 6)][: degree + 1]
+            rows = [[fn(x) ** p for p in range(degree + 1)] for x in xs]
+            coeffs = mpmath.lu_solve(mpmath.matrix(rows), mpmath.matrix([dfn(x) for x in xs]))
+        except (ZeroDivisionError, ValueError, TypeError, ArithmeticError, mpmath.libmp.NoConvergence):
+            return None
+        rational = []
+        for c in coeffs:
+            r = sp.nsimplify(sp.Float(mpmath.nstr(c, 30), 30), rational=True, tolerance=1e-20)
+            if not isinstance(r, sp.Rational) or r.q > 64 or abs(r.p) > 1000:
+                return None
+            rational.append(r)
+        g = sp.Add(*(c * Y**p for p, c in enumerate(rational)))
+        gfn = sp.lambdify(Y, g, "mpmath")
+        for _ in range(6):
+            x = mpmath.mpf(rng.uniform(-3, 3))
+            try:
+                expected = dfn(x)
+                if abs(gfn(fn(x)) - expected) > mpmath.mpf(10) ** -25 * (1 + abs(expected)):
+                    return None
+            except (ZeroDivisionError, ValueError, TypeError, ArithmeticError):
+                return None
+    factored = tidy_sign(sp.factor(g))
+    expanded = sp.expand(g)
+    return expanded if sp.count_ops(expanded) < sp.count_ops(factored) else factored
+
+
+@lru_cache(maxsize=64)
+def activation(name_or_formula: str, where: str = "activation") -> Activation | LayerMap:
+    """The rule for a built-in name or a custom formula in x."""
+    if name_or_formula == SOFTMAX:
+        return LayerMap(SOFTMAX, SOFTMAX_FORMULA)
+    formula = ACTIVATION_FORMULAS.get(name_or_formula, name_or_formula)
+    f = parse_formula(formula, {"x": X}, where)
+    fprime = differentiate(f, X)
+    return Activation(
+        name=name_or_formula,
+        formula=formula,
+        f=f,
+        fprime=fprime,
+        fprime_in_out=_polynomial_in_output(f, fprime),
+    )
+
+
+@dataclass(frozen=True)
+class Loss:
+    """E = scale · Σ_k per_output(o_k, t_k)."""
+
+    name: str
+    formula: str
+    per_output: sp.Expr  # in O and T
+    mean_over_outputs: bool
+
+    def total(self, outs: tuple[sp.Symbol, ...], targets: tuple[sp.Symbol, ...]) -> sp.Expr:
+        terms = [self.per_output.xreplace({O: o, T: t}) for o, t in zip(outs, targets)]
+        total = sp.Add(*terms)
+        if self.mean_over_outputs:
+            return total / len(outs)
+        return total
+
+
+@lru_cache(maxsize=64)
+def loss(kind: str, expr: str, where: str = "loss") -> Loss:
+    """The rule for a built-in loss kind or a custom per-output formula in o and t."""
+    formula = LOSS_FORMULAS[kind] if kind else expr
+    per_output = parse_formula(formula, {"o": O, "t": T}, where)
+    if not per_output.has(O):
+        raise FormulaError(f"{formula!r}: the loss does not depend on the output o", where)
+    return Loss(
+        name=kind or "custom",
+        formula=formula,
+        per_output=per_output,
+        mean_over_outputs=kind in LOSS_MEANS_OVER_OUTPUTS,
+    )

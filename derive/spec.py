@@ -1,0 +1,630 @@
+"""Reading and validating a network spec (TOML) into frozen dataclasses.
+
+Every user-facing error about a spec is raised here, as a :class:`SpecError`
+naming the file and the key. The module uses the standard library only, so
+``derive`` can report a bad spec without importing sympy.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import random
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, listing, suggest
+
+BUILTIN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear", "softplus", "softmax")
+BUILTIN_LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
+
+# Names that would be read as something else: formula functions and constants,
+# the loss symbol E, and the formula variables of loss formulas.
+RESERVED_NAMES = frozenset(
+    {
+        "E",
+        "exp",
+        "log",
+        "ln",
+        "sqrt",
+        "abs",
+        "tanh",
+        "sinh",
+        "cosh",
+        "sin",
+        "cos",
+        "atan",
+        "erf",
+        "max",
+        "min",
+        "pi",
+        "e",
+        "Abs",
+        "Max",
+        "Min",
+        "Heaviside",
+        "sign",
+        "Piecewise",
+        "oo",
+        "zoo",
+        "nan",
+        "I",
+        "S",
+        "N",
+        "O",
+        "Q",
+        "np",
+        "numpy",
+        "math",
+        "self",
+        "params",
+    }
+)
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+MAX_NAME_LENGTH = 40
+MAX_TITLE_LENGTH = 200
+MAX_NEURONS = 100_000
+
+TOP_KEYS = ("name", "title", "description", "loss", "layers", "training", "init")
+LOSS_KEYS = ("kind", "expr")
+TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
+INIT_KEYS = ("seed", "scheme")
+INPUT_LAYER_KEYS = ("names", "size", "values", "out_names")
+LAYER_KEYS = (
+    "names",
+    "size",
+    "activation",
+    "weights",
+    "weight_names",
+    "bias",
+    "bias_names",
+    "net_names",
+    "out_names",
+    "targets",
+)
+
+
+@dataclass(frozen=True)
+class BiasSpec:
+    """How a layer's neurons are biased.
+
+    ``kind`` is ``"none"``, ``"shared"`` (one bias for the whole layer, as in
+    Mazur's b1 and b2) or ``"per_neuron"``.
+    """
+
+    kind: str
+    names: tuple[str, ...] = ()
+    values: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: its neurons' names, and for non-input layers how they compute."""
+
+    number: int  # Nielsen's layer number: the input layer is 1
+    names: tuple[str, ...]
+    net_names: tuple[str, ...]
+    out_names: tuple[str, ...]
+    activation: str = ""  # built-in name or a formula in x; empty for the input layer
+    weights: tuple[tuple[float, ...], ...] = ()
+    weight_names: tuple[tuple[str, ...], ...] = ()
+    bias: BiasSpec = field(default_factory=lambda: BiasSpec("none"))
+    values: tuple[float, ...] | None = None  # input layer only
+    targets: tuple[float, ...] | None = None  # output layer only
+    target_names: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """The loss: a built-in ``kind`` or a per-output formula ``expr`` in o and t."""
+
+    kind: str = ""
+    expr: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    learning_rate: float = 0.5
+    update_biases: bool = True
+    steps: int = 1000
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated network spec; ``source`` is the file name used in messages."""
+
+    name: str
+    title: str
+    description: str
+    loss: LossSpec
+    layers: tuple[LayerSpec, ...]
+    training: TrainingSpec
+    seed: int
+    source: str
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Every weight and bias name, layer by layer (shared biases once)."""
+        names: list[str] = []
+        for layer in self.layers[1:]:
+            for row in layer.weight_names:
+                names.extend(row)
+            for b in layer.bias.names:
+                if b not in names:
+                    names.append(b)
+        return tuple(names)
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def builtin_examples() -> tuple[str, ...]:
+    """The names of the examples shipped with the package."""
+    folder = resources.files("derive") / "examples"
+    return tuple(
+        sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    )
+
+
+def builtin_example_text(name: str) -> str:
+    """The TOML text of a built-in example."""
+    if name not in builtin_examples():
+        raise SpecError(
+            f"no built-in example named {name!r}",
+            hint=suggest(name, builtin_examples())
+            or "built-in examples: " + listing(builtin_examples()),
+        )
+    return (resources.files("derive") / "examples" / f"{name}.toml").read_text(
+        encoding="utf-8"
+    )
+
+
+def load_spec(ref: str | Path) -> Spec:
+    """Load a spec from a file path or the name of a built-in example."""
+    path = Path(ref)
+    text: str
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read the spec: {exc}", where=str(path)) from None
+        source = str(path)
+    elif str(ref) in builtin_examples():
+        text = builtin_example_text(str(ref))
+        source = f"{ref} (built-in example)"
+    else:
+        hint = suggest(str(ref), builtin_examples())
+        if not hint:
+            hint = "give a TOML file or a built-in example: " + listing(
+                builtin_examples()
+            )
+        what = "is a directory, not a spec file" if path.is_dir() else "no such file"
+        raise SpecError(f"{what}, and no built-in example by that name", str(ref), hint)
+    return parse_spec(text, source)
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Spec:
+    """Parse and validate TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"malformed TOML: {exc}", where=source) from None
+    return _Validator(source).spec(data)
+
+
+# --------------------------------------------------------------------------
+# validation
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str, hint: str = "") -> SpecError:
+        return SpecError(message, where=f"{self.source}: {key}", hint=hint)
+
+    # -- generic checks ----------------------------------------------------
+
+    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                hint = suggest(k, allowed) or "valid keys: " + ", ".join(allowed)
+                raise self.fail(where, "unknown key", hint)
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {_describe(value)}")
+        result = float(value)
+        if not math.isfinite(result):
+            raise self.fail(key, f"expected a finite number, got {value}")
+        return result
+
+    def numbers(self, value: Any, key: str, length: int) -> tuple[float, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of {length} numbers, got {_describe(value)}")
+        if len(value) != length:
+            raise self.fail(key, f"expected {length} numbers, got {len(value)}")
+        return tuple(self.number(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+    def name(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a name (a string), got {_describe(value)}")
+        if not NAME_RE.match(value):
+            raise self.fail(
+                key,
+                f"{value!r} is not a valid name: use a letter followed by letters, "
+                "digits or underscores (names must work in LaTeX and Python)",
+            )
+        if len(value) > MAX_NAME_LENGTH:
+            raise self.fail(key, f"name {value!r} is longer than {MAX_NAME_LENGTH} characters")
+        if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+            raise self.fail(key, f"{value!r} is a Python keyword; choose another name")
+        if value in RESERVED_NAMES:
+            raise self.fail(key, f"{value!r} is reserved (a function, constant or the loss E)")
+        return value
+
+    def names(self, value: Any, key: str, length: int) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of {length} names, got {_describe(value)}")
+        if len(value) != length:
+            raise self.fail(key, f"expected {length} names, got {len(value)}")
+        return tuple(self.name(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+    def text(self, value: Any, key: str, limit: int) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {_describe(value)}")
+        if len(value) > limit:
+            raise self.fail(key, f"longer than {limit} characters")
+        if any(ord(c) < 32 and c not in "\n\t" for c in value):
+            raise self.fail(key, "contains control characters")
+        return value
+
+    # -- the spec ------------------------------------------------------------
+
+    def spec(self, data: dict[str, Any]) -> Spec:
+        self.keys(data, TOP_KEYS, "")
+        name = self.name(data["name"], "name") if "name" in data else "network"
+        title = self.text(data.get("title", name), "title", MAX_TITLE_LENGTH)
+        description = self.text(data.get("description", ""), "description", 4000)
+        loss = self.loss(data.get("loss"))
+        training = self.training(data.get("training", {}))
+        seed = self.init(data.get("init", {}))
+        layers = self.layers(data.get("layers"), seed)
+        spec = Spec(
+            name=name,
+            title=title,
+            description=description,
+            loss=loss,
+            layers=layers,
+            training=training,
+            seed=seed,
+            source=self.source,
+        )
+        self.check_unique(spec)
+        self.check_loss_fits(spec)
+        return spec
+
+    def loss(self, table: Any) -> LossSpec:
+        if table is None:
+            raise self.fail("loss", "missing: give [loss] kind = \"half_sse\" or expr = \"…\"")
+        if not isinstance(table, dict):
+            raise self.fail("loss", f"expected a table, got {_describe(table)}")
+        self.keys(table, LOSS_KEYS, "loss")
+        if ("kind" in table) == ("expr" in table):
+            raise self.fail("loss", "give exactly one of kind or expr")
+        if "kind" in table:
+            kind = table["kind"]
+            if not isinstance(kind, str) or kind not in BUILTIN_LOSSES:
+                hint = (suggest(kind, BUILTIN_LOSSES) if isinstance(kind, str) else "") or (
+                    "built-in losses: " + ", ".join(BUILTIN_LOSSES)
+                )
+                raise self.fail("loss.kind", f"unknown loss {kind!r}", hint)
+            return LossSpec(kind=kind)
+        expr = self.text(table["expr"], "loss.expr", 400)
+        return LossSpec(expr=expr)
+
+    def training(self, table: Any) -> TrainingSpec:
+        if not isinstance(table, dict):
+            raise self.fail("training", f"expected a table, got {_describe(table)}")
+        self.keys(table, TRAINING_KEYS, "training")
+        lr = self.number(table.get("learning_rate", 0.5), "training.learning_rate")
+        if lr <= 0:
+            raise self.fail("training.learning_rate", f"must be positive, got {lr}")
+        update = table.get("update_biases", True)
+        if not isinstance(update, bool):
+            raise self.fail("training.update_biases", f"expected true or false, got {_describe(update)}")
+        steps = table.get("steps", 1000)
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000_000:
+            raise self.fail("training.steps", f"expected a whole number from 0 to 10000000, got {steps!r}")
+        return TrainingSpec(learning_rate=lr, update_biases=update, steps=steps)
+
+    def init(self, table: Any) -> int:
+        if not isinstance(table, dict):
+            raise self.fail("init", f"expected a table, got {_describe(table)}")
+        self.keys(table, INIT_KEYS, "init")
+        seed = table.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise self.fail("init.seed", f"expected a whole number, got {_describe(seed)}")
+        scheme = table.get("scheme", "auto")
+        if scheme != "auto":
+            raise self.fail("init.scheme", f"unknown scheme {scheme!r}", "only \"auto\" (Xavier, or He for relu) is supported")
+        return seed
+
+    def layers(self, value: Any, seed: int) -> tuple[LayerSpec, ...]:
+        if value is None:
+            raise self.fail("layers", "missing: give at least an input layer and an output layer as [[layers]]")
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise self.fail("layers", "expected an array of tables ([[layers]])")
+        if len(value) < 2:
+            raise self.fail("layers", f"need at least 2 layers (input and output), got {len(value)}")
+        rng = random.Random(seed)
+        layers: list[LayerSpec] = []
+        total = 0
+        for i, table in enumerate(value):
+            key = f"layers[{i}]"
+            if i == 0:
+                layer = self.input_layer(table, key)
+            else:
+                layer = self.layer(table, key, layers[-1], i == len(value) - 1, rng)
+            total += layer.size
+            if total > MAX_NEURONS:
+                raise self.fail(key, f"more than {MAX_NEURONS} neurons in all")
+            layers.append(layer)
+        return tuple(layers)
+
+    def sizes(self, table: dict[str, Any], key: str) -> int:
+        if "names" in table and "size" in table:
+            raise self.fail(key, "give names or size, not both")
+        if "names" in table:
+            names = table["names"]
+            if not isinstance(names, list) or not names:
+                raise self.fail(f"{key}.names", "expected a non-empty list of names")
+            return len(names)
+        if "size" in table:
+            size = table["size"]
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_NEURONS:
+                raise self.fail(f"{key}.size", f"expected a whole number from 1 to {MAX_NEURONS}, got {size!r}")
+            return size
+        raise self.fail(key, "missing: give names = [...] or size = N")
+
+    def input_layer(self, table: dict[str, Any], key: str) -> LayerSpec:
+        for k in table:
+            if k in LAYER_KEYS and k not in INPUT_LAYER_KEYS:
+                raise self.fail(f"{key}.{k}", "the input layer (the first) takes no " + k)
+        self.keys(table, INPUT_LAYER_KEYS, key)
+        n = self.sizes(table, key)
+        if "names" in table:
+            names = self.names(table["names"], f"{key}.names", n)
+        else:
+            names = tuple(f"x{j}" for j in range(1, n + 1))
+        values = self.numbers(table["values"], f"{key}.values", n) if "values" in table else None
+        return LayerSpec(number=1, names=names, net_names=(), out_names=names, values=values)
+
+    def layer(
+        self,
+        table: dict[str, Any],
+        key: str,
+        prev: LayerSpec,
+        is_output: bool,
+        rng: random.Random,
+    ) -> LayerSpec:
+        self.keys(table, LAYER_KEYS, key)
+        number = prev.number + 1
+        n = self.sizes(table, key)
+        by_size = "names" not in table
+        if by_size:
+            names = tuple(f"{number}_{j}" for j in range(1, n + 1))  # internal only
+            net_default = tuple(f"z{number}_{j}" for j in range(1, n + 1))
+            out_default = tuple(f"a{number}_{j}" for j in range(1, n + 1))
+            target_default = tuple(f"y{j}" for j in range(1, n + 1))
+        else:
+            names = self.names(table["names"], f"{key}.names", n)
+            net_default = tuple(f"net_{s}" for s in names)
+            out_default = tuple(f"out_{s}" for s in names)
+            target_default = tuple(f"target_{s}" for s in names)
+        net_names = self.names(table["net_names"], f"{key}.net_names", n) if "net_names" in table else net_default
+        out_names = self.names(table["out_names"], f"{key}.out_names", n) if "out_names" in table else out_default
+
+        activation = table.get("activation", "")
+        if not isinstance(activation, str) or not activation.strip():
+            raise self.fail(
+                f"{key}.activation",
+                "missing: give a built-in activation (" + ", ".join(BUILTIN_ACTIVATIONS) + ") or a formula in x",
+            )
+        activation = self.text(activation, f"{key}.activation", 400).strip()
+        if activation == "softmax" and not is_output:
+            raise self.fail(f"{key}.activation", "softmax is allowed on the output layer only")
+        if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
+            hint = suggest(activation, BUILTIN_ACTIVATIONS)
+            if hint or activation != "x":
+                raise self.fail(
+                    f"{key}.activation",
+                    f"unknown activation {activation!r}",
+                    hint or "built in: " + ", ".join(BUILTIN_ACTIVATIONS) + "; or a formula in x",
+                )
+
+        m = prev.size
+        if "weight_names" in table:
+            weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
+        else:
+            weight_names = tuple(
+                tuple(f"w{number}_{j}_{k}" for k in range(1, m + 1)) for j in range(1, n + 1)
+            )
+        if "weights" in table:
+            weights = self.matrix(table["weights"], f"{key}.weights", n, m)
+        else:
+            weights = _initial_weights(rng, n, m, activation)
+
+        bias = self.bias(table, key, number, n)
+
+        targets = None
+        if "targets" in table:
+            if not is_output:
+                raise self.fail(f"{key}.targets", "only the output layer (the last) has targets")
+            targets = self.numbers(table["targets"], f"{key}.targets", n)
+        return LayerSpec(
+            number=number,
+            names=names,
+            net_names=net_names,
+            out_names=out_names,
+            activation=activation,
+            weights=weights,
+            weight_names=weight_names,
+            bias=bias,
+            targets=targets,
+            target_names=target_default if is_output else (),
+        )
+
+    def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
+        shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
+        if not isinstance(value, list) or len(value) != n or not all(isinstance(r, list) for r in value):
+            got = _shape(value)
+            raise self.fail(key, f"expected a {shape} matrix, got {got}")
+        rows = []
+        for j, row in enumerate(value):
+            if len(row) != m:
+                raise self.fail(key, f"expected a {shape} matrix, got {_shape(value)}")
+            rows.append(tuple(self.number(v, f"{key}[{j}][{k}]") for k, v in enumerate(row)))
+        return tuple(rows)
+
+    def matrix_names(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[str, ...], ...]:
+        if not isinstance(value, list) or len(value) != n or not all(
+            isinstance(r, list) and len(r) == m for r in value
+        ):
+            raise self.fail(key, f"expected a {n}×{m} matrix of names, got {_shape(value)}")
+        return tuple(
+            tuple(self.name(v, f"{key}[{j}][{k}]") for k, v in enumerate(row))
+            for j, row in enumerate(value)
+        )
+
+    def bias(self, table: dict[str, Any], key: str, number: int, n: int) -> BiasSpec:
+        if "bias" not in table:
+            if "bias_names" in table:
+                raise self.fail(f"{key}.bias_names", "given without bias")
+            return BiasSpec("none")
+        value = table["bias"]
+        names_value = table.get("bias_names")
+        if isinstance(value, str):
+            if value not in ("shared", "per_neuron"):
+                hint = suggest(value, ("shared", "per_neuron")) or 'use a number, a list, "shared" or "per_neuron"'
+                raise self.fail(f"{key}.bias", f"unknown bias kind {value!r}", hint)
+            kind = value
+            values = (0.0,) if kind == "shared" else (0.0,) * n
+        elif isinstance(value, list):
+            kind = "per_neuron"
+            values = self.numbers(value, f"{key}.bias", n)
+        else:
+            kind = "shared"
+            values = (self.number(value, f"{key}.bias"),)
+        if kind == "shared":
+            if names_value is None:
+                names: tuple[str, ...] = (f"b{number}",)
+            elif isinstance(names_value, str):
+                names = (self.name(names_value, f"{key}.bias_names"),)
+            else:
+                raise self.fail(f"{key}.bias_names", "a shared bias takes one name (a string)")
+        else:
+            if names_value is None:
+                names = tuple(f"b{number}_{j}" for j in range(1, n + 1))
+            else:
+                names = self.names(names_value, f"{key}.bias_names", n)
+        return BiasSpec(kind=kind, names=names, values=values)
+
+    def check_unique(self, spec: Spec) -> None:
+        seen: dict[str, str] = {}
+
+        def claim(name: str, where: str) -> None:
+            if name in seen:
+                raise self.fail(where, f"duplicate name {name!r} (also used at {seen[name]})")
+            seen[name] = where
+
+        for i, layer in enumerate(spec.layers):
+            key = f"layers[{i}]"
+            if i == 0:
+                for j, s in enumerate(layer.names):
+                    claim(s, f"{key}.names[{j}]")
+                continue
+            for j in range(layer.size):
+                claim(layer.net_names[j], f"{key}.net_names[{j}]")
+                claim(layer.out_names[j], f"{key}.out_names[{j}]")
+            for j, row in enumerate(layer.weight_names):
+                for k, w in enumerate(row):
+                    claim(w, f"{key}.weight_names[{j}][{k}]")
+            for j, b in enumerate(layer.bias.names):
+                claim(b, f"{key}.bias_names[{j}]")
+            for j, t in enumerate(layer.target_names):
+                claim(t, f"{key} (target of neuron {j + 1})")
+
+    def check_loss_fits(self, spec: Spec) -> None:
+        out = spec.layers[-1]
+        key = f"layers[{len(spec.layers) - 1}]"
+        if spec.loss.kind == "cross_entropy":
+            if out.activation != "softmax":
+                raise self.fail(
+                    "loss.kind",
+                    "cross_entropy needs a softmax output layer",
+                    f"set activation = \"softmax\" in {key}, or use loss kind \"bce\"",
+                )
+            if out.targets is not None:
+                if any(t < 0 for t in out.targets):
+                    raise self.fail(f"{key}.targets", "cross_entropy targets must be ≥ 0")
+                if abs(sum(out.targets) - 1.0) > 1e-9:
+                    raise self.fail(
+                        f"{key}.targets",
+                        f"cross_entropy targets must sum to 1, these sum to {sum(out.targets):g}",
+                    )
+        if spec.loss.kind == "bce" and out.targets is not None:
+            if any(not 0 <= t <= 1 for t in out.targets):
+                raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+
+
+def _looks_like_name(text: str) -> bool:
+    return bool(NAME_RE.match(text))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value[:30]!r})"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _shape(value: Any) -> str:
+    if not isinstance(value, list):
+        return _describe(value)
+    rows = [len(r) if isinstance(r, list) else "?" for r in value]
+    if rows and all(r == rows[0] for r in rows):
+        return f"{len(value)}×{rows[0]}"
+    return f"{len(value)} rows of lengths {rows}"
+
+
+def _initial_weights(
+    rng: random.Random, n: int, m: int, activation: str
+) -> tuple[tuple[float, ...], ...]:
+    """Seeded initial weights, rounded to 4 decimals so lectures stay readable.
+
+    He (normal, std sqrt(2/fan_in)) for relu; Xavier/Glorot uniform
+    (±sqrt(6/(fan_in + fan_out))) for everything else.
+    """
+    if activation == "relu":
+        std = math.sqrt(2.0 / m)
+        draw = lambda: rng.gauss(0.0, std)  # noqa: E731
+    else:
+        limit = math.sqrt(6.0 / (m + n))
+        draw = lambda: rng.uniform(-limit, limit)  # noqa: E731
+    return tuple(tuple(round(draw(), 4) for _ in range(m)) for _ in range(n))
