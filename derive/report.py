@@ -263,7 +263,8 @@ class Reporter:
         width = max(len(step.quantity), 1)
         lines = [f"{indent}{step.quantity} = {step.expression}"]
         pad = indent + " " * width
-        if step.numbers and step.numbers != step.expression and step.numbers != self.num(step.value):
+        redundant = (step.expression, self.num(step.value), _bracket(self.num(step.value), step.value))
+        if step.numbers and step.numbers not in redundant:
             lines.append(f"{pad} = {step.numbers}")
         if step.value is not None and self.num(step.value) != step.expression:
             lines.append(f"{pad} = {self.num(step.value)}")
