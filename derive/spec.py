@@ -444,6 +444,8 @@ class _Validator:
         activation = self.text(activation, f"{key}.activation", 400).strip()
         if activation == "softmax" and not is_output:
             raise self.fail(f"{key}.activation", "softmax is allowed on the output layer only")
+        if activation == "softmax" and n < 2:
+            raise self.fail(f"{key}.activation", "softmax over a single neuron is the constant 1; use sigmoid")
         if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
             hint = suggest(activation, BUILTIN_ACTIVATIONS)
             if hint or activation != "x":

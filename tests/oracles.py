@@ -307,7 +307,7 @@ def torch_gradients(net: Net) -> tuple[float, np.ndarray]:
         if b is not None:
             assert b.grad is not None
             parts.append(np.atleast_1d(b.grad.numpy()).ravel())
-    return float(e), np.concatenate(parts)
+    return float(e.detach()), np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------
