@@ -75,9 +75,6 @@ def _tokenize(text: str, where: str) -> list[_Token]:
             break
         kind = m.lastgroup or "bad"
         tok = m.group(kind)
-        if kind == "bad":
-            hint = "use ** for powers" if tok == "^" else "allowed: numbers, + - * / ** ( ) and functions"
-            raise FormulaError(f"{text!r}: unexpected character {tok!r} at position {m.start(kind) + 1}", where, hint)
         tokens.append(_Token(kind, tok, m.start(kind)))
         pos = m.end()
     tokens.append(_Token("end", "", len(text)))
@@ -107,14 +104,23 @@ class _Parser:
         return False
 
     def expect(self, text: str) -> None:
+        if self.tok.kind == "bad":
+            raise self.bad_character()
         if not self.take(text):
             found = self.tok.text or "the end"
             raise self.error(f"expected {text!r} at position {self.tok.pos + 1}, found {found!r}")
+
+    def bad_character(self) -> FormulaError:
+        tok = self.tok
+        hint = "use ** for powers" if tok.text == "^" else "allowed: numbers, + - * / ** ( ) and functions"
+        return self.error(f"unexpected character {tok.text!r} at position {tok.pos + 1}", hint)
 
     def parse(self) -> sp.Expr:
         if self.tok.kind == "end":
             raise self.error("empty formula")
         result = self.expr()
+        if self.tok.kind == "bad":
+            raise self.bad_character()
         if self.tok.kind != "end":
             raise self.error(f"unexpected {self.tok.text!r} at position {self.tok.pos + 1}")
         return result
@@ -201,6 +207,8 @@ class _Parser:
                 "variables: " + ", ".join(self.variables) + "; functions: " + ", ".join(FUNCTIONS)
             )
             raise self.error(f"unknown name {tok.text!r}", hint)
+        if tok.kind == "bad":
+            raise self.bad_character()
         if self.take("("):
             inner = self.expr()
             self.expect(")")

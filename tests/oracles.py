@@ -357,9 +357,8 @@ def sympy_gradients(net: Net) -> tuple[float, np.ndarray]:
         e = -sum(ti * sp.log(oi) + (1 - ti) * sp.log(1 - oi) for oi, ti in zip(a, t))
     else:
         e = -sum(ti * sp.log(oi) for oi, ti in zip(a, t))
-    subs = dict(zip(symbols, values))
-    grads = [float(sp.diff(e, s).evalf(subs=subs)) for s in symbols]
-    return float(e.evalf(subs=subs)), np.array(grads)
+    numbers = sp.lambdify(symbols, [e, *(sp.diff(e, s) for s in symbols)], modules="math")(*values)
+    return float(numbers[0]), np.array([float(v) for v in numbers[1:]])
 
 
 def relative_error(a: np.ndarray | float, b: np.ndarray | float) -> float:

@@ -1,0 +1,128 @@
+"""Bad input: a clear message naming file and key, exit status 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from derive.cli import main
+from derive.spec import builtin_example_text
+
+MAZUR = builtin_example_text("mazur")
+
+
+def run(tmp_path, text, *args):
+    spec = tmp_path / "net.toml"
+    spec.write_text(text)
+    result = CliRunner().invoke(main, [*args[:1], str(spec), *args[1:]] if args else ["show", str(spec)])
+    return result
+
+
+def check(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, (fragment, result.output)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "wieghts = [[0.15, 0.20], [0.25, 0.30]]"), ["layers[1].wieghts", "unknown key", "'weights'"]),
+        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15, 0.20, 0.1], [0.25, 0.30, 0.2]]"), ["layers[1].weights", "2×2", "got 2×3"]),
+        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15], [0.25, 0.30]]"), ["layers[1].weights", "rows of lengths"]),
+        (('weight_names = [["w5", "w6"]', 'weight_names = [["w1", "w6"]'), ["duplicate name 'w1'", "layers[2].weight_names[0][0]", "layers[1].weight_names[0][0]"]),
+        (('names = ["h1", "h2"]', 'names = ["h 1", "h2"]'), ["layers[1].names[0]", "not a valid name"]),
+        (('names = ["h1", "h2"]', 'names = ["class", "h2"]'), ["Python keyword"]),
+        (('names = ["h1", "h2"]', 'names = ["h1", "h1"]'), ["duplicate name"]),
+        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "softmax"\nweights = [[0.15'), ["softmax is allowed on the output layer only", "layers[1].activation"]),
+        (('kind = "half_sse"', 'kind = "cross_entropy"'), ["cross_entropy needs a softmax output layer", "loss.kind"]),
+        (('kind = "half_sse"', 'kind = "half_sqe"'), ["unknown loss", "'half_sse'"]),
+        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "sigmoud"\nweights = [[0.15'), ["unknown activation 'sigmoud'", "'sigmoid'"]),
+        (("values = [0.05, 0.10]", "values = [0.05, nan]"), ["layers[0].values[1]", "finite"]),
+        (("values = [0.05, 0.10]", "values = [0.05, inf]"), ["finite"]),
+        (("values = [0.05, 0.10]", 'values = [0.05, "a"]'), ["expected a number"]),
+        (("values = [0.05, 0.10]", "values = [0.05]"), ["expected 2 numbers, got 1"]),
+        (('kind = "half_sse"', 'kind = "half_sse"\nexpr = "o"'), ["give exactly one of kind or expr"]),
+        (("learning_rate = 0.5", "learning_rate = -1"), ["training.learning_rate", "positive"]),
+        (("update_biases = false", "update_biases = 0"), ["training.update_biases", "true or false"]),
+        (('name = "mazur"', 'name = "mazur"\nauthor = "me"'), ["author", "unknown key"]),
+        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "__import__(\'os\')"\nweights = [[0.15'), ["layers[1].activation", "unknown name '__import__'"]),
+        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "x**(9**9**9)"\nweights = [[0.15'), ["too large"]),
+        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "x.real"\nweights = [[0.15'), ["unexpected character '.'"]),
+        (('kind = "half_sse"', 'expr = "(t - o)^2"'), ["loss.expr", "'^'", "use ** for powers"]),
+        (('kind = "half_sse"', 'expr = "t*2"'), ["does not depend on the output o"]),
+        (('bias = 0.60\nbias_names = "b2"', 'bias = 0.60\nbias_names = ["b2"]'), ["layers[2].bias_names", "one name"]),
+        (('bias = 0.60\nbias_names = "b2"', 'bias = "sharde"\nbias_names = "b2"'), ["layers[2].bias", "'shared'"]),
+        (('name = "mazur"', 'name = "my net"'), ["name", "not a valid name"]),
+        (('title = "A step-by-step backpropagation example"', 'title = "a\\u0007b"'), ["title", "control characters"]),
+    ],
+)
+def test_bad_specs_give_clear_errors(tmp_path, edit, fragments):
+    old, new = edit
+    assert old in MAZUR
+    result = run(tmp_path, MAZUR.replace(old, new, 1))
+    check(result, "net.toml", *fragments)
+
+
+def test_cross_entropy_targets_must_sum_to_one(tmp_path):
+    text = builtin_example_text("softmax").replace("targets = [0.0, 1.0, 0.0]", "targets = [0.5, 1.0, 0.0]")
+    check(run(tmp_path, text), "layers[2].targets", "sum to 1")
+
+
+def test_softmax_over_one_neuron_is_refused(tmp_path):
+    text = MAZUR.replace('names = ["o1", "o2"]\nactivation = "sigmoid"', 'names = ["o1"]\nactivation = "softmax"')
+    text = text.replace("weights = [[0.40, 0.45], [0.50, 0.55]]", "weights = [[0.40, 0.45]]")
+    text = text.replace('weight_names = [["w5", "w6"], ["w7", "w8"]]', 'weight_names = [["w5", "w6"]]')
+    text = text.replace("targets = [0.01, 0.99]", "targets = [1.0]")
+    check(run(tmp_path, text), "single neuron")
+
+
+def test_malformed_toml(tmp_path):
+    check(run(tmp_path, 'name = "x"\n[loss\nkind = 1'), "net.toml", "malformed TOML")
+
+
+def test_missing_spec_file_suggests_an_example():
+    result = CliRunner().invoke(main, ["show", "mazurr"])
+    check(result, "no such file", "'mazur'")
+
+
+def test_missing_layers(tmp_path):
+    check(run(tmp_path, 'name = "x"\n[loss]\nkind = "sse"\n'), "layers", "missing")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    result = CliRunner().invoke(main, ["grad", "mazur", "w9"])
+    check(result, "unknown parameter 'w9'", "w1, w2, w3, w4, b1, w5, w6, w7, w8, b2")
+
+
+def test_misspelled_parameter_gets_a_suggestion():
+    check(CliRunner().invoke(main, ["grad", "mazur", "out_o3"]), "did you mean", "'out_o1'")
+
+
+def test_missing_numbers_are_named(tmp_path):
+    text = MAZUR.replace("values = [0.05, 0.10]\n", "")
+    check(run(tmp_path, text, "train"), "needs numbers", "layers[0].values")
+    check(run(tmp_path, text, "grad", "--all"), "layers[0].values")
+    symbolic = run(tmp_path, text, "grad", "w5")
+    assert symbolic.exit_code == 0
+    assert "symbolic only" in symbolic.output
+    assert "out_o1 - target_o1" in symbolic.output
+
+
+def test_exit_status_and_stderr_through_a_real_process(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(MAZUR.replace("weights =", "wieghts =", 1))
+    proc = subprocess.run([sys.executable, "-m", "derive", "grad", str(spec), "w1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "bad.toml: layers[1].wieghts: unknown key" in proc.stderr
+    assert "did you mean 'weights'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "derive", "grad"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
