@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DeriveError", "Model", "load", "load_spec", "parse_spec", "__version__"]
+__all__ = ["DeriveError", "Model", "__version__", "load", "load_spec", "parse_spec"]
 
 from .errors import DeriveError
 from .spec import load_spec, parse_spec

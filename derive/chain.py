@@ -99,7 +99,7 @@ class Derivation:
 
     @property
     def form(self) -> str:
-        """"paths" when the paths are listed, "delta" when folded into δ form."""
+        """ "paths" when the paths are listed, "delta" when folded into δ form."""
         return "paths" if self.paths else "delta"
 
     @property

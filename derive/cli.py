@@ -7,9 +7,12 @@ argument errors stay fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -49,8 +52,41 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _dump(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output (written whole or not at all).",
+)
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Print, or write a file atomically: a temporary file renamed into place."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _dump(data: Any, output: str | None = None) -> None:
+    _emit(_json(data), output)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,8 +142,11 @@ def show(spec: str, fmt: str, digits: int) -> None:
 )
 @FORMAT
 @DIGITS
+@OUTPUT
 @friendly
-def grad(spec: str, param: str | None, all_: bool, closed_form: bool | None, fmt: str, digits: int) -> None:
+def grad(
+    spec: str, param: str | None, all_: bool, closed_form: bool | None, fmt: str, digits: int, output: str | None
+) -> None:
     """Derive ∂E/∂PARAM by the chain rule, with every factor and its number.
 
     PARAM is a weight or bias, or an input, net or out of any neuron
@@ -118,7 +157,9 @@ def grad(spec: str, param: str | None, all_: bool, closed_form: bool | None, fmt
     from .report import Reporter
 
     if all_ == (param is not None):
-        raise DeriveError("give a PARAM or --all (not both)", hint="e.g. `derive grad mazur w5` or `derive grad mazur --all`")
+        raise DeriveError(
+            "give a PARAM or --all (not both)", hint="e.g. `derive grad mazur w5` or `derive grad mazur --all`"
+        )
     model = Model.load(spec)
     if all_:
         model.network.require_numbers("derive grad --all")
@@ -126,24 +167,26 @@ def grad(spec: str, param: str | None, all_: bool, closed_form: bool | None, fmt
         assert model.point is not None
         loss = model.point[_loss_symbol()]
         if fmt == "json":
-            _dump({"loss": loss, "gradients": {k: d.value for k, d in derivations.items()}})
+            _dump({"loss": loss, "gradients": {k: d.value for k, d in derivations.items()}}, output)
             return
         width = max(len(k) for k in derivations)
-        click.echo(f"E = {format_number(loss, digits)}")
+        lines = [f"E = {format_number(loss, digits)}"]
         for k, d in derivations.items():
             paths = f"{d.path_count} path{'s' if d.path_count != 1 else ''}"
             value = format_number(d.value, digits) if d.value is not None else "?"
-            click.echo(f"∂E/∂{k:<{width}} = {value:>16}   ({paths})")
+            lines.append(f"∂E/∂{k:<{width}} = {value:>16}   ({paths})")
+        _emit("\n".join(lines) + "\n", output)
         return
     assert param is not None
     derivation = model.derivation(param)
     reporter = Reporter(derivation, digits)
     if fmt == "json":
-        _dump(reporter.to_json())
+        _dump(reporter.to_json(), output)
     else:
+        note = ""
         if not model.has_numbers:
-            click.echo("(symbolic only: " + ", ".join(model.network.missing_numbers()) + " not given)\n")
-        click.echo(reporter.text(closed_form), nl=False)
+            note = "(symbolic only: " + ", ".join(model.network.missing_numbers()) + " not given)\n\n"
+        _emit(note + reporter.text(closed_form), output)
 
 
 def _loss_symbol() -> Any:
@@ -154,8 +197,20 @@ def _loss_symbol() -> Any:
 
 @main.command()
 @click.argument("spec")
-@click.option("--steps", type=click.IntRange(0, 10_000_000), default=None, help="Updates to run [default: the spec's training.steps].")
-@click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the spec's learning rate.")
+@click.option(
+    "--steps",
+    type=click.IntRange(0, 10_000_000),
+    default=None,
+    help="Updates to run [default: the spec's training.steps].",
+)
+@click.option(
+    "--learning-rate",
+    "--lr",
+    "learning_rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Override the spec's learning rate.",
+)
 @FORMAT
 @DIGITS
 @friendly

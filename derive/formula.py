@@ -53,9 +53,7 @@ class _Token:
     pos: int
 
 
-def parse_formula(
-    text: str, variables: Mapping[str, sp.Symbol], where: str = "formula"
-) -> sp.Expr:
+def parse_formula(text: str, variables: Mapping[str, sp.Symbol], where: str = "formula") -> sp.Expr:
     """Parse ``text`` into a sympy expression over ``variables``.
 
     ``where`` names the spec key in error messages.

@@ -117,15 +117,14 @@ class Network:
     def _layer(self, index: int, lspec: LayerSpec) -> Layer:
         by_size = lspec.names[0][0].isdigit()  # neurons of a layer given by size are "l_j"
         if index == 0:
-            neurons = tuple(
-                Neuron(0, j, name, out=self._symbol(name, "input", 0, row=j))
-                for j, name in enumerate(lspec.names)
+            inputs = tuple(
+                Neuron(0, j, name, out=self._symbol(name, "input", 0, row=j)) for j, name in enumerate(lspec.names)
             )
-            return Layer(index, lspec, neurons)
+            return Layer(index, lspec, inputs)
         where = f"{self.spec.source}: layers[{index}].activation"
         rule = activation(lspec.activation, where)
         is_output = index == len(self.spec.layers) - 1
-        neurons = []
+        neurons: list[Neuron] = []
         for j, label in enumerate(lspec.names):
             net_name, out_name = lspec.net_names[j], lspec.out_names[j]
             net = self._symbol(net_name, "net", index, row=j)
@@ -138,10 +137,7 @@ class Network:
                 target = self._symbol(lspec.target_names[j], "target", index, row=j)
             neurons.append(Neuron(index, j, label, out=out, net=net, delta=delta, target=target))
         weights = tuple(
-            tuple(
-                self._symbol(w, "weight", index, row=j, col=k)
-                for k, w in enumerate(row)
-            )
+            tuple(self._symbol(w, "weight", index, row=j, col=k) for k, w in enumerate(row))
             for j, row in enumerate(lspec.weight_names)
         )
         bias = lspec.bias
@@ -322,9 +318,7 @@ class Network:
             elif lspec.bias.kind == "per_neuron":
                 values.update((self.symbols[b], v) for b, v in zip(lspec.bias.names, lspec.bias.values))
             if lspec.targets is not None:
-                values.update(
-                    (n.target, t) for n, t in zip(layer.neurons, lspec.targets) if n.target is not None
-                )
+                values.update((n.target, t) for n, t in zip(layer.neurons, lspec.targets) if n.target is not None)
         return values
 
 

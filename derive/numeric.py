@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .network import LOSS_SYMBOL, Layer, Network
-from .rules import O, T, Activation, LayerMap, differentiate
+from .rules import Activation, LayerMap, O, T, differentiate
 
 Array = np.ndarray
-_Fn = Callable[..., object]
+_Fn = Callable[..., Any]
 
 
 def _compile(args: object, expr: object) -> _Fn:
@@ -60,7 +61,7 @@ class Compiled:
         self._loss = _compile((O, T), rule.per_output)
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
         targets = tuple(n.target for n in out.neurons)
-        delta_defs = [network.delta_definitions[n.delta] for n in out.neurons]  # type: ignore[index]
+        delta_defs = [network.delta_definitions[n.delta] for n in out.neurons]
         self._output_delta = _compile((out.nets, out.outs, targets), delta_defs)
         self._dloss = _compile((O, T), differentiate(rule.per_output, O) * self._loss_scale)
 
@@ -120,7 +121,7 @@ class Compiled:
         deltas: list[Array] = [np.zeros(0)] * (last + 1)
         with np.errstate(over="ignore", under="ignore"):
             columns = self._output_delta(list(nets[last].T), list(outs[last].T), list(target.T))
-            deltas[last] = np.stack([_as_array(c, nets[last][:, 0]) for c in columns], axis=1)  # type: ignore[union-attr]
+            deltas[last] = np.stack([_as_array(c, nets[last][:, 0]) for c in columns], axis=1)
             for index in range(last - 1, 0, -1):
                 layer = self.layers[index]
                 assert layer is not None
@@ -128,7 +129,9 @@ class Compiled:
                 deltas[index] = back * layer.derivative(nets[index], outs[index])
         return deltas
 
-    def gradients(self, x: Array | None = None, t: Array | None = None) -> tuple[float, list[Array], list[Array | None]]:
+    def gradients(
+        self, x: Array | None = None, t: Array | None = None
+    ) -> tuple[float, list[Array], list[Array | None]]:
         """(E, ∂E/∂W per layer, ∂E/∂b per layer) for a batch, summed over samples."""
         nets, outs = self.forward(x)
         deltas = self.backward(nets, outs, t)

@@ -119,7 +119,12 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS) -> str:
                 lines.append(f"  {n.out.name} = {pr.text(net.out_definitions[n.out])}")
         lines.append(f"  E = {pr.text(net.loss_expression)}")
         return "\n".join(lines) + "\n"
-    lines.append("inputs: " + ", ".join(f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:MAX_LISTED_NEURONS]))
+    lines.append(
+        "inputs: "
+        + ", ".join(
+            f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:MAX_LISTED_NEURONS]
+        )
+    )
     lines.append("")
     lines.append("forward pass:")
     for layer in net.layers[1:]:
@@ -131,7 +136,10 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS) -> str:
             lines.append(f"  … ({layer.size} neurons in layer {layer.number})")
     lines.append("")
     targets = [n.target for n in net.output_layer.neurons if n.target is not None]
-    lines.append("targets: " + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:MAX_LISTED_NEURONS]))
+    lines.append(
+        "targets: "
+        + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:MAX_LISTED_NEURONS])
+    )
     lines.append(_equation(LOSS_SYMBOL, net.loss_expression, point, digits).replace("  ", "loss: ", 1))
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ from typing import Any
 import sympy as sp
 
 from . import printing as pr
-from .chain import Derivation, DeltaTerm, Factor, Path, evaluate
+from .chain import DeltaTerm, Derivation, Factor, Path, evaluate
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL
 
@@ -77,7 +77,9 @@ class Reporter:
                 parts.append(final)
         return " = ".join(parts)
 
-    def step(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, expr: sp.Expr, value: float | None, parts: tuple[Step, ...] = ()) -> Step:
+    def step(
+        self, kind: str, of: sp.Symbol, wrt: sp.Symbol, expr: sp.Expr, value: float | None, parts: tuple[Step, ...] = ()
+    ) -> Step:
         quantity = pr.partial_text(of, wrt)
         qlatex = pr.partial_latex(of, wrt, self.names)
         return Step(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import mpmath
 import sympy as sp
@@ -21,7 +21,7 @@ from .formula import parse_formula
 
 X = sp.Symbol("x", real=True)  # the activation's argument (a net)
 Y = sp.Symbol("y", real=True)  # the activation's value (an out)
-O = sp.Symbol("o", real=True)  # a loss formula's output  # noqa: E741
+O = sp.Symbol("o", real=True)  # a loss formula's output
 T = sp.Symbol("t", real=True)  # a loss formula's target
 
 ACTIVATION_FORMULAS: dict[str, str] = {
@@ -96,26 +96,26 @@ class LayerMap:
         total = sp.Add(*(sp.exp(z) for z in nets))
         return tuple(sp.exp(z) / total for z in nets)
 
-    def jacobian(
-        self, nets: tuple[sp.Symbol, ...], outs: tuple[sp.Symbol, ...]
-    ) -> tuple[tuple[sp.Expr, ...], ...]:
+    def jacobian(self, nets: tuple[sp.Symbol, ...], outs: tuple[sp.Symbol, ...]) -> tuple[tuple[sp.Expr, ...], ...]:
         """J[j][i] = ∂out_j/∂net_i, derived from the formula and written in the outs."""
-        return _layer_jacobian(self.name, len(nets)).xreplace(
-            {**dict(zip(_dummy_nets(len(nets)), nets)), **dict(zip(_dummy_outs(len(nets)), outs))}
-        ).tolist()
+        return (
+            _layer_jacobian(self.name, len(nets))
+            .xreplace({**dict(zip(_dummy_nets(len(nets)), nets)), **dict(zip(_dummy_outs(len(nets)), outs))})
+            .tolist()
+        )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dummy_nets(n: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"net{j}", real=True) for j in range(n))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dummy_outs(n: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"out{j}", real=True) for j in range(n))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     """Differentiate softmax and rewrite each entry in the outputs.
 

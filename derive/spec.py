@@ -170,9 +170,7 @@ class Spec:
 def builtin_examples() -> tuple[str, ...]:
     """The names of the examples shipped with the package."""
     folder = resources.files("derive") / "examples"
-    return tuple(
-        sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
-    )
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
 
 
 def builtin_example_text(name: str) -> str:
@@ -180,12 +178,9 @@ def builtin_example_text(name: str) -> str:
     if name not in builtin_examples():
         raise SpecError(
             f"no built-in example named {name!r}",
-            hint=suggest(name, builtin_examples())
-            or "built-in examples: " + listing(builtin_examples()),
+            hint=suggest(name, builtin_examples()) or "built-in examples: " + listing(builtin_examples()),
         )
-    return (resources.files("derive") / "examples" / f"{name}.toml").read_text(
-        encoding="utf-8"
-    )
+    return (resources.files("derive") / "examples" / f"{name}.toml").read_text(encoding="utf-8")
 
 
 def load_spec(ref: str | Path) -> Spec:
@@ -204,9 +199,7 @@ def load_spec(ref: str | Path) -> Spec:
     else:
         hint = suggest(str(ref), builtin_examples())
         if not hint:
-            hint = "give a TOML file or a built-in example: " + listing(
-                builtin_examples()
-            )
+            hint = "give a TOML file or a built-in example: " + listing(builtin_examples())
         what = "is a directory, not a spec file" if path.is_dir() else "no such file"
         raise SpecError(f"{what}, and no built-in example by that name", str(ref), hint)
     return parse_spec(text, source)
@@ -316,7 +309,7 @@ class _Validator:
 
     def loss(self, table: Any) -> LossSpec:
         if table is None:
-            raise self.fail("loss", "missing: give [loss] kind = \"half_sse\" or expr = \"…\"")
+            raise self.fail("loss", 'missing: give [loss] kind = "half_sse" or expr = "…"')
         if not isinstance(table, dict):
             raise self.fail("loss", f"expected a table, got {_describe(table)}")
         self.keys(table, LOSS_KEYS, "loss")
@@ -357,7 +350,9 @@ class _Validator:
             raise self.fail("init.seed", f"expected a whole number, got {_describe(seed)}")
         scheme = table.get("scheme", "auto")
         if scheme != "auto":
-            raise self.fail("init.scheme", f"unknown scheme {scheme!r}", "only \"auto\" (Xavier, or He for relu) is supported")
+            raise self.fail(
+                "init.scheme", f"unknown scheme {scheme!r}", 'only "auto" (Xavier, or He for relu) is supported'
+            )
         return seed
 
     def layers(self, value: Any, seed: int) -> tuple[LayerSpec, ...]:
@@ -459,9 +454,7 @@ class _Validator:
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
         else:
-            weight_names = tuple(
-                tuple(f"w{number}_{j}_{k}" for k in range(1, m + 1)) for j in range(1, n + 1)
-            )
+            weight_names = tuple(tuple(f"w{number}_{j}_{k}" for k in range(1, m + 1)) for j in range(1, n + 1))
         if "weights" in table:
             weights = self.matrix(table["weights"], f"{key}.weights", n, m)
         else:
@@ -500,14 +493,13 @@ class _Validator:
         return tuple(rows)
 
     def matrix_names(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[str, ...], ...]:
-        if not isinstance(value, list) or len(value) != n or not all(
-            isinstance(r, list) and len(r) == m for r in value
+        if (
+            not isinstance(value, list)
+            or len(value) != n
+            or not all(isinstance(r, list) and len(r) == m for r in value)
         ):
             raise self.fail(key, f"expected a {n}×{m} matrix of names, got {_shape(value)}")
-        return tuple(
-            tuple(self.name(v, f"{key}[{j}][{k}]") for k, v in enumerate(row))
-            for j, row in enumerate(value)
-        )
+        return tuple(tuple(self.name(v, f"{key}[{j}][{k}]") for k, v in enumerate(row)) for j, row in enumerate(value))
 
     def bias(self, table: dict[str, Any], key: str, number: int, n: int) -> BiasSpec:
         if "bias" not in table:
@@ -575,7 +567,7 @@ class _Validator:
                 raise self.fail(
                     "loss.kind",
                     "cross_entropy needs a softmax output layer",
-                    f"set activation = \"softmax\" in {key}, or use loss kind \"bce\"",
+                    f'set activation = "softmax" in {key}, or use loss kind "bce"',
                 )
             if out.targets is not None:
                 if any(t < 0 for t in out.targets):
@@ -585,9 +577,8 @@ class _Validator:
                         f"{key}.targets",
                         f"cross_entropy targets must sum to 1, these sum to {sum(out.targets):g}",
                     )
-        if spec.loss.kind == "bce" and out.targets is not None:
-            if any(not 0 <= t <= 1 for t in out.targets):
-                raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+        if spec.loss.kind == "bce" and out.targets is not None and any(not 0 <= t <= 1 for t in out.targets):
+            raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
 
 
 def _looks_like_name(text: str) -> bool:
@@ -615,9 +606,7 @@ def _shape(value: Any) -> str:
     return f"{len(value)} rows of lengths {rows}"
 
 
-def _initial_weights(
-    rng: random.Random, n: int, m: int, activation: str
-) -> tuple[tuple[float, ...], ...]:
+def _initial_weights(rng: random.Random, n: int, m: int, activation: str) -> tuple[tuple[float, ...], ...]:
     """Seeded initial weights, rounded to 4 decimals so lectures stay readable.
 
     He (normal, std sqrt(2/fan_in)) for relu; Xavier/Glorot uniform

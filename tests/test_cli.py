@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,13 +96,14 @@ def test_many_paths_fold_into_delta_form():
         + ["[[layers]]\nsize = 2\nactivation = 'linear'\ntargets = [0.0, 1.0]"]
     )
     runner = CliRunner()
-    with runner.isolated_filesystem():
-        open("deep.toml", "w").write(spec)
-        result = runner.invoke(main, ["grad", "deep.toml", "w2_1_1"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "deep.toml")
+        Path(path).write_text(spec)
+        result = runner.invoke(main, ["grad", path, "w2_1_1"])
         assert result.exit_code == 0, result.output
         assert "18 paths from w2_1_1 to E, folded into δ form" in result.output
         assert "δ2_1 = ∂E/∂z2_1" in result.output
-        data = json.loads(runner.invoke(main, ["grad", "deep.toml", "w2_1_1", "--format", "json"]).output)
+        data = json.loads(runner.invoke(main, ["grad", path, "w2_1_1", "--format", "json"]).output)
         assert data["form"] == "delta"
         assert data["paths"] == 18
 
@@ -153,10 +156,14 @@ def test_every_example_derives_and_trains(name):
 
 
 def test_python_dash_m_and_console_script():
-    proc = subprocess.run([sys.executable, "-m", "derive", "grad", "mazur", "w5", "--format", "json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "derive", "grad", "mazur", "w5", "--format", "json"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parameter"] == "w5"
-    script = subprocess.run([str(__import__("pathlib").Path(sys.executable).parent / "derive"), "--help"], capture_output=True, text=True)
+    script = subprocess.run(
+        [str(__import__("pathlib").Path(sys.executable).parent / "derive"), "--help"], capture_output=True, text=True
+    )
     assert script.returncode == 0 and "grad" in script.stdout
 
 

@@ -29,17 +29,35 @@ def check(result, *fragments):
 @pytest.mark.parametrize(
     ("edit", "fragments"),
     [
-        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "wieghts = [[0.15, 0.20], [0.25, 0.30]]"), ["layers[1].wieghts", "unknown key", "'weights'"]),
-        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15, 0.20, 0.1], [0.25, 0.30, 0.2]]"), ["layers[1].weights", "2×2", "got 2×3"]),
-        (("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15], [0.25, 0.30]]"), ["layers[1].weights", "rows of lengths"]),
-        (('weight_names = [["w5", "w6"]', 'weight_names = [["w1", "w6"]'), ["duplicate name 'w1'", "layers[2].weight_names[0][0]", "layers[1].weight_names[0][0]"]),
+        (
+            ("weights = [[0.15, 0.20], [0.25, 0.30]]", "wieghts = [[0.15, 0.20], [0.25, 0.30]]"),
+            ["layers[1].wieghts", "unknown key", "'weights'"],
+        ),
+        (
+            ("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15, 0.20, 0.1], [0.25, 0.30, 0.2]]"),
+            ["layers[1].weights", "2×2", "got 2×3"],
+        ),
+        (
+            ("weights = [[0.15, 0.20], [0.25, 0.30]]", "weights = [[0.15], [0.25, 0.30]]"),
+            ["layers[1].weights", "rows of lengths"],
+        ),
+        (
+            ('weight_names = [["w5", "w6"]', 'weight_names = [["w1", "w6"]'),
+            ["duplicate name 'w1'", "layers[2].weight_names[0][0]", "layers[1].weight_names[0][0]"],
+        ),
         (('names = ["h1", "h2"]', 'names = ["h 1", "h2"]'), ["layers[1].names[0]", "not a valid name"]),
         (('names = ["h1", "h2"]', 'names = ["class", "h2"]'), ["Python keyword"]),
         (('names = ["h1", "h2"]', 'names = ["h1", "h1"]'), ["duplicate name"]),
-        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "softmax"\nweights = [[0.15'), ["softmax is allowed on the output layer only", "layers[1].activation"]),
+        (
+            ('activation = "sigmoid"\nweights = [[0.15', 'activation = "softmax"\nweights = [[0.15'),
+            ["softmax is allowed on the output layer only", "layers[1].activation"],
+        ),
         (('kind = "half_sse"', 'kind = "cross_entropy"'), ["cross_entropy needs a softmax output layer", "loss.kind"]),
         (('kind = "half_sse"', 'kind = "half_sqe"'), ["unknown loss", "'half_sse'"]),
-        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "sigmoud"\nweights = [[0.15'), ["unknown activation 'sigmoud'", "'sigmoid'"]),
+        (
+            ('activation = "sigmoid"\nweights = [[0.15', 'activation = "sigmoud"\nweights = [[0.15'),
+            ["unknown activation 'sigmoud'", "'sigmoid'"],
+        ),
         (("values = [0.05, 0.10]", "values = [0.05, nan]"), ["layers[0].values[1]", "finite"]),
         (("values = [0.05, 0.10]", "values = [0.05, inf]"), ["finite"]),
         (("values = [0.05, 0.10]", 'values = [0.05, "a"]'), ["expected a number"]),
@@ -48,9 +66,15 @@ def check(result, *fragments):
         (("learning_rate = 0.5", "learning_rate = -1"), ["training.learning_rate", "positive"]),
         (("update_biases = false", "update_biases = 0"), ["training.update_biases", "true or false"]),
         (('name = "mazur"', 'name = "mazur"\nauthor = "me"'), ["author", "unknown key"]),
-        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "__import__(\'os\')"\nweights = [[0.15'), ["layers[1].activation", "unknown name '__import__'"]),
+        (
+            ('activation = "sigmoid"\nweights = [[0.15', "activation = \"__import__('os')\"\nweights = [[0.15"),
+            ["layers[1].activation", "unknown name '__import__'"],
+        ),
         (('activation = "sigmoid"\nweights = [[0.15', 'activation = "x**(9**9**9)"\nweights = [[0.15'), ["too large"]),
-        (('activation = "sigmoid"\nweights = [[0.15', 'activation = "x.real"\nweights = [[0.15'), ["unexpected character '.'"]),
+        (
+            ('activation = "sigmoid"\nweights = [[0.15', 'activation = "x.real"\nweights = [[0.15'),
+            ["unexpected character '.'"],
+        ),
         (('kind = "half_sse"', 'expr = "(t - o)^2"'), ["loss.expr", "'^'", "use ** for powers"]),
         (('kind = "half_sse"', 'expr = "t*2"'), ["does not depend on the output o"]),
         (('bias = 0.60\nbias_names = "b2"', 'bias = 0.60\nbias_names = ["b2"]'), ["layers[2].bias_names", "one name"]),

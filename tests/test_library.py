@@ -19,13 +19,16 @@ def test_library_round_trip():
     assert d.form == "paths"
     assert isinstance(d.expression, sp.Expr)
     assert d.value == pytest.approx(backprop(mazur())[1][5], rel=1e-12)
-    loss, grads = model.gradients()
+    _, grads = model.gradients()
     assert grads["w5"] == pytest.approx(d.value, rel=1e-12)
 
 
 def test_closed_form_matches_sympy_diff_of_a_loss_built_here():
     model = derive.load("mazur")
-    s = {n: sp.Symbol(n, real=True) for n in ["i1", "i2", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "b1", "b2", "target_o1", "target_o2"]}
+    s = {
+        n: sp.Symbol(n, real=True)
+        for n in ["i1", "i2", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "b1", "b2", "target_o1", "target_o2"]
+    }
 
     def sig(z):
         return 1 / (1 + sp.exp(-z))
@@ -50,7 +53,9 @@ def test_closed_form_matches_sympy_diff_of_a_loss_built_here():
 
 def test_closed_form_size_guard_is_fast_and_clear():
     layers = "\n".join(["[[layers]]\nsize = 4\nactivation = 'tanh'"] * 8)
-    spec = parse_spec(f"name = 'deep'\n[loss]\nkind = 'sse'\n[[layers]]\nsize = 4\n{layers}\n[[layers]]\nsize = 2\nactivation = 'linear'\n")
+    spec = parse_spec(
+        f"name = 'deep'\n[loss]\nkind = 'sse'\n[[layers]]\nsize = 4\n{layers}\n[[layers]]\nsize = 2\nactivation = 'linear'\n"
+    )
     net = Network(spec)
     d = derive_one(net, net.symbols["w2_1_1"])
     assert d.form == "delta"
@@ -78,7 +83,9 @@ def test_latex_names(name, nielsen, latex):
 
 
 def test_nielsen_defaults_for_layers_given_by_size():
-    spec = parse_spec("[loss]\nkind = 'sse'\n[[layers]]\nsize = 2\n[[layers]]\nsize = 3\nactivation = 'relu'\nbias = 'shared'\n[[layers]]\nsize = 1\nactivation = 'linear'\nbias = 'per_neuron'\n")
+    spec = parse_spec(
+        "[loss]\nkind = 'sse'\n[[layers]]\nsize = 2\n[[layers]]\nsize = 3\nactivation = 'relu'\nbias = 'shared'\n[[layers]]\nsize = 1\nactivation = 'linear'\nbias = 'per_neuron'\n"
+    )
     net = Network(spec)
     assert [s.name for s in net.parameters][:3] == ["w2_1_1", "w2_1_2", "w2_2_1"]
     assert "b2" in net.symbols and "b3_1" in net.symbols
