@@ -189,6 +189,34 @@ def grad(
         _emit(note + reporter.text(closed_form), output)
 
 
+@main.command()
+@click.argument("spec")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="The PDF to write [default: output/<name>.pdf].")
+@click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="English (pdflatex) or Chinese (xelatex, ctex).")
+@click.option("--steps", type=click.IntRange(0, 1_000_000), default=None, help="Training steps to plot [default: the spec's training.steps].")
+@click.option("--exercises", is_flag=True, help="Add a page of exercises and a separate answer key.")
+@DIGITS
+@friendly
+def lecture(spec: str, output: str | None, keep_tex: bool, lang: str, steps: int | None, exercises: bool, digits: int) -> None:
+    """Write a typeset step-by-step backpropagation lecture (PDF)."""
+    from .api import Model
+    from .lecture import Options, tex_source
+    from .texbuild import TexMissing, check_tools, compile_pdf, write_tex
+
+    model = Model.load(spec)
+    target = Path(output) if output else Path("output") / f"{model.spec.name}.pdf"
+    source = tex_source(model, Options(lang=lang, digits=digits, steps=steps, exercises=exercises))
+    tex_path = target.with_suffix(".tex")
+    try:
+        check_tools(lang)
+    except TexMissing as exc:
+        write_tex(tex_path, source)
+        raise TexMissing(exc.message + f"; wrote the LaTeX source to {tex_path}", hint=exc.hint) from None
+    compile_pdf(source, target, lang, keep_tex=tex_path if keep_tex else None)
+    click.echo(f"wrote {target}" + (f" and {tex_path}" if keep_tex else ""))
+
+
 def _loss_symbol() -> Any:
     from .network import LOSS_SYMBOL
 

@@ -32,6 +32,7 @@ class Step:
     numbers: str  # the expression with numbers substituted, plain text
     value: float | None
     parts: tuple[Step, ...] = ()
+    latex_parts: tuple[str, ...] = ()  # the sides of ``latex``, for aligned layouts
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -65,17 +66,21 @@ class Reporter:
     def lnum(self, value: float | None) -> str:
         return "?" if value is None else pr.latex_number(value, self.digits)
 
-    def line_latex(self, lhs: str, expr: sp.Expr, value: float | None, numbers_latex: str | None = None) -> str:
+    def line_latex(self, lhs: str, expr: sp.Expr, value: float | None) -> str:
+        return " = ".join(self.line_parts(lhs, expr, value))
+
+    def line_parts(self, lhs: str, expr: sp.Expr, value: float | None) -> tuple[str, ...]:
+        """lhs, the expression, the expression with numbers, the value (repeats dropped)."""
         parts = [lhs, pr.latex(expr, self.names)]
         if self.point and not isinstance(expr, sp.Number):
-            substituted = numbers_latex or pr.latex_values(expr, self.point, self.names, self.digits)
-            if substituted not in parts:
+            substituted = pr.latex_values(expr, self.point, self.names, self.digits)
+            if substituted not in parts and substituted != rf"\left({self.lnum(value)}\right)":
                 parts.append(substituted)
         if value is not None:
             final = self.lnum(value)
             if final not in parts:
                 parts.append(final)
-        return " = ".join(parts)
+        return tuple(parts)
 
     def step(
         self, kind: str, of: sp.Symbol, wrt: sp.Symbol, expr: sp.Expr, value: float | None, parts: tuple[Step, ...] = ()
@@ -92,6 +97,7 @@ class Reporter:
             numbers=pr.text_values(expr, self.point, self.digits) if self.point else "",
             value=value,
             parts=parts,
+            latex_parts=self.line_parts(qlatex, expr, value),
         )
 
     def factor(self, f: Factor) -> Step:
@@ -124,6 +130,7 @@ class Reporter:
             numbers=numbers,
             value=value,
             parts=parts,
+            latex_parts=tuple(pieces),
         )
 
     # -- the steps -------------------------------------------------------------
@@ -149,6 +156,7 @@ class Reporter:
             latex=self.line_latex(qlatex, definition, value),
             numbers=pr.text_values(definition, self.point, self.digits) if self.point else "",
             value=value,
+            latex_parts=self.line_parts(qlatex, definition, value),
         )
 
     def term_step(self, term: DeltaTerm) -> Step:
@@ -169,6 +177,7 @@ class Reporter:
             numbers=product.numbers,
             value=term.value,
             parts=(delta, local),
+            latex_parts=product.latex_parts,
         )
 
     def steps(self) -> list[Step]:

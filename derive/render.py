@@ -1,0 +1,59 @@
+"""The one Jinja2 environment: templates lay out what Python decided.
+
+Delimiters are LaTeX-friendly (``\\VAR{…}``, ``\\BLOCK{…}``, ``\\#{…}``) so
+braces stay plain LaTeX. Every value printed goes through ``finalize``: a
+:class:`~derive.texsafe.Tex` passes unchanged, anything else is escaped.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from .texsafe import Tex, escape
+
+
+def _finalize(value: Any) -> str:
+    if isinstance(value, Tex):
+        return value
+    if value is None:
+        return ""
+    return escape(str(value))
+
+
+class _ResourceLoader(jinja2.BaseLoader):
+    """Loads templates from the installed package (derive/templates) via importlib.resources."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Any]:
+        path = resources.files("derive") / "templates" / template
+        if not path.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return path.read_text(encoding="utf-8"), None, lambda: True
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=_ResourceLoader(),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        line_statement_prefix=None,
+        line_comment_prefix=None,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
