@@ -191,14 +191,33 @@ def grad(
 
 @main.command()
 @click.argument("spec")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="The PDF to write [default: output/<name>.pdf].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The PDF to write [default: output/<name>.pdf].",
+)
 @click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="English (pdflatex) or Chinese (xelatex, ctex).")
-@click.option("--steps", type=click.IntRange(0, 1_000_000), default=None, help="Training steps to plot [default: the spec's training.steps].")
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="English (pdflatex) or Chinese (xelatex, ctex).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(0, 1_000_000),
+    default=None,
+    help="Training steps to plot [default: the spec's training.steps].",
+)
 @click.option("--exercises", is_flag=True, help="Add a page of exercises and a separate answer key.")
 @DIGITS
 @friendly
-def lecture(spec: str, output: str | None, keep_tex: bool, lang: str, steps: int | None, exercises: bool, digits: int) -> None:
+def lecture(
+    spec: str, output: str | None, keep_tex: bool, lang: str, steps: int | None, exercises: bool, digits: int
+) -> None:
     """Write a typeset step-by-step backpropagation lecture (PDF)."""
     from .api import Model
     from .lecture import Options, tex_source

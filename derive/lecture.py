@@ -30,6 +30,7 @@ MAX_LABELLED_EDGES = 16
 MAX_VALUED_EDGES = 12
 MAX_FORWARD_NEURONS = 12
 MAX_PLOT_POINTS = 400
+MAX_PATH_ROWS_PER_LAYER = 120  # above this, one weight of the layer lists its paths, the rest use δ form
 LINE_WIDTH = 62  # visible characters per display line, estimated
 
 
@@ -80,6 +81,7 @@ WORDS: dict[str, dict[str, str]] = {
         "sum_of_terms": "Adding the terms:",
         "delta_form_intro": "The same result in $\\delta$ form, where $\\delta = \\partial E/\\partial \\mathrm{net}$ of a neuron is computed once and shared by every path through it:",
         "folded": "{weight} reaches $E$ along {n} paths, too many to list: we use the $\\delta$ form.",
+        "compact": "{weight} reaches $E$ along {n} paths, like the first weight of its layer above; we write it in $\\delta$ form.",
         "representative": "This network has {n} parameters: we derive one representative weight per layer in full; the update table lists every gradient.",
         "deltas": "The $\\delta$ form and the four equations",
         "deltas_intro": "Write $\\delta_j = \\partial E / \\partial \\mathrm{net}_j$ for each neuron. The chain rule then becomes the four equations of backpropagation (Nielsen, chapter 2), with $\\odot$ the elementwise product:",
@@ -157,6 +159,7 @@ WORDS: dict[str, dict[str, str]] = {
         "sum_of_terms": "各项相加：",
         "delta_form_intro": "用 $\\delta$ 形式表示同一结果：每个神经元的 $\\delta = \\partial E/\\partial \\mathrm{net}$ 只计算一次，由经过它的所有路径共享：",
         "folded": "{weight} 沿 {n} 条路径到达 $E$，路径太多，不逐条列出：使用 $\\delta$ 形式。",
+        "compact": "{weight} 与上面同层第一个权重一样沿 {n} 条路径到达 $E$；这里用 $\\delta$ 形式表示。",
         "representative": "本网络共有 {n} 个参数：每层完整推导一个代表性的权重；更新表列出全部梯度。",
         "deltas": "$\\delta$ 形式与四个基本方程",
         "deltas_intro": "记每个神经元的 $\\delta_j = \\partial E / \\partial \\mathrm{net}_j$。链式法则即化为反向传播的四个基本方程（Nielsen 第二章），其中 $\\odot$ 为逐元素乘积：",
@@ -275,7 +278,11 @@ def break_lines(expr: sp.Expr, names: dict[sp.Symbol, str], width: int = LINE_WI
         return lines
     if isinstance(expr, sp.Pow) and expr.exp == -1:
         inner = break_lines(expr.base, names, width - 4)
-        return [r"\Bigl(" + inner[0], *inner[1:-1], inner[-1] + r"\Bigr)^{-1}"] if len(inner) > 1 else [rf"\frac{{1}}{{{inner[0]}}}"]
+        return (
+            [r"\Bigl(" + inner[0], *inner[1:-1], inner[-1] + r"\Bigr)^{-1}"]
+            if len(inner) > 1
+            else [rf"\frac{{1}}{{{inner[0]}}}"]
+        )
     return [whole]
 
 
@@ -321,7 +328,6 @@ class Block:
 
     title: Tex
     intro: list[Tex] = field(default_factory=list)
-    chain: Tex = tex("")
     groups: list[dict[str, Any]] = field(default_factory=list)  # {"caption": Tex, "rows": [Tex]}
 
 
@@ -396,13 +402,14 @@ class LectureBuilder:
         layers = self.net.layers
         show_labels = self._edge_count() <= MAX_LABELLED_EDGES
         show_values = self._edge_count() <= MAX_VALUED_EDGES
-        columns = []
+        columns: list[dict[str, Any]] = []
+        tops: list[float] = []
         drawn: dict[tuple[int, int], str] = {}
         for layer in layers:
             indices = list(range(layer.size))
             if layer.size > MAX_DRAWN_NEURONS:
                 indices = [0, 1, 2, 3, layer.size - 2, layer.size - 1]
-            nodes = []
+            nodes: list[dict[str, Any]] = []
             count = len(indices) + (1 if layer.size > MAX_DRAWN_NEURONS else 0)
             for slot, j in enumerate(indices):
                 if layer.size > MAX_DRAWN_NEURONS and slot >= 4:
@@ -416,8 +423,11 @@ class LectureBuilder:
             dots = None
             if layer.size > MAX_DRAWN_NEURONS:
                 dots = {"x": 4.2 * layer.index, "y": 1.6 * ((count - 1) / 2 - 4)}
-            style = "inputneuron" if layer.index == 0 else ("outputneuron" if layer.index == len(layers) - 1 else "neuron")
+            style = (
+                "inputneuron" if layer.index == 0 else ("outputneuron" if layer.index == len(layers) - 1 else "neuron")
+            )
             columns.append({"nodes": nodes, "dots": dots, "style": style})
+            tops.append(1.6 * (count - 1) / 2)  # the top neuron's y
         edges = []
         for layer in layers[1:]:
             for j, row in enumerate(layer.weights):
@@ -430,13 +440,20 @@ class LectureBuilder:
                                 label += "=" + pr.latex_number(self.point[w], 4)
                         # labels of edges into different neurons sit at different places, so crossings stay legible
                         pos = 0.22 + 0.5 * (j / max(1, layer.size - 1)) if layer.size > 1 else 0.5
-                        edges.append({"src": drawn[(layer.index - 1, k)], "dst": drawn[(layer.index, j)], "label": tex(label), "pos": f"{pos:.2f}"})
+                        edges.append(
+                            {
+                                "src": drawn[(layer.index - 1, k)],
+                                "dst": drawn[(layer.index, j)],
+                                "label": tex(label),
+                                "pos": f"{pos:.2f}",
+                            }
+                        )
         biases = []
         for layer in layers[1:]:
             kind = layer.spec.bias.kind
             if kind == "none":
                 continue
-            top = max(n["y"] for n in columns[layer.index]["nodes"])
+            top = tops[layer.index]
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
@@ -449,7 +466,9 @@ class LectureBuilder:
                 if (layer.index, j) in drawn and b is not None:
                     edge_label = "" if kind == "shared" or not show_labels else self.names[b]
                     targets.append({"dst": drawn[(layer.index, j)], "label": tex(edge_label)})
-            biases.append({"id": bias_id, "x": 4.2 * layer.index - 1.8, "y": top + 1.4, "label": tex(label), "targets": targets})
+            biases.append(
+                {"id": bias_id, "x": 4.2 * layer.index - 1.8, "y": top + 1.4, "label": tex(label), "targets": targets}
+            )
         return {"columns": columns, "edges": edges, "biases": biases}
 
     def _neuron_label(self, layer: Layer, j: int) -> str:
@@ -468,20 +487,50 @@ class LectureBuilder:
             for n in layer.neurons:
                 label = _m(self._neuron_label(layer, n.index) if layer.index else self.names[n.out])
                 if layer.index == 0:
-                    rows_.append({"symbol": _m(self.names[n.out]), "meaning": tex(self.words["input"]), "value": _m(self.num(self.point[n.out]))})
+                    rows_.append(
+                        {
+                            "symbol": _m(self.names[n.out]),
+                            "meaning": tex(self.words["input"]),
+                            "value": _m(self.num(self.point[n.out])),
+                        }
+                    )
                     continue
                 assert n.net is not None
-                rows_.append({"symbol": _m(self.names[n.net]), "meaning": self.say("net_of", neuron=label), "value": _m(self.num(self.point[n.net]))})
-                rows_.append({"symbol": _m(self.names[n.out]), "meaning": self.say("out_of", neuron=label), "value": _m(self.num(self.point[n.out]))})
+                rows_.append(
+                    {
+                        "symbol": _m(self.names[n.net]),
+                        "meaning": self.say("net_of", neuron=label),
+                        "value": _m(self.num(self.point[n.net])),
+                    }
+                )
+                rows_.append(
+                    {
+                        "symbol": _m(self.names[n.out]),
+                        "meaning": self.say("out_of", neuron=label),
+                        "value": _m(self.num(self.point[n.out])),
+                    }
+                )
                 if n.target is not None:
-                    rows_.append({"symbol": _m(self.names[n.target]), "meaning": self.say("target_of", neuron=label), "value": _m(self.num(self.point[n.target]))})
+                    rows_.append(
+                        {
+                            "symbol": _m(self.names[n.target]),
+                            "meaning": self.say("target_of", neuron=label),
+                            "value": _m(self.num(self.point[n.target])),
+                        }
+                    )
         for layer in net.layers[1:]:
             prev = net.layers[layer.index - 1]
             for j, row in enumerate(layer.weights):
                 for k, w in enumerate(row):
                     src = _m(self._neuron_label(prev, k) if prev.index else self.names[prev.neurons[k].out])
                     dst = _m(self._neuron_label(layer, j))
-                    rows_.append({"symbol": _m(self.names[w]), "meaning": self.say("weight_from", src=src, dst=dst), "value": _m(self.num(self.point[w]))})
+                    rows_.append(
+                        {
+                            "symbol": _m(self.names[w]),
+                            "meaning": self.say("weight_from", src=src, dst=dst),
+                            "value": _m(self.num(self.point[w])),
+                        }
+                    )
             seen = set()
             for j, b in enumerate(layer.biases):
                 if b is None or b in seen:
@@ -523,11 +572,19 @@ class LectureBuilder:
 
                 formula = pr.latex(rule.f.xreplace({X: x}), {})
                 derivative = pr.latex(
-                    rule.fprime_in_out.xreplace({sp.Symbol("y", real=True): sp.Symbol("f(x)")}) if rule.fprime_in_out is not None else rule.fprime.xreplace({X: x}),
+                    rule.fprime_in_out.xreplace({sp.Symbol("y", real=True): sp.Symbol("f(x)")})
+                    if rule.fprime_in_out is not None
+                    else rule.fprime.xreplace({X: x}),
                     {},
                 )
                 name = rule.name if rule.name != rule.formula else "f"
-                about = self.say("activation_is", layer=layer.number, name=tex(r"\texttt{" + escape(name) + "}"), formula=tex(formula), derivative=tex(derivative))
+                about = self.say(
+                    "activation_is",
+                    layer=layer.number,
+                    name=tex(r"\texttt{" + escape(name) + "}"),
+                    formula=tex(formula),
+                    derivative=tex(derivative),
+                )
             equations = []
             shown = layer.neurons[:MAX_FORWARD_NEURONS]
             wide = net.layers[layer.index - 1].size > 6
@@ -535,11 +592,17 @@ class LectureBuilder:
                 assert n.net is not None
                 definition = net.net_definitions[n.net]
                 if wide:
-                    equations.append(rows((self.names[n.net], self._sum_notation(layer, n.index), self.num(self.point[n.net]))))
+                    equations.append(
+                        rows((self.names[n.net], self._sum_notation(layer, n.index), self.num(self.point[n.net])))
+                    )
                 else:
                     equations.append(rows(self._parts(n.net, definition)))
                 equations.append(rows(self._parts(n.out, net.out_definitions[n.out])))
-            more = self.say("more_neurons", n=layer.size - len(shown), layer=layer.number) if layer.size > len(shown) else None
+            more = (
+                self.say("more_neurons", n=layer.size - len(shown), layer=layer.number)
+                if layer.size > len(shown)
+                else None
+            )
             blocks.append({"about": about, "equations": equations, "more": more})
         return {"intro": tex(self.words["forward_intro"]), "layers": blocks}
 
@@ -586,11 +649,22 @@ class LectureBuilder:
     def gradients(self) -> dict[str, Any]:
         names, representative = self.chosen()
         out_index = len(self.net.layers) - 1
-        sections = {"output": [], "hidden": [], "bias": []}
+        sections: dict[str, list[Block]] = {"output": [], "hidden": [], "bias": []}
+        # a layer whose paths would fill pages lists them for its first weight only
+        rows_per_layer: dict[tuple[str, int], int] = {}
         for name in names:
             info = self.net.info[name]
             d = self.derivations[name]
-            block = self.block(d)
+            key = (info.kind, info.layer)
+            rows_per_layer[key] = rows_per_layer.get(key, 0) + sum(len(p.factors) + 1 for p in d.paths)
+        first_of_layer: set[tuple[str, int]] = set()
+        for name in names:
+            info = self.net.info[name]
+            d = self.derivations[name]
+            key = (info.kind, info.layer)
+            full = rows_per_layer[key] <= MAX_PATH_ROWS_PER_LAYER or key not in first_of_layer
+            first_of_layer.add(key)
+            block = self.block(d, full)
             if info.kind == "bias":
                 sections["bias"].append(block)
             elif info.layer == out_index:
@@ -608,29 +682,46 @@ class LectureBuilder:
             "bias": sections["bias"],
         }
 
-    def block(self, d: Derivation) -> Block:
+    def block(self, d: Derivation, full: bool = True) -> Block:
         reporter = Reporter(d, self.digits)
         q = d.quantity
         lhs = pr.partial_latex(LOSS_SYMBOL, q, self.names)
         block = Block(title=_m(rf"\partial E / \partial {self.names[q]}"))
-        steps = reporter.steps()
-        if d.paths:
+        steps = reporter.steps() if full or not d.paths else reporter.delta_steps()
+        if d.paths and not full:
+            block.intro.append(self.say("compact", weight=_m(self.sym(q)), n=f"{d.path_count:,}"))
+            delta_rows = self._delta_rows(steps, lhs)
+            if len(d.terms) > 1:
+                terms = [_paren(pr.latex_number(t.value, self.digits), t.value) for t in d.terms if t.value is not None]
+                delta_rows.append(rows((lhs, " + ".join(terms), pr.latex_number(d.value or 0.0, self.digits))))
+            block.groups.append({"caption": tex(self.words["delta_form_intro"]), "rows": delta_rows})
+        elif d.paths:
             for i, (path, step) in enumerate(zip(d.paths, steps)):
                 route = r" \to ".join(self.names[s] for s in reversed(path.nodes))
-                caption = tex(f"{self.words['path'].capitalize() if self.options.lang == 'en' else self.words['path']} {i + 1}: ${route}$") if len(d.paths) > 1 else tex(self.words["factors"])
+                caption = (
+                    tex(
+                        f"{self.words['path'].capitalize() if self.options.lang == 'en' else self.words['path']} {i + 1}: ${route}$"
+                    )
+                    if len(d.paths) > 1
+                    else tex(self.words["factors"])
+                )
                 block.groups.append({"caption": caption, "rows": self._path_rows(step, lhs)})
             if len(d.paths) > 1:
                 total = steps[-1]
                 block.groups.append({"caption": tex(self.words["sum_of_paths"]), "rows": [rows(total.latex_parts)]})
                 delta_rows = self._delta_rows(reporter.delta_steps(), lhs)
                 if len(d.terms) > 1:
-                    terms = [_paren(pr.latex_number(t.value, self.digits), t.value) for t in d.terms if t.value is not None]
+                    terms = [
+                        _paren(pr.latex_number(t.value, self.digits), t.value) for t in d.terms if t.value is not None
+                    ]
                     value = pr.latex_number(d.value, self.digits) if d.value is not None else "?"
                     delta_rows.append(rows((lhs, " + ".join(terms), value)))
                 block.groups.append({"caption": tex(self.words["delta_form_intro"]), "rows": delta_rows})
         else:
             block.intro.append(self.say("folded", weight=_m(self.sym(q)), n=f"{d.path_count:,}"))
-            block.groups.append({"caption": tex(self.words["delta_form_intro"]), "rows": self._delta_rows(steps[: len(d.terms)], lhs)})
+            block.groups.append(
+                {"caption": tex(self.words["delta_form_intro"]), "rows": self._delta_rows(steps[: len(d.terms)], lhs)}
+            )
             if len(steps) > len(d.terms):
                 block.groups.append({"caption": tex(self.words["sum_of_terms"]), "rows": [rows(steps[-1].latex_parts)]})
         return block
@@ -638,8 +729,12 @@ class LectureBuilder:
     def _path_rows(self, step: Step, lhs: str) -> list[Tex]:
         out = [rows(f.latex_parts) for f in step.parts]
         chain = r" \cdot ".join(f.quantity_latex for f in step.parts)
-        numbers = r" \cdot ".join(_paren(pr.latex_number(f.value, self.digits), f.value) for f in step.parts if f.value is not None)
-        out.append(rows((lhs, chain, numbers, pr.latex_number(step.value, self.digits) if step.value is not None else "?")))
+        numbers = r" \cdot ".join(
+            _paren(pr.latex_number(f.value, self.digits), f.value) for f in step.parts if f.value is not None
+        )
+        out.append(
+            rows((lhs, chain, numbers, pr.latex_number(step.value, self.digits) if step.value is not None else "?"))
+        )
         return out
 
     def _delta_rows(self, steps: list[Step], lhs: str) -> list[Tex]:
@@ -692,16 +787,35 @@ class LectureBuilder:
         net = self.net
         prev = net.layers[layer.index - 1]
         l = layer.number
-        W = r"\begin{pmatrix}" + r" \\ ".join(" & ".join(self.names[w] for w in row) for row in layer.weights) + r"\end{pmatrix}"
-        deltas = r"\begin{pmatrix}" + r" \\ ".join(self.names[n.delta] for n in layer.neurons if n.delta is not None) + r"\end{pmatrix}"
+        W = (
+            r"\begin{pmatrix}"
+            + r" \\ ".join(" & ".join(self.names[w] for w in row) for row in layer.weights)
+            + r"\end{pmatrix}"
+        )
+        deltas = (
+            r"\begin{pmatrix}"
+            + r" \\ ".join(self.names[n.delta] for n in layer.neurons if n.delta is not None)
+            + r"\end{pmatrix}"
+        )
         outs = r"\begin{pmatrix}" + " & ".join(self.names[n.out] for n in prev.neurons) + r"\end{pmatrix}"
-        grads = r"\begin{pmatrix}" + r" \\ ".join(
-            " & ".join(pr.partial_latex(LOSS_SYMBOL, w, self.names) for w in row) for row in layer.weights
-        ) + r"\end{pmatrix}"
-        return tex(rf"\frac{{\partial E}}{{\partial W^{{{l}}}}} = {grads} = \delta^{{{l}}} (a^{{{l - 1}}})^{{\top}} = {deltas} {outs}, \quad W^{{{l}}} = {W}")
+        grads = (
+            r"\begin{pmatrix}"
+            + r" \\ ".join(
+                " & ".join(pr.partial_latex(LOSS_SYMBOL, w, self.names) for w in row) for row in layer.weights
+            )
+            + r"\end{pmatrix}"
+        )
+        return tex(
+            rf"\frac{{\partial E}}{{\partial W^{{{l}}}}} = {grads} = \delta^{{{l}}} (a^{{{l - 1}}})^{{\top}} = {deltas} {outs}, \quad W^{{{l}}} = {W}"
+        )
 
     def closed(self) -> dict[str, Any]:
-        hidden = [d for d in self.derivations.values() if self.net.info[d.quantity.name].kind == "weight" and self.net.info[d.quantity.name].layer < len(self.net.layers) - 1]
+        hidden = [
+            d
+            for d in self.derivations.values()
+            if self.net.info[d.quantity.name].kind == "weight"
+            and self.net.info[d.quantity.name].layer < len(self.net.layers) - 1
+        ]
         candidates = hidden or list(self.derivations.values())
         d = candidates[0]
         quantity = _m(pr.partial_latex(LOSS_SYMBOL, d.quantity, self.names))
@@ -737,7 +851,10 @@ class LectureBuilder:
             )
         return {
             "intro": self.say("update_intro", eta=tex(pr.latex_number(eta, self.digits))),
-            "fixed": tex(self.words["biases_fixed"]) if not spec.training.update_biases and any(b for b in spec.parameter_names if self.net.info[b].kind == "bias") else None,
+            "fixed": tex(self.words["biases_fixed"])
+            if not spec.training.update_biases
+            and any(b for b in spec.parameter_names if self.net.info[b].kind == "bias")
+            else None,
             "table": table,
             "after": self.say("loss_after", after=_m(self.num(after)), before=_m(self.num(before))),
         }
@@ -769,8 +886,17 @@ class LectureBuilder:
         items = []
         # a forward-pass quantity, an output weight, a hidden δ, an update
         last_out = net.output_layer.neurons[-1].out
-        items.append((self.say("ex_forward", quantity=_m(self.names[last_out])), _m(f"{self.names[last_out]} = {self.num(self.point[last_out])}")))
-        out_weights = [d for d in self.derivations.values() if net.info[d.quantity.name].kind == "weight" and net.info[d.quantity.name].layer == len(net.layers) - 1]
+        items.append(
+            (
+                self.say("ex_forward", quantity=_m(self.names[last_out])),
+                _m(f"{self.names[last_out]} = {self.num(self.point[last_out])}"),
+            )
+        )
+        out_weights = [
+            d
+            for d in self.derivations.values()
+            if net.info[d.quantity.name].kind == "weight" and net.info[d.quantity.name].layer == len(net.layers) - 1
+        ]
         if out_weights:
             d = out_weights[-1]
             q = pr.partial_latex(LOSS_SYMBOL, d.quantity, self.names)
@@ -778,12 +904,22 @@ class LectureBuilder:
         if len(net.layers) > 2:
             n = net.layers[-2].neurons[-1]
             assert n.delta is not None
-            items.append((self.say("ex_delta", quantity=_m(self.names[n.delta])), _m(f"{self.names[n.delta]} = {self.num(self.point[n.delta])}")))
+            items.append(
+                (
+                    self.say("ex_delta", quantity=_m(self.names[n.delta])),
+                    _m(f"{self.names[n.delta]} = {self.num(self.point[n.delta])}"),
+                )
+            )
         first = next(iter(self.derivations.values()))
         engine = self.model.compiled()
         engine.train(1)
         new = engine.parameter_values()[first.quantity.name]
-        items.append((self.say("ex_update", quantity=_m(self.sym(first.quantity))), _m(f"{self.sym(first.quantity)} = {self.num(new)}")))
+        items.append(
+            (
+                self.say("ex_update", quantity=_m(self.sym(first.quantity))),
+                _m(f"{self.sym(first.quantity)} = {self.num(new)}"),
+            )
+        )
         return {"questions": [q for q, _ in items], "answers": [a for _, a in items]}
 
 

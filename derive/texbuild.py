@@ -36,7 +36,7 @@ def engine_for(lang: str) -> tuple[str, str]:
 
 
 def check_tools(lang: str) -> None:
-    flag, program = engine_for(lang)
+    _, program = engine_for(lang)
     missing = [tool for tool in ("latexmk", program) if shutil.which(tool) is None]
     if missing:
         packages = ENGLISH_PACKAGES + (" " + CHINESE_PACKAGES if lang == "zh" else "")
@@ -81,7 +81,11 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
             raise TexFailed("the LaTeX build took more than 10 minutes") from None
         pdf = work / f"{JOB}.pdf"
         if proc.returncode != 0 or not pdf.is_file():
-            log = (work / f"{JOB}.log").read_text(encoding="utf-8", errors="replace") if (work / f"{JOB}.log").is_file() else proc.stdout
+            log = (
+                (work / f"{JOB}.log").read_text(encoding="utf-8", errors="replace")
+                if (work / f"{JOB}.log").is_file()
+                else proc.stdout
+            )
             kept = keep_tex or target.with_suffix(".tex")
             _write_atomic(kept, source.encode("utf-8"))
             raise TexFailed(

@@ -1,0 +1,302 @@
+"""Lecture PDFs: compiled for real, read back with pdftotext, numbers from the oracle."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import IN_CI
+from oracles import backprop, mazur, train
+
+from derive.cli import main
+from derive.spec import builtin_example_text
+
+ENGLISH_DEBIAN_SET = {"texlive-latex-base", "texlive-latex-recommended", "texlive-pictures", "lmodern", "texlive-base"}
+
+
+def need_tex(lang="en"):
+    tools = ["latexmk", "pdftotext", "xelatex" if lang == "zh" else "pdflatex"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{missing} not installed; CI must build the PDFs (make installs TeX)")
+        pytest.skip(f"{missing} not installed")
+
+
+def lecture(tmp_path, spec, *args, name="lecture"):
+    out = tmp_path / f"{name}.pdf"
+    result = CliRunner().invoke(main, ["lecture", str(spec), "-o", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def text_of(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def g8(value: float) -> str:
+    return f"{value:.8g}"
+
+
+def mazur_numbers():
+    """The numbers the lecture must show, from the oracle (never from derive)."""
+    e, grad, inner = backprop(mazur())
+    stepped, _ = train(mazur(), 1)
+    return {
+        "out_o1": g8(inner["a"][2][0]),
+        "E": g8(e),
+        "dE/dw5": g8(grad[5]),
+        "dE/dw1": g8(grad[0]),
+        "new w5": g8(stepped.flat()[5]),
+        "new w1": g8(stepped.flat()[0]),
+    }
+
+
+@pytest.fixture(scope="module")
+def mazur_pdf(tmp_path_factory):
+    need_tex()
+    return lecture(tmp_path_factory.mktemp("en"), "mazur", "--tex")
+
+
+def test_the_expected_numbers_are_the_articles(mazur_pdf):
+    numbers = mazur_numbers()
+    assert numbers == {
+        "out_o1": "0.75136507",
+        "E": "0.29837111",
+        "dE/dw5": "0.082167041",
+        "dE/dw1": "0.00043856773",
+        "new w5": "0.35891648",
+        "new w1": "0.14978072",
+    }
+
+
+def test_mazur_lecture_shows_every_computed_value(mazur_pdf):
+    text = text_of(mazur_pdf)
+    for what, value in mazur_numbers().items():
+        assert value in text, what
+    assert "0.75136079" not in text  # the article's typo
+
+
+def test_mazur_lecture_in_chinese(tmp_path):
+    need_tex("zh")
+    pdf = lecture(tmp_path, "mazur", "--lang", "zh")
+    text = text_of(pdf)
+    for what, value in mazur_numbers().items():
+        assert value in text, what
+    assert "前向传播" in text and "链式法则" in text
+
+
+def test_the_tex_is_kept_and_uses_only_the_english_debian_set(mazur_pdf):
+    source = mazur_pdf.with_suffix(".tex").read_text()
+    packages = set()
+    for _opts, names in re.findall(r"\\(?:usepackage|documentclass)(\[[^\]]*\])?\{([^}]*)\}", source):
+        packages.update(n.strip() for n in names.split(","))
+    packages.add("pgfplots.code")  # the library pgfplots loads
+    owners = set()
+    for package in packages:
+        found = subprocess.run(["kpsewhich", f"{package}.sty"], capture_output=True, text=True).stdout.strip()
+        if not found:
+            found = subprocess.run(["kpsewhich", f"{package}.cls"], capture_output=True, text=True).stdout.strip()
+        if not found:
+            found = subprocess.run(["kpsewhich", f"{package}.tex"], capture_output=True, text=True).stdout.strip()
+        assert found, package
+        real = os.path.realpath(found)
+        owner = subprocess.run(["dpkg", "-S", real], capture_output=True, text=True).stdout.split(":")[0]
+        owners.add(owner)
+        assert owner in ENGLISH_DEBIAN_SET, (package, owner)
+    assert "texlive-latex-extra" not in owners
+
+
+def test_renamed_spec_gives_the_same_numbers_under_the_new_names(tmp_path):
+    need_tex()
+    text = builtin_example_text("mazur")
+    renames = {
+        '"h1"': '"u1"',
+        '"h2"': '"u2"',
+        '"o1"': '"y1"',
+        '"o2"': '"y2"',
+        '"i1"': '"x1"',
+        '"i2"': '"x2"',
+        '"b1"': '"c1"',
+        '"b2"': '"c2"',
+    }
+    renames |= {f'"w{k}"': f'"v{k}"' for k in range(1, 9)}
+    for old, new in renames.items():
+        text = text.replace(old, new)
+    spec = tmp_path / "renamed.toml"
+    spec.write_text(text)
+    pdf_text = text_of(lecture(tmp_path, spec))
+    for what, value in mazur_numbers().items():
+        assert value in pdf_text, what
+    compact = pdf_text.replace(" ", "")
+    assert "outy1" in compact and "netu1" in compact and "v5" in compact
+    assert "outo1" not in compact and "neth1" not in compact and "w5" not in compact
+
+
+@pytest.mark.parametrize("example", ["chain_221", "nielsen_tanh", "softmax", "swish"])
+def test_other_examples_compile(tmp_path, example):
+    need_tex()
+    text = text_of(lecture(tmp_path, example))
+    assert "forward pass" in text
+
+
+def test_exercises_have_answers_on_a_separate_page(tmp_path):
+    need_tex()
+    pdf = lecture(tmp_path, "mazur", "--exercises")
+    pages = text_of(pdf).split("\f")
+    exercise_page = next(i for i, p in enumerate(pages) if "Exercises" in p)
+    answer_page = next(i for i, p in enumerate(pages) if "Answers" in p)
+    assert answer_page > exercise_page
+    _, grad, _ = backprop(mazur())
+    w8 = g8(abs(grad[8]))  # ∂E/∂w8, the last output weight (the PDF prints a real minus sign)
+    assert w8 in pages[answer_page]
+    assert w8 not in pages[exercise_page]
+
+
+def test_big_network_shows_representatives(tmp_path):
+    need_tex()
+    spec = tmp_path / "big.toml"
+    spec.write_text(
+        "name = 'big'\ntitle = 'Big'\n[loss]\nkind = 'mse'\n[[layers]]\nsize = 4\nvalues = [0.1, 0.2, 0.3, 0.4]\n"
+        "[[layers]]\nsize = 8\nactivation = 'relu'\nbias = 'per_neuron'\n"
+        "[[layers]]\nsize = 3\nactivation = 'tanh'\nbias = 'shared'\ntargets = [0.1, 0.0, -0.1]\n[training]\nsteps = 50\n"
+    )
+    text = text_of(lecture(tmp_path, spec, "--tex"))
+    assert "representative" in text
+    source = (tmp_path / "lecture.tex").read_text()
+    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
+    assert 0 < coordinates.count("(") <= 500
+
+
+def test_training_plot_is_downsampled(tmp_path):
+    need_tex()
+    lecture(tmp_path, "mazur", "--tex", "--steps", "20000")
+    source = (tmp_path / "lecture.tex").read_text()
+    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
+    assert 100 <= coordinates.count("(") <= 500
+    assert "xmax=20000" in source
+
+
+HOSTILE = r"\input{/etc/passwd} $x$ 100% {}} \\ \write18{ls} #&_^~ \def\x{y}"
+
+
+def test_hostile_titles_print_literally(tmp_path):
+    need_tex()
+    text = builtin_example_text("mazur")
+    escaped = HOSTILE.replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace(
+        'title = "A step-by-step backpropagation example"', f'title = "{escaped}"\ndescription = "{escaped}"'
+    )
+    spec = tmp_path / "hostile.toml"
+    spec.write_text(text)
+    pdf_text = text_of(lecture(tmp_path, spec, "--tex"))
+    flat = pdf_text.replace("\n", " ")
+    assert "\\input{/etc/passwd}" in flat
+    assert "100%" in flat and "\\write18{ls}" in flat
+    assert "root:" not in pdf_text
+
+
+def test_non_latin_titles_do_not_break_an_english_build(tmp_path):
+    need_tex()
+    text = builtin_example_text("mazur").replace("A step-by-step backpropagation example", "反向传播 α–β")
+    spec = tmp_path / "t.toml"
+    spec.write_text(text)
+    lecture(tmp_path, spec)
+    need_tex("zh")
+    zh = text_of(lecture(tmp_path, spec, "--lang", "zh", name="zh"))
+    assert "反向传播" in zh
+
+
+def test_builds_are_reproducible(tmp_path):
+    need_tex()
+    a = lecture(tmp_path, "mazur", name="a").read_bytes()
+    b = lecture(tmp_path, "mazur", name="b").read_bytes()
+    assert a == b
+
+
+def test_without_tex_the_source_is_written_and_the_fix_is_named(tmp_path):
+    bindir = Path(sys.executable).parent
+    env = {"PATH": str(bindir), "HOME": str(tmp_path)}
+    out = tmp_path / "m.pdf"
+    proc = subprocess.run(
+        [sys.executable, "-m", "derive", "lecture", "mazur", "-o", str(out)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 2
+    assert "apt-get install" in proc.stderr and "latexmk" in proc.stderr
+    assert (tmp_path / "m.tex").is_file() and not out.exists()
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_failed_build_reports_the_latex_error_and_keeps_the_tex(tmp_path):
+    need_tex()
+    from derive.texbuild import TexFailed, compile_pdf
+
+    target = tmp_path / "broken.pdf"
+    with pytest.raises(TexFailed) as info:
+        compile_pdf("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}", target, "en")
+    assert "Undefined control sequence" in str(info.value)
+    assert (tmp_path / "broken.tex").is_file() and not target.exists()
+
+
+def test_lecture_needs_numbers(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(builtin_example_text("mazur").replace("values = [0.05, 0.10]\n", ""))
+    result = CliRunner().invoke(main, ["lecture", str(spec), "-o", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 2
+    assert "needs numbers" in result.output
+
+
+def test_templates_ship_in_a_wheel(tmp_path):
+    dist = tmp_path / "dist"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(root)], check=True, capture_output=True
+    )
+    wheel = next(dist.glob("*.whl"))
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+    )
+    code = (
+        "import derive, pathlib; from derive.lecture import Options, tex_source; from derive.api import Model;"
+        "print(pathlib.Path(derive.__file__).parent); print(tex_source(Model.load('mazur'), Options())[:200])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    location, *rest = proc.stdout.splitlines()
+    assert location.startswith(str(target))
+    assert "\\documentclass" in "\n".join(rest)
+
+
+def test_templates_load_in_the_editable_install():
+    from importlib import resources
+
+    template = resources.files("derive") / "templates" / "lecture.tex.j2"
+    assert template.is_file()
+    assert "\\BLOCK{" in template.read_text()
+
+
+def test_digits_option(tmp_path):
+    need_tex()
+    text = text_of(lecture(tmp_path, "mazur", "--digits", "5"))
+    assert "0.75137" in text and "0.75136507" not in text
+
+
+def test_numbers_in_the_update_table_match_the_oracle(mazur_pdf):
+    stepped, _ = train(mazur(), 1)
+    text = text_of(mazur_pdf)
+    for value in stepped.flat():
+        assert g8(value) in text
+    assert np.isfinite(stepped.flat()).all()
