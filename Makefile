@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -
 TORCH  := torch==2.13.0
 CI     ?=
 
-.PHONY: demo test lint typecheck bench install clean
+TEX_EN := latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils
+TEX_ZH := texlive-xetex texlive-lang-chinese texlive-fonts-recommended
+
+.PHONY: demo test lint typecheck bench install clean tex-en tex-all
 
 install: $(STAMP)
 
@@ -22,13 +25,31 @@ $(STAMP): pyproject.toml Makefile
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-demo: $(STAMP)
+# TeX for the lecture PDFs, from Debian, when missing: installed if we are root,
+# otherwise the command to run is printed (and CI fails).
+tex-en:
+	@if command -v latexmk >/dev/null && command -v pdflatex >/dev/null && command -v pdftotext >/dev/null \
+	  && kpsewhich pgfplots.sty >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEX_EN); \
+	else echo "TeX is missing; as root run: apt-get install -y --no-install-recommends $(TEX_EN)" >&2; \
+	  [ -z "$(CI)" ] || exit 1; fi
+
+tex-all: tex-en
+	@if command -v xelatex >/dev/null && kpsewhich ctexart.cls >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEX_ZH); \
+	else echo "Chinese TeX is missing; as root run: apt-get install -y --no-install-recommends $(TEX_ZH)" >&2; \
+	  [ -z "$(CI)" ] || exit 1; fi
+
+demo: $(STAMP) tex-en
 	$(BIN)/derive grad mazur w5
 	$(BIN)/derive grad mazur w1
 	$(BIN)/derive grad mazur --all --format json -o output/mazur.json
 	@echo "wrote output/mazur.json"
+	$(BIN)/derive lecture mazur -o output/mazur.pdf
 
-test: $(STAMP)
+test: $(STAMP) tex-all
 	$(BIN)/python -m pytest
 	$(MAKE) lint typecheck
 
