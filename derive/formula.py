@@ -34,7 +34,6 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr]]] = {
     "sin": (1, sp.sin),
     "cos": (1, sp.cos),
     "atan": (1, sp.atan),
-    "erf": (1, sp.erf),
     "max": (2, sp.Max),
     "min": (2, sp.Min),
 }

@@ -114,3 +114,162 @@ def partial_text(of: sp.Symbol, wrt: sp.Symbol) -> str:
 
 def partial_latex(of: sp.Symbol, wrt: sp.Symbol, names: Mapping[sp.Symbol, str]) -> str:
     return rf"\frac{{\partial {names.get(of, of.name)}}}{{\partial {names.get(wrt, wrt.name)}}}"
+
+
+# --------------------------------------------------------------------------
+# NumPy code
+
+
+class _StableSigmoid(sp.Function):
+    """1/(1 + exp(-u)), printed without overflow: exp(-logaddexp(0, -u))."""
+
+    nargs = 1
+
+
+class _StableSoftplus(sp.Function):
+    """log(1 + exp(u)), printed without overflow: logaddexp(0, u)."""
+
+    nargs = 1
+
+
+def _one_plus_exp(base: sp.Basic) -> sp.Expr | None:
+    """u when base is 1 + e^u."""
+    if isinstance(base, sp.Add) and len(base.args) == 2 and sp.S.One in base.args:
+        other = base.args[0] if base.args[1] == 1 else base.args[1]
+        if isinstance(other, sp.exp):
+            return other.args[0]
+    return None
+
+
+def _stable_product(mul: sp.Mul) -> sp.Expr:
+    """e^(m·u) · (1 + e^u)^(−k) with 0 ≤ m ≤ k  →  σ(u)^m · σ(−u)^(k−m)."""
+    factors = list(mul.args)
+    for i, f in enumerate(factors):
+        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0):
+            continue
+        u = _one_plus_exp(f.base)
+        if u is None:
+            continue
+        k = int(-f.exp)
+        for j, g in enumerate(factors):
+            if j != i and isinstance(g, sp.exp):
+                m = sp.simplify(g.args[0] / u)
+                if m.is_Integer and 0 < m <= k:
+                    rest = [h for n, h in enumerate(factors) if n not in (i, j)]
+                    return sp.Mul(*rest, _StableSigmoid(u) ** int(m), _StableSigmoid(-u) ** (k - int(m)))
+        rest = [h for n, h in enumerate(factors) if n != i]
+        return sp.Mul(*rest, _StableSigmoid(-u) ** k)
+    return mul
+
+
+def stabilize(expr: sp.Expr) -> sp.Expr:
+    """Rewrite subexpressions that overflow in floating point into stable equivalents.
+
+    These are identities, applied to any formula wherever they occur:
+    log(1 + e^u) = softplus(u), 1/(1 + e^u) = σ(−u), e^u/(1 + e^u) = σ(u),
+    and more generally e^(m·u)/(1 + e^u)^k = σ(u)^m σ(−u)^(k−m).
+    """
+    u = sp.Wild("u")
+    expr = expr.replace(sp.log(1 + sp.exp(u)), lambda u: _StableSoftplus(u))
+    expr = expr.replace(lambda e: isinstance(e, sp.Mul), _stable_product)
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp < 0 and _one_plus_exp(e.base) is not None,
+        lambda e: _StableSigmoid(-_one_plus_exp(e.base)) ** int(-e.exp),
+    )
+    return expr
+
+
+class NumpyCodePrinter(StrPrinter):
+    """Python source for NumPy, with ``np.`` functions and array names for symbols."""
+
+    _FUNCTIONS = {
+        "exp": "np.exp",
+        "log": "np.log",
+        "tanh": "np.tanh",
+        "sinh": "np.sinh",
+        "cosh": "np.cosh",
+        "sin": "np.sin",
+        "cos": "np.cos",
+        "atan": "np.arctan",
+        "sign": "np.sign",
+        "Abs": "np.abs",
+    }
+
+    def __init__(self, names: Mapping[sp.Symbol, str] | None = None) -> None:
+        super().__init__({})
+        self.names = names or {}
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self.names.get(expr, expr.name)
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        """Positive terms first, so a - a*a prints as a subtraction, not a negation and a sum."""
+        terms = sorted(self._as_ordered_terms(expr, order=order), key=lambda t: t.could_extract_minus_sign())
+        text = ""
+        for term in terms:
+            negative = term.could_extract_minus_sign()
+            body = self.parenthesize(-term if negative else term, 40)  # 40: the precedence of Add
+            text = (f"{text} - {body}" if text else f"-{body}") if negative else (f"{text} + {body}" if text else body)
+        return text
+        name = type(expr).__name__
+        if name in self._FUNCTIONS:
+            return f"{self._FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        raise ValueError(f"no NumPy counterpart for {name}")  # pragma: no cover - the formula whitelist prevents it
+
+    def _print__StableSigmoid(self, expr: sp.Function) -> str:
+        return f"np.exp(-np.logaddexp(0, {self._print(-expr.args[0])}))"
+
+    def _print__StableSoftplus(self, expr: sp.Function) -> str:
+        return f"np.logaddexp(0, {self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+        return f"np.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, function: str, args: tuple[sp.Basic, ...]) -> str:
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{function}({text}, {self._print(arg)})"
+        return text
+
+    def _print_Exp1(self, expr: sp.Basic) -> str:
+        return "np.e"
+
+    def _print_Pi(self, expr: sp.Basic) -> str:
+        return "np.pi"
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return f"({expr.p}/{expr.q})"
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        base, exponent = expr.args
+        prec = 60  # Pow binds tighter than * and unary minus
+        if exponent == -1:
+            return f"1/{self.parenthesize(base, prec)}"
+        if exponent == sp.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exponent == -sp.Rational(1, 2):
+            return f"1/np.sqrt({self._print(base)})"
+        if isinstance(exponent, sp.Integer) and exponent < 0:
+            return f"1/{self.parenthesize(base, prec)}**{-int(exponent)}"
+        if exponent == 2 and isinstance(base, sp.Symbol):
+            return f"{self._print(base)}*{self._print(base)}"  # an array-array multiply: no Python-number path
+        if isinstance(exponent, sp.Integer):
+            return f"{self.parenthesize(base, prec)}**{int(exponent)}"
+        if isinstance(exponent, sp.Rational):
+            return f"{self.parenthesize(base, prec)}**({exponent.p}/{exponent.q})"
+        return f"{self.parenthesize(base, prec)}**{self.parenthesize(exponent, prec)}"
+
+
+def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
+    """``expr`` as a NumPy expression, with overflow-prone patterns rewritten stably."""
+    return str(NumpyCodePrinter(names).doprint(stabilize(sp.sympify(expr))))

@@ -38,7 +38,6 @@ RESERVED_NAMES = frozenset(
         "sin",
         "cos",
         "atan",
-        "erf",
         "max",
         "min",
         "pi",
