@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -24,10 +24,11 @@ class Model:
     """
 
     spec: Spec
-    network: Network = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.network = Network(self.spec)
+    @cached_property
+    def network(self) -> Network:
+        """The symbolic network, built on first use (a big network has many symbols)."""
+        return Network(self.spec)
 
     @classmethod
     def load(cls, ref: str | Path) -> Model:

@@ -236,6 +236,45 @@ def lecture(
     click.echo(f"wrote {target}" + (f" and {tex_path}" if keep_tex else ""))
 
 
+@main.command()
+@click.argument("spec")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="The module to write [default: standard output].")
+@click.option(
+    "--style",
+    type=click.Choice(["vector", "scalar"]),
+    default="vector",
+    show_default=True,
+    help="vector: batched NumPy per layer; scalar: one closed-form function per parameter.",
+)
+@friendly
+def export(spec: str, output: str | None, style: str) -> None:
+    """Write a NumPy module of gradient code generated from the derivations."""
+    from .api import Model
+    from .codegen import scalar_module, vector_module
+
+    model = Model.load(spec)
+    source = vector_module(model) if style == "vector" else scalar_module(model)
+    _emit(source, output)
+    if output:
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--budget", type=click.FloatRange(0.05, 60), default=1.0, show_default=True, help="Seconds of timing per implementation and shape.")
+@click.option("--torch-compile/--no-torch-compile", default=True, show_default=True, help="Also time torch.compile (its first compile takes ~40 s a shape).")
+@click.option("--quick", is_flag=True, help="Only the small shapes (Mazur and 784-30-10).")
+@OUTPUT
+@friendly
+def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str | None) -> None:
+    """Time the generated module against hand-written backprop and PyTorch, in one run."""
+    from .bench import SHAPES, run, table
+
+    shapes = SHAPES[:3] if quick else SHAPES
+    data = run(shapes, budget=budget, torch_compile=torch_compile, log=lambda m: click.echo(m, err=True))
+    _emit(_json(data) if fmt == "json" else table(data), output)
+
+
 def _loss_symbol() -> Any:
     from .network import LOSS_SYMBOL
 

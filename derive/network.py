@@ -309,9 +309,11 @@ class Network:
         first = self.spec.layers[0]
         if first.values is not None:
             values.update(zip(self.input_layer.outs, first.values))
+        from .init import weights
+
         for layer in self.layers[1:]:
             lspec = layer.spec
-            for row, vrow in zip(layer.weights, lspec.weights):
+            for row, vrow in zip(layer.weights, weights(self.spec, layer.index).tolist()):
                 values.update(zip(row, vrow))
             if lspec.bias.kind == "shared":
                 values[self.symbols[lspec.bias.names[0]]] = lspec.bias.values[0]

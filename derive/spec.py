@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keyword
 import math
-import random
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class LayerSpec:
     net_names: tuple[str, ...]
     out_names: tuple[str, ...]
     activation: str = ""  # built-in name or a formula in x; empty for the input layer
-    weights: tuple[tuple[float, ...], ...] = ()
+    weights: tuple[tuple[float, ...], ...] = ()  # empty: seeded (see derive.init)
     weight_names: tuple[tuple[str, ...], ...] = ()
     bias: BiasSpec = field(default_factory=lambda: BiasSpec("none"))
     values: tuple[float, ...] | None = None  # input layer only
@@ -361,15 +360,12 @@ class _Validator:
             raise self.fail("layers", "expected an array of tables ([[layers]])")
         if len(value) < 2:
             raise self.fail("layers", f"need at least 2 layers (input and output), got {len(value)}")
-        rng = random.Random(seed)
         layers: list[LayerSpec] = []
         total = 0
         for i, table in enumerate(value):
             key = f"layers[{i}]"
-            if i == 0:
-                layer = self.input_layer(table, key)
-            else:
-                layer = self.layer(table, key, layers[-1], i == len(value) - 1, rng)
+            is_output = i == len(value) - 1
+            layer = self.input_layer(table, key) if i == 0 else self.layer(table, key, layers[-1], is_output)
             total += layer.size
             if total > MAX_NEURONS:
                 raise self.fail(key, f"more than {MAX_NEURONS} neurons in all")
@@ -410,7 +406,6 @@ class _Validator:
         key: str,
         prev: LayerSpec,
         is_output: bool,
-        rng: random.Random,
     ) -> LayerSpec:
         self.keys(table, LAYER_KEYS, key)
         number = prev.number + 1
@@ -454,10 +449,8 @@ class _Validator:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
         else:
             weight_names = tuple(tuple(f"w{number}_{j}_{k}" for k in range(1, m + 1)) for j in range(1, n + 1))
-        if "weights" in table:
-            weights = self.matrix(table["weights"], f"{key}.weights", n, m)
-        else:
-            weights = _initial_weights(rng, n, m, activation)
+        # omitted weights stay empty here: derive.init draws them from [init] seed
+        weights = self.matrix(table["weights"], f"{key}.weights", n, m) if "weights" in table else ()
 
         bias = self.bias(table, key, number, n)
 
@@ -603,18 +596,3 @@ def _shape(value: Any) -> str:
     if rows and all(r == rows[0] for r in rows):
         return f"{len(value)}×{rows[0]}"
     return f"{len(value)} rows of lengths {rows}"
-
-
-def _initial_weights(rng: random.Random, n: int, m: int, activation: str) -> tuple[tuple[float, ...], ...]:
-    """Seeded initial weights, rounded to 4 decimals so lectures stay readable.
-
-    He (normal, std sqrt(2/fan_in)) for relu; Xavier/Glorot uniform
-    (±sqrt(6/(fan_in + fan_out))) for everything else.
-    """
-    if activation == "relu":
-        std = math.sqrt(2.0 / m)
-        draw = lambda: rng.gauss(0.0, std)  # noqa: E731
-    else:
-        limit = math.sqrt(6.0 / (m + n))
-        draw = lambda: rng.uniform(-limit, limit)  # noqa: E731
-    return tuple(tuple(round(draw(), 4) for _ in range(m)) for _ in range(n))

@@ -8,6 +8,7 @@ from oracles import backprop, mazur
 import derive
 from derive.chain import derive as derive_one
 from derive.errors import TooLargeError
+from derive.init import weights
 from derive.naming import latex_name
 from derive.network import Network
 from derive.spec import parse_spec
@@ -97,8 +98,12 @@ def test_nielsen_defaults_for_layers_given_by_size():
 def test_seeded_initialisation_is_reproducible():
     text = "[init]\nseed = 3\n[loss]\nkind = 'sse'\n[[layers]]\nsize = 3\n[[layers]]\nsize = 4\nactivation = 'tanh'\n[[layers]]\nsize = 2\nactivation = 'linear'\n"
     a, b = parse_spec(text), parse_spec(text)
-    assert a.layers[1].weights == b.layers[1].weights
+    assert np.array_equal(weights(a, 1), weights(b, 1))
     c = parse_spec(text.replace("seed = 3", "seed = 4"))
-    assert a.layers[1].weights != c.layers[1].weights
+    assert not np.array_equal(weights(a, 1), weights(c, 1))
     limit = (6 / (3 + 4)) ** 0.5  # Xavier uniform for tanh
-    assert all(abs(w) <= limit for row in a.layers[1].weights for w in row)
+    assert weights(a, 1).shape == (4, 3)
+    assert np.all(np.abs(weights(a, 1)) <= limit)
+    assert np.array_equal(weights(a, 1), np.round(weights(a, 1), 4))
+    relu = parse_spec(text.replace("'tanh'", "'relu'"))
+    assert abs(weights(relu, 1).std() - (2 / 3) ** 0.5) < 0.6  # He normal: std √(2/fan_in), loosely (12 draws)
