@@ -106,7 +106,9 @@ def gemm_gflops() -> float:
     return 2 * 2048**3 / t / 1e9
 
 
-def _torch_fns(shape: Shape, params: dict[str, np.ndarray], X: np.ndarray, T: np.ndarray, compile_: bool) -> dict[str, Callable[[], object]]:
+def _torch_fns(
+    shape: Shape, params: dict[str, np.ndarray], X: np.ndarray, T: np.ndarray, compile_: bool
+) -> dict[str, Callable[[], object]]:
     try:
         import torch
     except ImportError:
@@ -144,7 +146,12 @@ def _torch_fns(shape: Shape, params: dict[str, np.ndarray], X: np.ndarray, T: np
     return fns
 
 
-def run(shapes: tuple[Shape, ...] = SHAPES, budget: float = 1.0, torch_compile: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(
+    shapes: tuple[Shape, ...] = SHAPES,
+    budget: float = 1.0,
+    torch_compile: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Measure every shape; returns plain data (see :func:`table`)."""
     say = log or (lambda _: None)
     say("measuring float64 GEMM (2048×2048)…")

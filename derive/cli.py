@@ -238,7 +238,13 @@ def lecture(
 
 @main.command()
 @click.argument("spec")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="The module to write [default: standard output].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The module to write [default: standard output].",
+)
 @click.option(
     "--style",
     type=click.Choice(["vector", "scalar"]),
@@ -261,8 +267,19 @@ def export(spec: str, output: str | None, style: str) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--budget", type=click.FloatRange(0.05, 60), default=1.0, show_default=True, help="Seconds of timing per implementation and shape.")
-@click.option("--torch-compile/--no-torch-compile", default=True, show_default=True, help="Also time torch.compile (its first compile takes ~40 s a shape).")
+@click.option(
+    "--budget",
+    type=click.FloatRange(0.05, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds of timing per implementation and shape.",
+)
+@click.option(
+    "--torch-compile/--no-torch-compile",
+    default=True,
+    show_default=True,
+    help="Also time torch.compile (its first compile takes ~40 s a shape).",
+)
 @click.option("--quick", is_flag=True, help="Only the small shapes (Mazur and 784-30-10).")
 @OUTPUT
 @friendly

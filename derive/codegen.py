@@ -14,6 +14,9 @@ or as validated identifiers.
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import sympy as sp
 
 from .api import Model
@@ -21,7 +24,7 @@ from .chain import derive
 from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
-from .printing import numpy_code
+from .printing import numpy_code, stabilize
 from .rules import Activation, LayerMap, Loss, O, T, X, Y, activation, differentiate, loss
 from .spec import LayerSpec, Spec
 
@@ -82,7 +85,7 @@ def cheapest(expr: sp.Expr) -> sp.Expr:
 
 def _elementwise(expr: sp.Expr, names: dict[sp.Symbol, str], temps: str) -> tuple[list[str], str]:
     """Shared subexpressions (cse) as assignment lines, then the expression itself."""
-    expr = cheapest(expr)
+    expr = stabilize(cheapest(stabilize(expr)))  # stable forms first, and before cse splits pieces out
     replacements, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols(f"_{temps}"), optimizations=None)
     lines = []
     local = dict(names)
@@ -174,7 +177,9 @@ class VectorModule:
             log_o = sp.Symbol("log_o", real=True)
             per_output = per_output.xreplace({sp.log(O): log_o})
             names[log_o] = f"log_a{L}"
-            lines.append(f"log_a{L} = (z{L} - z{L}.max(axis=1, keepdims=True)) - np.log(e{L}.sum(axis=1, keepdims=True))")
+            lines.append(
+                f"log_a{L} = (z{L} - z{L}.max(axis=1, keepdims=True)) - np.log(e{L}.sum(axis=1, keepdims=True))"
+            )
         temps, code = _elementwise(per_output * scale, names, "l")
         lines.extend(temps)
         return lines, f"np.sum({code}, axis=1)"
@@ -255,9 +260,7 @@ class VectorModule:
         for i, layer in enumerate(self.layers[1:], start=1):
             l = layer.number
             n, m = layer.size, self.layers[i - 1].size
-            default = all(
-                layer.weight_names[j][k] == f"w{l}_{j + 1}_{k + 1}" for j in range(n) for k in range(m)
-            )
+            default = all(layer.weight_names[j][k] == f"w{l}_{j + 1}_{k + 1}" for j in range(n) for k in range(m))
             if default:
                 lines.append(
                     f'PARAMETER_INDEX.update({{f"w{l}_{{j + 1}}_{{k + 1}}": ("W{l}", (j, k)) for j in range({n}) for k in range({m})}})'
@@ -346,8 +349,11 @@ class VectorModule:
         lines += ["    " + line for line in self.unpack_lines() + self.forward_lines()]
         lines.append(f"    return a{L}")
         loss_lines, loss_code = self.per_sample_loss()
+        forward = self.forward_lines()
+        if not any(re.search(rf"\ba{L}\b", line) for line in [*loss_lines, loss_code]):
+            forward = [line for line in forward if not line.startswith(f"a{L} = ")]  # log-softmax needs no a{L}
         lines += ["", "", "def loss(params, X, T):", '    """The mean over the batch of the per-sample loss."""']
-        lines += ["    " + line for line in self.unpack_lines() + self.forward_lines() + loss_lines]
+        lines += ["    " + line for line in self.unpack_lines() + forward + loss_lines]
         lines.append(f"    return {loss_code}.mean()")
         lines += [
             "",
@@ -358,7 +364,12 @@ class VectorModule:
         body = self.unpack_lines() + self.forward_lines() + loss_lines + self.backward_lines()
         lines += ["    " + line for line in body]
         lines.append(f"    return {loss_code}.mean(), grads")
-        lines += ["", "", "def gradients(params, X, T):", '    """∂E/∂p for every parameter array, E the batch mean of the loss."""']
+        lines += [
+            "",
+            "",
+            "def gradients(params, X, T):",
+            '    """∂E/∂p for every parameter array, E the batch mean of the loss."""',
+        ]
         lines += ["    " + line for line in self.unpack_lines() + self.forward_lines() + self.backward_lines()]
         lines.append("    return grads")
         lines += [
@@ -376,6 +387,7 @@ class VectorModule:
         return "\n".join(line.rstrip() for line in lines)
 
 
+@lru_cache(maxsize=8)
 def _diagonal_plus_rank_one(rule: LayerMap) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """J[j][i] = D(a_j)·[i = j] + u(a_j)·v(a_i), read off the derived Jacobian.
 
@@ -448,15 +460,24 @@ def scalar_module(model: Model) -> str:
         f"PARAMETERS = {tuple(params)!r}",
     ]
     for name in params:
-        replacements, (reduced,) = sp.cse(closed[name], symbols=sp.numbered_symbols("_t"), optimizations=None)
+        replacements, (reduced,) = sp.cse(
+            stabilize(closed[name]), symbols=sp.numbered_symbols("_t"), optimizations=None
+        )
         lines += ["", "", f"def dE_d{name}({signature}):", f'    """∂E/∂{name} in closed form."""']
         local: dict[sp.Symbol, str] = {}
         for symbol, value in replacements:
             lines.append(f"    {symbol.name} = {numpy_code(value, local)}")
             local[symbol] = symbol.name
         lines.append(f"    return {numpy_code(reduced, local)}")
-    replacements, reduced_all = sp.cse([closed[n] for n in params], symbols=sp.numbered_symbols("_t"), optimizations=None)
-    lines += ["", "", f"def gradients({signature}):", '    """Every ∂E/∂p by name, common subexpressions computed once."""']
+    replacements, reduced_all = sp.cse(
+        [stabilize(closed[n]) for n in params], symbols=sp.numbered_symbols("_t"), optimizations=None
+    )
+    lines += [
+        "",
+        "",
+        f"def gradients({signature}):",
+        '    """Every ∂E/∂p by name, common subexpressions computed once."""',
+    ]
     local = {}
     for symbol, value in replacements:
         lines.append(f"    {symbol.name} = {numpy_code(value, local)}")

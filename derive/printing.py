@@ -218,6 +218,8 @@ class NumpyCodePrinter(StrPrinter):
             body = self.parenthesize(-term if negative else term, 40)  # 40: the precedence of Add
             text = (f"{text} - {body}" if text else f"-{body}") if negative else (f"{text} + {body}" if text else body)
         return text
+
+    def _print_Function(self, expr: sp.Function) -> str:
         name = type(expr).__name__
         if name in self._FUNCTIONS:
             return f"{self._FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
@@ -270,7 +272,8 @@ class NumpyCodePrinter(StrPrinter):
         if isinstance(exponent, sp.Integer) and exponent < 0:
             return f"1/{self.parenthesize(base, prec)}**{-int(exponent)}"
         if exponent == 2 and isinstance(base, sp.Symbol):
-            return f"{self._print(base)}*{self._print(base)}"  # an array-array multiply: no Python-number path
+            # an array-array multiply (no Python-number path); bracketed, as it may sit in a denominator
+            return f"({self._print(base)}*{self._print(base)})"
         if isinstance(exponent, sp.Integer):
             return f"{self.parenthesize(base, prec)}**{int(exponent)}"
         if isinstance(exponent, sp.Rational):
