@@ -194,6 +194,20 @@ def _polynomial_in_output(f: sp.Expr, fprime: sp.Expr, degree: int = 3) -> sp.Ex
     return expanded if sp.count_ops(expanded) < sp.count_ops(factored) else factored
 
 
+def _step_in_output(f: sp.Expr, fprime: sp.Expr) -> sp.Expr | None:
+    """Heaviside(out, 0) when f' is a step that the output alone decides (relu: out > 0 ⟺ net > 0).
+
+    Checked at points on both sides of 0 and at 0 itself.
+    """
+    if not fprime.has(sp.Heaviside):
+        return None
+    g = sp.Heaviside(Y, 0)
+    for x in (-3, -1, sp.Rational(-1, 7), 0, sp.Rational(1, 7), 1, 3):
+        if sp.simplify(fprime.xreplace({X: x}) - g.xreplace({Y: f.xreplace({X: x})})) != 0:
+            return None
+    return g
+
+
 @lru_cache(maxsize=64)
 def activation(name_or_formula: str, where: str = "activation") -> Activation | LayerMap:
     """The rule for a built-in name or a custom formula in x."""
@@ -207,7 +221,7 @@ def activation(name_or_formula: str, where: str = "activation") -> Activation | 
         formula=formula,
         f=f,
         fprime=fprime,
-        fprime_in_out=_polynomial_in_output(f, fprime),
+        fprime_in_out=_polynomial_in_output(f, fprime) or _step_in_output(f, fprime),
     )
 
 
