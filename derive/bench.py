@@ -99,6 +99,37 @@ def median_time(fn: Callable[[], object], budget: float = 1.0, min_samples: int 
     return statistics.median(times)
 
 
+def median_times(fns: dict[str, Callable[[], object]], budget: float = 1.0, min_rounds: int = 9) -> dict[str, float]:
+    """Median seconds per call of each function, sampled in interleaved rounds.
+
+    Each round runs every implementation once (each sample grouped to last
+    ≳ 2 ms), so drifts in clock speed or cache state hit all of them alike.
+    """
+    numbers = {}
+    once = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        once[name] = max(time.perf_counter() - start, 1e-7)
+        numbers[name] = max(1, int(0.002 / once[name]))
+    per_round = sum(once[n] * numbers[n] for n in fns)
+    rounds = min(200, max(min_rounds, int(budget * len(fns) / per_round)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                number = numbers[name]
+                t0 = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                samples[name].append((time.perf_counter() - t0) / number)
+    finally:
+        gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def gemm_gflops() -> float:
     a = np.random.default_rng(0).standard_normal((2048, 2048))
     b = np.random.default_rng(1).standard_normal((2048, 2048))
@@ -193,10 +224,13 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
         scalar = load_module(scalar_module(model), "scalar")
         values = _scalar_arguments(model, params, X, T)
         fns["closed form (scalar)"] = lambda: scalar.gradients(**values)
-    fns.update(_torch_fns(shape, base_params, X, T, torch_compile))
     result = Result(shape)
-    for name, fn in fns.items():
-        result.times[name] = median_time(fn, budget)
+    # the NumPy implementations are interleaved round by round; PyTorch runs apart, after
+    # them, because its OpenMP threads keep spinning after each call and would slow BLAS
+    result.times.update(median_times(fns, budget))
+    for name, fn in _torch_fns(shape, base_params, X, T, torch_compile).items():
+        fn()  # warm up: torch.compile compiles here, outside the timings
+        result.times.update(median_times({name: fn}, budget))
     return result
 
 
