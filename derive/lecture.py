@@ -298,11 +298,16 @@ def _factor_lines(factor: sp.Expr, names: dict[sp.Symbol, str], width: int) -> l
     return break_lines(factor, names, width)
 
 
-def fit(latex: str, width: int = LINE_WIDTH + 14) -> Tex:
-    """A formula too wide for the page is scaled to the line width instead of overflowing."""
+def fit(latex: str, width: int = LINE_WIDTH // 2, room: str = r"0.8\linewidth") -> Tex:
+    """A formula that may be too wide is boxed and shrunk to ``room`` only if TeX finds it wider.
+
+    The estimate only decides whether to box it; TeX measures (graphicx's
+    \width inside \resizebox), so nothing overflows whatever the estimate says.
+    """
     if visible_width(latex) <= width:
         return tex(latex)
-    return tex(rf"\resizebox{{\linewidth}}{{!}}{{$\displaystyle {latex}$}}")
+    size = rf"\ifdim\width>{room}{room}\else\width\fi"
+    return tex(rf"\resizebox{{{size}}}{{!}}{{$\displaystyle {latex}$}}")
 
 
 def rows(parts: tuple[str, ...] | list[str], width: int = LINE_WIDTH) -> Tex:
@@ -311,7 +316,7 @@ def rows(parts: tuple[str, ...] | list[str], width: int = LINE_WIDTH) -> Tex:
     if not rhs:
         return tex(lhs)
     one = f"{lhs} &= " + " = ".join(rhs)
-    if visible_width(one) <= width:
+    if visible_width(one) <= width * 0.8:
         return tex(one)
     lines = [f"{lhs} &= {fit(rhs[0])}"]
     lines += [f"&= {fit(side)}" for side in rhs[1:]]
@@ -805,9 +810,8 @@ class LectureBuilder:
             )
             + r"\end{pmatrix}"
         )
-        return tex(
-            rf"\frac{{\partial E}}{{\partial W^{{{l}}}}} = {grads} = \delta^{{{l}}} (a^{{{l - 1}}})^{{\top}} = {deltas} {outs}, \quad W^{{{l}}} = {W}"
-        )
+        equation = rf"\frac{{\partial E}}{{\partial W^{{{l}}}}} = {grads} = \delta^{{{l}}} (a^{{{l - 1}}})^{{\top}} = {deltas} {outs}, \quad W^{{{l}}} = {W}"
+        return fit(equation, width=0, room=r"\linewidth")
 
     def closed(self) -> dict[str, Any]:
         hidden = [

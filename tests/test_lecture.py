@@ -138,11 +138,28 @@ def test_renamed_spec_gives_the_same_numbers_under_the_new_names(tmp_path):
     assert "outo1" not in compact and "neth1" not in compact and "w5" not in compact
 
 
+def overflowing_pages(pdf: Path, margin: float = 50.0) -> list[int]:
+    """Pages with text closer than ``margin`` points to the right edge (the margins are 62 pt)."""
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    bad = []
+    for number, page in enumerate(boxes.split("<page ")[1:], start=1):
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))
+        right = [float(x) for x in re.findall(r'xMax="([\d.]+)"', page)]
+        if right and max(right) > width - margin:
+            bad.append(number)
+    return bad
+
+
 @pytest.mark.parametrize("example", ["chain_221", "nielsen_tanh", "softmax", "swish"])
-def test_other_examples_compile(tmp_path, example):
+def test_other_examples_compile_and_nothing_overflows(tmp_path, example):
     need_tex()
-    text = text_of(lecture(tmp_path, example))
-    assert "forward pass" in text
+    pdf = lecture(tmp_path, example)
+    assert "forward pass" in text_of(pdf)
+    assert overflowing_pages(pdf) == []
+
+
+def test_mazur_lecture_fits_the_page(mazur_pdf):
+    assert overflowing_pages(mazur_pdf) == []
 
 
 def test_exercises_have_answers_on_a_separate_page(tmp_path):
