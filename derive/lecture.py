@@ -302,7 +302,7 @@ def fit(latex: str, width: int = LINE_WIDTH // 2, room: str = r"0.8\linewidth") 
     """A formula that may be too wide is boxed and shrunk to ``room`` only if TeX finds it wider.
 
     The estimate only decides whether to box it; TeX measures (graphicx's
-    \width inside \resizebox), so nothing overflows whatever the estimate says.
+    \\width inside \resizebox), so nothing overflows whatever the estimate says.
     """
     if visible_width(latex) <= width:
         return tex(latex)
