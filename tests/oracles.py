@@ -58,7 +58,8 @@ ACTIVATIONS: dict[str, dict[str, Any]] = {
     },
 }
 
-LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
+LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy", "logcosh")
+CUSTOM_LOSSES = {"logcosh": "log(cosh(o - t))"}
 
 
 @dataclass
@@ -175,6 +176,8 @@ def per_output_loss(o: np.ndarray, t: np.ndarray, kind: str) -> np.ndarray:
         return -(t * np.log(o) + (1 - t) * np.log(1 - o))
     if kind == "cross_entropy":
         return -t * np.log(o)
+    if kind == "logcosh":  # a custom loss formula: expr = "log(cosh(o - t))"
+        return np.log(np.cosh(o - t))
     raise ValueError(kind)
 
 
@@ -194,6 +197,8 @@ def _dloss(o: np.ndarray, t: np.ndarray, kind: str) -> np.ndarray:
         return (o - t) / (o * (1 - o))
     if kind == "cross_entropy":
         return -t / o
+    if kind == "logcosh":
+        return np.tanh(o - t)
     raise ValueError(kind)
 
 
@@ -301,6 +306,8 @@ def torch_gradients(net: Net) -> tuple[float, np.ndarray]:
         e = ((t - a) ** 2).mean()
     elif kind == "bce":
         e = -(t * torch.log(a) + (1 - t) * torch.log(1 - a)).sum()
+    elif kind == "logcosh":
+        e = torch.log(torch.cosh(a - t)).sum()
     else:
         e = -(t * torch.log(a)).sum()
     e.backward()
@@ -359,6 +366,8 @@ def sympy_gradients(net: Net) -> tuple[float, np.ndarray]:
         e = sum((ti - oi) ** 2 for oi, ti in zip(a, t)) / len(a)
     elif kind == "bce":
         e = -sum(ti * sp.log(oi) + (1 - ti) * sp.log(1 - oi) for oi, ti in zip(a, t))
+    elif kind == "logcosh":
+        e = sum(sp.log(sp.cosh(oi - ti)) for oi, ti in zip(a, t))
     else:
         e = -sum(ti * sp.log(oi) for oi, ti in zip(a, t))
     numbers = sp.lambdify(symbols, [e, *(sp.diff(e, s) for s in symbols)], modules="math")(*values)

@@ -2,13 +2,13 @@
 
 import numpy as np
 from hypothesis import strategies as st
-from oracles import ACTIVATIONS, Net
+from oracles import ACTIVATIONS, CUSTOM_LOSSES, LOSSES, Net
 
 ELEMENTWISE = sorted(ACTIVATIONS)
 
 
 @st.composite
-def networks(draw, min_hidden=1, max_hidden=4, max_width=5, losses=("half_sse", "sse", "mse", "bce", "cross_entropy")):
+def networks(draw, min_hidden=1, max_hidden=4, max_width=5, losses=LOSSES):
     hidden = draw(st.integers(min_hidden, max_hidden))
     loss = draw(st.sampled_from(losses))
     sizes = [draw(st.integers(1, max_width)) for _ in range(hidden + 1)]
@@ -56,4 +56,5 @@ def networks(draw, min_hidden=1, max_hidden=4, max_width=5, losses=("half_sse", 
         loss=loss,
         learning_rate=0.1,
         update_biases=draw(st.booleans()),
+        custom_loss=CUSTOM_LOSSES.get(loss, ""),
     )
