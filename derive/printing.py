@@ -49,12 +49,21 @@ class TextValuePrinter(StrPrinter):
         self.values = values
         self.digits = digits
 
+    bare = False  # True while printing the lone argument of a function: its brackets suffice
+
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         if expr not in self.values:
             return expr.name
         value = self.values[expr]
         text = format_number(value, self.digits)
-        return f"({text})" if value < 0 else text
+        return f"({text})" if value < 0 and not self.bare else text
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        self.bare = len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol)
+        try:
+            return str(super()._print_Function(expr))
+        finally:
+            self.bare = False
 
 
 class NamedLatexPrinter(LatexPrinter):
@@ -82,12 +91,21 @@ class ValueLatexPrinter(LatexPrinter):
         self.names = names
         self.digits = digits
 
+    bare = False  # True while printing the lone argument of a function: its brackets suffice
+
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr not in self.values:
             return self.names.get(expr) or super()._print_Symbol(expr, style)
         value = self.values[expr]
         text = latex_number(value, self.digits)
-        return rf"\left({text}\right)" if value < 0 else text
+        return rf"\left({text}\right)" if value < 0 and not self.bare else text
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        self.bare = len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol)
+        try:
+            return str(super()._print_Function(expr, exp))
+        finally:
+            self.bare = False
 
 
 def text(expr: sp.Basic) -> str:
