@@ -146,7 +146,10 @@ class Network:
             shared = self._symbol(bias.names[0], "bias", index, bias.names[0] == f"b{lspec.number}")
             biases: tuple[sp.Symbol | None, ...] = (shared,) * len(neurons)
         elif bias.kind == "per_neuron":
-            biases = tuple(self._symbol(b, "bias", index, row=j) for j, b in enumerate(bias.names))
+            # Nielsen's b^{l}_{j} only for the default names; a user's b1 in 000's notation is b_{1}
+            biases = tuple(
+                self._symbol(b, "bias", index, b == f"b{lspec.number}_{j + 1}", row=j) for j, b in enumerate(bias.names)
+            )
         else:
             biases = (None,) * len(neurons)
         return Layer(index, lspec, tuple(neurons), rule, weights, biases)

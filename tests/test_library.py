@@ -107,3 +107,10 @@ def test_seeded_initialisation_is_reproducible():
     assert np.array_equal(weights(a, 1), np.round(weights(a, 1), 4))
     relu = parse_spec(text.replace("'tanh'", "'relu'"))
     assert abs(weights(relu, 1).std() - (2 / 3) ** 0.5) < 0.6  # He normal: std √(2/fan_in), loosely (12 draws)
+
+
+def test_biases_named_as_in_000_are_subscripts_not_layer_superscripts():
+    net = derive.load("chain_221").network
+    assert [net.latex[net.symbols[b]] for b in ("b1", "b2", "b3")] == ["b_{1}", "b_{2}", "b_{3}"]
+    mazur_net = derive.load("mazur").network
+    assert mazur_net.latex[mazur_net.symbols["b1"]] == "b_{1}"  # a shared bias in layer 2, named by Mazur
