@@ -70,7 +70,8 @@ class NamedLatexPrinter(LatexPrinter):
     """LaTeX with the network's spelling of every symbol."""
 
     def __init__(self, names: Mapping[sp.Symbol, str], **settings: object) -> None:
-        super().__init__({"mul_symbol": None, **settings})
+        # a thin space between factors: out_{o1} out_{o2} must not read as one word
+        super().__init__({"mul_symbol": r"\,", **settings})
         self.names = names
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
