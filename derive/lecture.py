@@ -316,7 +316,7 @@ def rows(parts: tuple[str, ...] | list[str], width: int = LINE_WIDTH) -> Tex:
     if not rhs:
         return tex(lhs)
     one = f"{lhs} &= " + " = ".join(rhs)
-    if visible_width(one) <= width * 0.8:
+    if visible_width(one) <= width:
         return tex(one)
     lines = [f"{lhs} &= {fit(rhs[0])}"]
     lines += [f"&= {fit(side)}" for side in rhs[1:]]
