@@ -52,13 +52,11 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-OUTPUT = click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to this file instead of standard output (written whole or not at all).",
-)
+def output_option(help: str = "Write to this file instead of standard output (written whole or not at all).") -> Any:
+    return click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help=help)
+
+
+OUTPUT = output_option()
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -191,13 +189,7 @@ def grad(
 
 @main.command()
 @click.argument("spec")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="The PDF to write [default: output/<name>.pdf].",
-)
+@output_option("The PDF to write [default: output/<name>.pdf].")
 @click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
 @click.option(
     "--lang",
@@ -238,13 +230,7 @@ def lecture(
 
 @main.command()
 @click.argument("spec")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="The module to write [default: standard output].",
-)
+@output_option("The module to write [default: standard output].")
 @click.option(
     "--style",
     type=click.Choice(["vector", "scalar"]),

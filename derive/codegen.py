@@ -73,7 +73,7 @@ def _cost_of(expr: sp.Basic, signed: bool) -> float:
 
 def cheapest(expr: sp.Expr) -> sp.Expr:
     """The cheapest of equivalent forms: as derived, expanded, or with each factor expanded."""
-    candidates = [expr, sp.expand(expr)]
+    candidates = [expr, sp.expand(expr), sp.factor_terms(expr)]
     if isinstance(expr, sp.Mul):
         sums = [f for f in expr.args if isinstance(f, sp.Add)]
         others = [f for f in expr.args if not isinstance(f, sp.Add)]

@@ -154,12 +154,7 @@ class Compiled:
         """Every symbol's value at the spec's numbers: inputs, parameters, targets, nets, outs, δs, E."""
         net = self.network
         values = dict(net.given_values())
-        for layer, w, b in zip(net.layers[1:], self.weights[1:], self.biases[1:]):
-            for j, row in enumerate(layer.weights):
-                values.update((s, float(v)) for s, v in zip(row, w[j]))
-            for j, s in enumerate(layer.biases):
-                if s is not None and b is not None:
-                    values[s] = float(b if b.ndim == 0 else b[j])
+        values.update((net.symbols[name], v) for name, v in self.parameter_values().items())
         nets, outs = self.forward()
         deltas = self.backward(nets, outs)
         for layer in net.layers[1:]:
@@ -171,32 +166,26 @@ class Compiled:
         values[LOSS_SYMBOL] = self.loss(outs[-1])
         return values
 
-    def parameter_values(self) -> dict[str, float]:
-        """Every weight and bias by its spec name."""
+    def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
+        """Per-layer weight and bias arrays read out by spec name, in the spec's order."""
         result: dict[str, float] = {}
-        for layer, w, b in zip(self.network.layers[1:], self.weights[1:], self.biases[1:]):
+        for layer, w, b in zip(self.network.layers[1:], weights[1:], biases[1:]):
             for j, row in enumerate(layer.weights):
                 for k, s in enumerate(row):
                     result[s.name] = float(w[j, k])
             for j, s in enumerate(layer.biases):
                 if s is not None and b is not None:
                     result[s.name] = float(b if b.ndim == 0 else b[j])
-        return result
+        return {name: result[name] for name in self.network.spec.parameter_names}
+
+    def parameter_values(self) -> dict[str, float]:
+        """Every weight and bias by its spec name."""
+        return self._by_name(self.weights, self.biases)
 
     def named_gradients(self) -> tuple[float, dict[str, float]]:
         """(E, ∂E/∂p for every weight and bias by name)."""
         loss, grad_w, grad_b = self.gradients()
-        result: dict[str, float] = {}
-        for layer in self.network.layers[1:]:
-            gw, gb = grad_w[layer.index], grad_b[layer.index]
-            for j, row in enumerate(layer.weights):
-                for k, s in enumerate(row):
-                    result[s.name] = float(gw[j, k])
-            for j, s in enumerate(layer.biases):
-                if s is not None and gb is not None:
-                    result[s.name] = float(gb if gb.ndim == 0 else gb[j])
-        ordered = {name: result[name] for name in self.network.spec.parameter_names}
-        return loss, ordered
+        return loss, self._by_name(grad_w, grad_b)
 
     # -- training ------------------------------------------------------------
 
