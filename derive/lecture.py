@@ -52,7 +52,7 @@ WORDS: dict[str, dict[str, str]] = {
         "network_intro": "The network has {layers} layers: {sizes} neurons. Each neuron computes a weighted sum of the outputs of the previous layer (its net input) and applies its activation function to get its output. Weights are written on the edges{values}.",
         "with_values": " with their values",
         "notation": "Notation and the chain rule",
-        "notation_intro": "For a neuron named $h$ we write $\\mathrm{net}$ for its weighted input and $\\mathrm{out}$ for its output, as in the table below. The loss is $E$.",
+        "notation_intro": "Each neuron has a weighted input and an output: for neuron {neuron} they are {net} and {out}. The table lists every symbol with its value; the loss is $E$.",
         "symbol": "symbol",
         "meaning": "meaning",
         "value": "value",
@@ -130,7 +130,7 @@ WORDS: dict[str, dict[str, str]] = {
         "network_intro": "网络共有 {layers} 层，各层神经元个数为 {sizes}。每个神经元先计算上一层输出的加权和（净输入），再经激活函数得到输出。边上标出了权重{values}。",
         "with_values": "及其数值",
         "notation": "记号与链式法则",
-        "notation_intro": "对名为 $h$ 的神经元，$\\mathrm{net}$ 表示其加权输入，$\\mathrm{out}$ 表示其输出，见下表。损失记为 $E$。",
+        "notation_intro": "每个神经元有加权输入和输出：神经元 {neuron} 的加权输入为 {net}，输出为 {out}。下表列出所有符号及其数值；损失记为 $E$。",
         "symbol": "符号",
         "meaning": "含义",
         "value": "数值",
@@ -549,7 +549,16 @@ class LectureBuilder:
                 rows_.append({"symbol": _m(self.names[b]), "meaning": meaning, "value": _m(self.num(self.point[b]))})
         total = len(rows_)
         more = self.say("and_more", n=total) if total > limit else None
-        return {"intro": tex(self.words["notation_intro"]), "rows": rows_[:limit], "more": more}
+        first = net.layers[1]
+        example = first.neurons[0]
+        assert example.net is not None
+        intro = self.say(
+            "notation_intro",
+            neuron=_m(self._neuron_label(first, 0)),
+            net=_m(self.names[example.net]),
+            out=_m(self.names[example.out]),
+        )
+        return {"intro": intro, "rows": rows_[:limit], "more": more}
 
     def primer(self) -> dict[str, Any]:
         example = next((d for d in self.derivations.values() if d.path_count > 1), None)
@@ -774,8 +783,11 @@ class LectureBuilder:
                 equations.append(rows(tuple(dict.fromkeys(parts))))
                 count += 1
         matrices = []
-        for layer in net.layers[1:]:
+        for layer in reversed(net.layers[1:]):  # from the output back, as δ flows
             if layer.size <= 4 and net.layers[layer.index - 1].size <= 4:
+                delta_equation = self._delta_matrix_equation(layer)
+                if delta_equation is not None:
+                    matrices.append(delta_equation)
                 matrices.append(self._matrix_equation(layer))
         softmax = isinstance(net.output_layer.rule, LayerMap)
         return {
@@ -787,6 +799,37 @@ class LectureBuilder:
             "matrix_intro": tex(self.words["matrix_form"]) if matrices else None,
             "matrices": matrices,
         }
+
+    def _delta_matrix_equation(self, layer: Layer) -> Tex | None:
+        """BP1 or BP2 written out with this layer's symbols (elementwise activations only)."""
+        net = self.net
+        if isinstance(layer.rule, LayerMap):
+            return None
+        l = layer.number
+
+        def column(entries: list[str]) -> str:
+            return r"\begin{pmatrix}" + r" \\ ".join(entries) + r"\end{pmatrix}"
+
+        deltas = column([self.names[n.delta] for n in layer.neurons if n.delta is not None])
+        fprimes = column(
+            [pr.latex(net.dout_dnet(n.out, n.net), self.names) for n in layer.neurons if n.net is not None]
+        )
+        if layer.index == len(net.layers) - 1:
+            grads = column([pr.latex(net.dE_dout[n.out], self.names) for n in layer.neurons])
+            equation = rf"\delta^{{{l}}} = \nabla_{{a}} E \odot f'(z^{{{l}}}) = {deltas} = {grads} \odot {fprimes}"
+        else:
+            nxt = net.layers[layer.index + 1]
+            transposed = (
+                r"\begin{pmatrix}"
+                + r" \\ ".join(" & ".join(self.names[row[i]] for row in nxt.weights) for i in range(layer.size))
+                + r"\end{pmatrix}"
+            )
+            next_deltas = column([self.names[n.delta] for n in nxt.neurons if n.delta is not None])
+            equation = (
+                rf"\delta^{{{l}}} = \bigl((W^{{{l + 1}}})^{{\top}} \delta^{{{l + 1}}}\bigr) \odot f'(z^{{{l}}}) = "
+                rf"{deltas} = \left({transposed} {next_deltas}\right) \odot {fprimes}"
+            )
+        return fit(equation, width=0, room=r"\linewidth")
 
     def _matrix_equation(self, layer: Layer) -> Tex:
         net = self.net
