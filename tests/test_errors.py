@@ -150,3 +150,13 @@ def test_usage_errors_exit_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "derive", "grad"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unwritable_output_is_a_clear_error(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    target = blocked / "mazur.json"  # a path below a regular file cannot be created
+    result = CliRunner().invoke(main, ["grad", "mazur", "--all", "--format", "json", "-o", str(target)])
+    assert result.exit_code == 2
+    assert "cannot write" in result.output and "Traceback" not in result.output
+    assert blocked.read_text() == "not a directory"
