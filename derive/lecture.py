@@ -16,7 +16,7 @@ import sympy as sp
 
 from . import printing as pr
 from .api import Model
-from .chain import Derivation, evaluate
+from .chain import Derivation, display_point, evaluate, shown_value
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL, Layer, Network
 from .render import render
@@ -346,7 +346,7 @@ class LectureBuilder:
         self.digits = options.digits
         model.network.require_numbers("derive lecture")
         assert model.point is not None
-        self.point = model.point
+        self.point = display_point(self.net, model.point)  # exact numbers, rounding noise shown as 0
         self.derivations = model.derivations()
 
     # -- helpers ------------------------------------------------------------------
@@ -633,7 +633,7 @@ class LectureBuilder:
         substituted = pr.latex_values(definition, self.point, self.names, self.digits)
         if substituted not in parts:
             parts.append(substituted)
-        parts.append(pr.latex_number(self.point[symbol], self.digits))
+        parts.append(pr.latex_number(shown_value(definition, self.point[symbol], self.point), self.digits))
         return tuple(dict.fromkeys(parts))
 
     def loss(self) -> dict[str, Any]:

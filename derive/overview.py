@@ -8,6 +8,7 @@ import sympy as sp
 
 from . import printing as pr
 from .api import Model
+from .chain import display_point, shown_value
 from .network import LOSS_SYMBOL
 from .rules import Activation, LayerMap
 
@@ -79,7 +80,7 @@ def overview(model: Model) -> dict[str, Any]:
 
 def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS) -> str:
     net = model.network
-    point = model.point
+    point = display_point(net, model.point) if model.point is not None else None
     spec = model.spec
     lines = [f"{spec.name}: {spec.title}", ""]
     lines.append("layers:")
@@ -149,4 +150,5 @@ def _equation(symbol: sp.Symbol, definition: sp.Expr, point: dict[sp.Symbol, flo
     if len(expr) > 160:
         return f"  {symbol.name} = {pr.format_number(point[symbol], digits)}"
     numbers = pr.text_values(definition, point, digits)
-    return f"  {symbol.name} = {expr} = {numbers} = {pr.format_number(point[symbol], digits)}"
+    value = shown_value(definition, point[symbol], point)
+    return f"  {symbol.name} = {expr} = {numbers} = {pr.format_number(value, digits)}"
