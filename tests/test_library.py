@@ -114,3 +114,18 @@ def test_biases_named_as_in_000_are_subscripts_not_layer_superscripts():
     assert [net.latex[net.symbols[b]] for b in ("b1", "b2", "b3")] == ["b_{1}", "b_{2}", "b_{3}"]
     mazur_net = derive.load("mazur").network
     assert mazur_net.latex[mazur_net.symbols["b1"]] == "b_{1}"  # a shared bias in layer 2, named by Mazur
+
+
+def test_a_sum_that_cancels_to_rounding_noise_is_shown_as_zero():
+    from derive.chain import display_point, shown_value
+
+    model = derive.load("softmax")
+    net = model.network
+    h3 = net.symbols["net_h3"]
+    exact = model.point[h3]
+    assert exact != 0 and abs(exact) < 1e-15  # 0.1 − 0.04 − 0.2 + 0.14 in floating point
+    assert shown_value(net.net_definitions[h3], exact, model.point) == 0.0
+    assert display_point(net, model.point)[h3] == 0.0
+    assert model.point[h3] == exact  # the numbers themselves stay exact
+    other = net.symbols["net_h1"]
+    assert shown_value(net.net_definitions[other], model.point[other], model.point) == model.point[other]
