@@ -250,8 +250,11 @@ class Reporter:
                 lines.extend(self._term_lines(step))
             elif step.kind == "sum":
                 lines.append(f"sum over {'paths' if d.paths else 'terms'}:")
-                lines.append(f"  ∂E/∂{q.name} = {step.numbers}")
-                lines.append(f"  ∂E/∂{q.name} = {self.num(step.value)}")
+                if self.point:
+                    lines.append(f"  ∂E/∂{q.name} = {step.numbers}")
+                    lines.append(f"  ∂E/∂{q.name} = {self.num(step.value)}")
+                else:
+                    lines.append(f"  ∂E/∂{q.name} = the sum of the {len(step.parts)} terms above")
             lines.append("")
         if d.paths and d.terms and len(d.paths) > 1:
             lines.append("the same sum in δ form (each δ = ∂E/∂net, shared by every path through it):")
@@ -286,7 +289,10 @@ class Reporter:
         lines = [f"  ∂E/∂{q} = {step.quantity}"]
         for part in step.parts:
             lines.extend(self._factor_lines(part, "    "))
-        lines.append(f"  ∂E/∂{q} = {step.numbers} = {self.num(step.value)}" if self.point else "")
+        if self.point:
+            lines.append(f"  ∂E/∂{q} = {step.numbers} = {self.num(step.value)}")
+        else:
+            lines.append(f"  this path's term = {step.expression}")
         return lines
 
     def _term_lines(self, step: Step) -> list[str]:
