@@ -133,6 +133,9 @@ def test_missing_numbers_are_named(tmp_path):
     assert symbolic.exit_code == 0
     assert "symbolic only" in symbolic.output
     assert "out_o1 - target_o1" in symbolic.output
+    assert " ? " not in symbolic.output and "= ?" not in symbolic.output
+    hidden = run(tmp_path, text, "grad", "w1")
+    assert "this path's term = " in hidden.output and "the sum of the 2 terms above" in hidden.output
 
 
 def test_exit_status_and_stderr_through_a_real_process(tmp_path):
