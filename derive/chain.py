@@ -333,5 +333,7 @@ def expand_definitions(net: Network, expr: sp.Expr, limit: int, label: str = "th
         raise TooLargeError(
             f"the closed form of ∂E/∂{label} would have about {size:,} nodes (limit {limit:,})",
             hint="it grows like width**depth; the δ form (the default output) stays small",
+            size=size,
+            limit=limit,
         )
     return expr.xreplace({s: expander.full(s) for s in expr.free_symbols})

@@ -37,6 +37,11 @@ class FormulaError(DeriveError):
 class TooLargeError(DeriveError):
     """A request would build an expression too large to print or compile."""
 
+    def __init__(self, message: str, where: str = "", hint: str = "", size: int = 0, limit: int = 0) -> None:
+        super().__init__(message, where, hint)
+        self.size = size
+        self.limit = limit
+
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """A ``did you mean`` hint for a misspelled name, or an empty string."""

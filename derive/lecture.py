@@ -16,7 +16,7 @@ import sympy as sp
 
 from . import printing as pr
 from .api import Model
-from .chain import Derivation, display_point, evaluate, shown_value
+from .chain import Derivation, count_paths, derive, display_point, evaluate, shown_value
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL, Layer, Network
 from .render import render
@@ -30,6 +30,7 @@ MAX_LABELLED_EDGES = 16
 MAX_VALUED_EDGES = 12
 MAX_FORWARD_NEURONS = 12
 MAX_PLOT_POINTS = 400
+MAX_TABLE_ROWS = 300  # the update table of a big network lists this many, then says how many more
 MAX_PATH_ROWS_PER_LAYER = 120  # above this, one weight of the layer lists its paths, the rest use δ form
 LINE_WIDTH = 62  # visible characters per display line, estimated
 
@@ -49,7 +50,8 @@ class Options:
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "network": "The network",
-        "network_intro": "The network has {layers} layers: {sizes} neurons. Each neuron computes a weighted sum of the outputs of the previous layer (its net input) and applies its activation function to get its output. Weights are written on the edges{values}.",
+        "network_intro": "The network has {layers} layers: {sizes} neurons. Each neuron computes a weighted sum of the outputs of the previous layer (its net input) and applies its activation function to get its output.{labels}",
+        "edge_labels": " Weights are written on the edges{values}.",
         "with_values": " with their values",
         "notation": "Notation and the chain rule",
         "notation_intro": "Each neuron has a weighted input and an output: for neuron {neuron} they are {net} and {out}. The table lists every symbol with its value; the loss is $E$.",
@@ -103,6 +105,9 @@ WORDS: dict[str, dict[str, str]] = {
         "gradient": "gradient",
         "new": "new value",
         "loss_after": "After this step the loss is {after} (it was {before}).",
+        "nodes": "about {size} nodes; the limit is {limit}",
+        "lines": "{n} lines",
+        "table_more": "\\dots\\ and {n} more parameters (all of them: \\texttt{{derive grad --all}}).",
         "training": "Training",
         "training_intro": "Repeating the update {steps} times:",
         "training_result": "After {steps} steps the loss is {loss}.",
@@ -127,7 +132,8 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "zh": {
         "network": "网络结构",
-        "network_intro": "网络共有 {layers} 层，各层神经元个数为 {sizes}。每个神经元先计算上一层输出的加权和（净输入），再经激活函数得到输出。边上标出了权重{values}。",
+        "network_intro": "网络共有 {layers} 层，各层神经元个数为 {sizes}。每个神经元先计算上一层输出的加权和（净输入），再经激活函数得到输出。{labels}",
+        "edge_labels": "边上标出了权重{values}。",
         "with_values": "及其数值",
         "notation": "记号与链式法则",
         "notation_intro": "每个神经元有加权输入和输出：神经元 {neuron} 的加权输入为 {net}，输出为 {out}。下表列出所有符号及其数值；损失记为 $E$。",
@@ -181,6 +187,9 @@ WORDS: dict[str, dict[str, str]] = {
         "gradient": "梯度",
         "new": "新值",
         "loss_after": "这一步之后损失为 {after}（之前为 {before}）。",
+        "nodes": "约 {size} 个节点，上限为 {limit}",
+        "lines": "{n} 行",
+        "table_more": "\\dots\\ 以及另外 {n} 个参数（全部参数见 \\texttt{{derive grad --all}}）。",
         "training": "训练",
         "training_intro": "重复更新 {steps} 次：",
         "training_result": "{steps} 步之后损失为 {loss}。",
@@ -208,7 +217,8 @@ WORDS: dict[str, dict[str, str]] = {
 
 def _say(words: dict[str, str], key: str, **fields: object) -> Tex:
     """A sentence of ours (trusted LaTeX) with fields that are already Tex or plain numbers."""
-    safe = {k: v if isinstance(v, Tex) else escape(str(v)) for k, v in fields.items()}
+    unicode_ok = words is WORDS["zh"]  # pdflatex has no glyphs beyond Latin-1
+    safe = {k: v if isinstance(v, Tex) else escape(str(v), unicode_ok) for k, v in fields.items()}
     return tex(words[key].format(**safe))
 
 
@@ -347,7 +357,25 @@ class LectureBuilder:
         model.network.require_numbers("derive lecture")
         assert model.point is not None
         self.point = display_point(self.net, model.point)  # exact numbers, rounding noise shown as 0
-        self.derivations = model.derivations()
+        self.parameters = list(model.spec.parameter_names)
+        self._derivations: dict[str, Derivation] = {}
+        self._path_counts: dict[sp.Symbol, int] = {}
+        # every gradient of the update table, from the compiled passes (the same numbers, checked by the tests)
+        _, self.gradient_values = model.gradients()
+
+    def derivation(self, name: str) -> Derivation:
+        """The derivation of one parameter, derived on first use (a big network has thousands)."""
+        if name not in self._derivations:
+            assert self.model.point is not None
+            self._derivations[name] = derive(self.net, self.net.symbols[name], self.model.point, memo=self._path_counts)
+        return self._derivations[name]
+
+    def kind_of(self, name: str) -> str:
+        """output, hidden or bias."""
+        info = self.net.info[name]
+        if info.kind == "bias":
+            return "bias"
+        return "output" if info.layer == len(self.net.layers) - 1 else "hidden"
 
     # -- helpers ------------------------------------------------------------------
 
@@ -391,13 +419,11 @@ class LectureBuilder:
 
     def network_intro(self) -> Tex:
         sizes = "--".join(str(layer.size) for layer in self.net.layers)
-        small = self._edge_count() <= MAX_VALUED_EDGES
-        return self.say(
-            "network_intro",
-            layers=len(self.net.layers),
-            sizes=sizes,
-            values=tex(self.words["with_values"] if small else ""),
-        )
+        labels = tex("")
+        if self._edge_count() <= MAX_LABELLED_EDGES:
+            values = tex(self.words["with_values"] if self._edge_count() <= MAX_VALUED_EDGES else "")
+            labels = self.say("edge_labels", values=values)
+        return self.say("network_intro", layers=len(self.net.layers), sizes=sizes, labels=labels)
 
     def _edge_count(self) -> int:
         return sum(layer.size * self.net.layers[layer.index - 1].size for layer in self.net.layers[1:])
@@ -561,7 +587,9 @@ class LectureBuilder:
         return {"intro": intro, "rows": rows_[:limit], "more": more}
 
     def primer(self) -> dict[str, Any]:
-        example = next((d for d in self.derivations.values() if d.path_count > 1), None)
+        several = (n for n in self.parameters if count_paths(self.net, self.net.symbols[n], self._path_counts) > 1)
+        name = next(several, None)
+        example = self.derivation(name) if name is not None else None
         sentence = None
         if example is not None:
             sentence = self.say(
@@ -649,7 +677,7 @@ class LectureBuilder:
 
     def chosen(self) -> tuple[list[str], bool]:
         """The parameters derived in full: all, or a representative weight per layer."""
-        names = list(self.derivations)
+        names = list(self.parameters)
         if len(names) <= MAX_LISTED_PARAMETERS:
             return names, False
         picked = []
@@ -668,13 +696,13 @@ class LectureBuilder:
         rows_per_layer: dict[tuple[str, int], int] = {}
         for name in names:
             info = self.net.info[name]
-            d = self.derivations[name]
+            d = self.derivation(name)
             key = (info.kind, info.layer)
             rows_per_layer[key] = rows_per_layer.get(key, 0) + sum(len(p.factors) + 1 for p in d.paths)
         first_of_layer: set[tuple[str, int]] = set()
         for name in names:
             info = self.net.info[name]
-            d = self.derivations[name]
+            d = self.derivation(name)
             key = (info.kind, info.layer)
             full = rows_per_layer[key] <= MAX_PATH_ROWS_PER_LAYER or key not in first_of_layer
             first_of_layer.add(key)
@@ -687,7 +715,7 @@ class LectureBuilder:
                 sections["hidden"].append(block)
         softmax = isinstance(self.net.output_layer.rule, LayerMap)
         return {
-            "representative": self.say("representative", n=len(self.derivations)) if representative else None,
+            "representative": self.say("representative", n=len(self.parameters)) if representative else None,
             "output_intro": tex(self.words["output_intro_softmax" if softmax else "output_intro"]),
             "hidden_intro": tex(self.words["hidden_intro"]),
             "bias_intro": tex(self.words["biases_intro"]),
@@ -857,22 +885,18 @@ class LectureBuilder:
         return fit(equation, width=0, room=r"\linewidth")
 
     def closed(self) -> dict[str, Any]:
-        hidden = [
-            d
-            for d in self.derivations.values()
-            if self.net.info[d.quantity.name].kind == "weight"
-            and self.net.info[d.quantity.name].layer < len(self.net.layers) - 1
-        ]
-        candidates = hidden or list(self.derivations.values())
-        d = candidates[0]
+        hidden = [n for n in self.parameters if self.kind_of(n) == "hidden"]
+        d = self.derivation((hidden or self.parameters)[0])
         quantity = _m(pr.partial_latex(LOSS_SYMBOL, d.quantity, self.names))
         try:
             expr = d.closed_form()
         except TooLargeError as exc:
-            return {"intro": self.say("closed_too_large", quantity=quantity, why=exc.message), "lines": []}
+            why = self.say("nodes", size=f"{exc.size:,}", limit=f"{exc.limit:,}")
+            return {"intro": self.say("closed_too_large", quantity=quantity, why=why), "lines": []}
         lines = break_lines(expr, self.names)
         if len(lines) > 40:
-            return {"intro": self.say("closed_too_large", quantity=quantity, why=f"{len(lines)} lines"), "lines": []}
+            why = self.say("lines", n=len(lines))
+            return {"intro": self.say("closed_too_large", quantity=quantity, why=why), "lines": []}
         lhs = pr.partial_latex(LOSS_SYMBOL, d.quantity, self.names)
         body = [tex(f"{lhs} = {{}}& {fit(lines[0])}")] + [tex(rf"& \quad {fit(line)}") for line in lines[1:]]
         return {"intro": self.say("closed_intro", quantity=quantity), "lines": body}
@@ -887,15 +911,16 @@ class LectureBuilder:
         new = engine.parameter_values()
         after = engine.current_loss()
         table = []
-        for name, d in self.derivations.items():
+        for name in self.parameters[:MAX_TABLE_ROWS]:
             table.append(
                 {
                     "name": _m(self.names[self.net.symbols[name]]),
                     "old": _m(self.num(old[name])),
-                    "gradient": _m(self.num(d.value if d.value is not None else float("nan"))),
+                    "gradient": _m(self.num(self.gradient_values[name])),
                     "new": _m(self.num(new[name])),
                 }
             )
+        more = len(self.parameters) - len(table)
         return {
             "intro": self.say("update_intro", eta=tex(pr.latex_number(eta, self.digits))),
             "fixed": tex(self.words["biases_fixed"])
@@ -903,6 +928,7 @@ class LectureBuilder:
             and any(b for b in spec.parameter_names if self.net.info[b].kind == "bias")
             else None,
             "table": table,
+            "more": self.say("table_more", n=more) if more > 0 else None,
             "after": self.say("loss_after", after=_m(self.num(after)), before=_m(self.num(before))),
         }
 
@@ -939,13 +965,9 @@ class LectureBuilder:
                 _m(f"{self.names[last_out]} = {self.num(self.point[last_out])}"),
             )
         )
-        out_weights = [
-            d
-            for d in self.derivations.values()
-            if net.info[d.quantity.name].kind == "weight" and net.info[d.quantity.name].layer == len(net.layers) - 1
-        ]
+        out_weights = [n for n in self.parameters if self.kind_of(n) == "output"]
         if out_weights:
-            d = out_weights[-1]
+            d = self.derivation(out_weights[-1])
             q = pr.partial_latex(LOSS_SYMBOL, d.quantity, self.names)
             items.append((self.say("ex_gradient", quantity=_m(q)), _m(f"{q} = {self.num(d.value or 0.0)}")))
         if len(net.layers) > 2:
@@ -957,7 +979,7 @@ class LectureBuilder:
                     _m(f"{self.names[n.delta]} = {self.num(self.point[n.delta])}"),
                 )
             )
-        first = next(iter(self.derivations.values()))
+        first = self.derivation(self.parameters[0])
         engine = self.model.compiled()
         engine.train(1)
         new = engine.parameter_values()[first.quantity.name]

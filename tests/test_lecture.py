@@ -317,3 +317,21 @@ def test_numbers_in_the_update_table_match_the_oracle(mazur_pdf):
     for value in stepped.flat():
         assert g8(value) in text
     assert np.isfinite(stepped.flat()).all()
+
+
+def test_a_784_30_10_lecture_has_representatives_and_a_capped_table(tmp_path):
+    need_tex()
+    values = ", ".join(str(round((i % 17) / 17, 3)) for i in range(784))
+    spec = tmp_path / "mnist.toml"
+    spec.write_text(
+        f"name = 'mnist'\n[loss]\nkind = 'half_sse'\n[[layers]]\nsize = 784\nvalues = [{values}]\n"
+        "[[layers]]\nsize = 30\nactivation = 'sigmoid'\nbias = 'per_neuron'\n"
+        "[[layers]]\nsize = 10\nactivation = 'sigmoid'\nbias = 'per_neuron'\ntargets = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]\n"
+        "[training]\nsteps = 20\n"
+    )
+    pdf = lecture(tmp_path, spec)
+    text = text_of(pdf)
+    assert "23860 parameters" in text.replace(",", "") and "representative" in text
+    assert "more parameters" in text  # the update table stops at 300 rows and says so
+    assert "Weights are written on the edges" not in text  # 23,820 edges are drawn unlabelled
+    assert overflowing_pages(pdf) == []
