@@ -109,6 +109,11 @@ def _single_call(code: str) -> bool:
     return False
 
 
+def _grouped(code: str) -> str:
+    """code, bracketed unless it is a single name or call."""
+    return code if code.isidentifier() or _single_call(code) else f"({code})"
+
+
 def _scaled(target: str, code: str) -> list[str]:
     """target = code / batch size; the division is skipped for a batch of one."""
     if code.isidentifier():
@@ -222,7 +227,7 @@ class VectorModule:
                 f"# δ{L} = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = {sp.sstr(g)}, D = {sp.sstr(d)}, u = {sp.sstr(u)}, v = {sp.sstr(v)}",
                 *temps_d,
                 *temps_u,
-                *_scaled(f"d{L}", f"{code_d} + ({code_v}) * np.sum({code_u}, axis=1, keepdims=True)"),
+                *_scaled(f"d{L}", f"{code_d} + {_grouped(code_v)} * np.sum({code_u}, axis=1, keepdims=True)"),
             ]
         fprime = rule.fprime_in_out.xreplace({Y: O}) if rule.fprime_in_out is not None else rule.fprime
         delta = g * fprime

@@ -100,7 +100,7 @@ def loss_and_gradients(params, X, T):
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + (a3) * np.sum(T, axis=1, keepdims=True)
+    d3 = -T + a3 * np.sum(T, axis=1, keepdims=True)
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
@@ -146,7 +146,7 @@ def gradients(params, X, T):
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + (a3) * np.sum(T, axis=1, keepdims=True)
+    d3 = -T + a3 * np.sum(T, axis=1, keepdims=True)
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
