@@ -299,3 +299,15 @@ def test_bench_runs_and_reports_json():
     assert first["name"].startswith("mazur")
     assert {"generated", "hand-written", "closed form (scalar)"} <= set(first["results"])
     assert first["results"]["hand-written"]["ratio_to_hand_written"] == 1.0
+
+
+def test_training_with_the_exported_module_matches_the_oracle():
+    module = load(vector_module(Model.load("mazur")))
+    params = module.init_params()
+    X, T = np.array([[0.05, 0.10]]), np.array([[0.01, 0.99]])
+    for _ in range(2000):
+        params = module.train_step(params, X, T)
+    trained, history = train(mazur(), 2000)
+    assert module.loss(params, X, T) == pytest.approx(history[-1], rel=1e-9)
+    for k, (key, index) in enumerate(module.PARAMETER_INDEX.values()):
+        assert params[key][index] == pytest.approx(trained.flat()[k], rel=1e-9)
