@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import sympy as sp
 
 from .chain import Derivation, derive, derive_all
+from .errors import DeriveError
 from .network import Network
 from .numeric import Compiled
 from .spec import Spec, load_spec
@@ -49,7 +51,18 @@ class Model:
         """Every symbol's value at the spec's numbers, or None when inputs or targets are missing."""
         if not self.has_numbers:
             return None
-        return self.compiled().point()
+        point = self.compiled().point()
+        for layer in self.network.layers[1:]:
+            for n in layer.neurons:
+                for symbol in (n.net, n.out):
+                    if symbol is not None and not math.isfinite(point[symbol]):
+                        raise DeriveError(
+                            f"the forward pass gives {symbol.name} = {point[symbol]}: "
+                            f"layer {layer.number}'s activation {layer.spec.activation!r} is not finite there",
+                            where=self.spec.source,
+                            hint="check the activation's domain and the spec's numbers",
+                        )
+        return point
 
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)

@@ -7,6 +7,7 @@ argument errors stay fast.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -83,8 +84,20 @@ def _emit(text: str, output: str | None) -> None:
         raise
 
 
+def _finite(data: Any) -> Any:
+    """NaN and infinities become null (JSON has no such numbers), with a warning on stderr."""
+    if isinstance(data, float) and not math.isfinite(data):
+        click.echo(f"warning: a value is {data}; written as null", err=True)
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_finite(v) for v in data]
+    return data
+
+
 def _json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _dump(data: Any, output: str | None = None) -> None:
@@ -314,6 +327,7 @@ def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, d
 
     model = Model.load(spec)
     model.network.require_numbers("derive train")
+    assert model.point is not None  # checks that the forward pass is finite at the start
     training = model.spec.training
     n = training.steps if steps is None else steps
     lr = training.learning_rate if learning_rate is None else learning_rate
@@ -321,6 +335,9 @@ def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, d
     history = engine.train(n, lr)
     outputs = engine.outputs()
     parameters = engine.parameter_values()
+    diverged = next((i for i, e in enumerate(history) if not math.isfinite(e)), None)
+    if diverged is not None:
+        click.echo(f"warning: training diverged: the loss is {history[diverged]} after {diverged} steps", err=True)
     if fmt == "json":
         _dump(
             {

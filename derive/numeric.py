@@ -94,7 +94,7 @@ class Compiled:
         a = np.atleast_2d(self.x if x is None else x)
         nets: list[Array] = [a]
         outs: list[Array] = [a]
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
             for index in range(1, len(self.weights)):
                 z = a @ self.weights[index].T
                 bias = self.biases[index]
@@ -110,7 +110,7 @@ class Compiled:
     def loss(self, outs: Array, t: Array | None = None) -> float:
         """E for a batch: summed over samples."""
         target = np.broadcast_to(self.t if t is None else t, outs.shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             per = _as_array(self._loss(outs, target), outs)
         return float(per.sum() * self._loss_scale)
 
@@ -119,7 +119,7 @@ class Compiled:
         target = np.broadcast_to(self.t if t is None else t, outs[-1].shape)
         last = len(self.weights) - 1
         deltas: list[Array] = [np.zeros(0)] * (last + 1)
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
             columns = self._output_delta(list(nets[last].T), list(outs[last].T), list(target.T))
             deltas[last] = np.stack([_as_array(c, nets[last][:, 0]) for c in columns], axis=1)
             for index in range(last - 1, 0, -1):
@@ -204,8 +204,9 @@ class Compiled:
         training = self.network.spec.training
         lr = training.learning_rate if learning_rate is None else learning_rate
         update = training.update_biases if update_biases is None else update_biases
-        history = [self.step(lr, update) for _ in range(steps)]
-        history.append(self.current_loss())
+        with np.errstate(all="ignore"):  # a diverging run shows in the history, not as warnings
+            history = [self.step(lr, update) for _ in range(steps)]
+            history.append(self.current_loss())
         return history
 
     def current_loss(self) -> float:

@@ -173,6 +173,8 @@ def _polynomial_in_output(f: sp.Expr, fprime: sp.Expr, degree: int = 3) -> sp.Ex
             coeffs = mpmath.lu_solve(mpmath.matrix(rows), mpmath.matrix([dfn(x) for x in xs]))
         except (ZeroDivisionError, ValueError, TypeError, ArithmeticError, mpmath.libmp.NoConvergence):
             return None
+        if any(isinstance(c, mpmath.mpc) for c in coeffs):
+            return None  # f is not real on the sample points (sqrt of a negative, say)
         rational = []
         for c in coeffs:
             r = sp.nsimplify(sp.Float(mpmath.nstr(c, 30), 30), rational=True, tolerance=1e-20)
@@ -185,7 +187,9 @@ def _polynomial_in_output(f: sp.Expr, fprime: sp.Expr, degree: int = 3) -> sp.Ex
             x = mpmath.mpf(rng.uniform(-3, 3))
             try:
                 expected = dfn(x)
-                if abs(gfn(fn(x)) - expected) > mpmath.mpf(10) ** -25 * (1 + abs(expected)):
+                if isinstance(expected, mpmath.mpc) or abs(gfn(fn(x)) - expected) > mpmath.mpf(10) ** -25 * (
+                    1 + abs(expected)
+                ):
                     return None
             except (ZeroDivisionError, ValueError, TypeError, ArithmeticError):
                 return None

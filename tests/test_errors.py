@@ -163,3 +163,33 @@ def test_an_unwritable_output_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "cannot write" in result.output and "Traceback" not in result.output
     assert blocked.read_text() == "not a directory"
+
+
+def test_a_non_finite_forward_pass_is_a_clear_error(tmp_path):
+    spec = (
+        "[loss]\nkind = 'sse'\n[[layers]]\nsize = 1\nvalues = [1.0]\n"
+        "[[layers]]\nsize = 1\nactivation = 'sqrt(x)'\nweights = [[-1.0]]\n"
+        "[[layers]]\nsize = 1\nactivation = 'linear'\nweights = [[1.0]]\ntargets = [0.0]\n"
+    )
+    for command in (["grad", "w2_1_1"], ["grad", "--all", "--format", "json"], ["train"], ["show"]):
+        result = run(tmp_path, spec, *command)
+        check(result, "the forward pass gives a2_1 = nan", "sqrt(x)")
+
+
+def test_a_diverging_run_is_reported_and_its_json_stays_valid(tmp_path):
+    spec = (
+        "[loss]\nkind = 'sse'\n[[layers]]\nsize = 1\nvalues = [1.0]\n"
+        "[[layers]]\nsize = 1\nactivation = 'linear'\nweights = [[1.0]]\n"
+        "[[layers]]\nsize = 1\nactivation = 'linear'\nweights = [[1.0]]\ntargets = [0.0]\n[training]\nlearning_rate = 5.0\n"
+    )
+    path = tmp_path / "div.toml"
+    path.write_text(spec)
+    proc = subprocess.run(
+        [sys.executable, "-m", "derive", "train", str(path), "--steps", "2000", "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0
+    assert "training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    data = __import__("json").loads(proc.stdout)
+    assert data["loss"] is None and data["loss_before"] == 1.0
