@@ -2,6 +2,8 @@
 
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derive.errors import FormulaError
 from derive.formula import parse_formula
@@ -59,3 +61,46 @@ def test_refused(text, fragment):
         parse_formula(text, V, "layers[1].activation")
     assert fragment in str(info.value)
     assert "layers[1].activation" in str(info.value)
+
+
+TOKENS = [
+    "x",
+    "1",
+    "2.5",
+    "1e3",
+    "9",
+    "+",
+    "-",
+    "*",
+    "/",
+    "**",
+    "(",
+    ")",
+    ",",
+    "exp",
+    "log",
+    "max",
+    "tanh",
+    "abs",
+    "sqrt",
+    " ",
+    "^",
+    "y",
+    "_",
+    ".",
+    "e",
+    "pi",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=30))
+def test_any_token_soup_parses_or_fails_cleanly(tokens):
+    text = "".join(tokens)
+    try:
+        result = parse_formula(text, V, "layers[1].activation")
+    except FormulaError as exc:
+        assert "layers[1].activation" in str(exc)
+    else:
+        assert isinstance(result, sp.Basic)
+        assert result.free_symbols <= {x}
