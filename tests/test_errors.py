@@ -5,6 +5,8 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derive.cli import main
 from derive.spec import builtin_example_text
@@ -193,3 +195,45 @@ def test_a_diverging_run_is_reported_and_its_json_stays_valid(tmp_path):
     assert "training diverged" in proc.stderr and "Traceback" not in proc.stderr
     data = __import__("json").loads(proc.stdout)
     assert data["loss"] is None and data["loss_before"] == 1.0
+
+
+JUNK = [
+    '"x"',
+    "true",
+    "-1",
+    "0",
+    "[]",
+    "[[1]]",
+    "nan",
+    "inf",
+    "{ a = 1 }",
+    '"sigmoid"',
+    '"softmax"',
+    "[0.1, 0.2, 0.3]",
+    '"x**(9**9)"',
+    '["a", "a"]',
+    "1e308",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_specs_either_work_or_fail_with_a_derive_error(data):
+    from derive.api import Model
+    from derive.errors import DeriveError
+    from derive.spec import parse_spec
+
+    lines = MAZUR.splitlines()
+    assignments = [i for i, line in enumerate(lines) if " = " in line and not line.startswith("#")]
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.sampled_from(assignments))
+        key = lines[i].split(" = ")[0]
+        lines[i] = f"{key} = {data.draw(st.sampled_from(JUNK))}"
+    text = "\n".join(lines) + "\n"
+    try:
+        model = Model(parse_spec(text, "mutated.toml"))
+        model.gradients()
+        assert model.point is not None
+        model.derivation(model.spec.parameter_names[0])
+    except DeriveError as exc:
+        assert str(exc)
