@@ -28,6 +28,7 @@ def _he(seed, layer, n, m):
 '''.strip()
 
 _namespace: dict[str, Any] = {"np": np}
+# SOURCE is a constant of this module (never spec text); running it here is what keeps it identical in exports
 exec(compile(SOURCE, "<derive.init>", "exec"), _namespace)
 
 

@@ -21,7 +21,7 @@ from .errors import TooLargeError
 from .network import LOSS_SYMBOL, Layer, Network
 from .render import render
 from .report import Reporter, Step
-from .rules import Activation, LayerMap
+from .rules import Activation, LayerMap, Y
 from .texsafe import Tex, escape, tex
 
 MAX_LISTED_PARAMETERS = 40  # above this, a representative weight per layer
@@ -609,14 +609,11 @@ class LectureBuilder:
                 about = self.say("softmax_is", layer=layer.number)
             else:
                 assert isinstance(rule, Activation)
-                x = sp.Symbol("x", real=True)
-                from .rules import X
-
-                formula = pr.latex(rule.f.xreplace({X: x}), {})
+                formula = pr.latex(rule.f, {})  # the rule's own variable x
                 derivative = pr.latex(
-                    rule.fprime_in_out.xreplace({sp.Symbol("y", real=True): sp.Symbol("f(x)")})
+                    rule.fprime_in_out.xreplace({Y: sp.Symbol("f(x)")})
                     if rule.fprime_in_out is not None
-                    else rule.fprime.xreplace({X: x}),
+                    else rule.fprime,
                     {},
                 )
                 name = rule.name if rule.name != rule.formula else "f"

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .network import LOSS_SYMBOL, Layer, Network
-from .rules import Activation, LayerMap, O, T, differentiate
+from .rules import Activation, LayerMap, O, T, X, Y, differentiate
 
 Array = np.ndarray
 _Fn = Callable[..., Any]
@@ -37,8 +37,7 @@ def _as_array(value: object, like: Array) -> Array:
 @dataclass
 class _Compiled:
     forward: _Fn  # net array → out array
-    derivative: _Fn  # (net, out) arrays → ∂out/∂net, elementwise layers only
-    uses_out: bool
+    derivative: _Fn | None  # (net, out) arrays → ∂out/∂net; None for a layer map (its δ comes from the output δ)
 
 
 class Compiled:
@@ -76,16 +75,14 @@ class Compiled:
                 shifted = z - z.max(axis=-1, keepdims=True)
                 return np.stack([_as_array(c, shifted[..., 0]) for c in outs(*shifted.T)], axis=-1)
 
-            return _Compiled(forward, _unused, False)
+            return _Compiled(forward, None)
         assert isinstance(rule, Activation)
-        from .rules import X, Y
-
         f = _compile(X, rule.f)
         if rule.fprime_in_out is not None:
             g = _compile(Y, rule.fprime_in_out)
-            return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(g(a), a), True)
+            return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(g(a), a))
         d = _compile(X, rule.fprime)
-        return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(d(z), z), False)
+        return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(d(z), z))
 
     # -- passes --------------------------------------------------------------
 
@@ -126,6 +123,7 @@ class Compiled:
                 layer = self.layers[index]
                 assert layer is not None
                 back = deltas[index + 1] @ self.weights[index + 1]
+                assert layer.derivative is not None  # softmax is allowed on the output layer only
                 deltas[index] = back * layer.derivative(nets[index], outs[index])
         return deltas
 
@@ -216,10 +214,6 @@ class Compiled:
     def outputs(self) -> list[float]:
         _, outs = self.forward()
         return [float(v) for v in outs[-1][0]]
-
-
-def _unused(*_: object) -> object:  # pragma: no cover - a layer map's δ comes from the output δ definitions
-    raise AssertionError("a layer map has no elementwise derivative")
 
 
 def _bias_array(layer: Layer, values: dict[sp.Symbol, float]) -> Array | None:

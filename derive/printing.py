@@ -314,4 +314,5 @@ class NumpyCodePrinter(StrPrinter):
 
 def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
     """``expr`` as a NumPy expression, with overflow-prone patterns rewritten stably."""
-    return str(NumpyCodePrinter(names).doprint(stabilize(sp.sympify(expr))))
+    # strict: numbers and sympy objects only, never a string to parse
+    return str(NumpyCodePrinter(names).doprint(stabilize(sp.sympify(expr, strict=True))))
