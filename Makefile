@@ -2,28 +2,40 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH  := torch==2.13.0
 CI     ?=
 
 TEX_EN := latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils
 TEX_ZH := texlive-xetex texlive-lang-chinese texlive-fonts-recommended
 
-.PHONY: demo test lint typecheck bench install clean tex-en tex-all
+.PHONY: demo test lint typecheck bench install install-test clean tex-en tex-all
 
-install: $(STAMP)
+HASH       := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+STAMP_RUN  := $(VENV)/.installed-run-$(HASH)
+STAMP_TEST := $(VENV)/.installed-test-$(HASH)
 
-$(STAMP): pyproject.toml Makefile
+# `make demo` needs only the package; `make test` adds the test tools and PyTorch (an oracle).
+install: $(STAMP_RUN)
+install-test: $(STAMP_TEST)
+
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "derive needs Python 3.11 or newer")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml Makefile | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $@
+
+$(STAMP_TEST): $(STAMP_RUN)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@# PyTorch is a test oracle. 2.13.0 is the local CPU build; any other version downloads gigabytes.
 	@if $(BIN)/python -m pip install --quiet '$(TORCH)'; then :; \
 	elif [ -n "$(CI)" ]; then echo "error: could not install $(TORCH), and CI needs it" >&2; exit 1; \
 	else echo "warning: could not install $(TORCH); the PyTorch oracle tests will be skipped" >&2; fi
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	rm -f $(VENV)/.installed-test-*
+	touch $@
 
 # TeX for the lecture PDFs, from Debian, when missing: installed if we are root,
 # otherwise the command to run is printed (and CI fails).
@@ -42,25 +54,24 @@ tex-all: tex-en
 	else echo "Chinese TeX is missing; as root run: apt-get install -y --no-install-recommends $(TEX_ZH)" >&2; \
 	  [ -z "$(CI)" ] || exit 1; fi
 
-demo: $(STAMP) tex-en
+demo: $(STAMP_RUN) tex-en
 	$(BIN)/derive grad mazur w5
 	$(BIN)/derive grad mazur w1
 	$(BIN)/derive grad mazur --all --format json -o output/mazur.json
-	@echo "wrote output/mazur.json"
 	$(BIN)/derive lecture mazur -o output/mazur.pdf
 
-test: $(STAMP) tex-all
+test: $(STAMP_TEST) tex-all
 	$(BIN)/python -m pytest
 	$(MAKE) lint typecheck
 
-lint: $(STAMP)
+lint: $(STAMP_TEST)
 	$(BIN)/ruff check derive tests benchmarks
 	$(BIN)/ruff format --check derive tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/derive_all.py
 	$(BIN)/derive bench
 

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any, TypeVar
 
 import click
 
+from . import __version__
 from .errors import DeriveError
+from .files import write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,12 +41,14 @@ DIGITS = click.option(
 
 
 def friendly(command: F) -> F:
-    """Print a DeriveError as one clear message and exit with status 2."""
+    """Print a DeriveError as one clear message and exit with status 2; end quietly on a closed pipe."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:
+            _closed_pipe()
         except DeriveError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
@@ -57,31 +60,50 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def output_option(help: str = "Write to this file instead of standard output (written whole or not at all).") -> Any:
-    return click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help=help)
+def _closed_pipe() -> None:
+    """The reader went away (``derive … | head``): stop quietly with status 0, like other Unix tools."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    except (OSError, ValueError):  # no real file descriptor (click's test runner)
+        pass
+    sys.exit(0)
+
+
+def output_option(
+    help: str = "Write to this file instead of standard output (whole or not at all; - is standard output).",
+) -> Any:
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None, help=help)
 
 
 OUTPUT = output_option()
+TRAIN_LIST_LIMIT = 64  # parameters printed one per line by `derive train` unless asked
+TRAIN_CHUNK = 2000  # updates between progress-bar refreshes
+QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress messages on standard error.")
+
+
+def _to_stdout(output: str | None) -> bool:
+    return output is None or output == "-"
+
+
+def wrote(*paths: Path | str) -> None:
+    """The one convention for files written: ``wrote PATH`` on standard error, stdout keeps only the output."""
+    for path in paths:
+        click.echo(f"wrote {path}", err=True)
 
 
 def _emit(text: str, output: str | None) -> None:
-    """Print, or write a file atomically: a temporary file renamed into place."""
-    if output is None:
+    """Print, or write a file atomically (a temporary file renamed into place) and say so on stderr."""
+    if _to_stdout(output):
         click.echo(text, nl=False)
         return
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    assert output is not None
+    wrote(write_atomic(output, text))
+
+
+def _progress_wanted(quiet: bool) -> bool:
+    """Progress goes to stderr only when a person is watching it."""
+    return not quiet and sys.stderr.isatty()
 
 
 def _finite(data: Any) -> Any:
@@ -105,7 +127,7 @@ def _dump(data: Any, output: str | None = None) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="derive")
+@click.version_option(__version__, "-V", "--version", message="derive %(version)s")
 def main() -> None:
     """Symbolic backpropagation: chain-rule derivations of every gradient of a network.
 
@@ -133,17 +155,18 @@ def examples(name: str | None) -> None:
 @click.argument("spec")
 @FORMAT
 @DIGITS
+@OUTPUT
 @friendly
-def show(spec: str, fmt: str, digits: int) -> None:
+def show(spec: str, fmt: str, digits: int, output: str | None) -> None:
     """Print the network: layers, symbols, the forward pass and the loss."""
     from .api import Model
     from .overview import overview, overview_text
 
     model = Model.load(spec)
     if fmt == "json":
-        _dump(overview(model))
+        _dump(overview(model), output)
     else:
-        click.echo(overview_text(model, digits), nl=False)
+        _emit(overview_text(model, digits), output)
 
 
 @main.command()
@@ -177,7 +200,9 @@ def grad(
         )
     model = Model.load(spec)
     if all_:
-        model.network.require_numbers("derive grad --all")
+        model.network.require_numbers(
+            "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"
+        )
         derivations = model.derivations()
         assert model.point is not None
         loss = model.point[_loss_symbol()]
@@ -204,9 +229,19 @@ def grad(
         _emit(note + reporter.text(closed_form), output)
 
 
+LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
+
+
 @main.command()
 @click.argument("spec")
-@output_option("The PDF to write [default: output/<name>.pdf].")
+@output_option("The file to write; its suffix picks the format [default: output/<spec file name>.pdf].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(set(LECTURE_FORMATS.values()))),
+    default=None,
+    help="pdf: compiled with TeX; tex: the LaTeX source only [default: from -o's suffix, else pdf].",
+)
 @click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
 @click.option(
     "--lang",
@@ -225,16 +260,36 @@ def grad(
 @DIGITS
 @friendly
 def lecture(
-    spec: str, output: str | None, keep_tex: bool, lang: str, steps: int | None, exercises: bool, digits: int
+    spec: str,
+    output: str | None,
+    fmt: str | None,
+    keep_tex: bool,
+    lang: str,
+    steps: int | None,
+    exercises: bool,
+    digits: int,
 ) -> None:
-    """Write a typeset step-by-step backpropagation lecture (PDF)."""
+    """Write a typeset step-by-step backpropagation lecture (PDF, or its LaTeX source)."""
     from .api import Model
+    from .files import check_target
     from .lecture import Options, tex_source
     from .texbuild import TexMissing, check_tools, compile_pdf, write_tex
 
+    fmt, target = _lecture_target(spec, output, fmt)
+    if target is not None:
+        check_target(target)
     model = Model.load(spec)
-    target = Path(output) if output else Path("output") / f"{model.spec.name}.pdf"
+    if target is None:
+        target = Path("output") / f"{_spec_stem(spec)}.{fmt}"
+        target.parent.mkdir(exist_ok=True)  # the default folder is ours to create, unlike a folder the user names
     source = tex_source(model, Options(lang=lang, digits=digits, steps=steps, exercises=exercises))
+    if fmt == "tex":
+        if output == "-":
+            click.echo(source, nl=False)
+        else:
+            write_tex(target, source)
+            wrote(target)
+        return
     tex_path = target.with_suffix(".tex")
     try:
         check_tools(lang)
@@ -242,7 +297,34 @@ def lecture(
         write_tex(tex_path, source)
         raise TexMissing(exc.message + f"; wrote the LaTeX source to {tex_path}", hint=exc.hint) from None
     compile_pdf(source, target, lang, keep_tex=tex_path if keep_tex else None)
-    click.echo(f"wrote {target}" + (f" and {tex_path}" if keep_tex else ""))
+    wrote(target, *([tex_path] if keep_tex else []))
+
+
+def _spec_stem(spec: str) -> str:
+    """The name outputs are called by: the spec file's stem, or the built-in example's name."""
+    return Path(spec).stem if spec.endswith(".toml") else Path(spec).name
+
+
+def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str, Path | None]:
+    """(format, file to write or None for the default) from --format and -o, which must agree."""
+    if output is None:
+        return fmt or "pdf", None
+    if output == "-":
+        if fmt != "tex":
+            raise DeriveError("-o - writes the LaTeX source to standard output: add --format tex", where="-o")
+        return fmt, Path("-")
+    target = Path(output)
+    by_suffix = LECTURE_FORMATS.get(target.suffix.lower())
+    if by_suffix is None:
+        known = ", ".join(LECTURE_FORMATS)
+        raise DeriveError(
+            f"cannot tell the format from the suffix {target.suffix or '(none)'!r}",
+            where=output,
+            hint=f"name the file with one of {known}",
+        )
+    if fmt is not None and fmt != by_suffix:
+        raise DeriveError(f"--format {fmt} does not match the suffix {target.suffix}", where=output)
+    return by_suffix, target
 
 
 @main.command()
@@ -264,8 +346,6 @@ def export(spec: str, output: str | None, style: str) -> None:
     model = Model.load(spec)
     source = vector_module(model) if style == "vector" else scalar_module(model)
     _emit(source, output)
-    if output:
-        click.echo(f"wrote {output}", err=True)
 
 
 @main.command()
@@ -285,13 +365,19 @@ def export(spec: str, output: str | None, style: str) -> None:
 )
 @click.option("--quick", is_flag=True, help="Only the small shapes (Mazur and 784-30-10).")
 @OUTPUT
+@QUIET
 @friendly
-def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str | None) -> None:
+def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str | None, quiet: bool) -> None:
     """Time the generated module against hand-written backprop and PyTorch, in one run."""
     from .bench import SHAPES, run, table
 
     shapes = SHAPES[:3] if quick else SHAPES
-    data = run(shapes, budget=budget, torch_compile=torch_compile, log=lambda m: click.echo(m, err=True))
+
+    def log(message: str) -> None:
+        if _progress_wanted(quiet):
+            click.echo(message, err=True)
+
+    data = run(shapes, budget=budget, torch_compile=torch_compile, log=log)
     _emit(_json(data) if fmt == "json" else table(data), output)
 
 
@@ -317,10 +403,28 @@ def _loss_symbol() -> Any:
     default=None,
     help="Override the spec's learning rate.",
 )
+@click.option(
+    "--summary/--parameters",
+    "summary",
+    default=None,
+    help="Losses and outputs only, or also every parameter [default: parameters when there are at most "
+    f"{TRAIN_LIST_LIMIT}].",
+)
 @FORMAT
 @DIGITS
+@OUTPUT
+@QUIET
 @friendly
-def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, digits: int) -> None:
+def train(
+    spec: str,
+    steps: int | None,
+    learning_rate: float | None,
+    summary: bool | None,
+    fmt: str,
+    digits: int,
+    output: str | None,
+    quiet: bool,
+) -> None:
     """Run gradient descent with code compiled from the derivation."""
     from .api import Model
     from .printing import format_number
@@ -332,7 +436,7 @@ def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, d
     n = training.steps if steps is None else steps
     lr = training.learning_rate if learning_rate is None else learning_rate
     engine = model.compiled()
-    history = engine.train(n, lr)
+    history = _train_with_progress(engine, n, lr, _progress_wanted(quiet))
     outputs = engine.outputs()
     parameters = engine.parameter_values()
     diverged = next((i for i, e in enumerate(history) if not math.isfinite(e)), None)
@@ -348,19 +452,45 @@ def train(spec: str, steps: int | None, learning_rate: float | None, fmt: str, d
                 "loss": history[-1],
                 "outputs": outputs,
                 "parameters": parameters,
-            }
+            },
+            output,
         )
         return
     biases = "biases updated" if training.update_biases else "biases not updated"
-    click.echo(f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases})")
-    click.echo(f"loss before: {format_number(history[0], digits)}")
-    click.echo(f"loss after:  {format_number(history[-1], digits)}")
+    lines = [
+        f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases})",
+        f"loss before: {format_number(history[0], digits)}",
+        f"loss after:  {format_number(history[-1], digits)}",
+    ]
     out_names = [o.name for o in model.network.output_layer.outs]
-    click.echo("outputs:     " + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, outputs)))
-    click.echo("parameters:")
-    width = max(len(k) for k in parameters)
-    for k, v in parameters.items():
-        click.echo(f"  {k:<{width}} = {format_number(v, digits)}")
+    lines.append("outputs:     " + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, outputs)))
+    if summary is None:
+        summary = len(parameters) > TRAIN_LIST_LIMIT
+        if summary:
+            lines.append(f"{len(parameters)} parameters (list them with --parameters, or --format json)")
+    if not summary:
+        lines.append("parameters:")
+        width = max(len(k) for k in parameters)
+        lines.extend(f"  {k:<{width}} = {format_number(v, digits)}" for k, v in parameters.items())
+    _emit("\n".join(lines) + "\n", output)
+
+
+def _train_with_progress(engine: Any, steps: int, learning_rate: float, progress: bool) -> list[float]:
+    """``engine.train`` in chunks, with a progress bar on stderr when wanted; the same history."""
+    if not progress or steps < 2 * TRAIN_CHUNK:
+        history: list[float] = engine.train(steps, learning_rate)
+        return history
+    history = []
+    with click.progressbar(length=steps, label="training", file=sys.stderr) as bar:
+        done = 0
+        while done < steps:
+            chunk = min(TRAIN_CHUNK, steps - done)
+            part = engine.train(chunk, learning_rate)
+            history.extend(part[:-1])
+            done += chunk
+            bar.update(chunk)
+    history.append(part[-1])
+    return history
 
 
 if __name__ == "__main__":  # pragma: no cover

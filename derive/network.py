@@ -297,13 +297,17 @@ class Network:
             missing.append(f"layers[{len(self.layers) - 1}].targets")
         return missing
 
-    def require_numbers(self, command: str) -> None:
+    def require_numbers(self, command: str, symbolic_alternative: str = "") -> None:
+        """Raise unless the spec gives inputs and targets; the hint names a symbolic alternative when one exists."""
         missing = self.missing_numbers()
         if missing:
+            hint = 'add them to the spec (values = [...], or "random" to draw them from [init] seed)'
+            if symbolic_alternative:
+                hint += f", or {symbolic_alternative}"
             raise DeriveError(
                 f"{command} needs numbers the spec does not give: " + ", ".join(missing),
                 where=self.spec.source,
-                hint="add them to the spec, or ask for symbolic output only",
+                hint=hint,
             )
 
     def given_values(self) -> dict[sp.Symbol, float]:

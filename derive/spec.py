@@ -71,7 +71,7 @@ TOP_KEYS = ("name", "title", "description", "loss", "layers", "training", "init"
 LOSS_KEYS = ("kind", "expr")
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
-INPUT_LAYER_KEYS = ("names", "size", "values", "out_names")
+INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names")
 LAYER_KEYS = (
     "names",
     "size",
@@ -83,7 +83,10 @@ LAYER_KEYS = (
     "net_names",
     "out_names",
     "targets",
+    "targets_file",
 )
+RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.drawn)
+NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def load_spec(ref: str | Path) -> Spec:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"cannot read the spec: {exc}", where=str(path)) from None
-        source = str(path)
+        return parse_spec(text, str(path), path.parent)
     elif str(ref) in builtin_examples():
         text = builtin_example_text(str(ref))
         source = f"{ref} (built-in example)"
@@ -203,13 +206,13 @@ def load_spec(ref: str | Path) -> Spec:
     return parse_spec(text, source)
 
 
-def parse_spec(text: str, source: str = "<spec>") -> Spec:
-    """Parse and validate TOML text."""
+def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
+    """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"malformed TOML: {exc}", where=source) from None
-    return _Validator(source).spec(data)
+    return _Validator(source, folder).spec(data)
 
 
 # --------------------------------------------------------------------------
@@ -217,8 +220,10 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
 
 
 class _Validator:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, folder: Path | None = None) -> None:
         self.source = source
+        self.folder = folder
+        self.loss_kind = ""
 
     def fail(self, key: str, message: str, hint: str = "") -> SpecError:
         return SpecError(message, where=f"{self.source}: {key}", hint=hint)
@@ -288,6 +293,7 @@ class _Validator:
         title = self.text(data.get("title", name), "title", MAX_TITLE_LENGTH)
         description = self.text(data.get("description", ""), "description", 4000)
         loss = self.loss(data.get("loss"))
+        self.loss_kind = loss.kind
         training = self.training(data.get("training", {}))
         seed = self.init(data.get("init", {}))
         layers = self.layers(data.get("layers"), seed)
@@ -365,7 +371,10 @@ class _Validator:
         for i, table in enumerate(value):
             key = f"layers[{i}]"
             is_output = i == len(value) - 1
-            layer = self.input_layer(table, key) if i == 0 else self.layer(table, key, layers[-1], is_output)
+            if i == 0:
+                layer = self.input_layer(table, key, seed)
+            else:
+                layer = self.layer(table, key, layers[-1], is_output, seed)
             total += layer.size
             if total > MAX_NEURONS:
                 raise self.fail(key, f"more than {MAX_NEURONS} neurons in all")
@@ -387,7 +396,7 @@ class _Validator:
             return size
         raise self.fail(key, "missing: give names = [...] or size = N")
 
-    def input_layer(self, table: dict[str, Any], key: str) -> LayerSpec:
+    def input_layer(self, table: dict[str, Any], key: str, seed: int) -> LayerSpec:
         for k in table:
             if k in LAYER_KEYS and k not in INPUT_LAYER_KEYS:
                 raise self.fail(f"{key}.{k}", "the input layer (the first) takes no " + k)
@@ -397,7 +406,7 @@ class _Validator:
             names = self.names(table["names"], f"{key}.names", n)
         else:
             names = tuple(f"x{j}" for j in range(1, n + 1))
-        values = self.numbers(table["values"], f"{key}.values", n) if "values" in table else None
+        values = self.given_numbers(table, key, "values", n, seed)
         return LayerSpec(number=1, names=names, net_names=(), out_names=names, values=values)
 
     def layer(
@@ -406,6 +415,7 @@ class _Validator:
         key: str,
         prev: LayerSpec,
         is_output: bool,
+        seed: int,
     ) -> LayerSpec:
         self.keys(table, LAYER_KEYS, key)
         number = prev.number + 1
@@ -454,11 +464,10 @@ class _Validator:
 
         bias = self.bias(table, key, number, n)
 
-        targets = None
-        if "targets" in table:
-            if not is_output:
-                raise self.fail(f"{key}.targets", "only the output layer (the last) has targets")
-            targets = self.numbers(table["targets"], f"{key}.targets", n)
+        for k in ("targets", "targets_file"):
+            if k in table and not is_output:
+                raise self.fail(f"{key}.{k}", "only the output layer (the last) has targets")
+        targets = self.given_numbers(table, key, "targets", n, seed, activation)
         return LayerSpec(
             number=number,
             names=names,
@@ -471,6 +480,58 @@ class _Validator:
             targets=targets,
             target_names=target_default if is_output else (),
         )
+
+    def given_numbers(
+        self, table: dict[str, Any], key: str, field: str, n: int, seed: int, activation: str = ""
+    ) -> tuple[float, ...] | None:
+        """Inputs (``values``) or targets: a list, ``"random"`` (from the seed) or a file (``values_file``)."""
+        file_key = f"{field}_file"
+        if field in table and file_key in table:
+            raise self.fail(f"{key}.{file_key}", f"give {field} or {file_key}, not both")
+        if file_key in table:
+            return self.numbers_from_file(table[file_key], f"{key}.{file_key}", n)
+        if field not in table:
+            return None
+        value = table[field]
+        if isinstance(value, str):
+            if value != RANDOM:
+                raise self.fail(
+                    f"{key}.{field}",
+                    f"expected a list of {n} numbers or {RANDOM!r}, got {_describe(value)}",
+                    suggest(value, (RANDOM,)),
+                )
+            return drawn(field, n, seed, self.loss_kind, activation)
+        return self.numbers(value, f"{key}.{field}", n)
+
+    def numbers_from_file(self, value: Any, key: str, n: int) -> tuple[float, ...]:
+        """n numbers from a .npy file or a text file of numbers, relative to the spec's folder."""
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"expected a file name, got {_describe(value)}")
+        if self.folder is None:
+            raise self.fail(key, "a built-in or in-memory spec cannot read files; give the numbers instead")
+        path = self.folder / value
+        suffix = path.suffix.lower()
+        if suffix not in NUMBER_FILE_SUFFIXES:
+            raise self.fail(
+                key, f"cannot read {suffix or 'a file without suffix'}", "use " + ", ".join(NUMBER_FILE_SUFFIXES)
+            )
+        import numpy as np  # only here: specs without files never import numpy
+
+        try:
+            if suffix == ".npy":
+                array = np.load(path, allow_pickle=False)
+            else:
+                array = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
+            flat = np.asarray(array, dtype=float).ravel()
+        except FileNotFoundError:
+            raise self.fail(key, f"no such file: {path}") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise self.fail(key, f"cannot read {path} as numbers: {exc}") from None
+        if flat.size != n:
+            raise self.fail(key, f"expected {n} numbers, {path} holds {flat.size}")
+        if not np.all(np.isfinite(flat)):
+            raise self.fail(key, f"{path} holds a number that is not finite")
+        return tuple(float(v) for v in flat)
 
     def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
@@ -571,6 +632,24 @@ class _Validator:
                     )
         if spec.loss.kind == "bce" and out.targets is not None and any(not 0 <= t <= 1 for t in out.targets):
             raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+
+
+def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tuple[float, ...]:
+    """``values = "random"``: inputs uniform in [0, 1), targets the loss can take, rounded to 4 decimals.
+
+    Targets are one-hot for softmax outputs, 0 or 1 for bce, uniform in [0, 1) otherwise. Each draws from its own
+    stream ``default_rng([seed, 0, 1])`` (inputs) or ``[seed, 0, 2]`` (targets), apart from the weights' streams.
+    """
+    import numpy as np  # only for drawn numbers
+
+    rng = np.random.default_rng([seed, 0, 1 if field == "values" else 2])
+    if field == "targets" and (activation == "softmax" or loss_kind == "cross_entropy"):
+        one_hot = [0.0] * n
+        one_hot[int(rng.integers(n))] = 1.0
+        return tuple(one_hot)
+    if field == "targets" and loss_kind == "bce":
+        return tuple(float(v) for v in rng.integers(0, 2, n))
+    return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
 
 
 def _looks_like_name(text: str) -> bool:

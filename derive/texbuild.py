@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import DeriveError
+from .files import write_atomic
 
 ENGLISH_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils"
 CHINESE_PACKAGES = "texlive-xetex texlive-lang-chinese texlive-fonts-recommended"
@@ -87,15 +88,15 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
                 else proc.stdout
             )
             kept = keep_tex or target.with_suffix(".tex")
-            _write_atomic(kept, source.encode("utf-8"))
+            write_atomic(kept, source.encode("utf-8"))
             raise TexFailed(
                 "the LaTeX build failed:\n" + error_lines(log),
                 where=str(kept),
                 hint="this is a bug in derive if the spec is valid; please report it with the .tex file",
             )
-        _write_atomic(target, pdf.read_bytes())
+        write_atomic(target, pdf.read_bytes())
     if keep_tex is not None:
-        _write_atomic(keep_tex, source.encode("utf-8"))
+        write_atomic(keep_tex, source.encode("utf-8"))
 
 
 def error_lines(log: str, limit: int = 20) -> str:
@@ -110,20 +111,5 @@ def error_lines(log: str, limit: int = 20) -> str:
     return "\n".join("  " + line for line in (picked or lines[-limit:])[:limit])
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tex(path: Path, source: str) -> None:
-    _write_atomic(path, source.encode("utf-8"))
+    write_atomic(path, source)

@@ -1,0 +1,56 @@
+"""Writing output files: whole or not at all, only into folders that exist.
+
+The one home of atomic writes (the CLI, lectures and generated modules use it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import DeriveError
+
+
+class OutputError(DeriveError):
+    """An output path that cannot be used."""
+
+
+def check_target(path: Path | str) -> Path:
+    """The path to write, after checking that its folder exists and that it is not a folder itself.
+
+    Folders are never created: a mistyped ``-o /nonexistent/x.pdf`` is an error naming the folder.
+    """
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise OutputError("is a folder; give a file name", where=str(target))
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "no such folder"
+        raise OutputError(
+            f"cannot write {target.name}: {what}",
+            where=str(parent),
+            hint=f"create it first (mkdir -p {parent}) or choose another path",
+        )
+    return target
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temporary file renamed into place; return the path.
+
+    A reader never sees a half-written file, and a failed write leaves no trace.
+    """
+    target = check_target(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
