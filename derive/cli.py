@@ -152,6 +152,32 @@ def examples(name: str | None) -> None:
 
 
 @main.command()
+@click.argument("sizes")
+@click.option("--hidden", default="sigmoid", show_default=True, help="Activation of the hidden layers.")
+@click.option(
+    "--out",
+    "out",
+    default="",
+    help="Activation of the output layer [default: softmax for cross_entropy, else sigmoid].",
+)
+@click.option("--loss", default="", help="Loss [default: cross_entropy for a softmax output, else half_sse].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, inputs and targets.")
+@click.option("--name", default="network", show_default=True, help="The spec's name.")
+@OUTPUT
+@friendly
+def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, output: str | None) -> None:
+    """Write a commented spec to start from, e.g. `derive new 4-5-3 --hidden tanh -o net.toml`.
+
+    SIZES are the layer sizes from input to output. Inputs and targets are drawn
+    from the seed, so `derive grad`, `lecture` and `train` work on it at once.
+    """
+    from .newspec import NewSpec, parse_sizes, spec_text
+
+    request = NewSpec(parse_sizes(sizes), hidden=hidden, out=out, loss=loss, seed=seed, name=name)
+    _emit(spec_text(request), output)
+
+
+@main.command()
 @click.argument("spec")
 @FORMAT
 @DIGITS

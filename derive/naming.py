@@ -42,8 +42,10 @@ def latex_name(name: str, nielsen: bool = False) -> str:
         if m:
             return f"{m['stem']}^{{{m['layer']}}}"
     m = _PREFIXED.match(name)
-    if m:
-        return f"{_stem(m['stem'])}_{{{_escape(m['rest'])}}}"
+    if m:  # net_h1 → net_{h1}; w_h1_x1 → w_{h1,x1} (into h1, from x1)
+        parts = [p for p in m["rest"].split("_") if p]
+        sub = ",".join(parts) if len(parts) > 1 and all(p.isalnum() for p in parts) else _escape(m["rest"])
+        return f"{_stem(m['stem'])}_{{{sub}}}"
     m = _STEM_DIGITS.match(name)
     if m:
         return f"{_stem(m['stem'])}_{{{m['digits']}}}"

@@ -117,6 +117,7 @@ class LayerSpec:
     values: tuple[float, ...] | None = None  # input layer only
     targets: tuple[float, ...] | None = None  # output layer only
     target_names: tuple[str, ...] = ()
+    by_size: bool = False  # given as size = N: Nielsen's generated names (w2_1_1, z2_1, a2_1)
 
     @property
     def size(self) -> int:
@@ -185,7 +186,11 @@ def builtin_example_text(name: str) -> str:
 
 
 def load_spec(ref: str | Path) -> Spec:
-    """Load a spec from a file path or the name of a built-in example."""
+    """Load a spec from a file path, the name of a built-in example, or ``-`` (standard input)."""
+    if str(ref) == "-":
+        import sys
+
+        return parse_spec(sys.stdin.read(), "<stdin>", Path.cwd())
     path = Path(ref)
     text: str
     if path.is_file():
@@ -211,8 +216,21 @@ def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) ->
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        line = _single_bracket_layers(text)
+        if line:
+            raise SpecError(
+                "[layers] declares one table, so a second one clashes",
+                where=f"{source}: line {line}",
+                hint="write [[layers]] (two brackets) before each layer: an array of tables",
+            ) from None
         raise SpecError(f"malformed TOML: {exc}", where=source) from None
     return _Validator(source, folder).spec(data)
+
+
+def _single_bracket_layers(text: str) -> int:
+    """The line of a second ``[layers]`` header (the usual slip for ``[[layers]]``), or 0."""
+    lines = [i for i, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\s*layers\s*\]\s*(#.*)?$", line)]
+    return lines[1] if len(lines) > 1 else 0
 
 
 # --------------------------------------------------------------------------
@@ -224,6 +242,7 @@ class _Validator:
         self.source = source
         self.folder = folder
         self.loss_kind = ""
+        self.given: list[set[str]] = []  # the keys each [[layers]] table gives, to report names where they were written
 
     def fail(self, key: str, message: str, hint: str = "") -> SpecError:
         return SpecError(message, where=f"{self.source}: {key}", hint=hint)
@@ -314,6 +333,13 @@ class _Validator:
     def loss(self, table: Any) -> LossSpec:
         if table is None:
             raise self.fail("loss", 'missing: give [loss] kind = "half_sse" or expr = "…"')
+        if isinstance(table, str):  # loss = "bce": a shorthand for [loss] kind = "bce"
+            if table not in BUILTIN_LOSSES:
+                hint = suggest(table, BUILTIN_LOSSES) or (
+                    "built-in losses: " + ", ".join(BUILTIN_LOSSES) + '; a formula goes in [loss] expr = "…"'
+                )
+                raise self.fail("loss", f"unknown loss {table!r}", hint)
+            return LossSpec(kind=table)
         if not isinstance(table, dict):
             raise self.fail("loss", f"expected a table, got {_describe(table)}")
         self.keys(table, LOSS_KEYS, "loss")
@@ -362,8 +388,15 @@ class _Validator:
     def layers(self, value: Any, seed: int) -> tuple[LayerSpec, ...]:
         if value is None:
             raise self.fail("layers", "missing: give at least an input layer and an output layer as [[layers]]")
+        if isinstance(value, dict):
+            raise self.fail(
+                "layers",
+                "[layers] is a single table, but each layer needs its own",
+                "write [[layers]] (two brackets) before each layer",
+            )
         if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
             raise self.fail("layers", "expected an array of tables ([[layers]])")
+        self.given = [set(t) for t in value]
         if len(value) < 2:
             raise self.fail("layers", f"need at least 2 layers (input and output), got {len(value)}")
         layers: list[LayerSpec] = []
@@ -407,7 +440,9 @@ class _Validator:
         else:
             names = tuple(f"x{j}" for j in range(1, n + 1))
         values = self.given_numbers(table, key, "values", n, seed)
-        return LayerSpec(number=1, names=names, net_names=(), out_names=names, values=values)
+        return LayerSpec(
+            number=1, names=names, net_names=(), out_names=names, values=values, by_size="names" not in table
+        )
 
     def layer(
         self,
@@ -457,12 +492,14 @@ class _Validator:
         m = prev.size
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
-        else:
+        elif by_size or (prev.by_size and prev.number > 1):  # an input layer's x1, x2 … are real names
             weight_names = tuple(tuple(f"w{number}_{j}_{k}" for k in range(1, m + 1)) for j in range(1, n + 1))
+        else:  # named neurons name their weights: w_h1_x1 runs from x1 into h1
+            weight_names = tuple(tuple(f"w_{to}_{frm}" for frm in prev.names) for to in names)
         # omitted weights stay empty here: derive.init draws them from [init] seed
         weights = self.matrix(table["weights"], f"{key}.weights", n, m) if "weights" in table else ()
 
-        bias = self.bias(table, key, number, n)
+        bias = self.bias(table, key, number, n if by_size else names)
 
         for k in ("targets", "targets_file"):
             if k in table and not is_output:
@@ -479,6 +516,7 @@ class _Validator:
             bias=bias,
             targets=targets,
             target_names=target_default if is_output else (),
+            by_size=by_size,
         )
 
     def given_numbers(
@@ -535,8 +573,14 @@ class _Validator:
 
     def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
+        got = _shape(value)
+        if n != m and got == f"{m}×{n}":
+            raise self.fail(
+                key,
+                f"expected a {shape} matrix, got {got}: transposed?",
+                f"write one row per neuron of this layer ({n} rows), each with {m} weights, one per input to it",
+            )
         if not isinstance(value, list) or len(value) != n or not all(isinstance(r, list) for r in value):
-            got = _shape(value)
             raise self.fail(key, f"expected a {shape} matrix, got {got}")
         rows = []
         for j, row in enumerate(value):
@@ -554,7 +598,10 @@ class _Validator:
             raise self.fail(key, f"expected a {n}×{m} matrix of names, got {_shape(value)}")
         return tuple(tuple(self.name(v, f"{key}[{j}][{k}]") for k, v in enumerate(row)) for j, row in enumerate(value))
 
-    def bias(self, table: dict[str, Any], key: str, number: int, n: int) -> BiasSpec:
+    def bias(self, table: dict[str, Any], key: str, number: int, neurons: tuple[str, ...] | int | None) -> BiasSpec:
+        """The layer's bias; per-neuron biases are named after named neurons (b_h1), else b{layer}_{j}."""
+        names_of_neurons = neurons if isinstance(neurons, tuple) else None
+        n = len(neurons) if isinstance(neurons, tuple) else int(neurons or 0)
         if "bias" not in table:
             if "bias_names" in table:
                 raise self.fail(f"{key}.bias_names", "given without bias")
@@ -581,13 +628,16 @@ class _Validator:
             else:
                 raise self.fail(f"{key}.bias_names", "a shared bias takes one name (a string)")
         else:
-            if names_value is None:
+            if names_value is None and names_of_neurons is not None:
+                names = tuple(f"b_{s}" for s in names_of_neurons)
+            elif names_value is None:
                 names = tuple(f"b{number}_{j}" for j in range(1, n + 1))
             else:
                 names = self.names(names_value, f"{key}.bias_names", n)
         return BiasSpec(kind=kind, names=names, values=values)
 
     def check_unique(self, spec: Spec) -> None:
+        """Every symbol name once; a clash is reported at the key the user wrote, not at a default's key."""
         seen: dict[str, str] = {}
 
         def claim(name: str, where: str) -> None:
@@ -597,20 +647,32 @@ class _Validator:
 
         for i, layer in enumerate(spec.layers):
             key = f"layers[{i}]"
+            given = self.given[i] if i < len(self.given) else set()
+
+            def written(field: str, index: str, name: str, what: str, key: str = key, given: set[str] = given) -> str:
+                """The key where ``name`` came from: its own key, or the neuron names/size it was derived from."""
+                if field in given:
+                    return f"{key}.{field}{index}"
+                source = "names" + index[: index.find("]") + 1] if "names" in given and index else "size"
+                if field == "bias_names":
+                    source = "bias"
+                return f"{key}.{source} ({what} {name!r})"
+
             if i == 0:
                 for j, s in enumerate(layer.names):
-                    claim(s, f"{key}.names[{j}]")
+                    claim(s, written("names", f"[{j}]", s, "input"))
                 continue
             for j in range(layer.size):
-                claim(layer.net_names[j], f"{key}.net_names[{j}]")
-                claim(layer.out_names[j], f"{key}.out_names[{j}]")
+                claim(layer.net_names[j], written("net_names", f"[{j}]", layer.net_names[j], "net name"))
+                claim(layer.out_names[j], written("out_names", f"[{j}]", layer.out_names[j], "out name"))
             for j, row in enumerate(layer.weight_names):
                 for k, w in enumerate(row):
-                    claim(w, f"{key}.weight_names[{j}][{k}]")
+                    claim(w, written("weight_names", f"[{j}][{k}]", w, "weight name"))
             for j, b in enumerate(layer.bias.names):
-                claim(b, f"{key}.bias_names[{j}]")
+                index = "" if layer.bias.kind == "shared" else f"[{j}]"
+                claim(b, written("bias_names", index, b, "bias name"))
             for j, t in enumerate(layer.target_names):
-                claim(t, f"{key} (target of neuron {j + 1})")
+                claim(t, written("target_names", f"[{j}]", t, "target name"))
 
     def check_loss_fits(self, spec: Spec) -> None:
         out = spec.layers[-1]

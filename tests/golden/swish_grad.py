@@ -22,9 +22,9 @@ UPDATE_BIASES = True
 SEED = 0
 # every spec parameter → (key, index) into the params dict: grads[key][index] is ∂E/∂name
 PARAMETER_INDEX = {}
-PARAMETER_INDEX.update({f"w2_{j + 1}_{k + 1}": ("W2", (j, k)) for j in range(3) for k in range(2)})
+PARAMETER_INDEX.update({'w_h1_u1': ('W2', (0, 0)), 'w_h1_u2': ('W2', (0, 1)), 'w_h2_u1': ('W2', (1, 0)), 'w_h2_u2': ('W2', (1, 1)), 'w_h3_u1': ('W2', (2, 0)), 'w_h3_u2': ('W2', (2, 1))})
 PARAMETER_INDEX['b2'] = ('b2', ())
-PARAMETER_INDEX.update({f"w3_{j + 1}_{k + 1}": ("W3", (j, k)) for j in range(1) for k in range(3)})
+PARAMETER_INDEX.update({'w_y1_h1': ('W3', (0, 0)), 'w_y1_h2': ('W3', (0, 1)), 'w_y1_h3': ('W3', (0, 2))})
 PARAMETER_INDEX['b3'] = ('b3', ())
 
 
