@@ -82,6 +82,34 @@ TRAIN_CHUNK = 2000  # updates between progress-bar refreshes
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress messages on standard error.")
 
 
+def _complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of SPEC: built-in example names, and files (the shell lists those)."""
+    from click.shell_completion import CompletionItem
+
+    from .spec import builtin_examples
+
+    items = [CompletionItem(name) for name in builtin_examples() if name.startswith(incomplete)]
+    return [*items, CompletionItem(incomplete, type="file")]
+
+
+def _complete_param(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of PARAM: the spec's parameter names (the spec is read, never run)."""
+    from click.shell_completion import CompletionItem
+
+    from .spec import load_spec
+
+    try:
+        spec = load_spec(ctx.params.get("spec") or "")
+    except DeriveError:
+        return []
+    names = list(spec.parameter_names)
+    names += [f"W{layer.number}" for layer in spec.layers[1:]]
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+SPEC = click.argument("spec", shell_complete=_complete_spec)
+
+
 def _to_stdout(output: str | None) -> bool:
     return output is None or output == "-"
 
@@ -95,7 +123,7 @@ def wrote(*paths: Path | str) -> None:
 def _emit(text: str, output: str | None) -> None:
     """Print, or write a file atomically (a temporary file renamed into place) and say so on stderr."""
     if _to_stdout(output):
-        click.echo(text, nl=False)
+        click.echo(text, nl=not text.endswith("\n"))  # a terminal's prompt starts on a line of its own
         return
     assert output is not None
     wrote(write_atomic(output, text))
@@ -136,7 +164,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=_complete_spec)
 @friendly
 def examples(name: str | None) -> None:
     """List the built-in examples, or print one's TOML to copy and edit."""
@@ -178,7 +206,7 @@ def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, outp
 
 
 @main.command()
-@click.argument("spec")
+@SPEC
 @FORMAT
 @DIGITS
 @OUTPUT
@@ -196,8 +224,8 @@ def show(spec: str, fmt: str, digits: int, output: str | None) -> None:
 
 
 @main.command()
-@click.argument("spec")
-@click.argument("param", required=False)
+@SPEC
+@click.argument("param", required=False, shell_complete=_complete_param)
 @click.option("--all", "all_", is_flag=True, help="Every weight and bias.")
 @click.option(
     "--closed-form/--no-closed-form",
@@ -214,7 +242,8 @@ def grad(
     """Derive ∂E/∂PARAM by the chain rule, with every factor and its number.
 
     PARAM is a weight or bias, or an input, net or out of any neuron
-    (∂E/∂net is that neuron's δ).
+    (∂E/∂net is that neuron's δ), or a whole layer as an exported module names
+    it (W3: the matrix ∂E/∂W3 = δ3 a2ᵀ; b3: its bias gradient).
     """
     from .api import Model
     from .printing import format_number
@@ -244,6 +273,12 @@ def grad(
         _emit("\n".join(lines) + "\n", output)
         return
     assert param is not None
+    from .matrix import is_matrix_key, matrix_gradient
+
+    if is_matrix_key(param) and param not in model.network.symbols:  # a spec's own names come first
+        result = matrix_gradient(model, param)
+        _emit(_json(result.to_json()) if fmt == "json" else result.text(digits), output)
+        return
     derivation = model.derivation(param)
     reporter = Reporter(derivation, digits)
     if fmt == "json":
@@ -259,7 +294,7 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
 
 
 @main.command()
-@click.argument("spec")
+@SPEC
 @output_option("The file to write; its suffix picks the format [default: output/<spec file name>.pdf].")
 @click.option(
     "--format",
@@ -354,7 +389,7 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
 
 
 @main.command()
-@click.argument("spec")
+@SPEC
 @output_option("The module to write [default: standard output].")
 @click.option(
     "--style",
@@ -414,7 +449,7 @@ def _loss_symbol() -> Any:
 
 
 @main.command()
-@click.argument("spec")
+@SPEC
 @click.option(
     "--steps",
     type=click.IntRange(0, 10_000_000),

@@ -186,6 +186,7 @@ class Network:
             hint += "\n  also any input, net or out: " + listing(
                 [n for n, i in self.info.items() if i.kind in ("input", "net", "out")], 12
             )
+            hint += "\n  or a whole layer's matrix, as an exported module names it: W2, b2, …"
             raise DeriveError(f"unknown parameter {name!r}", where=self.spec.source, hint=hint)
         return self.symbols[name]
 
