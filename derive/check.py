@@ -140,16 +140,21 @@ def _unit(number: Decimal) -> Decimal:
 
 
 def is_ok(claimed: Decimal, computed: float) -> bool:
-    """True when ``claimed`` is ``computed`` rounded or truncated to the digits it shows."""
+    """True when ``claimed`` is ``computed`` rounded or truncated to the digits it shows.
+
+    A value within rounding noise of a digit boundary counts as on it: the
+    float 0.37749999999999995 is 0.15·0.05 + 0.20·0.10 + 0.35 = 0.3775, so
+    0.3775 is right and 0.3774 is not a truncation of it.
+    """
     v = Decimal(computed)
     unit, noise = _unit(claimed), abs(v) * REL_NOISE
     if abs(v - claimed) <= unit / 2 + noise:  # rounded
         return True
     if claimed == 0:  # truncated towards zero, from either side
-        return abs(v) < unit + noise
+        return abs(v) < unit - noise
     if claimed.is_signed():
-        return claimed - unit - noise < v <= claimed + noise
-    return claimed - noise <= v < claimed + unit + noise
+        return claimed - unit + noise < v <= claimed + noise
+    return claimed - noise <= v < claimed + unit - noise
 
 
 def agreeing_digits(claimed: Decimal, computed: float) -> int:
@@ -332,12 +337,16 @@ class _Values:
         self.points: dict[int, dict[sp.Symbol, float]] = {}
 
     def prepare(self, steps: Iterable[int]) -> None:
-        """Every symbol's value at each step asked for (one training run up to the last)."""
+        """Every symbol's value at each step asked for and the one before it (one training run to the last).
+
+        The step before is where an update starts from, for explaining a wrong X@N.
+        """
         start = self.model.point  # checks that the forward pass is finite
         assert start is not None  # check() required the inputs and targets
         self.points[0] = start
+        wanted = {s for step in steps for s in (step, step - 1) if s > 0}
         engine, done = None, 0
-        for step in sorted(set(steps) - {0}):
+        for step in sorted(wanted):
             if engine is None:
                 engine = self.model.compiled()
             engine.train(step - done)
