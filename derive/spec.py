@@ -183,6 +183,12 @@ def builtin_example_text(name: str) -> str:
 
 def load_spec(ref: str | Path) -> Spec:
     """Load a spec from a file path or the name of a built-in example."""
+    text, source = spec_text(ref)
+    return parse_spec(text, source)
+
+
+def spec_text(ref: str | Path) -> tuple[str, str]:
+    """(TOML text, source name for messages) of a spec file or a built-in example."""
     path = Path(ref)
     text: str
     if path.is_file():
@@ -200,7 +206,7 @@ def load_spec(ref: str | Path) -> Spec:
             hint = "give a TOML file or a built-in example: " + listing(builtin_examples())
         what = "is a directory, not a spec file" if path.is_dir() else "no such file"
         raise SpecError(f"{what}, and no built-in example by that name", str(ref), hint)
-    return parse_spec(text, source)
+    return text, source
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
