@@ -116,7 +116,7 @@ class _Drawer:
             t[rng.integers(size)] = 1.0
         else:
             lo, hi = math.ceil(self.low * 100) + 1, math.floor(self.high * 100) - 1
-            t = rng.integers(lo, hi + 1, size=size) / 100
+            t = np.asarray(rng.integers(lo, hi + 1, size=size) / 100, dtype=float)
         ws = list(e.weights)
         bs = list(e.biases)
         if self.weights:
