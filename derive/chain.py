@@ -200,6 +200,14 @@ def _successors(net: Network, node: sp.Symbol) -> list[tuple[sp.Symbol, sp.Expr]
     raise DeriveError(f"cannot differentiate with respect to {node.name}")  # pragma: no cover
 
 
+def local_factor(net: Network, head: sp.Symbol, tail: sp.Symbol) -> sp.Expr | None:
+    """∂head/∂tail along one edge of the graph (a single chain-rule factor), or None without that edge."""
+    info = net.info.get(tail.name)
+    if info is None or info.kind in ("target", "delta"):  # nothing is differentiated by these
+        return None
+    return next((factor for h, factor in _successors(net, tail) if h == head), None)
+
+
 def count_paths(net: Network, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
     """How many paths lead from node to E (counted, not listed)."""
     memo = {} if memo is None else memo

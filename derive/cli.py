@@ -554,5 +554,42 @@ def _train_with_progress(engine: Any, steps: int, learning_rate: float, progress
     return history
 
 
+@main.command("check")
+@click.argument("spec")
+@click.argument("claims", nargs=-1)
+@click.option(
+    "--claims",
+    "claims_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A file of claims: one NAME = VALUE a line, # comments.",
+)
+@FORMAT
+@friendly
+def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, fmt: str) -> None:
+    """Check published numbers: each CLAIM is NAME=VALUE, e.g. out_o1=0.75136507 dE/dw5=0.082167041.
+
+    NAME is a symbol of the spec, E, an output's error E_o1, delta_h1, dE/dX,
+    dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and any of these
+    after N updates as NAME@N (NAME' is NAME@1). A claim is ok when it is the
+    computed value rounded or truncated to the digits it shows. Exit status:
+    0 all ok, 1 some wrong, 2 bad input.
+    """
+    from .api import Model
+    from .check import argument_claims, check, load_claims, report_json, report_text
+
+    given = argument_claims(claims)
+    if claims_file is not None:
+        given += load_claims(claims_file)
+    if not given:
+        raise DeriveError("no claims to check", hint="give NAME=VALUE arguments or --claims FILE")
+    report = check(Model.load(spec), given)
+    if fmt == "json":
+        _dump(report_json(report))
+    else:
+        click.echo(report_text(report, claims_file or ""), nl=False)
+    sys.exit(1 if report.wrong else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -227,6 +227,12 @@ class Network:
         return self.loss_rule.total(out.outs, targets)
 
     @cached_property
+    def output_errors(self) -> dict[sp.Symbol, sp.Expr]:
+        """E_k for each output's out symbol: its own term of the loss (Mazur's E_o1, E_o2)."""
+        out = self.output_layer
+        return {n.out: self.loss_rule.term(n.out, n.target, out.size) for n in out.neurons if n.target is not None}
+
+    @cached_property
     def dE_dout(self) -> dict[sp.Symbol, sp.Expr]:
         """∂E/∂out_k for each output neuron, differentiated from the loss formula."""
         return {o: differentiate(self.loss_expression, o) for o in self.output_layer.outs}

@@ -245,6 +245,11 @@ class Loss:
             return total / len(outs)
         return total
 
+    def term(self, out: sp.Symbol, target: sp.Symbol, count: int) -> sp.Expr:
+        """One output's share E_k of the loss, so that E = Σ_k E_k over ``count`` outputs."""
+        term = self.per_output.xreplace({O: out, T: target})
+        return term / count if self.mean_over_outputs else term
+
 
 @lru_cache(maxsize=64)
 def loss(kind: str, expr: str, where: str = "loss") -> Loss:

@@ -187,10 +187,21 @@ def builtin_example_text(name: str) -> str:
 
 def load_spec(ref: str | Path) -> Spec:
     """Load a spec from a file path, the name of a built-in example, or ``-`` (standard input)."""
+    return parse_spec(*read_spec(ref))
+
+
+def spec_text(ref: str | Path) -> tuple[str, str]:
+    """(TOML text, source name for messages) of a spec file or a built-in example."""
+    text, source, _ = read_spec(ref)
+    return text, source
+
+
+def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
+    """(TOML text, source name for messages, folder its files are read from) of a spec reference."""
     if str(ref) == "-":
         import sys
 
-        return parse_spec(sys.stdin.read(), "<stdin>", Path.cwd())
+        return sys.stdin.read(), "<stdin>", Path.cwd()
     path = Path(ref)
     text: str
     if path.is_file():
@@ -198,7 +209,7 @@ def load_spec(ref: str | Path) -> Spec:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"cannot read the spec: {exc}", where=str(path)) from None
-        return parse_spec(text, str(path), path.parent)
+        return text, str(path), path.parent
     elif str(ref) in builtin_examples():
         text = builtin_example_text(str(ref))
         source = f"{ref} (built-in example)"
@@ -208,7 +219,7 @@ def load_spec(ref: str | Path) -> Spec:
             hint = "give a TOML file or a built-in example: " + listing(builtin_examples())
         what = "is a directory, not a spec file" if path.is_dir() else "no such file"
         raise SpecError(f"{what}, and no built-in example by that name", str(ref), hint)
-    return parse_spec(text, source)
+    return text, source, None
 
 
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
