@@ -555,7 +555,7 @@ def _train_with_progress(engine: Any, steps: int, learning_rate: float, progress
 
 
 @main.command("check")
-@click.argument("spec")
+@SPEC
 @click.argument("claims", nargs=-1)
 @click.option(
     "--claims",
