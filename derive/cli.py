@@ -255,14 +255,23 @@ def lecture(
     show_default=True,
     help="vector: batched NumPy per layer; scalar: one closed-form function per parameter.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["numpy", "array-api"]),
+    default="numpy",
+    show_default=True,
+    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat.",
+)
 @friendly
-def export(spec: str, output: str | None, style: str) -> None:
+def export(spec: str, output: str | None, style: str, backend: str) -> None:
     """Write a NumPy module of gradient code generated from the derivations."""
     from .api import Model
     from .codegen import scalar_module, vector_module
 
     model = Model.load(spec)
-    source = vector_module(model) if style == "vector" else scalar_module(model)
+    if style == "scalar" and backend != "numpy":
+        raise DeriveError("the scalar style is NumPy only", hint="use --style vector with --backend array-api")
+    source = vector_module(model, backend) if style == "vector" else scalar_module(model)
     _emit(source, output)
     if output:
         click.echo(f"wrote {output}", err=True)
