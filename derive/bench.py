@@ -13,6 +13,7 @@ import os
 import platform
 import statistics
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from .api import Model
 from .baseline import Backprop
-from .codegen import MAX_SCALAR_PARAMETERS, compile_module, scalar_module, vector_module
+from .codegen import ARRAY_API, MAX_SCALAR_PARAMETERS, compile_module, scalar_module, vector_module
 from .spec import parse_spec
 
 
@@ -191,6 +192,11 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
     for key, value in ours.items():
         expected = check[key].sum() if value.ndim == 0 else check[key]
         np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-12)
+    api = _array_api_module(model)
+    if api is not None:
+        fns["array API (NumPy)"] = lambda: api.gradients(params, X, T)
+        for key, value in api.gradients(params, X, T).items():
+            np.testing.assert_allclose(value, ours[key], rtol=1e-12, atol=1e-15)
     if len(model.spec.parameter_names) <= MAX_SCALAR_PARAMETERS and shape.batch == 1:
         scalar = compile_module(scalar_module(model), "scalar")
         values = _scalar_arguments(model, params, X, T)
@@ -199,10 +205,35 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
     # the NumPy implementations are interleaved round by round; PyTorch runs apart, after
     # them, because its OpenMP threads keep spinning after each call and would slow BLAS
     result.times.update(median_times(fns, budget))
-    for name, fn in _torch_fns(shape, base_params, X, T, torch_compile).items():
+    torch_fns = _torch_fns(shape, base_params, X, T, torch_compile)
+    if api is not None and torch_fns:
+        torch_fns["array API (torch)"] = _array_api_on_torch(api, params, X, T)
+    for name, fn in torch_fns.items():
         fn()  # warm up: torch.compile compiles here, outside the timings
         result.times.update(median_times({name: fn}, budget))
     return result
+
+
+def _array_api_module(model: Model) -> types.ModuleType | None:
+    """The array-API module of the spec, or None without array-api-compat (derive[array])."""
+    try:
+        import array_api_compat  # noqa: F401
+    except ImportError:
+        return None
+    return compile_module(vector_module(model, ARRAY_API), "array_api")
+
+
+def _array_api_on_torch(
+    api: types.ModuleType, params: dict[str, np.ndarray], X: np.ndarray, T: np.ndarray
+) -> Callable[[], object]:
+    import torch
+
+    tX, tT = torch.tensor(X), torch.tensor(T)
+    tp = {k: torch.tensor(v) for k, v in params.items()}
+    expected = api.gradients(params, X, T)
+    for key, value in api.gradients(tp, tX, tT).items():
+        np.testing.assert_allclose(value.numpy(), expected[key], rtol=1e-12, atol=1e-15)
+    return lambda: api.gradients(tp, tX, tT)
 
 
 def _data(results: list[Result], peak: float) -> dict[str, Any]:

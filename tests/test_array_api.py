@@ -179,3 +179,18 @@ def test_export_cli_writes_an_array_api_module_that_passes_ruff(tmp_path):
     assert ruff.returncode == 0, ruff.stdout
     refused = CliRunner().invoke(main, ["export", "softmax", "--backend", "array-api", "--style", "scalar"])
     assert refused.exit_code == 2 and "NumPy only" in refused.stderr
+
+
+def test_bench_times_the_array_api_module_on_numpy_and_torch():
+    require("array_api_compat", "array")
+    require_torch()
+    import json
+
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for shape in data["shapes"]:
+        assert {"array API (NumPy)", "array API (torch)"} <= set(shape["results"])
+        assert shape["results"]["array API (NumPy)"]["median_seconds"] > 0
