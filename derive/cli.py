@@ -398,14 +398,23 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
     show_default=True,
     help="vector: batched NumPy per layer; scalar: one closed-form function per parameter.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["numpy", "array-api"]),
+    default="numpy",
+    show_default=True,
+    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat.",
+)
 @friendly
-def export(spec: str, output: str | None, style: str) -> None:
+def export(spec: str, output: str | None, style: str, backend: str) -> None:
     """Write a NumPy module of gradient code generated from the derivations."""
     from .api import Model
     from .codegen import scalar_module, vector_module
 
     model = Model.load(spec)
-    source = vector_module(model) if style == "vector" else scalar_module(model)
+    if style == "scalar" and backend != "numpy":
+        raise DeriveError("the scalar style is NumPy only", hint="use --style vector with --backend array-api")
+    source = vector_module(model, backend) if style == "vector" else scalar_module(model)
     _emit(source, output)
 
 
@@ -589,6 +598,136 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
     else:
         click.echo(report_text(report, claims_file or ""), nl=False)
     sys.exit(1 if report.wrong else 0)
+
+
+# -- derive fit ------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("spec")
+@click.option(
+    "--data",
+    "data_ref",
+    required=True,
+    help="digits (scikit-learn's, needs derive[data]), FILE.npz (X with T or y) or FILE.csv (label last).",
+)
+@click.option(
+    "--epochs", type=click.IntRange(0, 1_000_000), default=30, show_default=True, help="Passes over the training rows."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Rows per gradient step (the last batch holds the rest).",
+)
+@click.option(
+    "--learning-rate",
+    "--lr",
+    "learning_rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Override the spec's learning rate.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.25,
+    show_default=True,
+    help="Rows held out for testing (per class, when there are labels); 0 holds none out.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the split and the shuffling (initial weights are the spec's).",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(["none", "standard", "minmax"]),
+    default="none",
+    show_default=True,
+    help="Scale the inputs by the training rows' mean and std, or min and max (folded into W2 and b2 when saved).",
+)
+@click.option(
+    "--one-hot/--no-one-hot",
+    default=None,
+    help="One-hot encode the labels [default: when the network has several outputs].",
+)
+@output_option("The trained parameters (.npz, the exported module's keys) [default: output/<name>.npz].")
+@FORMAT
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (there is none when stderr is not a terminal).")
+@friendly
+def fit(
+    spec: str,
+    data_ref: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float | None,
+    test_fraction: float,
+    seed: int,
+    scale: str,
+    one_hot: bool | None,
+    output: str | None,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """Train SPEC's network on a data set with its generated module (mini-batch gradient descent)."""
+    from .api import Model
+    from .data import load_data
+    from .fitting import FitOptions, save_params, target_range
+    from .fitting import fit as run_fit
+    from .printing import format_number
+
+    model = Model.load(spec)
+    sizes = [layer.size for layer in model.spec.layers]
+    data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
+    target = Path(output) if output else Path("output") / f"{model.spec.name}.npz"
+    options = FitOptions(epochs, batch_size, learning_rate, test_fraction, seed, scale)
+    if quiet or not sys.stderr.isatty() or epochs == 0:
+        result = run_fit(model, data, options)
+    else:
+        with click.progressbar(
+            length=epochs,
+            label=f"{model.spec.name}: training",
+            file=sys.stderr,
+            show_pos=True,
+            item_show_func=lambda s: s,
+        ) as bar:
+
+            def progress(epoch: int, loss: float, accuracy: float) -> None:
+                bar.update(1, f"loss {format_number(loss, 4)}, accuracy {100 * accuracy:.1f} %")
+
+            result = run_fit(model, data, options, progress)
+    if not math.isfinite(result.train_loss):
+        click.echo(f"warning: training diverged: the loss is {result.train_loss}; try a smaller --lr", err=True)
+    if not result.scaling_folded:
+        click.echo(
+            f"warning: layer 2 has no bias per neuron to absorb the {scale} scaling: "
+            "the saved parameters expect scaled inputs",
+            err=True,
+        )
+    save_params(result.params, target)
+    if fmt == "json":
+        _dump(result.summary())
+    else:
+
+        def row(name: str, loss: float | None, accuracy: float | None) -> str:
+            if loss is None or accuracy is None:
+                return f"{name:<6} {'-':>12} {'-':>10}"
+            return f"{name:<6} {format_number(loss, 6):>12} {100 * accuracy:>8.2f} %"
+
+        click.echo(
+            f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
+            f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
+            f"{result.test_rows} held out"
+        )
+        click.echo(f"{'':<6} {'loss':>12} {'accuracy':>10}")
+        click.echo(row("train", result.train_loss, result.train_accuracy))
+        click.echo(row("test", result.test_loss, result.test_accuracy))
+        click.echo(f"{result.seconds:.2f} s of training")
+    click.echo(f"wrote {target}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

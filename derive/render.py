@@ -1,8 +1,13 @@
-"""The one Jinja2 environment: templates lay out what Python decided.
+"""The Jinja2 environments: templates lay out what Python decided.
 
-Delimiters are LaTeX-friendly (``\\VAR{…}``, ``\\BLOCK{…}``, ``\\#{…}``) so
-braces stay plain LaTeX. Every value printed goes through ``finalize``: a
-:class:`~derive.texsafe.Tex` passes unchanged, anything else is escaped.
+LaTeX templates use LaTeX-friendly delimiters (``\\VAR{…}``, ``\\BLOCK{…}``,
+``\\#{…}``) so braces stay plain LaTeX. Every value printed goes through
+``finalize``: a :class:`~derive.texsafe.Tex` passes unchanged, anything else is
+escaped.
+
+Python templates (generated modules, ``*.py.j2``) use Jinja's usual delimiters;
+a :class:`Code` string passes unchanged and anything else is printed as a
+Python literal (``repr``), so spec text can only ever become a string constant.
 """
 
 from __future__ import annotations
@@ -57,3 +62,33 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
+
+
+class Code(str):
+    """Python source that derive wrote: printed into a module template as it is."""
+
+
+def _python_finalize(value: Any) -> str:
+    if isinstance(value, Code):
+        return value
+    if isinstance(value, (str, int, float, bool, tuple, type(None))):
+        return repr(value)
+    raise TypeError(f"no Python literal for {type(value).__name__}")  # a bug in derive, not in a spec
+
+
+@cache
+def python_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=_ResourceLoader(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_python_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render_python(template: str, **context: Any) -> str:
+    """A module's source from a ``*.py.j2`` template: Code as written, other values as literals."""
+    return python_environment().get_template(template).render(**context)

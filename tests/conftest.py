@@ -18,3 +18,15 @@ def require_torch():
             pytest.fail("torch is not installed, and CI must run the PyTorch oracle (make installs torch==2.13.0)")
         pytest.skip("torch is not installed (pip install torch==2.13.0)")
     return torch
+
+
+def require(module: str, extra: str):
+    """An optional dependency (derive[extra]), or a skip outside CI; in CI a missing one is a failure."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if IN_CI:
+            pytest.fail(f"{module} is not installed, and CI must run its tests (make installs derive[test])")
+        pytest.skip(f"{module} is not installed (pip install 'derive[{extra}]')")

@@ -17,6 +17,8 @@ CASES = {
     "mazur_closed.py": lambda: scalar_module(Model.load("mazur")),
     "softmax_grad.py": lambda: vector_module(Model.load("softmax")),
     "swish_grad.py": lambda: vector_module(Model.load("swish")),
+    "digits_grad.py": lambda: vector_module(Model.load("digits")),
+    "softmax_grad_array_api.py": lambda: vector_module(Model.load("softmax"), "array-api"),
 }
 
 

@@ -28,14 +28,18 @@ PARAMETER_INDEX.update({'w5': ('W3', (0, 0)), 'w6': ('W3', (0, 1)), 'w7': ('W3',
 PARAMETER_INDEX['b2'] = ('b3', ())
 
 
-def init_params():
-    """The spec's parameters: W{l} of shape (n_l, n_{l-1}); b{l} of shape (n_l,), or () when shared."""
-    return {
+def init_params(seed=None):
+    """The spec's parameters: W{l} of shape (n_l, n_{l-1}); b{l} of shape (n_l,), or () when shared.
+
+    The spec gives every weight, so seed changes nothing.
+    """
+    params = {
         "W2": np.array([[0.15, 0.2], [0.25, 0.3]]),
         "b2": np.array(0.35),
         "W3": np.array([[0.4, 0.45], [0.5, 0.55]]),
         "b3": np.array(0.6),
     }
+    return params
 
 
 def forward(params, X):
@@ -167,3 +171,42 @@ def train_step(params, X, T, lr=LEARNING_RATE):
         key: value - lr * grads[key] if UPDATE_BIASES or key.startswith("W") else value
         for key, value in params.items()
     }
+
+
+def predict(params, X):
+    """The predicted class of each row of X: the index of its largest output."""
+    return forward(params, X).argmax(axis=1)
+
+
+def accuracy(params, X, T):
+    """The fraction of rows of X whose predicted class is the target's.
+
+    T is one row of targets per sample (the class is the largest) or a vector of class labels.
+    """
+    labels = T if T.ndim == 1 else T.argmax(axis=1)
+    return float(np.mean(predict(params, X) == labels))
+
+
+def fit(params, X, T, *, epochs, batch_size=32, lr=LEARNING_RATE, shuffle=True, seed=0, callback=None):
+    """Mini-batch gradient descent with train_step; returns the trained params (the given ones are unchanged).
+
+    Each of `epochs` passes walks the rows of X and T in batches of `batch_size`, the last batch
+    holding whatever rows remain; with `shuffle` the rows are reordered before every pass by
+    np.random.default_rng(seed). callback(epoch, params) runs after each pass (epoch = 1, 2, …).
+    """
+    n = X.shape[0]
+    if T.shape[0] != n:
+        raise ValueError(f"X has {n} rows but T has {T.shape[0]}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        Xs, Ts = X, T
+        if shuffle:
+            order = rng.permutation(n)
+            Xs, Ts = X[order], T[order]  # one gather per pass; the batches are views of it
+        for start in range(0, n, batch_size):
+            params = train_step(params, Xs[start : start + batch_size], Ts[start : start + batch_size], lr)
+        if callback is not None:
+            callback(epoch, params)
+    return params

@@ -28,14 +28,18 @@ PARAMETER_INDEX.update({'w_y1_h1': ('W3', (0, 0)), 'w_y1_h2': ('W3', (0, 1)), 'w
 PARAMETER_INDEX['b3'] = ('b3', ())
 
 
-def init_params():
-    """The spec's parameters: W{l} of shape (n_l, n_{l-1}); b{l} of shape (n_l,), or () when shared."""
-    return {
+def init_params(seed=None):
+    """The spec's parameters: W{l} of shape (n_l, n_{l-1}); b{l} of shape (n_l,), or () when shared.
+
+    The spec gives every weight, so seed changes nothing.
+    """
+    params = {
         "W2": np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]]),
         "b2": np.array(0.1),
         "W3": np.array([[0.7, -0.4, 0.2]]),
         "b3": np.array(0.0),
     }
+    return params
 
 
 def forward(params, X):
@@ -167,3 +171,39 @@ def train_step(params, X, T, lr=LEARNING_RATE):
         key: value - lr * grads[key] if UPDATE_BIASES or key.startswith("W") else value
         for key, value in params.items()
     }
+
+
+def predict(params, X):
+    """The predicted class of each row of X: 1 where the output is above 0.5, else 0."""
+    return (forward(params, X)[:, 0] > 0.5).astype(np.int64)
+
+
+def accuracy(params, X, T):
+    """The fraction of rows of X whose predicted class is the target's (a target above 0.5 is class 1)."""
+    labels = T.reshape(-1) > 0.5
+    return float(np.mean(predict(params, X) == labels))
+
+
+def fit(params, X, T, *, epochs, batch_size=32, lr=LEARNING_RATE, shuffle=True, seed=0, callback=None):
+    """Mini-batch gradient descent with train_step; returns the trained params (the given ones are unchanged).
+
+    Each of `epochs` passes walks the rows of X and T in batches of `batch_size`, the last batch
+    holding whatever rows remain; with `shuffle` the rows are reordered before every pass by
+    np.random.default_rng(seed). callback(epoch, params) runs after each pass (epoch = 1, 2, …).
+    """
+    n = X.shape[0]
+    if T.shape[0] != n:
+        raise ValueError(f"X has {n} rows but T has {T.shape[0]}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        Xs, Ts = X, T
+        if shuffle:
+            order = rng.permutation(n)
+            Xs, Ts = X[order], T[order]  # one gather per pass; the batches are views of it
+        for start in range(0, n, batch_size):
+            params = train_step(params, Xs[start : start + batch_size], Ts[start : start + batch_size], lr)
+        if callback is not None:
+            callback(epoch, params)
+    return params
