@@ -28,10 +28,10 @@ UPDATE_BIASES = True
 SEED = 0
 # every spec parameter → (key, index) into the params dict: grads[key][index] is ∂E/∂name
 PARAMETER_INDEX = {}
-PARAMETER_INDEX.update({f"w2_{j + 1}_{k + 1}": ("W2", (j, k)) for j in range(4) for k in range(3)})
-PARAMETER_INDEX.update({f"b2_{j + 1}": ("b2", (j,)) for j in range(4)})
-PARAMETER_INDEX.update({f"w3_{j + 1}_{k + 1}": ("W3", (j, k)) for j in range(3) for k in range(4)})
-PARAMETER_INDEX.update({f"b3_{j + 1}": ("b3", (j,)) for j in range(3)})
+PARAMETER_INDEX.update({'w_h1_x1': ('W2', (0, 0)), 'w_h1_x2': ('W2', (0, 1)), 'w_h1_x3': ('W2', (0, 2)), 'w_h2_x1': ('W2', (1, 0)), 'w_h2_x2': ('W2', (1, 1)), 'w_h2_x3': ('W2', (1, 2)), 'w_h3_x1': ('W2', (2, 0)), 'w_h3_x2': ('W2', (2, 1)), 'w_h3_x3': ('W2', (2, 2)), 'w_h4_x1': ('W2', (3, 0)), 'w_h4_x2': ('W2', (3, 1)), 'w_h4_x3': ('W2', (3, 2))})
+PARAMETER_INDEX.update({'b_h1': ('b2', (0,)), 'b_h2': ('b2', (1,)), 'b_h3': ('b2', (2,)), 'b_h4': ('b2', (3,))})
+PARAMETER_INDEX.update({'w_c1_h1': ('W3', (0, 0)), 'w_c1_h2': ('W3', (0, 1)), 'w_c1_h3': ('W3', (0, 2)), 'w_c1_h4': ('W3', (0, 3)), 'w_c2_h1': ('W3', (1, 0)), 'w_c2_h2': ('W3', (1, 1)), 'w_c2_h3': ('W3', (1, 2)), 'w_c2_h4': ('W3', (1, 3)), 'w_c3_h1': ('W3', (2, 0)), 'w_c3_h2': ('W3', (2, 1)), 'w_c3_h3': ('W3', (2, 2)), 'w_c3_h4': ('W3', (2, 3))})
+PARAMETER_INDEX.update({'b_c1': ('b3', (0,)), 'b_c2': ('b3', (1,)), 'b_c3': ('b3', (2,))})
 
 
 def init_params(seed=None, like=None):
