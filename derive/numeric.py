@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .chain import Number, exact_point
 from .network import LOSS_SYMBOL, Layer, Network
 from .printing import numpy_code, stabilize
 from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
@@ -70,6 +71,8 @@ class Compiled:
 
     def __init__(self, network: Network) -> None:
         self.network = network
+        # (step, loss, (weights, biases)) at the first loss of a training run that is not a float
+        self._breakdown: tuple[int, float, tuple[list[Array], list[Array | None]]] | None = None
         values = network.given_values()
         self.weights: list[Array] = [np.zeros((0, 0))]
         self.biases: list[Array | None] = [None]
@@ -245,14 +248,38 @@ class Compiled:
         return loss
 
     def train(self, steps: int, learning_rate: float | None = None, update_biases: bool | None = None) -> list[float]:
-        """Run ``steps`` updates; the losses before each update and after the last."""
+        """Run ``steps`` updates; the losses before each update and after the last.
+
+        The parameters at the first loss that is not a float are kept for :meth:`breakdown`.
+        """
         training = self.network.spec.training
         lr = training.learning_rate if learning_rate is None else learning_rate
         update = training.update_biases if update_biases is None else update_biases
+        self._breakdown = None
+        history: list[float] = []
         with np.errstate(all="ignore"):  # a diverging run shows in the history, not as warnings
-            history = [self.step(lr, update) for _ in range(steps)]
-            history.append(self.current_loss())
+            for _ in range(steps + 1):
+                before = (list(self.weights), list(self.biases))
+                loss = self.step(lr, update) if len(history) < steps else self.current_loss()
+                if self._breakdown is None and not np.isfinite(loss):
+                    self._breakdown = (len(history), loss, before)
+                history.append(loss)
         return history
+
+    def breakdown(self, history: list[float]) -> Breakdown | None:
+        """Why the last :meth:`train` run's loss stopped being a float, or None if it never did."""
+        if self._breakdown is None:
+            return None
+        step, loss, (weights, biases) = self._breakdown
+        finite = [e for e in history[:step] if np.isfinite(e)]
+        parameters = self._by_name(weights, biases)
+        if not all(np.isfinite(v) for v in parameters.values()):
+            return Breakdown(step, loss, None, True, history[0], max(finite, default=loss))
+        point = dict(self.network.given_values())
+        point.update((self.network.symbols[name], v) for name, v in parameters.items())
+        exact = exact_point(self.network, point).get(LOSS_SYMBOL)
+        representable = exact is not None and bool(np.isfinite(float(exact)))
+        return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
 
     def current_loss(self) -> float:
         nets, outs = self.forward()
@@ -261,6 +288,30 @@ class Compiled:
     def outputs(self) -> list[float]:
         _, outs = self.forward()
         return [float(v) for v in outs[-1][0]]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The first step at which a training run's loss was not a float, and why."""
+
+    step: int
+    loss: float  # what the compiled passes gave: inf or nan
+    exact: Number | None  # the loss at that step's parameters, recomputed exactly
+    diverged: bool  # the loss itself left float64's range (or the parameters did); else an intermediate did
+    first: float  # the loss before the first step
+    largest: float  # the largest finite loss before the step
+
+    def message(self) -> str:
+        """One sentence for a person."""
+        if self.diverged:
+            return (
+                f"training diverged: the loss grew from {self.first:.6g} to {self.largest:.6g} "
+                f"and is {self.loss} after {self.step} steps"
+            )
+        return (
+            f"after {self.step} steps the loss is {float(self.exact or 0):.6g}, but an intermediate number "
+            f"left float64's range, so the passes gave {self.loss}: the run stopped making progress, it did not diverge"
+        )
 
 
 def _bias_array(layer: Layer, values: dict[sp.Symbol, float]) -> Array | None:
