@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from .chain import Derivation, derive, derive_all
+from .chain import Derivation, derive, derive_all, exact_point
 from .errors import DeriveError
 from .network import Network
 from .numeric import Compiled
@@ -56,9 +56,14 @@ class Model:
             for n in layer.neurons:
                 for symbol in (n.net, n.out):
                     if symbol is not None and not math.isfinite(point[symbol]):
+                        exact = exact_point(self.network, point).get(symbol)
+                        if exact is not None and math.isfinite(float(exact)):
+                            problem = f"is {float(exact):.6g}, but an intermediate of it leaves float64's range"
+                        else:
+                            problem = "is not finite there"
                         raise DeriveError(
                             f"the forward pass gives {symbol.name} = {point[symbol]}: "
-                            f"layer {layer.number}'s activation {layer.spec.activation!r} is not finite there",
+                            f"layer {layer.number}'s activation {layer.spec.activation!r} {problem}",
                             where=self.spec.source,
                             hint="check the activation's domain and the spec's numbers",
                         )

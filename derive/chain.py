@@ -12,9 +12,11 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TypeAlias
 
 import sympy as sp
 
@@ -23,6 +25,12 @@ from .network import LOSS_SYMBOL, Network, Neuron
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
+EXACT_DIGITS = 30  # digits of a shown factor's value, beyond those the nets' sizes ask for
+MAX_EXACT_DIGITS = 4000  # enough for 1 − σ(net) with |net| up to ~4500
+
+# A shown value: a float, or a sympy Float when it lies beyond float64's range
+# (∂E/∂out = −1/out with out = e^−2000 is −e^2000: a number, kept and shown).
+Number: TypeAlias = "float | sp.Float"
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Factor:
     of: sp.Symbol
     wrt: sp.Symbol
     expr: sp.Expr
-    value: float | None
+    value: Number | None
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,13 @@ class Path:
         return sp.Mul(*(f.expr for f in self.factors))
 
     @property
-    def value(self) -> float | None:
-        product = 1.0
+    def value(self) -> Number | None:
+        product: Number = sp.S.One
         for f in self.factors:
             if f.value is None:
                 return None
             product *= f.value
-        return product
+        return _number(sp.sympify(product))
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ class DeltaTerm:
 
     neuron: Neuron
     definition: sp.Expr  # δ_j in the next layer's δ symbols, or in outs/targets at the output
-    delta_value: float | None
+    delta_value: Number | None
     local: Factor  # ∂net_j/∂q
 
     @property
@@ -79,10 +87,10 @@ class DeltaTerm:
         return self.delta * self.local.expr
 
     @property
-    def value(self) -> float | None:
+    def value(self) -> Number | None:
         if self.delta_value is None or self.local.value is None:
             return None
-        return self.delta_value * self.local.value
+        return _number(sp.sympify(self.delta_value) * self.local.value)
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,8 @@ class Derivation:
     path_count: int
     paths: tuple[Path, ...]  # listed when path_count ≤ MAX_PATHS
     terms: tuple[DeltaTerm, ...]  # the δ form, always available
-    value: float | None
-    point: dict[sp.Symbol, float] | None = field(default=None, repr=False, compare=False)
+    value: Number | None  # from the compiled passes' numbers (δ form), as the exported module computes it
+    point: Mapping[sp.Symbol, Number] | None = field(default=None, repr=False, compare=False)  # exact, for showing
 
     @property
     def form(self) -> str:
@@ -116,7 +124,7 @@ class Derivation:
             return self.expression
         return sp.Add(*(t.expr for t in self.terms))
 
-    def evaluate(self, expr: sp.Expr) -> float | None:
+    def evaluate(self, expr: sp.Expr) -> Number | None:
         """The value of an expression over this network's symbols at the spec's numbers."""
         return evaluate(expr, self.point)
 
@@ -133,18 +141,78 @@ class Derivation:
 # numbers
 
 
-def evaluate(expr: sp.Expr, point: dict[sp.Symbol, float] | None) -> float | None:
-    """Substitute numbers for every symbol and return a float, or None without numbers."""
+def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number | None:
+    """Substitute numbers for every symbol: a float (a sympy Float beyond float64's range), or None.
+
+    The arithmetic is sympy's, at the precision of the point's numbers (17 digits for
+    floats, more in an :func:`exact_point`), with no limit on the exponent: a product
+    e^2000 · e^−2000 is 1, not inf · 0. None without numbers, or where the value is
+    not a number (a division by an exact 0).
+    """
     if point is None:
         return None
     needed = expr.free_symbols
     if not needed <= point.keys():
         return None
-    value = expr.xreplace({s: sp.Float(point[s], 17) for s in needed})
-    try:
-        return float(value)
-    except TypeError:
+    value = expr.xreplace({s: _sympy_number(point[s]) for s in needed})
+    if not value.is_Number:
+        value = value.evalf(EXACT_DIGITS)
+    return _number(value)
+
+
+def _sympy_number(value: Number) -> sp.Float:
+    return value if isinstance(value, sp.Float) else sp.Float(value, 17)  # 17 digits hold a float exactly
+
+
+def _number(value: sp.Expr) -> Number | None:
+    """A float, or the sympy Float itself when float64 would turn it into inf or 0."""
+    if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo):
         return None
+    as_float = float(value)
+    if not value.is_zero and (math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308):
+        return sp.Float(value, 17)
+    return as_float
+
+
+def as_float(value: Number | None) -> float | None:
+    """For JSON and other float-only consumers: a value beyond float64's range becomes ±inf or 0."""
+    return None if value is None else float(value)
+
+
+def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, Number]:
+    """The point's nets, outs, δs and E recomputed from its inputs, parameters and targets, for showing.
+
+    In floats σ(40) is 1, so 1 − out is 0 and ∂E/∂out = (o − t)/(o(1 − o)) is 1/0. Here every
+    number is a sympy Float with as many digits as the largest net asks for (1 − σ(net) needs
+    about net/ln 10 of them) plus EXACT_DIGITS, and an exponent without limit (softmax outputs
+    of e^−2000 are kept). A value that is still not a number is left out.
+    """
+    nets = [float(point[s]) for s in net.net_definitions if s in point]
+    largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
+    digits = min(EXACT_DIGITS + math.ceil(2 * largest / math.log(10)), MAX_EXACT_DIGITS)
+    given = ("input", "weight", "bias", "target")
+    exact: dict[sp.Symbol, Number] = {
+        s: sp.Float(v, digits) for s, v in point.items() if s.name in net.info and net.info[s.name].kind in given
+    }
+
+    def define(symbol: sp.Symbol, definition: sp.Expr) -> None:
+        if definition.free_symbols <= exact.keys():
+            value = definition.xreplace({s: _sympy_number(exact[s]) for s in definition.free_symbols})
+            if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
+                exact[symbol] = sp.Float(value, digits)  # all its digits, not rounded to a float
+
+    for layer in net.layers[1:]:
+        for n in layer.neurons:
+            assert n.net is not None
+            define(n.net, net.net_definitions[n.net])
+        for n in layer.neurons:
+            define(n.out, net.out_definitions[n.out])
+    for layer in reversed(net.layers[1:]):
+        for n in layer.neurons:
+            assert n.delta is not None
+            define(n.delta, net.delta_definitions[n.delta])
+    define(LOSS_SYMBOL, net.loss_expression)
+    return exact
 
 
 def shown_value(expr: sp.Expr, value: float, point: dict[sp.Symbol, float]) -> float:
@@ -235,57 +303,83 @@ def _walk(net: Network, node: sp.Symbol) -> Iterator[list[tuple[sp.Symbol, sp.Sy
 def derive(
     net: Network,
     quantity: sp.Symbol,
-    point: dict[sp.Symbol, float] | None = None,
+    point: Mapping[sp.Symbol, float] | None = None,
     max_paths: int = MAX_PATHS,
     memo: dict[sp.Symbol, int] | None = None,
+    exact: Mapping[sp.Symbol, Number] | None = None,
 ) -> Derivation:
-    """Derive ∂E/∂quantity for a weight, bias, input, net or out."""
+    """Derive ∂E/∂quantity for a weight, bias, input, net or out.
+
+    ``point`` holds the compiled passes' numbers (floats); the factors are shown
+    from ``exact`` (:func:`exact_point` of it, computed here when not given), and
+    the value is the δ form at ``point``, as the exported module computes it.
+    """
+    if point is not None and exact is None:
+        exact = exact_point(net, point)
     n_paths = count_paths(net, quantity, memo)
     paths: tuple[Path, ...] = ()
     if n_paths <= max_paths:
         listed = []
         for edges in _walk(net, quantity):
             factors = tuple(
-                Factor(of=head, wrt=tail, expr=factor, value=evaluate(factor, point))
+                Factor(of=head, wrt=tail, expr=factor, value=evaluate(factor, exact))
                 for tail, head, factor in reversed(edges)
             )
             listed.append(Path(factors))
         paths = tuple(listed)
-    terms = _delta_terms(net, quantity, point)
-    derivation = Derivation(net, quantity, n_paths, paths, terms, None, point)
+    terms = _delta_terms(net, quantity, point, exact)
+    derivation = Derivation(net, quantity, n_paths, paths, terms, None, exact)
     if point is None:
         return derivation
-    return replace(derivation, value=evaluate(derivation.expression, point))
+    value = evaluate(derivation.delta_expression, point)
+    if value is None or not math.isfinite(value):  # an output's ∂E/∂out has no δ form: shown exactly
+        value = evaluate(derivation.expression, exact)
+    return replace(derivation, value=value)
 
 
-def _delta_terms(net: Network, quantity: sp.Symbol, point: dict[sp.Symbol, float] | None) -> tuple[DeltaTerm, ...]:
+def _delta_terms(
+    net: Network,
+    quantity: sp.Symbol,
+    point: Mapping[sp.Symbol, float] | None,
+    exact: Mapping[sp.Symbol, Number] | None,
+) -> tuple[DeltaTerm, ...]:
     """∂E/∂q = Σ_j δ_j · ∂net_j/∂q over the nets q feeds directly (for a net, q is δ itself)."""
     info = net.info[quantity.name]
     if info.kind == "net":
         neuron = net.neuron_of(quantity)
         one = Factor(of=quantity, wrt=quantity, expr=sp.S.One, value=1.0)
-        return (_term(net, neuron, one, point),)
+        return (_term(net, neuron, one, point, exact),)
     terms = []  # stays empty for an output's out: ∂E/∂out_o is one factor, no δ in it
     for head, factor in _successors(net, quantity):
         if head == LOSS_SYMBOL:
             continue
         neuron = net.neuron_of(head)
-        local = Factor(of=head, wrt=quantity, expr=factor, value=evaluate(factor, point))
-        terms.append(_term(net, neuron, local, point))
+        local = Factor(of=head, wrt=quantity, expr=factor, value=evaluate(factor, exact))
+        terms.append(_term(net, neuron, local, point, exact))
     return tuple(terms)
 
 
-def _term(net: Network, neuron: Neuron, local: Factor, point: dict[sp.Symbol, float] | None) -> DeltaTerm:
+def _term(
+    net: Network,
+    neuron: Neuron,
+    local: Factor,
+    point: Mapping[sp.Symbol, float] | None,
+    exact: Mapping[sp.Symbol, Number] | None,
+) -> DeltaTerm:
+    """δ's value is the compiled passes' (the export's); where that is not finite, the exact one."""
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
-    delta_value = point.get(neuron.delta) if point is not None else None
+    delta_value: Number | None = point.get(neuron.delta) if point is not None else None
+    if exact is not None and (delta_value is None or not math.isfinite(delta_value)):
+        delta_value = exact.get(neuron.delta)
     return DeltaTerm(neuron, definition, delta_value, local)
 
 
-def derive_all(net: Network, point: dict[sp.Symbol, float] | None = None) -> dict[str, Derivation]:
+def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> dict[str, Derivation]:
     """A derivation for every weight and bias (biases too when they are not trained)."""
     memo: dict[sp.Symbol, int] = {}
-    return {p.name: derive(net, p, point, memo=memo) for p in net.parameters}
+    exact = exact_point(net, point) if point is not None else None
+    return {p.name: derive(net, p, point, memo=memo, exact=exact) for p in net.parameters}
 
 
 # --------------------------------------------------------------------------

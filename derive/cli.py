@@ -509,9 +509,9 @@ def train(
     history = _train_with_progress(engine, n, lr, _progress_wanted(quiet))
     outputs = engine.outputs()
     parameters = engine.parameter_values()
-    diverged = next((i for i, e in enumerate(history) if not math.isfinite(e)), None)
-    if diverged is not None:
-        click.echo(f"warning: training diverged: the loss is {history[diverged]} after {diverged} steps", err=True)
+    breakdown = engine.breakdown(history)
+    if breakdown is not None:
+        click.echo(f"warning: {breakdown.message()}", err=True)
     if fmt == "json":
         _dump(
             {

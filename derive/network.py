@@ -271,7 +271,8 @@ class Network:
 
         Output layer: δ_i = Σ_j ∂E/∂out_j · ∂out_j/∂net_i (one term when the
         activation is elementwise). With softmax and cross-entropy the sum folds
-        to out_i − target_i, using Σ target = 1 (checked when the spec is read).
+        to out_i − target_i, using Σ target = 1 (checked when the spec is read);
+        a δ that cancels to a shorter form is kept in that form (bce ∘ σ: o − t).
         Hidden layer: δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h.
         """
         defs: dict[sp.Symbol, sp.Expr] = {}
@@ -282,9 +283,19 @@ class Network:
             terms = [self.dE_dout[m.out] * self.dout_dnet(m.out, n.net) for m in self.feeds(n)]
             delta = sp.Add(*terms)
             if len(terms) > 1 and self.loss_rule.name == "cross_entropy":
-                folded = sp.collect(sp.expand(delta), n.out).subs(sp.Add(*targets), 1)
+                # with two outputs the Jacobian is written in one of them: out_k = 1 − Σ others brings both back
+                forms = [delta] + [
+                    delta.subs(m.out, 1 - sp.Add(*(o for o in out_layer.outs if o != m.out)))
+                    for m in out_layer.neurons
+                    if m is not n
+                ]
+                folded = min(
+                    (sp.collect(sp.expand(f), n.out).subs(sp.Add(*targets), 1) for f in forms), key=sp.count_ops
+                )
                 delta = folded if sp.count_ops(folded) < sp.count_ops(delta) else delta
-            defs[n.delta] = delta
+            # bce ∘ σ: ((1−t)/(1−o) − t/o) · o(1−o) cancels to o − t, which stays finite when o rounds to 1
+            cancelled = sp.cancel(delta)
+            defs[n.delta] = cancelled if sp.count_ops(cancelled) < sp.count_ops(delta) else delta
         for layer in reversed(self.layers[1:-1]):
             nxt = self.layers[layer.index + 1]
             for h in layer.neurons:

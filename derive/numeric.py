@@ -1,31 +1,57 @@
 """Numbers from the derivation: compiled forward/backward passes and training.
 
-Every elementwise function here is compiled (``sympy.lambdify``) from an
-expression the derivation holds: the activation formula, its derivative, the
-loss formula and its derivative, the output layer's δ definitions. The matrix
-structure (net = W·out + b, δ_h = (Wᵀδ) ⊙ f') is BP1–BP4. Nothing is
-substituted into sympy at each training step, so ``derive train mazur --steps
-10000`` takes well under a second.
+Every elementwise function here is compiled from an expression the derivation
+holds: the activation formula, its derivative, the loss formula (folded into
+the output activation where that removes a log of the output, see
+:func:`derive.rules.folded_loss`), the output layer's δ definitions. They are
+printed by the exported module's NumPy printer, so the CLI's numbers come from
+the same stable forms as the export (σ without underflow to 0, log(1 + eᵘ) as
+logaddexp, log-softmax). The matrix structure (net = W·out + b, δ_h = (Wᵀδ) ⊙
+f') is BP1–BP4. Nothing is substituted into sympy at each training step, so
+``derive train mazur --steps 10000`` takes well under a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from .chain import Number, exact_point
 from .network import LOSS_SYMBOL, Layer, Network
-from .rules import Activation, LayerMap, O, T, X, Y, differentiate
+from .printing import numpy_code, stabilize
+from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
 
 Array = np.ndarray
 _Fn = Callable[..., Any]
 
 
-def _compile(args: object, expr: object) -> _Fn:
-    fn: _Fn = sp.lambdify(args, expr, modules="numpy", cse=True)
+LOG_O = sp.Symbol("log_o", real=True)  # log of a softmax output, computed as z − logsumexp(z)
+
+
+def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _Fn:
+    """A NumPy function of ``args`` returning ``exprs`` (a list when given a list).
+
+    Printed by the exported module's printer after the same stabilizing
+    rewrites, with shared subexpressions computed once.
+    """
+    many = isinstance(exprs, (list, tuple))
+    items = [stabilize(sp.sympify(e, strict=True)) for e in (exprs if many else [exprs])]
+    names: dict[sp.Symbol, str] = {s: f"_a{i}" for i, s in enumerate(args)}
+    replacements, reduced = sp.cse(items, symbols=sp.numbered_symbols("_c"), optimizations=None)
+    lines = [f"def _f({', '.join(names.values())}):"]
+    for symbol, value in replacements:
+        lines.append(f"    {symbol.name} = {numpy_code(value, names)}")
+        names[symbol] = symbol.name
+    body = ", ".join(numpy_code(r, names) for r in reduced)
+    lines.append(f"    return [{body}]" if many else f"    return {body}")
+    namespace: dict[str, Any] = {"np": np}
+    # the source is printed from sympy trees by our printer, with argument names of our own: no spec text
+    exec(compile("\n".join(lines), "<derive.numeric>", "exec"), namespace)
+    fn: _Fn = namespace["_f"]
     return fn
 
 
@@ -45,6 +71,8 @@ class Compiled:
 
     def __init__(self, network: Network) -> None:
         self.network = network
+        # (step, loss, (weights, biases)) at the first loss of a training run that is not a float
+        self._breakdown: tuple[int, float, tuple[list[Array], list[Array | None]]] | None = None
         values = network.given_values()
         self.weights: list[Array] = [np.zeros((0, 0))]
         self.biases: list[Array | None] = [None]
@@ -57,12 +85,34 @@ class Compiled:
         self.x = np.array([values.get(s, np.nan) for s in network.input_layer.outs], dtype=float)
         self.t = np.array([values.get(n.target, np.nan) for n in out.neurons], dtype=float)
         rule = network.loss_rule
-        self._loss = _compile((O, T), rule.per_output)
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
-        targets = tuple(n.target for n in out.neurons)
-        delta_defs = [network.delta_definitions[n.delta] for n in out.neurons]
-        self._output_delta = _compile((out.nets, out.outs, targets), delta_defs)
-        self._dloss = _compile((O, T), differentiate(rule.per_output, O) * self._loss_scale)
+        self._loss = self._compile_loss(out)
+        targets = tuple(n.target for n in out.neurons if n.target is not None)
+        delta_defs = [network.delta_definitions[n.delta] for n in out.neurons if n.delta is not None]
+        self._output_delta = _compile((*out.nets, *out.outs, *targets), delta_defs)
+
+    def _compile_loss(self, out: Layer) -> _Fn:
+        """(net, out, t) arrays → the per-output loss, in the most stable form the pair allows.
+
+        An elementwise output whose loss folds into the activation is computed from the
+        net (bce ∘ σ: log(1 + eᶻ) − t·z); a log of a softmax output is z − logsumexp(z).
+        """
+        rule, per_output = self.network.loss_rule, self.network.loss_rule.per_output
+        if isinstance(out.rule, Activation):
+            folded = folded_loss(rule, out.rule)
+            if folded is not None:
+                fn = _compile((X, T), folded)
+                return lambda z, a, t: fn(z, t)
+        if isinstance(out.rule, LayerMap) and per_output.has(sp.log(O)):
+            fn = _compile((O, LOG_O, T), per_output.xreplace({sp.log(O): LOG_O}))
+
+            def softmax_loss(z: Array, a: Array, t: Array) -> Array:
+                shifted = z - z.max(axis=-1, keepdims=True)
+                return fn(a, shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), t)
+
+            return softmax_loss
+        fn = _compile((O, T), per_output)
+        return lambda z, a, t: fn(a, t)
 
     def _compile_layer(self, layer: Layer) -> _Compiled:
         rule = layer.rule
@@ -77,11 +127,11 @@ class Compiled:
 
             return _Compiled(forward, None)
         assert isinstance(rule, Activation)
-        f = _compile(X, rule.f)
+        f = _compile((X,), rule.f)
         if rule.fprime_in_out is not None:
-            g = _compile(Y, rule.fprime_in_out)
+            g = _compile((Y,), rule.fprime_in_out)
             return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(g(a), a))
-        d = _compile(X, rule.fprime)
+        d = _compile((X,), rule.fprime)
         return _Compiled(lambda z: _as_array(f(z), z), lambda z, a: _as_array(d(z), z))
 
     # -- passes --------------------------------------------------------------
@@ -104,11 +154,11 @@ class Compiled:
                 outs.append(a)
         return nets, outs
 
-    def loss(self, outs: Array, t: Array | None = None) -> float:
-        """E for a batch: summed over samples."""
+    def loss(self, nets: Array, outs: Array, t: Array | None = None) -> float:
+        """E for a batch (the output layer's nets and outs): summed over samples."""
         target = np.broadcast_to(self.t if t is None else t, outs.shape)
-        with np.errstate(all="ignore"):
-            per = _as_array(self._loss(outs, target), outs)
+        with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
+            per = _as_array(self._loss(nets, outs, target), outs)
         return float(per.sum() * self._loss_scale)
 
     def backward(self, nets: list[Array], outs: list[Array], t: Array | None = None) -> list[Array]:
@@ -117,7 +167,7 @@ class Compiled:
         last = len(self.weights) - 1
         deltas: list[Array] = [np.zeros(0)] * (last + 1)
         with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
-            columns = self._output_delta(list(nets[last].T), list(outs[last].T), list(target.T))
+            columns = self._output_delta(*nets[last].T, *outs[last].T, *target.T)
             deltas[last] = np.stack([_as_array(c, nets[last][:, 0]) for c in columns], axis=1)
             for index in range(last - 1, 0, -1):
                 layer = self.layers[index]
@@ -144,7 +194,7 @@ class Compiled:
                 grad_b.append(np.array(deltas[index].sum()))  # a shared bias feeds every neuron
             else:
                 grad_b.append(deltas[index].sum(axis=0))
-        return self.loss(outs[-1], t), grad_w, grad_b
+        return self.loss(nets[-1], outs[-1], t), grad_w, grad_b
 
     # -- named numbers ---------------------------------------------------------
 
@@ -161,7 +211,7 @@ class Compiled:
                 values[n.net] = float(nets[layer.index][0, n.index])
                 values[n.out] = float(outs[layer.index][0, n.index])
                 values[n.delta] = float(deltas[layer.index][0, n.index])
-        values[LOSS_SYMBOL] = self.loss(outs[-1])
+        values[LOSS_SYMBOL] = self.loss(nets[-1], outs[-1])
         return values
 
     def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
@@ -198,22 +248,70 @@ class Compiled:
         return loss
 
     def train(self, steps: int, learning_rate: float | None = None, update_biases: bool | None = None) -> list[float]:
-        """Run ``steps`` updates; the losses before each update and after the last."""
+        """Run ``steps`` updates; the losses before each update and after the last.
+
+        The parameters at the first loss that is not a float are kept for :meth:`breakdown`.
+        """
         training = self.network.spec.training
         lr = training.learning_rate if learning_rate is None else learning_rate
         update = training.update_biases if update_biases is None else update_biases
+        self._breakdown = None
+        history: list[float] = []
         with np.errstate(all="ignore"):  # a diverging run shows in the history, not as warnings
-            history = [self.step(lr, update) for _ in range(steps)]
-            history.append(self.current_loss())
+            for _ in range(steps + 1):
+                before = (list(self.weights), list(self.biases))
+                loss = self.step(lr, update) if len(history) < steps else self.current_loss()
+                if self._breakdown is None and not np.isfinite(loss):
+                    self._breakdown = (len(history), loss, before)
+                history.append(loss)
         return history
 
+    def breakdown(self, history: list[float]) -> Breakdown | None:
+        """Why the last :meth:`train` run's loss stopped being a float, or None if it never did."""
+        if self._breakdown is None:
+            return None
+        step, loss, (weights, biases) = self._breakdown
+        finite = [e for e in history[:step] if np.isfinite(e)]
+        parameters = self._by_name(weights, biases)
+        if not all(np.isfinite(v) for v in parameters.values()):
+            return Breakdown(step, loss, None, True, history[0], max(finite, default=loss))
+        point = dict(self.network.given_values())
+        point.update((self.network.symbols[name], v) for name, v in parameters.items())
+        exact = exact_point(self.network, point).get(LOSS_SYMBOL)
+        representable = exact is not None and bool(np.isfinite(float(exact)))
+        return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
+
     def current_loss(self) -> float:
-        _, outs = self.forward()
-        return self.loss(outs[-1])
+        nets, outs = self.forward()
+        return self.loss(nets[-1], outs[-1])
 
     def outputs(self) -> list[float]:
         _, outs = self.forward()
         return [float(v) for v in outs[-1][0]]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The first step at which a training run's loss was not a float, and why."""
+
+    step: int
+    loss: float  # what the compiled passes gave: inf or nan
+    exact: Number | None  # the loss at that step's parameters, recomputed exactly
+    diverged: bool  # the loss itself left float64's range (or the parameters did); else an intermediate did
+    first: float  # the loss before the first step
+    largest: float  # the largest finite loss before the step
+
+    def message(self) -> str:
+        """One sentence for a person."""
+        if self.diverged:
+            return (
+                f"training diverged: the loss grew from {self.first:.6g} to {self.largest:.6g} "
+                f"and is {self.loss} after {self.step} steps"
+            )
+        return (
+            f"after {self.step} steps the loss is {float(self.exact or 0):.6g}, but an intermediate number "
+            f"left float64's range, so the passes gave {self.loss}: the run stopped making progress, it did not diverge"
+        )
 
 
 def _bias_array(layer: Layer, values: dict[sp.Symbol, float]) -> Array | None:

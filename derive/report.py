@@ -12,7 +12,7 @@ from typing import Any
 import sympy as sp
 
 from . import printing as pr
-from .chain import DeltaTerm, Derivation, Factor, Path, evaluate
+from .chain import DeltaTerm, Derivation, Factor, Number, Path, as_float, evaluate
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL
 
@@ -30,7 +30,7 @@ class Step:
     expression: str  # the expression in symbols, plain text
     latex: str  # the whole line in LaTeX
     numbers: str  # the expression with numbers substituted, plain text
-    value: float | None
+    value: Number | None
     parts: tuple[Step, ...] = ()
     latex_parts: tuple[str, ...] = ()  # the sides of ``latex``, for aligned layouts
 
@@ -41,7 +41,7 @@ class Step:
             "expression": self.expression,
             "latex": self.latex,
             "numbers": self.numbers,
-            "value": self.value,
+            "value": as_float(self.value),  # beyond float64's range: inf, written as null
         }
         if self.parts:
             key = "factors" if self.kind in ("path", "term", "product") else "terms"
@@ -60,16 +60,16 @@ class Reporter:
 
     # -- formatting helpers --------------------------------------------------
 
-    def num(self, value: float | None) -> str:
+    def num(self, value: Number | None) -> str:
         return "?" if value is None else pr.format_number(value, self.digits)
 
-    def lnum(self, value: float | None) -> str:
+    def lnum(self, value: Number | None) -> str:
         return "?" if value is None else pr.latex_number(value, self.digits)
 
-    def line_latex(self, lhs: str, expr: sp.Expr, value: float | None) -> str:
+    def line_latex(self, lhs: str, expr: sp.Expr, value: Number | None) -> str:
         return " = ".join(self.line_parts(lhs, expr, value))
 
-    def line_parts(self, lhs: str, expr: sp.Expr, value: float | None) -> tuple[str, ...]:
+    def line_parts(self, lhs: str, expr: sp.Expr, value: Number | None) -> tuple[str, ...]:
         """lhs, the expression, the expression with numbers, the value (repeats dropped)."""
         parts = [lhs, pr.latex(expr, self.names)]
         if self.point and not isinstance(expr, sp.Number):
@@ -83,7 +83,13 @@ class Reporter:
         return tuple(parts)
 
     def step(
-        self, kind: str, of: sp.Symbol, wrt: sp.Symbol, expr: sp.Expr, value: float | None, parts: tuple[Step, ...] = ()
+        self,
+        kind: str,
+        of: sp.Symbol,
+        wrt: sp.Symbol,
+        expr: sp.Expr,
+        value: Number | None,
+        parts: tuple[Step, ...] = (),
     ) -> Step:
         quantity = pr.partial_text(of, wrt)
         qlatex = pr.partial_latex(of, wrt, self.names)
@@ -103,7 +109,7 @@ class Reporter:
     def factor(self, f: Factor) -> Step:
         return self.step("factor", f.of, f.wrt, f.expr, f.value)
 
-    def product(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, parts: tuple[Step, ...], value: float | None) -> Step:
+    def product(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, parts: tuple[Step, ...], value: Number | None) -> Step:
         """A product or sum of earlier steps, shown by their values."""
         joiner = " · " if kind in ("path", "term") else " + "
         ljoiner = r" \cdot " if kind in ("path", "term") else " + "
@@ -213,7 +219,7 @@ class Reporter:
         data: dict[str, Any] = {
             "parameter": q.name,
             "kind": self.d.network.info[q.name].kind,
-            "value": self.d.value,
+            "value": as_float(self.d.value),
             "form": self.d.form,
             "paths": self.d.path_count,
             "expression": pr.text(closed) if closed is not None else None,
@@ -310,9 +316,9 @@ class Reporter:
         return lines
 
 
-def _bracket(text: str, value: float | None) -> str:
+def _bracket(text: str, value: Number | None) -> str:
     return f"({text})" if value is not None and value < 0 else text
 
 
-def _lbracket(text: str, value: float | None) -> str:
+def _lbracket(text: str, value: Number | None) -> str:
     return rf"\left({text}\right)" if value is not None and value < 0 else text

@@ -122,7 +122,8 @@ def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     Substituting net_k = log(p_k·Z) turns every exp(net_k) into p_k·Z; the
     entries then cancel Z, and the identity Σ p_k = 1 (a softmax's outputs sum
     to one) reduces them. Among the rewritings, keep the one that names the
-    fewest outputs, then the shortest: out_j(1 − out_j) and −out_j·out_i.
+    fewest outputs, then one that names out_j, then the shortest:
+    out_j(1 − out_j) and −out_j·out_i.
     """
     nets = _dummy_nets(n)
     outs = _dummy_outs(n)
@@ -138,7 +139,9 @@ def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
             entry = sp.diff(values[j], nets[i]).subs({nets[k]: sp.log(p[k] * z) for k in range(n)})
             entry = sp.factor(sp.cancel(entry)).subs(total, 1)
             candidates = [entry] + [sp.factor(entry.subs(total - p[k], 1 - p[k])) for k in range(n)]
-            best = min(candidates, key=lambda c: (len(c.free_symbols), sp.count_ops(c)))
+            # a tie keeps the entry's own output: ∂out_j/∂net_j = out_j(1 − out_j), never 1 − out_k … in
+            # another output (the δ of cross-entropy then cancels out_j/out_j instead of dividing by it)
+            best = min(candidates, key=lambda c: (len(c.free_symbols), p[j] not in c.free_symbols, sp.count_ops(c)))
             row.append(tidy_sign(best.xreplace(dict(zip(p, outs)))))
         rows.append(row)
     return sp.ImmutableMatrix(rows)
@@ -264,3 +267,68 @@ def loss(kind: str, expr: str, where: str = "loss") -> Loss:
         per_output=per_output,
         mean_over_outputs=kind in LOSS_MEANS_OVER_OUTPUTS,
     )
+
+
+# --------------------------------------------------------------------------
+# a loss folded into the output activation
+
+
+def _log_depends_on(expr: sp.Expr, symbol: sp.Symbol) -> bool:
+    return any(symbol in log.free_symbols for log in expr.atoms(sp.log))
+
+
+@lru_cache(maxsize=64)
+def folded_loss(rule: Loss, act: Activation) -> sp.Expr | None:
+    """The per-output loss written in the net x (not in o = f(x)), when that removes every log of o.
+
+    bce over a sigmoid, −t·log σ(x) − (1−t)·log(1−σ(x)), becomes log(1 + eˣ) − t·x: no
+    log of a number that rounds to 0, so E stays finite wherever it is (and log(1 + eˣ)
+    is then written stably). Any loss formula gets the same treatment: every log of
+    an expression in f(x) is brought over a common denominator and split into logs of
+    its factors. The fold is kept only when no log of f(x) is left, and only after the
+    folded form agrees with the composition at sample points (the log rules used hold
+    for positive arguments). Returns an expression in X and T, or None.
+    """
+    if not _log_depends_on(rule.per_output, O) or not act.f.has(X):
+        return None
+    composed = rule.per_output.xreplace({O: act.f})
+
+    def split(log: sp.log) -> sp.Expr:
+        return sp.expand_log(sp.log(sp.factor(sp.together(log.args[0]))), force=True)
+
+    folded = sp.expand(composed.replace(lambda e: isinstance(e, sp.log) and e.has(X), split))
+    remaining = [log for log in folded.atoms(sp.log) if log.has(X)]
+    if any(not _one_plus_exp_log(log) for log in remaining):
+        return None
+    if not _agrees(composed, folded):
+        return None
+    return folded
+
+
+def _one_plus_exp_log(log: sp.log) -> bool:
+    """log(1 + e^u): softplus, which has a stable form."""
+    arg = log.args[0]
+    return (
+        isinstance(arg, sp.Add)
+        and len(arg.args) == 2
+        and sp.S.One in arg.args
+        and any(isinstance(a, sp.exp) for a in arg.args)
+    )
+
+
+def _agrees(a: sp.Expr, b: sp.Expr) -> bool:
+    """a = b at sample points (x, t), to 20 digits."""
+    fa = sp.lambdify((X, T), a, "mpmath")
+    fb = sp.lambdify((X, T), b, "mpmath")
+    with mpmath.workdps(40):
+        for x in (-3.5, -1, -0.25, 0.5, 2, 4.5):
+            for t in (0, 0.3, 1):
+                try:
+                    va, vb = fa(mpmath.mpf(x), mpmath.mpf(t)), fb(mpmath.mpf(x), mpmath.mpf(t))
+                except (ZeroDivisionError, ValueError, TypeError, ArithmeticError):
+                    return False
+                if isinstance(va, mpmath.mpc) or isinstance(vb, mpmath.mpc):
+                    return False
+                if abs(va - vb) > mpmath.mpf(10) ** -20 * (1 + abs(va)):
+                    return False
+    return True
