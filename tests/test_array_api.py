@@ -194,3 +194,19 @@ def test_bench_times_the_array_api_module_on_numpy_and_torch():
     for shape in data["shapes"]:
         assert {"array API (NumPy)", "array API (torch)"} <= set(shape["results"])
         assert shape["results"]["array API (NumPy)"]["median_seconds"] > 0
+
+
+def test_the_array_api_module_needs_only_numpy_and_array_api_compat(tmp_path):
+    require("array_api_compat", "array")
+    (tmp_path / "digits_api.py").write_text(vector_module(Model.load("digits"), "array-api"))
+    code = "import sys\n"
+    code += "for blocked in ('sympy', 'derive', 'jinja2', 'click', 'torch', 'dask'): sys.modules[blocked] = None\n"
+    code += f"sys.path.insert(0, {str(tmp_path)!r})\n"
+    code += "import numpy, digits_api as m\n"
+    code += "X, T = numpy.zeros((3, 64)), numpy.eye(10)[:3]\n"
+    code += (
+        "print(type(m.gradients(m.init_params(), X, T)['W2']).__name__, m.accuracy(m.init_params(like=X), X, T) >= 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ndarray", "True"]
