@@ -14,27 +14,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-DEFAULT_DIGITS = 8
-
-
-def format_number(value: float, digits: int = DEFAULT_DIGITS) -> str:
-    """``value`` to ``digits`` significant digits, as plain text (0.75136507)."""
-    if value == 0:
-        return "0"
-    text = f"{value:.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def latex_number(value: float, digits: int = DEFAULT_DIGITS) -> str:
-    """``value`` as LaTeX: 3.5101878 \\times 10^{-5} instead of 3.5101878e-5."""
-    text = format_number(value, digits)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return rf"{mantissa} \times 10^{{{exponent}}}"
-    return text
+# number formatting lives in derive.present.numbers; re-exported for the printers and their callers
+from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
 
 
 class TextPrinter(StrPrinter):
