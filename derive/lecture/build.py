@@ -71,7 +71,10 @@ MAX_PLOT_POINTS = 400
 ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding noise: the plot stops
 DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
 FD_STEP = 1e-6
-CLOSED_FORM_LIMIT = 400  # nodes: a closed form larger than this is not printed
+CLOSED_FORM_LIMIT = 400
+CHANGED_LOSS = sp.Symbol(
+    "E'", real=True
+)  # the loss of an exercise's changed example: never confused with E  # nodes: a closed form larger than this is not printed
 
 
 @dataclass(frozen=True)
@@ -936,7 +939,7 @@ class _Builder:
                                 (
                                     Line(
                                         EquationChain(
-                                            Partial(LOSS_SYMBOL, w),
+                                            Partial(CHANGED_LOSS, w),
                                             (
                                                 Product(
                                                     (
