@@ -261,11 +261,12 @@ class _Builder:
         small = bool(highlight)
         width = 6.0 if small else DIAGRAM_WIDTH
         step_x = width / max(1, len(layers) - 1)
-        step_y = 0.9 if small else 1.6
+        step_y = 0.9 if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
         labelled = not small and self.edges() <= MAX_LABELLED_EDGES
         nodes: list[Node] = []
         dots: list[tuple[float, float]] = []
         drawn: dict[tuple[int, int], str] = {}
+        heights: dict[str, float] = {}
         tops: dict[int, float] = {}
         for layer in layers:
             shown = list(range(layer.size))
@@ -279,6 +280,7 @@ class _Builder:
                 y = step_y * ((count - 1) / 2 - slot)
                 node_id = f"n{layer.index}x{j}"
                 drawn[(layer.index, j)] = node_id
+                heights[node_id] = y
                 kind = "input" if layer.index == 0 else ("output" if self.is_output(layer) else "hidden")
                 nodes.append(Node(node_id, x, y, None if small else layer.neurons[j].out, kind))
             if layer.size > MAX_DRAWN_NEURONS:
@@ -302,7 +304,8 @@ class _Builder:
                             drawn[(layer.index, j)],
                             w if labelled else None,
                             self.point[w] if labelled else None,
-                            pos=0.3,
+                            # labels of crossing edges sit at different ends, level edges in the middle
+                            pos=_label_position(heights[drawn[(prev.index, k)]], heights[drawn[(layer.index, j)]]),
                             colour=colour_of.get((src, dst)),
                         )
                     )
@@ -312,12 +315,13 @@ class _Builder:
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
-            x = step_x * layer.index - step_x * 0.45
+            # below and left of its layer: its dashed lines then stay clear of the weight labels
+            x = step_x * layer.index - step_x * 0.2
             nodes.append(
                 Node(
                     bias_id,
                     x,
-                    tops[layer.index] + 1.3,
+                    -tops[layer.index] - 1.3,
                     first if kind == "shared" else None,
                     "bias",
                     self.point[first] if kind == "shared" else None,
@@ -539,8 +543,7 @@ class _Builder:
                     self.shown_factors[key] = f.value
                     new.append(self.factor_line(f))
             blocks.append(Paragraph((say("paths_count", weight=Math(weight), n=d.path_count),)))
-            if len(d.paths) > 1:
-                blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
+            blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
             caption = say("new_factors") if known else say("factors")
             blocks.append(Equations(tuple(new), caption))
             if known:
@@ -588,7 +591,7 @@ class _Builder:
             blocks.append(Paragraph((say("why_softmax_ce"),), note=True))
         if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
             blocks.append(Paragraph((say("why_old_weights"),), note=True))
-        return Section(say("derivative_of", quantity=Math(lhs)), tuple(blocks), key=f"full_{weight.name}")
+        return Section(say("derivative_of", weight=Math(weight)), tuple(blocks), key=f"full_{weight.name}")
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
@@ -943,7 +946,7 @@ class _Builder:
                                             (
                                                 Product(
                                                     (
-                                                        Partial(LOSS_SYMBOL, o.out),
+                                                        Partial(CHANGED_LOSS, o.out),
                                                         Partial(o.out, o.net),
                                                         Partial(o.net, w),
                                                     )
@@ -1034,6 +1037,12 @@ class _Builder:
 
 
 # -- small helpers ----------------------------------------------------------------------
+
+
+def _label_position(y_src: float, y_dst: float) -> float:
+    if abs(y_src - y_dst) < 1e-9:
+        return 0.5
+    return 0.25 if y_dst < y_src else 0.75
 
 
 def _named_activation(rule: Activation) -> sp.FunctionClass:

@@ -152,15 +152,25 @@ class LatexRenderer:
         if isinstance(f, Code):
             text = rf"\texttt{{{_text(f.text, self.unicode_ok).replace('-', '-{}')}}}"  # -- is no dash here
             return rf"\text{{{text}}}" if in_math else text
-        body = latex_number(f.value, f.digits or self.plan.digits) if isinstance(f, Num) else self.math(f.expr)
+        body = (
+            latex_number(f.value, f.digits or self.plan.digits)
+            if isinstance(f, Num)
+            else self.math(f.expr, inline=True)
+        )
         return body if in_math else f"${body}$"
 
-    def math(self, expr: sp.Basic | Quantity | EquationChain) -> str:
+    def math(self, expr: sp.Basic | Quantity | EquationChain, inline: bool = False) -> str:
+        """Math for a sentence: a derivative in running text is written ∂E/∂w (a fraction would be set tiny)."""
         if isinstance(expr, EquationChain):
             return " = ".join(self.printer.sides(expr))
+        if inline and isinstance(expr, Partial):
+            return rf"\partial {self.name(expr.of)}/\partial {self.name(expr.wrt)}"
         if isinstance(expr, sp.Basic) and not isinstance(expr, sp.Symbol):
             return self.printer.formula(expr)
         return self.printer.quantity(expr)
+
+    def name(self, symbol: sp.Symbol) -> str:
+        return self.names.get(symbol) or symbol.name
 
     # -- equations ---------------------------------------------------------------
 
