@@ -8,7 +8,6 @@ of the layer get a table; a δ is defined where it first appears and reused afte
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -143,7 +142,7 @@ class _Builder:
         _, gradients = engine.named_gradients()
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
         # the finite-difference check and the closed form: the first-layer weight with the largest gradient
-        self.checked = max(first_layer, key=lambda w: (abs(gradients[w]), -first_layer.index(w)))
+        self.checked = max(reversed(first_layer), key=lambda w: abs(gradients[w]))  # ties: the first
         self.run = _run(model, self.steps, self.checked)
         self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
         self.defined_deltas: set[sp.Symbol] = set()
@@ -185,6 +184,21 @@ class _Builder:
             ordered = reading_order(expr)
             return EquationChain(symbol, (Elided(tuple(ordered[:2]), tuple(ordered[-1:])), Value(value)))
         return definition(symbol, expr, value)
+
+    def net_chain(self, n: Neuron, layer: Layer, numbers: bool = True) -> EquationChain:
+        """net = Σ w·out + b (elided for a wide layer, built from the layer: no 784-term sympy sums)."""
+        assert n.net is not None
+        prev = self.net.layers[layer.index - 1]
+        row = layer.weights[n.index]
+        bias = layer.biases[n.index]
+        value = self.point[n.net]
+        if prev.size <= 6:
+            expr = self.net.net_definitions[n.net]
+            return definition(n.net, expr, value) if numbers else EquationChain(n.net, (Formula(expr),))
+        head = tuple(w * o for w, o in zip(row[:2], prev.outs[:2]))
+        tail = (bias,) if bias is not None else (row[-1] * prev.outs[-1],)
+        sides: tuple = (Elided(head, tail), Value(value)) if numbers else (Elided(head, tail),)
+        return EquationChain(n.net, sides)
 
     def published_note(self, key: str, symbol: Field, value: float) -> Paragraph | None:
         """A note when the published article prints a different number for this quantity."""
@@ -286,10 +300,14 @@ class _Builder:
             if layer.size > MAX_DRAWN_NEURONS:
                 dots.append((x, step_y * ((count - 1) / 2 - 4)))
             tops[layer.index] = step_y * (count - 1) / 2
-        colour_of: dict[tuple[sp.Symbol, sp.Symbol], int] = {}
-        for colour, path in enumerate(highlight):
-            for a, b in itertools.pairwise(path):
-                colour_of.setdefault((a, b), colour)
+
+        def colour_of(weight: sp.Symbol, src: sp.Symbol, net: sp.Symbol | None) -> int | None:
+            """The first path that runs along this edge: it enters ``net`` from ``src`` (or starts at the weight)."""
+            for colour, path in enumerate(highlight):
+                if net in path and (weight in path or src in path):
+                    return colour
+            return None
+
         edges: list[Edge] = []
         for layer in layers[1:]:
             prev = layers[layer.index - 1]
@@ -297,7 +315,7 @@ class _Builder:
                 for k, w in enumerate(row):
                     if (layer.index, j) not in drawn or (prev.index, k) not in drawn:
                         continue
-                    src, dst = prev.neurons[k].out, layer.neurons[j].out
+                    src = prev.neurons[k].out
                     edges.append(
                         Edge(
                             drawn[(prev.index, k)],
@@ -306,7 +324,7 @@ class _Builder:
                             self.point[w] if labelled else None,
                             # labels of crossing edges sit at different ends, level edges in the middle
                             pos=_label_position(heights[drawn[(prev.index, k)]], heights[drawn[(layer.index, j)]]),
-                            colour=colour_of.get((src, dst)),
+                            colour=colour_of(w, src, layer.neurons[j].net),
                         )
                     )
             kind = layer.spec.bias.kind
@@ -343,7 +361,8 @@ class _Builder:
             Paragraph((say("notation_intro", net=Math(first.net), out=Math(first.out)),)),
         ]
         rows: list[tuple[Field, ...]] = []
-        for layer in net.layers:
+        symbols = len(net.info) - sum(1 for i in net.info.values() if i.kind == "delta")
+        for layer in net.layers if symbols <= MAX_NOTATION_ROWS else ():
             for n in layer.neurons:
                 if layer.index == 0:
                     rows.append((Math(n.out), say("input"), Num(self.point[n.out])))
@@ -354,7 +373,7 @@ class _Builder:
                 rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out])))
                 if n.target is not None:
                     rows.append((Math(n.target), say("target_of", neuron=label), Num(self.point[n.target])))
-        for layer in net.layers[1:]:
+        for layer in net.layers[1:] if symbols <= MAX_NOTATION_ROWS else ():
             prev = net.layers[layer.index - 1]
             for j, row in enumerate(layer.weights):
                 for k, w in enumerate(row):
@@ -377,7 +396,7 @@ class _Builder:
                 )
                 rows.append((Math(b), meaning, Num(self.point[b])))
         header = (say("symbol"), say("meaning"), say("value"))
-        if len(rows) <= MAX_NOTATION_ROWS:
+        if rows:
             blocks.append(Table(header, tuple(rows), (False, False, True)))
         else:
             blocks.append(self.layer_summary())
@@ -439,7 +458,7 @@ class _Builder:
             shown = layer.neurons[:MAX_FORWARD_NEURONS]
             for n in shown:
                 assert n.net is not None
-                lines.append(Line(self.defines(n.net, net.net_definitions[n.net])))
+                lines.append(Line(self.net_chain(n, layer)))
                 lines.append(Line(self.defines(n.out, net.out_definitions[n.out])))
             blocks.append(Equations(tuple(lines)))
             if layer.size > len(shown):
@@ -758,7 +777,10 @@ class _Builder:
                 say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
             )
         lines = [Line(EquationChain(lhs, (Formula(expr),)))]
-        where = [Line(EquationChain(n, (Formula(self.net.net_definitions[n]),))) for n in nets]
+        where = [
+            Line(self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False))
+            for n in nets
+        ]
         return Section(
             say("closed_form"),
             (
@@ -998,12 +1020,8 @@ class _Builder:
         x = net.input_layer.neurons[0].out
         w1 = net.layers[1].weights[0][0]
         new_x = round(self.point[x] * 2 + 0.1, 3)
-        net_def = net.net_definitions[h.net]
-        from ..chain import evaluate
-
-        point = dict(self.exact)
-        point[x] = new_x
-        new_net = evaluate(net_def, point)
+        # only the term w·x changes
+        new_net = self.exact[h.net] + self.exact[w1] * (new_x - self.exact[x])
         items.append(
             Exercise(
                 (
@@ -1020,7 +1038,7 @@ class _Builder:
                                 x=Math(x),
                                 value=Num(new_x),
                                 net=Math(h.net),
-                                new=Num(new_net or 0.0),
+                                new=Num(new_net),
                             ),
                         )
                     ),
