@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import IN_CI
-from oracles import backprop, mazur, train
+from oracles import Net, backprop, mazur, train
 
 from derive.cli import main
 from derive.spec import builtin_example_text
@@ -333,19 +333,52 @@ def test_numbers_in_the_update_table_match_the_oracle(mazur_pdf):
     assert np.isfinite(stepped.flat()).all()
 
 
-def test_a_784_30_10_lecture_has_representatives_and_a_capped_table(tmp_path):
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_784_30_10_lecture_summarises_and_fits(tmp_path):
     need_tex()
-    values = ", ".join(str(round((i % 17) / 17, 3)) for i in range(784))
-    spec = tmp_path / "mnist.toml"
-    spec.write_text(
-        f"name = 'mnist'\n[loss]\nkind = 'half_sse'\n[[layers]]\nsize = 784\nvalues = [{values}]\n"
-        "[[layers]]\nsize = 30\nactivation = 'sigmoid'\nbias = 'per_neuron'\n"
-        "[[layers]]\nsize = 10\nactivation = 'sigmoid'\nbias = 'per_neuron'\ntargets = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]\n"
-        "[training]\nsteps = 20\n"
-    )
-    pdf = lecture(tmp_path, spec)
+    pdf = lecture(tmp_path, FIXTURES / "mnist_784_30_10.toml")
     text = text_of(pdf)
-    assert "23860 parameters" in text.replace(",", "") and "largest" in text
-    assert "derive grad --all" in text  # the update table shows the largest gradients and says where the rest are
-    assert "Weights are written on the edges" not in text  # 23,820 edges are drawn unlabelled
+    flat = " ".join(text.split())
+    assert "23,860 parameters" in flat and "largest" in flat
+    assert "derive grad --all" in flat  # the update table shows the largest gradients and says where the rest are
+    assert "Each edge carries its weight" not in flat  # 23,820 edges are drawn unlabelled
+    assert overflowing_pages(pdf) == []
+
+
+def tanh_2321():
+    """The fixture tests/fixtures/tanh_2321.toml, described again for the oracle."""
+    return Net(
+        sizes=[2, 3, 2, 1],
+        activations=["tanh", "tanh", "linear"],
+        weights=[
+            np.array([[0.2, -0.4], [0.5, 0.1], [-0.3, 0.3]]),
+            np.array([[0.3, -0.2, 0.4], [-0.5, 0.25, 0.1]]),
+            np.array([[0.7, -0.6]]),
+        ],
+        bias_kinds=["per_neuron", "per_neuron", "shared"],
+        biases=[np.array([0.1, -0.1, 0.05]), np.array([0.0, 0.2]), np.array(0.1)],
+        x=np.array([0.6, -0.3]),
+        t=np.array([0.5]),
+        loss="logcosh",
+        learning_rate=0.1,
+        custom_loss="log(cosh(o - t))",
+    )
+
+
+def test_a_tanh_lecture_with_a_custom_loss_shows_the_oracles_numbers(tmp_path):
+    need_tex()
+    pdf = lecture(tmp_path, FIXTURES / "tanh_2321.toml")
+    flat = " ".join(text_of(pdf).split())
+    e, grad, _ = backprop(tanh_2321())
+    _, history = train(tanh_2321(), 1)
+    names = tanh_2321().parameter_names()
+    for what, value in {
+        "E": e,
+        "dE/dw2_1_1": grad[names.index("w2_1_1")],
+        "dE/dw4_1_1": grad[names.index("w4_1_1")],
+        "E after one step": history[-1],
+    }.items():
+        assert g8(abs(value)) in flat, what
     assert overflowing_pages(pdf) == []

@@ -65,7 +65,7 @@ LARGEST = 8
 MAX_DELTA_LINES = 6
 MAX_UPDATE_ROWS = 24
 MAX_DRAWN_NEURONS = 8
-MAX_LABELLED_EDGES = 16
+MAX_LABELLED_EDGES = 10  # more labels than this crowd the drawing: the symbol table has the values
 MAX_PLOT_POINTS = 400
 ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding noise: the plot stops
 DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
@@ -265,7 +265,7 @@ class _Builder:
         sentences = [say("network_intro", layers=len(self.net.layers), sizes=Text(sizes))]
         if self.edges() <= MAX_LABELLED_EDGES:
             sentences.append(say("edge_labels"))
-        if any(layer.spec.bias.kind != "none" for layer in self.net.layers[1:]):
+        if any(layer.spec.bias.kind == "shared" for layer in self.net.layers[1:]):
             sentences.append(say("bias_boxes"))
         return Section(say("network"), (Paragraph(tuple(sentences)), self.diagram()), key="network")
 
@@ -330,25 +330,32 @@ class _Builder:
             kind = layer.spec.bias.kind
             if kind == "none" or small:
                 continue
+            if kind == "per_neuron":
+                # each neuron's own bias, written under it (edges from boxes of "1" would cross everything)
+                if labelled:
+                    for j, b in enumerate(layer.biases):
+                        if (layer.index, j) in drawn and b is not None:
+                            node_id = drawn[(layer.index, j)]
+                            nodes.append(
+                                Node(
+                                    f"{node_id}b",
+                                    step_x * layer.index,
+                                    heights[node_id] - 0.85,
+                                    b,
+                                    "biaslabel",
+                                    self.point[b],
+                                )
+                            )
+                continue
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
             # below and left of its layer: its dashed lines then stay clear of the weight labels
             x = step_x * layer.index - step_x * 0.2
-            nodes.append(
-                Node(
-                    bias_id,
-                    x,
-                    -tops[layer.index] - 1.3,
-                    first if kind == "shared" else None,
-                    "bias",
-                    self.point[first] if kind == "shared" else None,
-                )
-            )
+            nodes.append(Node(bias_id, x, -tops[layer.index] - 1.3, first, "bias", self.point[first]))
             for j, b in enumerate(layer.biases):
                 if (layer.index, j) in drawn and b is not None:
-                    label = b if kind == "per_neuron" and labelled else None
-                    edges.append(Edge(bias_id, drawn[(layer.index, j)], label, self.point[b] if label else None, 0.5))
+                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
         return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
 
     # -- notation -----------------------------------------------------------------

@@ -319,13 +319,19 @@ class LatexRenderer:
     def diagram(self, d: Diagram) -> dict[str, Any]:
         nodes = []
         for n in d.nodes:
-            if n.kind == "bias":
+            if n.kind in ("bias", "biaslabel"):
                 label = self.names[n.label] if n.label is not None else "1"
                 if n.value is not None:
                     label += " = " + self.printer.number(n.value)
             else:
                 label = self.names[n.label] if n.label is not None else ""
-            style = {"input": "inputneuron", "hidden": "neuron", "output": "outputneuron", "bias": "biasnode"}[n.kind]
+            style = {
+                "input": "inputneuron",
+                "hidden": "neuron",
+                "output": "outputneuron",
+                "bias": "biasnode",
+                "biaslabel": "biaslabel",
+            }[n.kind]
             if d.small:
                 style += ",small"
             nodes.append({"id": n.id, "x": f"{n.x:.2f}", "y": f"{n.y:.2f}", "label": tex(label), "style": style})
