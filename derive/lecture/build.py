@@ -147,6 +147,7 @@ class _Builder:
         self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
         self.defined_deltas: set[sp.Symbol] = set()
         self.derivations: dict[str, Derivation] = {}
+        self.explained: set[str] = set()  # activations whose formula and notes were shown
         self.published = dict(model.spec.published.values) if model.spec.published else {}
 
     # -- helpers ------------------------------------------------------------------
@@ -462,7 +463,8 @@ class _Builder:
         for layer in net.layers[1:]:
             blocks.extend(self.activation_blocks(layer))
             lines: list[Line] = []
-            shown = layer.neurons[:MAX_FORWARD_NEURONS]
+            # a wide layer's nets are long even elided: three neurons show the pattern
+            shown = layer.neurons[: MAX_FORWARD_NEURONS if net.layers[layer.index - 1].size <= 6 else 3]
             for n in shown:
                 assert n.net is not None
                 lines.append(Line(self.net_chain(n, layer)))
@@ -479,26 +481,29 @@ class _Builder:
         return Section(say("forward"), tuple(blocks), key="forward")
 
     def activation_blocks(self, layer: Layer) -> list[Block]:
+        """What the layer's activation is, displayed with its derivative; the "why" notes once per activation."""
         rule = layer.rule
         if isinstance(rule, LayerMap):
             return [Paragraph((say("softmax_is", layer=layer.number),))]
         assert isinstance(rule, Activation)
-        x = sp.Symbol("x", real=True)
-        name = rule.name if rule.name != rule.formula else "f"
-        sentences = [
-            say(
-                "activation_is", layer=layer.number, name=Code(name), formula=Math(rule.f), derivative=Math(rule.fprime)
-            )
-        ]
-        blocks: list[Block] = [Paragraph(tuple(sentences))]
-        if rule.fprime_in_out is not None and rule.fprime_in_out.free_symbols:
-            y = sp.Symbol("f(x)", real=True)
-            from ..rules import Y
+        from ..rules import Y
 
-            blocks.append(Paragraph((say("why_in_out", form=Math(rule.fprime_in_out.xreplace({Y: y}))),), note=True))
+        name = rule.name if rule.name != rule.formula else "f"
+        if rule.formula in self.explained:
+            return [Paragraph((say("activation_again", layer=layer.number, name=Code(name)),))]
+        self.explained.add(rule.formula)
+        f, fprime = sp.Symbol("f(x)", real=True), sp.Symbol("f'(x)", real=True)
+        derivative: list = [Formula(rule.fprime)]
+        if rule.fprime_in_out is not None and rule.fprime_in_out.free_symbols:
+            derivative.append(Formula(rule.fprime_in_out.xreplace({Y: f})))
+        blocks: list[Block] = [
+            Paragraph((say("activation_is", layer=layer.number, name=Code(name)),)),
+            Equations((Line(EquationChain(f, (Formula(rule.f),))), Line(EquationChain(fprime, tuple(derivative))))),
+        ]
+        if len(derivative) > 1:
+            blocks.append(Paragraph((say("why_in_out"),), note=True))
         if rule.name in ("sigmoid", "tanh"):
             blocks.append(Paragraph((say("why_saturation"),), note=True))
-        del x
         return blocks
 
     # -- the loss ----------------------------------------------------------------
@@ -559,12 +564,13 @@ class _Builder:
         neuron = layer.neurons[info.row]
         if d.paths and len(d.paths) <= MAX_LISTED_PATHS:
             new: list[Line] = []
-            known = 0
+            known = 0  # factors shown in an earlier derivation (a factor shared by this one's paths is new once)
+            before = set(self.shown_factors)
             for path in d.paths:
                 for f in path.factors:
                     key = (f.of, f.wrt)
                     if key in self.shown_factors:
-                        known += 1
+                        known += key in before
                         continue
                     self.shown_factors[key] = f.value
                     new.append(self.factor_line(f))
