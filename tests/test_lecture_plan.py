@@ -10,7 +10,7 @@ from derive.api import Model
 from derive.errors import SpecError
 from derive.lecture import Options, build_plan
 from derive.lecture.latex import languages, words
-from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Say, Table
+from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, EquationChain, Formula, Partial, Substituted, Value
 from derive.spec import builtin_example_text, parse_spec
 
@@ -240,3 +240,25 @@ def test_title_zh_must_be_text():
     text = builtin_example_text("mazur").replace('title_zh = "一步一步的反向传播示例"', "title_zh = 3")
     with pytest.raises(SpecError, match="title_zh"):
         parse_spec(text, "m.toml")
+
+
+def test_a_loss_that_falls_to_rounding_level_stops_the_plot_and_says_so():
+    # a linear neuron learns its target exactly: the loss shrinks by a constant factor each step
+    text = (
+        "name = 'exact'\n[loss]\nkind = 'half_sse'\n[[layers]]\nnames = ['x']\nvalues = [1.0]\n"
+        "[[layers]]\nnames = ['y']\nactivation = 'linear'\nweights = [[0.2]]\ntargets = [0.7]\n"
+        "[training]\nlearning_rate = 0.5\nsteps = 2000\n"
+    )
+    plan = build_plan(Model(parse_spec(text, "exact.toml")), Options())
+    plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
+    first = plot.points[0][1]
+    assert plot.points[-1][1] <= 1e-14 * first  # it reached rounding level …
+    assert all(v > 1e-14 * first for _, v in plot.points[:-1])  # … and stopped there
+    assert plot.xmax < 2000
+    assert "rounding_stop" in {s.key for s in sentences(plan)}
+
+
+def test_a_loss_that_stays_above_rounding_level_is_plotted_to_the_end(plan):
+    plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
+    assert plot.xmax == 10_000
+    assert "rounding_stop" not in {s.key for s in sentences(plan)}

@@ -257,6 +257,13 @@ class ReadableLatexPrinter(_ReadingOrder, pr.NamedLatexPrinter):
 class ReadableValuePrinter(_ReadingOrder, pr.ValueLatexPrinter):
     """Numbers for symbols, in the same order as :class:`ReadableLatexPrinter`; −(−0.3) is 0.3."""
 
+    def _print_exp(self, expr: sp.exp, exp: str | None = None) -> str:
+        """e^{−0.1}: an exponent needs no brackets around a negative number."""
+        arg = expr.args[0]
+        if isinstance(arg, sp.Symbol) and arg in self.values and exp is None:
+            return f"e^{{{latex_number(self.values[arg], self.digits)}}}"
+        return str(super()._print_exp(expr, exp))
+
     def _print_Mul(self, expr: sp.Mul) -> str:
         if len(expr.args) == 2 and expr.args[0] == -1 and isinstance(expr.args[1], sp.Symbol):
             value = self.values.get(expr.args[1])
