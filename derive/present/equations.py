@@ -262,7 +262,7 @@ class ReadableValuePrinter(_ReadingOrder, pr.ValueLatexPrinter):
         arg = expr.args[0]
         if isinstance(arg, sp.Symbol) and arg in self.values and exp is None:
             return f"e^{{{latex_number(self.values[arg], self.digits)}}}"
-        return str(super()._print_exp(expr, exp))
+        return str(super()._print_ExpBase(expr, exp))
 
     def _print_Mul(self, expr: sp.Mul) -> str:
         if len(expr.args) == 2 and expr.args[0] == -1 and isinstance(expr.args[1], sp.Symbol):
