@@ -8,8 +8,8 @@ import sympy as sp
 
 from . import printing as pr
 from .api import Model
-from .chain import display_point, shown_value
 from .network import LOSS_SYMBOL
+from .present.display import display_point, shown_value
 from .rules import Activation, LayerMap
 
 MAX_LISTED_NEURONS = 40

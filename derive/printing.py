@@ -7,56 +7,15 @@ symbol as its value, bracketed when negative, without touching the tree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import ClassVar
 
-import mpmath
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-DEFAULT_DIGITS = 8
-
-
-def format_number(value: float, digits: int = DEFAULT_DIGITS) -> str:
-    """``value`` to ``digits`` significant digits, as plain text (0.75136507).
-
-    ``value`` may be a sympy Float: one beyond float64's range (e^2000) is written
-    from its own digits.
-    """
-    if not isinstance(value, float):
-        number = sp.Float(value)
-        if number.is_zero:
-            return "0"
-        as_float = float(number)
-        if math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308:
-            return _exponent_form(mpmath.nstr(mpmath.mpf(number._mpf_), digits, min_fixed=0, max_fixed=0))
-        value = as_float
-    if value == 0:
-        return "0"
-    text = f"{value:.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def _exponent_form(text: str) -> str:
-    """mpmath's 1.5e+868 or 1.0e-400 as 1.5e868 or 1e-400."""
-    mantissa, exponent = text.split("e")
-    if mantissa.endswith(".0"):
-        mantissa = mantissa[:-2]
-    return f"{mantissa}e{int(exponent)}"
-
-
-def latex_number(value: float, digits: int = DEFAULT_DIGITS) -> str:
-    """``value`` as LaTeX: 3.5101878 \\times 10^{-5} instead of 3.5101878e-5."""
-    text = format_number(value, digits)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return rf"{mantissa} \times 10^{{{exponent}}}"
-    return text
+# number formatting lives in derive.present.numbers; re-exported for the printers and their callers
+from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
 
 
 class TextPrinter(StrPrinter):

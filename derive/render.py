@@ -39,9 +39,14 @@ class _ResourceLoader(jinja2.BaseLoader):
         return path.read_text(encoding="utf-8"), None, lambda: True
 
 
+def _laid_out(text: str) -> Tex:
+    """A macro's output: built from values that already went through ``finalize``."""
+    return Tex(text)
+
+
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=_ResourceLoader(),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
@@ -58,6 +63,8 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["laid_out"] = _laid_out
+    return env
 
 
 def render(template: str, **context: Any) -> str:

@@ -15,6 +15,17 @@ from . import printing as pr
 from .chain import DeltaTerm, Derivation, Factor, Number, Path, as_float, evaluate
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL
+from .present import equations
+from .present.equations import (
+    EquationChain,
+    LatexChainPrinter,
+    Numbers,
+    Partial,
+    Product,
+    Quantity,
+    TextChainPrinter,
+    definition,
+)
 
 CLOSED_FORM_TEXT_LIMIT = 1500
 
@@ -33,6 +44,9 @@ class Step:
     value: Number | None
     parts: tuple[Step, ...] = ()
     latex_parts: tuple[str, ...] = ()  # the sides of ``latex``, for aligned layouts
+    equation: EquationChain = field(
+        default=EquationChain(LOSS_SYMBOL, ()), repr=False
+    )  # what every line is printed from
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -57,30 +71,17 @@ class Reporter:
         self.names = derivation.network.latex
         self.point = derivation.point or {}
         self.digits = digits
+        self.text_printer = TextChainPrinter(self.point, digits)
+        self.latex_printer = LatexChainPrinter(self.names, self.point, digits)
 
     # -- formatting helpers --------------------------------------------------
 
     def num(self, value: Number | None) -> str:
-        return "?" if value is None else pr.format_number(value, self.digits)
+        return "?" if value is None else self.text_printer.number(value)
 
-    def lnum(self, value: Number | None) -> str:
-        return "?" if value is None else pr.latex_number(value, self.digits)
-
-    def line_latex(self, lhs: str, expr: sp.Expr, value: Number | None) -> str:
-        return " = ".join(self.line_parts(lhs, expr, value))
-
-    def line_parts(self, lhs: str, expr: sp.Expr, value: Number | None) -> tuple[str, ...]:
+    def line_parts(self, lhs: Quantity, expr: sp.Expr, value: Number | None) -> tuple[str, ...]:
         """lhs, the expression, the expression with numbers, the value (repeats dropped)."""
-        parts = [lhs, pr.latex(expr, self.names)]
-        if self.point and not isinstance(expr, sp.Number):
-            substituted = pr.latex_values(expr, self.point, self.names, self.digits)
-            if substituted not in parts and substituted != rf"\left({self.lnum(value)}\right)":
-                parts.append(substituted)
-        if value is not None:
-            final = self.lnum(value)
-            if final not in parts:
-                parts.append(final)
-        return tuple(parts)
+        return tuple(self.latex_printer.sides(definition(lhs, expr, value)))
 
     def step(
         self,
@@ -91,19 +92,20 @@ class Reporter:
         value: Number | None,
         parts: tuple[Step, ...] = (),
     ) -> Step:
-        quantity = pr.partial_text(of, wrt)
-        qlatex = pr.partial_latex(of, wrt, self.names)
+        lhs = Partial(of, wrt)
+        latex_parts = self.line_parts(lhs, expr, value)
         return Step(
             kind=kind,
-            quantity=quantity,
-            quantity_latex=qlatex,
+            quantity=self.text_printer.quantity(lhs),
+            quantity_latex=self.latex_printer.quantity(lhs),
             expr=expr,
             expression=pr.text(expr),
-            latex=self.line_latex(qlatex, expr, value),
-            numbers=pr.text_values(expr, self.point, self.digits) if self.point else "",
+            latex=" = ".join(latex_parts),
+            numbers=self.text_printer.substituted(expr) if self.point else "",
             value=value,
             parts=parts,
-            latex_parts=self.line_parts(qlatex, expr, value),
+            latex_parts=latex_parts,
+            equation=definition(lhs, expr, value),
         )
 
     def factor(self, f: Factor) -> Step:
@@ -111,32 +113,30 @@ class Reporter:
 
     def product(self, kind: str, of: sp.Symbol, wrt: sp.Symbol, parts: tuple[Step, ...], value: Number | None) -> Step:
         """A product or sum of earlier steps, shown by their values."""
-        joiner = " · " if kind in ("path", "term") else " + "
-        ljoiner = r" \cdot " if kind in ("path", "term") else " + "
-        qlatex = pr.partial_latex(of, wrt, self.names)
-        expr = sp.Mul(*(p.expr for p in parts)) if joiner == " · " else sp.Add(*(p.expr for p in parts))
-        quantities = joiner.join(p.quantity for p in parts) if kind in ("path", "term") else ""
-        numbers = joiner.join(_bracket(self.num(p.value), p.value) for p in parts)
-        lquant = ljoiner.join(p.quantity_latex for p in parts) if kind in ("path", "term") else ""
-        lnumbers = ljoiner.join(_lbracket(self.lnum(p.value), p.value) for p in parts)
-        pieces = [qlatex]
-        if lquant:
-            pieces.append(lquant)
-        if self.point:
-            pieces.append(lnumbers)
-            if value is not None:
-                pieces.append(self.lnum(value))
+        multiply = kind in ("path", "term")
+        lhs = Partial(of, wrt)
+        values = tuple(p.value for p in parts)
+        if multiply:
+            equation = equations.product(lhs, tuple(p.equation.lhs for p in parts), values, value)
+        else:
+            equation = equations.total(lhs, values, value)
+        numbers = Numbers(tuple(v if v is not None else float("nan") for v in values), "*" if multiply else "+")
+        expr = sp.Mul(*(p.expr for p in parts)) if multiply else sp.Add(*(p.expr for p in parts))
+        latex_parts = tuple(self.latex_printer.sides(equation))
         return Step(
             kind=kind,
-            quantity=pr.partial_text(of, wrt) if kind != "path" else quantities,
-            quantity_latex=qlatex,
+            quantity=self.text_printer.side(Product(tuple(p.equation.lhs for p in parts)))
+            if kind == "path"
+            else self.text_printer.quantity(lhs),
+            quantity_latex=self.latex_printer.quantity(lhs),
             expr=expr,
             expression=pr.text(expr),
-            latex=" = ".join(pieces),
-            numbers=numbers,
+            latex=" = ".join(latex_parts),
+            numbers=self.text_printer.side(numbers),
             value=value,
             parts=parts,
-            latex_parts=tuple(pieces),
+            latex_parts=latex_parts,
+            equation=equation,
         )
 
     # -- the steps -------------------------------------------------------------
@@ -147,22 +147,22 @@ class Reporter:
 
     def delta_step(self, term: DeltaTerm) -> Step:
         delta = term.delta
-        definition = term.definition
-        value = evaluate(definition, self.point) if self.point else None
-        qlatex = self.names[delta]
+        definition_ = term.definition
+        value = evaluate(definition_, self.point) if self.point else None
         net = term.neuron.net
         assert net is not None
-        quantity = f"{delta.name} = ∂E/∂{net.name}"
+        latex_parts = self.line_parts(delta, definition_, value)
         return Step(
             kind="delta",
-            quantity=quantity,
-            quantity_latex=qlatex,
-            expr=definition,
-            expression=pr.text(definition),
-            latex=self.line_latex(qlatex, definition, value),
-            numbers=pr.text_values(definition, self.point, self.digits) if self.point else "",
+            quantity=f"{delta.name} = ∂E/∂{net.name}",
+            quantity_latex=self.names[delta],
+            expr=definition_,
+            expression=pr.text(definition_),
+            latex=" = ".join(latex_parts),
+            numbers=self.text_printer.substituted(definition_) if self.point else "",
             value=value,
-            latex_parts=self.line_parts(qlatex, definition, value),
+            latex_parts=latex_parts,
+            equation=definition(delta, definition_, value),
         )
 
     def term_step(self, term: DeltaTerm) -> Step:
@@ -184,6 +184,7 @@ class Reporter:
             value=term.value,
             parts=(delta, local),
             latex_parts=product.latex_parts,
+            equation=product.equation,
         )
 
     def steps(self) -> list[Step]:
@@ -281,14 +282,9 @@ class Reporter:
 
     def _factor_lines(self, step: Step, indent: str = "  ") -> list[str]:
         width = max(len(step.quantity), 1)
-        lines = [f"{indent}{step.quantity} = {step.expression}"]
+        first, *rest = self.text_printer.sides(step.equation)[1:] or [step.expression]
         pad = indent + " " * width
-        redundant = (step.expression, self.num(step.value), _bracket(self.num(step.value), step.value))
-        if step.numbers and step.numbers not in redundant:
-            lines.append(f"{pad} = {step.numbers}")
-        if step.value is not None and self.num(step.value) != step.expression:
-            lines.append(f"{pad} = {self.num(step.value)}")
-        return lines
+        return [f"{indent}{step.quantity} = {first}", *(f"{pad} = {side}" for side in rest)]
 
     def _product_lines(self, step: Step) -> list[str]:
         q = self.d.quantity.name
@@ -314,11 +310,3 @@ class Reporter:
         else:
             lines.append(f"    term of ∂E/∂{q} = {step.expression}")
         return lines
-
-
-def _bracket(text: str, value: Number | None) -> str:
-    return f"({text})" if value is not None and value < 0 else text
-
-
-def _lbracket(text: str, value: Number | None) -> str:
-    return rf"\left({text}\right)" if value is not None and value < 0 else text

@@ -11,7 +11,7 @@ import keyword
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,19 @@ MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
 
-TOP_KEYS = ("name", "title", "description", "loss", "layers", "training", "init")
+TOP_KEYS = (
+    "name",
+    "title",
+    "description",
+    "title_zh",
+    "description_zh",
+    "loss",
+    "layers",
+    "training",
+    "init",
+    "published",
+)
+PUBLISHED_KEYS = ("source", "loss", "loss_after_step")  # besides symbol names and new_<parameter>
 LOSS_KEYS = ("kind", "expr")
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
@@ -85,6 +97,7 @@ LAYER_KEYS = (
     "targets",
     "targets_file",
 )
+BUILTIN_SUFFIX = " (built-in example)"  # how a built-in spec's source reads in messages
 RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.drawn)
 NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
 
@@ -140,6 +153,19 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class PublishedSpec:
+    """Numbers a published article prints for this example, so a lecture can point out where it differs.
+
+    Keys: ``loss`` (E at the spec's numbers), ``loss_after_step`` (E after one
+    update), any input/net/out name (its forward value), ``new_<parameter>``
+    (the parameter after one update).
+    """
+
+    source: str
+    values: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated network spec; ``source`` is the file name used in messages."""
 
@@ -151,6 +177,18 @@ class Spec:
     training: TrainingSpec
     seed: int
     source: str
+    title_zh: str = ""
+    description_zh: str = ""
+    published: PublishedSpec | None = None
+
+    @property
+    def display_source(self) -> str:
+        """Where the spec came from, as a reader should see it: the file's name, or the built-in example."""
+        return (
+            self.source
+            if self.source.endswith(BUILTIN_SUFFIX) or self.source.startswith("<")
+            else Path(self.source).name
+        )
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -212,7 +250,7 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
         return text, str(path), path.parent
     elif str(ref) in builtin_examples():
         text = builtin_example_text(str(ref))
-        source = f"{ref} (built-in example)"
+        source = f"{ref}{BUILTIN_SUFFIX}"
     else:
         hint = suggest(str(ref), builtin_examples())
         if not hint:
@@ -322,6 +360,8 @@ class _Validator:
         name = self.name(data["name"], "name") if "name" in data else "network"
         title = self.text(data.get("title", name), "title", MAX_TITLE_LENGTH)
         description = self.text(data.get("description", ""), "description", 4000)
+        title_zh = self.text(data.get("title_zh", ""), "title_zh", MAX_TITLE_LENGTH)
+        description_zh = self.text(data.get("description_zh", ""), "description_zh", 4000)
         loss = self.loss(data.get("loss"))
         self.loss_kind = loss.kind
         training = self.training(data.get("training", {}))
@@ -336,10 +376,35 @@ class _Validator:
             training=training,
             seed=seed,
             source=self.source,
+            title_zh=title_zh,
+            description_zh=description_zh,
         )
         self.check_unique(spec)
         self.check_loss_fits(spec)
+        if "published" in data:
+            spec = replace(spec, published=self.published(data["published"], spec))
         return spec
+
+    def published(self, table: Any, spec: Spec) -> PublishedSpec:
+        if not isinstance(table, dict):
+            raise self.fail("published", f"expected a table, got {_describe(table)}")
+        names: list[str] = []
+        for layer in spec.layers:
+            names.extend(layer.out_names)
+            names.extend(layer.net_names)
+        names.extend(spec.parameter_names)
+        allowed = (*PUBLISHED_KEYS, *names, *(f"new_{p}" for p in spec.parameter_names))
+        source = ""
+        values: list[tuple[str, float]] = []
+        for key, value in table.items():
+            if key not in allowed:
+                hint = suggest(key, allowed) or "keys: source, loss, loss_after_step, a symbol name or new_<parameter>"
+                raise self.fail(f"published.{key}", "unknown key", hint)
+            if key == "source":
+                source = self.text(value, "published.source", MAX_TITLE_LENGTH)
+            else:
+                values.append((key, self.number(value, f"published.{key}")))
+        return PublishedSpec(source=source, values=tuple(values))
 
     def loss(self, table: Any) -> LossSpec:
         if table is None:

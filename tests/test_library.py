@@ -117,7 +117,7 @@ def test_biases_named_as_in_000_are_subscripts_not_layer_superscripts():
 
 
 def test_a_sum_that_cancels_to_rounding_noise_is_shown_as_zero():
-    from derive.chain import display_point, shown_value
+    from derive.present.display import display_point, shown_value
 
     model = derive.load("softmax")
     net = model.network

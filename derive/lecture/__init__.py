@@ -1,0 +1,22 @@
+"""`derive lecture`: a step-by-step backpropagation lecture for any spec.
+
+The flow: :func:`build_plan` turns a Model into a :class:`~.plan.LecturePlan`
+(content and numbers, no medium); :func:`~.latex.tex_source` renders a plan as
+LaTeX through templates/lecture.tex.j2. Words live in ``words/<lang>.toml``.
+"""
+
+from __future__ import annotations
+
+from ..api import Model
+from .build import Options, build_plan
+from .latex import languages
+from .latex import tex_source as render_tex
+from .plan import LecturePlan
+
+
+def tex_source(model: Model, options: Options) -> str:
+    """The LaTeX source of the lecture for ``model``."""
+    return render_tex(build_plan(model, options))
+
+
+__all__ = ["LecturePlan", "Options", "build_plan", "languages", "tex_source"]

@@ -1,0 +1,1097 @@
+"""Building a :class:`LecturePlan` from a Model: every content decision, every number computed once.
+
+The lecture runs backwards, as backpropagation does: the output layer first, then
+each hidden layer towards the input. In each layer one weight is derived in full
+(its factors, each substituted once, its paths, its δ) and the other parameters
+of the layer get a table; a δ is defined where it first appears and reused after.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..api import Model
+from ..chain import Derivation, Factor, count_paths, derive
+from ..network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..present.display import display_point, shown_value
+from ..present.equations import (
+    Contribution,
+    Elided,
+    EquationChain,
+    Formula,
+    Partial,
+    Product,
+    Substituted,
+    Value,
+    definition,
+    product,
+    total,
+)
+from ..present.numbers import DEFAULT_DIGITS
+from ..rules import Activation, LayerMap
+from .plan import (
+    Block,
+    Code,
+    Count,
+    Diagram,
+    Edge,
+    Equations,
+    Exercise,
+    Exercises,
+    Field,
+    LecturePlan,
+    Line,
+    Math,
+    MatrixForm,
+    Node,
+    Num,
+    Paragraph,
+    Plot,
+    Section,
+    Standard,
+    Table,
+    Text,
+    say,
+)
+
+MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
+MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
+MAX_FORWARD_NEURONS = 8
+MAX_TABLE_ROWS = 12  # a layer's table beyond this shows its largest gradients
+LARGEST = 8
+MAX_DELTA_LINES = 6
+MAX_UPDATE_ROWS = 24
+MAX_DRAWN_NEURONS = 8
+MAX_LABELLED_EDGES = 10  # more labels than this crowd the drawing: the symbol table has the values
+MAX_PLOT_POINTS = 400
+ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding noise: the plot stops
+DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
+FD_STEP = 1e-6
+CLOSED_FORM_LIMIT = 400
+CHANGED_LOSS = sp.Symbol(
+    "E'", real=True
+)  # the loss of an exercise's changed example: never confused with E  # nodes: a closed form larger than this is not printed
+
+
+@dataclass(frozen=True)
+class Options:
+    lang: str = "en"
+    digits: int = DEFAULT_DIGITS
+    steps: int | None = None
+    exercises: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """The numbers a lecture needs beyond the forward pass, from one training run."""
+
+    gradients: dict[str, float]
+    old: dict[str, float]
+    new: dict[str, float]  # after one update
+    loss_after: float
+    history: list[float]  # losses before each update and after the last
+    outputs: list[float]  # after the whole run
+    fd_plus: float  # E with the checked weight moved by ± FD_STEP
+    fd_minus: float
+
+
+def _run(model: Model, steps: int, checked: str) -> Run:
+    engine = model.compiled()
+    old = engine.parameter_values()
+    _, gradients = engine.named_gradients()
+    first = engine.train(1)
+    new = engine.parameter_values()
+    rest = engine.train(max(steps - 1, 0)) if steps > 1 else []
+    history = first + rest[1:] if steps > 0 else first[:1]
+    outputs = engine.outputs()
+    probe = model.compiled()
+    info = model.network.info[checked]
+    if info.kind == "weight":
+        assert info.row is not None and info.col is not None
+        probe.weights[info.layer][info.row, info.col] += FD_STEP
+        plus = probe.current_loss()
+        probe.weights[info.layer][info.row, info.col] -= 2 * FD_STEP
+        minus = probe.current_loss()
+    else:  # pragma: no cover - the checked parameter is always a weight
+        plus = minus = 0.0
+    return Run(gradients, old, new, first[-1], history, outputs, plus, minus)
+
+
+def build_plan(model: Model, options: Options) -> LecturePlan:
+    """The lecture for ``model``; raises a DeriveError when the spec has no numbers."""
+    return _Builder(model, options).plan()
+
+
+class _Builder:
+    def __init__(self, model: Model, options: Options) -> None:
+        model.network.require_numbers("derive lecture")
+        assert model.point is not None
+        self.model = model
+        self.net: Network = model.network
+        self.options = options
+        self.exact = model.point
+        self.point = display_point(self.net, model.point)  # rounding noise shown as 0
+        self.parameters = list(model.spec.parameter_names)
+        self.steps = options.steps if options.steps is not None else model.spec.training.steps
+        self.memo: dict[sp.Symbol, int] = {}
+        self.representatives = [layer.weights[0][0].name for layer in self.net.layers[1:]]
+        engine = model.compiled()
+        _, gradients = engine.named_gradients()
+        first_layer = [w.name for row in self.net.layers[1].weights for w in row]
+        # the finite-difference check and the closed form: the first-layer weight with the largest gradient
+        self.checked = max(reversed(first_layer), key=lambda w: abs(gradients[w]))  # ties: the first
+        self.run = _run(model, self.steps, self.checked)
+        self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
+        self.defined_deltas: set[sp.Symbol] = set()
+        self.derivations: dict[str, Derivation] = {}
+        self.explained: set[str] = set()  # activations whose formula and notes were shown
+        self.published = dict(model.spec.published.values) if model.spec.published else {}
+
+    # -- helpers ------------------------------------------------------------------
+
+    def derivation(self, name: str) -> Derivation:
+        if name not in self.derivations:
+            self.derivations[name] = derive(self.net, self.net.symbols[name], self.exact, memo=self.memo)
+        return self.derivations[name]
+
+    def sym(self, name: str) -> sp.Symbol:
+        return self.net.symbols[name]
+
+    def neuron(self, layer: Layer, j: int) -> Field:
+        """How the words name a neuron: its spec name, or "j of layer l" for a layer given by size."""
+        n = layer.neurons[j]
+        if layer.index == 0:
+            return Math(n.out)
+        if n.label[0].isdigit():
+            return say("neuron_of_layer", j=j + 1, layer=layer.number)
+        return Text(n.label)
+
+    def is_output(self, layer: Layer) -> bool:
+        return layer.index == len(self.net.layers) - 1
+
+    def edges(self) -> int:
+        return sum(layer.size * self.net.layers[layer.index - 1].size for layer in self.net.layers[1:])
+
+    def defines(self, symbol: sp.Symbol, expr: sp.Expr) -> EquationChain:
+        """symbol = its definition = with numbers = value; too long a definition is elided."""
+        value = shown_value(expr, self.point[symbol], self.exact)
+        terms = sp.Add.make_args(expr) if isinstance(expr, sp.Add) else ()
+        if len(terms) > 6:
+            from ..present.equations import reading_order
+
+            ordered = reading_order(expr)
+            return EquationChain(symbol, (Elided(tuple(ordered[:2]), tuple(ordered[-1:])), Value(value)))
+        return definition(symbol, expr, value)
+
+    def net_chain(self, n: Neuron, layer: Layer, numbers: bool = True) -> EquationChain:
+        """net = Σ w·out + b (elided for a wide layer, built from the layer: no 784-term sympy sums)."""
+        assert n.net is not None
+        prev = self.net.layers[layer.index - 1]
+        row = layer.weights[n.index]
+        bias = layer.biases[n.index]
+        value = self.point[n.net]
+        if prev.size <= 6:
+            expr = self.net.net_definitions[n.net]
+            return definition(n.net, expr, value) if numbers else EquationChain(n.net, (Formula(expr),))
+        head = tuple(w * o for w, o in zip(row[:2], prev.outs[:2]))
+        tail = (bias,) if bias is not None else (row[-1] * prev.outs[-1],)
+        sides: tuple = (Elided(head, tail), Value(value)) if numbers else (Elided(head, tail),)
+        return EquationChain(n.net, sides)
+
+    def published_note(self, key: str, symbol: Field, value: float) -> Paragraph | None:
+        """A note when the published article prints a different number for this quantity."""
+        if key not in self.published:
+            return None
+        printed = self.published[key]
+        digits = _significant(printed)
+        agrees = float(f"{value:.{digits}g}") == printed
+        source = Text(self.model.spec.published.source) if self.model.spec.published else Text("")
+        if agrees:
+            return Paragraph(
+                (say("published_agrees", what=symbol, printed=Text(repr(printed)), source=source),), note=True
+            )
+        return Paragraph(
+            (
+                say(
+                    "published_differs",
+                    what=symbol,
+                    printed=Text(repr(printed)),
+                    value=Num(value, max(digits, self.options.digits)),
+                    source=source,
+                ),
+            ),
+            note=True,
+        )
+
+    # -- the plan -----------------------------------------------------------------
+
+    def plan(self) -> LecturePlan:
+        spec = self.model.spec
+        lang = self.options.lang
+        title = spec.title_zh if lang == "zh" and spec.title_zh else spec.title
+        description = spec.description_zh if lang == "zh" and spec.description_zh else spec.description
+        sections = [
+            self.network_section(),
+            self.notation_section(),
+            self.forward_section(),
+            self.loss_section(),
+            *self.layer_sections(),
+            self.equations_section(),
+            self.closed_section(),
+            self.update_section(),
+        ]
+        training = self.training_section()
+        if training is not None:
+            sections.append(training)
+        if self.options.exercises:
+            sections.append(self.exercises_section())
+        return LecturePlan(
+            lang=lang,
+            title=title,
+            description=description,
+            source=spec.display_source,
+            sections=tuple(sections),
+            network=self.net,
+            point=self.point,
+            digits=self.options.digits,
+        )
+
+    # -- the network --------------------------------------------------------------
+
+    def network_section(self) -> Section:
+        sizes = "–".join(str(layer.size) for layer in self.net.layers)
+        sentences = [say("network_intro", layers=len(self.net.layers), sizes=Text(sizes))]
+        if self.edges() <= MAX_LABELLED_EDGES:
+            sentences.append(say("edge_labels"))
+        if any(layer.spec.bias.kind == "shared" for layer in self.net.layers[1:]):
+            sentences.append(say("bias_boxes"))
+        return Section(say("network"), (Paragraph(tuple(sentences)), self.diagram()), key="network")
+
+    def diagram(self, highlight: tuple[tuple[sp.Symbol, ...], ...] = ()) -> Diagram:
+        """The network; with ``highlight`` (paths as node symbols), a small copy with the paths coloured."""
+        layers = self.net.layers
+        small = bool(highlight)
+        width = 6.0 if small else DIAGRAM_WIDTH
+        step_x = width / max(1, len(layers) - 1)
+        step_y = 0.9 if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
+        labelled = not small and self.edges() <= MAX_LABELLED_EDGES
+        nodes: list[Node] = []
+        dots: list[tuple[float, float]] = []
+        drawn: dict[tuple[int, int], str] = {}
+        heights: dict[str, float] = {}
+        tops: dict[int, float] = {}
+        for layer in layers:
+            shown = list(range(layer.size))
+            if layer.size > MAX_DRAWN_NEURONS:
+                shown = [0, 1, 2, 3, layer.size - 2, layer.size - 1]
+            count = len(shown) + (1 if layer.size > MAX_DRAWN_NEURONS else 0)
+            x = step_x * layer.index
+            for slot, j in enumerate(shown):
+                if layer.size > MAX_DRAWN_NEURONS and slot >= 4:
+                    slot += 1
+                y = step_y * ((count - 1) / 2 - slot)
+                node_id = f"n{layer.index}x{j}"
+                drawn[(layer.index, j)] = node_id
+                heights[node_id] = y
+                kind = "input" if layer.index == 0 else ("output" if self.is_output(layer) else "hidden")
+                nodes.append(Node(node_id, x, y, None if small else layer.neurons[j].out, kind))
+            if layer.size > MAX_DRAWN_NEURONS:
+                dots.append((x, step_y * ((count - 1) / 2 - 4)))
+            tops[layer.index] = step_y * (count - 1) / 2
+
+        def colour_of(weight: sp.Symbol, src: sp.Symbol, net: sp.Symbol | None) -> int | None:
+            """The first path that runs along this edge: it enters ``net`` from ``src`` (or starts at the weight)."""
+            for colour, path in enumerate(highlight):
+                if net in path and (weight in path or src in path):
+                    return colour
+            return None
+
+        edges: list[Edge] = []
+        for layer in layers[1:]:
+            prev = layers[layer.index - 1]
+            for j, row in enumerate(layer.weights):
+                for k, w in enumerate(row):
+                    if (layer.index, j) not in drawn or (prev.index, k) not in drawn:
+                        continue
+                    src = prev.neurons[k].out
+                    edges.append(
+                        Edge(
+                            drawn[(prev.index, k)],
+                            drawn[(layer.index, j)],
+                            w if labelled else None,
+                            self.point[w] if labelled else None,
+                            # labels of crossing edges sit at different ends, level edges in the middle
+                            pos=_label_position(heights[drawn[(prev.index, k)]], heights[drawn[(layer.index, j)]]),
+                            colour=colour_of(w, src, layer.neurons[j].net),
+                        )
+                    )
+            kind = layer.spec.bias.kind
+            if kind == "none" or small:
+                continue
+            if kind == "per_neuron":
+                # each neuron's own bias, written under it (edges from boxes of "1" would cross everything)
+                if labelled:
+                    for j, b in enumerate(layer.biases):
+                        if (layer.index, j) in drawn and b is not None:
+                            node_id = drawn[(layer.index, j)]
+                            nodes.append(
+                                Node(
+                                    f"{node_id}b",
+                                    step_x * layer.index,
+                                    heights[node_id] - 0.85,
+                                    b,
+                                    "biaslabel",
+                                    self.point[b],
+                                )
+                            )
+                continue
+            bias_id = f"bias{layer.index}"
+            first = layer.biases[0]
+            assert first is not None
+            # below and left of its layer: its dashed lines then stay clear of the weight labels
+            x = step_x * layer.index - step_x * 0.2
+            nodes.append(Node(bias_id, x, -tops[layer.index] - 1.3, first, "bias", self.point[first]))
+            for j, b in enumerate(layer.biases):
+                if (layer.index, j) in drawn and b is not None:
+                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
+        return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
+
+    # -- notation -----------------------------------------------------------------
+
+    def notation_section(self) -> Section:
+        net = self.net
+        first = net.layers[1].neurons[0]
+        assert first.net is not None
+        blocks: list[Block] = [
+            Paragraph((say("notation_intro", net=Math(first.net), out=Math(first.out)),)),
+        ]
+        rows: list[tuple[Field, ...]] = []
+        symbols = len(net.info) - sum(1 for i in net.info.values() if i.kind == "delta")
+        for layer in net.layers if symbols <= MAX_NOTATION_ROWS else ():
+            for n in layer.neurons:
+                if layer.index == 0:
+                    rows.append((Math(n.out), say("input"), Num(self.point[n.out])))
+                    continue
+                assert n.net is not None
+                label = self.neuron(layer, n.index)
+                rows.append((Math(n.net), say("net_of", neuron=label), Num(self.point[n.net])))
+                rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out])))
+                if n.target is not None:
+                    rows.append((Math(n.target), say("target_of", neuron=label), Num(self.point[n.target])))
+        for layer in net.layers[1:] if symbols <= MAX_NOTATION_ROWS else ():
+            prev = net.layers[layer.index - 1]
+            for j, row in enumerate(layer.weights):
+                for k, w in enumerate(row):
+                    rows.append(
+                        (
+                            Math(w),
+                            say("weight_from", src=self.neuron(prev, k), dst=self.neuron(layer, j)),
+                            Num(self.point[w]),
+                        )
+                    )
+            seen: set[sp.Symbol] = set()
+            for j, b in enumerate(layer.biases):
+                if b is None or b in seen:
+                    continue
+                seen.add(b)
+                meaning = (
+                    say("shared_by", layer=layer.number)
+                    if layer.spec.bias.kind == "shared"
+                    else say("bias_of", neuron=self.neuron(layer, j))
+                )
+                rows.append((Math(b), meaning, Num(self.point[b])))
+        header = (say("symbol"), say("meaning"), say("value"))
+        if rows:
+            blocks.append(Table(header, tuple(rows), (False, False, True)))
+        else:
+            blocks.append(self.layer_summary())
+        example = next((p for p in self.parameters if count_paths(net, self.sym(p), self.memo) > 1), None)
+        blocks += [
+            Paragraph((say("chain_one"),)),
+            Standard("chain_one"),
+            Paragraph((say("chain_many"),)),
+            Standard("chain_many"),
+        ]
+        if example is not None:
+            paths = count_paths(net, self.sym(example), self.memo)
+            blocks.append(Paragraph((say("chain_example", weight=Math(self.sym(example)), n=paths),)))
+        return Section(say("notation"), tuple(blocks), key="notation")
+
+    def layer_summary(self) -> Table:
+        """One row per layer: what its symbols are called and how many there are."""
+        rows: list[tuple[Field, ...]] = []
+        for layer in self.net.layers:
+            n0 = layer.neurons[0]
+            if layer.index == 0:
+                rows.append(
+                    (
+                        Count(layer.number),
+                        say("summary_inputs", first=Math(n0.out), last=Math(layer.neurons[-1].out)),
+                        Count(layer.size),
+                    )
+                )
+                continue
+            w0, w1 = layer.weights[0][0], layer.weights[-1][-1]
+            rows.append(
+                (
+                    Count(layer.number),
+                    say(
+                        "summary_layer",
+                        net=Math(n0.net) if n0.net is not None else Count(0),
+                        out=Math(n0.out),
+                        first=Math(w0),
+                        last=Math(w1),
+                    ),
+                    Count(layer.size),
+                )
+            )
+        return Table(
+            (say("layer"), say("meaning"), say("neurons")),
+            tuple(rows),
+            (True, False, True),
+            note=say("summary_note", n=len(self.parameters)),
+        )
+
+    # -- forward pass ---------------------------------------------------------------
+
+    def forward_section(self) -> Section:
+        net = self.net
+        blocks: list[Block] = [Paragraph((say("forward_intro"),))]
+        for layer in net.layers[1:]:
+            blocks.extend(self.activation_blocks(layer))
+            lines: list[Line] = []
+            # a wide layer's nets are long even elided: three neurons show the pattern
+            shown = layer.neurons[: MAX_FORWARD_NEURONS if net.layers[layer.index - 1].size <= 6 else 3]
+            for n in shown:
+                assert n.net is not None
+                lines.append(Line(self.net_chain(n, layer)))
+                lines.append(Line(self.defines(n.out, net.out_definitions[n.out])))
+            blocks.append(Equations(tuple(lines)))
+            if layer.size > len(shown):
+                blocks.append(Paragraph((say("more_neurons", n=layer.size - len(shown), layer=layer.number),)))
+            for n in shown:
+                for symbol in (n.net, n.out):
+                    if symbol is not None:
+                        note = self.published_note(symbol.name, Math(symbol), self.exact[symbol])
+                        if note is not None:
+                            blocks.append(note)
+        return Section(say("forward"), tuple(blocks), key="forward")
+
+    def activation_blocks(self, layer: Layer) -> list[Block]:
+        """What the layer's activation is, displayed with its derivative; the "why" notes once per activation."""
+        rule = layer.rule
+        if isinstance(rule, LayerMap):
+            return [Paragraph((say("softmax_is", layer=layer.number),))]
+        assert isinstance(rule, Activation)
+        from ..rules import Y
+
+        name = rule.name if rule.name != rule.formula else "f"
+        if rule.formula in self.explained:
+            return [Paragraph((say("activation_again", layer=layer.number, name=Code(name)),))]
+        self.explained.add(rule.formula)
+        f, fprime = sp.Symbol("f(x)", real=True), sp.Symbol("f'(x)", real=True)
+        derivative: list = [Formula(rule.fprime)]
+        if rule.fprime_in_out is not None and rule.fprime_in_out.free_symbols:
+            derivative.append(Formula(rule.fprime_in_out.xreplace({Y: f})))
+        blocks: list[Block] = [
+            Paragraph((say("activation_is", layer=layer.number, name=Code(name)),)),
+            Equations((Line(EquationChain(f, (Formula(rule.f),))), Line(EquationChain(fprime, tuple(derivative))))),
+        ]
+        if len(derivative) > 1:
+            blocks.append(Paragraph((say("why_in_out"),), note=True))
+        if rule.name in ("sigmoid", "tanh"):
+            blocks.append(Paragraph((say("why_saturation"),), note=True))
+        return blocks
+
+    # -- the loss ----------------------------------------------------------------
+
+    def loss_section(self) -> Section:
+        net = self.net
+        expr = net.loss_expression
+        value = self.exact[LOSS_SYMBOL]
+        # a target of 0 removes its term (no −0·log(…) on the page)
+        zeros = {
+            n.target: sp.S.Zero for n in net.output_layer.neurons if n.target is not None and self.point[n.target] == 0
+        }
+        sides: list = [Formula(expr)]
+        if len(net.output_layer.neurons) <= 4:
+            substituted = expr.xreplace(zeros) if zeros else expr
+            sides.append(Substituted(substituted))
+        sides.append(Value(value))
+        blocks: list[Block] = [
+            Paragraph((say("loss_intro"),)),
+            Equations((Line(EquationChain(LOSS_SYMBOL, tuple(sides))),)),
+        ]
+        if zeros:
+            blocks.append(Paragraph((say("zero_targets"),), note=True))
+        note = self.published_note("loss", Math(LOSS_SYMBOL), value)
+        if note is not None:
+            blocks.append(note)
+        return Section(say("loss"), tuple(blocks), key="loss")
+
+    # -- gradients, layer by layer from the output back ---------------------------------
+
+    def layer_sections(self) -> list[Section]:
+        out: list[Section] = []
+        for layer in reversed(self.net.layers[1:]):
+            out.append(self.layer_section(layer))
+        return out
+
+    def layer_section(self, layer: Layer) -> Section:
+        output = self.is_output(layer)
+        softmax = isinstance(layer.rule, LayerMap)
+        intro_key = ("output_intro_softmax" if softmax else "output_intro") if output else "hidden_intro"
+        title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
+        representative = layer.weights[0][0]
+        subsections = [self.full_derivation(layer, representative)]
+        others = self.others(layer, representative)
+        if others is not None:
+            subsections.append(others)
+        return Section(title, (Paragraph((say(intro_key),)),), tuple(subsections), key=f"layer{layer.number}")
+
+    def factor_line(self, f: Factor) -> Line:
+        return Line(definition(Partial(f.of, f.wrt), f.expr, f.value))
+
+    def full_derivation(self, layer: Layer, weight: sp.Symbol) -> Section:
+        d = self.derivation(weight.name)
+        blocks: list[Block] = []
+        lhs = Partial(LOSS_SYMBOL, weight)
+        info = self.net.info[weight.name]
+        assert info.row is not None
+        neuron = layer.neurons[info.row]
+        if d.paths and len(d.paths) <= MAX_LISTED_PATHS:
+            new: list[Line] = []
+            known = 0  # factors shown in an earlier derivation (a factor shared by this one's paths is new once)
+            before = set(self.shown_factors)
+            for path in d.paths:
+                for f in path.factors:
+                    key = (f.of, f.wrt)
+                    if key in self.shown_factors:
+                        known += key in before
+                        continue
+                    self.shown_factors[key] = f.value
+                    new.append(self.factor_line(f))
+            blocks.append(Paragraph((say("paths_count", weight=Math(weight), n=d.path_count),)))
+            blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
+            caption = say("new_factors") if known else say("factors")
+            blocks.append(Equations(tuple(new), caption))
+            if known:
+                blocks.append(Paragraph((say("known_factors"),)))
+            if len(d.paths) == 1:
+                path = d.paths[0]
+                chain = product(
+                    lhs,
+                    tuple(Partial(f.of, f.wrt) for f in path.factors),
+                    tuple(f.value for f in path.factors),
+                    path.value,
+                )
+                blocks.append(Equations((Line(chain),), say("product")))
+            else:
+                common = set.intersection(*(set(p.nodes) for p in d.paths))
+                lines = []
+                for i, path in enumerate(d.paths):
+                    via = tuple(
+                        s for s in reversed(path.nodes) if s not in common and self.net.info[s.name].kind == "out"
+                    )
+                    chain = product(
+                        Contribution(LOSS_SYMBOL, weight, via),
+                        tuple(Partial(f.of, f.wrt) for f in path.factors),
+                        tuple(f.value for f in path.factors),
+                        path.value,
+                    )
+                    lines.append(Line(chain, colour=i))
+                blocks.append(Equations(tuple(lines), say("contributions")))
+                blocks.append(
+                    Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
+                )
+        else:
+            blocks.append(Paragraph((say("folded", weight=Math(weight), n=d.path_count),)))
+        # the δ form: this neuron's δ, defined here if it is new, then BP4
+        delta_lines = self.delta_lines(layer, [neuron])
+        term = d.terms[0]
+        bp4 = definition(lhs, term.expr, d.value)
+        blocks.append(
+            Equations(
+                (*delta_lines, Line(bp4)),
+                say("delta_form_output" if self.is_output(layer) else "delta_form_hidden", delta=Math(term.delta)),
+            )
+        )
+        if self.is_output(layer) and isinstance(layer.rule, LayerMap) and self.net.loss_rule.name == "cross_entropy":
+            blocks.append(Paragraph((say("why_softmax_ce"),), note=True))
+        if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
+            blocks.append(Paragraph((say("why_old_weights"),), note=True))
+        return Section(say("derivative_of", weight=Math(weight)), tuple(blocks), key=f"full_{weight.name}")
+
+    def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
+        """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
+        lines = []
+        for n in neurons:
+            assert n.delta is not None and n.net is not None
+            if n.delta in self.defined_deltas:
+                continue
+            self.defined_deltas.add(n.delta)
+            expr = self.net.delta_definitions[n.delta]
+            value = self.exact[n.delta]
+            chain = definition(n.delta, expr, value)
+            if self.is_output(layer) and not isinstance(layer.rule, LayerMap):
+                sides = (Product((Partial(LOSS_SYMBOL, n.out), Partial(n.out, n.net))), *chain.sides)
+                chain = EquationChain(n.delta, sides)
+            lines.append(Line(chain))
+        return lines
+
+    def others(self, layer: Layer, representative: sp.Symbol) -> Section | None:
+        """The rest of the layer: new δs, then a table (or its largest gradients), then a shared bias."""
+        prev = self.net.layers[layer.index - 1]
+        rows: list[tuple[float, tuple[Field, ...]]] = []
+        for j, row in enumerate(layer.weights):
+            n = layer.neurons[j]
+            assert n.delta is not None
+            for k, w in enumerate(row):
+                if w == representative:
+                    continue
+                src = prev.neurons[k].out
+                g = self.run.gradients[w.name]
+                rows.append(
+                    (
+                        g,
+                        (
+                            Math(w),
+                            Math(EquationChain(src, (Value(self.point[src]),))),
+                            Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))),
+                            Num(g),
+                        ),
+                    )
+                )
+        if layer.spec.bias.kind == "per_neuron":
+            for j, b in enumerate(layer.biases):
+                n = layer.neurons[j]
+                assert b is not None and n.delta is not None
+                g = self.run.gradients[b.name]
+                rows.append(
+                    (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))), Num(g)))
+                )
+        blocks: list[Block] = []
+        pending = [n for n in layer.neurons if n.delta not in self.defined_deltas]
+        if pending:
+            listed = pending[:MAX_DELTA_LINES]
+            lines = self.delta_lines(layer, listed)
+            blocks.append(Equations(tuple(lines), say("other_deltas")))
+            if len(pending) > len(listed):
+                for n in pending[len(listed) :]:
+                    assert n.delta is not None
+                    self.defined_deltas.add(n.delta)
+                blocks.append(Paragraph((say("more_deltas", n=len(pending) - len(listed)),)))
+        if rows:
+            header = (say("parameter"), say("dnet_dp"), say("delta"), say("gradient"))
+            note = None
+            shown = rows
+            if len(rows) > MAX_TABLE_ROWS:
+                shown = sorted(rows, key=lambda r: -abs(r[0]))[:LARGEST]
+                rest = [r[0] for r in rows if r not in shown]
+                zeros = sum(1 for g in rest if g == 0)
+                note = say(
+                    "largest_note", shown=len(shown), n=len(rows), bound=Num(max(abs(g) for g in rest)), zeros=zeros
+                )
+            blocks.append(Paragraph((say("table_intro"),)))
+            blocks.append(Table(header, tuple(r for _, r in shown), (False, True, True, True), note))
+        if layer.spec.bias.kind == "shared":
+            b = layer.biases[0]
+            assert b is not None
+            deltas = [n.delta for n in layer.neurons if n.delta is not None]
+            g = self.run.gradients[b.name]
+            expr = sp.Add(*deltas[:6]) if len(deltas) <= 6 else None
+            chain = (
+                definition(Partial(LOSS_SYMBOL, b), expr, g)
+                if expr is not None
+                else EquationChain(Partial(LOSS_SYMBOL, b), (Elided(tuple(deltas[:2]), tuple(deltas[-1:])), Value(g)))
+            )
+            blocks.append(Equations((Line(chain),), say("shared_bias", bias=Math(b))))
+        if not blocks:
+            return None
+        return Section(say("other_parameters", layer=layer.number), tuple(blocks), key=f"others{layer.number}")
+
+    # -- BP1–BP4 -------------------------------------------------------------------
+
+    def equations_section(self) -> Section:
+        net = self.net
+        out = net.output_layer
+        hidden = net.layers[-2] if len(net.layers) > 2 else out
+        o = out.neurons[0]
+        w = out.weights[0][0]
+        assert o.net is not None and o.delta is not None
+        rows: list[tuple[Field, ...]] = [
+            (say("n_layers"), Count(out.number), say("m_layers", first=Count(1), last=Count(out.number))),
+            (say("n_a"), Math(o.out), say("m_a")),
+            (say("n_z"), Math(o.net), say("m_z")),
+            (
+                say("n_w"),
+                Math(w),
+                say("m_w", src=Math(hidden.neurons[0].out) if hidden is not out else Math(o.out), dst=Math(o.out)),
+            ),
+            (say("n_delta"), Math(o.delta), say("m_delta")),
+            (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),
+        ]
+        blocks: list[Block] = [
+            Paragraph((say("bp_intro"),)),
+            Table((say("nielsen"), say("here"), say("meaning")), tuple(rows), (False, False, False), wrap=2),
+            Paragraph((say("bp_then"),)),
+            Standard("bp"),
+        ]
+        if isinstance(out.rule, LayerMap):
+            blocks.append(Paragraph((say("bp1_softmax"),)))
+        blocks.append(Paragraph((say("bp_seen"),)))
+        matrices: list[Block] = []
+        for layer in reversed(net.layers[1:]):
+            prev = net.layers[layer.index - 1]
+            if layer.size <= 4 and prev.size <= 4:
+                matrices.append(
+                    MatrixForm(
+                        layer.number,
+                        tuple(tuple(Partial(LOSS_SYMBOL, w) for w in row) for row in layer.weights),
+                        layer.deltas,
+                        prev.outs,
+                    )
+                )
+        if matrices:
+            blocks.append(Paragraph((say("matrix_form"),)))
+            blocks.extend(matrices)
+        return Section(say("deltas"), tuple(blocks), key="bp")
+
+    # -- closed form -----------------------------------------------------------------
+
+    def closed_section(self) -> Section:
+        """∂E/∂w of the checked weight in the activations (σ(…), tanh(…)) of named nets."""
+        weight = self.sym(self.checked)
+        d = self.derivation(self.checked)
+        lhs = Partial(LOSS_SYMBOL, weight)
+        expr = d.delta_expression
+        definitions: dict[sp.Symbol, sp.Expr] = dict(self.net.delta_definitions)
+        for layer in self.net.layers[1:]:
+            rule = layer.rule
+            for n in layer.neurons:
+                assert n.net is not None
+                if isinstance(rule, Activation):
+                    definitions[n.out] = n.net if rule.name == "linear" else _named_activation(rule)(n.net)
+        for _ in range(len(self.net.layers) * 2):
+            expr = expr.xreplace({s: definitions[s] for s in expr.free_symbols if s in definitions})
+        if any(isinstance(layer.rule, LayerMap) for layer in self.net.layers) or sp.count_ops(expr) > CLOSED_FORM_LIMIT:
+            return Section(
+                say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
+            )
+        nets = sorted(
+            (s for s in expr.free_symbols if self.net.info.get(s.name) and self.net.info[s.name].kind == "net"),
+            key=lambda s: (self.net.info[s.name].layer, self.net.info[s.name].row or 0),
+        )
+        if sp.count_ops(expr) > CLOSED_FORM_LIMIT // 4 and len(self.net.layers) > 3:
+            return Section(
+                say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
+            )
+        lines = [Line(EquationChain(lhs, (Formula(expr),)))]
+        where = [
+            Line(self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False))
+            for n in nets
+        ]
+        return Section(
+            say("closed_form"),
+            (
+                Paragraph((say("closed_intro", quantity=Math(lhs)),)),
+                Equations(tuple(lines)),
+                Equations(tuple(where), say("closed_where")),
+            ),
+            key="closed",
+        )
+
+    # -- one step, checks, training ----------------------------------------------------
+
+    def update_section(self) -> Section:
+        spec = self.model.spec
+        run = self.run
+        blocks: list[Block] = [
+            Paragraph((say("update_intro", eta=Num(spec.training.learning_rate)), say("why_old_weights_update")))
+        ]
+        if not spec.training.update_biases and any(self.net.info[p].kind == "bias" for p in self.parameters):
+            blocks.append(Paragraph((say("biases_fixed"),)))
+        header = (say("parameter"), say("old"), say("gradient"), say("new"))
+        if len(self.parameters) <= MAX_UPDATE_ROWS:
+            rows = tuple(
+                (Math(self.sym(p)), Num(run.old[p]), Num(run.gradients[p]), Num(run.new[p])) for p in self.parameters
+            )
+            blocks.append(Table(header, rows, (False, True, True, True)))
+        else:
+            blocks.append(Paragraph((say("update_summary_intro", n=len(self.parameters)),)))
+            summary = []
+            for layer in self.net.layers[1:]:
+                names = [p for p in self.parameters if self.net.info[p].layer == layer.index]
+                grads = [abs(run.gradients[p]) for p in names]
+                summary.append(
+                    (
+                        Count(layer.number),
+                        Count(len(names)),
+                        Num(max(grads)),
+                        Num(math.sqrt(sum(g * g for g in grads))),
+                        Count(sum(1 for g in grads if g == 0)),
+                    )
+                )
+            blocks.append(
+                Table(
+                    (say("layer"), say("count"), say("max_gradient"), say("norm"), say("zeros")),
+                    tuple(summary),
+                    (True, True, True, True, True),
+                )
+            )
+            top = sorted(self.parameters, key=lambda p: -abs(run.gradients[p]))[:LARGEST]
+            rows = tuple((Math(self.sym(p)), Num(run.old[p]), Num(run.gradients[p]), Num(run.new[p])) for p in top)
+            blocks.append(
+                Table(
+                    header,
+                    rows,
+                    (False, True, True, True),
+                    say("largest_update", n=len(top), command=Code("derive grad --all")),
+                )
+            )
+        before = self.exact[LOSS_SYMBOL]
+        blocks.append(Paragraph((say("loss_after", after=Num(run.loss_after), before=Num(before)),)))
+        note = self.published_note("loss_after_step", Math(LOSS_SYMBOL), run.loss_after)
+        if note is not None:
+            blocks.append(note)
+        for p in self.parameters:
+            n = self.published_note("new_" + p, Math(self.sym(p)), run.new[p])
+            if n is not None:
+                blocks.append(n)
+        # a finite-difference check of one weight
+        fd = (run.fd_plus - run.fd_minus) / (2 * FD_STEP)
+        exact = run.gradients[self.checked]
+        agree = _agreeing_digits(fd, exact)
+        blocks.append(
+            Paragraph(
+                (
+                    say(
+                        "fd_check",
+                        weight=Math(self.sym(self.checked)),
+                        h=Num(FD_STEP),
+                        plus=Num(run.fd_plus, 14),
+                        minus=Num(run.fd_minus, 14),
+                        fd=Num(fd),
+                        exact=Num(exact),
+                        digits=agree,
+                    ),
+                ),
+                note=True,
+            )
+        )
+        return Section(say("update_step"), tuple(blocks), key="update")
+
+    def training_section(self) -> Section | None:
+        steps = self.steps
+        history = self.run.history
+        if steps <= 0:
+            return None
+        first = history[0]
+        stop = (
+            next((i for i, v in enumerate(history) if abs(v) <= ROUNDING_LEVEL * abs(first)), None) if first else None
+        )
+        plotted = history if stop is None else history[: stop + 1]
+        stride = max(1, -(-len(plotted) // MAX_PLOT_POINTS))
+        picked = list(range(0, len(plotted), stride))
+        if picked[-1] != len(plotted) - 1:
+            picked.append(len(plotted) - 1)
+        points = tuple((i, plotted[i]) for i in picked)
+        positive = all(v > 0 for v in plotted)
+        log = positive and max(plotted) / max(min(plotted), 1e-300) > 100
+        blocks: list[Block] = [
+            Paragraph((say("training_intro", steps=steps),)),
+            Plot(points, log, len(plotted) - 1, say("step_axis"), say("loss_axis")),
+        ]
+        sentences = [say("training_result", steps=steps, loss=Num(history[-1]))]
+        if stop is not None:
+            sentences.append(say("rounding_stop", step=stop))
+        blocks.append(Paragraph(tuple(sentences)))
+        out = self.net.output_layer
+        rows = []
+        for n, value in list(zip(out.neurons, self.run.outputs))[:12]:
+            assert n.target is not None
+            rows.append((Math(n.out), Num(self.point[n.out]), Num(value), Num(self.point[n.target])))
+        blocks.append(
+            Table(
+                (say("output"), say("before_training"), say("after_training"), say("target")),
+                tuple(rows),
+                (False, True, True, True),
+            )
+        )
+        return Section(say("training"), tuple(blocks), key="training")
+
+    # -- exercises ---------------------------------------------------------------------
+
+    def exercises_section(self) -> Section:
+        net = self.net
+        out = net.output_layer
+        o = out.neurons[0]
+        assert o.net is not None and o.target is not None
+        w = out.weights[0][0]
+        prev = net.layers[-2]
+        src = prev.neurons[0].out
+        items: list[Exercise] = []
+        # 1. the sign of a gradient, from the signs of its factors
+        target = self.point[o.target]
+        new_target = round(
+            min(0.99, self.point[o.out] + 0.2) if self.point[o.out] >= target else max(0.01, self.point[o.out] - 0.2), 2
+        )
+        if isinstance(out.rule, Activation) and net.loss_rule.name in ("half_sse", "sse", "mse"):
+            dE = sp.diff(net.loss_expression, o.out)
+            local = net.dout_dnet(o.out, o.net)
+            point = dict(self.exact)
+            point[o.target] = new_target
+            from ..chain import evaluate
+
+            vals = [evaluate(dE, point), evaluate(local, point), point[src]]
+            if all(v is not None for v in vals):
+                grad = math.prod(v for v in vals if v is not None)
+                items.append(
+                    Exercise(
+                        (
+                            Paragraph(
+                                (
+                                    say(
+                                        "ex_sign",
+                                        target=Math(o.target),
+                                        value=Num(new_target),
+                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                    ),
+                                )
+                            ),
+                        ),
+                        (
+                            Paragraph(
+                                (
+                                    say(
+                                        "ex_sign_answer",
+                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                        sign=say("negative" if grad < 0 else "positive"),
+                                    ),
+                                )
+                            ),
+                            Equations(
+                                (
+                                    Line(
+                                        EquationChain(
+                                            Partial(CHANGED_LOSS, w),
+                                            (
+                                                Product(
+                                                    (
+                                                        Partial(CHANGED_LOSS, o.out),
+                                                        Partial(o.out, o.net),
+                                                        Partial(o.net, w),
+                                                    )
+                                                ),
+                                                *product(Partial(LOSS_SYMBOL, w), (), tuple(vals), grad).sides,
+                                            ),
+                                        )
+                                    ),
+                                )
+                            ),
+                        ),
+                    )
+                )
+        # 2. one update by hand
+        eta = self.model.spec.training.learning_rate
+        g = self.run.gradients[w.name]
+        old = self.run.old[w.name]
+        items.append(
+            Exercise(
+                (Paragraph((say("ex_update", weight=Math(w)),)),),
+                (
+                    Paragraph(
+                        (
+                            say(
+                                "ex_update_answer",
+                                weight=Math(w),
+                                old=Num(old),
+                                eta=Num(eta),
+                                g=Num(g),
+                                new=Num(self.run.new[w.name]),
+                            ),
+                        )
+                    ),
+                ),
+            )
+        )
+        # 3. another activation for the first hidden neuron
+        h = net.layers[1].neurons[0]
+        assert h.net is not None
+        z = self.exact[h.net]
+        t = math.tanh(z)
+        items.append(
+            Exercise(
+                (Paragraph((say("ex_tanh", out=Math(h.out), net=Math(h.net)),)),),
+                (Paragraph((say("ex_tanh_answer", net=Math(h.net), z=Num(z), out=Num(t), slope=Num(1 - t * t)),)),),
+            )
+        )
+        # 4. a new input value
+        x = net.input_layer.neurons[0].out
+        w1 = net.layers[1].weights[0][0]
+        new_x = round(self.point[x] * 2 + 0.1, 3)
+        # only the term w·x changes
+        new_net = self.exact[h.net] + self.exact[w1] * (new_x - self.exact[x])
+        items.append(
+            Exercise(
+                (
+                    Paragraph(
+                        (say("ex_input", x=Math(x), value=Num(new_x), net=Math(h.net), local=Math(Partial(h.net, w1))),)
+                    ),
+                ),
+                (
+                    Paragraph(
+                        (
+                            say(
+                                "ex_input_answer",
+                                local=Math(Partial(h.net, w1)),
+                                x=Math(x),
+                                value=Num(new_x),
+                                net=Math(h.net),
+                                new=Num(new_net),
+                            ),
+                        )
+                    ),
+                ),
+            )
+        )
+        return Section(
+            say("exercises"),
+            (Exercises(tuple(items), say("exercises_intro")),),
+            key="exercises",
+            numbered=False,
+            new_page=True,
+        )
+
+
+# -- small helpers ----------------------------------------------------------------------
+
+
+def _label_position(y_src: float, y_dst: float) -> float:
+    if abs(y_src - y_dst) < 1e-9:
+        return 0.5
+    return 0.25 if y_dst < y_src else 0.75
+
+
+def _named_activation(rule: Activation) -> sp.FunctionClass:
+    """σ, tanh, or f: the activation as a function symbol, so closed forms read σ(net) instead of towers of e."""
+    if rule.name == "tanh":
+        return sp.tanh
+    return sp.Function({"sigmoid": "sigma"}.get(rule.name, "f"), real=True)
+
+
+def _significant(value: float) -> int:
+    """How many significant digits a published number was printed with."""
+    text = repr(abs(value)).lower().split("e")[0].replace(".", "").lstrip("0")
+    return max(1, len(text))
+
+
+def _agreeing_digits(a: float, b: float) -> int:
+    if a == b:
+        return 17
+    if b == 0:
+        return 0
+    return max(0, int(-math.log10(abs(a - b) / abs(b))))

@@ -1,0 +1,449 @@
+"""The LaTeX renderer: a :class:`LecturePlan` becomes the context of templates/lecture.tex.j2.
+
+Only formatting happens here: sentences are filled from the word files, equation
+chains printed by :class:`~derive.present.equations.LatexChainPrinter`, long lines
+broken (never shrunk), the diagram turned into TikZ coordinates. Free text is
+escaped; everything produced here is marked :class:`Tex`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import sympy as sp
+
+from ..present.equations import (
+    Elided,
+    EquationChain,
+    Formula,
+    LatexChainPrinter,
+    Numbers,
+    Partial,
+    Quantity,
+    Side,
+    Substituted,
+    reading_order,
+)
+from ..present.numbers import latex_number
+from ..render import render
+from ..texsafe import Tex, escape, tex
+from .plan import (
+    Block,
+    Code,
+    Count,
+    Diagram,
+    Equations,
+    Exercises,
+    Field,
+    LecturePlan,
+    Line,
+    MatrixForm,
+    Num,
+    Paragraph,
+    Plot,
+    Say,
+    Section,
+    Standard,
+    Table,
+    Text,
+)
+
+LINE_WIDTH = 66  # visible characters of one display row, estimated (the text is 16.6 cm wide)
+SIDE_WIDTH = 58  # a side longer than this is broken into rows
+PATH_COLOURS = ("pathA", "pathB", "pathC", "pathD")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@cache
+def words(lang: str) -> dict[str, str]:
+    """Every sentence of a language, from words/<lang>.toml."""
+    path = resources.files("derive.lecture") / "words" / f"{lang}.toml"
+    return dict(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def languages() -> tuple[str, ...]:
+    folder = resources.files("derive.lecture") / "words"
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+# text outside math that pdflatex (T1, utf8) cannot set directly
+_UNICODE_TEXT = {"…": r"\dots{}", "–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''", "≤": r"$\le$"}
+
+
+def _text(text: str, unicode_ok: bool) -> str:
+    if unicode_ok:
+        return escape(text, True)
+    return "".join(_UNICODE_TEXT.get(ch) or escape(ch, False) for ch in text)
+
+
+def visible_width(latex: str) -> float:
+    """A rough count of the characters a formula shows (scripts count less, commands one)."""
+    width = 0.0
+    depth = 0
+    script = False
+    i = 0
+    while i < len(latex):
+        ch = latex[i]
+        if ch == "\\":
+            m = re.match(r"\\([A-Za-z]+|.)", latex[i:])
+            name = m.group(1) if m else ""
+            i += len(name) + 1
+            if name in ("cdot", "partial", "delta", "eta", "sum", "odot", "dots", "sigma", "tanh", "log"):
+                width += 1 if name not in ("tanh", "log") else 3
+            continue
+        if ch in "^_":
+            script = True
+            depth = 0
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth <= 0:
+                script = False
+        elif ch != " ":
+            width += 0.7 if script else 1.0
+        i += 1
+    return width
+
+
+class LatexRenderer:
+    def __init__(self, plan: LecturePlan) -> None:
+        self.plan = plan
+        self.words = words(plan.lang)
+        self.unicode_ok = plan.lang != "en"  # pdflatex has no glyphs beyond Latin-1
+        self.names = plan.network.latex
+        self.printer = LatexChainPrinter(self.names, plan.point, plan.digits)
+
+    # -- sentences ------------------------------------------------------------
+
+    def sentence(self, s: Say) -> Tex:
+        template = self.words[s.key]
+        fields = dict(s.fields)
+        out = []
+        for i, segment in enumerate(template.split("$")):
+            math = i % 2 == 1
+            pos = 0
+            pieces = []
+            for m in _PLACEHOLDER.finditer(segment):
+                before = segment[pos : m.start()]
+                pieces.append(before if math else _text(before, self.unicode_ok))
+                pieces.append(self.field(fields[m.group(1)], math))
+                pos = m.end()
+            rest = segment[pos:]
+            pieces.append(rest if math else _text(rest, self.unicode_ok))
+            body = "".join(pieces)
+            out.append(f"${body}$" if math else body)
+        return tex("".join(out))
+
+    def field(self, f: Field, in_math: bool = False) -> str:
+        if isinstance(f, Say):
+            inner = self.sentence(f)
+            return rf"\text{{{inner}}}" if in_math else inner
+        if isinstance(f, Count):
+            return f"{f.n:,}" if self.plan.lang == "en" else str(f.n)
+        if isinstance(f, Text):
+            text = _text(f.text, self.unicode_ok)
+            return rf"\text{{{text}}}" if in_math else text
+        if isinstance(f, Code):
+            text = rf"\texttt{{{_text(f.text, self.unicode_ok).replace('-', '-{}')}}}"  # -- is no dash here
+            return rf"\text{{{text}}}" if in_math else text
+        body = (
+            latex_number(f.value, f.digits or self.plan.digits)
+            if isinstance(f, Num)
+            else self.math(f.expr, inline=True)
+        )
+        return body if in_math else f"${body}$"
+
+    def math(self, expr: sp.Basic | Quantity | EquationChain, inline: bool = False) -> str:
+        """Math for a sentence: a derivative in running text is written ∂E/∂w (a fraction would be set tiny)."""
+        if isinstance(expr, EquationChain):
+            return " = ".join(self.printer.sides(expr))
+        if inline and isinstance(expr, Partial):
+            return rf"\partial {self.name(expr.of)}/\partial {self.name(expr.wrt)}"
+        if isinstance(expr, sp.Basic) and not isinstance(expr, sp.Symbol):
+            return self.printer.formula(expr)
+        return self.printer.quantity(expr)
+
+    def name(self, symbol: sp.Symbol) -> str:
+        return self.names.get(symbol) or symbol.name
+
+    # -- equations ---------------------------------------------------------------
+
+    def rows(self, line: Line) -> list[str]:
+        """One chain as align rows: on one row when it fits, else a side per row, long sides broken."""
+        chain = line.chain
+        parts = self.printer.sides(chain)
+        lhs = parts[0]
+        if line.colour is not None:
+            lhs = rf"\textcolor{{{PATH_COLOURS[line.colour % len(PATH_COLOURS)]}}}{{{lhs}}}"
+        tag = rf" && \text{{{self.sentence(line.tag)}}}" if line.tag is not None else ""
+        if len(parts) == 1:
+            return [lhs + tag]
+        one = f"{lhs} &= " + " = ".join(parts[1:])
+        if visible_width(one) <= LINE_WIDTH:
+            return [one + tag]
+        sides = self._shown_sides(chain, parts)
+        rows: list[str] = []
+        for side, text in sides:
+            broken = self.break_side(side, text) if visible_width(text) > SIDE_WIDTH else [text]
+            rows.append("&= " + broken[0])
+            rows.extend(r"&\quad " + b for b in broken[1:])
+        rows[0] = f"{lhs} {rows[0]}" + tag
+        return rows
+
+    def _shown_sides(self, chain: EquationChain, parts: list[str]) -> list[tuple[Side | None, str]]:
+        """The shown sides with the chain side each came from (to break it by its structure)."""
+        shown: list[tuple[Side | None, str]] = []
+        remaining = list(parts[1:])
+        for side in chain.sides:
+            if not remaining:
+                break
+            if isinstance(side, Substituted) and not self.printer.point:
+                continue
+            text = self.printer.side(side)
+            if text == remaining[0]:
+                shown.append((side, remaining.pop(0)))
+        shown.extend((None, t) for t in remaining)
+        return shown
+
+    def break_side(self, side: Side | None, text: str) -> list[str]:
+        if isinstance(side, Formula | Substituted) and isinstance(side.expr, sp.Expr):
+            show: Callable[[sp.Basic], str] = (
+                self.printer.formula if isinstance(side, Formula) else self.printer.substituted
+            )
+            return _break(side.expr, show, SIDE_WIDTH)
+        if isinstance(side, Numbers):
+            joiner = self.printer.times if side.op == "*" else self.printer.plus
+            texts = [self.printer.bracketed(v) for v in side.values]
+            lines, current = [], ""
+            for t in texts:
+                candidate = f"{current}{joiner}{t}" if current else t
+                if current and visible_width(candidate) > SIDE_WIDTH:
+                    lines.append(current)
+                    current = joiner.strip() + " " + t
+                else:
+                    current = candidate
+            lines.append(current)
+            return lines
+        return [text]
+
+    # -- blocks --------------------------------------------------------------------
+
+    def block(self, b: Block) -> dict[str, Any]:
+        if isinstance(b, Paragraph):
+            return {"kind": "paragraph", "text": tex(" ".join(self.sentence(s) for s in b.sentences)), "note": b.note}
+        if isinstance(b, Equations):
+            rows = [tex(r) for line in b.lines for r in self.rows(line)]
+            tagged = any(line.tag is not None for line in b.lines)
+            return {
+                "kind": "equations",
+                "caption": self.sentence(b.caption) if b.caption else None,
+                "rows": rows,
+                "tagged": tagged,
+            }
+        if isinstance(b, Standard):
+            return {"kind": "standard", "body": self.standard(b.name)}
+        if isinstance(b, MatrixForm):
+            return {"kind": "display", "body": self.matrix(b)}
+        if isinstance(b, Table):
+            return {
+                "kind": "table",
+                "columns": tex(
+                    "".join(
+                        r"p{0.55\linewidth}" if i == b.wrap else ("r" if n else "l") for i, n in enumerate(b.numeric)
+                    )
+                ),
+                "header": [self.sentence(h) for h in b.header],
+                "rows": [[tex(self.field(c)) for c in row] for row in b.rows],
+                "note": self.sentence(b.note) if b.note else None,
+                "long": len(b.rows) > 30,
+            }
+        if isinstance(b, Diagram):
+            return {"kind": "diagram", **self.diagram(b)}
+        if isinstance(b, Plot):
+            return {"kind": "plot", **self.plot(b)}
+        assert isinstance(b, Exercises)
+        return {
+            "kind": "exercises",
+            "intro": self.sentence(b.intro),
+            "questions": [[self.block(q) for q in item.question] for item in b.items],
+            "answers": [[self.block(a) for a in item.answer] for item in b.items],
+            "answers_title": tex(self.sentence(Say("answers"))),
+        }
+
+    def standard(self, name: str) -> Tex:
+        w = self.sentence
+        if name == "chain_one":
+            return tex(
+                r"\frac{\partial E}{\partial q} = \frac{\partial E}{\partial v}\,\frac{\partial v}{\partial u}\,\frac{\partial u}{\partial q}."
+            )
+        if name == "chain_many":
+            paths, edges = w(Say("paths_word")), w(Say("edges_word"))
+            return tex(
+                rf"\frac{{\partial E}}{{\partial q}} = \sum_{{\text{{{paths}: }} q \to \dots \to E}} \ "
+                rf"\prod_{{\text{{{edges}: }} u \to v}} \frac{{\partial v}}{{\partial u}}."
+            )
+        assert name == "bp"
+        tags = {k: w(Say(k)) for k in ("bp1", "bp2", "bp3", "bp4")}
+        return tex(
+            r"\begin{aligned}"
+            rf"\delta^{{L}} &= \nabla_{{a}} C \odot f'(z^{{L}}) && \text{{BP1: {tags['bp1']}}} \\"
+            rf"\delta^{{l}} &= \bigl((w^{{l+1}})^{{\top}} \delta^{{l+1}}\bigr) \odot f'(z^{{l}}) && \text{{BP2: {tags['bp2']}}} \\"
+            rf"\frac{{\partial C}}{{\partial b^{{l}}_{{j}}}} &= \delta^{{l}}_{{j}} && \text{{BP3: {tags['bp3']}}} \\"
+            rf"\frac{{\partial C}}{{\partial w^{{l}}_{{jk}}}} &= a^{{l-1}}_{{k}}\, \delta^{{l}}_{{j}} && \text{{BP4: {tags['bp4']}}}"
+            r"\end{aligned}"
+        )
+
+    def matrix(self, m: MatrixForm) -> Tex:
+        def column(entries: list[str]) -> str:
+            return r"\begin{pmatrix}" + r" \\ ".join(entries) + r"\end{pmatrix}"
+
+        def slashed(q: Quantity) -> str:  # ∂E/∂w: a fraction inside a matrix would be set too small
+            assert isinstance(q, Partial)
+            return rf"\partial E/\partial {self.names[q.wrt]}"
+
+        grads = (
+            r"\begin{pmatrix}"
+            + r" \\ ".join(" & ".join(slashed(q) for q in row) for row in m.gradients)
+            + r"\end{pmatrix}"
+        )
+        deltas = column([self.names[d] for d in m.deltas])
+        outs = r"\begin{pmatrix}" + " & ".join(self.names[o] for o in m.outs) + r"\end{pmatrix}"
+        return tex(rf"{grads} = {deltas} {outs} \qquad (l = {m.layer})")
+
+    def diagram(self, d: Diagram) -> dict[str, Any]:
+        nodes = []
+        for n in d.nodes:
+            if n.kind in ("bias", "biaslabel"):
+                label = self.names[n.label] if n.label is not None else "1"
+                if n.value is not None:
+                    label += " = " + self.printer.number(n.value)
+            else:
+                label = self.names[n.label] if n.label is not None else ""
+            style = {
+                "input": "inputneuron",
+                "hidden": "neuron",
+                "output": "outputneuron",
+                "bias": "biasnode",
+                "biaslabel": "biaslabel",
+            }[n.kind]
+            if d.small:
+                style += ",small"
+            nodes.append({"id": n.id, "x": f"{n.x:.2f}", "y": f"{n.y:.2f}", "label": tex(label), "style": style})
+        edges = []
+        for e in d.edges:
+            label = ""
+            if e.label is not None:
+                label = self.names[e.label] + (" = " + self.printer.number(e.value) if e.value is not None else "")
+            colour = PATH_COLOURS[e.colour % len(PATH_COLOURS)] if e.colour is not None else None
+            edges.append(
+                {
+                    "src": e.src,
+                    "dst": e.dst,
+                    "label": tex(label),
+                    "pos": f"{e.pos:.2f}",
+                    "colour": colour,
+                    "bias": e.src.startswith("bias"),
+                }
+            )
+        return {"nodes": nodes, "edges": edges, "dots": [(f"{x:.2f}", f"{y:.2f}") for x, y in d.dots], "small": d.small}
+
+    def plot(self, p: Plot) -> dict[str, Any]:
+        return {
+            "coordinates": tex(" ".join(f"({i},{v:.6e})" for i, v in p.points)),
+            "log": p.log,
+            "xmax": p.xmax,
+            "step_axis": self.sentence(p.x_label),
+            "loss_axis": self.sentence(p.y_label),
+        }
+
+    # -- the document --------------------------------------------------------------------
+
+    def section(self, s: Section, level: int = 1) -> dict[str, Any]:
+        return {
+            "title": self.sentence(s.title),
+            "numbered": s.numbered,
+            "new_page": s.new_page,
+            "level": level,
+            "blocks": [self.block(b) for b in s.blocks],
+            "subsections": [self.section(sub, level + 1) for sub in s.subsections],
+        }
+
+    def context(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "lang": plan.lang,
+            "title": escape(plan.title, unicode_ok=self.unicode_ok),
+            "description": escape(plan.description, unicode_ok=self.unicode_ok),
+            "generated": self.sentence(Say("generated", (("source", Code(plan.source)),))),
+            "sections": [self.section(s) for s in plan.sections],
+        }
+
+
+def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[str]:
+    """Rows for a long expression: sums split into terms, products into factors."""
+    whole = show(expr)
+    if visible_width(whole) <= width:
+        return [whole]
+    if isinstance(expr, sp.Add):
+        lines: list[str] = []
+        current = ""
+        for term in reading_order(expr):
+            negative = term.could_extract_minus_sign()
+            body = show(-term if negative else term)
+            sign = "- " if negative else ("+ " if current or lines else "")
+            piece = f"{sign}{body}"
+            if current and visible_width(current + " " + piece) > width:
+                lines.append(current)
+                current = piece
+            else:
+                current = f"{current} {piece}".strip()
+        lines.append(current)
+        return lines
+    if isinstance(expr, sp.Mul):
+        factors = list(sp.Mul.make_args(expr))
+        lines = []
+        current = ""
+        for factor in factors:
+            body = show(factor)
+            if isinstance(factor, sp.Add) and visible_width(body) > width:
+                # a long bracket gets rows of its own
+                if current:
+                    lines.append(current)
+                inner = _break(factor, show, width - 4)
+                lead = r"\cdot " if lines else ""
+                lines.append(lead + r"\Bigl(" + inner[0])
+                lines.extend(r"\quad " + row for row in inner[1:])
+                lines[-1] += r"\Bigr)"
+                current = ""
+                continue
+            if isinstance(factor, sp.Add):
+                body = rf"\left({body}\right)"
+            piece = body if not current and not lines else rf"\cdot {body}"
+            if current and visible_width(current + piece) > width:
+                lines.append(current)
+                current = piece
+            else:
+                current = f"{current} {piece}".strip()
+        if current:
+            lines.append(current)
+        return lines
+    return [whole]
+
+
+def latex_context(plan: LecturePlan) -> dict[str, Any]:
+    """The template context of a plan."""
+    return LatexRenderer(plan).context()
+
+
+def tex_source(plan: LecturePlan) -> str:
+    """The lecture's LaTeX source."""
+    return render("lecture.tex.j2", **latex_context(plan))
+
+
+__all__ = ["Elided", "Partial", "languages", "latex_context", "tex_source", "words"]

@@ -1,0 +1,238 @@
+"""The lecture plan: what a lecture says, in order, with no LaTeX (or any medium) in it.
+
+A plan is a tree of sections holding blocks. Sentences are keys into the word files
+(``words/<lang>.toml``) with typed fields; math is sympy expressions and
+:class:`~derive.present.equations.EquationChain`; the diagram is geometry; the plot
+is data points. A renderer (:mod:`.latex`, later HTML) only formats it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import sympy as sp
+
+from ..network import Network
+from ..present.equations import EquationChain, Quantity
+
+# -- fields of a sentence ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Math:
+    """Inline math: an expression, a quantity (∂E/∂w5) or a whole equation chain."""
+
+    expr: sp.Basic | Quantity | EquationChain
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number, written with the lecture's digits (or ``digits`` when a sentence needs more)."""
+
+    value: float
+    digits: int | None = None
+
+
+@dataclass(frozen=True)
+class Count:
+    """A whole number, with thousands separated."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Text:
+    """Free text from the spec (untrusted: escaped by the renderer)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """A command or identifier, set in typewriter."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Say:
+    """A sentence of the word files: ``key`` with its fields filled in."""
+
+    key: str
+    fields: tuple[tuple[str, Field], ...] = ()
+
+
+Field: TypeAlias = Math | Num | Count | Text | Code | Say
+
+
+def say(key: str, **fields: Field | int | str) -> Say:
+    """A sentence; ints become :class:`Count`, strs :class:`Text`."""
+    typed: list[tuple[str, Field]] = []
+    for name, value in fields.items():
+        if isinstance(value, bool):
+            raise TypeError(name)
+        if isinstance(value, int):
+            value = Count(value)
+        elif isinstance(value, str):
+            value = Text(value)
+        typed.append((name, value))
+    return Say(key, tuple(typed))
+
+
+# -- blocks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """Sentences run together; ``note`` marks a short "why" aside."""
+
+    sentences: tuple[Say, ...]
+    note: bool = False
+
+
+@dataclass(frozen=True)
+class Line:
+    """One row of an equation block; ``colour`` ties it to a highlighted path in a diagram."""
+
+    chain: EquationChain
+    tag: Say | None = None
+    colour: int | None = None
+
+
+@dataclass(frozen=True)
+class Equations:
+    """Aligned display equations (kept together on one page)."""
+
+    lines: tuple[Line, ...]
+    caption: Say | None = None
+
+
+@dataclass(frozen=True)
+class Standard:
+    """A fixed formula of the subject, by name: chain_one, chain_many, bp (BP1–BP4)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class MatrixForm:
+    """∂E/∂W^l = δ^l (a^{l−1})ᵀ for a small layer, with its symbols."""
+
+    layer: int  # Nielsen's number
+    gradients: tuple[tuple[Quantity, ...], ...]
+    deltas: tuple[sp.Symbol, ...]
+    outs: tuple[sp.Symbol, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table; ``header`` one sentence per column, each cell a field."""
+
+    header: tuple[Say, ...]
+    rows: tuple[tuple[Field, ...], ...]
+    numeric: tuple[bool, ...]  # right-align this column
+    note: Say | None = None
+    wrap: int | None = None  # the column whose text wraps (the rest keep their width)
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    x: float  # cm
+    y: float
+    label: sp.Symbol | None
+    kind: str  # input, hidden, output, bias
+    value: float | None = None  # a bias node shows its value
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    label: sp.Symbol | None = None
+    value: float | None = None
+    pos: float = 0.5  # where along the edge the label sits
+    colour: int | None = None  # highlighted as part of a path
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """The network drawn as nodes and edges in cm; ``small`` copies highlight paths only."""
+
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    dots: tuple[tuple[float, float], ...] = ()  # where a layer's elided neurons are
+    small: bool = False
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A loss curve: (step, loss) points, already thinned."""
+
+    points: tuple[tuple[int, float], ...]
+    log: bool
+    xmax: int
+    x_label: Say
+    y_label: Say
+
+
+@dataclass(frozen=True)
+class Exercise:
+    question: tuple[Block, ...]
+    answer: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Exercises:
+    """Questions, then (on a page of their own) worked answers."""
+
+    items: tuple[Exercise, ...]
+    intro: Say
+
+
+Block: TypeAlias = Paragraph | Equations | Standard | MatrixForm | Table | Diagram | Plot | Exercises
+
+
+@dataclass(frozen=True)
+class Section:
+    title: Say
+    blocks: tuple[Block, ...] = ()
+    subsections: tuple[Section, ...] = ()
+    key: str = ""  # a stable name for tests: network, notation, forward, loss, layer3, …
+    numbered: bool = True
+    new_page: bool = False
+
+
+@dataclass(frozen=True)
+class LecturePlan:
+    """A whole lecture; ``network`` spells symbols, ``point`` gives the numbers substituted."""
+
+    lang: str
+    title: str
+    description: str
+    source: str  # the spec's file name, shown on the title page
+    sections: tuple[Section, ...]
+    network: Network = field(repr=False)
+    point: dict[sp.Symbol, float] = field(repr=False)
+    digits: int = 8
+
+    def section(self, key: str) -> Section:
+        """The section (or subsection) with this key."""
+        for s in self.walk():
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+    def walk(self) -> list[Section]:
+        """Every section and subsection, in reading order."""
+        out: list[Section] = []
+
+        def visit(s: Section) -> None:
+            out.append(s)
+            for sub in s.subsections:
+                visit(sub)
+
+        for s in self.sections:
+            visit(s)
+        return out

@@ -1,0 +1,305 @@
+"""The equation chain ``lhs = formula = numbers = value``: one neutral type for every medium.
+
+A chain holds sympy expressions and floats, never text. A printer turns it into
+the strings of one medium (plain text, LaTeX); :meth:`ChainPrinter.sides` is the
+one place that decides which sides are shown: a side that reads the same as an
+earlier one, or as the bracketed value, is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import sympy as sp
+
+from .. import printing as pr
+from .numbers import DEFAULT_DIGITS, bracket, format_number, latex_bracket, latex_number
+
+
+@dataclass(frozen=True)
+class Partial:
+    """∂of/∂wrt."""
+
+    of: sp.Symbol
+    wrt: sp.Symbol
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """The part of ∂of/∂wrt carried by one path, named by the neurons' outs it passes through."""
+
+    of: sp.Symbol
+    wrt: sp.Symbol
+    via: tuple[sp.Symbol, ...]
+
+
+Quantity: TypeAlias = sp.Symbol | Partial | Contribution
+
+
+@dataclass(frozen=True)
+class Formula:
+    """The right-hand side in symbols."""
+
+    expr: sp.Basic
+
+
+@dataclass(frozen=True)
+class Substituted:
+    """The same formula with every symbol replaced by its value."""
+
+    expr: sp.Basic
+
+
+@dataclass(frozen=True)
+class Product:
+    """Quantities multiplied: ∂E/∂out · ∂out/∂net · ∂net/∂w."""
+
+    quantities: tuple[Quantity, ...]
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """Values joined by an operator ("*" or "+"), negatives bracketed."""
+
+    values: tuple[float, ...]
+    op: str = "*"
+
+
+@dataclass(frozen=True)
+class Elided:
+    """A long sum shown by its first terms, "…", and its last terms."""
+
+    head: tuple[sp.Basic, ...]
+    tail: tuple[sp.Basic, ...]
+
+
+@dataclass(frozen=True)
+class Value:
+    """The final number."""
+
+    value: float
+
+
+Side: TypeAlias = Formula | Substituted | Product | Numbers | Elided | Value
+
+
+@dataclass(frozen=True)
+class EquationChain:
+    """``lhs = side = side = …``."""
+
+    lhs: Quantity
+    sides: tuple[Side, ...]
+
+    @property
+    def value(self) -> float | None:
+        """The last side's number, when the chain ends in one."""
+        last = self.sides[-1] if self.sides else None
+        return last.value if isinstance(last, Value) else None
+
+
+def definition(lhs: Quantity, expr: sp.Basic, value: float | None, numbers: bool = True) -> EquationChain:
+    """lhs = expr = expr with numbers = value (the usual chain of a defined quantity)."""
+    sides: list[Side] = [Formula(expr)]
+    if numbers and value is not None and not isinstance(expr, sp.Number):
+        sides.append(Substituted(expr))
+    if value is not None:
+        sides.append(Value(value))
+    return EquationChain(lhs, tuple(sides))
+
+
+def product(
+    lhs: Quantity, quantities: tuple[Quantity, ...], values: tuple[float | None, ...], value: float | None
+) -> EquationChain:
+    """lhs = q1 · q2 · … = v1 · v2 · … = value."""
+    sides: list[Side] = [Product(quantities)] if quantities else []
+    if value is not None and all(v is not None for v in values):
+        sides.append(Numbers(tuple(v for v in values if v is not None), "*"))
+        sides.append(Value(value))
+    return EquationChain(lhs, tuple(sides))
+
+
+def total(lhs: Quantity, values: tuple[float | None, ...], value: float | None) -> EquationChain:
+    """lhs = v1 + v2 + … = value."""
+    if value is None or any(v is None for v in values):
+        return EquationChain(lhs, ())
+    return EquationChain(lhs, (Numbers(tuple(v for v in values if v is not None), "+"), Value(value)))
+
+
+class ChainPrinter:
+    """Prints the sides of a chain in one medium; subclasses say how each piece is written."""
+
+    times = " · "
+    plus = " + "
+    dots = "…"
+
+    def __init__(self, point: Mapping[sp.Symbol, float] | None, digits: int = DEFAULT_DIGITS) -> None:
+        self.point = point or {}
+        self.digits = digits
+
+    # -- what a medium defines ------------------------------------------------
+
+    def quantity(self, q: Quantity) -> str:
+        raise NotImplementedError
+
+    def formula(self, expr: sp.Basic) -> str:
+        raise NotImplementedError
+
+    def substituted(self, expr: sp.Basic) -> str:
+        raise NotImplementedError
+
+    def number(self, value: float) -> str:
+        raise NotImplementedError
+
+    def bracketed(self, value: float) -> str:
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------
+
+    def side(self, side: Side) -> str:
+        if isinstance(side, Formula):
+            return self.formula(side.expr)
+        if isinstance(side, Substituted):
+            return self.substituted(side.expr)
+        if isinstance(side, Product):
+            return self.times.join(self.quantity(q) for q in side.quantities)
+        if isinstance(side, Numbers):
+            joiner = self.times if side.op == "*" else self.plus
+            return joiner.join(self.bracketed(v) for v in side.values)
+        if isinstance(side, Elided):
+            pieces = [self.formula(t) for t in side.head] + [self.dots] + [self.formula(t) for t in side.tail]
+            return self.plus.join(pieces)
+        return self.number(side.value)
+
+    def sides(self, chain: EquationChain) -> list[str]:
+        """The lhs, then every side that says something new."""
+        parts = [self.quantity(chain.lhs)]
+        value = chain.value
+        for side in chain.sides:
+            if isinstance(side, Substituted) and not self.point:
+                continue
+            text = self.side(side)
+            if text in parts:
+                continue
+            if isinstance(side, Substituted) and value is not None and text == self.bracketed(value):
+                continue  # a lone negative symbol: its value follows
+            parts.append(text)
+        return parts
+
+
+class TextChainPrinter(ChainPrinter):
+    """Plain text with the spec's names: out_o1*(1 - out_o1)."""
+
+    def quantity(self, q: Quantity) -> str:
+        if isinstance(q, Contribution):
+            return f"{pr.partial_text(q.of, q.wrt)} via {', '.join(s.name for s in q.via)}"
+        return pr.partial_text(q.of, q.wrt) if isinstance(q, Partial) else q.name
+
+    def formula(self, expr: sp.Basic) -> str:
+        return pr.text(expr)
+
+    def substituted(self, expr: sp.Basic) -> str:
+        return pr.text_values(expr, self.point, self.digits)
+
+    def number(self, value: float) -> str:
+        return format_number(value, self.digits)
+
+    def bracketed(self, value: float) -> str:
+        return bracket(self.number(value), value)
+
+
+def _natural(text: str) -> tuple[object, ...]:
+    """A sort key that puts x2 before x10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def reading_order(expr: sp.Add) -> list[sp.Basic]:
+    """The terms of a sum as a person writes them: positive first, a constant first, lone symbols last, 1, 2, …, 10."""
+
+    def key(term: sp.Basic) -> tuple[object, ...]:
+        negative = term.could_extract_minus_sign()
+        body = -term if negative else term
+        return (negative, not body.is_Number, body.is_Symbol, _natural(str(body)))
+
+    return sorted(sp.Add.make_args(expr), key=key)
+
+
+class _ReadingOrder:
+    """Sums in reading order, ½ written in front: ½(target − out)², not (−out + target)²/2."""
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        text = ""
+        for term in reading_order(expr):
+            negative = term.could_extract_minus_sign()
+            body = self._print(-term if negative else term)  # type: ignore[attr-defined]
+            if isinstance(-term if negative else term, sp.Add):
+                body = rf"\left({body}\right)"
+            if not text:
+                text = f"- {body}" if negative else body
+            else:
+                text += f" - {body}" if negative else f" + {body}"
+        return text
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff.is_Rational and not coeff.is_Integer and abs(coeff.p) == 1 and rest != 1:
+            sign = "- " if coeff < 0 else ""
+            return rf"{sign}\frac{{1}}{{{coeff.q}}}\," + self.parenthesize(rest, 50)  # type: ignore[attr-defined]
+        return str(super()._print_Mul(expr))  # type: ignore[misc]
+
+
+class ReadableLatexPrinter(_ReadingOrder, pr.NamedLatexPrinter):
+    """The network's spellings, in reading order."""
+
+
+class ReadableValuePrinter(_ReadingOrder, pr.ValueLatexPrinter):
+    """Numbers for symbols, in the same order as :class:`ReadableLatexPrinter`; −(−0.3) is 0.3."""
+
+    def _print_exp(self, expr: sp.exp, exp: str | None = None) -> str:
+        """e^{−0.1}: an exponent needs no brackets around a negative number."""
+        arg = expr.args[0]
+        if isinstance(arg, sp.Symbol) and arg in self.values and exp is None:
+            return f"e^{{{latex_number(self.values[arg], self.digits)}}}"
+        return str(super()._print_ExpBase(expr, exp))
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        if len(expr.args) == 2 and expr.args[0] == -1 and isinstance(expr.args[1], sp.Symbol):
+            value = self.values.get(expr.args[1])
+            if value is not None and value < 0:
+                return latex_number(-value, self.digits)
+        return super()._print_Mul(expr)
+
+
+class LatexChainPrinter(ChainPrinter):
+    r"""LaTeX with the network's spellings: \mathrm{out}_{o1}."""
+
+    times = r" \cdot "
+    dots = r"\dots"
+
+    def __init__(
+        self, names: Mapping[sp.Symbol, str], point: Mapping[sp.Symbol, float] | None, digits: int = DEFAULT_DIGITS
+    ) -> None:
+        super().__init__(point, digits)
+        self.names = names
+
+    def quantity(self, q: Quantity) -> str:
+        if isinstance(q, Contribution):
+            via = ",".join(self.names.get(s) or s.name for s in q.via)
+            return rf"\Bigl({pr.partial_latex(q.of, q.wrt, self.names)}\Bigr)_{{{via}}}"
+        if isinstance(q, Partial):
+            return pr.partial_latex(q.of, q.wrt, self.names)
+        return self.names.get(q) or q.name
+
+    def formula(self, expr: sp.Basic) -> str:
+        return str(ReadableLatexPrinter(self.names).doprint(expr))
+
+    def substituted(self, expr: sp.Basic) -> str:
+        return str(ReadableValuePrinter(self.point, self.names, self.digits).doprint(expr))
+
+    def number(self, value: float) -> str:
+        return latex_number(value, self.digits)
+
+    def bracketed(self, value: float) -> str:
+        return latex_bracket(self.number(value), value)

@@ -1,0 +1,61 @@
+"""How numbers are written: the one home of digits, powers of ten and brackets around negatives."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DEFAULT_DIGITS = 8
+
+
+def format_number(value: Any, digits: int = DEFAULT_DIGITS) -> str:
+    """``value`` to ``digits`` significant digits, as plain text (0.75136507).
+
+    ``value`` may be a sympy Float: one beyond float64's range (e^2000) is written
+    from its own digits.
+    """
+    if not isinstance(value, float | int):
+        import mpmath
+        import sympy as sp
+
+        number = sp.Float(value)
+        if number.is_zero:
+            return "0"
+        as_float = float(number)
+        if math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308:
+            return _exponent_form(mpmath.nstr(mpmath.mpf(number._mpf_), digits, min_fixed=0, max_fixed=0))
+        value = as_float
+    if value == 0:
+        return "0"
+    text = f"{value:.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def _exponent_form(text: str) -> str:
+    """mpmath's 1.5e+868 or 1.0e-400 as 1.5e868 or 1e-400."""
+    mantissa, exponent = text.split("e")
+    if mantissa.endswith(".0"):
+        mantissa = mantissa[:-2]
+    return f"{mantissa}e{int(exponent)}"
+
+
+def latex_number(value: Any, digits: int = DEFAULT_DIGITS) -> str:
+    """``value`` as LaTeX: 3.5101878 \\times 10^{-5} instead of 3.5101878e-5."""
+    text = format_number(value, digits)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{exponent}}}"
+    return text
+
+
+def bracket(text: str, value: float | None) -> str:
+    """A negative number inside a product or sum, in plain text: (−0.2)."""
+    return f"({text})" if value is not None and value < 0 else text
+
+
+def latex_bracket(text: str, value: float | None) -> str:
+    """A negative number inside a product or sum, in LaTeX."""
+    return rf"\left({text}\right)" if value is not None and value < 0 else text

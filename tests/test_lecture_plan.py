@@ -1,0 +1,264 @@
+"""The lecture plan, read without TeX: what is said, in which order, with which numbers (from the oracle)."""
+
+import re
+
+import pytest
+import sympy as sp
+from oracles import backprop, mazur, train
+
+from derive.api import Model
+from derive.errors import SpecError
+from derive.lecture import Options, build_plan
+from derive.lecture.latex import languages, words
+from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
+from derive.present.equations import Contribution, EquationChain, Formula, Partial, Substituted, Value
+from derive.spec import builtin_example_text, parse_spec
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(Model.load("mazur"), Options(exercises=True))
+
+
+def blocks_in_order(plan):
+    for section in plan.walk():
+        for block in section.blocks:
+            yield section, block
+            if isinstance(block, Exercises):
+                for item in block.items:
+                    for inner in (*item.question, *item.answer):
+                        yield section, inner
+
+
+def sentences(plan):
+    for _, block in blocks_in_order(plan):
+        if isinstance(block, Paragraph):
+            yield from block.sentences
+
+
+def test_the_lecture_runs_backwards_from_the_output(plan):
+    keys = [s.key for s in plan.sections]
+    assert keys == [
+        "network",
+        "notation",
+        "forward",
+        "loss",
+        "layer3",
+        "layer2",
+        "bp",
+        "closed",
+        "update",
+        "training",
+        "exercises",
+    ]
+
+
+def test_one_weight_per_layer_in_full_the_rest_in_a_table(plan):
+    full = [s.key for s in plan.walk() if s.key.startswith("full_")]
+    assert full == ["full_w5", "full_w1"]
+    for key, names in (("others3", {"w6", "w7", "w8"}), ("others2", {"w2", "w3", "w4"})):
+        tables = [b for b in plan.section(key).blocks if isinstance(b, Table)]
+        listed = {row[0].expr.name for t in tables for row in t.rows}
+        assert listed == names
+
+
+def test_every_delta_is_defined_before_it_is_used(plan):
+    deltas = {n.delta for layer in plan.network.layers[1:] for n in layer.neurons}
+    defined = set()
+    for _, block in blocks_in_order(plan):
+        chains = []
+        if isinstance(block, Equations):
+            chains = [line.chain for line in block.lines]
+        elif isinstance(block, Table):
+            chains = [
+                c.expr for row in block.rows for c in row if isinstance(c, Math) and isinstance(c.expr, EquationChain)
+            ]
+        for chain in chains:
+            used = set()
+            for side in chain.sides:
+                if isinstance(side, Formula | Substituted) and isinstance(side.expr, sp.Basic):
+                    used |= side.expr.free_symbols & deltas
+            if chain.lhs in deltas and any(isinstance(s, Formula) for s in chain.sides):
+                assert used <= defined, (chain.lhs, used - defined)
+                defined.add(chain.lhs)
+            else:
+                assert used | ({chain.lhs} & deltas) <= defined, chain
+    assert defined == deltas
+
+
+def test_a_path_contribution_is_not_labelled_as_the_whole_gradient(plan):
+    values = {}
+    contributions = []
+    for _, block in blocks_in_order(plan):
+        if not isinstance(block, Equations):
+            continue
+        for line in block.lines:
+            chain = line.chain
+            if chain.value is None:
+                continue
+            if isinstance(chain.lhs, Contribution):
+                contributions.append(chain)
+            key = chain.lhs
+            assert values.setdefault(key, chain.value) == pytest.approx(chain.value, rel=1e-12), key
+    assert len(contributions) == 2
+    assert {c.lhs.via for c in contributions} == {(plan.network.symbols["out_o1"],), (plan.network.symbols["out_o2"],)}
+    _, grad, _ = backprop(mazur())
+    assert sum(c.value for c in contributions) == pytest.approx(grad[0], rel=1e-12)  # ∂E/∂w1
+
+
+def test_each_factor_is_substituted_once(plan):
+    seen = set()
+    for _, block in blocks_in_order(plan):
+        if isinstance(block, Equations):
+            for line in block.lines:
+                chain = line.chain
+                if isinstance(chain.lhs, Partial) and any(isinstance(s, Substituted) for s in chain.sides):
+                    if chain.lhs.wrt.name.startswith(("w", "b")):
+                        continue  # a gradient, not a factor
+                    assert chain.lhs not in seen, chain.lhs
+                    seen.add(chain.lhs)
+
+
+def test_the_numbers_are_the_oracles(plan):
+    e, grad, _ = backprop(mazur())
+    stepped, _ = train(mazur(), 1)
+    net = plan.network
+    found = {}
+    for section, block in blocks_in_order(plan):
+        if isinstance(block, Equations) and section.key != "exercises":
+            for line in block.lines:
+                if line.chain.value is not None:
+                    found[line.chain.lhs] = line.chain.value
+    assert found[sp.Symbol("E", real=True)] == pytest.approx(e, rel=1e-12)
+    assert found[Partial(sp.Symbol("E", real=True), net.symbols["w5"])] == pytest.approx(grad[5], rel=1e-12)
+    update = next(
+        b for _, b in blocks_in_order(plan) if isinstance(b, Table) and len(b.header) == 4 and b.header[1].key == "old"
+    )
+    new = {row[0].expr.name: row[3].value for row in update.rows}
+    names = ["w1", "w2", "w3", "w4", "b1", "w5", "w6", "w7", "w8", "b2"]
+    assert [new[n] for n in names] == pytest.approx(list(stepped.flat()), rel=1e-12)
+
+
+def test_the_published_misprints_are_pointed_out(plan):
+    notes = {s.key: dict(s.fields) for s in sentences(plan) if s.key.startswith("published")}
+    differs = [f for s in sentences(plan) if s.key == "published_differs" for f in [dict(s.fields)]]
+    printed = {f["printed"].text for f in differs}
+    assert printed == {"0.75136079", "0.291027924"}
+    assert notes  # and the agreeing ones are said too
+    agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key == "published_agrees"]
+    assert "0.35891648" in agree and "0.298371109" in agree
+    _, _, inner = backprop(mazur())
+    value = next(f["value"].value for f in differs if f["printed"].text == "0.75136079")
+    assert value == pytest.approx(inner["a"][2][0], rel=1e-12)
+
+
+def test_why_notes_are_there(plan):
+    keys = {s.key for s in sentences(plan)}
+    assert {"why_in_out", "why_saturation", "why_old_weights", "fd_check"} <= keys
+
+
+def test_softmax_with_cross_entropy_explains_out_minus_target():
+    keys = {s.key for s in sentences(build_plan(Model.load("softmax"), Options()))}
+    assert "why_softmax_ce" in keys
+
+
+def test_every_sentence_exists_in_every_language(plan):
+    used = set()
+
+    def collect(say):
+        used.add(say.key)
+        for _, f in say.fields:
+            if isinstance(f, Say):
+                collect(f)
+
+    for s in sentences(plan):
+        collect(s)
+    for lang in languages():
+        assert used <= words(lang).keys(), (lang, used - words(lang).keys())
+    assert words("en").keys() == words("zh").keys()
+
+
+def test_chinese_words_use_full_width_punctuation():
+    for key, text in words("zh").items():
+        prose = re.sub(r"\$[^$]*\$|\{\{\w+\}\}", "", text)
+        assert not re.search(r"[,;:?!]|[(](?!$)", prose), (key, text)
+
+
+def test_placeholders_match_between_languages():
+    en, zh = words("en"), words("zh")
+    for key in en:
+        assert set(re.findall(r"\{\{(\w+)\}\}", en[key])) == set(re.findall(r"\{\{(\w+)\}\}", zh[key])), key
+
+
+def test_a_chinese_title_from_the_spec():
+    plan = build_plan(Model.load("mazur"), Options(lang="zh"))
+    assert plan.title == "一步一步的反向传播示例"
+    assert build_plan(Model.load("mazur"), Options()).title == "A step-by-step backpropagation example"
+
+
+def test_a_big_network_summarises_instead_of_listing():
+    text = (
+        "name = 'big'\n[loss]\nkind = 'mse'\n[[layers]]\nsize = 30\nvalues = [" + ", ".join(["0.1"] * 30) + "]\n"
+        "[[layers]]\nsize = 20\nactivation = 'sigmoid'\nbias = 'per_neuron'\n"
+        "[[layers]]\nsize = 3\nactivation = 'sigmoid'\nbias = 'per_neuron'\ntargets = [0, 1, 0]\n[training]\nsteps = 5\n"
+    )
+    spec = parse_spec(text, "big.toml")
+    plan = build_plan(Model(spec), Options())
+    for _, block in blocks_in_order(plan):
+        if isinstance(block, Table):
+            assert len(block.rows) <= 24
+    keys = [s.key for s in sentences(plan)]
+    notes = [b.note.key for _, b in blocks_in_order(plan) if isinstance(b, Table) and b.note is not None]
+    assert "largest_note" in notes and "update_summary_intro" in keys
+
+
+def test_value_sides_are_the_last(plan):
+    for _, block in blocks_in_order(plan):
+        if isinstance(block, Equations):
+            for line in block.lines:
+                values = [i for i, s in enumerate(line.chain.sides) if isinstance(s, Value)]
+                assert values in ([], [len(line.chain.sides) - 1])
+
+
+# -- the spec fields ---------------------------------------------------------------------
+
+
+def test_published_keys_are_checked_with_a_suggestion():
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", "out_o3 = 0.75136079")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "m.toml")
+    assert "published.out_o3" in str(info.value) and "out_o1" in str(info.value)
+
+
+def test_published_values_must_be_numbers():
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.75"')
+    with pytest.raises(SpecError, match=r"published\.out_o1"):
+        parse_spec(text, "m.toml")
+
+
+def test_title_zh_must_be_text():
+    text = builtin_example_text("mazur").replace('title_zh = "一步一步的反向传播示例"', "title_zh = 3")
+    with pytest.raises(SpecError, match="title_zh"):
+        parse_spec(text, "m.toml")
+
+
+def test_a_loss_that_falls_to_rounding_level_stops_the_plot_and_says_so():
+    # a linear neuron learns its target exactly: the loss shrinks by a constant factor each step
+    text = (
+        "name = 'exact'\n[loss]\nkind = 'half_sse'\n[[layers]]\nnames = ['x']\nvalues = [1.0]\n"
+        "[[layers]]\nnames = ['y']\nactivation = 'linear'\nweights = [[0.2]]\ntargets = [0.7]\n"
+        "[training]\nlearning_rate = 0.5\nsteps = 2000\n"
+    )
+    plan = build_plan(Model(parse_spec(text, "exact.toml")), Options())
+    plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
+    first = plot.points[0][1]
+    assert plot.points[-1][1] <= 1e-14 * first  # it reached rounding level …
+    assert all(v > 1e-14 * first for _, v in plot.points[:-1])  # … and stopped there
+    assert plot.xmax < 2000
+    assert "rounding_stop" in {s.key for s in sentences(plan)}
+
+
+def test_a_loss_that_stays_above_rounding_level_is_plotted_to_the_end(plan):
+    plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
+    assert plot.xmax == 10_000
+    assert "rounding_stop" not in {s.key for s in sentences(plan)}
