@@ -134,6 +134,20 @@ def _progress_wanted(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def _stage_reporter(quiet: bool) -> Callable[[str], None]:
+    """A function that announces the stages of long work on stderr, with their times, when someone watches."""
+    if not _progress_wanted(quiet):
+        return lambda message: None
+    import time
+
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - start:5.1f} s] {message} …", err=True)
+
+    return say
+
+
 def _finite(data: Any) -> Any:
     """NaN and infinities become null (JSON has no such numbers), with a warning on stderr."""
     if isinstance(data, float) and not math.isfinite(data):
@@ -319,6 +333,7 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
 )
 @click.option("--exercises", is_flag=True, help="Add a page of exercises and a separate answer key.")
 @DIGITS
+@QUIET
 @friendly
 def lecture(
     spec: str,
@@ -329,6 +344,7 @@ def lecture(
     steps: int | None,
     exercises: bool,
     digits: int,
+    quiet: bool,
 ) -> None:
     """Write a typeset step-by-step backpropagation lecture (PDF, or its LaTeX source)."""
     from .api import Model
@@ -343,6 +359,8 @@ def lecture(
     if target is None:
         target = Path("output") / f"{_spec_stem(spec)}.{fmt}"
         target.parent.mkdir(exist_ok=True)  # the default folder is ours to create, unlike a folder the user names
+    say = _stage_reporter(quiet)
+    say("deriving the gradients and planning the lecture")
     source = tex_source(model, Options(lang=lang, digits=digits, steps=steps, exercises=exercises))
     if fmt == "tex":
         if output == "-":
@@ -357,6 +375,7 @@ def lecture(
     except TexMissing as exc:
         write_tex(tex_path, source)
         raise TexMissing(exc.message + f"; wrote the LaTeX source to {tex_path}", hint=exc.hint) from None
+    say(f"compiling with {'xelatex' if lang == 'zh' else 'pdflatex'}")
     compile_pdf(source, target, lang, keep_tex=tex_path if keep_tex else None)
     wrote(target, *([tex_path] if keep_tex else []))
 

@@ -1,6 +1,7 @@
 """The CLI behaves like other Unix and click tools: where output goes, what -o means, pipes, versions, completion."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -402,3 +403,36 @@ def test_the_readme_points_to_no_document_the_user_does_not_have():
     assert not re.search(r"(?<![\d.,_])00[0-4](?![\d,])", readme), (
         "the source articles' numbers (000 … 004) mean nothing to a user"
     )
+
+
+def _on_a_terminal(*args):
+    """Run the CLI with stderr on a pseudo-terminal (as a person watching), stdout on a pipe; (status, stderr)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "derive", *args], stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done with it
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.stdout.read()
+    status = proc.wait(timeout=600)
+    os.close(leader)
+    return status, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_appears_on_a_terminal_and_quiet_silences_it(tmp_path):
+    status, err = _on_a_terminal("train", "mazur", "--steps", "20000")
+    assert status == 0 and "training" in err and "100%" in err
+    status, err = _on_a_terminal("train", "mazur", "--steps", "20000", "--quiet")
+    assert status == 0 and err == ""
+    status, err = _on_a_terminal("lecture", "mazur", "--format", "tex", "-o", str(tmp_path / "l.tex"))
+    assert status == 0 and "planning the lecture" in err and f"wrote {tmp_path / 'l.tex'}" in err
+    status, err = _on_a_terminal("lecture", "mazur", "-q", "--format", "tex", "-o", str(tmp_path / "l.tex"))
+    assert status == 0 and "planning" not in err
