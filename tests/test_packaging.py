@@ -83,3 +83,18 @@ def test_the_package_description_shows_no_relative_images():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     text = (ROOT / project["readme"]).read_text()
     assert "](docs/" not in text and 'src="docs/' not in text
+
+
+def _dry_run(target: str) -> str:
+    proc = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_demo_installs_only_the_package_and_make_test_adds_the_test_tools():
+    demo = _dry_run("demo")
+    assert "pip install --quiet -e ." in demo
+    assert "[test]" not in demo and "torch" not in demo and "texlive-xetex" not in demo
+    assert "derive lecture mazur -o output/mazur.pdf" in demo
+    test = _dry_run("test")
+    assert "-e '.[test]'" in test and "torch==2.13.0" in test and "pytest" in test
