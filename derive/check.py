@@ -476,6 +476,16 @@ def check(model: Model, claims: Sequence[Claim]) -> Report:
     return Report(model.spec.source, tuple(explained))
 
 
+def compute(model: Model, names: Sequence[str]) -> list[float]:
+    """The computed value of each named quantity (claim names such as ``out_o2``, ``dE/dw1``, ``w1'``)."""
+    model.network.require_numbers("computing answers")
+    resolver = _Names(model.network)
+    quantities = [resolver.resolve(name, name) for name in names]
+    values = _Values(model)
+    values.prepare(q.step for q in quantities)
+    return [values.value(q) for q in quantities]
+
+
 def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | None:
     """Recompute a wrong claim's quantity from its inputs, taking every claimed input as claimed."""
 
