@@ -236,7 +236,7 @@ def _update(model: Model, parameter: sp.Symbol, digits: int) -> Question:
     reporter.names = {
         **reporter.names,
         gradient: pr.partial_latex(LOSS_SYMBOL, parameter, reporter.names),
-        after: reporter.names[parameter] + "'",
+        after: _prime(reporter.names[parameter]),
     }
     assert derivation.value is not None and reporter.point
     reporter.point = {**reporter.point, gradient: derivation.value}
@@ -247,6 +247,11 @@ def _update(model: Model, parameter: sp.Symbol, digits: int) -> Question:
 
 # --------------------------------------------------------------------------
 # LaTeX
+
+
+def _prime(latex: str) -> str:
+    """The symbol after an update: braced, so w^{2}_{1,1} takes a prime without a double superscript."""
+    return "{" + latex + "}'"
 
 
 def _visible(latex: str) -> int:
@@ -304,7 +309,7 @@ def sheet_tex(sheet: Sheet, key: bool, lang: str = "en", digits: int = pr.DEFAUL
         elif q.kind == "delta":
             prompt = say("delta", symbol=symbol)
         else:
-            prompt = say("update", symbol=symbol + "'", rate=number(spec.training.learning_rate))
+            prompt = say("update", symbol=_prime(symbol), rate=number(spec.training.learning_rate))
         working = []
         for step in q.working if key else ():
             first, *rest = step.latex_parts

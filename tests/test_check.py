@@ -477,6 +477,7 @@ def test_a_malformed_claims_file_names_the_line(text, problem):
         ("dout_o1/dw1", "not one factor of the chain rule", "dE/dX"),
         ("dnut_o1/dw5", "unknown quantity 'nut_o1'", "net_o1"),
         ("w5''", "unknown name", "X' or X@N"),
+        ("E@20000000", "at most 10,000,000 updates", "not checked"),
     ],
 )
 def test_an_unknown_name_is_a_derive_error_with_a_suggestion(model, name, problem, hint):
@@ -571,3 +572,11 @@ def test_a_spec_without_numbers_cannot_be_checked(tmp_path):
     result = run(str(spec), "E=0.1")
     assert result.exit_code == 2
     assert "needs numbers the spec does not give" in result.output
+
+
+def test_a_claims_file_saved_on_windows_reads_the_same(tmp_path, oracle):
+    path = tmp_path / "claims.txt"
+    path.write_bytes("\ufeffout_o1 = 0.75136507\r\nE = 0.298371109\r\n".encode())
+    result = run("mazur", "--claims", str(path))
+    assert result.exit_code == 0, result.output
+    assert "2 claims" in result.output
