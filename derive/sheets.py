@@ -39,6 +39,7 @@ from .rules import Activation
 from .texsafe import Tex, escape, tex
 from .variants import Variant, draw_variants, dump_toml
 
+MAX_SHEET_WIDTH = 8  # neurons a layer: a sheet is worked by hand
 MAX_FORWARD_LINES = 12  # neurons whose forward pass is worked out in the key
 MAX_DEFINITIONS = 12  # neurons whose net and out are defined on the sheet
 ROW_WIDTH = 75  # characters on one row of the working before its numbers go to the next
@@ -162,6 +163,7 @@ def questions(model: Model, digits: int = pr.DEFAULT_DIGITS) -> tuple[Question, 
 
 
 def _reporter(model: Model, digits: int) -> Reporter:
+    """A Reporter for its chain layout (lhs = formula = numbers = value) at the model's numbers."""
     return Reporter(model.derivation(model.network.parameters[0].name), digits)
 
 
@@ -371,12 +373,20 @@ def build_class(
     """Draw the variants and set each student's questions (no files written)."""
     from .spec import load_spec
 
+    base = load_spec(ref)
+    widest = max(layer.size for layer in base.layers)
+    if widest > MAX_SHEET_WIDTH:
+        raise DeriveError(
+            f"exercise sheets are worked by hand: at most {MAX_SHEET_WIDTH} neurons a layer, this spec has {widest}",
+            where=base.source,
+            hint="use a smaller network, or `derive lecture` for a big one",
+        )
     variants = draw_variants(ref, students, seed, weights)
     sheets = []
     for v in variants:
         model = Model(v.spec)
         sheets.append(Sheet(v, model, questions(model, digits)))
-    return ClassSet(str(ref), load_spec(ref).name, seed, weights, tuple(sheets))
+    return ClassSet(str(ref), base.name, seed, weights, tuple(sheets))
 
 
 def files_of(label: str) -> dict[str, str]:

@@ -195,3 +195,14 @@ def test_inputs_of_every_sheet_keep_the_activations_reasonable(mazur_class):
     for sheet in mazur_class.sheets:
         zs, _ = forward(oracle_net(sheet.variant.toml))
         assert all(np.all((np.abs(z) >= 0.05) & (np.abs(z) <= 3.0)) for z in zs[1:])
+
+
+def test_a_network_too_wide_to_work_by_hand_is_refused(tmp_path):
+    spec = tmp_path / "wide.toml"
+    spec.write_text(
+        '[loss]\nkind = "half_sse"\n[[layers]]\nsize = 20\n[[layers]]\nsize = 2\nactivation = "sigmoid"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["exercises", str(spec), "--students", "2", "--seed", "1"])
+    assert result.exit_code == 2
+    assert "at most 8 neurons a layer" in result.output
