@@ -580,3 +580,24 @@ def test_a_claims_file_saved_on_windows_reads_the_same(tmp_path, oracle):
     result = run("mazur", "--claims", str(path))
     assert result.exit_code == 0, result.output
     assert "2 claims" in result.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(min_value=1e-4, max_value=0.1), st.sampled_from([1, -1]))
+def test_any_loss_worked_from_a_wrong_output_is_traced_to_it(model, oracle, size, sign):
+    wrong_out = to_digits(oracle["out_o1"] + sign * size, 8)
+    e_from_it = 0.5 * (0.01 - float(wrong_out)) ** 2 + 0.5 * (0.99 - oracle["out_o2"]) ** 2
+    report = check(model, [claim("out_o1", wrong_out, 1), claim("E", to_digits(e_from_it, 9), 2)])
+    out, loss = report.results
+    assert not out.ok
+    if not loss.ok:  # a tiny slip in out_o1 can leave E right to nine digits
+        assert loss.note is not None and loss.note.cause == "upstream"
+
+
+def test_the_readme_shows_real_output():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ derive check mazur --claims docs/mazur-article.txt\n", 1)[1].split("```", 1)[0]
+    actual = run("mazur", "--claims", str(ARTICLE)).output.replace(str(ARTICLE), "docs/mazur-article.txt")
+    for line in block.splitlines():
+        if line.strip() and line.strip() != "…":
+            assert line in actual.splitlines(), line
