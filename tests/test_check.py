@@ -601,3 +601,14 @@ def test_the_readme_shows_real_output():
     for line in block.splitlines():
         if line.strip() and line.strip() != "…":
             assert line in actual.splitlines(), line
+
+
+@SETTINGS
+@given(networks(max_hidden=1, max_width=3))
+def test_each_outputs_error_is_its_term_of_the_loss_for_every_loss(net):
+    _, acts = forward(net)
+    terms = per_output_loss(acts[-1], net.t, net.loss if not net.custom_loss else "logcosh")
+    names = [f"E_{len(net.sizes)}_{k + 1}" for k in range(len(terms))]
+    report = check(_spec_of(net), [claim(n, "0") for n in names])
+    for result, term in zip(report.results, terms):
+        assert abs(result.computed - term) <= 1e-9 * max(1.0, abs(term))
