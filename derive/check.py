@@ -535,7 +535,9 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     recomputed = recompute(target.quantity, definition)
     if not used:
         return None
-    in_order = sorted(used.values(), key=lambda r: position[id(r)])
+    # claims at the same step first (for E' the updated weights, not the biases that stayed), then in file order
+    step = target.quantity.step
+    in_order = sorted(used.values(), key=lambda r: (r.quantity.step != step, position[id(r)]))
     inputs = tuple(r.claim for r in in_order)
     wrong = tuple(r.claim for r in in_order if not r.ok)
     if not is_ok(target.claim.value, recomputed):
