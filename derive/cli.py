@@ -419,7 +419,14 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
     show_default=True,
     help="English (pdflatex) or Chinese (xelatex, ctex).",
 )
-@click.option("--format", "fmt", type=click.Choice(["pdf", "html"]), default="pdf", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pdf", "html"]),
+    default="pdf",
+    show_default=True,
+    help="PDF; HTML once HTML lectures exist.",
+)
 @click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
 @click.option(
     "--jobs",
