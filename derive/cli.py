@@ -429,6 +429,9 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
 )
 @click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
 @click.option(
+    "--lectures", is_flag=True, help="Also write each variant's whole lecture with its exercises (every number worked)."
+)
+@click.option(
     "--jobs",
     type=click.IntRange(1, 32),
     default=None,
@@ -444,6 +447,7 @@ def exercises(
     lang: str,
     fmt: str,
     weights: bool,
+    lectures: bool,
     jobs: int | None,
     digits: int,
 ) -> None:
@@ -460,7 +464,7 @@ def exercises(
     class_set = build_class(spec, students, seed, weights, digits)
     target = Path(directory) if directory else Path("output") / f"{class_set.name}-exercises"
     workers = jobs or min(4, os.cpu_count() or 1)
-    seconds = write_class(class_set, target, lang, digits, workers, log=lambda m: click.echo(m, err=True))
+    seconds = write_class(class_set, target, lang, digits, workers, lambda m: click.echo(m, err=True), lectures)
     click.echo(
         f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)"
     )

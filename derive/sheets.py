@@ -389,15 +389,18 @@ def build_class(
     return ClassSet(str(ref), base.name, seed, weights, tuple(sheets))
 
 
-def files_of(label: str) -> dict[str, str]:
+def files_of(label: str, lectures: bool = False) -> dict[str, str]:
     """The files written for a student, by role."""
     stem = f"student-{label}"
-    return {
+    files = {
         "spec": f"{stem}.toml",
         "sheet": f"{stem}-sheet.pdf",
         "key": f"{stem}-key.pdf",
         "answers": f"{stem}-answers.txt",
     }
+    if lectures:
+        files["lecture"] = f"{stem}-lecture.pdf"
+    return files
 
 
 def answers_text(sheet: Sheet) -> str:
@@ -411,7 +414,7 @@ def answers_text(sheet: Sheet) -> str:
     return "\n".join(lines) + "\n"
 
 
-def variants_toml(class_set: ClassSet) -> str:
+def variants_toml(class_set: ClassSet, lectures: bool = False) -> str:
     """DIR/variants.toml: the class set, with each student's spec and files."""
     data: dict[str, Any] = {
         "base": class_set.base,
@@ -422,7 +425,7 @@ def variants_toml(class_set: ClassSet) -> str:
         "variants": [
             {
                 "student": s.variant.student,
-                **files_of(s.variant.label),
+                **files_of(s.variant.label, lectures),
                 "inputs": list(s.variant.inputs),
                 "targets": list(s.variant.targets),
             }
@@ -443,12 +446,16 @@ def write_class(
     digits: int = pr.DEFAULT_DIGITS,
     jobs: int = 1,
     log: Callable[[str], None] = lambda message: None,
+    lectures: bool = False,
 ) -> float:
     """Write every file of the class set into ``directory``; returns the seconds it took.
 
+    With ``lectures``, each student also gets the whole lecture of their
+    variant with its exercises (derive lecture --exercises): every number worked.
     Everything is built in a staging directory first and moved in at the end,
     so a failure (say, TeX) leaves no half-written class set.
     """
+    from .lecture import Options, tex_source
     from .texbuild import check_tools, compile_pdf
 
     check_tools(lang)
@@ -458,12 +465,15 @@ def write_class(
     try:
         builds: list[tuple[str, Path]] = []
         for sheet in class_set.sheets:
-            files = files_of(sheet.variant.label)
+            files = files_of(sheet.variant.label, lectures)
             (staging / files["spec"]).write_text(sheet.variant.toml, encoding="utf-8")
             (staging / files["answers"]).write_text(answers_text(sheet), encoding="utf-8")
             builds.append((sheet_tex(sheet, key=False, lang=lang, digits=digits), staging / files["sheet"]))
             builds.append((sheet_tex(sheet, key=True, lang=lang, digits=digits), staging / files["key"]))
-        (staging / "variants.toml").write_text(variants_toml(class_set), encoding="utf-8")
+            if lectures:
+                options = Options(lang=lang, digits=digits, exercises=True)
+                builds.append((tex_source(sheet.model, options), staging / files["lecture"]))
+        (staging / "variants.toml").write_text(variants_toml(class_set, lectures), encoding="utf-8")
 
         def build(job: tuple[str, Path]) -> None:
             compile_pdf(job[0], job[1], lang)

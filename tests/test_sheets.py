@@ -206,3 +206,16 @@ def test_a_network_too_wide_to_work_by_hand_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["exercises", str(spec), "--students", "2", "--seed", "1"])
     assert result.exit_code == 2
     assert "at most 8 neurons a layer" in result.output
+
+
+def test_with_lectures_each_student_also_gets_their_variants_whole_lecture(tmp_path):
+    need_tex()
+    out = tmp_path / "class"
+    args = ["exercises", "mazur", "--students", "1", "--seed", "5", "-o", str(out), "--lectures"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (entry,) = tomllib.loads((out / "variants.toml").read_text(encoding="utf-8"))["variants"]
+    text = text_of(out / entry["lecture"])
+    assert "Exercises" in text and "Answers" in text
+    loss = oracle_answers((out / entry["spec"]).read_text(encoding="utf-8"))["E"]
+    assert f"{loss:.8g}" in text  # the variant's loss, worked in its own lecture
