@@ -39,7 +39,6 @@ from .rules import Activation
 from .texsafe import Tex, escape, tex
 from .variants import Variant, draw_variants, dump_toml
 
-MAX_SHEET_WIDTH = 8  # neurons a layer: a sheet is worked by hand
 MAX_FORWARD_LINES = 12  # neurons whose forward pass is worked out in the key
 MAX_DEFINITIONS = 12  # neurons whose net and out are defined on the sheet
 ROW_WIDTH = 75  # characters on one row of the working before its numbers go to the next
@@ -373,15 +372,8 @@ def build_class(
     """Draw the variants and set each student's questions (no files written)."""
     from .spec import load_spec
 
+    variants = draw_variants(ref, students, seed, weights)  # refuses networks too wide to work by hand
     base = load_spec(ref)
-    widest = max(layer.size for layer in base.layers)
-    if widest > MAX_SHEET_WIDTH:
-        raise DeriveError(
-            f"exercise sheets are worked by hand: at most {MAX_SHEET_WIDTH} neurons a layer, this spec has {widest}",
-            where=base.source,
-            hint="use a smaller network, or `derive lecture` for a big one",
-        )
-    variants = draw_variants(ref, students, seed, weights)
     sheets = []
     for v in variants:
         model = Model(v.spec)
