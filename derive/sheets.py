@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +32,9 @@ from .api import Model
 from .chain import Derivation
 from .check import compute
 from .errors import DeriveError
-from .network import LOSS_SYMBOL, Network
+from .network import LOSS_SYMBOL, Network, Neuron
 from .render import render
-from .report import Reporter, Step
+from .report import Reporter
 from .rules import Activation
 from .texsafe import Tex, escape, tex
 from .variants import Variant, draw_variants, dump_toml
@@ -100,6 +100,9 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+Sides = tuple[str, ...]  # one line of working in LaTeX: lhs = formula = numbers = value
+
+
 @dataclass(frozen=True)
 class Question:
     """One question: what it asks, the claim name it is answered under, the answer and its working."""
@@ -108,7 +111,7 @@ class Question:
     name: str  # the claim name (derive check grades it)
     symbol: sp.Symbol  # the quantity, or the parameter for a gradient or an update
     value: float
-    working: tuple[Step, ...]
+    working: tuple[Sides, ...]
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,8 @@ def questions(model: Model, digits: int = pr.DEFAULT_DIGITS) -> tuple[Question, 
         hidden = net.layers[-2].neurons[-1]
         assert hidden.delta is not None
         name = f"delta_{hidden.label}"
-        asked.append(Question("delta", name, hidden.delta, point[hidden.delta], _delta_working(model, hidden, digits)))
+        working = _delta_working(model, hidden, digits)
+        asked.append(Question("delta", name, hidden.delta, point[hidden.delta], working))
     first = net.parameters[0]
     if first != last_weight:
         asked.append(_gradient(model, first, digits))
@@ -161,89 +165,87 @@ def questions(model: Model, digits: int = pr.DEFAULT_DIGITS) -> tuple[Question, 
     return tuple(asked)
 
 
-def _reporter(model: Model, digits: int) -> Reporter:
-    """A Reporter for its chain layout (lhs = formula = numbers = value) at the model's numbers."""
-    return Reporter(model.derivation(model.network.parameters[0].name), digits)
+def _line(
+    names: Mapping[sp.Symbol, str],
+    point: Mapping[sp.Symbol, float],
+    symbol: sp.Symbol,
+    expr: sp.Expr,
+    value: float,
+    digits: int,
+) -> Sides:
+    """``symbol = expr = expr with numbers = value``, repeats dropped: report.Reporter's layout of a line."""
+    sides = [names.get(symbol, symbol.name), pr.latex(expr, names)]
+    if not isinstance(expr, sp.Number):
+        sides.append(pr.latex_values(expr, point, names, digits))
+    sides.append(pr.latex_number(value, digits))
+    return tuple(dict.fromkeys(sides))
 
 
-def _line(reporter: Reporter, symbol: sp.Symbol, expr: sp.Expr, value: float) -> Step:
-    """``symbol = expr = numbers = value`` as a step of the working."""
-    parts = reporter.line_parts(reporter.names.get(symbol, symbol.name), expr, value)
-    return Step(
-        kind="line",
-        quantity=symbol.name,
-        quantity_latex=parts[0],
-        expr=expr,
-        expression=pr.text(expr),
-        latex=" = ".join(parts),
-        numbers="",
-        value=value,
-        latex_parts=parts,
-    )
-
-
-def _forward_working(model: Model, digits: int) -> tuple[Step, ...]:
+def _forward_working(model: Model, digits: int) -> tuple[Sides, ...]:
     net = model.network
     point = model.point
     assert point is not None
-    reporter = _reporter(model, digits)
-    lines: list[Step] = []
+    lines: list[Sides] = []
     for layer in net.layers[1:]:
         for n in layer.neurons:
             assert n.net is not None
             if len(lines) < 2 * MAX_FORWARD_LINES or layer is net.output_layer:
-                lines.append(_line(reporter, n.net, net.net_definitions[n.net], point[n.net]))
-                lines.append(_line(reporter, n.out, net.out_definitions[n.out], point[n.out]))
+                lines.append(_line(net.latex, point, n.net, net.net_definitions[n.net], point[n.net], digits))
+                lines.append(_line(net.latex, point, n.out, net.out_definitions[n.out], point[n.out], digits))
     return tuple(lines)
 
 
-def _loss_working(model: Model, digits: int) -> tuple[Step, ...]:
-    point = model.point
-    assert point is not None
-    return (_line(_reporter(model, digits), LOSS_SYMBOL, model.network.loss_expression, point[LOSS_SYMBOL]),)
-
-
-def _delta_working(model: Model, hidden: Any, digits: int) -> tuple[Step, ...]:
+def _loss_working(model: Model, digits: int) -> tuple[Sides, ...]:
     net = model.network
     point = model.point
     assert point is not None
-    reporter = _reporter(model, digits)
+    return (_line(net.latex, point, LOSS_SYMBOL, net.loss_expression, point[LOSS_SYMBOL], digits),)
+
+
+def _delta_working(model: Model, hidden: Neuron, digits: int) -> tuple[Sides, ...]:
+    """The δs of every layer above the hidden neuron (BP1, BP2), then its own."""
+    net = model.network
+    point = model.point
+    assert point is not None and hidden.delta is not None
     lines = []
     for layer in net.layers[hidden.layer + 1 :]:
         for n in layer.neurons:
-            lines.append(_line(reporter, n.delta, net.delta_definitions[n.delta], point[n.delta]))
-    lines.append(_line(reporter, hidden.delta, net.delta_definitions[hidden.delta], point[hidden.delta]))
+            assert n.delta is not None
+            lines.append(_line(net.latex, point, n.delta, net.delta_definitions[n.delta], point[n.delta], digits))
+    definition = net.delta_definitions[hidden.delta]
+    lines.append(_line(net.latex, point, hidden.delta, definition, point[hidden.delta], digits))
     return tuple(lines)
 
 
 def _gradient(model: Model, parameter: sp.Symbol, digits: int) -> Question:
+    """The derivation's own steps: each factor (or δ), then each path's product, then their sum."""
     derivation: Derivation = model.derivation(parameter.name)
     assert derivation.value is not None
-    steps: list[Step] = []
+    lines: list[Sides] = []
     for step in Reporter(derivation, digits).steps():
-        steps.extend(p for p in step.parts if p.kind in ("factor", "delta"))  # each factor, then the product
-        steps.append(step)
-    unique = tuple(dict.fromkeys(steps))  # a factor shared by two paths is worked out once
-    return Question("gradient", f"dE/d{parameter.name}", parameter, derivation.value, unique)
+        lines.extend(p.latex_parts for p in step.parts if p.kind in ("factor", "delta"))
+        lines.append(step.latex_parts)
+    unique = tuple(dict.fromkeys(lines))  # a factor shared by two paths is worked out once
+    return Question("gradient", f"dE/d{parameter.name}", parameter, float(derivation.value), unique)
 
 
 def _update(model: Model, parameter: sp.Symbol, digits: int) -> Question:
     """p' = p − η·∂E/∂p, with the gradient from the derivation and p' from one training step."""
-    training = model.spec.training
+    net = model.network
+    point = model.point
     derivation = model.derivation(parameter.name)
-    reporter = Reporter(derivation, digits)
+    assert point is not None and derivation.value is not None
     gradient = sp.Symbol(f"dE_d{parameter.name}", real=True)  # stands for ∂E/∂p in the update formula
     after = sp.Symbol(f"{parameter.name}_after", real=True)
-    reporter.names = {
-        **reporter.names,
-        gradient: pr.partial_latex(LOSS_SYMBOL, parameter, reporter.names),
-        after: _prime(reporter.names[parameter]),
+    names = {
+        **net.latex,
+        gradient: pr.partial_latex(LOSS_SYMBOL, parameter, net.latex),
+        after: _prime(net.latex[parameter]),
     }
-    assert derivation.value is not None and reporter.point
-    reporter.point = {**reporter.point, gradient: derivation.value}
     (value,) = compute(model, [f"{parameter.name}'"])
-    expr = parameter - sp.Float(training.learning_rate) * gradient
-    return Question("update", f"{parameter.name}'", parameter, value, (_line(reporter, after, expr, value),))
+    expr = parameter - sp.Float(model.spec.training.learning_rate) * gradient
+    line = _line(names, {**point, gradient: float(derivation.value)}, after, expr, value, digits)
+    return Question("update", f"{parameter.name}'", parameter, value, (line,))
 
 
 # --------------------------------------------------------------------------
@@ -312,9 +314,9 @@ def sheet_tex(sheet: Sheet, key: bool, lang: str = "en", digits: int = pr.DEFAUL
         else:
             prompt = say("update", symbol=_prime(symbol), rate=number(spec.training.learning_rate))
         working = []
-        for step in q.working if key else ():
-            first, *rest = step.latex_parts
-            if _visible(" = ".join(step.latex_parts)) <= ROW_WIDTH:
+        for sides in q.working if key else ():
+            first, *rest = sides
+            if _visible(" = ".join(sides)) <= ROW_WIDTH:
                 working.append((tex(first), tex(" = ".join(rest))))
             else:  # the formula on one row, then its numbers and value
                 working += [(tex(first), tex(rest[0])), (tex(""), tex(" = ".join(rest[1:])))]
