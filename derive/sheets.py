@@ -345,7 +345,10 @@ def sheet_tex(sheet: Sheet, key: bool, lang: str = "en", digits: int = pr.DEFAUL
         givens=givens,
         items=items,
         hand_in=say("hand_in", digits=min(digits, 6)),
-        check_command=escape(f"derive check student-{variant.label}.toml --claims answers.txt"),
+        # "-{}-": two hyphens, not a dash, even in fonts with the ligature
+        check_command=tex(
+            escape(f"derive check student-{variant.label}.toml --claims answers.txt").replace("--", "-{}-")
+        ),
     )
 
 

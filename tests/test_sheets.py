@@ -121,6 +121,7 @@ def test_the_english_sheet_and_key_compile_and_read_right(tmp_path, mazur_class)
     assert "Exercise sheet" in questions and "Student 02" in questions
     assert "dE/dw8 =" in questions
     assert f"{sheet.questions[2].value:.8g}" in key.replace("−", "-")
+    assert "derive check student-02.toml --claims" in key  # two hyphens, not a dash
 
 
 def test_the_chinese_sheet_compiles(tmp_path, mazur_class):
