@@ -464,9 +464,16 @@ def exercises(
     class_set = build_class(spec, students, seed, weights, digits)
     target = Path(directory) if directory else Path("output") / f"{class_set.name}-exercises"
     workers = jobs or min(4, os.cpu_count() or 1)
-    seconds = write_class(class_set, target, lang, digits, workers, lambda m: click.echo(m, err=True), lectures)
+    watching = sys.stderr.isatty()  # progress is for a person at a terminal, not for a log
+
+    def progress(message: str) -> None:
+        if watching:
+            click.echo(message, err=True)
+
+    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures)
     click.echo(
-        f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)"
+        f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)",
+        err=True,
     )
 
 
