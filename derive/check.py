@@ -45,6 +45,7 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
 _RATIO = re.compile(rf"d(?P<num>{_IDENT})/d(?P<den>{_IDENT})\Z")
 _STEP = re.compile(r"(?P<base>.+?)(?:(?P<prime>')|@(?P<step>\d+))?\Z")
+MAX_STEPS = 10_000_000  # as many updates as a spec's training may run
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
@@ -110,7 +111,7 @@ def read_claims(text: str, source: str) -> list[Claim]:
 def load_claims(path: str | Path) -> list[Claim]:
     """The claims of a file, with a clear error when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
     except (OSError, UnicodeDecodeError) as exc:
         raise DeriveError(f"cannot read the claims file: {exc}", where=str(path)) from None
     return read_claims(text, str(path))
@@ -264,6 +265,12 @@ class _Names:
         m = _STEP.match(text)
         assert m is not None  # the pattern matches any non-empty text
         step = 1 if m["prime"] else int(m["step"] or 0)
+        if step > MAX_STEPS:
+            raise DeriveError(
+                f"{written!r}: at most {MAX_STEPS:,} updates",
+                where=where,
+                hint="a claim after more updates is not checked",
+            )
         if len(m["base"]) > 200:
             raise DeriveError("name too long", where=where)
         return replace(self._base(m["base"], written, where), step=step)
@@ -476,6 +483,16 @@ def check(model: Model, claims: Sequence[Claim]) -> Report:
     return Report(model.spec.source, tuple(explained))
 
 
+def compute(model: Model, names: Sequence[str]) -> list[float]:
+    """The computed value of each named quantity (claim names such as ``out_o2``, ``dE/dw1``, ``w1'``)."""
+    model.network.require_numbers("computing answers")
+    resolver = _Names(model.network)
+    quantities = [resolver.resolve(name, name) for name in names]
+    values = _Values(model)
+    values.prepare(q.step for q in quantities)
+    return [values.value(q) for q in quantities]
+
+
 def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | None:
     """Recompute a wrong claim's quantity from its inputs, taking every claimed input as claimed."""
 
@@ -518,7 +535,9 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     recomputed = recompute(target.quantity, definition)
     if not used:
         return None
-    in_order = sorted(used.values(), key=lambda r: position[id(r)])
+    # claims at the same step first (for E' the updated weights, not the biases that stayed), then in file order
+    step = target.quantity.step
+    in_order = sorted(used.values(), key=lambda r: (r.quantity.step != step, position[id(r)]))
     inputs = tuple(r.claim for r in in_order)
     wrong = tuple(r.claim for r in in_order if not r.ok)
     if not is_ok(target.claim.value, recomputed):

@@ -623,7 +623,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
 
 
 @main.command()
-@click.argument("spec")
+@SPEC
 @click.option(
     "--data",
     "data_ref",
@@ -747,6 +747,83 @@ def fit(
         click.echo(row("test", result.test_loss, result.test_accuracy))
         click.echo(f"{result.seconds:.2f} s of training")
     click.echo(f"wrote {target}", err=True)
+
+
+@main.command()
+@SPEC
+@click.option("--students", type=click.IntRange(1, 1000), required=True, help="How many variants (one per student).")
+@click.option("--seed", type=int, required=True, help="The seed every student's numbers are drawn from.")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The folder to write [default: output/<name>-exercises].",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="English (pdflatex) or Chinese (xelatex, ctex).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pdf", "html"]),
+    default="pdf",
+    show_default=True,
+    help="PDF; HTML once HTML lectures exist.",
+)
+@click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
+@click.option(
+    "--lectures", is_flag=True, help="Also write each variant's whole lecture with its exercises (every number worked)."
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 32),
+    default=None,
+    help="LaTeX builds at a time [default: the number of CPUs, at most 4].",
+)
+@DIGITS
+@friendly
+def exercises(
+    spec: str,
+    students: int,
+    seed: int,
+    directory: str | None,
+    lang: str,
+    fmt: str,
+    weights: bool,
+    lectures: bool,
+    jobs: int | None,
+    digits: int,
+) -> None:
+    """One exercise sheet and answer key per student, each from its own variant of SPEC.
+
+    Writes DIR/student-NN.toml (the variant's spec), student-NN-sheet.pdf,
+    student-NN-key.pdf (answers with the working), student-NN-answers.txt
+    and variants.toml. Grade a student with
+    `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`.
+    """
+    from .sheets import build_class, check_format, write_class
+
+    check_format(fmt)
+    class_set = build_class(spec, students, seed, weights, digits)
+    target = Path(directory) if directory else Path("output") / f"{class_set.name}-exercises"
+    workers = jobs or min(4, os.cpu_count() or 1)
+    watching = sys.stderr.isatty()  # progress is for a person at a terminal, not for a log
+
+    def progress(message: str) -> None:
+        if watching:
+            click.echo(message, err=True)
+
+    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures)
+    click.echo(
+        f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)",
+        err=True,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

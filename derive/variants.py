@@ -30,6 +30,7 @@ NET_MAX = 3.0  # σ'(3) ≈ 0.045: beyond this the sigmoid is flat and the exerc
 NET_MIN = 0.05  # away from relu's kink (and from a net that is zero by accident)
 TARGET_GAP = 0.05
 MAX_TRIES = 2000
+MAX_WIDTH = 8  # neurons a layer: a variant is for exercises worked by hand
 INPUT_STEPS = 20  # inputs k·0.05, k = 1 … 20
 WEIGHT_STEPS = 16  # weights and biases k·0.05, k = 1 … 16
 
@@ -69,6 +70,13 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
         raise DeriveError(f"need at least one student, got {students}")
     text, source, folder = read_spec(ref)
     base = parse_spec(text, source, folder)
+    widest = max(layer.size for layer in base.layers)
+    if widest > MAX_WIDTH:
+        raise DeriveError(
+            f"exercises are worked by hand: at most {MAX_WIDTH} neurons a layer, this spec has {widest}",
+            where=base.source,
+            hint="use a smaller network, or `derive lecture` for a big one",
+        )
     data = tomllib.loads(text)
     drawer = _Drawer(base, data, weights)
     return [drawer.variant(k, label, seed) for k, label in enumerate(labels(students), start=1)]

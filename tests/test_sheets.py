@@ -1,0 +1,222 @@
+"""`derive exercises`: each student's questions answered right (by the oracle), sheets without answers,
+keys with them, answers gradable by `derive check`, the whole class set in one command."""
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import IN_CI
+from oracles import backprop, forward, train
+from test_variants import oracle_net
+
+from derive import texbuild
+from derive.check import check, read_claims
+from derive.cli import main
+from derive.sheets import answers_text, build_class, sheet_tex, write_class
+from derive.spec import load_spec
+
+
+def need_tex(lang="en"):
+    tools = ["latexmk", "pdftotext", "xelatex" if lang == "zh" else "pdflatex"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{missing} not installed; CI must build the PDFs")
+        pytest.skip(f"{missing} not installed")
+
+
+def text_of(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def mazur_class():
+    return build_class("mazur", 4, seed=21)
+
+
+def oracle_answers(variant_toml):
+    """The six answers of a Mazur variant, from the oracle's NumPy loop."""
+    net = oracle_net(variant_toml)
+    e, grad, inner = backprop(net)
+    once, _ = train(net, 1)
+    return {
+        "out_o2": inner["a"][2][1],
+        "E": e,
+        "dE/dw8": grad[8],  # w1 w2 w3 w4 b1 w5 w6 w7 w8 b2
+        "delta_h2": inner["delta"][1][1],
+        "dE/dw1": grad[0],
+        "w1'": once.weights[0][0, 0],
+    }
+
+
+def test_every_students_answers_are_the_oracles(mazur_class):
+    for sheet in mazur_class.sheets:
+        expected = oracle_answers(sheet.variant.toml)
+        got = {q.name: q.value for q in sheet.questions}
+        assert list(got) == list(expected)
+        for name, value in expected.items():
+            assert abs(got[name] - value) <= 1e-12 * max(1.0, abs(value)), name
+
+
+def test_students_get_different_numbers_and_different_answers(mazur_class):
+    answers = [tuple(round(q.value, 9) for q in s.questions) for s in mazur_class.sheets]
+    assert len(set(answers)) == len(answers)
+
+
+def test_the_answers_file_is_a_claims_file_that_derive_check_accepts(mazur_class):
+    sheet = mazur_class.sheets[2]
+    claims = read_claims(answers_text(sheet), "answers.txt")
+    report = check(sheet.model, claims)
+    assert report.wrong == 0 and len(report.results) == len(sheet.questions)
+    expected = oracle_answers(sheet.variant.toml)
+    for claim in claims:
+        assert abs(float(claim.value) - expected[claim.name]) <= 1e-9 * abs(expected[claim.name])
+
+
+def test_the_sheet_asks_without_answering_and_the_key_answers_with_the_working(mazur_class):
+    sheet = mazur_class.sheets[0]
+    questions_tex = sheet_tex(sheet, key=False)
+    key_tex = sheet_tex(sheet, key=True)
+    for q in sheet.questions:
+        shown = f"{q.value:.8g}"
+        assert shown not in questions_tex
+        assert shown in key_tex
+        assert re.sub(r"_", r"\\_", q.name) in questions_tex  # the line the student fills in
+    assert "0.5" in questions_tex  # the learning rate is given
+    for x in sheet.variant.inputs + sheet.variant.targets:
+        assert f"${x:g}$" in questions_tex
+    assert key_tex.count(r"\begin{align*}") == len(sheet.questions) + 1  # the definitions, then one a question
+
+
+@pytest.mark.parametrize("example", ["chain_221", "softmax", "nielsen_tanh", "swish"])
+def test_every_examples_answers_are_gradable(example):
+    for sheet in build_class(example, 2, seed=3, weights=True).sheets:
+        report = check(sheet.model, read_claims(answers_text(sheet), "a.txt"))
+        assert report.wrong == 0
+
+
+def test_a_network_without_hidden_layers_has_no_hidden_delta_question(tmp_path):
+    spec = tmp_path / "single.toml"
+    spec.write_text(
+        '[loss]\nkind = "half_sse"\n[[layers]]\nsize = 2\nvalues = [0.5, 0.5]\n'
+        '[[layers]]\nsize = 1\nactivation = "sigmoid"\nweights = [[0.3, 0.4]]\nbias = 0.1\ntargets = [0.5]\n',
+        encoding="utf-8",
+    )
+    (sheet,) = build_class(spec, 1, seed=3).sheets
+    assert [q.kind for q in sheet.questions] == ["forward", "loss", "gradient", "gradient", "update"]
+    assert check(sheet.model, read_claims(answers_text(sheet), "a.txt")).wrong == 0
+
+
+def test_the_english_sheet_and_key_compile_and_read_right(tmp_path, mazur_class):
+    need_tex()
+    sheet = mazur_class.sheets[1]
+    texbuild.compile_pdf(sheet_tex(sheet, key=False), tmp_path / "sheet.pdf", "en")
+    texbuild.compile_pdf(sheet_tex(sheet, key=True), tmp_path / "key.pdf", "en")
+    questions, key = text_of(tmp_path / "sheet.pdf"), text_of(tmp_path / "key.pdf")
+    assert "Exercise sheet" in questions and "Student 02" in questions
+    assert "dE/dw8 =" in questions
+    assert f"{sheet.questions[2].value:.8g}" in key.replace("−", "-")
+    assert "derive check student-02.toml --claims" in key  # two hyphens, not a dash
+
+
+def test_the_chinese_sheet_compiles(tmp_path, mazur_class):
+    need_tex("zh")
+    texbuild.compile_pdf(sheet_tex(mazur_class.sheets[0], key=False, lang="zh"), tmp_path / "s.pdf", "zh")
+    assert "练习" in text_of(tmp_path / "s.pdf")
+
+
+def test_a_class_set_in_one_command(tmp_path):
+    need_tex()
+    out = tmp_path / "class"
+    result = CliRunner().invoke(main, ["exercises", "mazur", "--students", "3", "--seed", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    listing = tomllib.loads((out / "variants.toml").read_text(encoding="utf-8"))
+    assert listing["students"] == 3 and listing["seed"] == 5
+    assert listing["questions"] == ["out_o2", "E", "dE/dw8", "delta_h2", "dE/dw1", "w1'"]
+    for entry in listing["variants"]:
+        spec = load_spec(out / entry["spec"])
+        assert list(spec.layers[0].values) == entry["inputs"]
+        for role in ("sheet", "key", "answers"):
+            assert (out / entry[role]).is_file()
+        graded = CliRunner().invoke(main, ["check", str(out / entry["spec"]), "--claims", str(out / entry["answers"])])
+        assert graded.exit_code == 0, graded.output
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the staging folder is gone
+
+
+def test_the_same_seed_writes_the_same_specs(tmp_path):
+    first = build_class("mazur", 3, seed=8)
+    again = build_class("mazur", 3, seed=8)
+    assert [s.variant.toml for s in first.sheets] == [s.variant.toml for s in again.sheets]
+    assert [answers_text(s) for s in first.sheets] == [answers_text(s) for s in again.sheets]
+
+
+def test_a_failed_build_leaves_no_half_written_class(tmp_path, monkeypatch, mazur_class):
+    need_tex()
+    calls = []
+
+    def failing(source, target, lang, keep_tex=None):
+        calls.append(target)
+        if len(calls) == 3:
+            raise texbuild.TexFailed("the LaTeX build failed")
+        target.write_bytes(b"%PDF")
+
+    monkeypatch.setattr(texbuild, "compile_pdf", failing)
+    with pytest.raises(texbuild.TexFailed):
+        write_class(mazur_class, tmp_path / "class", jobs=1)
+    assert not list((tmp_path / "class").glob("student-*"))
+    assert not (tmp_path / "class" / "variants.toml").exists()
+
+
+def test_html_sheets_are_not_there_yet():
+    result = CliRunner().invoke(main, ["exercises", "mazur", "--students", "2", "--seed", "1", "--format", "html"])
+    assert result.exit_code == 2
+    assert "PDF only for now" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--students", "0", "--seed", "1"], "0 is not in the range"),
+        (["--seed", "1"], "Missing option '--students'"),
+        (["--students", "2"], "Missing option '--seed'"),
+    ],
+)
+def test_bad_arguments_exit_2(args, message):
+    result = CliRunner().invoke(main, ["exercises", "mazur", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_inputs_of_every_sheet_keep_the_activations_reasonable(mazur_class):
+    for sheet in mazur_class.sheets:
+        zs, _ = forward(oracle_net(sheet.variant.toml))
+        assert all(np.all((np.abs(z) >= 0.05) & (np.abs(z) <= 3.0)) for z in zs[1:])
+
+
+def test_a_network_too_wide_to_work_by_hand_is_refused(tmp_path):
+    spec = tmp_path / "wide.toml"
+    spec.write_text(
+        '[loss]\nkind = "half_sse"\n[[layers]]\nsize = 20\n[[layers]]\nsize = 2\nactivation = "sigmoid"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["exercises", str(spec), "--students", "2", "--seed", "1"])
+    assert result.exit_code == 2
+    assert "at most 8 neurons a layer" in result.output
+
+
+def test_with_lectures_each_student_also_gets_their_variants_whole_lecture(tmp_path):
+    need_tex()
+    out = tmp_path / "class"
+    args = ["exercises", "mazur", "--students", "1", "--seed", "5", "-o", str(out), "--lectures"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (entry,) = tomllib.loads((out / "variants.toml").read_text(encoding="utf-8"))["variants"]
+    text = text_of(out / entry["lecture"])
+    assert "Exercises" in text and "Answers" in text
+    loss = oracle_answers((out / entry["spec"]).read_text(encoding="utf-8"))["E"]
+    assert f"{loss:.8g}" in text  # the variant's loss, worked in its own lecture
