@@ -8,7 +8,7 @@ from oracles import backprop, mazur, train
 
 from derive.api import Model
 from derive.errors import SpecError
-from derive.lecture import Options, build_plan
+from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, EquationChain, Formula, Partial, Substituted, Value
@@ -262,3 +262,11 @@ def test_a_loss_that_stays_above_rounding_level_is_plotted_to_the_end(plan):
     plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
     assert plot.xmax == 10_000
     assert "rounding_stop" not in {s.key for s in sentences(plan)}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("example", ["mazur", "chain_221", "nielsen_tanh", "softmax", "swish"])
+def test_every_example_renders_to_latex_in_every_language(example, lang):
+    source = tex_source(Model.load(example), Options(lang=lang, exercises=True, steps=50))
+    assert source.startswith("\\documentclass") or "\\documentclass" in source[:200]
+    assert "{{" not in source  # every placeholder was filled
