@@ -208,7 +208,10 @@ class _Builder:
         printed = self.published[key]
         digits = _significant(printed)
         agrees = float(f"{value:.{digits}g}") == printed
-        source = Text(self.model.spec.published.source) if self.model.spec.published else Text("")
+        published = self.model.spec.published
+        assert published is not None
+        zh = self.options.lang == "zh" and published.source_zh
+        source = Text(published.source_zh if zh else published.source)
         if agrees:
             return Paragraph(
                 (say("published_agrees", what=symbol, printed=Text(repr(printed)), source=source),), note=True
