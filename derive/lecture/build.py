@@ -71,6 +71,7 @@ ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding no
 DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
 FD_STEP = 1e-6
 CLOSED_FORM_LIMIT = 400
+SHARED = -1  # the colour of an edge shared by every highlighted path
 CHANGED_LOSS = sp.Symbol(
     "E'", real=True
 )  # the loss of an exercise's changed example: never confused with E  # nodes: a closed form larger than this is not printed
@@ -307,10 +308,10 @@ class _Builder:
 
         def colour_of(weight: sp.Symbol, src: sp.Symbol, net: sp.Symbol | None) -> int | None:
             """The first path that runs along this edge: it enters ``net`` from ``src`` (or starts at the weight)."""
-            for colour, path in enumerate(highlight):
-                if net in path and (weight in path or src in path):
-                    return colour
-            return None
+            on = [c for c, path in enumerate(highlight) if net in path and (weight in path or src in path)]
+            if len(on) > 1 and len(on) == len(highlight):
+                return SHARED  # an edge every path runs along
+            return on[0] if on else None
 
         edges: list[Edge] = []
         for layer in layers[1:]:
@@ -577,7 +578,12 @@ class _Builder:
                         continue
                     self.shown_factors[key] = f.value
                     new.append(self.factor_line(f))
-            blocks.append(Paragraph((say("paths_count", weight=Math(weight), n=d.path_count),)))
+            count = (
+                say("paths_count", weight=Math(weight), n=d.path_count)
+                if d.path_count > 1
+                else say("path_one", weight=Math(weight))
+            )
+            blocks.append(Paragraph((count,)))
             blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
             caption = say("new_factors") if known else say("factors")
             blocks.append(Equations(tuple(new), caption))

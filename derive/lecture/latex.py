@@ -340,7 +340,9 @@ class LatexRenderer:
             label = ""
             if e.label is not None:
                 label = self.names[e.label] + (" = " + self.printer.number(e.value) if e.value is not None else "")
-            colour = PATH_COLOURS[e.colour % len(PATH_COLOURS)] if e.colour is not None else None
+            colour = None
+            if e.colour is not None:
+                colour = "black" if e.colour < 0 else PATH_COLOURS[e.colour % len(PATH_COLOURS)]
             edges.append(
                 {
                     "src": e.src,
