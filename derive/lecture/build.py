@@ -548,6 +548,8 @@ class _Builder:
         output = self.is_output(layer)
         softmax = isinstance(layer.rule, LayerMap)
         intro_key = ("output_intro_softmax" if softmax else "output_intro") if output else "hidden_intro"
+        if not output and self.net.layers[layer.index + 1].size == 1:
+            intro_key = "hidden_intro_one"  # one neuron above: one path, no sum
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
         representative = layer.weights[0][0]
         subsections = [self.full_derivation(layer, representative)]
@@ -776,6 +778,9 @@ class _Builder:
         weight = self.sym(self.checked)
         d = self.derivation(self.checked)
         lhs = Partial(LOSS_SYMBOL, weight)
+        if any(isinstance(layer.rule, LayerMap) for layer in self.net.layers):
+            # softmax couples a layer's outputs: no σ(net)-per-neuron form to write
+            return Section(say("closed_form"), (Paragraph((say("closed_softmax", quantity=Math(lhs)),)),), key="closed")
         expr = d.delta_expression
         definitions: dict[sp.Symbol, sp.Expr] = dict(self.net.delta_definitions)
         for layer in self.net.layers[1:]:
@@ -786,7 +791,7 @@ class _Builder:
                     definitions[n.out] = n.net if rule.name == "linear" else _named_activation(rule)(n.net)
         for _ in range(len(self.net.layers) * 2):
             expr = expr.xreplace({s: definitions[s] for s in expr.free_symbols if s in definitions})
-        if any(isinstance(layer.rule, LayerMap) for layer in self.net.layers) or sp.count_ops(expr) > CLOSED_FORM_LIMIT:
+        if sp.count_ops(expr) > CLOSED_FORM_LIMIT:
             return Section(
                 say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
             )
@@ -799,10 +804,14 @@ class _Builder:
                 say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
             )
         lines = [Line(EquationChain(lhs, (Formula(expr),)))]
-        where = [
-            Line(self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False))
-            for n in nets
-        ]
+        outs = {k: v for k, v in definitions.items() if self.net.info[k.name].kind == "out"}
+        where = []
+        for n in nets:
+            chain = self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False)
+            side = chain.sides[0]
+            if isinstance(side, Formula):  # its inputs written as activations of the nets below too
+                chain = EquationChain(n, (Formula(side.expr.xreplace(outs)),))
+            where.append(Line(chain))
         return Section(
             say("closed_form"),
             (
