@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..api import Model
-from ..chain import Derivation, Factor, count_paths, derive
+from ..chain import Derivation, Factor, count_paths, derive, evaluate
 from ..network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..present.display import display_point, shown_value
 from ..present.equations import (
@@ -648,8 +648,19 @@ class _Builder:
             value = self.exact[n.delta]
             chain = definition(n.delta, expr, value)
             if self.is_output(layer) and not isinstance(layer.rule, LayerMap):
-                sides = (Product((Partial(LOSS_SYMBOL, n.out), Partial(n.out, n.net))), *chain.sides)
-                chain = EquationChain(n.delta, sides)
+                # δ = ∂E/∂out · ∂out/∂net: each factor substituted once (here, or earlier), δ by their values
+                factors = (
+                    (LOSS_SYMBOL, n.out, self.net.dE_dout[n.out]),
+                    (n.out, n.net, self.net.dout_dnet(n.out, n.net)),
+                )
+                values = []
+                for of, wrt, factor in factors:
+                    v = evaluate(factor, self.exact)
+                    values.append(v)
+                    if (of, wrt) not in self.shown_factors:
+                        self.shown_factors[(of, wrt)] = v
+                        lines.append(Line(definition(Partial(of, wrt), factor, v)))
+                chain = product(n.delta, tuple(Partial(of, wrt) for of, wrt, _ in factors), tuple(values), value)
             lines.append(Line(chain))
         return lines
 
@@ -962,7 +973,6 @@ class _Builder:
             local = net.dout_dnet(o.out, o.net)
             point = dict(self.exact)
             point[o.target] = new_target
-            from ..chain import evaluate
 
             vals = [evaluate(dE, point), evaluate(local, point), point[src]]
             if all(v is not None for v in vals):
