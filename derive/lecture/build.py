@@ -60,7 +60,7 @@ from .plan import (
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
 MAX_FORWARD_NEURONS = 8
-MAX_TABLE_ROWS = 12  # a layer's table beyond this shows its largest gradients
+MAX_TABLE_ROWS = 20  # a layer's table beyond this shows its largest gradients
 LARGEST = 8
 MAX_DELTA_LINES = 6
 MAX_UPDATE_ROWS = 24
@@ -717,8 +717,9 @@ class _Builder:
                 note = say(
                     "largest_note", shown=len(shown), n=len(rows), bound=Num(max(abs(g) for g in rest)), zeros=zeros
                 )
-            blocks.append(Paragraph((say("table_intro"),)))
-            blocks.append(Table(header, tuple(r for _, r in shown), (False, True, True, True), note))
+            blocks.append(
+                Table(header, tuple(r for _, r in shown), (False, True, True, True), note, caption=say("table_intro"))
+            )
         if layer.spec.bias.kind == "shared":
             b = layer.biases[0]
             assert b is not None

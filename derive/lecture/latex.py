@@ -245,6 +245,7 @@ class LatexRenderer:
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "rows": rows,
                 "tagged": tagged,
+                "keep": min(2 * len(rows) + 3, 30),  # lines of height to keep with the caption (fractions are tall)
             }
         if isinstance(b, Standard):
             return {"kind": "standard", "body": self.standard(b.name)}
@@ -262,6 +263,8 @@ class LatexRenderer:
                 "rows": [[tex(self.field(c)) for c in row] for row in b.rows],
                 "note": self.sentence(b.note) if b.note else None,
                 "long": len(b.rows) > 30,
+                "caption": self.sentence(b.caption) if b.caption else None,
+                "keep": min(len(b.rows) + 5, 30),
             }
         if isinstance(b, Diagram):
             return {"kind": "diagram", **self.diagram(b)}
