@@ -138,7 +138,6 @@ class _Builder:
         self.parameters = list(model.spec.parameter_names)
         self.steps = options.steps if options.steps is not None else model.spec.training.steps
         self.memo: dict[sp.Symbol, int] = {}
-        self.representatives = [layer.weights[0][0].name for layer in self.net.layers[1:]]
         engine = model.compiled()
         _, gradients = engine.named_gradients()
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
@@ -551,12 +550,17 @@ class _Builder:
         if not output and self.net.layers[layer.index + 1].size == 1:
             intro_key = "hidden_intro_one"  # one neuron above: one path, no sum
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
-        representative = layer.weights[0][0]
+        representative = self.representative(layer)
         subsections = [self.full_derivation(layer, representative)]
         others = self.others(layer, representative)
         if others is not None:
             subsections.append(others)
         return Section(title, (Paragraph((say(intro_key),)),), tuple(subsections), key=f"layer{layer.number}")
+
+    def representative(self, layer: Layer) -> sp.Symbol:
+        """The weight derived in full: the layer's first, unless its gradient is 0 (an input of 0 teaches nothing)."""
+        weights = [w for row in layer.weights for w in row]
+        return next((w for w in weights if self.run.gradients[w.name] != 0), weights[0])
 
     def factor_line(self, f: Factor) -> Line:
         return Line(definition(Partial(f.of, f.wrt), f.expr, f.value))
