@@ -270,3 +270,17 @@ def test_every_example_renders_to_latex_in_every_language(example, lang):
     source = tex_source(Model.load(example), Options(lang=lang, exercises=True, steps=50))
     assert source.startswith("\\documentclass") or "\\documentclass" in source[:200]
     assert "{{" not in source  # every placeholder was filled
+
+
+def test_hostile_text_in_the_spec_is_escaped_in_the_latex():
+    hostile = r"\\input{/etc/passwd} $x$ \\write18{ls} #&_^~"
+    text = (
+        builtin_example_text("mazur")
+        .replace('source = "Mazur\'s article"', f'source = "{hostile}"')
+        .replace('title_zh = "一步一步的反向传播示例"', f'title_zh = "{hostile}"\ndescription_zh = "{hostile}"')
+    )
+    model = Model(parse_spec(text, "h.toml"))
+    for lang in ("en", "zh"):
+        source = tex_source(model, Options(lang=lang))
+        assert "\\input{/etc/passwd}" not in source and "\\write18{ls}" not in source
+        assert "\\textbackslash{}input\\{/etc/passwd\\}" in source
