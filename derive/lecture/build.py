@@ -30,7 +30,7 @@ from ..present.equations import (
     product,
     total,
 )
-from ..present.numbers import DEFAULT_DIGITS
+from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..rules import Activation, LayerMap
 from .plan import (
     Block,
@@ -665,6 +665,18 @@ class _Builder:
                         self.shown_factors[(of, wrt)] = v
                         lines.append(Line(definition(Partial(of, wrt), factor, v)))
                 chain = product(n.delta, tuple(Partial(of, wrt) for of, wrt, _ in factors), tuple(values), value)
+            elif not self.is_output(layer) and self.shown_factors.get((n.out, n.net)) is not None:
+                # ∂out/∂net was substituted above: here it enters by its value, the sum from the layer above by numbers
+                known = self.shown_factors[(n.out, n.net)]
+                assert known is not None
+                nxt = self.net.layers[layer.index + 1]
+                back = sp.Add(
+                    *(m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None)
+                )
+                shown = sp.Float(format_number(known, self.options.digits), self.options.digits + 2)
+                chain = EquationChain(
+                    n.delta, (Formula(expr), Substituted(sp.Mul(shown, back, evaluate=False)), Value(value))
+                )
             lines.append(Line(chain))
         return lines
 
