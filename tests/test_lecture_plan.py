@@ -284,3 +284,17 @@ def test_hostile_text_in_the_spec_is_escaped_in_the_latex():
         source = tex_source(model, Options(lang=lang))
         assert "\\input{/etc/passwd}" not in source and "\\write18{ls}" not in source
         assert "\\textbackslash{}input\\{/etc/passwd\\}" in source
+
+
+def test_the_training_plot_is_thinned_in_the_latex():
+    source = tex_source(Model.load("mazur"), Options(steps=20000))
+    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
+    assert 100 <= coordinates.count("(") <= 500
+    assert "xmax=20000" in source
+
+
+def test_digits_option_reaches_every_number_but_the_misprint_note():
+    source = tex_source(Model.load("mazur"), Options(digits=5))
+    assert "0.75137" in source
+    # 8 digits only where the published misprint needs them to be seen
+    assert source.count("0.75136507") == 1 and "exact value is $0.75136507$" in source
