@@ -186,6 +186,9 @@ def test_exercises_have_worked_answers_on_a_separate_page(tmp_path):
     assert "negative" in pages[answer_page]  # the sign exercise is answered with its reason
 
 
+HOSTILE = r"\input{/etc/passwd} $x$ 100% {}} \\ \write18{ls} #&_^~ \def\x{y}"
+
+
 def test_hostile_titles_print_literally(tmp_path):
     need_tex()
     text = builtin_example_text("mazur")
