@@ -71,29 +71,16 @@ class Reporter:
         self.names = derivation.network.latex
         self.point = derivation.point or {}
         self.digits = digits
-
-    # printers read names and point when used: callers may extend them (a sheet adds its own symbols)
-    @property
-    def text_printer(self) -> TextChainPrinter:
-        return TextChainPrinter(self.point, self.digits)
-
-    @property
-    def latex_printer(self) -> LatexChainPrinter:
-        return LatexChainPrinter(self.names, self.point, self.digits)
+        self.text_printer = TextChainPrinter(self.point, digits)
+        self.latex_printer = LatexChainPrinter(self.names, self.point, digits)
 
     # -- formatting helpers --------------------------------------------------
 
     def num(self, value: float | None) -> str:
         return "?" if value is None else self.text_printer.number(value)
 
-    def line_parts(self, lhs: Quantity | str, expr: sp.Expr, value: float | None) -> tuple[str, ...]:
-        """lhs, the expression, the expression with numbers, the value (repeats dropped).
-
-        ``lhs`` is a quantity, or (as before equation chains) its LaTeX.
-        """
-        if isinstance(lhs, str):
-            _, *sides = self.latex_printer.sides(definition(LOSS_SYMBOL, expr, value))
-            return (lhs, *(side for side in sides if side != lhs))
+    def line_parts(self, lhs: Quantity, expr: sp.Expr, value: float | None) -> tuple[str, ...]:
+        """lhs, the expression, the expression with numbers, the value (repeats dropped)."""
         return tuple(self.latex_printer.sides(definition(lhs, expr, value)))
 
     def step(
