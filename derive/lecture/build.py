@@ -1003,7 +1003,7 @@ class _Builder:
                                         "ex_sign",
                                         target=Math(o.target),
                                         value=Num(new_target),
-                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                        quantity=Math(Partial(CHANGED_LOSS, w)),
                                     ),
                                 )
                             ),
@@ -1013,7 +1013,7 @@ class _Builder:
                                 (
                                     say(
                                         "ex_sign_answer",
-                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                        quantity=Math(Partial(CHANGED_LOSS, w)),
                                         sign=say("negative" if grad < 0 else "positive"),
                                     ),
                                 )
