@@ -583,7 +583,10 @@ class _Builder:
                         known += key in before
                         continue
                     self.shown_factors[key] = f.value
-                    new.append(self.factor_line(f))
+                    # a factor on one path only takes that path's colour; shared ones stay black
+                    on = [i for i, p in enumerate(d.paths) if any((g.of, g.wrt) == key for g in p.factors)]
+                    colour = on[0] if len(d.paths) > 1 and len(on) == 1 else None
+                    new.append(Line(self.factor_line(f).chain, colour=colour))
             count = (
                 say("paths_count", weight=Math(weight), n=d.path_count)
                 if d.path_count > 1

@@ -175,24 +175,30 @@ class LatexRenderer:
     # -- equations ---------------------------------------------------------------
 
     def rows(self, line: Line) -> list[str]:
-        """One chain as align rows: on one row when it fits, else a side per row, long sides broken."""
+        """One chain as align rows: on one row when it fits, else a side per row, long sides broken.
+
+        A line tied to a path is set in the path's colour, as in the small diagram.
+        """
         chain = line.chain
         parts = self.printer.sides(chain)
-        lhs = parts[0]
-        if line.colour is not None:
-            lhs = rf"\textcolor{{{PATH_COLOURS[line.colour % len(PATH_COLOURS)]}}}{{{lhs}}}"
+        colour = PATH_COLOURS[line.colour % len(PATH_COLOURS)] if line.colour is not None else None
+
+        def paint(text: str) -> str:
+            return rf"\textcolor{{{colour}}}{{{text}}}" if colour else text
+
+        lhs = paint(parts[0])
         tag = rf" && \text{{{self.sentence(line.tag)}}}" if line.tag is not None else ""
         if len(parts) == 1:
             return [lhs + tag]
-        one = f"{lhs} &= " + " = ".join(parts[1:])
+        one = f"{lhs} &= " + " = ".join(paint(p) for p in parts[1:])
         if visible_width(one) <= LINE_WIDTH:
             return [one + tag]
         sides = self._shown_sides(chain, parts)
         rows: list[str] = []
         for side, text in sides:
             broken = self.break_side(side, text) if visible_width(text) > SIDE_WIDTH else [text]
-            rows.append("&= " + broken[0])
-            rows.extend(r"&\quad " + b for b in broken[1:])
+            rows.append("&= " + paint(broken[0]))
+            rows.extend(r"&\quad " + paint(b) for b in broken[1:])
         rows[0] = f"{lhs} {rows[0]}" + tag
         return rows
 
