@@ -323,7 +323,11 @@ class LatexRenderer:
         )
         deltas = column([self.names[d] for d in m.deltas])
         outs = r"\begin{pmatrix}" + " & ".join(self.names[o] for o in m.outs) + r"\end{pmatrix}"
-        return tex(rf"{grads} = {deltas} {outs} \qquad (l = {m.layer})")
+        one = rf"{grads} = {deltas} {outs} \qquad (l = {m.layer})"
+        if visible_width(one) <= LINE_WIDTH:
+            return tex(one)
+        # long weight names: the product goes on a row of its own
+        return tex(rf"\begin{{aligned}} &{grads} \qquad (l = {m.layer}) \\ &= {deltas} {outs} \end{{aligned}}")
 
     def diagram(self, d: Diagram) -> dict[str, Any]:
         nodes = []
