@@ -79,7 +79,7 @@ TOP_KEYS = (
     "init",
     "published",
 )
-PUBLISHED_KEYS = ("source", "loss", "loss_after_step")  # besides symbol names and new_<parameter>
+PUBLISHED_KEYS = ("source", "source_zh", "loss", "loss_after_step")  # besides symbol names and new_<parameter>
 LOSS_KEYS = ("kind", "expr")
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
@@ -163,6 +163,7 @@ class PublishedSpec:
 
     source: str
     values: tuple[tuple[str, float], ...]
+    source_zh: str = ""
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,7 @@ class _Validator:
             names.extend(layer.net_names)
         names.extend(spec.parameter_names)
         allowed = (*PUBLISHED_KEYS, *names, *(f"new_{p}" for p in spec.parameter_names))
-        source = ""
+        source = source_zh = ""
         values: list[tuple[str, float]] = []
         for key, value in table.items():
             if key not in allowed:
@@ -402,9 +403,11 @@ class _Validator:
                 raise self.fail(f"published.{key}", "unknown key", hint)
             if key == "source":
                 source = self.text(value, "published.source", MAX_TITLE_LENGTH)
+            elif key == "source_zh":
+                source_zh = self.text(value, "published.source_zh", MAX_TITLE_LENGTH)
             else:
                 values.append((key, self.number(value, f"published.{key}")))
-        return PublishedSpec(source=source, values=tuple(values))
+        return PublishedSpec(source=source, values=tuple(values), source_zh=source_zh)
 
     def loss(self, table: Any) -> LossSpec:
         if table is None:

@@ -186,30 +186,6 @@ def test_exercises_have_worked_answers_on_a_separate_page(tmp_path):
     assert "negative" in pages[answer_page]  # the sign exercise is answered with its reason
 
 
-def test_big_network_shows_representatives(tmp_path):
-    need_tex()
-    spec = tmp_path / "big.toml"
-    spec.write_text(
-        "name = 'big'\ntitle = 'Big'\n[loss]\nkind = 'mse'\n[[layers]]\nsize = 4\nvalues = [0.1, 0.2, 0.3, 0.4]\n"
-        "[[layers]]\nsize = 8\nactivation = 'relu'\nbias = 'per_neuron'\n"
-        "[[layers]]\nsize = 3\nactivation = 'tanh'\nbias = 'shared'\ntargets = [0.1, 0.0, -0.1]\n[training]\nsteps = 50\n"
-    )
-    text = text_of(lecture(tmp_path, spec, "--tex"))
-    assert "largest" in text and "Per layer" in text  # summaries instead of every row
-    source = (tmp_path / "lecture.tex").read_text()
-    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
-    assert 0 < coordinates.count("(") <= 500
-
-
-def test_training_plot_is_downsampled(tmp_path):
-    need_tex()
-    lecture(tmp_path, "mazur", "--tex", "--steps", "20000")
-    source = (tmp_path / "lecture.tex").read_text()
-    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
-    assert 100 <= coordinates.count("(") <= 500
-    assert "xmax=20000" in source
-
-
 HOSTILE = r"\input{/etc/passwd} $x$ 100% {}} \\ \write18{ls} #&_^~ \def\x{y}"
 
 
@@ -314,15 +290,6 @@ def test_templates_load_in_the_editable_install():
     template = resources.files("derive") / "templates" / "lecture.tex.j2"
     assert template.is_file()
     assert "\\BLOCK{" in template.read_text()
-
-
-def test_digits_option(tmp_path):
-    need_tex()
-    text = text_of(lecture(tmp_path, "mazur", "--digits", "5"))
-    flat = " ".join(text.split())
-    assert "0.75137" in flat
-    # 8 digits only where the published misprint needs them to be seen
-    assert flat.count("0.75136507") == 1 and "exact value is 0.75136507" in flat
 
 
 def test_numbers_in_the_update_table_match_the_oracle(mazur_pdf):

@@ -8,7 +8,7 @@ from oracles import backprop, mazur, train
 
 from derive.api import Model
 from derive.errors import SpecError
-from derive.lecture import Options, build_plan
+from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, EquationChain, Formula, Partial, Substituted, Value
@@ -78,7 +78,7 @@ def test_every_delta_is_defined_before_it_is_used(plan):
             for side in chain.sides:
                 if isinstance(side, Formula | Substituted) and isinstance(side.expr, sp.Basic):
                     used |= side.expr.free_symbols & deltas
-            if chain.lhs in deltas and any(isinstance(s, Formula) for s in chain.sides):
+            if chain.lhs in deltas and not (len(chain.sides) == 1 and isinstance(chain.sides[0], Value)):
                 assert used <= defined, (chain.lhs, used - defined)
                 defined.add(chain.lhs)
             else:
@@ -262,3 +262,39 @@ def test_a_loss_that_stays_above_rounding_level_is_plotted_to_the_end(plan):
     plot = next(b for _, b in blocks_in_order(plan) if isinstance(b, Plot))
     assert plot.xmax == 10_000
     assert "rounding_stop" not in {s.key for s in sentences(plan)}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("example", ["mazur", "chain_221", "nielsen_tanh", "softmax", "swish"])
+def test_every_example_renders_to_latex_in_every_language(example, lang):
+    source = tex_source(Model.load(example), Options(lang=lang, exercises=True, steps=50))
+    assert source.startswith("\\documentclass") or "\\documentclass" in source[:200]
+    assert "{{" not in source  # every placeholder was filled
+
+
+def test_hostile_text_in_the_spec_is_escaped_in_the_latex():
+    hostile = r"\\input{/etc/passwd} $x$ \\write18{ls} #&_^~"
+    text = (
+        builtin_example_text("mazur")
+        .replace('source = "Mazur\'s article"', f'source = "{hostile}"')
+        .replace('title_zh = "一步一步的反向传播示例"', f'title_zh = "{hostile}"\ndescription_zh = "{hostile}"')
+    )
+    model = Model(parse_spec(text, "h.toml"))
+    for lang in ("en", "zh"):
+        source = tex_source(model, Options(lang=lang))
+        assert "\\input{/etc/passwd}" not in source and "\\write18{ls}" not in source
+        assert "\\textbackslash{}input\\{/etc/passwd\\}" in source
+
+
+def test_the_training_plot_is_thinned_in_the_latex():
+    source = tex_source(Model.load("mazur"), Options(steps=20000))
+    coordinates = re.search(r"coordinates \{([^}]*)\}", source).group(1)
+    assert 100 <= coordinates.count("(") <= 500
+    assert "xmax=20000" in source
+
+
+def test_digits_option_reaches_every_number_but_the_misprint_note():
+    source = tex_source(Model.load("mazur"), Options(digits=5))
+    assert "0.75137" in source
+    # 8 digits only where the published misprint needs them to be seen
+    assert source.count("0.75136507") == 1 and "exact value is $0.75136507$" in source

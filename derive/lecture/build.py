@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..api import Model
-from ..chain import Derivation, Factor, count_paths, derive
+from ..chain import Derivation, Factor, count_paths, derive, evaluate
 from ..network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..present.display import display_point, shown_value
 from ..present.equations import (
@@ -30,7 +30,7 @@ from ..present.equations import (
     product,
     total,
 )
-from ..present.numbers import DEFAULT_DIGITS
+from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..rules import Activation, LayerMap
 from .plan import (
     Block,
@@ -60,7 +60,7 @@ from .plan import (
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
 MAX_FORWARD_NEURONS = 8
-MAX_TABLE_ROWS = 12  # a layer's table beyond this shows its largest gradients
+MAX_TABLE_ROWS = 20  # a layer's table beyond this shows its largest gradients
 LARGEST = 8
 MAX_DELTA_LINES = 6
 MAX_UPDATE_ROWS = 24
@@ -71,6 +71,7 @@ ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding no
 DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
 FD_STEP = 1e-6
 CLOSED_FORM_LIMIT = 400
+SHARED = -1  # the colour of an edge shared by every highlighted path
 CHANGED_LOSS = sp.Symbol(
     "E'", real=True
 )  # the loss of an exercise's changed example: never confused with E  # nodes: a closed form larger than this is not printed
@@ -137,7 +138,6 @@ class _Builder:
         self.parameters = list(model.spec.parameter_names)
         self.steps = options.steps if options.steps is not None else model.spec.training.steps
         self.memo: dict[sp.Symbol, int] = {}
-        self.representatives = [layer.weights[0][0].name for layer in self.net.layers[1:]]
         engine = model.compiled()
         _, gradients = engine.named_gradients()
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
@@ -208,7 +208,10 @@ class _Builder:
         printed = self.published[key]
         digits = _significant(printed)
         agrees = float(f"{value:.{digits}g}") == printed
-        source = Text(self.model.spec.published.source) if self.model.spec.published else Text("")
+        published = self.model.spec.published
+        assert published is not None
+        zh = self.options.lang == "zh" and published.source_zh
+        source = Text(published.source_zh if zh else published.source)
         if agrees:
             return Paragraph(
                 (say("published_agrees", what=symbol, printed=Text(repr(printed)), source=source),), note=True
@@ -304,10 +307,10 @@ class _Builder:
 
         def colour_of(weight: sp.Symbol, src: sp.Symbol, net: sp.Symbol | None) -> int | None:
             """The first path that runs along this edge: it enters ``net`` from ``src`` (or starts at the weight)."""
-            for colour, path in enumerate(highlight):
-                if net in path and (weight in path or src in path):
-                    return colour
-            return None
+            on = [c for c, path in enumerate(highlight) if net in path and (weight in path or src in path)]
+            if len(on) > 1 and len(on) == len(highlight):
+                return SHARED  # an edge every path runs along
+            return on[0] if on else None
 
         edges: list[Edge] = []
         for layer in layers[1:]:
@@ -544,13 +547,20 @@ class _Builder:
         output = self.is_output(layer)
         softmax = isinstance(layer.rule, LayerMap)
         intro_key = ("output_intro_softmax" if softmax else "output_intro") if output else "hidden_intro"
+        if not output and self.net.layers[layer.index + 1].size == 1:
+            intro_key = "hidden_intro_one"  # one neuron above: one path, no sum
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
-        representative = layer.weights[0][0]
+        representative = self.representative(layer)
         subsections = [self.full_derivation(layer, representative)]
         others = self.others(layer, representative)
         if others is not None:
             subsections.append(others)
         return Section(title, (Paragraph((say(intro_key),)),), tuple(subsections), key=f"layer{layer.number}")
+
+    def representative(self, layer: Layer) -> sp.Symbol:
+        """The weight derived in full: the layer's first, unless its gradient is 0 (an input of 0 teaches nothing)."""
+        weights = [w for row in layer.weights for w in row]
+        return next((w for w in weights if self.run.gradients[w.name] != 0), weights[0])
 
     def factor_line(self, f: Factor) -> Line:
         return Line(definition(Partial(f.of, f.wrt), f.expr, f.value))
@@ -573,8 +583,16 @@ class _Builder:
                         known += key in before
                         continue
                     self.shown_factors[key] = f.value
-                    new.append(self.factor_line(f))
-            blocks.append(Paragraph((say("paths_count", weight=Math(weight), n=d.path_count),)))
+                    # a factor on one path only takes that path's colour; shared ones stay black
+                    on = [i for i, p in enumerate(d.paths) if any((g.of, g.wrt) == key for g in p.factors)]
+                    colour = on[0] if len(d.paths) > 1 and len(on) == 1 else None
+                    new.append(Line(self.factor_line(f).chain, colour=colour))
+            count = (
+                say("paths_count", weight=Math(weight), n=d.path_count)
+                if d.path_count > 1
+                else say("path_one", weight=Math(weight))
+            )
+            blocks.append(Paragraph((count,)))
             blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
             caption = say("new_factors") if known else say("factors")
             blocks.append(Equations(tuple(new), caption))
@@ -637,8 +655,31 @@ class _Builder:
             value = self.exact[n.delta]
             chain = definition(n.delta, expr, value)
             if self.is_output(layer) and not isinstance(layer.rule, LayerMap):
-                sides = (Product((Partial(LOSS_SYMBOL, n.out), Partial(n.out, n.net))), *chain.sides)
-                chain = EquationChain(n.delta, sides)
+                # δ = ∂E/∂out · ∂out/∂net: each factor substituted once (here, or earlier), δ by their values
+                factors = (
+                    (LOSS_SYMBOL, n.out, self.net.dE_dout[n.out]),
+                    (n.out, n.net, self.net.dout_dnet(n.out, n.net)),
+                )
+                values = []
+                for of, wrt, factor in factors:
+                    v = evaluate(factor, self.exact)
+                    values.append(v)
+                    if (of, wrt) not in self.shown_factors:
+                        self.shown_factors[(of, wrt)] = v
+                        lines.append(Line(definition(Partial(of, wrt), factor, v)))
+                chain = product(n.delta, tuple(Partial(of, wrt) for of, wrt, _ in factors), tuple(values), value)
+            elif not self.is_output(layer) and self.shown_factors.get((n.out, n.net)) is not None:
+                # ∂out/∂net was substituted above: here it enters by its value, the sum from the layer above by numbers
+                known = self.shown_factors[(n.out, n.net)]
+                assert known is not None
+                nxt = self.net.layers[layer.index + 1]
+                back = sp.Add(
+                    *(m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None)
+                )
+                shown = sp.Float(format_number(known, self.options.digits), self.options.digits + 2)
+                chain = EquationChain(
+                    n.delta, (Formula(expr), Substituted(sp.Mul(shown, back, evaluate=False)), Value(value))
+                )
             lines.append(Line(chain))
         return lines
 
@@ -695,8 +736,9 @@ class _Builder:
                 note = say(
                     "largest_note", shown=len(shown), n=len(rows), bound=Num(max(abs(g) for g in rest)), zeros=zeros
                 )
-            blocks.append(Paragraph((say("table_intro"),)))
-            blocks.append(Table(header, tuple(r for _, r in shown), (False, True, True, True), note))
+            blocks.append(
+                Table(header, tuple(r for _, r in shown), (False, True, True, True), note, caption=say("table_intro"))
+            )
         if layer.spec.bias.kind == "shared":
             b = layer.biases[0]
             assert b is not None
@@ -767,6 +809,9 @@ class _Builder:
         weight = self.sym(self.checked)
         d = self.derivation(self.checked)
         lhs = Partial(LOSS_SYMBOL, weight)
+        if any(isinstance(layer.rule, LayerMap) for layer in self.net.layers):
+            # softmax couples a layer's outputs: no σ(net)-per-neuron form to write
+            return Section(say("closed_form"), (Paragraph((say("closed_softmax", quantity=Math(lhs)),)),), key="closed")
         expr = d.delta_expression
         definitions: dict[sp.Symbol, sp.Expr] = dict(self.net.delta_definitions)
         for layer in self.net.layers[1:]:
@@ -777,7 +822,7 @@ class _Builder:
                     definitions[n.out] = n.net if rule.name == "linear" else _named_activation(rule)(n.net)
         for _ in range(len(self.net.layers) * 2):
             expr = expr.xreplace({s: definitions[s] for s in expr.free_symbols if s in definitions})
-        if any(isinstance(layer.rule, LayerMap) for layer in self.net.layers) or sp.count_ops(expr) > CLOSED_FORM_LIMIT:
+        if sp.count_ops(expr) > CLOSED_FORM_LIMIT:
             return Section(
                 say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
             )
@@ -790,10 +835,14 @@ class _Builder:
                 say("closed_form"), (Paragraph((say("closed_too_large", quantity=Math(lhs)),)),), key="closed"
             )
         lines = [Line(EquationChain(lhs, (Formula(expr),)))]
-        where = [
-            Line(self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False))
-            for n in nets
-        ]
+        outs = {k: v for k, v in definitions.items() if self.net.info[k.name].kind == "out"}
+        where = []
+        for n in nets:
+            chain = self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False)
+            side = chain.sides[0]
+            if isinstance(side, Formula):  # its inputs written as activations of the nets below too
+                chain = EquationChain(n, (Formula(side.expr.xreplace(outs)),))
+            where.append(Line(chain))
         return Section(
             say("closed_form"),
             (
@@ -944,7 +993,6 @@ class _Builder:
             local = net.dout_dnet(o.out, o.net)
             point = dict(self.exact)
             point[o.target] = new_target
-            from ..chain import evaluate
 
             vals = [evaluate(dE, point), evaluate(local, point), point[src]]
             if all(v is not None for v in vals):
@@ -958,7 +1006,7 @@ class _Builder:
                                         "ex_sign",
                                         target=Math(o.target),
                                         value=Num(new_target),
-                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                        quantity=Math(Partial(CHANGED_LOSS, w)),
                                     ),
                                 )
                             ),
@@ -968,7 +1016,7 @@ class _Builder:
                                 (
                                     say(
                                         "ex_sign_answer",
-                                        quantity=Math(Partial(LOSS_SYMBOL, w)),
+                                        quantity=Math(Partial(CHANGED_LOSS, w)),
                                         sign=say("negative" if grad < 0 else "positive"),
                                     ),
                                 )

@@ -175,24 +175,30 @@ class LatexRenderer:
     # -- equations ---------------------------------------------------------------
 
     def rows(self, line: Line) -> list[str]:
-        """One chain as align rows: on one row when it fits, else a side per row, long sides broken."""
+        """One chain as align rows: on one row when it fits, else a side per row, long sides broken.
+
+        A line tied to a path is set in the path's colour, as in the small diagram.
+        """
         chain = line.chain
         parts = self.printer.sides(chain)
-        lhs = parts[0]
-        if line.colour is not None:
-            lhs = rf"\textcolor{{{PATH_COLOURS[line.colour % len(PATH_COLOURS)]}}}{{{lhs}}}"
+        colour = PATH_COLOURS[line.colour % len(PATH_COLOURS)] if line.colour is not None else None
+
+        def paint(text: str) -> str:
+            return rf"\textcolor{{{colour}}}{{{text}}}" if colour else text
+
+        lhs = paint(parts[0])
         tag = rf" && \text{{{self.sentence(line.tag)}}}" if line.tag is not None else ""
         if len(parts) == 1:
             return [lhs + tag]
-        one = f"{lhs} &= " + " = ".join(parts[1:])
+        one = f"{lhs} &= " + " = ".join(paint(p) for p in parts[1:])
         if visible_width(one) <= LINE_WIDTH:
             return [one + tag]
         sides = self._shown_sides(chain, parts)
         rows: list[str] = []
         for side, text in sides:
             broken = self.break_side(side, text) if visible_width(text) > SIDE_WIDTH else [text]
-            rows.append("&= " + broken[0])
-            rows.extend(r"&\quad " + b for b in broken[1:])
+            rows.append("&= " + paint(broken[0]))
+            rows.extend(r"&\quad " + paint(b) for b in broken[1:])
         rows[0] = f"{lhs} {rows[0]}" + tag
         return rows
 
@@ -245,6 +251,7 @@ class LatexRenderer:
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "rows": rows,
                 "tagged": tagged,
+                "keep": min(2 * len(rows) + 3, 30),  # lines of height to keep with the caption (fractions are tall)
             }
         if isinstance(b, Standard):
             return {"kind": "standard", "body": self.standard(b.name)}
@@ -262,6 +269,8 @@ class LatexRenderer:
                 "rows": [[tex(self.field(c)) for c in row] for row in b.rows],
                 "note": self.sentence(b.note) if b.note else None,
                 "long": len(b.rows) > 30,
+                "caption": self.sentence(b.caption) if b.caption else None,
+                "keep": min(len(b.rows) + 5, 30),
             }
         if isinstance(b, Diagram):
             return {"kind": "diagram", **self.diagram(b)}
@@ -314,7 +323,11 @@ class LatexRenderer:
         )
         deltas = column([self.names[d] for d in m.deltas])
         outs = r"\begin{pmatrix}" + " & ".join(self.names[o] for o in m.outs) + r"\end{pmatrix}"
-        return tex(rf"{grads} = {deltas} {outs} \qquad (l = {m.layer})")
+        one = rf"{grads} = {deltas} {outs} \qquad (l = {m.layer})"
+        if visible_width(one) <= LINE_WIDTH:
+            return tex(one)
+        # long weight names: the product goes on a row of its own
+        return tex(rf"\begin{{aligned}} &{grads} \qquad (l = {m.layer}) \\ &= {deltas} {outs} \end{{aligned}}")
 
     def diagram(self, d: Diagram) -> dict[str, Any]:
         nodes = []
@@ -340,7 +353,9 @@ class LatexRenderer:
             label = ""
             if e.label is not None:
                 label = self.names[e.label] + (" = " + self.printer.number(e.value) if e.value is not None else "")
-            colour = PATH_COLOURS[e.colour % len(PATH_COLOURS)] if e.colour is not None else None
+            colour = None
+            if e.colour is not None:
+                colour = "black" if e.colour < 0 else PATH_COLOURS[e.colour % len(PATH_COLOURS)]
             edges.append(
                 {
                     "src": e.src,

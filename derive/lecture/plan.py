@@ -134,6 +134,7 @@ class Table:
     numeric: tuple[bool, ...]  # right-align this column
     note: Say | None = None
     wrap: int | None = None  # the column whose text wraps (the rest keep their width)
+    caption: Say | None = None  # the sentence that introduces it, kept on its page
 
 
 @dataclass(frozen=True)
