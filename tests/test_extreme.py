@@ -341,3 +341,46 @@ def test_bce_on_a_saturated_sigmoid_is_finite_everywhere(weights, targets):
     loss, grads = model.gradients()
     assert_close(loss, expected, "E")
     assert_close(grads["w2_1_1"], sigma - t, "∂E/∂w")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_displayed_chains_have_no_placeholder_or_nan_and_add_up(case):
+    """Every factor is shown with its value (an underflowing one too); the terms add up to the total."""
+    from derive.report import Reporter
+
+    model = Model(parse_spec(case.toml()))
+    for name, derivation in model.derivations().items():
+        reporter = Reporter(derivation)
+        text = reporter.text(show_closed_form=False)
+        assert "?" not in text and "nan" not in text and "inf" not in text, f"{name}:\n{text}"
+        for step in reporter.steps():
+            assert step.value is not None, f"{name}: {step.quantity}"
+            if step.kind == "sum":
+                parts = [float(p.value) for p in step.parts]
+                scale = max(abs(p) for p in parts)
+                assert abs(sum(parts) - float(step.value)) <= 1e-9 * scale + 1e-300, f"{name}: {parts} vs {step.value}"
+
+
+@pytest.mark.parametrize("targets", [[1.0, 0.0], [0.0, 1.0]])
+def test_softmax_with_large_logits_shows_every_factor(tmp_path, targets):
+    """The issue's second case: logits ±400·(1, 2); E, the gradients and the shown sum are finite and right."""
+    case = Case(
+        [2, 2],
+        ["softmax"],
+        [np.array([[400.0, -400.0], [-400.0, 400.0]])],
+        [None],
+        np.array([1.0, 2.0]),
+        np.array(targets),
+        "cross_entropy",
+    )
+    spec = _spec(tmp_path, case)
+    ref_loss, ref_grads = torch_oracle(case)
+    result = CliRunner().invoke(main, ["grad", spec, "w2_2_1", "--no-closed-form"])
+    assert result.exit_code == 0 and "?" not in result.output and "nan" not in result.output, result.output
+    total = result.output.split("sum over paths:")[1].splitlines()[2].split(" = ")[1]
+    assert_close(float(total), ref_grads["w2_2_1"], "the shown sum")
+    train = CliRunner().invoke(main, ["train", spec, "--steps", "1"])
+    assert "warning" not in train.output and "nan" not in train.output, train.output
+    before = float(train.output.split("loss before:")[1].split()[0])
+    assert_close(before, ref_loss, "train: loss before")
