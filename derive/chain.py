@@ -102,7 +102,7 @@ class Derivation:
     path_count: int
     paths: tuple[Path, ...]  # listed when path_count ≤ MAX_PATHS
     terms: tuple[DeltaTerm, ...]  # the δ form, always available
-    value: Number | None  # from the compiled passes' numbers (δ form), as the exported module computes it
+    value: Number | None  # exact, rounded once (else the compiled passes' δ form)
     point: Mapping[sp.Symbol, Number] | None = field(default=None, repr=False, compare=False)  # exact, for showing
 
     @property
@@ -198,6 +198,8 @@ def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> dict[sp.Symbo
     def define(symbol: sp.Symbol, definition: sp.Expr) -> None:
         if definition.free_symbols <= exact.keys():
             value = definition.xreplace({s: _sympy_number(exact[s]) for s in definition.free_symbols})
+            if not value.is_Number:  # an exact 0 leaves log(2) and friends unevaluated
+                value = value.evalf(digits)
             if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
                 exact[symbol] = sp.Float(value, digits)  # all its digits, not rounded to a float
 
@@ -288,9 +290,9 @@ def derive(
 ) -> Derivation:
     """Derive ∂E/∂quantity for a weight, bias, input, net or out.
 
-    ``point`` holds the compiled passes' numbers (floats); the factors are shown
-    from ``exact`` (:func:`exact_point` of it, computed here when not given), and
-    the value is the δ form at ``point``, as the exported module computes it.
+    ``point`` holds the compiled passes' numbers (floats); the factors, δs and
+    the value come from ``exact`` (:func:`exact_point` of it, computed here when
+    not given), each rounded once, so the shown terms add up to the shown total.
     """
     if point is not None and exact is None:
         exact = exact_point(net, point)
@@ -309,9 +311,11 @@ def derive(
     derivation = Derivation(net, quantity, n_paths, paths, terms, None, exact)
     if point is None:
         return derivation
-    value = evaluate(derivation.delta_expression, point)
-    if value is None or not math.isfinite(value):  # an output's ∂E/∂out has no δ form: shown exactly
-        value = evaluate(derivation.expression, exact)
+    # the exact value, rounded once: the shown terms add up to it; where it cannot be had (a cancellation
+    # beyond MAX_EXACT_DIGITS), the compiled passes' δ form, as the exported module computes it
+    value = evaluate(derivation.expression, exact)
+    if value is None:
+        value = evaluate(derivation.delta_expression, point)
     return replace(derivation, value=value)
 
 
@@ -344,12 +348,12 @@ def _term(
     point: Mapping[sp.Symbol, float] | None,
     exact: Mapping[sp.Symbol, Number] | None,
 ) -> DeltaTerm:
-    """δ's value is the compiled passes' (the export's); where that is not finite, the exact one."""
+    """δ's value is the exact one; where that cannot be had, the compiled passes' (the export's)."""
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
-    delta_value: Number | None = point.get(neuron.delta) if point is not None else None
-    if exact is not None and (delta_value is None or not math.isfinite(delta_value)):
-        delta_value = exact.get(neuron.delta)
+    delta_value: Number | None = _number(sp.sympify(exact[neuron.delta])) if exact and neuron.delta in exact else None
+    if delta_value is None and point is not None:
+        delta_value = point.get(neuron.delta)
     return DeltaTerm(neuron, definition, delta_value, local)
 
 

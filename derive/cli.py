@@ -276,7 +276,9 @@ def grad(
         assert model.point is not None
         loss = model.point[_loss_symbol()]
         if fmt == "json":
-            _dump({"loss": loss, "gradients": {k: d.value for k, d in derivations.items()}}, output)
+            from .chain import as_float
+
+            _dump({"loss": loss, "gradients": {k: as_float(d.value) for k, d in derivations.items()}}, output)
             return
         width = max(len(k) for k in derivations)
         lines = [f"E = {format_number(loss, digits)}"]

@@ -196,18 +196,53 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
     These are identities, applied to any formula wherever they occur:
     log(1 + e^u) = softplus(u), 1/(1 + e^u) = σ(−u), e^u/(1 + e^u) = σ(u),
     and more generally e^(m·u)/(1 + e^u)^k = σ(u)^m σ(−u)^(k−m); also
-    log(cosh(u)) = logaddexp(u, −u) − log 2 and sinh(u)/cosh(u) = tanh(u).
+    log(cosh(u)) = logaddexp(u, −u) − log 2 and sinh(u)/cosh(u) = tanh(u);
+    a softmax e^u_j / Σ_i e^u_i is shifted by max_i u_i.
     """
     u = sp.Wild("u")
     expr = expr.replace(sp.log(1 + sp.exp(u)), lambda u: _StableSoftplus(u))
     expr = expr.replace(sp.log(sp.cosh(u)), lambda u: _StableLogCosh(u))
     expr = expr.replace(lambda e: isinstance(e, sp.Mul), _tanh_of_ratio)
     expr = expr.replace(lambda e: isinstance(e, sp.Mul), _sigmoid_pair)
+    expr = expr.replace(lambda e: isinstance(e, sp.Mul), _shifted_softmax)
     expr = expr.replace(lambda e: isinstance(e, sp.Mul), _stable_product)
     return expr.replace(
         lambda e: isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp < 0 and _one_plus_exp(e.base) is not None,
         _reciprocal_sigmoid,
     )
+
+
+def _sum_of_exps(base: sp.Basic) -> tuple[sp.Expr, ...] | None:
+    """(u_1, …, u_n) when base is e^u_1 + … + e^u_n with n ≥ 2 (a softmax's denominator)."""
+    if isinstance(base, sp.Add) and len(base.args) >= 2 and all(isinstance(a, sp.exp) for a in base.args):
+        return tuple(a.args[0] for a in base.args)
+    return None
+
+
+def _shifted_softmax(mul: sp.Mul) -> sp.Expr:
+    """e^u_j1 ⋯ e^u_jm · (Σ_i e^u_i)^(−k), m ≤ k  →  the same with every u shifted by M = max_i u_i.
+
+    The shift cancels (m = k) or leaves e^(−(k−m)·M); every other exponential is then
+    at most 1 and the sum at least 1, so nothing overflows where the softmax is finite.
+    """
+    factors = list(mul.args)
+    for i, f in enumerate(factors):
+        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0):
+            continue
+        us = _sum_of_exps(f.base)
+        if us is None:
+            continue
+        k = int(-f.exp)
+        numerator = [j for j, g in enumerate(factors) if isinstance(g, sp.exp) and g.args[0] in us]
+        if not 0 < len(numerator) <= k:
+            continue
+        shift = sp.Max(*us)
+        shifted = [sp.exp(factors[j].args[0] - shift) for j in numerator]
+        rest = [g for n, g in enumerate(factors) if n != i and n not in numerator]
+        denominator = sp.Add(*(sp.exp(u - shift) for u in us)) ** -k
+        leftover = sp.exp(-(k - len(numerator)) * shift)
+        return sp.Mul(*rest, *shifted, leftover, denominator)
+    return mul
 
 
 def _sigmoid_pair(mul: sp.Mul) -> sp.Expr:
