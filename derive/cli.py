@@ -290,7 +290,7 @@ def grad(
         _emit(note + reporter.text(closed_form), output)
 
 
-LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
+LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex", ".html": "html", ".htm": "html"}  # output suffix → format
 
 
 @main.command()
@@ -301,7 +301,8 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
     "fmt",
     type=click.Choice(sorted(set(LECTURE_FORMATS.values()))),
     default=None,
-    help="pdf: compiled with TeX; tex: the LaTeX source only [default: from -o's suffix, else pdf].",
+    help="pdf: compiled with TeX; tex: the LaTeX source only; html: one self-contained web page (MathML, no TeX "
+    "needed) [default: from -o's suffix, else pdf].",
 )
 @click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
 @click.option(
@@ -309,7 +310,7 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
     type=click.Choice(["en", "zh"]),
     default="en",
     show_default=True,
-    help="English (pdflatex) or Chinese (xelatex, ctex).",
+    help="English (pdflatex) or Chinese (xelatex, ctex; any browser for html).",
 )
 @click.option(
     "--steps",
@@ -330,20 +331,30 @@ def lecture(
     exercises: bool,
     digits: int,
 ) -> None:
-    """Write a typeset step-by-step backpropagation lecture (PDF, or its LaTeX source)."""
+    """Write a step-by-step backpropagation lecture: a PDF, its LaTeX source, or a web page."""
     from .api import Model
     from .files import check_target
-    from .lecture import Options, tex_source
+    from .lecture import Options, html_source, tex_source
     from .texbuild import TexMissing, check_tools, compile_pdf, write_tex
 
     fmt, target = _lecture_target(spec, output, fmt)
-    if target is not None:
+    if fmt == "html" and keep_tex:
+        raise DeriveError("--tex keeps the LaTeX source next to a PDF; an HTML lecture has none", where="--tex")
+    if target is not None and output != "-":
         check_target(target)
     model = Model.load(spec)
     if target is None:
         target = Path("output") / f"{_spec_stem(spec)}.{fmt}"
         target.parent.mkdir(exist_ok=True)  # the default folder is ours to create, unlike a folder the user names
-    source = tex_source(model, Options(lang=lang, digits=digits, steps=steps, exercises=exercises))
+    options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
+    if fmt == "html":
+        page = html_source(model, options)
+        if output == "-":
+            click.echo(page, nl=False)
+        else:
+            wrote(write_atomic(target, page))
+        return
+    source = tex_source(model, options)
     if fmt == "tex":
         if output == "-":
             click.echo(source, nl=False)
@@ -371,8 +382,8 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
     if output is None:
         return fmt or "pdf", None
     if output == "-":
-        if fmt != "tex":
-            raise DeriveError("-o - writes the LaTeX source to standard output: add --format tex", where="-o")
+        if fmt not in ("tex", "html"):
+            raise DeriveError("-o - writes text to standard output: add --format tex or --format html", where="-o")
         return fmt, Path("-")
     target = Path(output)
     by_suffix = LECTURE_FORMATS.get(target.suffix.lower())
