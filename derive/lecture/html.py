@@ -15,8 +15,7 @@ import math
 import re
 from typing import Any
 
-from latex2mathml.converter import convert as _latex_to_mathml
-
+from ..present.mathml import mathml as _mathml
 from ..present.numbers import format_number, latex_number
 from ..render import Html, html_escape, render_html
 from .latex import LatexRenderer, words
@@ -51,17 +50,12 @@ NODE_STYLES = {  # stroke, fill: TikZ's blue!60!black on blue!8 and friends
 }
 PX_PER_CM = 48.0
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-_MATH_WRAPPER = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">(.*)</math>$', re.S)
 _SAFE_MATH_TEXT = re.compile(r"[\w .,:;()'+\-–…/]*")
 
 
 def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> Html:
-    """derive's LaTeX as a <math> element: a block of its own with ``display``, full-size fractions with either."""
-    converted = _latex_to_mathml(latex)
-    m = _MATH_WRAPPER.match(converted)
-    inner = m.group(1) if m else converted
-    mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
-    return Html(f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{inner}</math>')
+    """derive's LaTeX as a <math> element (see :func:`derive.present.mathml.mathml`)."""
+    return Html(_mathml(latex, display, displaystyle))
 
 
 def _split_cells(row: str) -> list[str]:
