@@ -259,10 +259,14 @@ class Reporter:
         """(lhs, "rhs = … = value") in LaTeX for every step: factors, then their products, then the sum."""
         rows: list[tuple[str, str]] = []
 
+        paths = [s for s in self.steps() if s.kind == "path"]
+
         def walk(step: Step) -> None:
             for part in step.parts:
                 walk(part)
             lhs, *rest = step.latex_parts
+            if step.kind == "path" and len(paths) > 1:  # each path's share of ∂E/∂q, numbered as the text numbers it
+                lhs = rf"\text{{path {paths.index(step) + 1}: }} {lhs}"
             rows.append((lhs, " = ".join(rest)))
 
         for step in self.steps():

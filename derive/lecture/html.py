@@ -49,6 +49,8 @@ NODE_STYLES = {  # stroke, fill: TikZ's blue!60!black on blue!8 and friends
     "output": ("rgb(153,0,0)", "rgb(255,235,235)"),
 }
 PX_PER_CM = 48.0
+# inline, not in the page's CSS: a notebook shows the same drawing without the lecture's stylesheet
+_CENTRED = "display:flex;align-items:center;justify-content:center;width:100%;height:100%;"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _SAFE_MATH_TEXT = re.compile(r"[\w .,:;()'+\-–…/]*")
 
@@ -307,10 +309,12 @@ class HtmlRenderer:
     def _label(self, x: float, y: float, latex: str, kind: str) -> str:
         """A MathML label centred at (x, y), in a foreignObject."""
         w, h = (150, 28) if kind != "node" else (60, 28)
+        size, colour = ("12px", "rgb(90,90,90)") if kind == "biaslabel" else ("13px", "inherit")
+        backing = "background:rgba(255,255,255,0.9);padding:0 2px;" if kind in ("edge", "bias") else ""
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
-            f'<div xmlns="http://www.w3.org/1999/xhtml" class="label {kind}">'
-            f"<span>{mathml(latex)}</span></div></foreignObject>"
+            f'<div xmlns="http://www.w3.org/1999/xhtml" style="{_CENTRED}font-size:{size};color:{colour}">'
+            f'<span style="{backing}">{mathml(latex)}</span></div></foreignObject>'
         )
 
     # -- the loss curve ------------------------------------------------------------
@@ -379,7 +383,8 @@ class HtmlRenderer:
         w, h = 200, 26
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
-            f'<div xmlns="http://www.w3.org/1999/xhtml" class="label axis"><span>{text}</span></div></foreignObject>'
+            f'<div xmlns="http://www.w3.org/1999/xhtml" style="{_CENTRED}font-size:13px"><span>{text}</span></div>'
+            "</foreignObject>"
         )
 
     # -- the page ------------------------------------------------------------------
