@@ -283,3 +283,17 @@ def test_screenshots(tmp_path, lang, width):
     width_px, height_px = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width_px, height_px) == (width, 2400)
     assert len(data) > 30_000  # a page of text and drawings, not a blank one
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("example", ["chain_221", "mazur", "nielsen_tanh", "softmax", "swish"])
+def test_every_example_renders_in_both_languages(example, lang):
+    """Every built-in example with numbers (digits has no inputs: it has no lecture)."""
+    from derive.api import Model
+    from derive.lecture import Options, html_source
+
+    source = html_source(Model.load(example), Options(lang=lang, steps=5, exercises=True))
+    page = Page(source)
+    assert external_references(page) == [] and page.count("script") == 0
+    assert page.count("math") > 20 and page.count("details") >= 2
+    assert "{{" not in source  # every placeholder of the word files filled

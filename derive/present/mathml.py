@@ -16,8 +16,7 @@ _MATH_WRAPPER = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" d
 
 def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> str:
     """``latex`` as a <math> element: a block of its own with ``display``, full-size fractions with either."""
-    # latex2mathml sizes \Bigr) by its own guess, smaller than the fraction it closes: let the fence stretch
-    converted = _latex_to_mathml(latex.replace(r"\Bigl(", r"{\left(").replace(r"\Bigr)", r"\right)}"))
+    converted = _latex_to_mathml(latex)
     m = _MATH_WRAPPER.match(converted)
     inner = m.group(1) if m else converted
     mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
