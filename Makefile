@@ -8,7 +8,7 @@ CI     ?=
 TEX_EN := latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils
 TEX_ZH := texlive-xetex texlive-lang-chinese texlive-fonts-recommended
 
-.PHONY: demo test lint typecheck bench install install-test clean tex-en tex-all
+.PHONY: demo test lint typecheck bench install install-test clean tex-en tex-all chromium
 
 HASH       := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 STAMP_RUN  := $(VENV)/.installed-run-$(HASH)
@@ -54,13 +54,22 @@ tex-all: tex-en
 	else echo "Chinese TeX is missing; as root run: apt-get install -y --no-install-recommends $(TEX_ZH)" >&2; \
 	  [ -z "$(CI)" ] || exit 1; fi
 
+# A browser for the tests of the HTML lecture (they read the page Chromium renders), from Debian, when missing.
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else echo "Chromium is missing; as root run: apt-get install -y --no-install-recommends chromium" >&2; \
+	  [ -z "$(CI)" ] || exit 1; fi
+
 demo: $(STAMP_RUN) tex-en
 	$(BIN)/derive grad mazur w5
 	$(BIN)/derive grad mazur w1
 	$(BIN)/derive grad mazur --all --format json -o output/mazur.json
 	$(BIN)/derive lecture mazur -o output/mazur.pdf
+	$(BIN)/derive lecture mazur -o output/mazur.html
 
-test: $(STAMP_TEST) tex-all
+test: $(STAMP_TEST) tex-all chromium
 	$(BIN)/python -m pytest
 	$(MAKE) lint typecheck
 

@@ -5,10 +5,14 @@
 >>> d = model.derivation("w1")
 >>> d.path_count, round(d.value, 11)
 (2, 0.00043856773)
+>>> print(d.text().splitlines()[0])
+∂E/∂w1 by the chain rule: 2 paths from w1 to E
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -21,8 +25,10 @@ if TYPE_CHECKING:
     from .api import Model
 
 
-def load(ref: str) -> Model:
-    """Load a spec file or built-in example into a :class:`derive.api.Model`."""
+def load(ref: str | Path | Mapping[str, Any]) -> Model:
+    """A :class:`derive.api.Model` from a spec file's path, a built-in example's name (``"mazur"``),
+    TOML text (a string holding a newline) or a dict of the spec's tables (validated like a file).
+    """
     from .api import Model
 
     return Model.load(ref)

@@ -136,6 +136,51 @@ class Derivation:
         """
         return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name)
 
+    # -- what `derive grad` prints, and what a notebook shows -------------------
+
+    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
+        """What ``derive grad SPEC PARAM`` prints: every path (or δ term), its factors and their numbers.
+
+        ``closed_form``: True always prints the expanded closed form, False never, None when it is short.
+        """
+        from .report import Reporter
+
+        return Reporter(self, digits).text(closed_form)
+
+    def to_dict(self, digits: int = 8) -> dict[str, object]:
+        """The data of ``derive grad SPEC PARAM --format json`` (steps with their expressions and values)."""
+        from .report import Reporter
+
+        return Reporter(self, digits).to_json()
+
+    def to_json(self, digits: int = 8) -> str:
+        """What ``derive grad SPEC PARAM --format json`` prints."""
+        from .report import json_text
+
+        return json_text(self.to_dict(digits))
+
+    def latex(self, digits: int = 8) -> str:
+        """What ``derive grad SPEC PARAM --format latex`` prints: an ``align*`` of every step."""
+        from .report import Reporter
+
+        return Reporter(self, digits).latex()
+
+    def __repr__(self) -> str:
+        value = "?" if self.value is None else f"{float(self.value):.8g}"
+        return f"<Derivation ∂E/∂{self.quantity.name} = {value}: {self.path_count} path(s), {self.form} form>"
+
+    def _repr_html_(self) -> str:
+        from .notebook import derivation_html
+
+        return derivation_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return f"**∂E/∂{self.quantity.name} by the chain rule**\n\n```text\n{self.text()}```\n"
+
+    def _repr_latex_(self) -> str:
+        body = self.latex().replace("\\begin{align*}", "\\begin{aligned}").replace("\\end{align*}", "\\end{aligned}")
+        return f"$$\n{body.strip()}\n$$"
+
 
 # --------------------------------------------------------------------------
 # numbers

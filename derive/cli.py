@@ -6,7 +6,6 @@ argument errors stay fast.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -78,7 +77,6 @@ def output_option(
 
 OUTPUT = output_option()
 TRAIN_LIST_LIMIT = 64  # parameters printed one per line by `derive train` unless asked
-TRAIN_CHUNK = 2000  # updates between progress-bar refreshes
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress messages on standard error.")
 
 
@@ -148,20 +146,15 @@ def _stage_reporter(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _finite(data: Any) -> Any:
-    """NaN and infinities become null (JSON has no such numbers), with a warning on stderr."""
-    if isinstance(data, float) and not math.isfinite(data):
-        click.echo(f"warning: a value is {data}; written as null", err=True)
-        return None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_finite(v) for v in data]
-    return data
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _json(data: Any) -> str:
-    return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """JSON as every command prints it (NaN and infinities as null, with a warning on stderr)."""
+    from .report import json_text
+
+    return json_text(data, warn=_warn)
 
 
 def _dump(data: Any, output: str | None = None) -> None:
@@ -246,7 +239,14 @@ def show(spec: str, fmt: str, digits: int, output: str | None) -> None:
     default=None,
     help="Always or never print the expanded closed form (default: when it is short).",
 )
-@FORMAT
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "latex"]),
+    default="text",
+    show_default=True,
+    help="Plain text for reading, JSON for programs, LaTeX (an align* of every step) for documents.",
+)
 @DIGITS
 @OUTPUT
 @friendly
@@ -261,13 +261,17 @@ def grad(
     """
     from .api import Model
     from .printing import format_number
-    from .report import Reporter
 
     if all_ == (param is not None):
         raise DeriveError(
             "give a PARAM or --all (not both)", hint="e.g. `derive grad mazur w5` or `derive grad mazur --all`"
         )
     model = Model.load(spec)
+    if fmt == "latex" and (all_ or param is None or param not in model.network.symbols):
+        from .matrix import is_matrix_key
+
+        if all_ or (param is not None and is_matrix_key(param)):
+            raise DeriveError("--format latex writes one derivation", where="--format", hint="give one PARAM, e.g. w5")
     if all_:
         model.network.require_numbers(
             "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"
@@ -296,17 +300,15 @@ def grad(
         _emit(_json(result.to_json()) if fmt == "json" else result.text(digits), output)
         return
     derivation = model.derivation(param)
-    reporter = Reporter(derivation, digits)
     if fmt == "json":
-        _dump(reporter.to_json(), output)
+        _emit(_json(derivation.to_dict(digits)), output)
+    elif fmt == "latex":
+        _emit(derivation.latex(digits), output)
     else:
-        note = ""
-        if not model.has_numbers:
-            note = "(symbolic only: " + ", ".join(model.network.missing_numbers()) + " not given)\n\n"
-        _emit(note + reporter.text(closed_form), output)
+        _emit(derivation.text(digits, closed_form), output)
 
 
-LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
+LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.files.LECTURE_SUFFIXES
 
 
 @main.command()
@@ -315,9 +317,10 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(set(LECTURE_FORMATS.values()))),
+    type=click.Choice(LECTURE_FORMATS),
     default=None,
-    help="pdf: compiled with TeX; tex: the LaTeX source only [default: from -o's suffix, else pdf].",
+    help="pdf: compiled with TeX; tex: the LaTeX source only; html: one self-contained web page (MathML, no TeX "
+    "needed) [default: from -o's suffix, else pdf].",
 )
 @click.option("--tex", "keep_tex", is_flag=True, help="Also keep the .tex next to the PDF.")
 @click.option(
@@ -325,7 +328,7 @@ LECTURE_FORMATS = {".pdf": "pdf", ".tex": "tex"}  # output suffix → format
     type=click.Choice(["en", "zh"]),
     default="en",
     show_default=True,
-    help="English (pdflatex) or Chinese (xelatex, ctex).",
+    help="English (pdflatex) or Chinese (xelatex, ctex; any browser for html).",
 )
 @click.option(
     "--steps",
@@ -348,38 +351,36 @@ def lecture(
     digits: int,
     quiet: bool,
 ) -> None:
-    """Write a typeset step-by-step backpropagation lecture (PDF, or its LaTeX source)."""
+    """Write a step-by-step backpropagation lecture: a PDF, its LaTeX source, or a web page."""
     from .api import Model
     from .files import check_target
-    from .lecture import Options, tex_source
-    from .texbuild import TexMissing, check_tools, compile_pdf, write_tex
 
     fmt, target = _lecture_target(spec, output, fmt)
-    if target is not None:
+    if fmt == "html" and keep_tex:
+        raise DeriveError("--tex keeps the LaTeX source next to a PDF; an HTML lecture has none", where="--tex")
+    if target is not None and output != "-":
         check_target(target)
     model = Model.load(spec)
+    if output == "-":  # the source, to standard output
+        from .lecture import Options, html_source, tex_source
+
+        options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
+        click.echo((html_source if fmt == "html" else tex_source)(model, options), nl=False)
+        return
     if target is None:
         target = Path("output") / f"{_spec_stem(spec)}.{fmt}"
         target.parent.mkdir(exist_ok=True)  # the default folder is ours to create, unlike a folder the user names
-    say = _stage_reporter(quiet)
-    say("deriving the gradients and planning the lecture")
-    source = tex_source(model, Options(lang=lang, digits=digits, steps=steps, exercises=exercises))
-    if fmt == "tex":
-        if output == "-":
-            click.echo(source, nl=False)
-        else:
-            write_tex(target, source)
-            wrote(target)
-        return
-    tex_path = target.with_suffix(".tex")
-    try:
-        check_tools(lang)
-    except TexMissing as exc:
-        write_tex(tex_path, source)
-        raise TexMissing(exc.message + f"; wrote the LaTeX source to {tex_path}", hint=exc.hint) from None
-    say(f"compiling with {'xelatex' if lang == 'zh' else 'pdflatex'}")
-    compile_pdf(source, target, lang, keep_tex=tex_path if keep_tex else None)
-    wrote(target, *([tex_path] if keep_tex else []))
+    written = model.lecture(
+        target,
+        fmt,  # type: ignore[arg-type]  # a click choice of LECTURE_FORMATS
+        lang=lang,
+        steps=steps,
+        exercises=exercises,
+        digits=digits,
+        keep_tex=keep_tex,
+        progress=_stage_reporter(quiet),
+    )
+    wrote(*written)
 
 
 def _spec_stem(spec: str) -> str:
@@ -392,21 +393,13 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
     if output is None:
         return fmt or "pdf", None
     if output == "-":
-        if fmt != "tex":
-            raise DeriveError("-o - writes the LaTeX source to standard output: add --format tex", where="-o")
+        if fmt not in ("tex", "html"):
+            raise DeriveError("-o - writes text to standard output: add --format tex or --format html", where="-o")
         return fmt, Path("-")
+    from .files import lecture_format
+
     target = Path(output)
-    by_suffix = LECTURE_FORMATS.get(target.suffix.lower())
-    if by_suffix is None:
-        known = ", ".join(LECTURE_FORMATS)
-        raise DeriveError(
-            f"cannot tell the format from the suffix {target.suffix or '(none)'!r}",
-            where=output,
-            hint=f"name the file with one of {known}",
-        )
-    if fmt is not None and fmt != by_suffix:
-        raise DeriveError(f"--format {fmt} does not match the suffix {target.suffix}", where=output)
-    return by_suffix, target
+    return lecture_format(target, fmt), target
 
 
 @main.command()
@@ -430,13 +423,8 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
 def export(spec: str, output: str | None, style: str, backend: str) -> None:
     """Write a NumPy module of gradient code generated from the derivations."""
     from .api import Model
-    from .codegen import scalar_module, vector_module
 
-    model = Model.load(spec)
-    if style == "scalar" and backend != "numpy":
-        raise DeriveError("the scalar style is NumPy only", hint="use --style vector with --backend array-api")
-    source = vector_module(model, backend) if style == "vector" else scalar_module(model)
-    _emit(source, output)
+    _emit(Model.load(spec).export(style=style, backend=backend), output)  # type: ignore[arg-type]
 
 
 @main.command()
@@ -517,22 +505,20 @@ def train(
     quiet: bool,
 ) -> None:
     """Run gradient descent with code compiled from the derivation."""
-    from .api import Model
+    from .api import TRAIN_CHUNK, Model
     from .printing import format_number
 
     model = Model.load(spec)
-    model.network.require_numbers("derive train")
-    assert model.point is not None  # checks that the forward pass is finite at the start
+    total = steps if steps is not None else model.spec.training.steps
+    if _progress_wanted(quiet) and total >= 2 * TRAIN_CHUNK:
+        with click.progressbar(length=total, label="training", file=sys.stderr) as bar:
+            run = model.train(steps, learning_rate, progress=bar.update)
+    else:
+        run = model.train(steps, learning_rate)
+    n, lr, history, outputs, parameters = run.steps, run.learning_rate, run.history, run.outputs, run.parameters
     training = model.spec.training
-    n = training.steps if steps is None else steps
-    lr = training.learning_rate if learning_rate is None else learning_rate
-    engine = model.compiled()
-    history = _train_with_progress(engine, n, lr, _progress_wanted(quiet))
-    outputs = engine.outputs()
-    parameters = engine.parameter_values()
-    breakdown = engine.breakdown(history)
-    if breakdown is not None:
-        click.echo(f"warning: {breakdown.message()}", err=True)
+    if run.breakdown is not None:
+        click.echo(f"warning: {run.breakdown.message()}", err=True)
     if fmt == "json":
         _dump(
             {
@@ -564,24 +550,6 @@ def train(
         width = max(len(k) for k in parameters)
         lines.extend(f"  {k:<{width}} = {format_number(v, digits)}" for k, v in parameters.items())
     _emit("\n".join(lines) + "\n", output)
-
-
-def _train_with_progress(engine: Any, steps: int, learning_rate: float, progress: bool) -> list[float]:
-    """``engine.train`` in chunks, with a progress bar on stderr when wanted; the same history."""
-    if not progress or steps < 2 * TRAIN_CHUNK:
-        history: list[float] = engine.train(steps, learning_rate)
-        return history
-    history = []
-    with click.progressbar(length=steps, label="training", file=sys.stderr) as bar:
-        done = 0
-        while done < steps:
-            chunk = min(TRAIN_CHUNK, steps - done)
-            part = engine.train(chunk, learning_rate)
-            history.extend(part[:-1])
-            done += chunk
-            bar.update(chunk)
-    history.append(part[-1])
-    return history
 
 
 @main.command("check")

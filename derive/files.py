@@ -8,12 +8,31 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from .errors import DeriveError
 
 
 class OutputError(DeriveError):
     """An output path that cannot be used."""
+
+
+LectureFormat = Literal["pdf", "tex", "html"]
+LECTURE_SUFFIXES: dict[str, LectureFormat] = {".pdf": "pdf", ".tex": "tex", ".html": "html", ".htm": "html"}
+
+
+def lecture_format(target: Path, fmt: str | None) -> LectureFormat:
+    """The format of a lecture written to ``target``: from its suffix, which ``fmt`` (if given) must agree with."""
+    by_suffix = LECTURE_SUFFIXES.get(target.suffix.lower())
+    if by_suffix is None:
+        raise DeriveError(
+            f"cannot tell the format from the suffix {target.suffix or '(none)'!r}",
+            where=str(target),
+            hint="name the file with one of " + ", ".join(LECTURE_SUFFIXES),
+        )
+    if fmt is not None and fmt != by_suffix:
+        raise DeriveError(f"--format {fmt} does not match the suffix {target.suffix}", where=str(target))
+    return by_suffix
 
 
 def check_target(path: Path | str) -> Path:

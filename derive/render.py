@@ -5,6 +5,9 @@ LaTeX templates use LaTeX-friendly delimiters (``\\VAR{…}``, ``\\BLOCK{…}``,
 ``finalize``: a :class:`~derive.texsafe.Tex` passes unchanged, anything else is
 escaped.
 
+HTML templates (``*.html.j2``) use Jinja's usual delimiters; an :class:`Html`
+string passes unchanged and anything else is escaped for HTML.
+
 Python templates (generated modules, ``*.py.j2``) use Jinja's usual delimiters;
 a :class:`Code` string passes unchanged and anything else is printed as a
 Python literal (``repr``), so spec text can only ever become a string constant.
@@ -12,6 +15,7 @@ Python literal (``repr``), so spec text can only ever become a string constant.
 
 from __future__ import annotations
 
+import html
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -99,3 +103,47 @@ def python_environment() -> jinja2.Environment:
 def render_python(template: str, **context: Any) -> str:
     """A module's source from a ``*.py.j2`` template: Code as written, other values as literals."""
     return python_environment().get_template(template).render(**context)
+
+
+class Html(str):
+    """HTML that derive wrote (its escaping already done): printed into an HTML template as it is."""
+
+    __slots__ = ()
+
+
+def html_escape(text: str) -> Html:
+    """Text as HTML: ``<script>`` shows those characters and runs nothing."""
+    return Html(html.escape(text, quote=True))
+
+
+def _html_finalize(value: Any) -> str:
+    if isinstance(value, Html):
+        return value
+    if value is None:
+        return ""
+    return html_escape(str(value))
+
+
+def _laid_out_html(text: str) -> Html:
+    """A macro's output: built from values that already went through ``finalize``."""
+    return Html(text)
+
+
+@cache
+def html_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=_ResourceLoader(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # finalize escapes every value that is not Html, macros' output included
+        finalize=_html_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["laid_out"] = _laid_out_html
+    return env
+
+
+def render_html(template: str, **context: Any) -> str:
+    """An HTML page from a ``*.html.j2`` template: Html as written, everything else escaped."""
+    return html_environment().get_template(template).render(**context)

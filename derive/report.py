@@ -6,6 +6,9 @@ expression at the spec's numbers, never written in beside it.
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,23 @@ from .present.equations import (
 )
 
 CLOSED_FORM_TEXT_LIMIT = 1500
+
+
+def json_text(data: Any, warn: Callable[[str], None] | None = None) -> str:
+    """``data`` as the JSON derive prints: indented, UTF-8, NaN and infinities written as null (``warn`` is told)."""
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            if warn is not None:
+                warn(f"a value is {value}; written as null")
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 @dataclass(frozen=True)
@@ -235,10 +255,37 @@ class Reporter:
             data["expression_note"] = why
         return data
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(lhs, "rhs = … = value") in LaTeX for every step: factors, then their products, then the sum."""
+        rows: list[tuple[str, str]] = []
+
+        paths = [s for s in self.steps() if s.kind == "path"]
+
+        def walk(step: Step) -> None:
+            for part in step.parts:
+                walk(part)
+            lhs, *rest = step.latex_parts
+            if step.kind == "path" and len(paths) > 1:  # each path's share of ∂E/∂q, numbered as the text numbers it
+                lhs = rf"\text{{path {paths.index(step) + 1}: }} {lhs}"
+            rows.append((lhs, " = ".join(rest)))
+
+        for step in self.steps():
+            walk(step)
+        return list(dict.fromkeys(rows))  # a step met twice (a path inside the sum) is written once
+
+    def latex(self) -> str:
+        """Every step as an ``align*`` row: LaTeX for a document."""
+        lines = [f"  {lhs} &= {rhs}" if rhs else f"  {lhs}" for lhs, rhs in self.rows()]
+        return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}\n"
+
     def text(self, show_closed_form: bool | None = None) -> str:
+        """What ``derive grad SPEC PARAM`` prints."""
         d = self.d
         q = d.quantity
         lines: list[str] = []
+        missing = d.network.missing_numbers()
+        if missing:
+            lines += ["(symbolic only: " + ", ".join(missing) + " not given)", ""]
         head = f"∂E/∂{q.name} by the chain rule"
         if d.paths:
             noun = "path" if d.path_count == 1 else "paths"

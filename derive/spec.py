@@ -11,6 +11,7 @@ import keyword
 import math
 import re
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -275,6 +276,57 @@ def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) ->
             ) from None
         raise SpecError(f"malformed TOML: {exc}", where=source) from None
     return _Validator(source, folder).spec(data)
+
+
+def validate_spec(data: Mapping[str, Any], source: str = "<dict>", folder: Path | None = None) -> Spec:
+    """Validate a spec given as data (the tables TOML would give) exactly as a file's: same checks, same errors."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"expected a table of the spec's keys, got {_describe(data)}", where=source)
+    return _Validator(source, folder).spec(dict(data))
+
+
+def with_values(
+    spec: Spec,
+    inputs: Sequence[float] | None = None,
+    targets: Sequence[float] | None = None,
+    parameters: Mapping[str, float] | None = None,
+    seeded: Callable[[int], Sequence[Sequence[float]]] | None = None,
+) -> Spec:
+    """A copy of ``spec`` with new inputs, targets or weight/bias values, checked as a spec file's would be.
+
+    ``parameters`` maps weight and bias names to values; ``seeded(index)`` gives the
+    drawn weights of a layer whose spec leaves them to the seed (to change one of them).
+    The published numbers are dropped: they belong to the original example.
+    """
+    check = _Validator(spec.source)
+    layers = list(spec.layers)
+    if inputs is not None:
+        layers[0] = replace(layers[0], values=check.numbers(list(inputs), "inputs", layers[0].size))
+    if targets is not None:
+        layers[-1] = replace(layers[-1], targets=check.numbers(list(targets), "targets", layers[-1].size))
+    for name, value in (parameters or {}).items():
+        key = f"weights[{name!r}]"
+        number = check.number(value, key)
+        for i, layer in enumerate(layers[1:], start=1):
+            row_of = {w: (j, k) for j, row in enumerate(layer.weight_names) for k, w in enumerate(row)}
+            if name in row_of:
+                given = layer.weights or (seeded(i) if seeded is not None else ())
+                matrix = [list(map(float, row)) for row in given]
+                j, k = row_of[name]
+                matrix[j][k] = number
+                layers[i] = replace(layer, weights=tuple(tuple(row) for row in matrix))
+                break
+            if name in layer.bias.names:
+                values = list(layer.bias.values)
+                values[layer.bias.names.index(name)] = number
+                layers[i] = replace(layer, bias=replace(layer.bias, values=tuple(values)))
+                break
+        else:
+            hint = suggest(name, spec.parameter_names) or "weights and biases: " + listing(spec.parameter_names)
+            raise check.fail(key, "no weight or bias by that name", hint)
+    changed = replace(spec, layers=tuple(layers), published=None)
+    check.check_loss_fits(changed)
+    return changed
 
 
 def _single_bracket_layers(text: str) -> int:

@@ -143,14 +143,14 @@ def test_progress_is_shown_only_on_a_terminal_and_quiet_silences_it():
 
 
 def test_train_with_progress_gives_the_same_history_as_one_run():
-    from derive import cli
     from derive.api import Model
 
     one = Model.load("mazur").compiled().train(4500, 0.5)
-    engine = Model.load("mazur").compiled()
-    chunked = cli._train_with_progress(engine, 4500, 0.5, progress=True)
+    reported: list[int] = []
+    chunked = Model.load("mazur").train(4500, 0.5, progress=reported.append).history
     assert len(chunked) == len(one) == 4501
     assert np.allclose(chunked, one, rtol=1e-14, atol=0)
+    assert sum(reported) == 4500 and len(reported) > 1
 
 
 # -- hints ----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The flow: :func:`build_plan` turns a Model into a :class:`~.plan.LecturePlan`
 (content and numbers, no medium); :func:`~.latex.tex_source` renders a plan as
-LaTeX through templates/lecture.tex.j2. Words live in ``words/<lang>.toml``.
+LaTeX through templates/lecture.tex.j2, :func:`~.html.html_source` as one
+self-contained web page through templates/lecture.html.j2. Words live in
+``words/<lang>.toml``.
 """
 
 from __future__ import annotations
@@ -19,4 +21,11 @@ def tex_source(model: Model, options: Options) -> str:
     return render_tex(build_plan(model, options))
 
 
-__all__ = ["LecturePlan", "Options", "build_plan", "languages", "tex_source"]
+def html_source(model: Model, options: Options) -> str:
+    """The lecture for ``model`` as one self-contained HTML page (MathML, inline SVG; needs no TeX)."""
+    from .html import html_source as render_html
+
+    return render_html(build_plan(model, options))
+
+
+__all__ = ["LecturePlan", "Options", "build_plan", "html_source", "languages", "tex_source"]

@@ -126,6 +126,11 @@ def build_plan(model: Model, options: Options) -> LecturePlan:
     return _Builder(model, options).plan()
 
 
+def network_diagram(model: Model) -> Diagram:
+    """The lecture's drawing of the network alone (a notebook shows it); the spec needs numbers."""
+    return _Builder(model, Options(steps=0)).diagram()
+
+
 class _Builder:
     def __init__(self, model: Model, options: Options) -> None:
         model.network.require_numbers("derive lecture")

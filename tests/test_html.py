@@ -1,0 +1,300 @@
+"""The lecture as a web page: self-contained, safe, the oracle's numbers, read back by a real browser."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import IN_CI
+from oracles import backprop, mazur, train
+
+from derive.cli import main
+from derive.spec import builtin_example_text
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def g8(value: float) -> str:
+    return f"{value:.8g}"
+
+
+def mazur_numbers():
+    """The numbers the page must show, from the oracle (never from derive)."""
+    e, grad, inner = backprop(mazur())
+    stepped, _ = train(mazur(), 1)
+    return {
+        "out_o1": g8(inner["a"][2][0]),
+        "E": g8(e),
+        "dE/dw5": g8(grad[5]),
+        "dE/dw1": g8(grad[0]),
+        "new w5": g8(stepped.flat()[5]),
+        "new w1": g8(stepped.flat()[0]),
+    }
+
+
+def lecture(tmp_path, spec, *args, name="lecture"):
+    out = tmp_path / f"{name}.html"
+    result = CliRunner().invoke(main, ["lecture", str(spec), "-o", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class Page(HTMLParser):
+    """Every tag with its attributes, the text, and the CSS: what a self-contained page may not fetch."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.styles: list[str] = []
+        self.text: list[str] = []
+        self._in_style = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        (self.styles if self._in_style else self.text).append(data)
+
+    def count(self, tag: str) -> int:
+        return sum(1 for t, _ in self.tags if t == tag)
+
+
+def external_references(page: Page) -> list[str]:
+    found = []
+    for tag, attrs in page.tags:
+        for key in ("src", "href", "xlink:href", "data", "srcset", "poster", "action"):
+            value = attrs.get(key)
+            if value and not value.startswith("#"):
+                found.append(f"<{tag} {key}={value}>")
+        style = attrs.get("style") or ""
+        found += [f"<{tag} style> url({u})" for u in re.findall(r"url\(([^)]*)\)", style) if not u.startswith("#")]
+    for css in page.styles:
+        found += [f"css url({u})" for u in re.findall(r"url\(([^)]*)\)", css)]
+        found += [f"css @import {m}" for m in re.findall(r"@import[^;]*", css)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def mazur_html(tmp_path_factory):
+    return lecture(tmp_path_factory.mktemp("html"), "mazur", "--exercises")
+
+
+def test_o_html_alone_picks_the_web_page_and_it_needs_no_tex(tmp_path):
+    # no TeX on the PATH at all: the web page is built anyway
+    env = {**os.environ, "PATH": str(tmp_path)}
+    out = tmp_path / "m.html"
+    run = subprocess.run(
+        [sys.executable, "-m", "derive", "lecture", "mazur", "-o", str(out)], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == f"wrote {out}\n"
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_format_html_writes_to_the_output_folder_or_standard_output(tmp_path, monkeypatch):
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["lecture", "mazur", "--format", "html"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "output/mazur.html").read_text().startswith("<!DOCTYPE html>")
+    result = runner.invoke(main, ["lecture", "mazur", "--format", "html", "-o", "-"])
+    assert result.exit_code == 0 and result.output.startswith("<!DOCTYPE html>")
+
+
+def test_format_and_suffix_must_agree(tmp_path):
+    result = CliRunner().invoke(main, ["lecture", "mazur", "--format", "html", "-o", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 2 and "--format html does not match the suffix .pdf" in result.output
+    result = CliRunner().invoke(main, ["lecture", "mazur", "-o", str(tmp_path / "x.html"), "--tex"])
+    assert result.exit_code == 2 and "an HTML lecture has none" in result.output
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_the_page_fetches_nothing(mazur_html):
+    page = Page(mazur_html.read_text())
+    assert external_references(page) == []
+    for tag in ("script", "link", "img", "iframe", "object", "embed", "base"):
+        assert page.count(tag) == 0, tag
+    assert "@font-face" not in "".join(page.styles)
+
+
+def test_the_page_shows_the_oracles_numbers(mazur_html):
+    source = mazur_html.read_text()
+    for what, value in mazur_numbers().items():
+        assert f"<mn>{value}</mn>" in source, what
+    # the article's misprint appears once, where the lecture points it out
+    assert source.count("0.75136079") == 1
+
+
+def test_every_section_of_the_plan_is_on_the_page(mazur_html):
+    from derive.api import Model
+    from derive.lecture import Options, build_plan
+
+    plan = build_plan(Model.load("mazur"), Options(exercises=True))
+    source = mazur_html.read_text()
+    for section in plan.sections:
+        assert f'<section id="{section.key}">' in source
+    page = Page(source)
+    exercises = [b for s in plan.sections for b in s.blocks if type(b).__name__ == "Exercises"]
+    assert page.count("details") == len(exercises[0].items) > 0
+    # the network, one small diagram per weight derived by its paths, the loss curve
+    assert page.count("svg") == 1 + 2 + 1
+
+
+def test_path_colours_are_the_pdfs():
+    from derive.lecture.html import PATH_COLOURS
+
+    tex = (TEMPLATES / "lecture.tex.j2").read_text()
+    pdf = [
+        f"rgb({r},{g},{b})" for r, g, b in re.findall(r"\\definecolor\{path[A-D]\}\{RGB\}\{(\d+),(\d+),(\d+)\}", tex)
+    ]
+    assert list(PATH_COLOURS) == pdf
+
+
+def test_w1s_diagram_colours_both_paths(mazur_html):
+    source = mazur_html.read_text()
+    full_w1 = source[source.index('<section id="full_w1">') :]
+    svg = full_w1[full_w1.index("<svg") : full_w1.index("</svg>")]
+    from derive.lecture.html import PATH_COLOURS
+
+    # each path has its own edge h1 → o1 or h1 → o2 in its colour; w1's edge i1 → h1 is on both, black as in the PDF
+    first, second = svg.count(f'stroke="{PATH_COLOURS[0]}"'), svg.count(f'stroke="{PATH_COLOURS[1]}"')
+    assert first == 1 and second == 1
+    assert svg.count('stroke="rgb(0,0,0)" stroke-width="3"') == 1
+
+
+def test_chinese_page(tmp_path):
+    source = lecture(tmp_path, "mazur", "--lang", "zh").read_text()
+    assert '<html lang="zh">' in source
+    assert "前向传播" in source and "链式法则" in source and "一步一步的反向传播示例" in source
+    for what, value in mazur_numbers().items():
+        assert f"<mn>{value}</mn>" in source, what
+
+
+def test_builds_are_reproducible(tmp_path):
+    a = lecture(tmp_path, "mazur", name="a").read_bytes()
+    b = lecture(tmp_path, "mazur", name="b").read_bytes()
+    assert a == b
+
+
+HOSTILE = "<script>document.body.setAttribute('data-pwned', '1')</script><img src=x onerror=\"alert(1)\"> & \\input{x}"
+
+
+def hostile_spec(tmp_path) -> Path:
+    text = builtin_example_text("mazur")
+    escaped = HOSTILE.replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace(
+        'title = "A step-by-step backpropagation example"', f'title = "{escaped}"\ndescription = "{escaped}"'
+    ).replace('source = "Mazur\'s article"', f'source = "{escaped}"')
+    spec = tmp_path / "hostile.toml"
+    spec.write_text(text)
+    return spec
+
+
+def test_spec_text_is_escaped(tmp_path):
+    page = Page(lecture(tmp_path, hostile_spec(tmp_path)).read_text())
+    assert page.count("script") == 0 and page.count("img") == 0
+    assert all("onerror" not in attrs for _, attrs in page.tags)
+    text = "".join(page.text)
+    assert text.count(HOSTILE) >= 3  # the title (twice: <title> and <h1>), the description, the source
+
+
+def test_a_784_30_10_page_summarises(tmp_path):
+    source = lecture(tmp_path, FIXTURES / "mnist_784_30_10.toml", "--steps", "20").read_text()
+    page = Page(source)
+    assert external_references(page) == []
+    assert "⋮" in source  # elided neurons in the diagram
+    assert page.count("math") > 50
+
+
+# -- in a real browser -------------------------------------------------------------------
+
+
+def chromium() -> str:
+    """Debian's chromium, or a skip outside CI (make installs it for `make test`)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if IN_CI:
+        pytest.fail("chromium is not installed, and CI must test the web page in a browser (make installs it)")
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_browser_renders_every_formula_and_number(mazur_html, tmp_path):
+    dom = browse(mazur_html, tmp_path, "--dump-dom").stdout
+    written = Page(mazur_html.read_text())
+    rendered = Page(dom)
+    assert rendered.count("math") == written.count("math") > 100
+    assert rendered.count("mfrac") > 20
+    for what, value in mazur_numbers().items():
+        assert f"<mn>{value}</mn>" in dom, what
+    assert rendered.count("svg") == 4 and rendered.count("details") == 4
+
+
+def test_in_the_browser_hostile_text_shows_and_nothing_runs(tmp_path):
+    page = lecture(tmp_path, hostile_spec(tmp_path))
+    dom = browse(page, tmp_path, "--dump-dom").stdout
+    parsed = Page(dom)
+    assert all("data-pwned" not in attrs for _, attrs in parsed.tags)  # the script did not run
+    assert parsed.count("script") == 0 and parsed.count("img") == 0
+    assert HOSTILE in "".join(parsed.text)
+
+
+@pytest.mark.parametrize(("lang", "width"), [("en", 1000), ("zh", 1000), ("en", 400)])
+def test_screenshots(tmp_path, lang, width):
+    """A screenshot per language and a phone's width; docs/mazur-html.png is one of these, looked at."""
+    page = lecture(tmp_path, "mazur", "--lang", lang)
+    shot = tmp_path / "shot.png"
+    run = browse(page, tmp_path, f"--screenshot={shot}", f"--window-size={width},2400")
+    assert shot.exists(), run.stderr
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width_px, height_px = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width_px, height_px) == (width, 2400)
+    assert len(data) > 30_000  # a page of text and drawings, not a blank one
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("example", ["chain_221", "mazur", "nielsen_tanh", "softmax", "swish"])
+def test_every_example_renders_in_both_languages(example, lang):
+    """Every built-in example with numbers (digits has no inputs: it has no lecture)."""
+    from derive.api import Model
+    from derive.lecture import Options, html_source
+
+    source = html_source(Model.load(example), Options(lang=lang, steps=5, exercises=True))
+    page = Page(source)
+    assert external_references(page) == [] and page.count("script") == 0
+    assert page.count("math") > 20 and page.count("details") >= 2
+    assert "{{" not in source  # every placeholder of the word files filled
