@@ -354,12 +354,10 @@ class _Builder:
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
-            # below and left of its layer: its dashed lines then stay clear of the weight labels
-            x = step_x * layer.index - step_x * 0.2
-            nodes.append(Node(bias_id, x, -tops[layer.index] - 1.3, first, "bias", self.point[first]))
-            for j, b in enumerate(layer.biases):
-                if (layer.index, j) in drawn and b is not None:
-                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
+            # one box under the layer: lines from it to every neuron would cross the weights' labels
+            nodes.append(
+                Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
+            )
         return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
 
     # -- notation -----------------------------------------------------------------
