@@ -141,8 +141,9 @@ class _Builder:
         engine = model.compiled()
         _, gradients = engine.named_gradients()
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
-        # the finite-difference check and the closed form: the first-layer weight with the largest gradient
-        self.checked = max(reversed(first_layer), key=lambda w: abs(gradients[w]))  # ties: the first
+        # the finite-difference check and the closed form are about the weight derived in full nearest the input
+        # (the same rule as representative(): its derivation is made once)
+        self.checked = next((w for w in first_layer if gradients[w] != 0), first_layer[0])
         self.run = _run(model, self.steps, self.checked)
         self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
         self.defined_deltas: set[sp.Symbol] = set()
