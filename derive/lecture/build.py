@@ -146,8 +146,9 @@ class _Builder:
         engine = model.compiled()
         _, gradients = engine.named_gradients()
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
-        # the finite-difference check and the closed form: the first-layer weight with the largest gradient
-        self.checked = max(reversed(first_layer), key=lambda w: abs(gradients[w]))  # ties: the first
+        # the finite-difference check and the closed form are about the weight derived in full nearest the input
+        # (the same rule as representative(): its derivation is made once)
+        self.checked = next((w for w in first_layer if gradients[w] != 0), first_layer[0])
         self.run = _run(model, self.steps, self.checked)
         self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
         self.defined_deltas: set[sp.Symbol] = set()
@@ -359,12 +360,10 @@ class _Builder:
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
-            # below and left of its layer: its dashed lines then stay clear of the weight labels
-            x = step_x * layer.index - step_x * 0.2
-            nodes.append(Node(bias_id, x, -tops[layer.index] - 1.3, first, "bias", self.point[first]))
-            for j, b in enumerate(layer.biases):
-                if (layer.index, j) in drawn and b is not None:
-                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
+            # one box under the layer: lines from it to every neuron would cross the weights' labels
+            nodes.append(
+                Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
+            )
         return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
 
     # -- notation -----------------------------------------------------------------
