@@ -1,7 +1,8 @@
 """The library entry point: a spec, its network, its numbers and its derivations.
 
 Everything the command line does is a method here (the CLI is a thin skin over it):
-``derive grad`` is :meth:`Model.derivation` (and :meth:`Derivation.text`),
+``derive grad`` is :meth:`Model.derivation` (and :meth:`Derivation.text`), ``derive show``
+:meth:`Model.show`,
 ``derive lecture`` :meth:`Model.lecture`, ``derive export`` :meth:`Model.export`,
 ``derive train`` :meth:`Model.train`, ``derive check`` :meth:`Model.check`.
 """
@@ -184,6 +185,18 @@ class Model:
         return self.compiled().named_gradients()
 
     # -- what the other commands do ---------------------------------------------------
+
+    def show(self, digits: int = 8) -> str:
+        """What ``derive show`` prints: layers, symbols, the forward pass with numbers, the loss."""
+        from .overview import overview_text
+
+        return overview_text(self, digits)
+
+    def overview(self) -> dict[str, Any]:
+        """The data of ``derive show --format json``."""
+        from .overview import overview
+
+        return overview(self)
 
     def lecture(
         self,

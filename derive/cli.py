@@ -221,13 +221,12 @@ def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, outp
 def show(spec: str, fmt: str, digits: int, output: str | None) -> None:
     """Print the network: layers, symbols, the forward pass and the loss."""
     from .api import Model
-    from .overview import overview, overview_text
 
     model = Model.load(spec)
     if fmt == "json":
-        _dump(overview(model), output)
+        _dump(model.overview(), output)
     else:
-        _emit(overview_text(model, digits), output)
+        _emit(model.show(digits), output)
 
 
 @main.command()

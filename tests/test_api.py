@@ -216,6 +216,12 @@ def test_train_from_python_follows_the_oracle():
     assert fast.learning_rate == 1.0 and fast.loss < run.loss
 
 
+def test_show_from_python():
+    model = derive.load("mazur")
+    assert model.show() == cli("show", "mazur")
+    assert model.show(5) == cli("show", "mazur", "--digits", "5")
+
+
 def test_check_from_python():
     e, grad, _ = backprop(mazur())
     report = derive.load("mazur").check({"E": f"{e:.9f}", "dE/dw5": f"{grad[5]:.6f}", "w1": "0.25"})
