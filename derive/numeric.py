@@ -21,9 +21,12 @@ import numpy as np
 import sympy as sp
 
 from .chain import Number, exact_point
+from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
+from .point import Arrays, Point
 from .printing import numpy_code, stabilize
 from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
+from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray
 _Fn = Callable[..., Any]
@@ -71,19 +74,21 @@ class Compiled:
 
     def __init__(self, network: Network) -> None:
         self.network = network
+        spec = network.spec
         # (step, loss, (weights, biases)) at the first loss of a training run that is not a float
         self._breakdown: tuple[int, float, tuple[list[Array], list[Array | None]]] | None = None
-        values = network.given_values()
         self.weights: list[Array] = [np.zeros((0, 0))]
         self.biases: list[Array | None] = [None]
         self.layers: list[_Compiled | None] = [None]
         for layer in network.layers[1:]:
-            self.weights.append(np.array([[values[w] for w in row] for row in layer.weights], dtype=float))
-            self.biases.append(_bias_array(layer, values))
+            self.weights.append(init_weights(spec, layer.index))
+            self.biases.append(_bias_array(layer.spec))
             self.layers.append(self._compile_layer(layer))
         out = network.output_layer
-        self.x = np.array([values.get(s, np.nan) for s in network.input_layer.outs], dtype=float)
-        self.t = np.array([values.get(n.target, np.nan) for n in out.neurons], dtype=float)
+        inputs, targets_given = spec.layers[0].values, spec.layers[-1].targets
+        self._given = (inputs is not None, targets_given is not None)
+        self.x = np.array(inputs if inputs is not None else [np.nan] * spec.layers[0].size, dtype=float)
+        self.t = np.array(targets_given if targets_given is not None else [np.nan] * out.size, dtype=float)
         rule = network.loss_rule
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
         self._loss = self._compile_loss(out)
@@ -198,33 +203,32 @@ class Compiled:
 
     # -- named numbers ---------------------------------------------------------
 
-    def point(self) -> dict[sp.Symbol, float]:
+    def point(self) -> Point:
         """Every symbol's value at the spec's numbers: inputs, parameters, targets, nets, outs, δs, E."""
-        net = self.network
-        values = dict(net.given_values())
-        values.update((net.symbols[name], v) for name, v in self.parameter_values().items())
         nets, outs = self.forward()
         deltas = self.backward(nets, outs)
-        for layer in net.layers[1:]:
-            for n in layer.neurons:
-                assert n.net is not None and n.delta is not None
-                values[n.net] = float(nets[layer.index][0, n.index])
-                values[n.out] = float(outs[layer.index][0, n.index])
-                values[n.delta] = float(deltas[layer.index][0, n.index])
-        values[LOSS_SYMBOL] = self.loss(nets[-1], outs[-1])
-        return values
+        x_given, t_given = self._given
+        arrays = Arrays(
+            x=self.x if x_given else None,
+            t=self.t if t_given else None,
+            weights=list(self.weights),
+            biases=list(self.biases),
+            nets=[z[0] for z in nets],
+            outs=[a[0] for a in outs],
+            deltas=[d[0] if d.ndim == 2 else d for d in deltas],
+            loss=self.loss(nets[-1], outs[-1]),
+        )
+        return Point(self.network, arrays)
 
     def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
         """Per-layer weight and bias arrays read out by spec name, in the spec's order."""
         result: dict[str, float] = {}
-        for layer, w, b in zip(self.network.layers[1:], weights[1:], biases[1:]):
-            for j, row in enumerate(layer.weights):
-                for k, s in enumerate(row):
-                    result[s.name] = float(w[j, k])
-            for j, s in enumerate(layer.biases):
-                if s is not None and b is not None:
-                    result[s.name] = float(b if b.ndim == 0 else b[j])
-        return {name: result[name] for name in self.network.spec.parameter_names}
+        for layer, w, b in zip(self.network.spec.layers[1:], weights[1:], biases[1:]):
+            for names, values in zip(layer.weight_names, w.tolist()):
+                result.update(zip(names, values))
+            if b is not None:
+                result.update(zip(layer.bias.names, [float(b)] if b.ndim == 0 else b.tolist()))
+        return result
 
     def parameter_values(self) -> dict[str, float]:
         """Every weight and bias by its spec name."""
@@ -275,9 +279,10 @@ class Compiled:
         parameters = self._by_name(weights, biases)
         if not all(np.isfinite(v) for v in parameters.values()):
             return Breakdown(step, loss, None, True, history[0], max(finite, default=loss))
-        point = dict(self.network.given_values())
-        point.update((self.network.symbols[name], v) for name, v in parameters.items())
-        exact = exact_point(self.network, point).get(LOSS_SYMBOL)
+        engine = Compiled.__new__(Compiled)
+        engine.__dict__.update(self.__dict__)
+        engine.weights, engine.biases = list(weights), list(biases)
+        exact = exact_point(self.network, engine.point()).get(LOSS_SYMBOL)
         representable = exact is not None and bool(np.isfinite(float(exact)))
         return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
 
@@ -314,12 +319,10 @@ class Breakdown:
         )
 
 
-def _bias_array(layer: Layer, values: dict[sp.Symbol, float]) -> Array | None:
-    kind = layer.spec.bias.kind
-    if kind == "none":
+def _bias_array(layer: LayerSpec) -> Array | None:
+    kind = layer.bias.kind
+    if kind is BiasKind.NONE:
         return None
-    if kind == "shared":
-        first = layer.biases[0]
-        assert first is not None
-        return np.array(values[first], dtype=float)
-    return np.array([values[b] for b in layer.biases if b is not None], dtype=float)
+    if kind is BiasKind.SHARED:
+        return np.array(layer.bias.values[0], dtype=float)
+    return np.array(layer.bias.values, dtype=float)

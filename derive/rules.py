@@ -115,8 +115,37 @@ def _dummy_outs(n: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"out{j}", real=True) for j in range(n))
 
 
+SYMMETRIC_FROM = 3  # a layer map as wide as this shows every kind of Jacobian entry (i = j, i ≠ j, a third output)
+
+
 @cache
 def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
+    """J[j][i] = ∂out_j/∂net_i of an n-wide layer map, each entry written in the outputs.
+
+    A layer map treats its neurons alike (permuting the nets permutes the outs),
+    so beyond SYMMETRIC_FROM neurons the entries are those of the 3-wide map
+    with the outputs renamed: a diagonal entry in out_j alone, an off-diagonal
+    one in out_j and out_i. Where the 3-wide entries name a third output that
+    shortcut does not apply, and every entry is derived.
+    """
+    if n > SYMMETRIC_FROM:
+        small = _layer_jacobian(name, SYMMETRIC_FROM)
+        outs3, outs = _dummy_outs(SYMMETRIC_FROM), _dummy_outs(n)
+        diagonal, off = small[0, 0], small[1, 0]
+        if diagonal.free_symbols <= {outs3[0]} and off.free_symbols <= {outs3[0], outs3[1]}:
+            return sp.ImmutableMatrix(
+                n,
+                n,
+                lambda j, i: (
+                    diagonal.xreplace({outs3[0]: outs[j]})
+                    if i == j
+                    else off.xreplace({outs3[1]: outs[j], outs3[0]: outs[i]})
+                ),
+            )
+    return _derived_jacobian(name, n)
+
+
+def _derived_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     """Differentiate softmax and rewrite each entry in the outputs.
 
     Substituting net_k = log(p_k·Z) turns every exp(net_k) into p_k·Z; the

@@ -12,6 +12,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -89,15 +90,19 @@ RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.d
 NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
 
 
+class BiasKind(StrEnum):
+    """How a layer's neurons are biased: not at all, one bias for the whole layer (Mazur's b1, b2), one each."""
+
+    NONE = "none"
+    SHARED = "shared"
+    PER_NEURON = "per_neuron"
+
+
 @dataclass(frozen=True)
 class BiasSpec:
-    """How a layer's neurons are biased.
+    """How a layer's neurons are biased, and the biases' names and values."""
 
-    ``kind`` is ``"none"``, ``"shared"`` (one bias for the whole layer, as in
-    Mazur's b1 and b2) or ``"per_neuron"``.
-    """
-
-    kind: str
+    kind: BiasKind
     names: tuple[str, ...] = ()
     values: tuple[float, ...] = ()
 
@@ -113,7 +118,7 @@ class LayerSpec:
     activation: str = ""  # built-in name or a formula in x; empty for the input layer
     weights: tuple[tuple[float, ...], ...] = ()  # empty: seeded (see derive.init)
     weight_names: tuple[tuple[str, ...], ...] = ()
-    bias: BiasSpec = field(default_factory=lambda: BiasSpec("none"))
+    bias: BiasSpec = field(default_factory=lambda: BiasSpec(BiasKind.NONE))
     values: tuple[float, ...] | None = None  # input layer only
     targets: tuple[float, ...] | None = None  # output layer only
     target_names: tuple[str, ...] = ()
@@ -159,9 +164,7 @@ class Spec:
         for layer in self.layers[1:]:
             for row in layer.weight_names:
                 names.extend(row)
-            for b in layer.bias.names:
-                if b not in names:
-                    names.append(b)
+            names.extend(layer.bias.names)  # a shared bias has one name; names are unique (check_unique)
         return tuple(names)
 
 
@@ -280,6 +283,16 @@ class _Validator:
             raise self.fail(key, f"expected a list of {length} numbers, got {_describe(value)}")
         if len(value) != length:
             raise self.fail(key, f"expected {length} numbers, got {len(value)}")
+        return self.row(value, key)
+
+    def row(self, value: list[Any], key: str) -> tuple[float, ...]:
+        """The numbers of a list; the key of a bad one is spelled only when there is one (big specs hold 10⁵)."""
+        try:
+            floats = tuple(map(_plain_float, value))
+            if math.isfinite(math.fsum(map(abs, floats))):
+                return floats
+        except (TypeError, OverflowError):
+            pass
         return tuple(self.number(v, f"{key}[{i}]") for i, v in enumerate(value))
 
     def name(self, value: Any, key: str) -> str:
@@ -597,7 +610,7 @@ class _Validator:
         for j, row in enumerate(value):
             if len(row) != m:
                 raise self.fail(key, f"expected a {shape} matrix, got {_shape(value)}")
-            rows.append(tuple(self.number(v, f"{key}[{j}][{k}]") for k, v in enumerate(row)))
+            rows.append(self.row(row, f"{key}[{j}]"))
         return tuple(rows)
 
     def matrix_names(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[str, ...], ...]:
@@ -616,22 +629,23 @@ class _Validator:
         if "bias" not in table:
             if "bias_names" in table:
                 raise self.fail(f"{key}.bias_names", "given without bias")
-            return BiasSpec("none")
+            return BiasSpec(BiasKind.NONE)
         value = table["bias"]
         names_value = table.get("bias_names")
         if isinstance(value, str):
-            if value not in ("shared", "per_neuron"):
-                hint = suggest(value, ("shared", "per_neuron")) or 'use a number, a list, "shared" or "per_neuron"'
+            kinds = (BiasKind.SHARED.value, BiasKind.PER_NEURON.value)
+            if value not in kinds:
+                hint = suggest(value, kinds) or 'use a number, a list, "shared" or "per_neuron"'
                 raise self.fail(f"{key}.bias", f"unknown bias kind {value!r}", hint)
-            kind = value
-            values = (0.0,) if kind == "shared" else (0.0,) * n
+            kind = BiasKind(value)
+            values = (0.0,) if kind is BiasKind.SHARED else (0.0,) * n
         elif isinstance(value, list):
-            kind = "per_neuron"
+            kind = BiasKind.PER_NEURON
             values = self.numbers(value, f"{key}.bias", n)
         else:
-            kind = "shared"
+            kind = BiasKind.SHARED
             values = (self.number(value, f"{key}.bias"),)
-        if kind == "shared":
+        if kind is BiasKind.SHARED:
             if names_value is None:
                 names: tuple[str, ...] = (f"b{number}",)
             elif isinstance(names_value, str):
@@ -680,7 +694,7 @@ class _Validator:
                 for k, w in enumerate(row):
                     claim(w, written("weight_names", f"[{j}][{k}]", w, "weight name"))
             for j, b in enumerate(layer.bias.names):
-                index = "" if layer.bias.kind == "shared" else f"[{j}]"
+                index = "" if layer.bias.kind is BiasKind.SHARED else f"[{j}]"
                 claim(b, written("bias_names", index, b, "bias name"))
             for j, t in enumerate(layer.target_names):
                 claim(t, written("target_names", f"[{j}]", t, "target name"))
@@ -723,6 +737,13 @@ def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tup
     if field == "targets" and loss_kind == "bce":
         return tuple(float(v) for v in rng.integers(0, 2, n))
     return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
+
+
+def _plain_float(value: Any) -> float:
+    """A TOML number as a float; TypeError for anything else (booleans included)."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    raise TypeError(value)
 
 
 def _looks_like_name(text: str) -> bool:
