@@ -9,6 +9,7 @@ numbers are drawn from a fixed seed, so every run reads the same file.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def spec_text(sizes: tuple[int, ...], hidden: str = "relu", seed: int = 7) -> st
     lines = [f"name = 'mnist_{'_'.join(map(str, sizes))}'", "[loss]", "kind = 'cross_entropy'", ""]
     x = np.round(rng.uniform(0, 1, sizes[0]), 3)
     lines += ["[[layers]]", f"size = {sizes[0]}", f"values = {_row(x)}", ""]
-    for number, (m, n) in enumerate(zip(sizes, sizes[1:]), start=2):
+    for number, (m, n) in enumerate(itertools.pairwise(sizes), start=2):
         last = number == len(sizes)
         w = rng.normal(0, np.sqrt(2.0 / m), (n, m))
         b = rng.normal(0, 0.1, n)

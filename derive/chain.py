@@ -13,7 +13,7 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
@@ -22,7 +22,8 @@ import sympy as sp
 
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
-from .point import Point
+from .point import LazyMapping, Point
+from .rules import Activation, X
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
@@ -188,7 +189,7 @@ def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Sy
     return ExactPoint(net, point)
 
 
-class ExactPoint(Mapping[sp.Symbol, Number]):
+class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
     """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read."""
 
     def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
@@ -247,18 +248,18 @@ class ExactPoint(Mapping[sp.Symbol, Number]):
             prev = self._outs(index - 1)
             weights = self._weights(index)
             biases = self._biases(index)
-            nets: list[Number | None] = []
-            for j, n in enumerate(layer.neurons):
-                if (
-                    weights is None
-                    or any(o is None for o in prev)
-                    or (layer.biases[j] is not None and biases[j] is None)
-                ):
-                    nets.append(None)
-                    continue
-                nets.append(_dot(weights[j], prev, biases[j], self.digits))  # type: ignore[arg-type]
-            known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
-            outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
+            nets: list[Number | None] = [None] * layer.size
+            if weights is not None and all(o is not None for o in prev):
+                outs_dyadic = [_dyadic(o) for o in prev]  # type: ignore[arg-type]
+                for j, row in enumerate(weights):
+                    if layer.biases[j] is None or biases[j] is not None:
+                        nets[j] = _dot(row, outs_dyadic, biases[j], self.digits)
+            rule = layer.rule
+            if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
+                outs = [self._define(rule.f, {X: z}) for z in nets]
+            else:
+                known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
+                outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
             self._forward[index] = (nets, outs)
         return self._forward[index]
 
@@ -276,13 +277,15 @@ class ExactPoint(Mapping[sp.Symbol, Number]):
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
                 weights = self._weights(index + 1)
+                above_dyadic = None if any(d is None for d in above) else [_dyadic(d) for d in above]  # type: ignore[arg-type]
+                columns = list(zip(*weights)) if weights is not None else []
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
                     local = self._define(self.net.dout_dnet(n.out, n.net), known)
-                    if weights is None or local is None or any(d is None for d in above):
+                    if not columns or local is None or above_dyadic is None:
                         result.append(None)
                         continue
-                    back = _dot([row[h] for row in weights], above, None, self.digits)  # type: ignore[arg-type]
+                    back = _dot(columns[h], above_dyadic, None, self.digits)
                     result.append(self._number(sp.Float(back, self.digits) * _sympy_number(local)))
             self._deltas[index] = result
         return self._deltas[index]
@@ -331,24 +334,24 @@ class ExactPoint(Mapping[sp.Symbol, Number]):
         return sum(1 for _ in self)
 
 
-def _dyadic(value: float | sp.Float) -> tuple[int, int]:
+def _dyadic(value: Number) -> tuple[int, int]:
     """(m, e) with value = m · 2**e exactly (a float, or a finite sympy Float)."""
     if isinstance(value, float):
         numerator, denominator = value.as_integer_ratio()
         return numerator, 1 - denominator.bit_length()
-    sign, mantissa, exponent, _ = value._mpf_
+    sign, mantissa, exponent, _ = sp.Float(value)._mpf_
     return (-mantissa if sign else mantissa), exponent
 
 
-def _dot(weights: list[float], outs: list[Number], bias: Number | None, digits: int) -> sp.Float:
-    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ."""
-    terms = []
-    for w, o in zip(weights, outs):
-        mw, ew = _dyadic(w)
-        mo, eo = _dyadic(o if isinstance(o, (float, sp.Float)) else sp.Float(o, digits))
-        terms.append((mw * mo, ew + eo))
+def _dot(weights: Sequence[float], outs: list[tuple[int, int]], bias: Number | None, digits: int) -> sp.Float:
+    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ.
+
+    ``outs`` are (m, e) pairs (see :func:`_dyadic`); weights and bias are the given floats.
+    """
+    ws = [_dyadic(w) for w in weights]
+    terms = [(mw * mo, ew + eo) for (mw, ew), (mo, eo) in zip(ws, outs)]
     if bias is not None:
-        terms.append(_dyadic(bias if isinstance(bias, (float, sp.Float)) else sp.Float(bias, digits)))
+        terms.append(_dyadic(bias))
     low = min(e for _, e in terms)
     total = sum(m << (e - low) for m, e in terms)
     with mpmath.workdps(digits):
@@ -530,6 +533,14 @@ class _Expander:
         assert info.row is not None
         row = info.row if layer.is_output else 0
         key = (info.kind, info.layer, row)
+        if key not in self._sizes and info.kind is SymbolKind.NET:
+            # Σ_k w_jk·out_k (+ b): an Add of Mul(w, out) nodes, counted without making the sum
+            prev = self.net.layers[info.layer - 1]
+            terms = prev.size + (layer.biases[row] is not None)
+            out_size = prev.size if prev.index == 0 else None  # an input is a symbol of size 1
+            if out_size is None:
+                out_size = prev.size * self.size(prev.outs[0])
+            self._sizes[key] = (terms > 1) + 2 * prev.size + out_size + (layer.biases[row] is not None)
         if key not in self._sizes:
             neuron = layer.neurons[row]
             representative = {SymbolKind.NET: neuron.net, SymbolKind.OUT: neuron.out, SymbolKind.DELTA: neuron.delta}

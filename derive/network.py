@@ -25,7 +25,7 @@ import sympy as sp
 
 from .errors import DeriveError, listing, suggest
 from .naming import latex_name
-from .rules import Activation, LayerMap, Loss, activation, differentiate, loss
+from .rules import SYMMETRIC_FROM, Activation, LayerMap, Loss, activation, differentiate, loss
 from .spec import BiasKind, LayerSpec, Spec
 
 LOSS_SYMBOL = sp.Symbol("E", real=True)
@@ -590,6 +590,17 @@ class Network:
         return back * self.dout_dnet(n.out, n.net)
 
     def _output_delta(self, n: Neuron) -> sp.Expr:
+        out_layer = self.output_layer
+        if isinstance(out_layer.rule, LayerMap) and out_layer.size > SYMMETRIC_FROM and n.index > 0:
+            # a layer map treats its neurons alike and the loss is a sum of alike terms: δ_j is δ_1 with j and 1 swapped
+            first = out_layer.neurons[0]
+            swap = {first.out: n.out, n.out: first.out, first.net: n.net, n.net: first.net}
+            if first.target is not None and n.target is not None:
+                swap.update({first.target: n.target, n.target: first.target})
+            return self.delta_definitions[first.delta].xreplace(swap)  # type: ignore[index]
+        return self._derived_output_delta(n)
+
+    def _derived_output_delta(self, n: Neuron) -> sp.Expr:
         assert n.net is not None
         out_layer = self.output_layer
         terms = [self.dE_dout[m.out] * self.dout_dnet(m.out, n.net) for m in self.feeds(n)]

@@ -8,7 +8,8 @@ symbol, while a 784-256-256-10 network never makes 270,000 symbols to hold them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,24 @@ class Arrays:
     loss: float
 
 
-class Point(Mapping[sp.Symbol, float]):
+class LazyKeys(KeysView[Any]):
+    """A mapping's keys, where ``needed <= keys`` asks only about the needed ones (never counts them all)."""
+
+    def __ge__(self, other: Iterable[Any]) -> bool:  # type: ignore[override]
+        return all(key in self._mapping for key in other)
+
+
+class LazyMapping(Mapping[sp.Symbol, Any]):
+    """A mapping that computes its values: truth and key subsets without listing every key."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def keys(self) -> LazyKeys:  # type: ignore[override]
+        return LazyKeys(self)
+
+
+class Point(LazyMapping, Mapping[sp.Symbol, float]):
     """symbol → its value at one point: a read-only view of :class:`Arrays`."""
 
     def __init__(self, network: Network, arrays: Arrays) -> None:

@@ -228,7 +228,7 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
     try:
-        data = tomllib.loads(text)
+        data = _fast_toml(text) or tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _single_bracket_layers(text)
         if line:
@@ -239,6 +239,27 @@ def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) ->
             ) from None
         raise SpecError(f"malformed TOML: {exc}", where=source) from None
     return _Validator(source, folder).spec(data)
+
+
+FAST_TOML_FROM = 64_000  # characters: below, the standard parser's time does not matter
+
+
+def _fast_toml(text: str) -> dict[str, Any] | None:
+    """A big spec (every weight written out) parsed by rtoml when it is installed (8× faster), else None.
+
+    Anything rtoml refuses is left to tomllib, whose messages the errors quote.
+    """
+    if len(text) < FAST_TOML_FROM:
+        return None
+    try:
+        import rtoml
+    except ImportError:
+        return None
+    try:
+        data: dict[str, Any] = rtoml.loads(text)
+    except rtoml.TomlParsingError:  # tomllib reports the problem, in the words the errors quote
+        return None
+    return data
 
 
 def _single_bracket_layers(text: str) -> int:
@@ -663,6 +684,9 @@ class _Validator:
 
     def check_unique(self, spec: Spec) -> None:
         """Every symbol name once; a clash is reported at the key the user wrote, not at a default's key."""
+        every = [name for layer in spec.layers for name in _layer_names(layer)]
+        if len(set(every)) == len(every):
+            return  # the usual case; a clash is located below, where every key is spelled
         seen: dict[str, str] = {}
 
         def claim(name: str, where: str) -> None:
@@ -737,6 +761,16 @@ def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tup
     if field == "targets" and loss_kind == "bce":
         return tuple(float(v) for v in rng.integers(0, 2, n))
     return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
+
+
+def _layer_names(layer: LayerSpec) -> list[str]:
+    """Every name a layer gives its symbols (an input layer: its inputs)."""
+    if not layer.net_names:
+        return list(layer.names)
+    names = [*layer.net_names, *layer.out_names, *layer.bias.names, *layer.target_names]
+    for row in layer.weight_names:
+        names.extend(row)
+    return names
 
 
 def _plain_float(value: Any) -> float:
