@@ -9,10 +9,11 @@ from pathlib import Path
 
 import sympy as sp
 
-from .chain import Derivation, derive, derive_all, exact_point
+from .chain import Derivation, Number, derive, derive_all, exact_point
 from .errors import DeriveError
-from .network import Network
+from .network import LOSS_SYMBOL, Network
 from .numeric import Compiled
+from .point import Point
 from .spec import Spec, load_spec
 
 
@@ -47,11 +48,16 @@ class Model:
         return Compiled(self.network)
 
     @cached_property
-    def point(self) -> dict[sp.Symbol, float] | None:
+    def _engine(self) -> Compiled:
+        """The numeric engine at the spec's parameters, for reading (never trained)."""
+        return Compiled(self.network)
+
+    @cached_property
+    def point(self) -> Point | None:
         """Every symbol's value at the spec's numbers, or None when inputs or targets are missing."""
         if not self.has_numbers:
             return None
-        point = self.compiled().point()
+        point = self._engine.point()
         for layer in self.network.layers[1:]:
             for n in layer.neurons:
                 for symbol in (n.net, n.out):
@@ -83,3 +89,26 @@ class Model:
     def gradients(self) -> tuple[float, dict[str, float]]:
         """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
         return self.compiled().named_gradients()
+
+    def gradient_values(self) -> tuple[float, dict[str, Number | None]]:
+        """(E, ∂E/∂p for every weight and bias by name) at the spec's numbers, as derivations give them.
+
+        The numbers are the compiled passes' (a derivation's value is the same δ form); only where one is
+        not a float is that parameter derived, for its exactly evaluated value.
+        """
+        point = self.point
+        assert point is not None, "needs the spec's numbers (Network.require_numbers)"
+        _, grads = self._engine.named_gradients()
+        values: dict[str, Number | None] = dict(grads)
+        for name, value in grads.items():
+            if not math.isfinite(value):
+                values[name] = derive(self.network, self.symbol(name), point).value
+        return point[LOSS_SYMBOL], values
+
+    def parameter_values(self) -> dict[str, float]:
+        """Every weight and bias by name: the spec's, or drawn from its seed."""
+        return self._engine.parameter_values()
+
+    def path_counts(self) -> dict[str, int]:
+        """How many chain-rule paths lead from each weight and bias to E."""
+        return self.network.path_counts()

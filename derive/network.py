@@ -206,9 +206,14 @@ def _delta_name(lspec: LayerSpec, label: str) -> str:
 
 
 class _Index(Mapping[str, SymbolInfo]):
-    """Every name of the network and what it is, in the order of the layers."""
+    """Every name of the network and what it is, in the order of the layers.
+
+    The weights' names (most of a big network's) are indexed the first time a
+    name is not among the others.
+    """
 
     def __init__(self, spec: Spec) -> None:
+        self._spec = spec
         where: dict[str, tuple[SymbolKind, int, int | None, int | None]] = {}
         for index, lspec in enumerate(spec.layers):
             if index == 0:
@@ -221,26 +226,51 @@ class _Index(Mapping[str, SymbolInfo]):
                 where[_delta_name(lspec, label)] = (SymbolKind.DELTA, index, j, None)
                 if is_output:
                     where[lspec.target_names[j]] = (SymbolKind.TARGET, index, j, None)
-            for j, row in enumerate(lspec.weight_names):
-                where.update((w, (SymbolKind.WEIGHT, index, j, k)) for k, w in enumerate(row))
             if lspec.bias.kind is BiasKind.SHARED:
                 where[lspec.bias.names[0]] = (SymbolKind.BIAS, index, None, None)
             else:
                 where.update((b, (SymbolKind.BIAS, index, j, None)) for j, b in enumerate(lspec.bias.names))
         self._where = where
+        self._weights: dict[str, tuple[SymbolKind, int, int | None, int | None]] | None = None
+
+    def _weight_index(self) -> dict[str, tuple[SymbolKind, int, int | None, int | None]]:
+        if self._weights is None:
+            weights: dict[str, tuple[SymbolKind, int, int | None, int | None]] = {}
+            for index, lspec in enumerate(self._spec.layers[1:], start=1):
+                for j, row in enumerate(lspec.weight_names):
+                    weights.update((w, (SymbolKind.WEIGHT, index, j, k)) for k, w in enumerate(row))
+            self._weights = weights
+        return self._weights
+
+    def _find(self, name: str) -> tuple[SymbolKind, int, int | None, int | None] | None:
+        found = self._where.get(name)
+        return found if found is not None else self._weight_index().get(name)
 
     def __getitem__(self, name: str) -> SymbolInfo:
-        kind, layer, row, col = self._where[name]
+        found = self._find(name)
+        if found is None:
+            raise KeyError(name)
+        kind, layer, row, col = found
         return SymbolInfo(name, kind, layer, row, col)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._where
+        return isinstance(name, str) and self._find(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._where)
+        """Layer by layer: a layer's nets, outs, δs and targets, then its weights and biases."""
+        by_layer: dict[int, list[str]] = {}
+        for name, (_, layer, _, _) in self._where.items():
+            by_layer.setdefault(layer, []).append(name)
+        for index, lspec in enumerate(self._spec.layers):
+            names = by_layer.get(index, [])
+            biases = set(lspec.bias.names)
+            yield from (n for n in names if n not in biases)
+            for row in lspec.weight_names:
+                yield from row
+            yield from (n for n in names if n in biases)
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._where) + sum(len(row) for lspec in self._spec.layers for row in lspec.weight_names)
 
 
 class _Symbols(Mapping[str, sp.Symbol]):

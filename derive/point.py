@@ -9,8 +9,8 @@ symbol, while a 784-256-256-10 network never makes 270,000 symbols to hold them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, KeysView, Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sympy as sp
