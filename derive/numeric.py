@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .chain import Number, exact_point
+from .codegen import VectorModule, compile_module
 from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
 from .point import Arrays, Point
@@ -241,15 +244,33 @@ class Compiled:
 
     # -- training ------------------------------------------------------------
 
-    def step(self, learning_rate: float, update_biases: bool) -> float:
-        """One gradient-descent update; returns the loss before it."""
-        loss, grad_w, grad_b = self.gradients()
+    @cached_property
+    def _module(self) -> ModuleType:
+        """The exported module's code (without the spec's numbers: the engine holds them), for training."""
+        source = VectorModule(self.network.spec, parameters=False).source()
+        return compile_module(source, f"{self.network.spec.name}_training")
+
+    def _params(self) -> dict[str, Array]:
+        """The parameters as the exported module names them (W2, b2, …)."""
+        params: dict[str, Array] = {}
         for index in range(1, len(self.weights)):
-            self.weights[index] = self.weights[index] - learning_rate * grad_w[index]
-            bias, gb = self.biases[index], grad_b[index]
-            if update_biases and bias is not None and gb is not None:
-                self.biases[index] = bias - learning_rate * gb
-        return loss
+            number = index + 1
+            params[f"W{number}"] = self.weights[index]
+            bias = self.biases[index]
+            if bias is not None:
+                params[f"b{number}"] = bias
+        return params
+
+    def step(self, learning_rate: float, update_biases: bool) -> float:
+        """One gradient-descent update with the exported module's loss_and_gradients; returns the loss before it."""
+        loss, grads = self._module.loss_and_gradients(self._params(), self.x[None, :], self.t[None, :])
+        for index in range(1, len(self.weights)):
+            number = index + 1
+            self.weights[index] = self.weights[index] - learning_rate * grads[f"W{number}"]
+            bias = self.biases[index]
+            if update_biases and bias is not None:
+                self.biases[index] = bias - learning_rate * grads[f"b{number}"]
+        return float(loss)
 
     def train(self, steps: int, learning_rate: float | None = None, update_biases: bool | None = None) -> list[float]:
         """Run ``steps`` updates; the losses before each update and after the last.
