@@ -223,6 +223,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
     # -- recomputed numbers ----------------------------------------------------
 
     def _number(self, value: sp.Expr) -> Number | None:
+        if not value.is_Number:  # erf(0.4·√2): numbers that sympy leaves unevaluated
+            value = value.evalf(self.digits)
         if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
             return sp.Float(value, self.digits)  # all its digits, not rounded to a float
         return None

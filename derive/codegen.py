@@ -428,8 +428,10 @@ class VectorModule:
             if seeded
             else "The spec gives every weight, so seed changes nothing."
         )
+        bodies = self.bodies()
         return render_python(
             "module.py.j2",
+            uses_math=any("math." in line for lines in bodies.values() for line in lines),
             array_api=self.backend == ARRAY_API,
             doc=Code(self.docstring()),
             name=spec.name,
@@ -448,7 +450,7 @@ class VectorModule:
             L=self.output.number,
             inputs=self.layers[0].size,
             outputs=self.output.size,
-            **{name: [Code(line.rstrip()) for line in lines] for name, lines in self.bodies().items()},
+            **{name: [Code(line.rstrip()) for line in lines] for name, lines in bodies.items()},
         )
 
 

@@ -13,6 +13,7 @@ f') is BP1–BP4. Nothing is substituted into sympy at each training step, so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -54,7 +55,7 @@ def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _
         names[symbol] = symbol.name
     body = ", ".join(numpy_code(r, names) for r in reduced)
     lines.append(f"    return [{body}]" if many else f"    return {body}")
-    namespace: dict[str, Any] = {"np": np}
+    namespace: dict[str, Any] = {"np": np, "math": math}
     # the source is printed from sympy trees by our printer, with argument names of our own: no spec text
     exec(compile("\n".join(lines), "<derive.numeric>", "exec"), namespace)
     fn: _Fn = namespace["_f"]

@@ -16,6 +16,9 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from .builtins import FUNCTIONS
+from .formula import SYMPY_FUNCTIONS
+
 DEFAULT_DIGITS = 8
 
 
@@ -286,18 +289,13 @@ def _reciprocal_sigmoid(power: sp.Pow) -> sp.Expr:
 class NumpyCodePrinter(StrPrinter):
     """Python source for NumPy, with ``np.`` functions and array names for symbols."""
 
+    # sympy's class name → the NumPy call, from the table of formula functions (sqrt, max and min print as
+    # Pow, Max and Min below), and sign, which derivatives of abs bring in
     _FUNCTIONS: ClassVar[dict[str, str]] = {
-        "exp": "np.exp",
-        "log": "np.log",
-        "tanh": "np.tanh",
-        "sinh": "np.sinh",
-        "cosh": "np.cosh",
-        "sin": "np.sin",
-        "cos": "np.cos",
-        "atan": "np.arctan",
-        "sign": "np.sign",
-        "Abs": "np.abs",
-    }
+        SYMPY_FUNCTIONS[name].__name__: entry.numpy
+        for name, entry in FUNCTIONS.items()
+        if entry.arity == 1 and isinstance(SYMPY_FUNCTIONS[name], type)
+    } | {"sign": "np.sign"}
 
     def __init__(self, names: Mapping[sp.Symbol, str] | None = None) -> None:
         super().__init__({})

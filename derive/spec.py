@@ -17,31 +17,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
 from .errors import SpecError, listing, suggest
 
-BUILTIN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear", "softplus", "softmax")
-BUILTIN_LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
+BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
+BUILTIN_LOSSES = tuple(LOSSES)
 
 # Names that would be read as something else: formula functions and constants,
 # the loss symbol E, and the formula variables of loss formulas.
 RESERVED_NAMES = frozenset(
     {
+        *FUNCTIONS,
+        *CONSTANTS,
         "E",
-        "exp",
-        "log",
-        "ln",
-        "sqrt",
-        "abs",
-        "tanh",
-        "sinh",
-        "cosh",
-        "sin",
-        "cos",
-        "atan",
-        "max",
-        "min",
-        "pi",
-        "e",
         "Abs",
         "Max",
         "Min",
@@ -379,6 +367,7 @@ class _Validator:
         if table is None:
             raise self.fail("loss", 'missing: give [loss] kind = "half_sse" or expr = "…"')
         if isinstance(table, str):  # loss = "bce": a shorthand for [loss] kind = "bce"
+            table = builtin_loss(table) or table
             if table not in BUILTIN_LOSSES:
                 hint = suggest(table, BUILTIN_LOSSES) or (
                     "built-in losses: " + ", ".join(BUILTIN_LOSSES) + '; a formula goes in [loss] expr = "…"'
@@ -392,6 +381,8 @@ class _Validator:
             raise self.fail("loss", "give exactly one of kind or expr")
         if "kind" in table:
             kind = table["kind"]
+            if isinstance(kind, str):
+                kind = builtin_loss(kind) or kind
             if not isinstance(kind, str) or kind not in BUILTIN_LOSSES:
                 hint = (suggest(kind, BUILTIN_LOSSES) if isinstance(kind, str) else "") or (
                     "built-in losses: " + ", ".join(BUILTIN_LOSSES)
@@ -521,10 +512,13 @@ class _Validator:
                 "missing: give a built-in activation (" + ", ".join(BUILTIN_ACTIVATIONS) + ") or a formula in x",
             )
         activation = self.text(activation, f"{key}.activation", 400).strip()
-        if activation == "softmax" and not is_output:
-            raise self.fail(f"{key}.activation", "softmax is allowed on the output layer only")
-        if activation == "softmax" and n < 2:
-            raise self.fail(f"{key}.activation", "softmax over a single neuron is the constant 1; use sigmoid")
+        if _looks_like_name(activation):
+            activation = builtin_activation(activation) or activation  # ReLU, Sigmoid: the table's spelling
+        builtin = ACTIVATIONS.get(activation)
+        if builtin is not None and builtin.layer_map and not is_output:
+            raise self.fail(f"{key}.activation", f"{activation} is allowed on the output layer only")
+        if builtin is not None and builtin.layer_map and n < 2:
+            raise self.fail(f"{key}.activation", f"{activation} over a single neuron is the constant 1; use sigmoid")
         if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
             hint = suggest(activation, BUILTIN_ACTIVATIONS)
             if hint or activation != "x":
@@ -727,7 +721,7 @@ class _Validator:
         out = spec.layers[-1]
         key = f"layers[{len(spec.layers) - 1}]"
         if spec.loss.kind == "cross_entropy":
-            if out.activation != "softmax":
+            if out.activation != SOFTMAX:
                 raise self.fail(
                     "loss.kind",
                     "cross_entropy needs a softmax output layer",
@@ -754,7 +748,7 @@ def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tup
     import numpy as np  # only for drawn numbers
 
     rng = np.random.default_rng([seed, 0, 1 if field == "values" else 2])
-    if field == "targets" and (activation == "softmax" or loss_kind == "cross_entropy"):
+    if field == "targets" and (activation == SOFTMAX or loss_kind == "cross_entropy"):
         one_hot = [0.0] * n
         one_hot[int(rng.integers(n))] = 1.0
         return tuple(one_hot)

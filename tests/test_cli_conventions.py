@@ -396,4 +396,6 @@ def test_the_readme_points_to_no_document_the_user_does_not_have():
     readme = (ROOT / "README.md").read_text()
     for word in ("NOTES.md", "../shared", "seed article", "seeds/"):
         assert word not in readme, word
-    assert not re.search(r"(?<![\d.,_])00[0-4](?![\d,])", readme), "the source articles' numbers (000 … 004) mean nothing to a user"
+    assert not re.search(r"(?<![\d.,_])00[0-4](?![\d,])", readme), (
+        "the source articles' numbers (000 … 004) mean nothing to a user"
+    )
