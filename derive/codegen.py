@@ -26,7 +26,7 @@ from .chain import derive
 from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
-from .printing import numpy_code, stabilize
+from .printing import cse_lines, numpy_code, stabilize
 from .render import Code, render_python
 from .rules import Activation, LayerMap, Loss, O, T, X, Y, activation, differentiate, folded_loss, loss
 from .spec import BiasKind, LayerSpec, Spec
@@ -95,13 +95,8 @@ def cheapest(expr: sp.Expr) -> sp.Expr:
 def _elementwise(expr: sp.Expr, names: dict[sp.Symbol, str], temps: str) -> tuple[list[str], str]:
     """Shared subexpressions (cse) as assignment lines, then the expression itself."""
     expr = stabilize(cheapest(stabilize(expr)))  # stable forms first, and before cse splits pieces out
-    replacements, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols(f"_{temps}"), optimizations=None)
-    lines = []
-    local = dict(names)
-    for symbol, value in replacements:
-        lines.append(f"{symbol.name} = {numpy_code(value, local)}")
-        local[symbol] = symbol.name
-    return lines, numpy_code(reduced, local)
+    lines, (code,) = cse_lines([expr], names, f"_{temps}")
+    return lines, code
 
 
 def _single_call(code: str) -> bool:
@@ -534,31 +529,21 @@ def scalar_module(model: Model) -> str:
         f"PARAMETERS = {tuple(params)!r}",
     ]
     for name in params:
-        replacements, (reduced,) = sp.cse(
-            stabilize(closed[name]), symbols=sp.numbered_symbols("_t"), optimizations=None
-        )
+        shared, (code,) = cse_lines([stabilize(closed[name])], {}, "_t")
         lines += ["", "", f"def dE_d{name}({signature}):", f'    """∂E/∂{name} in closed form."""']
-        local: dict[sp.Symbol, str] = {}
-        for symbol, value in replacements:
-            lines.append(f"    {symbol.name} = {numpy_code(value, local)}")
-            local[symbol] = symbol.name
-        lines.append(f"    return {numpy_code(reduced, local)}")
-    replacements, reduced_all = sp.cse(
-        [stabilize(closed[n]) for n in params], symbols=sp.numbered_symbols("_t"), optimizations=None
-    )
+        lines += [f"    {line}" for line in shared]
+        lines.append(f"    return {code}")
+    shared, codes = cse_lines([stabilize(closed[n]) for n in params], {}, "_t")
     lines += [
         "",
         "",
         f"def gradients({signature}):",
         '    """Every ∂E/∂p by name, common subexpressions computed once."""',
     ]
-    local = {}
-    for symbol, value in replacements:
-        lines.append(f"    {symbol.name} = {numpy_code(value, local)}")
-        local[symbol] = symbol.name
+    lines += [f"    {line}" for line in shared]
     lines.append("    return {")
-    for name, expr in zip(params, reduced_all):
-        lines.append(f"        {name!r}: {numpy_code(expr, local)},")
+    for name, code in zip(params, codes):
+        lines.append(f"        {name!r}: {code},")
     lines.append("    }")
     lines.append("")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from .codegen import VectorModule, compile_module
 from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
 from .point import Arrays, Point
-from .printing import numpy_code, stabilize
+from .printing import cse_lines, stabilize
 from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
 from .spec import BiasKind, LayerSpec
 
@@ -48,12 +48,9 @@ def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _
     many = isinstance(exprs, (list, tuple))
     items = [stabilize(sp.sympify(e, strict=True)) for e in (exprs if many else [exprs])]
     names: dict[sp.Symbol, str] = {s: f"_a{i}" for i, s in enumerate(args)}
-    replacements, reduced = sp.cse(items, symbols=sp.numbered_symbols("_c"), optimizations=None)
-    lines = [f"def _f({', '.join(names.values())}):"]
-    for symbol, value in replacements:
-        lines.append(f"    {symbol.name} = {numpy_code(value, names)}")
-        names[symbol] = symbol.name
-    body = ", ".join(numpy_code(r, names) for r in reduced)
+    shared, codes = cse_lines(items, names, "_c")
+    lines = [f"def _f({', '.join(names.values())}):", *(f"    {line}" for line in shared)]
+    body = ", ".join(codes)
     lines.append(f"    return [{body}]" if many else f"    return {body}")
     namespace: dict[str, Any] = {"np": np, "math": math}
     # the source is printed from sympy trees by our printer, with argument names of our own: no spec text

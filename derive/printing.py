@@ -8,7 +8,7 @@ symbol as its value, bracketed when negative, without touching the tree.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import mpmath
@@ -395,6 +395,20 @@ class NumpyCodePrinter(StrPrinter):
         if isinstance(exponent, sp.Rational):
             return f"{self.parenthesize(base, prec)}**({exponent.p}/{exponent.q})"
         return f"{self.parenthesize(base, prec)}**{self.parenthesize(exponent, prec)}"
+
+
+def cse_lines(exprs: Sequence[sp.Expr], names: Mapping[sp.Symbol, str], prefix: str) -> tuple[list[str], list[str]]:
+    """(``_t0 = …`` assignment lines of the shared subexpressions, each expression's code using them).
+
+    Temporaries are named ``prefix`` followed by a number; ``names`` spell the expressions' own symbols.
+    """
+    replacements, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix), optimizations=None)
+    local = dict(names)
+    lines = []
+    for symbol, value in replacements:
+        lines.append(f"{symbol.name} = {numpy_code(value, local)}")
+        local[symbol] = symbol.name
+    return lines, [numpy_code(r, local) for r in reduced]
 
 
 def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:

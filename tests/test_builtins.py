@@ -3,6 +3,7 @@ and the activations added through it agree with PyTorch, in derive and in export
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -76,7 +77,7 @@ def _net(hidden: str, seed: int) -> Net:
     return Net(
         sizes=sizes,
         activations=[hidden, hidden, "sigmoid"],
-        weights=[rng.normal(0, 1, (n, m)) for m, n in zip(sizes, sizes[1:])],
+        weights=[rng.normal(0, 1, (n, m)) for m, n in itertools.pairwise(sizes)],
         bias_kinds=["per_neuron", "shared", "per_neuron"],
         biases=[rng.normal(0, 0.5, 4), np.array(rng.normal(0, 0.5)), rng.normal(0, 0.5, 2)],
         x=rng.uniform(-1, 1, 3),
