@@ -10,6 +10,7 @@ activation is one line here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -99,6 +100,6 @@ def builtin_loss(name: str) -> str | None:
     return _canonical(name, LOSSES)
 
 
-def _canonical(name: str, table: dict[str, object]) -> str | None:
+def _canonical(name: str, table: Mapping[str, object]) -> str | None:
     folded = name.casefold()
     return next((key for key in table if key == folded), None)

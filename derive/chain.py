@@ -252,7 +252,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             biases = self._biases(index)
             nets: list[Number | None] = [None] * layer.size
             if weights is not None and all(o is not None for o in prev):
-                outs_dyadic = [_dyadic(o) for o in prev]  # type: ignore[arg-type]
+                outs_dyadic = [_dyadic(o) for o in prev]
                 for j, row in enumerate(weights):
                     if layer.biases[j] is None or biases[j] is not None:
                         nets[j] = _dot(row, outs_dyadic, biases[j], self.digits)
@@ -279,7 +279,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
                 weights = self._weights(index + 1)
-                above_dyadic = None if any(d is None for d in above) else [_dyadic(d) for d in above]  # type: ignore[arg-type]
+                above_dyadic = None if any(d is None for d in above) else [_dyadic(d) for d in above]
                 columns = list(zip(*weights)) if weights is not None else []
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
@@ -325,7 +325,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         return value
 
     def __contains__(self, symbol: object) -> bool:
-        return self._value(symbol) is not None  # type: ignore[arg-type]
+        return self._value(symbol) is not None
 
     def __iter__(self) -> Iterator[sp.Symbol]:
         for symbol in (*(self.net.symbols[n] for n in self.net.info), LOSS_SYMBOL):
@@ -360,7 +360,7 @@ def _dot(weights: Sequence[float], outs: list[tuple[int, int]], bias: Number | N
         return sp.Float(mpmath.mpf((total, low)), digits)
 
 
-def shown_value(expr: sp.Expr, value: float, point: dict[sp.Symbol, float]) -> float:
+def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -> float:
     """``value`` for display: a sum that cancels to rounding noise shows as 0.
 
     0.1 − 0.04 − 0.2 + … = −1.4e−17 in floating point; next to terms of size
@@ -373,7 +373,7 @@ def shown_value(expr: sp.Expr, value: float, point: dict[sp.Symbol, float]) -> f
     return 0.0 if abs(value) <= 1e-12 * scale else value
 
 
-def display_point(net: Network, point: dict[sp.Symbol, float]) -> dict[sp.Symbol, float]:
+def display_point(net: Network, point: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, float]:
     """The point with every net that cancels to rounding noise shown as 0 (for printing only)."""
     shown = dict(point)
     for symbol, definition in net.net_definitions.items():

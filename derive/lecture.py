@@ -9,6 +9,7 @@ out. Free text from the spec is escaped; LaTeX made here is marked :class:`Tex`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,7 +264,7 @@ def visible_width(latex: str) -> float:
     return width
 
 
-def break_lines(expr: sp.Expr, names: dict[sp.Symbol, str], width: int = LINE_WIDTH) -> list[str]:
+def break_lines(expr: sp.Expr, names: Mapping[sp.Symbol, str], width: int = LINE_WIDTH) -> list[str]:
     """LaTeX lines for a long expression: products split into factors, sums into terms."""
     whole = pr.latex(expr, names)
     if visible_width(whole) <= width:
@@ -296,7 +297,7 @@ def break_lines(expr: sp.Expr, names: dict[sp.Symbol, str], width: int = LINE_WI
     return [whole]
 
 
-def _factor_lines(factor: sp.Expr, names: dict[sp.Symbol, str], width: int) -> list[str]:
+def _factor_lines(factor: sp.Expr, names: Mapping[sp.Symbol, str], width: int) -> list[str]:
     latex = pr.latex(factor, names)
     if visible_width(latex) <= width:
         return [rf"\left({latex}\right)" if isinstance(factor, sp.Add) else latex]

@@ -627,7 +627,7 @@ class Network:
             swap = {first.out: n.out, n.out: first.out, first.net: n.net, n.net: first.net}
             if first.target is not None and n.target is not None:
                 swap.update({first.target: n.target, n.target: first.target})
-            return self.delta_definitions[first.delta].xreplace(swap)  # type: ignore[index]
+            return self.delta_definitions[first.delta].xreplace(swap)
         return self._derived_output_delta(n)
 
     def _derived_output_delta(self, n: Neuron) -> sp.Expr:

@@ -43,7 +43,7 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
     point = model.point
     layers = []
     for layer in net.layers:
-        listed = layer.neurons
+        neurons = layer.neurons
         written = full or layer.index == 0 or net.layers[layer.index - 1].size <= MAX_JSON_SUM
         entry: dict[str, Any] = {
             "number": layer.number,
@@ -52,7 +52,7 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
             "formula": None if layer.rule is None else layer.rule.formula,
             "neurons": [],
         }
-        for n in listed:
+        for n in neurons:
             neuron: dict[str, Any] = {"out": n.out.name}
             if n.net is not None:
                 neuron["net"] = n.net.name
@@ -69,17 +69,19 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
                     neuron["target_value"] = point[n.target]
             entry["neurons"].append(neuron)
         if layer.index > 0:
-            names = layer.spec.weight_names
-            if full or len(names) * len(names[0]) <= MAX_JSON_NAMES:
-                entry["weights"] = [list(row) for row in names]
+            weight_names = layer.spec.weight_names
+            if full or len(weight_names) * len(weight_names[0]) <= MAX_JSON_NAMES:
+                entry["weights"] = [list(row) for row in weight_names]
             else:
-                entry["weights_shape"] = [len(names), len(names[0])]
+                entry["weights_shape"] = [len(weight_names), len(weight_names[0])]
             entry["bias"] = layer.spec.bias.kind.value
             entry["bias_names"] = list(layer.spec.bias.names)
         layers.append(entry)
     values = model.parameter_values()
-    names = model.spec.parameter_names
-    shown = names if full or len(names) <= MAX_JSON_NAMES else names[:MAX_LISTED_PARAMETERS]
+    parameter_names = model.spec.parameter_names
+    listed_names = (
+        parameter_names if full or len(parameter_names) <= MAX_JSON_NAMES else parameter_names[:MAX_LISTED_PARAMETERS]
+    )
     data: dict[str, Any] = {
         "name": model.spec.name,
         "title": model.spec.title,
@@ -91,7 +93,7 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
             "value": point[LOSS_SYMBOL] if point is not None else None,
         },
         "layers": layers,
-        "parameters": {name: values[name] for name in shown},
+        "parameters": {name: values[name] for name in listed_names},
         "training": {
             "learning_rate": model.spec.training.learning_rate,
             "update_biases": model.spec.training.update_biases,
@@ -99,8 +101,8 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
         },
         "missing": net.missing_numbers(),
     }
-    if len(shown) < len(names):
-        data["parameters_omitted"] = len(names) - len(shown)
+    if len(listed_names) < len(parameter_names):
+        data["parameters_omitted"] = len(parameter_names) - len(listed_names)
     return data
 
 
@@ -134,10 +136,10 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = Fa
     values = model.parameter_values()
     lines.append("parameters:")
     parameter_names = spec.parameter_names
-    shown = parameter_names if full else parameter_names[:MAX_LISTED_PARAMETERS]
-    for name in shown:
+    listed_names = parameter_names if full else parameter_names[:MAX_LISTED_PARAMETERS]
+    for name in listed_names:
         lines.append(f"  {name} = {pr.format_number(values[name], digits)}")
-    if len(parameter_names) > len(shown):
+    if len(parameter_names) > len(listed_names):
         lines.append(f"  … ({len(parameter_names)} in all; --full lists them)")
     lines.append("")
     if point is None:
@@ -178,7 +180,7 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = Fa
 
 
 def _shown_net(net: Network, symbol: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:
-    return shown_value(net.net_definitions[symbol], point[symbol], point)  # type: ignore[arg-type]
+    return shown_value(net.net_definitions[symbol], point[symbol], point)
 
 
 class _Overlay(LazyMapping, Mapping[sp.Symbol, float]):

@@ -37,8 +37,9 @@ class Arrays:
 class LazyKeys(KeysView[Any]):
     """A mapping's keys, where ``needed <= keys`` asks only about the needed ones (never counts them all)."""
 
-    def __ge__(self, other: Iterable[Any]) -> bool:  # type: ignore[override]
-        return all(key in self._mapping for key in other)
+    def __ge__(self, other: Iterable[Any]) -> bool:
+        mapping: Mapping[Any, Any] = self._mapping  # type: ignore[attr-defined]  # KeysView's own field
+        return all(key in mapping for key in other)
 
 
 class LazyMapping(Mapping[sp.Symbol, Any]):
@@ -47,7 +48,7 @@ class LazyMapping(Mapping[sp.Symbol, Any]):
     def __bool__(self) -> bool:
         return True
 
-    def keys(self) -> LazyKeys:  # type: ignore[override]
+    def keys(self) -> LazyKeys:
         return LazyKeys(self)
 
 
@@ -83,7 +84,7 @@ class Point(LazyMapping, Mapping[sp.Symbol, float]):
 
     def __contains__(self, symbol: object) -> bool:
         try:
-            self[symbol]  # type: ignore[index]
+            self[symbol]
         except KeyError:
             return False
         return True
