@@ -546,4 +546,6 @@ def scalar_module(model: Model) -> str:
         lines.append(f"        {name!r}: {code},")
     lines.append("    }")
     lines.append("")
+    if any("math." in line for line in lines):  # erf: math.erf elementwise
+        lines.insert(lines.index("import numpy as np"), "import math\n")
     return "\n".join(lines)
