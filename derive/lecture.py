@@ -505,7 +505,7 @@ class LectureBuilder:
 
     def _neuron_label(self, layer: Layer, j: int) -> str:
         neuron = layer.neurons[j]
-        if neuron.label[0].isdigit():  # a layer given by size: Nielsen's a^l_j
+        if layer.spec.by_size:  # Nielsen's a^l_j
             return self.names[neuron.out]
         from .naming import latex_name
 

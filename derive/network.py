@@ -294,6 +294,11 @@ class _Symbols(Mapping[str, sp.Symbol]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
 
+    @property
+    def made(self) -> int:
+        """How many symbols exist so far (a derivation of one weight makes a few hundred of 270,000)."""
+        return len(self._made)
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -368,7 +373,7 @@ class Network:
         return _Index(self.spec)
 
     @cached_property
-    def symbols(self) -> Mapping[str, sp.Symbol]:
+    def symbols(self) -> _Symbols:
         """The symbol of each name, made on first use."""
         index = self.info
         assert isinstance(index, _Index)
@@ -638,11 +643,14 @@ class Network:
         if len(terms) > 1 and self.loss_rule.name == "cross_entropy":
             targets = [m.target for m in out_layer.neurons if m.target is not None]
             # with two outputs the Jacobian is written in one of them: out_k = 1 − Σ others brings both back
-            forms = [delta] + [
-                delta.subs(m.out, 1 - sp.Add(*(o for o in out_layer.outs if o != m.out)))
-                for m in out_layer.neurons
-                if m is not n
-            ]
+            # (a wider layer's entries name only out_j and out_i, see rules._layer_jacobian: δ itself folds)
+            forms = [delta]
+            if out_layer.size <= SYMMETRIC_FROM:
+                forms += [
+                    delta.subs(m.out, 1 - sp.Add(*(o for o in out_layer.outs if o != m.out)))
+                    for m in out_layer.neurons
+                    if m is not n
+                ]
             folded = min((sp.collect(sp.expand(f), n.out).subs(sp.Add(*targets), 1) for f in forms), key=sp.count_ops)
             delta = folded if sp.count_ops(folded) < sp.count_ops(delta) else delta
         # bce ∘ σ: ((1−t)/(1−o) − t/o) · o(1−o) cancels to o − t, which stays finite when o rounds to 1
