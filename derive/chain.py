@@ -373,13 +373,34 @@ def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -
     return 0.0 if abs(value) <= 1e-12 * scale else value
 
 
-def display_point(net: Network, point: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, float]:
-    """The point with every net that cancels to rounding noise shown as 0 (for printing only)."""
-    shown = dict(point)
-    for symbol, definition in net.net_definitions.items():
-        if symbol in shown:
-            shown[symbol] = shown_value(definition, shown[symbol], point)
-    return shown
+def display_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Symbol, float]:
+    """The point with every net that cancels to rounding noise shown as 0 (for printing only).
+
+    Each net is looked at when it is first read: a lecture of a big network shows a few of them.
+    """
+    return _DisplayPoint(net, point)
+
+
+class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
+        self.net = net
+        self.point = point
+        self._shown: dict[sp.Symbol, float] = {}
+
+    def __getitem__(self, symbol: sp.Symbol) -> float:
+        if symbol in self._shown:
+            return self._shown[symbol]
+        value = self.point[symbol]
+        info = self.net.info.get(getattr(symbol, "name", ""))
+        if info is not None and info.kind is SymbolKind.NET:
+            value = self._shown[symbol] = shown_value(self.net.net_definitions[symbol], value, self.point)
+        return value
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        return iter(self.point)
+
+    def __len__(self) -> int:
+        return len(self.point)
 
 
 # --------------------------------------------------------------------------
