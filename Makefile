@@ -24,12 +24,12 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml Makefile | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[fast]'
 	rm -f $(VENV)/.installed-run-*
 	touch $@
 
 $(STAMP_TEST): $(STAMP_RUN)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[fast,test]'
 	@# PyTorch is a test oracle. 2.13.0 is the local CPU build; any other version downloads gigabytes.
 	@if $(BIN)/python -m pip install --quiet '$(TORCH)'; then :; \
 	elif [ -n "$(CI)" ]; then echo "error: could not install $(TORCH), and CI needs it" >&2; exit 1; \

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sympy as sp
 
-from .chain import Derivation, derive, derive_all, exact_point
+from .chain import Derivation, Number, derive, derive_all, exact_point
 from .errors import DeriveError
 from .files import LectureFormat, lecture_format
-from .network import Network
+from .network import LOSS_SYMBOL, Network
 from .numeric import Breakdown, Compiled
+from .point import Point
 from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
 
 if TYPE_CHECKING:
@@ -147,11 +148,16 @@ class Model:
         return Compiled(self.network)
 
     @cached_property
-    def point(self) -> dict[sp.Symbol, float] | None:
+    def _engine(self) -> Compiled:
+        """The numeric engine at the spec's parameters, for reading (never trained)."""
+        return Compiled(self.network)
+
+    @cached_property
+    def point(self) -> Point | None:
         """Every symbol's value at the spec's numbers, or None when inputs or targets are missing."""
         if not self.has_numbers:
             return None
-        point = self.compiled().point()
+        point = self._engine.point()
         for layer in self.network.layers[1:]:
             for n in layer.neurons:
                 for symbol in (n.net, n.out):
@@ -184,19 +190,45 @@ class Model:
         """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
         return self.compiled().named_gradients()
 
+    def gradient_values(self) -> tuple[float, dict[str, Number | None]]:
+        """(E, ∂E/∂p for every weight and bias by name) at the spec's numbers, as derivations give them.
+
+        The numbers are the compiled passes' (a derivation's value is the same δ form); only where one is
+        not a float is that parameter derived, for its exactly evaluated value.
+        """
+        point = self.point
+        assert point is not None, "needs the spec's numbers (Network.require_numbers)"
+        _, grads = self._engine.named_gradients()
+        values: dict[str, Number | None] = dict(grads)
+        for name, value in grads.items():
+            if not math.isfinite(value):
+                values[name] = derive(self.network, self.symbol(name), point).value
+        return point[LOSS_SYMBOL], values
+
+    def parameter_values(self) -> dict[str, float]:
+        """Every weight and bias by name: the spec's, or drawn from its seed."""
+        return self._engine.parameter_values()
+
+    def path_counts(self) -> dict[str, int]:
+        """How many chain-rule paths lead from each weight and bias to E."""
+        return self.network.path_counts()
+
     # -- what the other commands do ---------------------------------------------------
 
-    def show(self, digits: int = 8) -> str:
-        """What ``derive show`` prints: layers, symbols, the forward pass with numbers, the loss."""
+    def show(self, digits: int = 8, *, full: bool = False) -> str:
+        """What ``derive show`` prints: layers, symbols, the forward pass with numbers, the loss.
+
+        A big network is summarised per layer unless ``full``.
+        """
         from .overview import overview_text
 
-        return overview_text(self, digits)
+        return overview_text(self, digits, full)
 
-    def overview(self) -> dict[str, Any]:
-        """The data of ``derive show --format json``."""
+    def overview(self, full: bool = False) -> dict[str, Any]:
+        """The data of ``derive show --format json`` (big networks summarised unless ``full``)."""
         from .overview import overview
 
-        return overview(self)
+        return overview(self, full)
 
     def lecture(
         self,

@@ -13,15 +13,17 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import TypeAlias
 
+import mpmath
 import sympy as sp
 
-from .errors import DeriveError, TooLargeError
-from .network import LOSS_SYMBOL, Network, Neuron
+from .errors import TooLargeError
+from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
+from .point import LazyMapping, Point
+from .rules import Activation, X
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
@@ -124,10 +126,6 @@ class Derivation:
             return self.expression
         return sp.Add(*(t.expr for t in self.terms))
 
-    def evaluate(self, expr: sp.Expr) -> Number | None:
-        """The value of an expression over this network's symbols at the spec's numbers."""
-        return evaluate(expr, self.point)
-
     def closed_form(self, limit: int = MAX_CLOSED_FORM_NODES) -> sp.Expr:
         """∂E/∂quantity written out in inputs, weights, biases and targets only.
 
@@ -224,81 +222,198 @@ def as_float(value: Number | None) -> float | None:
     return None if value is None else float(value)
 
 
-def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, Number]:
+def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Symbol, Number]:
     """The point's nets, outs, δs and E recomputed from its inputs, parameters and targets, for showing.
 
     In floats σ(40) is 1, so 1 − out is 0 and ∂E/∂out = (o − t)/(o(1 − o)) is 1/0. Here every
     number is a sympy Float with as many digits as the largest net asks for (1 − σ(net) needs
     about net/ln 10 of them) plus EXACT_DIGITS, and an exponent without limit (softmax outputs
-    of e^−2000 are kept). A value that is still not a number is left out.
+    of e^−2000 are kept). A value that is still not a number is left out. Values are computed
+    when first read, a layer at a time.
     """
-    nets = [float(point[s]) for s in net.net_definitions if s in point]
-    largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
-    digits = min(EXACT_DIGITS + math.ceil(2 * largest / math.log(10)), MAX_EXACT_DIGITS)
-    given = ("input", "weight", "bias", "target")
-    exact: dict[sp.Symbol, Number] = {
-        s: sp.Float(v, digits) for s, v in point.items() if s.name in net.info and net.info[s.name].kind in given
-    }
+    return ExactPoint(net, point)
 
-    def define(symbol: sp.Symbol, definition: sp.Expr) -> None:
-        if definition.free_symbols <= exact.keys():
-            value = definition.xreplace({s: _sympy_number(exact[s]) for s in definition.free_symbols})
-            if not value.is_Number:  # an exact 0 leaves log(2) and friends unevaluated
-                value = value.evalf(digits)
-            if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
-                exact[symbol] = sp.Float(value, digits)  # all its digits, not rounded to a float
 
-    for layer in net.layers[1:]:
-        for n in layer.neurons:
-            assert n.net is not None
-            define(n.net, net.net_definitions[n.net])
-        for n in layer.neurons:
-            define(n.out, net.out_definitions[n.out])
-    for layer in reversed(net.layers[1:]):
-        for n in layer.neurons:
-            assert n.delta is not None
-            define(n.delta, net.delta_definitions[n.delta])
-    define(LOSS_SYMBOL, net.loss_expression)
-    return exact
+class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
+    """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read."""
+
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
+        self.net = net
+        self.point = point
+        if isinstance(point, Point):
+            largest = point.largest_net()
+        else:
+            nets = [float(point[s]) for s in net.net_definitions if s in point]
+            largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
+        self.digits = min(EXACT_DIGITS + math.ceil(2 * largest / math.log(10)), MAX_EXACT_DIGITS)
+        self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
+        self._deltas: dict[int, list[Number | None]] = {}
+        self._loss: list[Number | None] = []
+
+    # -- given numbers -------------------------------------------------------
+
+    def _given(self, symbol: sp.Symbol) -> sp.Float | None:
+        value = self.point.get(symbol)
+        return None if value is None else sp.Float(value, self.digits)
+
+    def _weights(self, index: int) -> list[list[float]] | None:
+        if isinstance(self.point, Point):
+            return self.point.arrays.weights[index].tolist()
+        rows = [[self.point.get(w) for w in row] for row in self.net.layers[index].weights]
+        return None if any(v is None for row in rows for v in row) else rows  # type: ignore[return-value]
+
+    def _biases(self, index: int) -> list[Number | None]:
+        return [None if b is None else self._given(b) for b in self.net.layers[index].biases]
+
+    # -- recomputed numbers ----------------------------------------------------
+
+    def _number(self, value: sp.Expr) -> Number | None:
+        if not value.is_Number:  # erf(0.4·√2): numbers that sympy leaves unevaluated
+            value = value.evalf(self.digits)
+        if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
+            return sp.Float(value, self.digits)  # all its digits, not rounded to a float
+        return None
+
+    def _define(self, definition: sp.Expr, known: Mapping[sp.Symbol, Number | None]) -> Number | None:
+        values = {}
+        for s in definition.free_symbols:
+            v = known.get(s)
+            if v is None:
+                return None
+            values[s] = _sympy_number(v)
+        return self._number(definition.xreplace(values))
+
+    def _outs(self, index: int) -> list[Number | None]:
+        if index == 0:
+            return [self._given(s) for s in self.net.input_layer.outs]
+        return self.forward(index)[1]
+
+    def forward(self, index: int) -> tuple[list[Number | None], list[Number | None]]:
+        """(nets, outs) of layer ``index``."""
+        if index not in self._forward:
+            layer = self.net.layers[index]
+            prev = self._outs(index - 1)
+            weights = self._weights(index)
+            biases = self._biases(index)
+            nets: list[Number | None] = [None] * layer.size
+            if weights is not None and all(o is not None for o in prev):
+                outs_dyadic = [_dyadic(o) for o in prev]
+                for j, row in enumerate(weights):
+                    if layer.biases[j] is None or biases[j] is not None:
+                        nets[j] = _dot(row, outs_dyadic, biases[j], self.digits)
+            rule = layer.rule
+            if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
+                outs = [self._define(rule.f, {X: z}) for z in nets]
+            else:
+                known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
+                outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
+            self._forward[index] = (nets, outs)
+        return self._forward[index]
+
+    def deltas(self, index: int) -> list[Number | None]:
+        """The δs of layer ``index``."""
+        if index not in self._deltas:
+            layer = self.net.layers[index]
+            nets, outs = self.forward(index)
+            known: dict[sp.Symbol, Number | None] = {**dict(zip(layer.nets, nets)), **dict(zip(layer.outs, outs))}
+            result: list[Number | None] = []
+            if layer.is_output:
+                known.update((n.target, self._given(n.target)) for n in layer.neurons if n.target is not None)
+                result = [self._define(self.net.delta_definitions[d], known) for d in layer.deltas]
+            else:
+                # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
+                above = self.deltas(index + 1)
+                weights = self._weights(index + 1)
+                above_dyadic = None if any(d is None for d in above) else [_dyadic(d) for d in above]
+                columns = list(zip(*weights)) if weights is not None else []
+                for h, n in enumerate(layer.neurons):
+                    assert n.net is not None
+                    local = self._define(self.net.dout_dnet(n.out, n.net), known)
+                    if not columns or local is None or above_dyadic is None:
+                        result.append(None)
+                        continue
+                    back = _dot(columns[h], above_dyadic, None, self.digits)
+                    result.append(self._number(sp.Float(back, self.digits) * _sympy_number(local)))
+            self._deltas[index] = result
+        return self._deltas[index]
+
+    def loss(self) -> Number | None:
+        if not self._loss:
+            out = self.net.output_layer
+            _, outs = self.forward(out.index)
+            known: dict[sp.Symbol, Number | None] = dict(zip(out.outs, outs))
+            known.update((n.target, self._given(n.target)) for n in out.neurons if n.target is not None)
+            self._loss.append(self._define(self.net.loss_expression, known))
+        return self._loss[0]
+
+    # -- the mapping -------------------------------------------------------------
+
+    def _value(self, symbol: sp.Symbol) -> Number | None:
+        if symbol == LOSS_SYMBOL:
+            return self.loss()
+        info = self.net.info.get(getattr(symbol, "name", ""))
+        if info is None:
+            return None
+        kind = info.kind
+        if kind in (SymbolKind.INPUT, SymbolKind.WEIGHT, SymbolKind.BIAS, SymbolKind.TARGET):
+            return self._given(symbol)
+        assert info.row is not None
+        if kind is SymbolKind.DELTA:
+            return self.deltas(info.layer)[info.row]
+        nets, outs = self.forward(info.layer)
+        return (nets if kind is SymbolKind.NET else outs)[info.row]
+
+    def __getitem__(self, symbol: sp.Symbol) -> Number:
+        value = self._value(symbol)
+        if value is None:
+            raise KeyError(symbol)
+        return value
+
+    def __contains__(self, symbol: object) -> bool:
+        return self._value(symbol) is not None
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        for symbol in (*(self.net.symbols[n] for n in self.net.info), LOSS_SYMBOL):
+            if self._value(symbol) is not None:
+                yield symbol
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _dyadic(value: Number) -> tuple[int, int]:
+    """(m, e) with value = m · 2**e exactly (a float, or a finite sympy Float)."""
+    if isinstance(value, float):
+        numerator, denominator = value.as_integer_ratio()
+        return numerator, 1 - denominator.bit_length()
+    sign, mantissa, exponent, _ = sp.Float(value)._mpf_
+    return (-mantissa if sign else mantissa), exponent
+
+
+def _dot(weights: Sequence[float], outs: list[tuple[int, int]], bias: Number | None, digits: int) -> sp.Float:
+    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ.
+
+    ``outs`` are (m, e) pairs (see :func:`_dyadic`); weights and bias are the given floats.
+    """
+    ws = [_dyadic(w) for w in weights]
+    terms = [(mw * mo, ew + eo) for (mw, ew), (mo, eo) in zip(ws, outs)]
+    if bias is not None:
+        terms.append(_dyadic(bias))
+    low = min(e for _, e in terms)
+    total = sum(m << (e - low) for m, e in terms)
+    with mpmath.workdps(digits):
+        return sp.Float(mpmath.mpf((total, low)), digits)
 
 
 # --------------------------------------------------------------------------
 # the graph
 
 
-def _successors(net: Network, node: sp.Symbol) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """(head, ∂head/∂node) for each edge leaving node."""
-    info = net.info[node.name]
-    layers = net.layers
-    if info.kind in ("out", "input"):
-        layer_index = info.layer
-        if layer_index == len(layers) - 1:
-            return [(LOSS_SYMBOL, net.dE_dout[node])]
-        nxt = layers[layer_index + 1]
-        assert info.row is not None
-        return [(n.net, row[info.row]) for n, row in zip(nxt.neurons, nxt.weights) if n.net is not None]
-    if info.kind == "net":
-        neuron = net.neuron_of(node)
-        edges = [(m.out, net.dout_dnet(m.out, node)) for m in net.feeds(neuron)]
-        return [(head, d) for head, d in edges if d != 0]
-    layer = layers[info.layer]
-    prev = layers[info.layer - 1]
-    if info.kind == "weight":
-        assert info.row is not None and info.col is not None
-        head = layer.neurons[info.row].net
-        assert head is not None
-        return [(head, prev.neurons[info.col].out)]
-    if info.kind == "bias":
-        return [(n.net, sp.S.One) for n, b in zip(layer.neurons, layer.biases) if b == node and n.net is not None]
-    raise DeriveError(f"cannot differentiate with respect to {node.name}")  # pragma: no cover
-
-
 def local_factor(net: Network, head: sp.Symbol, tail: sp.Symbol) -> sp.Expr | None:
     """∂head/∂tail along one edge of the graph (a single chain-rule factor), or None without that edge."""
-    info = net.info.get(tail.name)
-    if info is None or info.kind in ("target", "delta"):  # nothing is differentiated by these
+    if tail.name not in net.info:
         return None
-    return next((factor for h, factor in _successors(net, tail) if h == head), None)
+    return next((factor for h, factor in net.edges_from(tail) if h == head), None)
 
 
 def count_paths(net: Network, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
@@ -307,7 +422,7 @@ def count_paths(net: Network, node: sp.Symbol, memo: dict[sp.Symbol, int] | None
     if node == LOSS_SYMBOL:
         return 1
     if node not in memo:
-        memo[node] = sum(count_paths(net, head, memo) for head, _ in _successors(net, node))
+        memo[node] = sum(count_paths(net, head, memo) for head, _ in net.edges_from(node))
     return memo[node]
 
 
@@ -316,7 +431,7 @@ def _walk(net: Network, node: sp.Symbol) -> Iterator[list[tuple[sp.Symbol, sp.Sy
     if node == LOSS_SYMBOL:
         yield []
         return
-    for head, factor in _successors(net, node):
+    for head, factor in net.edges_from(node):
         for rest in _walk(net, head):
             yield [(node, head, factor), *rest]
 
@@ -371,13 +486,12 @@ def _delta_terms(
     exact: Mapping[sp.Symbol, Number] | None,
 ) -> tuple[DeltaTerm, ...]:
     """∂E/∂q = Σ_j δ_j · ∂net_j/∂q over the nets q feeds directly (for a net, q is δ itself)."""
-    info = net.info[quantity.name]
-    if info.kind == "net":
+    if net.info[quantity.name].kind is SymbolKind.NET:
         neuron = net.neuron_of(quantity)
         one = Factor(of=quantity, wrt=quantity, expr=sp.S.One, value=1.0)
         return (_term(net, neuron, one, point, exact),)
     terms = []  # stays empty for an output's out: ∂E/∂out_o is one factor, no δ in it
-    for head, factor in _successors(net, quantity):
+    for head, factor in net.edges_from(quantity):
         if head == LOSS_SYMBOL:
             continue
         neuron = net.neuron_of(head)
@@ -413,43 +527,66 @@ def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> 
 # closed forms
 
 
-def _tree_size(expr: sp.Basic, sizes: dict[sp.Symbol, int]) -> int:
-    if isinstance(expr, sp.Symbol):
-        return sizes.get(expr, 1)
-    return 1 + sum(_tree_size(a, sizes) for a in expr.args)
-
-
 class _Expander:
     """Substitutes definitions (net, out, δ) until only spec symbols remain."""
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        self.definitions: dict[sp.Symbol, sp.Expr] = {}
-        for defs in (net.net_definitions, net.out_definitions, net.delta_definitions):
-            self.definitions.update(defs)
         self.memo: dict[sp.Symbol, sp.Expr] = {}
+        self._sizes: dict[tuple[SymbolKind, int, int], int] = {}
 
-    @cached_property
-    def sizes(self) -> dict[sp.Symbol, int]:
-        sizes: dict[sp.Symbol, int] = {}
-        net = self.net
-        for layer in net.layers[1:]:
-            for n in layer.neurons:
-                assert n.net is not None
-                sizes[n.net] = _tree_size(net.net_definitions[n.net], sizes)
-            for n in layer.neurons:
-                sizes[n.out] = _tree_size(net.out_definitions[n.out], sizes)
-        for layer in reversed(net.layers[1:]):
-            for n in layer.neurons:
-                assert n.delta is not None
-                sizes[n.delta] = _tree_size(net.delta_definitions[n.delta], sizes)
-        return sizes
+    def definition(self, symbol: sp.Symbol) -> sp.Expr | None:
+        info = self.net.info.get(symbol.name)
+        if info is None:
+            return None
+        defs = {
+            SymbolKind.NET: self.net.net_definitions,
+            SymbolKind.OUT: self.net.out_definitions,
+            SymbolKind.DELTA: self.net.delta_definitions,
+        }.get(info.kind)
+        if defs is None:
+            return None
+        try:
+            return defs[symbol]
+        except KeyError:  # an input's out has no definition
+            return None
+
+    def size(self, symbol: sp.Symbol) -> int:
+        """Nodes of the symbol's closed form; a hidden layer's neurons are alike, so one of them stands for all."""
+        info = self.net.info.get(symbol.name)
+        if info is None or info.kind not in (SymbolKind.NET, SymbolKind.OUT, SymbolKind.DELTA) or info.layer == 0:
+            return 1
+        layer = self.net.layers[info.layer]
+        assert info.row is not None
+        row = info.row if layer.is_output else 0
+        key = (info.kind, info.layer, row)
+        if key not in self._sizes and info.kind is SymbolKind.NET:
+            # Σ_k w_jk·out_k (+ b): an Add of Mul(w, out) nodes, counted without making the sum
+            prev = self.net.layers[info.layer - 1]
+            terms = prev.size + (layer.biases[row] is not None)
+            out_size = prev.size if prev.index == 0 else None  # an input is a symbol of size 1
+            if out_size is None:
+                out_size = prev.size * self.size(prev.outs[0])
+            self._sizes[key] = (terms > 1) + 2 * prev.size + out_size + (layer.biases[row] is not None)
+        if key not in self._sizes:
+            neuron = layer.neurons[row]
+            representative = {SymbolKind.NET: neuron.net, SymbolKind.OUT: neuron.out, SymbolKind.DELTA: neuron.delta}
+            stand_in = representative[info.kind]
+            assert stand_in is not None
+            definition = self.definition(stand_in)
+            self._sizes[key] = 1 if definition is None else self.tree_size(definition)
+        return self._sizes[key]
+
+    def tree_size(self, expr: sp.Basic) -> int:
+        if isinstance(expr, sp.Symbol):
+            return self.size(expr)
+        return 1 + sum(self.tree_size(a) for a in expr.args)
 
     def full(self, symbol: sp.Symbol) -> sp.Expr:
-        if symbol not in self.definitions:
-            return symbol
         if symbol not in self.memo:
-            definition = self.definitions[symbol]
+            definition = self.definition(symbol)
+            if definition is None:
+                return symbol
             self.memo[symbol] = definition.xreplace({s: self.full(s) for s in definition.free_symbols})
         return self.memo[symbol]
 
@@ -457,7 +594,7 @@ class _Expander:
 def expand_definitions(net: Network, expr: sp.Expr, limit: int, label: str = "the expression") -> sp.Expr:
     """``expr`` with every net, out and δ replaced by its definition, recursively."""
     expander = _Expander(net)
-    size = _tree_size(expr, expander.sizes)
+    size = expander.tree_size(expr)
     if size > limit:
         raise TooLargeError(
             f"the closed form of ∂E/∂{label} would have about {size:,} nodes (limit {limit:,})",

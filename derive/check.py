@@ -21,7 +21,7 @@ training engine, derivations), never from formulas written here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -341,7 +341,7 @@ class _Values:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.network = model.network
-        self.points: dict[int, dict[sp.Symbol, float]] = {}
+        self.points: dict[int, Mapping[sp.Symbol, float]] = {}
 
     def prepare(self, steps: Iterable[int]) -> None:
         """Every symbol's value at each step asked for and the one before it (one training run to the last).
@@ -360,7 +360,7 @@ class _Values:
             done = step
             self.points[step] = engine.point()
 
-    def value(self, q: Quantity, point: dict[sp.Symbol, float] | None = None) -> float:
+    def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
         from .chain import derive, evaluate, local_factor
         from .network import LOSS_SYMBOL
 
@@ -394,7 +394,7 @@ class _Values:
     def _neuron(self, label: str) -> Neuron:
         return next(n for layer in self.network.layers[1:] for n in layer.neurons if n.label == label)
 
-    def _partial(self, label: str, wrt: str, point: dict[sp.Symbol, float]) -> float | None:
+    def _partial(self, label: str, wrt: str, point: Mapping[sp.Symbol, float]) -> float | None:
         """dE_k/dX: the δs of output k's error alone (BP1 with one term, BP2 below), then Σ δ·∂net/∂X."""
         from .chain import derive, evaluate
 

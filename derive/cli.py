@@ -214,19 +214,20 @@ def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, outp
 
 @main.command()
 @SPEC
+@click.option("--full", is_flag=True, help="Every neuron and parameter, however many (a big network is summarised).")
 @FORMAT
 @DIGITS
 @OUTPUT
 @friendly
-def show(spec: str, fmt: str, digits: int, output: str | None) -> None:
+def show(spec: str, full: bool, fmt: str, digits: int, output: str | None) -> None:
     """Print the network: layers, symbols, the forward pass and the loss."""
     from .api import Model
 
     model = Model.load(spec)
     if fmt == "json":
-        _dump(model.overview(), output)
+        _dump(model.overview(full), output)
     else:
-        _emit(model.show(digits), output)
+        _emit(model.show(digits, full=full), output)
 
 
 @main.command()
@@ -259,6 +260,7 @@ def grad(
     it (W3: the matrix ∂E/∂W3 = δ3 a2ᵀ; b3: its bias gradient).
     """
     from .api import Model
+    from .chain import as_float
     from .printing import format_number
 
     if all_ == (param is not None):
@@ -275,19 +277,19 @@ def grad(
         model.network.require_numbers(
             "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"
         )
-        derivations = model.derivations()
-        assert model.point is not None
-        loss = model.point[_loss_symbol()]
+        # numbers from the compiled passes: no derivation is built, as none is printed
+        loss, values = model.gradient_values()
         if fmt == "json":
             from .chain import as_float
 
-            _dump({"loss": loss, "gradients": {k: as_float(d.value) for k, d in derivations.items()}}, output)
+            _dump({"loss": loss, "gradients": {k: as_float(v) for k, v in values.items()}}, output)
             return
-        width = max(len(k) for k in derivations)
+        counts = model.path_counts()
+        width = max(len(k) for k in values)
         lines = [f"E = {format_number(loss, digits)}"]
-        for k, d in derivations.items():
-            paths = f"{d.path_count} path{'s' if d.path_count != 1 else ''}"
-            value = format_number(d.value, digits) if d.value is not None else "?"
+        for k, v in values.items():
+            paths = f"{counts[k]} path{'s' if counts[k] != 1 else ''}"
+            value = format_number(v, digits) if v is not None else "?"
             lines.append(f"∂E/∂{k:<{width}} = {value:>16}   ({paths})")
         _emit("\n".join(lines) + "\n", output)
         return
@@ -457,12 +459,6 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
 
     data = run(shapes, budget=budget, torch_compile=torch_compile, log=log)
     _emit(_json(data) if fmt == "json" else table(data), output)
-
-
-def _loss_symbol() -> Any:
-    from .network import LOSS_SYMBOL
-
-    return LOSS_SYMBOL
 
 
 @main.command()

@@ -9,8 +9,7 @@ saved parameters take raw inputs.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 from .api import Model
 from .codegen import compile_module, vector_module
 from .data import Dataset, Scaling, scaling, split
+from .files import write_atomic
 
 # losses whose targets are probabilities
 _UNIT_TARGETS = ("bce", "cross_entropy")
@@ -143,18 +143,10 @@ def fold_scaling(params: dict[str, np.ndarray], scaled: Scaling) -> dict[str, np
 
 
 def save_params(params: dict[str, np.ndarray], path: str | Path) -> None:
-    """Write params as .npz (the module's keys), whole or not at all: a temporary file renamed into place."""
+    """Write params as .npz (the module's keys), whole or not at all (:func:`derive.files.write_atomic`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            arrays: dict[str, Any] = dict(params)
-            np.savez(handle, **arrays)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = dict(params)
+    np.savez(buffer, **arrays)
+    write_atomic(target, buffer.getvalue())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .builtins import FUNCTIONS as BUILTIN_FUNCTIONS
 from .errors import FormulaError, suggest
 
 MAX_LENGTH = 400
@@ -22,20 +23,25 @@ MAX_DEPTH = 40
 MAX_CONSTANT = 1e6
 MAX_EXPONENT = 64
 
+# each function of the table (derive.builtins) as sympy builds it
+SYMPY_FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "ln": sp.log,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "tanh": sp.tanh,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "atan": sp.atan,
+    "erf": sp.erf,
+    "max": sp.Max,
+    "min": sp.Min,
+}
 FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr]]] = {
-    "exp": (1, sp.exp),
-    "log": (1, sp.log),
-    "ln": (1, sp.log),
-    "sqrt": (1, sp.sqrt),
-    "abs": (1, sp.Abs),
-    "tanh": (1, sp.tanh),
-    "sinh": (1, sp.sinh),
-    "cosh": (1, sp.cosh),
-    "sin": (1, sp.sin),
-    "cos": (1, sp.cos),
-    "atan": (1, sp.atan),
-    "max": (2, sp.Max),
-    "min": (2, sp.Min),
+    name: (entry.arity, SYMPY_FUNCTIONS[name]) for name, entry in BUILTIN_FUNCTIONS.items()
 }
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
 

@@ -2,8 +2,8 @@
 
 The functions are kept as source text: derive runs it, and `derive export`
 copies it into the generated module, so both draw identical numbers.
-Xavier/Glorot uniform (±√(6/(fan_in + fan_out))) for every activation but relu,
-He normal (std √(2/fan_in)) for relu; each layer draws from its own stream
+Xavier/Glorot uniform (±√(6/(fan_in + fan_out))), or He normal (std √(2/fan_in))
+for the rectifiers (the table in :mod:`derive.builtins` says which); each layer draws from its own stream
 ``default_rng([seed, layer])``, rounded to 4 decimals so lectures stay readable.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .builtins import ACTIVATIONS, Init
 from .spec import LayerSpec, Spec
 
 SOURCE = '''
@@ -33,8 +34,9 @@ exec(compile(SOURCE, "<derive.init>", "exec"), _namespace)
 
 
 def scheme(layer: LayerSpec) -> str:
-    """The initialiser's function name for a seeded layer."""
-    return "_he" if layer.activation == "relu" else "_xavier"
+    """The initialiser's function name for a seeded layer: the table's for a built-in activation, else Xavier's."""
+    builtin = ACTIVATIONS.get(layer.activation)
+    return (builtin.init if builtin is not None else Init.XAVIER).value
 
 
 def weights(spec: Spec, index: int) -> np.ndarray:

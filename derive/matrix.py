@@ -114,8 +114,8 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
     delta_names = tuple(str(n.delta) for n in layer.neurons)
     prev = network.layers[index - 1]
     if m["kind"] == "W":
-        value = tuple(tuple(float(v) for v in row) for row in grad_w[index])
-        names = tuple(tuple(s.name for s in row) for row in layer.weights)
+        value = tuple(map(tuple, grad_w[index].tolist()))
+        names = layer.spec.weight_names
         inputs = tuple(float(v) for v in outs[index - 1][0])
         return MatrixGradient(key, number, value, names, delta, delta_names, inputs, tuple(o.name for o in prev.outs))
     gb = grad_b[index]

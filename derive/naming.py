@@ -53,8 +53,3 @@ def latex_name(name: str, nielsen: bool = False) -> str:
     if m and len(name) <= 4:  # h1 is caught above; "out1"-like short names stay whole
         return _stem(name)
     return _stem(_escape(name)) if "_" not in name else rf"\mathrm{{{_escape(name)}}}"
-
-
-def delta_name(neuron: str) -> str:
-    """The name of a neuron's δ (∂E/∂net) in plain text."""
-    return f"delta_{neuron}"

@@ -13,17 +13,24 @@ f') is BP1–BP4. Nothing is substituted into sympy at each training step, so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .chain import Number, exact_point
+from .codegen import VectorModule, compile_module
+from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
-from .printing import numpy_code, stabilize
+from .point import Arrays, Point
+from .printing import cse_lines, stabilize
 from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
+from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray
 _Fn = Callable[..., Any]
@@ -41,14 +48,11 @@ def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _
     many = isinstance(exprs, (list, tuple))
     items = [stabilize(sp.sympify(e, strict=True)) for e in (exprs if many else [exprs])]
     names: dict[sp.Symbol, str] = {s: f"_a{i}" for i, s in enumerate(args)}
-    replacements, reduced = sp.cse(items, symbols=sp.numbered_symbols("_c"), optimizations=None)
-    lines = [f"def _f({', '.join(names.values())}):"]
-    for symbol, value in replacements:
-        lines.append(f"    {symbol.name} = {numpy_code(value, names)}")
-        names[symbol] = symbol.name
-    body = ", ".join(numpy_code(r, names) for r in reduced)
+    shared, codes = cse_lines(items, names, "_c")
+    lines = [f"def _f({', '.join(names.values())}):", *(f"    {line}" for line in shared)]
+    body = ", ".join(codes)
     lines.append(f"    return [{body}]" if many else f"    return {body}")
-    namespace: dict[str, Any] = {"np": np}
+    namespace: dict[str, Any] = {"np": np, "math": math}
     # the source is printed from sympy trees by our printer, with argument names of our own: no spec text
     exec(compile("\n".join(lines), "<derive.numeric>", "exec"), namespace)
     fn: _Fn = namespace["_f"]
@@ -71,19 +75,21 @@ class Compiled:
 
     def __init__(self, network: Network) -> None:
         self.network = network
+        spec = network.spec
         # (step, loss, (weights, biases)) at the first loss of a training run that is not a float
         self._breakdown: tuple[int, float, tuple[list[Array], list[Array | None]]] | None = None
-        values = network.given_values()
         self.weights: list[Array] = [np.zeros((0, 0))]
         self.biases: list[Array | None] = [None]
         self.layers: list[_Compiled | None] = [None]
         for layer in network.layers[1:]:
-            self.weights.append(np.array([[values[w] for w in row] for row in layer.weights], dtype=float))
-            self.biases.append(_bias_array(layer, values))
+            self.weights.append(init_weights(spec, layer.index))
+            self.biases.append(_bias_array(layer.spec))
             self.layers.append(self._compile_layer(layer))
         out = network.output_layer
-        self.x = np.array([values.get(s, np.nan) for s in network.input_layer.outs], dtype=float)
-        self.t = np.array([values.get(n.target, np.nan) for n in out.neurons], dtype=float)
+        inputs, targets_given = spec.layers[0].values, spec.layers[-1].targets
+        self._given = (inputs is not None, targets_given is not None)
+        self.x = np.array(inputs if inputs is not None else [np.nan] * spec.layers[0].size, dtype=float)
+        self.t = np.array(targets_given if targets_given is not None else [np.nan] * out.size, dtype=float)
         rule = network.loss_rule
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
         self._loss = self._compile_loss(out)
@@ -198,33 +204,32 @@ class Compiled:
 
     # -- named numbers ---------------------------------------------------------
 
-    def point(self) -> dict[sp.Symbol, float]:
+    def point(self) -> Point:
         """Every symbol's value at the spec's numbers: inputs, parameters, targets, nets, outs, δs, E."""
-        net = self.network
-        values = dict(net.given_values())
-        values.update((net.symbols[name], v) for name, v in self.parameter_values().items())
         nets, outs = self.forward()
         deltas = self.backward(nets, outs)
-        for layer in net.layers[1:]:
-            for n in layer.neurons:
-                assert n.net is not None and n.delta is not None
-                values[n.net] = float(nets[layer.index][0, n.index])
-                values[n.out] = float(outs[layer.index][0, n.index])
-                values[n.delta] = float(deltas[layer.index][0, n.index])
-        values[LOSS_SYMBOL] = self.loss(nets[-1], outs[-1])
-        return values
+        x_given, t_given = self._given
+        arrays = Arrays(
+            x=self.x if x_given else None,
+            t=self.t if t_given else None,
+            weights=list(self.weights),
+            biases=list(self.biases),
+            nets=[z[0] for z in nets],
+            outs=[a[0] for a in outs],
+            deltas=[d[0] if d.ndim == 2 else d for d in deltas],
+            loss=self.loss(nets[-1], outs[-1]),
+        )
+        return Point(self.network, arrays)
 
     def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
         """Per-layer weight and bias arrays read out by spec name, in the spec's order."""
         result: dict[str, float] = {}
-        for layer, w, b in zip(self.network.layers[1:], weights[1:], biases[1:]):
-            for j, row in enumerate(layer.weights):
-                for k, s in enumerate(row):
-                    result[s.name] = float(w[j, k])
-            for j, s in enumerate(layer.biases):
-                if s is not None and b is not None:
-                    result[s.name] = float(b if b.ndim == 0 else b[j])
-        return {name: result[name] for name in self.network.spec.parameter_names}
+        for layer, w, b in zip(self.network.spec.layers[1:], weights[1:], biases[1:]):
+            for names, values in zip(layer.weight_names, w.tolist()):
+                result.update(zip(names, values))
+            if b is not None:
+                result.update(zip(layer.bias.names, [float(b)] if b.ndim == 0 else b.tolist()))
+        return result
 
     def parameter_values(self) -> dict[str, float]:
         """Every weight and bias by its spec name."""
@@ -237,15 +242,33 @@ class Compiled:
 
     # -- training ------------------------------------------------------------
 
-    def step(self, learning_rate: float, update_biases: bool) -> float:
-        """One gradient-descent update; returns the loss before it."""
-        loss, grad_w, grad_b = self.gradients()
+    @cached_property
+    def _module(self) -> ModuleType:
+        """The exported module's code (without the spec's numbers: the engine holds them), for training."""
+        source = VectorModule(self.network.spec, parameters=False).source()
+        return compile_module(source, f"{self.network.spec.name}_training")
+
+    def _params(self) -> dict[str, Array]:
+        """The parameters as the exported module names them (W2, b2, …)."""
+        params: dict[str, Array] = {}
         for index in range(1, len(self.weights)):
-            self.weights[index] = self.weights[index] - learning_rate * grad_w[index]
-            bias, gb = self.biases[index], grad_b[index]
-            if update_biases and bias is not None and gb is not None:
-                self.biases[index] = bias - learning_rate * gb
-        return loss
+            number = index + 1
+            params[f"W{number}"] = self.weights[index]
+            bias = self.biases[index]
+            if bias is not None:
+                params[f"b{number}"] = bias
+        return params
+
+    def step(self, learning_rate: float, update_biases: bool) -> float:
+        """One gradient-descent update with the exported module's loss_and_gradients; returns the loss before it."""
+        loss, grads = self._module.loss_and_gradients(self._params(), self.x[None, :], self.t[None, :])
+        for index in range(1, len(self.weights)):
+            number = index + 1
+            self.weights[index] = self.weights[index] - learning_rate * grads[f"W{number}"]
+            bias = self.biases[index]
+            if update_biases and bias is not None:
+                self.biases[index] = bias - learning_rate * grads[f"b{number}"]
+        return float(loss)
 
     def train(self, steps: int, learning_rate: float | None = None, update_biases: bool | None = None) -> list[float]:
         """Run ``steps`` updates; the losses before each update and after the last.
@@ -275,9 +298,10 @@ class Compiled:
         parameters = self._by_name(weights, biases)
         if not all(np.isfinite(v) for v in parameters.values()):
             return Breakdown(step, loss, None, True, history[0], max(finite, default=loss))
-        point = dict(self.network.given_values())
-        point.update((self.network.symbols[name], v) for name, v in parameters.items())
-        exact = exact_point(self.network, point).get(LOSS_SYMBOL)
+        engine = Compiled.__new__(Compiled)
+        engine.__dict__.update(self.__dict__)
+        engine.weights, engine.biases = list(weights), list(biases)
+        exact = exact_point(self.network, engine.point()).get(LOSS_SYMBOL)
         representable = exact is not None and bool(np.isfinite(float(exact)))
         return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
 
@@ -314,12 +338,10 @@ class Breakdown:
         )
 
 
-def _bias_array(layer: Layer, values: dict[sp.Symbol, float]) -> Array | None:
-    kind = layer.spec.bias.kind
-    if kind == "none":
+def _bias_array(layer: LayerSpec) -> Array | None:
+    kind = layer.bias.kind
+    if kind is BiasKind.NONE:
         return None
-    if kind == "shared":
-        first = layer.biases[0]
-        assert first is not None
-        return np.array(values[first], dtype=float)
-    return np.array([values[b] for b in layer.biases if b is not None], dtype=float)
+    if kind is BiasKind.SHARED:
+        return np.array(layer.bias.values[0], dtype=float)
+    return np.array(layer.bias.values, dtype=float)

@@ -1,18 +1,32 @@
-"""`derive show`: the network's layers, symbols, forward pass and loss."""
+"""`derive show`: the network's layers, symbols, forward pass and loss.
+
+A big network is summarised per layer: the text lists the first
+MAX_LISTED_NEURONS neurons of each layer and the first MAX_LISTED_PARAMETERS
+parameters, and a net over more than MAX_LISTED_NEURONS inputs by its value
+alone (its sum is never built); JSON keeps every neuron's numbers but leaves out
+long sums and name lists (see the limits below). ``full`` lists everything.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sympy as sp
 
 from . import printing as pr
 from .api import Model
-from .network import LOSS_SYMBOL
-from .present.display import display_point, shown_value
+from .network import LOSS_SYMBOL, Network
+from .point import LazyMapping
+from .present.display import shown_value
 from .rules import Activation, LayerMap
+from .spec import BiasKind
 
 MAX_LISTED_NEURONS = 40
+MAX_LISTED_PARAMETERS = 60
+# JSON is for programs: every neuron's numbers, and names and sums up to these sizes
+MAX_JSON_SUM = 100  # terms of a net written out
+MAX_JSON_NAMES = 10_000  # weight names of a layer, and parameters
 
 
 def _rule_text(rule: Activation | LayerMap | None) -> str:
@@ -23,12 +37,14 @@ def _rule_text(rule: Activation | LayerMap | None) -> str:
     return f"{rule.name}: f(x) = {rule.formula}"
 
 
-def overview(model: Model) -> dict[str, Any]:
-    """The network as plain data."""
+def overview(model: Model, full: bool = False) -> dict[str, Any]:
+    """The network as plain data; a big one summarised per layer unless ``full``."""
     net = model.network
     point = model.point
     layers = []
     for layer in net.layers:
+        neurons = layer.neurons
+        written = full or layer.index == 0 or net.layers[layer.index - 1].size <= MAX_JSON_SUM
         entry: dict[str, Any] = {
             "number": layer.number,
             "size": layer.size,
@@ -36,12 +52,13 @@ def overview(model: Model) -> dict[str, Any]:
             "formula": None if layer.rule is None else layer.rule.formula,
             "neurons": [],
         }
-        for n in layer.neurons:
+        for n in neurons:
             neuron: dict[str, Any] = {"out": n.out.name}
             if n.net is not None:
                 neuron["net"] = n.net.name
-                neuron["net_expression"] = pr.text(net.net_definitions[n.net])
-                neuron["out_expression"] = pr.text(net.out_definitions[n.out])
+                if written:
+                    neuron["net_expression"] = pr.text(net.net_definitions[n.net])
+                    neuron["out_expression"] = pr.text(net.out_definitions[n.out])
             if n.target is not None:
                 neuron["target"] = n.target.name
             if point is not None:
@@ -52,12 +69,20 @@ def overview(model: Model) -> dict[str, Any]:
                     neuron["target_value"] = point[n.target]
             entry["neurons"].append(neuron)
         if layer.index > 0:
-            entry["weights"] = [[w.name for w in row] for row in layer.weights]
-            entry["bias"] = layer.spec.bias.kind
+            weight_names = layer.spec.weight_names
+            if full or len(weight_names) * len(weight_names[0]) <= MAX_JSON_NAMES:
+                entry["weights"] = [list(row) for row in weight_names]
+            else:
+                entry["weights_shape"] = [len(weight_names), len(weight_names[0])]
+            entry["bias"] = layer.spec.bias.kind.value
             entry["bias_names"] = list(layer.spec.bias.names)
         layers.append(entry)
-    values = net.given_values()
-    return {
+    values = model.parameter_values()
+    parameter_names = model.spec.parameter_names
+    listed_names = (
+        parameter_names if full or len(parameter_names) <= MAX_JSON_NAMES else parameter_names[:MAX_LISTED_PARAMETERS]
+    )
+    data: dict[str, Any] = {
         "name": model.spec.name,
         "title": model.spec.title,
         "loss": {
@@ -68,7 +93,7 @@ def overview(model: Model) -> dict[str, Any]:
             "value": point[LOSS_SYMBOL] if point is not None else None,
         },
         "layers": layers,
-        "parameters": {p.name: values.get(p) for p in net.parameters},
+        "parameters": {name: values[name] for name in listed_names},
         "training": {
             "learning_rate": model.spec.training.learning_rate,
             "update_biases": model.spec.training.update_biases,
@@ -76,76 +101,106 @@ def overview(model: Model) -> dict[str, Any]:
         },
         "missing": net.missing_numbers(),
     }
+    if len(listed_names) < len(parameter_names):
+        data["parameters_omitted"] = len(parameter_names) - len(listed_names)
+    return data
 
 
-def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS) -> str:
+def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = False) -> str:
+    """The network for reading; a big one summarised per layer unless ``full``."""
     net = model.network
-    point = display_point(net, model.point) if model.point is not None else None
+    point = model.point
     spec = model.spec
+    limit = None if full else MAX_LISTED_NEURONS
     lines = [f"{spec.name}: {spec.title}", ""]
     lines.append("layers:")
     for layer in net.layers:
-        names = ", ".join(n.out.name if layer.index == 0 else n.label for n in layer.neurons[:MAX_LISTED_NEURONS])
-        if layer.size > MAX_LISTED_NEURONS:
+        names = ", ".join(n.out.name if layer.index == 0 else n.label for n in layer.neurons[:limit])
+        if limit is not None and layer.size > limit:
             names += f", … ({layer.size} in all)"
         what = "input" if layer.rule is None else _rule_text(layer.rule)
         lines.append(f"  layer {layer.number} ({layer.size} neuron{'s' if layer.size != 1 else ''}, {what}): {names}")
         if layer.index > 0:
             bias = layer.spec.bias
-            btext = {"none": "no bias", "shared": f"shared bias {bias.names[0] if bias.names else ''}"}.get(
-                bias.kind, "biases " + ", ".join(bias.names[:8]) + (" …" if len(bias.names) > 8 else "")
-            )
-            first, last = layer.weights[0][0].name, layer.weights[-1][-1].name
-            lines.append(f"    weights {first} … {last} ({layer.size}×{len(layer.weights[0])}), {btext}")
+            btext = {
+                BiasKind.NONE: "no bias",
+                BiasKind.SHARED: f"shared bias {bias.names[0] if bias.names else ''}",
+            }.get(bias.kind, "biases " + ", ".join(bias.names[:8]) + (" …" if len(bias.names) > 8 else ""))
+            weight_names = layer.spec.weight_names
+            first, last = weight_names[0][0], weight_names[-1][-1]
+            lines.append(f"    weights {first} … {last} ({layer.size}×{len(weight_names[0])}), {btext}")
     rule = net.loss_rule
     mean = " / (number of outputs)" if rule.mean_over_outputs else ""
     lines.append(f"loss: {rule.name}, E = Σ_k [{rule.formula}]{mean}  (o: output, t: target)")
     lines.append("")
-    values = net.given_values()
+    values = model.parameter_values()
     lines.append("parameters:")
-    shown = [p for p in net.parameters][:60]
-    for p in shown:
-        v = values.get(p)
-        lines.append(f"  {p.name} = {pr.format_number(v, digits) if v is not None else '?'}")
-    if len(net.parameters) > len(shown):
-        lines.append(f"  … ({len(net.parameters)} in all)")
+    parameter_names = spec.parameter_names
+    listed_names = parameter_names if full else parameter_names[:MAX_LISTED_PARAMETERS]
+    for name in listed_names:
+        lines.append(f"  {name} = {pr.format_number(values[name], digits)}")
+    if len(parameter_names) > len(listed_names):
+        lines.append(f"  … ({len(parameter_names)} in all; --full lists them)")
     lines.append("")
     if point is None:
         lines.append("forward pass: needs " + ", ".join(net.missing_numbers()))
         lines.append("")
         for layer in net.layers[1:]:
-            for n in layer.neurons[:MAX_LISTED_NEURONS]:
+            for n in layer.neurons[:limit]:
                 assert n.net is not None
                 lines.append(f"  {n.net.name} = {pr.text(net.net_definitions[n.net])}")
                 lines.append(f"  {n.out.name} = {pr.text(net.out_definitions[n.out])}")
         lines.append(f"  E = {pr.text(net.loss_expression)}")
         return "\n".join(lines) + "\n"
     lines.append(
-        "inputs: "
-        + ", ".join(
-            f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:MAX_LISTED_NEURONS]
-        )
+        "inputs: " + ", ".join(f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:limit])
     )
     lines.append("")
     lines.append("forward pass:")
     for layer in net.layers[1:]:
-        for n in layer.neurons[:MAX_LISTED_NEURONS]:
+        # a sum over more inputs than are listed is never short enough to print: its value alone, without building it
+        summed = full or net.layers[layer.index - 1].size <= MAX_LISTED_NEURONS
+        listed = layer.neurons[:limit]
+        # a net that cancels to rounding noise shows as 0, in its own equation and where its out is computed
+        shown = _Overlay(point, {n.net: _shown_net(net, n.net, point) for n in listed if n.net is not None and summed})
+        for n in listed:
             assert n.net is not None
-            for sym, definition in ((n.net, net.net_definitions[n.net]), (n.out, net.out_definitions[n.out])):
-                lines.append(_equation(sym, definition, point, digits))
-        if layer.size > MAX_LISTED_NEURONS:
-            lines.append(f"  … ({layer.size} neurons in layer {layer.number})")
+            if summed:
+                lines.append(_equation(n.net, net.net_definitions[n.net], shown, digits))
+            else:
+                lines.append(f"  {n.net.name} = {pr.format_number(point[n.net], digits)}")
+            lines.append(_equation(n.out, net.out_definitions[n.out], shown, digits))
+        if limit is not None and layer.size > limit:
+            lines.append(f"  … ({layer.size} neurons in layer {layer.number}; --full lists them)")
     lines.append("")
     targets = [n.target for n in net.output_layer.neurons if n.target is not None]
-    lines.append(
-        "targets: "
-        + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:MAX_LISTED_NEURONS])
-    )
+    lines.append("targets: " + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:limit]))
     lines.append(_equation(LOSS_SYMBOL, net.loss_expression, point, digits).replace("  ", "loss: ", 1))
     return "\n".join(lines) + "\n"
 
 
-def _equation(symbol: sp.Symbol, definition: sp.Expr, point: dict[sp.Symbol, float], digits: int) -> str:
+def _shown_net(net: Network, symbol: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:
+    return shown_value(net.net_definitions[symbol], point[symbol], point)
+
+
+class _Overlay(LazyMapping, Mapping[sp.Symbol, float]):
+    """``shown`` in front of ``point``: printers look up only the symbols of one equation."""
+
+    def __init__(self, point: Mapping[sp.Symbol, float], shown: dict[sp.Symbol, float]) -> None:
+        self.point = point
+        self.shown = shown
+
+    def __getitem__(self, symbol: sp.Symbol) -> float:
+        return self.shown[symbol] if symbol in self.shown else self.point[symbol]
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        return iter(self.point)
+
+    def __len__(self) -> int:
+        return len(self.point)
+
+
+def _equation(symbol: sp.Symbol, definition: sp.Expr, point: Mapping[sp.Symbol, float], digits: int) -> str:
     expr = pr.text(definition)
     if len(expr) > 160:
         return f"  {symbol.name} = {pr.format_number(point[symbol], digits)}"

@@ -7,12 +7,15 @@ symbol as its value, bracketed when negative, without touching the tree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
+
+from .builtins import FUNCTIONS
+from .formula import SYMPY_FUNCTIONS
 
 # number formatting lives in derive.present.numbers; re-exported for the printers and their callers
 from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
@@ -280,18 +283,13 @@ def _reciprocal_sigmoid(power: sp.Pow) -> sp.Expr:
 class NumpyCodePrinter(StrPrinter):
     """Python source for NumPy, with ``np.`` functions and array names for symbols."""
 
+    # sympy's class name → the NumPy call, from the table of formula functions (sqrt, max and min print as
+    # Pow, Max and Min below), and sign, which derivatives of abs bring in
     _FUNCTIONS: ClassVar[dict[str, str]] = {
-        "exp": "np.exp",
-        "log": "np.log",
-        "tanh": "np.tanh",
-        "sinh": "np.sinh",
-        "cosh": "np.cosh",
-        "sin": "np.sin",
-        "cos": "np.cos",
-        "atan": "np.arctan",
-        "sign": "np.sign",
-        "Abs": "np.abs",
-    }
+        SYMPY_FUNCTIONS[name].__name__: entry.numpy
+        for name, entry in FUNCTIONS.items()
+        if entry.arity == 1 and isinstance(SYMPY_FUNCTIONS[name], type)
+    } | {"sign": "np.sign"}
 
     def __init__(self, names: Mapping[sp.Symbol, str] | None = None) -> None:
         super().__init__({})
@@ -391,6 +389,20 @@ class NumpyCodePrinter(StrPrinter):
         if isinstance(exponent, sp.Rational):
             return f"{self.parenthesize(base, prec)}**({exponent.p}/{exponent.q})"
         return f"{self.parenthesize(base, prec)}**{self.parenthesize(exponent, prec)}"
+
+
+def cse_lines(exprs: Sequence[sp.Expr], names: Mapping[sp.Symbol, str], prefix: str) -> tuple[list[str], list[str]]:
+    """(``_t0 = …`` assignment lines of the shared subexpressions, each expression's code using them).
+
+    Temporaries are named ``prefix`` followed by a number; ``names`` spell the expressions' own symbols.
+    """
+    replacements, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix), optimizations=None)
+    local = dict(names)
+    lines = []
+    for symbol, value in replacements:
+        lines.append(f"{symbol.name} = {numpy_code(value, local)}")
+        local[symbol] = symbol.name
+    return lines, [numpy_code(r, local) for r in reduced]
 
 
 def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:

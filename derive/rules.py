@@ -1,6 +1,7 @@
 """Activations and losses as named formulas: one table, one treatment.
 
-A built-in is nothing but a formula with a name: ``sigmoid`` is the text
+A built-in is nothing but a formula with a name (the table is
+:mod:`derive.builtins`): ``sigmoid`` is the text
 ``1/(1 + exp(-x))`` run through the same safe parser as a user's formula, and
 its derivative comes from differentiating that formula. Where the derivative
 can be written as a polynomial in the activation's own output (σ' = out(1−out),
@@ -16,6 +17,7 @@ from functools import cache, lru_cache
 import mpmath
 import sympy as sp
 
+from .builtins import ACTIVATIONS, LOSSES, SOFTMAX
 from .errors import FormulaError
 from .formula import parse_formula
 
@@ -24,24 +26,7 @@ Y = sp.Symbol("y", real=True)  # the activation's value (an out)
 O = sp.Symbol("o", real=True)  # a loss formula's output
 T = sp.Symbol("t", real=True)  # a loss formula's target
 
-ACTIVATION_FORMULAS: dict[str, str] = {
-    "sigmoid": "1/(1 + exp(-x))",
-    "tanh": "tanh(x)",
-    "relu": "max(x, 0)",
-    "linear": "x",
-    "softplus": "log(1 + exp(x))",
-}
-SOFTMAX = "softmax"
-SOFTMAX_FORMULA = "exp(x_j) / sum_k exp(x_k)"
-
-LOSS_FORMULAS: dict[str, str] = {
-    "half_sse": "(t - o)**2/2",
-    "sse": "(t - o)**2",
-    "mse": "(t - o)**2",  # and divided by the number of outputs
-    "bce": "-(t*log(o) + (1 - t)*log(1 - o))",
-    "cross_entropy": "-t*log(o)",
-}
-LOSS_MEANS_OVER_OUTPUTS = frozenset({"mse"})
+SOFTMAX_FORMULA = ACTIVATIONS[SOFTMAX].formula
 
 
 def pytorch_heaviside(expr: sp.Expr) -> sp.Expr:
@@ -115,8 +100,37 @@ def _dummy_outs(n: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"out{j}", real=True) for j in range(n))
 
 
+SYMMETRIC_FROM = 3  # a layer map as wide as this shows every kind of Jacobian entry (i = j, i ≠ j, a third output)
+
+
 @cache
 def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
+    """J[j][i] = ∂out_j/∂net_i of an n-wide layer map, each entry written in the outputs.
+
+    A layer map treats its neurons alike (permuting the nets permutes the outs),
+    so beyond SYMMETRIC_FROM neurons the entries are those of the 3-wide map
+    with the outputs renamed: a diagonal entry in out_j alone, an off-diagonal
+    one in out_j and out_i. Where the 3-wide entries name a third output that
+    shortcut does not apply, and every entry is derived.
+    """
+    if n > SYMMETRIC_FROM:
+        small = _layer_jacobian(name, SYMMETRIC_FROM)
+        outs3, outs = _dummy_outs(SYMMETRIC_FROM), _dummy_outs(n)
+        diagonal, off = small[0, 0], small[1, 0]
+        if diagonal.free_symbols <= {outs3[0]} and off.free_symbols <= {outs3[0], outs3[1]}:
+            return sp.ImmutableMatrix(
+                n,
+                n,
+                lambda j, i: (
+                    diagonal.xreplace({outs3[0]: outs[j]})
+                    if i == j
+                    else off.xreplace({outs3[1]: outs[j], outs3[0]: outs[i]})
+                ),
+            )
+    return _derived_jacobian(name, n)
+
+
+def _derived_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     """Differentiate softmax and rewrite each entry in the outputs.
 
     Substituting net_k = log(p_k·Z) turns every exp(net_k) into p_k·Z; the
@@ -218,9 +232,10 @@ def _step_in_output(f: sp.Expr, fprime: sp.Expr) -> sp.Expr | None:
 @lru_cache(maxsize=64)
 def activation(name_or_formula: str, where: str = "activation") -> Activation | LayerMap:
     """The rule for a built-in name or a custom formula in x."""
-    if name_or_formula == SOFTMAX:
-        return LayerMap(SOFTMAX, SOFTMAX_FORMULA)
-    formula = ACTIVATION_FORMULAS.get(name_or_formula, name_or_formula)
+    builtin = ACTIVATIONS.get(name_or_formula)
+    if builtin is not None and builtin.layer_map:
+        return LayerMap(name_or_formula, builtin.formula)
+    formula = builtin.formula if builtin is not None else name_or_formula
     f = parse_formula(formula, {"x": X}, where)
     fprime = differentiate(f, X)
     return Activation(
@@ -257,7 +272,7 @@ class Loss:
 @lru_cache(maxsize=64)
 def loss(kind: str, expr: str, where: str = "loss") -> Loss:
     """The rule for a built-in loss kind or a custom per-output formula in o and t."""
-    formula = LOSS_FORMULAS[kind] if kind else expr
+    formula = LOSSES[kind].formula if kind else expr
     per_output = parse_formula(formula, {"o": O, "t": T}, where)
     if not per_output.has(O):
         raise FormulaError(f"{formula!r}: the loss does not depend on the output o", where)
@@ -265,7 +280,7 @@ def loss(kind: str, expr: str, where: str = "loss") -> Loss:
         name=kind or "custom",
         formula=formula,
         per_output=per_output,
-        mean_over_outputs=kind in LOSS_MEANS_OVER_OUTPUTS,
+        mean_over_outputs=bool(kind) and LOSSES[kind].mean_over_outputs,
     )
 
 

@@ -13,35 +13,24 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
 from .errors import SpecError, listing, suggest
 
-BUILTIN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear", "softplus", "softmax")
-BUILTIN_LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
+BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
+BUILTIN_LOSSES = tuple(LOSSES)
 
 # Names that would be read as something else: formula functions and constants,
 # the loss symbol E, and the formula variables of loss formulas.
 RESERVED_NAMES = frozenset(
     {
+        *FUNCTIONS,
+        *CONSTANTS,
         "E",
-        "exp",
-        "log",
-        "ln",
-        "sqrt",
-        "abs",
-        "tanh",
-        "sinh",
-        "cosh",
-        "sin",
-        "cos",
-        "atan",
-        "max",
-        "min",
-        "pi",
-        "e",
         "Abs",
         "Max",
         "Min",
@@ -103,15 +92,19 @@ RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.d
 NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
 
 
+class BiasKind(StrEnum):
+    """How a layer's neurons are biased: not at all, one bias for the whole layer (Mazur's b1, b2), one each."""
+
+    NONE = "none"
+    SHARED = "shared"
+    PER_NEURON = "per_neuron"
+
+
 @dataclass(frozen=True)
 class BiasSpec:
-    """How a layer's neurons are biased.
+    """How a layer's neurons are biased, and the biases' names and values."""
 
-    ``kind`` is ``"none"``, ``"shared"`` (one bias for the whole layer, as in
-    Mazur's b1 and b2) or ``"per_neuron"``.
-    """
-
-    kind: str
+    kind: BiasKind
     names: tuple[str, ...] = ()
     values: tuple[float, ...] = ()
 
@@ -127,7 +120,7 @@ class LayerSpec:
     activation: str = ""  # built-in name or a formula in x; empty for the input layer
     weights: tuple[tuple[float, ...], ...] = ()  # empty: seeded (see derive.init)
     weight_names: tuple[tuple[str, ...], ...] = ()
-    bias: BiasSpec = field(default_factory=lambda: BiasSpec("none"))
+    bias: BiasSpec = field(default_factory=lambda: BiasSpec(BiasKind.NONE))
     values: tuple[float, ...] | None = None  # input layer only
     targets: tuple[float, ...] | None = None  # output layer only
     target_names: tuple[str, ...] = ()
@@ -199,9 +192,7 @@ class Spec:
         for layer in self.layers[1:]:
             for row in layer.weight_names:
                 names.extend(row)
-            for b in layer.bias.names:
-                if b not in names:
-                    names.append(b)
+            names.extend(layer.bias.names)  # a shared bias has one name; names are unique (check_unique)
         return tuple(names)
 
 
@@ -265,7 +256,7 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
     try:
-        data = tomllib.loads(text)
+        data = _fast_toml(text) or tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _single_bracket_layers(text)
         if line:
@@ -329,6 +320,27 @@ def with_values(
     return changed
 
 
+FAST_TOML_FROM = 64_000  # characters: below, the standard parser's time does not matter
+
+
+def _fast_toml(text: str) -> dict[str, Any] | None:
+    """A big spec (every weight written out) parsed by rtoml when it is installed (8× faster), else None.
+
+    Anything rtoml refuses is left to tomllib, whose messages the errors quote.
+    """
+    if len(text) < FAST_TOML_FROM:
+        return None
+    try:
+        import rtoml
+    except ImportError:
+        return None
+    try:
+        data: dict[str, Any] = rtoml.loads(text)
+    except rtoml.TomlParsingError:  # tomllib reports the problem, in the words the errors quote
+        return None
+    return data
+
+
 def _single_bracket_layers(text: str) -> int:
     """The line of a second ``[layers]`` header (the usual slip for ``[[layers]]``), or 0."""
     lines = [i for i, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\s*layers\s*\]\s*(#.*)?$", line)]
@@ -371,6 +383,16 @@ class _Validator:
             raise self.fail(key, f"expected a list of {length} numbers, got {_describe(value)}")
         if len(value) != length:
             raise self.fail(key, f"expected {length} numbers, got {len(value)}")
+        return self.row(value, key)
+
+    def row(self, value: list[Any], key: str) -> tuple[float, ...]:
+        """The numbers of a list; the key of a bad one is spelled only when there is one (big specs hold 10⁵)."""
+        try:
+            floats = tuple(map(_plain_float, value))
+            if math.isfinite(math.fsum(map(abs, floats))):
+                return floats
+        except (TypeError, OverflowError):
+            pass
         return tuple(self.number(v, f"{key}[{i}]") for i, v in enumerate(value))
 
     def name(self, value: Any, key: str) -> str:
@@ -465,6 +487,7 @@ class _Validator:
         if table is None:
             raise self.fail("loss", 'missing: give [loss] kind = "half_sse" or expr = "…"')
         if isinstance(table, str):  # loss = "bce": a shorthand for [loss] kind = "bce"
+            table = builtin_loss(table) or table
             if table not in BUILTIN_LOSSES:
                 hint = suggest(table, BUILTIN_LOSSES) or (
                     "built-in losses: " + ", ".join(BUILTIN_LOSSES) + '; a formula goes in [loss] expr = "…"'
@@ -478,6 +501,8 @@ class _Validator:
             raise self.fail("loss", "give exactly one of kind or expr")
         if "kind" in table:
             kind = table["kind"]
+            if isinstance(kind, str):
+                kind = builtin_loss(kind) or kind
             if not isinstance(kind, str) or kind not in BUILTIN_LOSSES:
                 hint = (suggest(kind, BUILTIN_LOSSES) if isinstance(kind, str) else "") or (
                     "built-in losses: " + ", ".join(BUILTIN_LOSSES)
@@ -607,10 +632,13 @@ class _Validator:
                 "missing: give a built-in activation (" + ", ".join(BUILTIN_ACTIVATIONS) + ") or a formula in x",
             )
         activation = self.text(activation, f"{key}.activation", 400).strip()
-        if activation == "softmax" and not is_output:
-            raise self.fail(f"{key}.activation", "softmax is allowed on the output layer only")
-        if activation == "softmax" and n < 2:
-            raise self.fail(f"{key}.activation", "softmax over a single neuron is the constant 1; use sigmoid")
+        if _looks_like_name(activation):
+            activation = builtin_activation(activation) or activation  # ReLU, Sigmoid: the table's spelling
+        builtin = ACTIVATIONS.get(activation)
+        if builtin is not None and builtin.layer_map and not is_output:
+            raise self.fail(f"{key}.activation", f"{activation} is allowed on the output layer only")
+        if builtin is not None and builtin.layer_map and n < 2:
+            raise self.fail(f"{key}.activation", f"{activation} over a single neuron is the constant 1; use sigmoid")
         if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
             hint = suggest(activation, BUILTIN_ACTIVATIONS)
             if hint or activation != "x":
@@ -717,7 +745,7 @@ class _Validator:
         for j, row in enumerate(value):
             if len(row) != m:
                 raise self.fail(key, f"expected a {shape} matrix, got {_shape(value)}")
-            rows.append(tuple(self.number(v, f"{key}[{j}][{k}]") for k, v in enumerate(row)))
+            rows.append(self.row(row, f"{key}[{j}]"))
         return tuple(rows)
 
     def matrix_names(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[str, ...], ...]:
@@ -736,22 +764,23 @@ class _Validator:
         if "bias" not in table:
             if "bias_names" in table:
                 raise self.fail(f"{key}.bias_names", "given without bias")
-            return BiasSpec("none")
+            return BiasSpec(BiasKind.NONE)
         value = table["bias"]
         names_value = table.get("bias_names")
         if isinstance(value, str):
-            if value not in ("shared", "per_neuron"):
-                hint = suggest(value, ("shared", "per_neuron")) or 'use a number, a list, "shared" or "per_neuron"'
+            kinds = (BiasKind.SHARED.value, BiasKind.PER_NEURON.value)
+            if value not in kinds:
+                hint = suggest(value, kinds) or 'use a number, a list, "shared" or "per_neuron"'
                 raise self.fail(f"{key}.bias", f"unknown bias kind {value!r}", hint)
-            kind = value
-            values = (0.0,) if kind == "shared" else (0.0,) * n
+            kind = BiasKind(value)
+            values = (0.0,) if kind is BiasKind.SHARED else (0.0,) * n
         elif isinstance(value, list):
-            kind = "per_neuron"
+            kind = BiasKind.PER_NEURON
             values = self.numbers(value, f"{key}.bias", n)
         else:
-            kind = "shared"
+            kind = BiasKind.SHARED
             values = (self.number(value, f"{key}.bias"),)
-        if kind == "shared":
+        if kind is BiasKind.SHARED:
             if names_value is None:
                 names: tuple[str, ...] = (f"b{number}",)
             elif isinstance(names_value, str):
@@ -769,6 +798,9 @@ class _Validator:
 
     def check_unique(self, spec: Spec) -> None:
         """Every symbol name once; a clash is reported at the key the user wrote, not at a default's key."""
+        every = [name for layer in spec.layers for name in _layer_names(layer)]
+        if len(set(every)) == len(every):
+            return  # the usual case; a clash is located below, where every key is spelled
         seen: dict[str, str] = {}
 
         def claim(name: str, where: str) -> None:
@@ -800,7 +832,7 @@ class _Validator:
                 for k, w in enumerate(row):
                     claim(w, written("weight_names", f"[{j}][{k}]", w, "weight name"))
             for j, b in enumerate(layer.bias.names):
-                index = "" if layer.bias.kind == "shared" else f"[{j}]"
+                index = "" if layer.bias.kind is BiasKind.SHARED else f"[{j}]"
                 claim(b, written("bias_names", index, b, "bias name"))
             for j, t in enumerate(layer.target_names):
                 claim(t, written("target_names", f"[{j}]", t, "target name"))
@@ -809,7 +841,7 @@ class _Validator:
         out = spec.layers[-1]
         key = f"layers[{len(spec.layers) - 1}]"
         if spec.loss.kind == "cross_entropy":
-            if out.activation != "softmax":
+            if out.activation != SOFTMAX:
                 raise self.fail(
                     "loss.kind",
                     "cross_entropy needs a softmax output layer",
@@ -836,13 +868,30 @@ def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tup
     import numpy as np  # only for drawn numbers
 
     rng = np.random.default_rng([seed, 0, 1 if field == "values" else 2])
-    if field == "targets" and (activation == "softmax" or loss_kind == "cross_entropy"):
+    if field == "targets" and (activation == SOFTMAX or loss_kind == "cross_entropy"):
         one_hot = [0.0] * n
         one_hot[int(rng.integers(n))] = 1.0
         return tuple(one_hot)
     if field == "targets" and loss_kind == "bce":
         return tuple(float(v) for v in rng.integers(0, 2, n))
     return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
+
+
+def _layer_names(layer: LayerSpec) -> list[str]:
+    """Every name a layer gives its symbols (an input layer: its inputs)."""
+    if not layer.net_names:
+        return list(layer.names)
+    names = [*layer.net_names, *layer.out_names, *layer.bias.names, *layer.target_names]
+    for row in layer.weight_names:
+        names.extend(row)
+    return names
+
+
+def _plain_float(value: Any) -> float:
+    """A TOML number as a float; TypeError for anything else (booleans included)."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    raise TypeError(value)
 
 
 def _looks_like_name(text: str) -> bool:

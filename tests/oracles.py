@@ -36,6 +36,21 @@ ACTIVATIONS: dict[str, dict[str, Any]] = {
         "torch": lambda t, z: t.log1p(t.exp(z)),
         "sympy": lambda sp, z: sp.log(1 + sp.exp(z)),
     },
+    "elu": {
+        "np": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+        "torch": lambda t, z: t.nn.functional.elu(z),
+        "sympy": lambda sp, z: sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True)),
+    },
+    "leaky_relu": {
+        "np": lambda z: np.where(z > 0, z, 0.01 * z),
+        "torch": lambda t, z: t.nn.functional.leaky_relu(z, 0.01),
+        "sympy": lambda sp, z: sp.Piecewise((z, z > 0), (z / 100, True)),
+    },
+    "gelu": {
+        "np": lambda z: 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2))),
+        "torch": lambda t, z: t.nn.functional.gelu(z),
+        "sympy": lambda sp, z: z * (1 + sp.erf(z / sp.sqrt(2))) / 2,
+    },
     "x/(1 + exp(-x))": {
         "np": lambda z: z / (1 + np.exp(-z)),
         "torch": lambda t, z: z * t.sigmoid(z),
@@ -215,6 +230,12 @@ def _dact(name: str, z: np.ndarray, h: float = 1e-6) -> np.ndarray:
         return np.ones_like(z)
     if name == "softplus":
         return 1 / (1 + np.exp(-z))
+    if name == "elu":
+        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, 0.01)
+    if name == "gelu":  # Φ(z) + z·φ(z)
+        return 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2))) + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     f = ACTIVATIONS[name]["np"]
     return np.imag(f(z + 1e-30j)) / 1e-30  # complex step: exact to rounding
 

@@ -171,7 +171,7 @@ class _Builder:
         n = layer.neurons[j]
         if layer.index == 0:
             return Math(n.out)
-        if n.label[0].isdigit():
+        if layer.spec.by_size:
             return say("neuron_of_layer", j=j + 1, layer=layer.number)
         return Text(n.label)
 

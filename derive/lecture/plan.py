@@ -8,6 +8,7 @@ is data points. A renderer (:mod:`.latex`, later HTML) only formats it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -215,7 +216,7 @@ class LecturePlan:
     source: str  # the spec's file name, shown on the title page
     sections: tuple[Section, ...]
     network: Network = field(repr=False)
-    point: dict[sp.Symbol, float] = field(repr=False)
+    point: Mapping[sp.Symbol, float] = field(repr=False)
     digits: int = 8
 
     def section(self, key: str) -> Section:

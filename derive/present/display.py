@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import sympy as sp
 
 from ..chain import evaluate
-from ..network import Network
+from ..network import Network, SymbolKind
+from ..point import LazyMapping
 
 
-def shown_value(expr: sp.Expr, value: float, point: dict[sp.Symbol, float]) -> float:
+def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -> float:
     """``value`` for display: a sum that cancels to rounding noise shows as 0.
 
     0.1 − 0.04 − 0.2 + … = −1.4e−17 in floating point; next to terms of size
@@ -21,23 +24,41 @@ def shown_value(expr: sp.Expr, value: float, point: dict[sp.Symbol, float]) -> f
     return 0.0 if abs(value) <= 1e-12 * scale else value
 
 
-def display_point(net: Network, point: dict[sp.Symbol, float]) -> dict[sp.Symbol, float]:
+def display_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Symbol, float]:
     """The point with every net that cancels to rounding noise shown as 0 (for printing only).
 
-    Read from the layers (Σ w·out + b) rather than from the nets' sympy sums:
-    a 784-30-10 network has 23,550 such terms, and evaluating them through
-    sympy took 20 s where plain floats take milliseconds.
+    Each net is looked at when it is first read (a lecture of a big network shows a few of them),
+    from the layer's floats (Σ w·out + b) rather than its sympy sum: a 784-input net is 784 terms.
     """
-    shown = dict(point)
-    for layer in net.layers[1:]:
-        prev = net.layers[layer.index - 1]
-        for n, row, bias in zip(layer.neurons, layer.weights, layer.biases):
-            if n.net is None or n.net not in shown or shown[n.net] == 0:
-                continue
-            terms = [point[w] * point[o] for w, o in zip(row, prev.outs)]
+    return _DisplayPoint(net, point)
+
+
+class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
+        self.net = net
+        self.point = point
+        self._shown: dict[sp.Symbol, float] = {}
+
+    def __getitem__(self, symbol: sp.Symbol) -> float:
+        if symbol in self._shown:
+            return self._shown[symbol]
+        value = self.point[symbol]
+        info = self.net.info.get(getattr(symbol, "name", ""))
+        if info is not None and info.kind is SymbolKind.NET and value != 0 and info.row is not None:
+            layer = self.net.layers[info.layer]
+            prev = self.net.layers[layer.index - 1]
+            terms = [self.point[w] * self.point[o] for w, o in zip(layer.weights[info.row], prev.outs)]
+            bias = layer.biases[info.row]
             if bias is not None:
-                terms.append(point[bias])
+                terms.append(self.point[bias])
             scale = max((abs(t) for t in terms), default=0.0)
-            if abs(shown[n.net]) <= 1e-12 * scale:
-                shown[n.net] = 0.0
-    return shown
+            if abs(value) <= 1e-12 * scale:
+                value = 0.0
+            self._shown[symbol] = value
+        return value
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        return iter(self.point)
+
+    def __len__(self) -> int:
+        return len(self.point)
