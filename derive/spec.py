@@ -69,7 +69,8 @@ TOP_KEYS = (
     "init",
     "published",
 )
-PUBLISHED_KEYS = ("source", "source_zh", "loss", "loss_after_step")  # besides symbol names and new_<parameter>
+PUBLISHED_KEYS = ("source", "source_zh")  # besides numbers named as `derive check` names them
+PUBLISHED_RENAMED = {"loss": "E", "loss_after_step": "E'", "error": "E", "E_total": "E"}  # for the hint
 LOSS_KEYS = ("kind", "expr")
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
@@ -150,13 +151,13 @@ class TrainingSpec:
 class PublishedSpec:
     """Numbers a published article prints for this example, so a lecture can point out where it differs.
 
-    Keys: ``loss`` (E at the spec's numbers), ``loss_after_step`` (E after one
-    update), any input/net/out name (its forward value), ``new_<parameter>``
-    (the parameter after one update).
+    Keys are ``derive check`` names: ``E``, any input/net/out name (its forward
+    value), ``w5'`` and ``E'`` (after one update), ``E@N`` and ``out_o1@N``
+    (after N updates). Values keep the digits as printed (text).
     """
 
     source: str
-    values: tuple[tuple[str, float], ...]
+    values: tuple[tuple[str, str], ...]
     source_zh: str = ""
 
 
@@ -461,26 +462,36 @@ class _Validator:
         return spec
 
     def published(self, table: Any, spec: Spec) -> PublishedSpec:
+        """The published numbers, named as ``derive check`` names them (one grammar, one verdict rule)."""
         if not isinstance(table, dict):
             raise self.fail("published", f"expected a table, got {_describe(table)}")
-        names: list[str] = []
+        names: list[str] = ["E"]
         for layer in spec.layers:
             names.extend(layer.out_names)
             names.extend(layer.net_names)
         names.extend(spec.parameter_names)
-        allowed = (*PUBLISHED_KEYS, *names, *(f"new_{p}" for p in spec.parameter_names))
+        updated = ["E'", *(f"{p}'" for p in spec.parameter_names)]
+        after = ("E", *spec.layers[-1].out_names)  # NAME@N: after N updates
         source = source_zh = ""
-        values: list[tuple[str, float]] = []
+        values: list[tuple[str, str]] = []
         for key, value in table.items():
-            if key not in allowed:
-                hint = suggest(key, allowed) or "keys: source, loss, loss_after_step, a symbol name or new_<parameter>"
+            stem, at, steps = key.partition("@")
+            known = key in names or key in updated or (at and stem in after and steps.isdigit() and int(steps) > 0)
+            if key in PUBLISHED_KEYS:
+                if key == "source":
+                    source = self.text(value, "published.source", MAX_TITLE_LENGTH)
+                else:
+                    source_zh = self.text(value, "published.source_zh", MAX_TITLE_LENGTH)
+                continue
+            if not known:
+                hint = (
+                    f"write {PUBLISHED_RENAMED[key]!r}"
+                    if key in PUBLISHED_RENAMED
+                    else suggest(key, (*names, *updated))
+                    or "keys: source, E, a symbol name, NAME' (after one update), E@N or an output@N (after N)"
+                )
                 raise self.fail(f"published.{key}", "unknown key", hint)
-            if key == "source":
-                source = self.text(value, "published.source", MAX_TITLE_LENGTH)
-            elif key == "source_zh":
-                source_zh = self.text(value, "published.source_zh", MAX_TITLE_LENGTH)
-            else:
-                values.append((key, self.number(value, f"published.{key}")))
+            values.append((key, self.published_number(value, f"published.{key}")))
         return PublishedSpec(source=source, values=tuple(values), source_zh=source_zh)
 
     def loss(self, table: Any) -> LossSpec:
@@ -677,6 +688,15 @@ class _Validator:
             target_names=target_default if is_output else (),
             by_size=by_size,
         )
+
+    def published_number(self, value: Any, key: str) -> str:
+        """A published number as printed: a TOML number, or a string when its trailing zeros matter ("0.40")."""
+        if isinstance(value, str):
+            text = value.strip().replace("−", "-")
+            if not re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text):
+                raise self.fail(key, f"expected a number, got {_describe(value)}")
+            return text
+        return repr(self.number(value, key))
 
     def given_numbers(
         self, table: dict[str, Any], key: str, field: str, n: int, seed: int, activation: str = ""

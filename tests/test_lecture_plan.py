@@ -140,16 +140,20 @@ def test_the_numbers_are_the_oracles(plan):
 
 
 def test_the_published_misprints_are_pointed_out(plan):
-    notes = {s.key: dict(s.fields) for s in sentences(plan) if s.key.startswith("published")}
-    differs = [f for s in sentences(plan) if s.key == "published_differs" for f in [dict(s.fields)]]
-    printed = {f["printed"].text for f in differs}
-    assert printed == {"0.75136079", "0.291027924"}
-    assert notes  # and the agreeing ones are said too
-    agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key == "published_agrees"]
-    assert "0.35891648" in agree and "0.298371109" in agree
+    differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith("differs")]
+    values = {f["printed"].text: f["value"].value for f in differs}
+    # exactly the article's wrong numbers (as `derive check` judges them: rounded or truncated is right)
+    assert set(values) == {"0.75136079", "0.291027924", "0.0000351085", "0.015912196", "0.984065734"}
+    agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key.endswith("agrees")]
+    assert {"0.35891648", "0.298371109", "0.149780716", "0.772928465"} <= set(agree)
     _, _, inner = backprop(mazur())
-    value = next(f["value"].value for f in differs if f["printed"].text == "0.75136079")
-    assert value == pytest.approx(inner["a"][2][0], rel=1e-12)
+    assert values["0.75136079"] == pytest.approx(inner["a"][2][0], rel=1e-12)
+    _, history = train(mazur(), 10_000)  # the oracle's own loop
+    assert values["0.0000351085"] == pytest.approx(history[-1], rel=1e-9)
+    assert values["0.291027924"] == pytest.approx(train(mazur(), 1)[1][-1], rel=1e-12)
+    after = [s.key for s in sentences(plan) if s.key.startswith("published_after")]
+    assert len(after) == 3
+    assert all(dict(s.fields)["steps"].n == 10_000 for s in sentences(plan) if s.key.startswith("published_after"))
 
 
 def test_why_notes_are_there(plan):
@@ -231,9 +235,20 @@ def test_published_keys_are_checked_with_a_suggestion():
 
 
 def test_published_values_must_be_numbers():
-    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.75"')
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.75x"')
     with pytest.raises(SpecError, match=r"published\.out_o1"):
         parse_spec(text, "m.toml")
+    kept = parse_spec(builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.7510"'), "m.toml")
+    assert ("out_o1", "0.7510") in kept.published.values  # a string keeps the digits as printed
+
+
+def test_published_names_are_derive_checks_names():
+    text = builtin_example_text("mazur").replace('"E\'" = 0.291027924', "loss_after_step = 0.291027924")
+    with pytest.raises(SpecError, match=r"published\.loss_after_step") as info:
+        parse_spec(text, "m.toml")
+    assert 'write "E\'"' in str(info.value)
+    ok = builtin_example_text("mazur").replace('"w1\'" = 0.149780716', '"w8\'" = 0.5')
+    assert ("w8'", "0.5") in parse_spec(ok, "m.toml").published.values
 
 
 def test_title_zh_must_be_text():

@@ -207,29 +207,39 @@ class _Builder:
         sides: tuple = (Elided(head, tail), Value(value)) if numbers else (Elided(head, tail),)
         return EquationChain(n.net, sides)
 
-    def published_note(self, key: str, symbol: Field, value: float) -> Paragraph | None:
-        """A note when the published article prints a different number for this quantity."""
+    def published_note(self, key: str, symbol: Field, value: float, after: int = 0) -> Paragraph | None:
+        """A note when the published article prints a different number for this quantity (``after`` N updates).
+
+        The verdict is ``derive check``'s: right when it is the value rounded or truncated to the digits shown.
+        """
         if key not in self.published:
             return None
-        printed = self.published[key]
-        digits = _significant(printed)
-        agrees = float(f"{value:.{digits}g}") == printed
+        from decimal import Decimal
+
+        from ..check import is_ok, significant_digits
+
+        text = self.published[key]
+        printed = Decimal(text)
+        digits = significant_digits(printed)
         published = self.model.spec.published
         assert published is not None
         zh = self.options.lang == "zh" and published.source_zh
         source = Text(published.source_zh if zh else published.source)
-        if agrees:
+        when = {"steps": after} if after > 1 else {}
+        prefix = "published_after_" if after > 1 else "published_step_" if after == 1 else "published_"
+        if is_ok(printed, float(value)):
             return Paragraph(
-                (say("published_agrees", what=symbol, printed=Text(repr(printed)), source=source),), note=True
+                (say(prefix + "agrees", what=symbol, printed=Text(text), source=source, **when),), note=True
             )
         return Paragraph(
             (
                 say(
-                    "published_differs",
+                    prefix + "differs",
                     what=symbol,
-                    printed=Text(repr(printed)),
+                    printed=Text(text),
                     value=Num(value, max(digits, self.options.digits)),
                     source=source,
+                    **when,
                 ),
             ),
             note=True,
@@ -534,7 +544,7 @@ class _Builder:
         ]
         if zeros:
             blocks.append(Paragraph((say("zero_targets"),), note=True))
-        note = self.published_note("loss", Math(LOSS_SYMBOL), value)
+        note = self.published_note("E", Math(LOSS_SYMBOL), value)
         if note is not None:
             blocks.append(note)
         return Section(say("loss"), tuple(blocks), key="loss")
@@ -907,11 +917,11 @@ class _Builder:
             )
         before = self.exact[LOSS_SYMBOL]
         blocks.append(Paragraph((say("loss_after", after=Num(run.loss_after), before=Num(before)),)))
-        note = self.published_note("loss_after_step", Math(LOSS_SYMBOL), run.loss_after)
+        note = self.published_note("E'", Math(LOSS_SYMBOL), run.loss_after, after=1)
         if note is not None:
             blocks.append(note)
         for p in self.parameters:
-            n = self.published_note("new_" + p, Math(self.sym(p)), run.new[p])
+            n = self.published_note(p + "'", Math(self.sym(p)), run.new[p], after=1)
             if n is not None:
                 blocks.append(n)
         # a finite-difference check of one weight
@@ -962,6 +972,12 @@ class _Builder:
         if stop is not None:
             sentences.append(say("rounding_stop", step=stop))
         blocks.append(Paragraph(tuple(sentences)))
+        notes = [self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps)]
+        notes += [
+            self.published_note(f"{o.name}@{steps}", Math(o), v, after=steps)
+            for o, v in zip(self.net.output_layer.outs, self.run.outputs)
+        ]
+        blocks.extend(n for n in notes if n is not None)
         out = self.net.output_layer
         rows = []
         for n, value in list(zip(out.neurons, self.run.outputs))[:12]:
@@ -1133,12 +1149,6 @@ def _named_activation(rule: Activation) -> sp.FunctionClass:
     if rule.name == "tanh":
         return sp.tanh
     return sp.Function({"sigmoid": "sigma"}.get(rule.name, "f"), real=True)
-
-
-def _significant(value: float) -> int:
-    """How many significant digits a published number was printed with."""
-    text = repr(abs(value)).lower().split("e")[0].replace(".", "").lstrip("0")
-    return max(1, len(text))
 
 
 def _agreeing_digits(a: float, b: float) -> int:
