@@ -203,9 +203,12 @@ class HtmlRenderer:
         if isinstance(b, Plot):
             return {"kind": "svg", "svg": self.plot(b), "small": False}
         assert isinstance(b, Exercises)
+        # on the page each answer opens under its question: the words for that, where the PDF has its own
+        web = f"{b.intro.key}_web"
+        intro = Say(web, b.intro.fields) if web in self.words else b.intro
         return {
             "kind": "exercises",
-            "intro": self.sentence(b.intro),
+            "intro": self.sentence(intro),
             "entries": [
                 {
                     "question": [self.block(q) for q in item.question],
@@ -213,7 +216,7 @@ class HtmlRenderer:
                 }
                 for item in b.items
             ],
-            "answer_word": self.sentence(Say("answers")),
+            "answer_word": self.sentence(Say("answer_web")),
         }
 
     # -- the diagram -----------------------------------------------------------------

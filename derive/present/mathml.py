@@ -11,6 +11,11 @@ import re
 
 from latex2mathml.converter import convert as _latex_to_mathml
 
+# operators the converter leaves to the browser's default spacing, which sets ∂E / ∂w too loosely
+_TIGHT = {
+    "<mo>&#x0002F;</mo>": '<mo lspace="0" rspace="0">/</mo>',
+    "<mo>&#x02202;</mo>": "<mi>&#x02202;</mi>",  # TeX's \partial is an ordinary symbol, not an operator
+}
 _MATH_WRAPPER = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">(.*)</math>$', re.S)
 
 
@@ -19,5 +24,7 @@ def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> str
     converted = _latex_to_mathml(latex)
     m = _MATH_WRAPPER.match(converted)
     inner = m.group(1) if m else converted
+    for loose, tight in _TIGHT.items():
+        inner = inner.replace(loose, tight)
     mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{inner}</math>'
