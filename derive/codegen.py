@@ -24,7 +24,7 @@ from .chain import derive
 from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
-from .printing import numpy_code, stabilize
+from .printing import numpy_code, one_exponential, stabilize
 from .rules import Activation, LayerMap, Loss, O, T, X, Y, activation, differentiate, folded_loss, loss
 from .spec import LayerSpec, Spec
 
@@ -510,16 +510,16 @@ def scalar_module(model: Model) -> str:
     ]
     for name in params:
         replacements, (reduced,) = sp.cse(
-            stabilize(closed[name]), symbols=sp.numbered_symbols("_t"), optimizations=None
+            one_exponential(stabilize(closed[name])), symbols=sp.numbered_symbols("_t"), optimizations=None
         )
         lines += ["", "", f"def dE_d{name}({signature}):", f'    """∂E/∂{name} in closed form."""']
         local: dict[sp.Symbol, str] = {}
         for symbol, value in replacements:
-            lines.append(f"    {symbol.name} = {numpy_code(value, local)}")
+            lines.append(f"    {symbol.name} = {numpy_code(value, local, arrays=False)}")
             local[symbol] = symbol.name
-        lines.append(f"    return {numpy_code(reduced, local)}")
+        lines.append(f"    return {numpy_code(reduced, local, arrays=False)}")
     replacements, reduced_all = sp.cse(
-        [stabilize(closed[n]) for n in params], symbols=sp.numbered_symbols("_t"), optimizations=None
+        [one_exponential(stabilize(closed[n])) for n in params], symbols=sp.numbered_symbols("_t"), optimizations=None
     )
     lines += [
         "",
@@ -529,11 +529,11 @@ def scalar_module(model: Model) -> str:
     ]
     local = {}
     for symbol, value in replacements:
-        lines.append(f"    {symbol.name} = {numpy_code(value, local)}")
+        lines.append(f"    {symbol.name} = {numpy_code(value, local, arrays=False)}")
         local[symbol] = symbol.name
     lines.append("    return {")
     for name, expr in zip(params, reduced_all):
-        lines.append(f"        {name!r}: {numpy_code(expr, local)},")
+        lines.append(f"        {name!r}: {numpy_code(expr, local, arrays=False)},")
     lines.append("    }")
     lines.append("")
     return "\n".join(lines)
