@@ -406,3 +406,20 @@ def test_train_tells_divergence_from_an_unrepresentable_intermediate():
     history = engine.train(2000)
     breakdown = engine.breakdown(history)
     assert breakdown is not None and breakdown.diverged and "training diverged" in breakdown.message()
+
+
+@pytest.mark.parametrize(("weight", "x", "t"), [(1000.0, 1000.0, 0.0), (-1000.0, 1000.0, 1.0), (40.0, 1.0, 0.0)])
+def test_a_shown_chain_at_a_net_of_a_million_has_every_factor(weight, x, t):
+    """σ(10⁶) is 1 to 434,294 digits: the factors ∂E/∂a = e^(10⁶) and ∂a/∂z = e^(−10⁶) are still shown, and multiply to 1."""
+    from derive.report import Reporter
+
+    case = Case([1, 1], ["sigmoid"], [np.array([[weight]])], [None], np.array([x]), np.array([t]), "bce")
+    derivation = Model(parse_spec(case.toml())).derivation("w2_1_1")
+    text = Reporter(derivation).text(show_closed_form=False)
+    assert "?" not in text and "nan" not in text and "inf" not in text, text
+    z = weight * x
+    sigma = math.exp(min(z, 0)) / (1 + math.exp(-abs(z)))
+    assert_close(float(derivation.value), (sigma - t) * x, "∂E/∂w")
+    de_da, da_dz, dz_dw = (f.value for f in derivation.paths[0].factors)
+    assert_close(float(de_da * da_dz), 1.0 if t == 0 else -1.0, "∂E/∂a · ∂a/∂z")
+    assert dz_dw == x
