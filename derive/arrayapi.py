@@ -115,6 +115,12 @@ class _Splicer:
         self.statement = statement
         # a matrix product that is a whole right-hand side needs no brackets
         self.whole = getattr(statement, "value", None)
+        self.in_arithmetic = {
+            id(child)
+            for node in ast.walk(statement)
+            if isinstance(node, ast.BinOp)
+            for child in (node.left, node.right)
+        }
 
     def text(self) -> str:
         return self.emit(self.statement)
@@ -156,6 +162,15 @@ class _Splicer:
                     f"np.{node.attr} has no counterpart in the array API standard", hint="use --backend numpy"
                 )
             return f"{NAMESPACE}.{_FUNCTIONS[node.attr]}"
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and id(node) in self.in_arithmetic:
+            # an elementwise comparison is boolean: cast it to its operand's dtype before arithmetic
+            # (PyTorch turns bool / 100 into float32, NumPy into float64)
+            left = self.operand(node.left)
+            return (
+                f"{NAMESPACE}.astype({left} {self.segment_op(node)} {self.operand(node.comparators[0])}, {left}.dtype)"
+            )
+        if isinstance(node, ast.Attribute) and node.attr == "size" and not isinstance(node.ctx, ast.Store):
+            return f"size({self.emit(node.value)})"  # PyTorch's .size is a method: array_api_compat's size() is not
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             return None
         receiver, method = node.func.value, node.func.attr
@@ -170,8 +185,12 @@ class _Splicer:
             return f"{NAMESPACE}.{method}({', '.join([self.emit(receiver), *self.arguments(node, skip_out=False)])})"
         raise DeriveError(f"cannot write for the array API: the method .{method}() in {self.code}")
 
+    def segment_op(self, node: ast.Compare) -> str:
+        """The comparison operator as written."""
+        return self.code[node.left.end_col_offset : node.comparators[0].col_offset].strip()  # type: ignore[attr-defined]
+
     def operand(self, node: ast.AST) -> str:
         """An operand of @, bracketed unless it binds tighter."""
         text = self.emit(node)
-        simple = isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call))
+        simple = isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.Constant))
         return text if simple else f"({text})"

@@ -217,6 +217,22 @@ def _number(value: sp.Expr) -> Number | None:
     return as_float
 
 
+def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] | None) -> Number | None:
+    """A factor's value at an exact point; where that is 0 or no number, recomputed with outs written in nets.
+
+    Beyond MAX_EXACT_DIGITS, 1 − σ(net) still rounds to 0 (net = 10⁶ needs 434,000 digits):
+    written in the net, a·(1 − a) is e^−net/(1 + e^−net)², which a sympy Float holds.
+    """
+    value = evaluate(expr, exact)
+    if exact is None or (value is not None and value != 0):
+        return value
+    outs = {s: net.out_definitions[s] for s in expr.free_symbols if s in net.out_definitions}
+    if not outs:
+        return value
+    in_nets = evaluate(sp.together(expr.xreplace(outs)), exact)
+    return in_nets if in_nets is not None else value
+
+
 def as_float(value: Number | None) -> float | None:
     """For JSON and other float-only consumers: a value beyond float64's range becomes ±inf or 0."""
     return None if value is None else float(value)
@@ -462,7 +478,7 @@ def derive(
         listed = []
         for edges in _walk(net, quantity):
             factors = tuple(
-                Factor(of=head, wrt=tail, expr=factor, value=evaluate(factor, exact))
+                Factor(of=head, wrt=tail, expr=factor, value=factor_value(net, factor, exact))
                 for tail, head, factor in reversed(edges)
             )
             listed.append(Path(factors))
@@ -471,9 +487,14 @@ def derive(
     derivation = Derivation(net, quantity, n_paths, paths, terms, None, exact)
     if point is None:
         return derivation
-    # the exact value, rounded once: the shown terms add up to it; where it cannot be had (a cancellation
-    # beyond MAX_EXACT_DIGITS), the compiled passes' δ form, as the exported module computes it
-    value = evaluate(derivation.expression, exact)
+    # the sum of the shown terms (paths, or δ terms), exact and rounded once; where a term has no
+    # value, the compiled passes' δ form, as the exported module computes it
+    parts = [p.value for p in paths] if paths else [t.value for t in terms]
+    value = None
+    if parts and all(v is not None for v in parts):
+        value = _number(sp.Add(*(_sympy_number(v) for v in parts)))
+    elif not parts:  # an output's ∂E/∂out: one factor, no δ
+        value = factor_value(net, derivation.expression, exact)
     if value is None:
         value = evaluate(derivation.delta_expression, point)
     return replace(derivation, value=value)
@@ -495,7 +516,7 @@ def _delta_terms(
         if head == LOSS_SYMBOL:
             continue
         neuron = net.neuron_of(head)
-        local = Factor(of=head, wrt=quantity, expr=factor, value=evaluate(factor, exact))
+        local = Factor(of=head, wrt=quantity, expr=factor, value=factor_value(net, factor, exact))
         terms.append(_term(net, neuron, local, point, exact))
     return tuple(terms)
 

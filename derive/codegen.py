@@ -26,7 +26,7 @@ from .chain import derive
 from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
-from .printing import cse_lines, numpy_code, stabilize
+from .printing import cse_lines, numpy_code, one_exponential, stabilize
 from .render import Code, render_python
 from .rules import Activation, LayerMap, Loss, O, T, X, Y, activation, differentiate, folded_loss, loss
 from .spec import BiasKind, LayerSpec, Spec
@@ -529,11 +529,11 @@ def scalar_module(model: Model) -> str:
         f"PARAMETERS = {tuple(params)!r}",
     ]
     for name in params:
-        shared, (code,) = cse_lines([stabilize(closed[name])], {}, "_t")
+        shared, (code,) = cse_lines([one_exponential(stabilize(closed[name]))], {}, "_t", arrays=False)
         lines += ["", "", f"def dE_d{name}({signature}):", f'    """∂E/∂{name} in closed form."""']
         lines += [f"    {line}" for line in shared]
         lines.append(f"    return {code}")
-    shared, codes = cse_lines([stabilize(closed[n]) for n in params], {}, "_t")
+    shared, codes = cse_lines([one_exponential(stabilize(closed[n])) for n in params], {}, "_t", arrays=False)
     lines += [
         "",
         "",

@@ -20,6 +20,8 @@ from .formula import SYMPY_FUNCTIONS
 # number formatting lives in derive.present.numbers; re-exported for the printers and their callers
 from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
 
+SMALL_ARRAY = 128  # below this many elements a NumPy call's overhead outweighs its per-element cost
+
 
 class TextPrinter(StrPrinter):
     """Plain text with the spec's names."""
@@ -124,14 +126,14 @@ def partial_latex(of: sp.Symbol, wrt: sp.Symbol, names: Mapping[sp.Symbol, str])
 # NumPy code
 
 
-class _ExpOfMin0(sp.Function):
-    """e^min(u, 0): the numerator of σ(u), never above 1."""
+class _Sigmoid(sp.Function):
+    """σ(u) = 1/(1 + e^−u), printed without overflow and with a tiny σ keeping its relative precision."""
 
     nargs = 1
 
 
 class _ExpOfNegAbs(sp.Function):
-    """e^−|u|: never above 1; even in u, so σ(u) and σ(−u) share it."""
+    """e^−|u|: never above 1; even in u."""
 
     nargs = 1
 
@@ -142,13 +144,25 @@ class _ExpOfNegAbs(sp.Function):
         return None
 
 
-def _sigmoid(u: sp.Expr) -> sp.Expr:
-    """σ(u) = 1/(1 + e^−u) = e^min(u,0) / (1 + e^−|u|): no overflow, and a tiny σ keeps its relative precision.
+class _IfNegative(sp.Function):
+    """_IfNegative(e, u) = e if u < 0 else 1, printed e**(u < 0): exact, and pure Python for numbers."""
 
-    Written as a tree in u (not one opaque function) so that common-subexpression
-    elimination shares u and e^−|u| between σ(u) and σ(−u).
+    nargs = 2
+
+
+def one_exponential(expr: sp.Expr) -> sp.Expr:
+    """Every σ(u) as e^−|u|^[u<0] / (1 + e^−|u|): one exponential, shared by σ(u) and σ(−u) after cse.
+
+    For the closed-form module, whose arguments are mostly Python numbers: one NumPy
+    call per σ (the rest is Python arithmetic), exact, and finite for any u.
     """
-    return _ExpOfMin0(u) / (1 + _ExpOfNegAbs(u))
+
+    def rewrite(sigmoid: sp.Function) -> sp.Expr:
+        u = sigmoid.args[0]
+        e = _ExpOfNegAbs(u)
+        return _IfNegative(e, u) / (1 + e)
+
+    return expr.replace(lambda e: isinstance(e, _Sigmoid), rewrite)
 
 
 class _StableSoftplus(sp.Function):
@@ -187,9 +201,9 @@ def _stable_product(mul: sp.Mul) -> sp.Expr:
                 m = sp.simplify(g.args[0] / u)
                 if m.is_Integer and 0 < m <= k:
                     rest = [h for n, h in enumerate(factors) if n not in (i, j)]
-                    return sp.Mul(*rest, _sigmoid(u) ** int(m), _sigmoid(-u) ** (k - int(m)))
+                    return sp.Mul(*rest, _Sigmoid(u) ** int(m), _Sigmoid(-u) ** (k - int(m)))
         rest = [h for n, h in enumerate(factors) if n != i]
-        return sp.Mul(*rest, _sigmoid(-u) ** k)
+        return sp.Mul(*rest, _Sigmoid(-u) ** k)
     return mul
 
 
@@ -213,6 +227,10 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         lambda e: isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp < 0 and _one_plus_exp(e.base) is not None,
         _reciprocal_sigmoid,
     )
+
+
+class _Largest(sp.Function):
+    """max(u_1, …, u_n), left unevaluated (sympy's Max compares its arguments, slowly, at every rebuild)."""
 
 
 def _sum_of_exps(base: sp.Basic) -> tuple[sp.Expr, ...] | None:
@@ -239,7 +257,7 @@ def _shifted_softmax(mul: sp.Mul) -> sp.Expr:
         numerator = [j for j, g in enumerate(factors) if isinstance(g, sp.exp) and g.args[0] in us]
         if not 0 < len(numerator) <= k:
             continue
-        shift = sp.Max(*us)
+        shift = _Largest(*us)
         shifted = [sp.exp(factors[j].args[0] - shift) for j in numerator]
         rest = [g for n, g in enumerate(factors) if n != i and n not in numerator]
         denominator = sp.Add(*(sp.exp(u - shift) for u in us)) ** -k
@@ -249,13 +267,14 @@ def _shifted_softmax(mul: sp.Mul) -> sp.Expr:
 
 
 def _sigmoid_pair(mul: sp.Mul) -> sp.Expr:
-    """e^min(u,0) · e^min(−u,0) → e^−|u| (the numerators of σ(u)·σ(−u))."""
+    """σ(u)·σ(−u) → e^−|u| / (1 + e^−|u|)², the sigmoid's slope: one exponential, shared."""
     factors = list(mul.args)
     for i, f in enumerate(factors):
         for j, g in enumerate(factors[i + 1 :], start=i + 1):
-            if isinstance(f, _ExpOfMin0) and isinstance(g, _ExpOfMin0) and f.args[0] == -g.args[0]:
+            if isinstance(f, _Sigmoid) and isinstance(g, _Sigmoid) and f.args[0] == -g.args[0]:
                 rest = [h for n, h in enumerate(factors) if n not in (i, j)]
-                return sp.Mul(*rest, _ExpOfNegAbs(f.args[0]))
+                e = _ExpOfNegAbs(f.args[0])
+                return sp.Mul(*rest, e, (1 + e) ** -2)
     return mul
 
 
@@ -277,7 +296,7 @@ def _reciprocal_sigmoid(power: sp.Pow) -> sp.Expr:
     """(1 + e^u)^(−k) → σ(−u)^k."""
     u = _one_plus_exp(power.base)
     assert u is not None
-    return _sigmoid(-u) ** int(-power.exp)
+    return _Sigmoid(-u) ** int(-power.exp)
 
 
 class NumpyCodePrinter(StrPrinter):
@@ -291,9 +310,10 @@ class NumpyCodePrinter(StrPrinter):
         if entry.arity == 1 and isinstance(SYMPY_FUNCTIONS[name], type)
     } | {"sign": "np.sign"}
 
-    def __init__(self, names: Mapping[sp.Symbol, str] | None = None) -> None:
+    def __init__(self, names: Mapping[sp.Symbol, str] | None = None, arrays: bool = True) -> None:
         super().__init__({})
         self.names = names or {}
+        self.arrays = arrays  # False: the arguments are usually Python numbers (the closed-form module)
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, expr.name)
@@ -314,13 +334,29 @@ class NumpyCodePrinter(StrPrinter):
             return f"{self._FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
         raise ValueError(f"no NumPy counterpart for {name}")  # pragma: no cover - the formula whitelist prevents it
 
-    # σ(u) = e^min(u,0) / (1 + e^−|u|) (see _sigmoid): as fast as the tanh form (1 + tanh(u/2))/2, which rounds
-    # σ(−38) to 0, and 3× faster than exp(−logaddexp(0, −u)) on large arrays
-    def _print__ExpOfMin0(self, expr: sp.Function) -> str:
-        return f"np.exp(np.minimum({self._print(expr.args[0])}, 0.0))"
+    def _print__Sigmoid(self, expr: sp.Function) -> str:
+        # exact forms of σ, both without overflow and keeping a tiny σ's relative precision (the tanh
+        # form (1 + tanh(u/2))/2 rounds σ(−38) to 0): exp(−logaddexp(0, −u)) takes the fewest NumPy
+        # calls (small arrays, Python numbers), e^min(u,0)/(1 + e^−|u|) is 3× faster per element
+        arg = expr.args[0]
+        u = self._print(arg)
+        few_calls = f"np.exp(-np.logaddexp(0, {self._print(-arg)}))"
+        if not self.arrays:
+            return few_calls
+        magnitude = self._print(-arg if arg.could_extract_minus_sign() else arg)  # |−z| = |z|
+        fast = f"np.exp(np.minimum({u}, 0.0))/(np.exp(-np.abs({magnitude})) + 1)"
+        array = arg if arg.is_Symbol else -arg  # σ(z) or σ(−z): z's size picks the form
+        if not array.is_Symbol:
+            return f"({fast})"
+        return f"({few_calls} if {self._print(array)}.size < {SMALL_ARRAY} else {fast})"
 
     def _print__ExpOfNegAbs(self, expr: sp.Function) -> str:
-        return f"np.exp(-np.abs({self._print(expr.args[0])}))"
+        # the builtin abs is NumPy's on arrays and plain Python on numbers
+        return f"np.exp(-{'np.abs' if self.arrays else 'abs'}({self._print(expr.args[0])}))"
+
+    def _print__IfNegative(self, expr: sp.Function) -> str:
+        value, u = expr.args
+        return f"{self.parenthesize(value, 60)}**({self._print(u)} < 0)"
 
     def _print__StableLogCosh(self, expr: sp.Function) -> str:
         arg = expr.args[0]
@@ -340,6 +376,9 @@ class NumpyCodePrinter(StrPrinter):
         return f"np.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
 
     def _print_Max(self, expr: sp.Max) -> str:
+        return self._fold("np.maximum", expr.args)
+
+    def _print__Largest(self, expr: sp.Function) -> str:
         return self._fold("np.maximum", expr.args)
 
     def _print_Min(self, expr: sp.Min) -> str:
@@ -391,21 +430,27 @@ class NumpyCodePrinter(StrPrinter):
         return f"{self.parenthesize(base, prec)}**{self.parenthesize(exponent, prec)}"
 
 
-def cse_lines(exprs: Sequence[sp.Expr], names: Mapping[sp.Symbol, str], prefix: str) -> tuple[list[str], list[str]]:
+def cse_lines(
+    exprs: Sequence[sp.Expr], names: Mapping[sp.Symbol, str], prefix: str, arrays: bool = True
+) -> tuple[list[str], list[str]]:
     """(``_t0 = …`` assignment lines of the shared subexpressions, each expression's code using them).
 
-    Temporaries are named ``prefix`` followed by a number; ``names`` spell the expressions' own symbols.
+    Temporaries are named ``prefix`` followed by a number; ``names`` spell the expressions' own symbols;
+    ``arrays`` as for :func:`numpy_code`.
     """
     replacements, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix), optimizations=None)
     local = dict(names)
     lines = []
     for symbol, value in replacements:
-        lines.append(f"{symbol.name} = {numpy_code(value, local)}")
+        lines.append(f"{symbol.name} = {numpy_code(value, local, arrays)}")
         local[symbol] = symbol.name
-    return lines, [numpy_code(r, local) for r in reduced]
+    return lines, [numpy_code(r, local, arrays) for r in reduced]
 
 
-def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
-    """``expr`` as a NumPy expression, with overflow-prone patterns rewritten stably."""
+def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None, arrays: bool = True) -> str:
+    """``expr`` as a NumPy expression, with overflow-prone patterns rewritten stably.
+
+    ``arrays``: the names hold arrays (σ then picks its form by the array's size).
+    """
     # strict: numbers and sympy objects only, never a string to parse
-    return str(NumpyCodePrinter(names).doprint(stabilize(sp.sympify(expr, strict=True))))
+    return str(NumpyCodePrinter(names, arrays).doprint(stabilize(sp.sympify(expr, strict=True))))

@@ -384,3 +384,42 @@ def test_softmax_with_large_logits_shows_every_factor(tmp_path, targets):
     assert "warning" not in train.output and "nan" not in train.output, train.output
     before = float(train.output.split("loss before:")[1].split()[0])
     assert_close(before, ref_loss, "train: loss before")
+
+
+def test_train_tells_divergence_from_an_unrepresentable_intermediate():
+    """A loss that stops being a float is diverging only if the exact loss at those parameters does too."""
+    text = (
+        "[loss]\nkind = 'half_sse'\n[[layers]]\nsize = 1\nvalues = [1.0]\n"
+        "[[layers]]\nsize = 1\nactivation = 'x**2/(1 + x**2)'\nweights = [[2.0]]\n"
+        "[[layers]]\nsize = 1\nactivation = 'linear'\nweights = [[1.0]]\ntargets = [0.5]\n"
+    )
+    engine = Model(parse_spec(text)).compiled()
+    engine.weights[1] = np.array([[1e200]])  # x² overflows; x²/(1 + x²) is 1, and E = (1 − 0.5)²/2
+    history = engine.train(0)
+    breakdown = engine.breakdown(history)
+    assert breakdown is not None and not breakdown.diverged
+    assert float(breakdown.exact) == pytest.approx(0.125, rel=1e-12)
+    assert "did not diverge" in breakdown.message()
+
+    diverging = text.replace("weights = [[2.0]]", "weights = [[1.0]]").replace("'x**2/(1 + x**2)'", "'linear'")
+    engine = Model(parse_spec(diverging + "[training]\nlearning_rate = 5.0\n")).compiled()
+    history = engine.train(2000)
+    breakdown = engine.breakdown(history)
+    assert breakdown is not None and breakdown.diverged and "training diverged" in breakdown.message()
+
+
+@pytest.mark.parametrize(("weight", "x", "t"), [(1000.0, 1000.0, 0.0), (-1000.0, 1000.0, 1.0), (40.0, 1.0, 0.0)])
+def test_a_shown_chain_at_a_net_of_a_million_has_every_factor(weight, x, t):
+    """σ(10⁶) is 1 to 434,294 digits: the factors ∂E/∂a = e^(10⁶) and ∂a/∂z = e^(−10⁶) are still shown, and multiply to 1."""
+    from derive.report import Reporter
+
+    case = Case([1, 1], ["sigmoid"], [np.array([[weight]])], [None], np.array([x]), np.array([t]), "bce")
+    derivation = Model(parse_spec(case.toml())).derivation("w2_1_1")
+    text = Reporter(derivation).text(show_closed_form=False)
+    assert "?" not in text and "nan" not in text and "inf" not in text, text
+    z = weight * x
+    sigma = math.exp(min(z, 0)) / (1 + math.exp(-abs(z)))
+    assert_close(float(derivation.value), (sigma - t) * x, "∂E/∂w")
+    de_da, da_dz, dz_dw = (f.value for f in derivation.paths[0].factors)
+    assert_close(float(de_da * da_dz), 1.0 if t == 0 else -1.0, "∂E/∂a · ∂a/∂z")
+    assert dz_dw == x

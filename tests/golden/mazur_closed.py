@@ -17,164 +17,204 @@ PARAMETERS = ('w1', 'w2', 'w3', 'w4', 'b1', 'w5', 'w6', 'w7', 'w8', 'b2')
 def dE_dw1(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w1 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w5 + _t3*w6 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t1*w7 + _t3*w8 + b2
-    _t8 = np.exp(np.minimum(_t7, 0.0))/(np.exp(-np.abs(_t7)) + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w5 + _t5*w6 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
     _t9 = -_t8
-    return _t1*i1*(1 - _t1)*(_t5*w5*(-_t6 - target_o1)*(_t6 + 1) + _t8*w7*(-_t9 - target_o2)*(_t9 + 1))
+    _t10 = _t2*w7 + _t5*w8 + b2
+    _t11 = np.exp(-abs(_t10))
+    _t12 = _t11**(_t10 < 0)/(_t11 + 1)
+    _t13 = -_t12
+    return _t2*i1*(1 - _t2)*(_t12*w7*(-_t13 - target_o2)*(_t13 + 1) + _t8*w5*(-_t9 - target_o1)*(_t9 + 1))
 
 
 def dE_dw2(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w2 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w5 + _t3*w6 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t1*w7 + _t3*w8 + b2
-    _t8 = np.exp(np.minimum(_t7, 0.0))/(np.exp(-np.abs(_t7)) + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w5 + _t5*w6 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
     _t9 = -_t8
-    return _t1*i2*(1 - _t1)*(_t5*w5*(-_t6 - target_o1)*(_t6 + 1) + _t8*w7*(-_t9 - target_o2)*(_t9 + 1))
+    _t10 = _t2*w7 + _t5*w8 + b2
+    _t11 = np.exp(-abs(_t10))
+    _t12 = _t11**(_t10 < 0)/(_t11 + 1)
+    _t13 = -_t12
+    return _t2*i2*(1 - _t2)*(_t12*w7*(-_t13 - target_o2)*(_t13 + 1) + _t8*w5*(-_t9 - target_o1)*(_t9 + 1))
 
 
 def dE_dw3(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w3 in closed form."""
     _t0 = b1 + i1*w3 + i2*w4
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w1 + i2*w2
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w6 + _t3*w5 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t1*w8 + _t3*w7 + b2
-    _t8 = np.exp(np.minimum(_t7, 0.0))/(np.exp(-np.abs(_t7)) + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w1 + i2*w2
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w6 + _t5*w5 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
     _t9 = -_t8
-    return _t1*i1*(1 - _t1)*(_t5*w6*(-_t6 - target_o1)*(_t6 + 1) + _t8*w8*(-_t9 - target_o2)*(_t9 + 1))
+    _t10 = _t2*w8 + _t5*w7 + b2
+    _t11 = np.exp(-abs(_t10))
+    _t12 = _t11**(_t10 < 0)/(_t11 + 1)
+    _t13 = -_t12
+    return _t2*i1*(1 - _t2)*(_t12*w8*(-_t13 - target_o2)*(_t13 + 1) + _t8*w6*(-_t9 - target_o1)*(_t9 + 1))
 
 
 def dE_dw4(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w4 in closed form."""
     _t0 = b1 + i1*w3 + i2*w4
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w1 + i2*w2
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w6 + _t3*w5 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t1*w8 + _t3*w7 + b2
-    _t8 = np.exp(np.minimum(_t7, 0.0))/(np.exp(-np.abs(_t7)) + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w1 + i2*w2
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w6 + _t5*w5 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
     _t9 = -_t8
-    return _t1*i2*(1 - _t1)*(_t5*w6*(-_t6 - target_o1)*(_t6 + 1) + _t8*w8*(-_t9 - target_o2)*(_t9 + 1))
+    _t10 = _t2*w8 + _t5*w7 + b2
+    _t11 = np.exp(-abs(_t10))
+    _t12 = _t11**(_t10 < 0)/(_t11 + 1)
+    _t13 = -_t12
+    return _t2*i2*(1 - _t2)*(_t12*w8*(-_t13 - target_o2)*(_t13 + 1) + _t8*w6*(-_t9 - target_o1)*(_t9 + 1))
 
 
 def dE_db1(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂b1 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w5 + _t3*w6 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t5*(-_t6 - target_o1)*(_t6 + 1)
-    _t8 = _t1*w7 + _t3*w8 + b2
-    _t9 = np.exp(np.minimum(_t8, 0.0))/(np.exp(-np.abs(_t8)) + 1)
-    _t10 = -_t9
-    _t11 = _t9*(-_t10 - target_o2)*(_t10 + 1)
-    return _t1*(1 - _t1)*(_t11*w7 + _t7*w5) + _t3*(1 - _t3)*(_t11*w8 + _t7*w6)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w5 + _t5*w6 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
+    _t9 = -_t8
+    _t10 = _t8*(-_t9 - target_o1)*(_t9 + 1)
+    _t11 = _t2*w7 + _t5*w8 + b2
+    _t12 = np.exp(-abs(_t11))
+    _t13 = _t12**(_t11 < 0)/(_t12 + 1)
+    _t14 = -_t13
+    _t15 = _t13*(-_t14 - target_o2)*(_t14 + 1)
+    return _t2*(1 - _t2)*(_t10*w5 + _t15*w7) + _t5*(1 - _t5)*(_t10*w6 + _t15*w8)
 
 
 def dE_dw5(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w5 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = _t1*w5 + b2 + w6*np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = np.exp(np.minimum(_t3, 0.0))/(np.exp(-np.abs(_t3)) + 1)
-    _t5 = -_t4
-    return _t1*_t4*(-_t5 - target_o1)*(_t5 + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t2*w5 + b2 + w6*_t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = np.exp(-abs(_t5))
+    _t7 = _t6**(_t5 < 0)/(_t6 + 1)
+    _t8 = -_t7
+    return _t2*_t7*(-_t8 - target_o1)*(_t8 + 1)
 
 
 def dE_dw6(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w6 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = b1 + i1*w3 + i2*w4
-    _t2 = np.exp(np.minimum(_t1, 0.0))/(np.exp(-np.abs(_t1)) + 1)
-    _t3 = _t2*w6 + b2 + w5*np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t4 = np.exp(np.minimum(_t3, 0.0))/(np.exp(-np.abs(_t3)) + 1)
-    _t5 = -_t4
-    return _t2*_t4*(-_t5 - target_o1)*(_t5 + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = b1 + i1*w3 + i2*w4
+    _t3 = np.exp(-abs(_t2))
+    _t4 = _t3**(_t2 < 0)/(_t3 + 1)
+    _t5 = _t4*w6 + b2 + w5*_t1**(_t0 < 0)/(_t1 + 1)
+    _t6 = np.exp(-abs(_t5))
+    _t7 = _t6**(_t5 < 0)/(_t6 + 1)
+    _t8 = -_t7
+    return _t4*_t7*(-_t8 - target_o1)*(_t8 + 1)
 
 
 def dE_dw7(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w7 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = _t1*w7 + b2 + w8*np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = np.exp(np.minimum(_t3, 0.0))/(np.exp(-np.abs(_t3)) + 1)
-    _t5 = -_t4
-    return _t1*_t4*(-_t5 - target_o2)*(_t5 + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t2*w7 + b2 + w8*_t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = np.exp(-abs(_t5))
+    _t7 = _t6**(_t5 < 0)/(_t6 + 1)
+    _t8 = -_t7
+    return _t2*_t7*(-_t8 - target_o2)*(_t8 + 1)
 
 
 def dE_dw8(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂w8 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = b1 + i1*w3 + i2*w4
-    _t2 = np.exp(np.minimum(_t1, 0.0))/(np.exp(-np.abs(_t1)) + 1)
-    _t3 = _t2*w8 + b2 + w7*np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t4 = np.exp(np.minimum(_t3, 0.0))/(np.exp(-np.abs(_t3)) + 1)
-    _t5 = -_t4
-    return _t2*_t4*(-_t5 - target_o2)*(_t5 + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = b1 + i1*w3 + i2*w4
+    _t3 = np.exp(-abs(_t2))
+    _t4 = _t3**(_t2 < 0)/(_t3 + 1)
+    _t5 = _t4*w8 + b2 + w7*_t1**(_t0 < 0)/(_t1 + 1)
+    _t6 = np.exp(-abs(_t5))
+    _t7 = _t6**(_t5 < 0)/(_t6 + 1)
+    _t8 = -_t7
+    return _t4*_t7*(-_t8 - target_o2)*(_t8 + 1)
 
 
 def dE_db2(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """∂E/∂b2 in closed form."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w5 + _t3*w6 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t1*w7 + _t3*w8 + b2
-    _t8 = np.exp(np.minimum(_t7, 0.0))/(np.exp(-np.abs(_t7)) + 1)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w5 + _t5*w6 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
     _t9 = -_t8
-    return _t5*(-_t6 - target_o1)*(_t6 + 1) + _t8*(-_t9 - target_o2)*(_t9 + 1)
+    _t10 = _t2*w7 + _t5*w8 + b2
+    _t11 = np.exp(-abs(_t10))
+    _t12 = _t11**(_t10 < 0)/(_t11 + 1)
+    _t13 = -_t12
+    return _t12*(-_t13 - target_o2)*(_t13 + 1) + _t8*(-_t9 - target_o1)*(_t9 + 1)
 
 
 def gradients(*, i1, i2, w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, target_o1, target_o2):
     """Every ∂E/∂p by name, common subexpressions computed once."""
     _t0 = b1 + i1*w1 + i2*w2
-    _t1 = np.exp(np.minimum(_t0, 0.0))/(np.exp(-np.abs(_t0)) + 1)
-    _t2 = b1 + i1*w3 + i2*w4
-    _t3 = np.exp(np.minimum(_t2, 0.0))/(np.exp(-np.abs(_t2)) + 1)
-    _t4 = _t1*w5 + _t3*w6 + b2
-    _t5 = np.exp(np.minimum(_t4, 0.0))/(np.exp(-np.abs(_t4)) + 1)
-    _t6 = -_t5
-    _t7 = _t5*(-_t6 - target_o1)*(_t6 + 1)
-    _t8 = _t1*w7 + _t3*w8 + b2
-    _t9 = np.exp(np.minimum(_t8, 0.0))/(np.exp(-np.abs(_t8)) + 1)
-    _t10 = -_t9
-    _t11 = _t9*(-_t10 - target_o2)*(_t10 + 1)
-    _t12 = _t1*(1 - _t1)*(_t11*w7 + _t7*w5)
-    _t13 = _t3*(1 - _t3)*(_t11*w8 + _t7*w6)
+    _t1 = np.exp(-abs(_t0))
+    _t2 = _t1**(_t0 < 0)/(_t1 + 1)
+    _t3 = b1 + i1*w3 + i2*w4
+    _t4 = np.exp(-abs(_t3))
+    _t5 = _t4**(_t3 < 0)/(_t4 + 1)
+    _t6 = _t2*w5 + _t5*w6 + b2
+    _t7 = np.exp(-abs(_t6))
+    _t8 = _t7**(_t6 < 0)/(_t7 + 1)
+    _t9 = -_t8
+    _t10 = _t8*(-_t9 - target_o1)*(_t9 + 1)
+    _t11 = _t2*w7 + _t5*w8 + b2
+    _t12 = np.exp(-abs(_t11))
+    _t13 = _t12**(_t11 < 0)/(_t12 + 1)
+    _t14 = -_t13
+    _t15 = _t13*(-_t14 - target_o2)*(_t14 + 1)
+    _t16 = _t2*(1 - _t2)*(_t10*w5 + _t15*w7)
+    _t17 = _t5*(1 - _t5)*(_t10*w6 + _t15*w8)
     return {
-        'w1': _t12*i1,
-        'w2': _t12*i2,
-        'w3': _t13*i1,
-        'w4': _t13*i2,
-        'b1': _t12 + _t13,
-        'w5': _t1*_t7,
-        'w6': _t3*_t7,
-        'w7': _t1*_t11,
-        'w8': _t11*_t3,
-        'b2': _t11 + _t7,
+        'w1': _t16*i1,
+        'w2': _t16*i2,
+        'w3': _t17*i1,
+        'w4': _t17*i2,
+        'b1': _t16 + _t17,
+        'w5': _t10*_t2,
+        'w6': _t10*_t5,
+        'w7': _t15*_t2,
+        'w8': _t15*_t5,
+        'b2': _t10 + _t15,
     }
