@@ -187,7 +187,7 @@ class _Splicer:
 
     def segment_op(self, node: ast.Compare) -> str:
         """The comparison operator as written."""
-        return self.code[node.left.end_col_offset : node.comparators[0].col_offset].strip()  # type: ignore[attr-defined]
+        return self.code[node.left.end_col_offset : node.comparators[0].col_offset].strip()
 
     def operand(self, node: ast.AST) -> str:
         """An operand of @, bracketed unless it binds tighter."""
