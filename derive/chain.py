@@ -261,7 +261,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         else:
             nets = [float(point[s]) for s in net.net_definitions if s in point]
             largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
-        self.digits = min(EXACT_DIGITS + math.ceil(2 * largest / math.log(10)), MAX_EXACT_DIGITS)
+        need = EXACT_DIGITS + 2 * largest / math.log(10)  # inf for a net near float64's limit (weights of 1e308)
+        self.digits = math.ceil(need) if need < MAX_EXACT_DIGITS else MAX_EXACT_DIGITS
         self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []

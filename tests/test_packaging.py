@@ -93,8 +93,9 @@ def _dry_run(target: str) -> str:
 
 def test_make_demo_installs_only_the_package_and_make_test_adds_the_test_tools():
     demo = _dry_run("demo")
-    assert "pip install --quiet -e ." in demo
-    assert "[test]" not in demo and "torch" not in demo and "texlive-xetex" not in demo
+    installs = [line for line in demo.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == ["$(BIN)/python -m pip install --quiet -e '.[fast]'".replace("$(BIN)", ".venv/bin")]
+    assert "test" not in installs[0] and "torch" not in demo and "texlive-xetex" not in demo
     assert "derive lecture mazur -o output/mazur.pdf" in demo
     test = _dry_run("test")
-    assert "-e '.[test]'" in test and "torch==2.13.0" in test and "pytest" in test
+    assert "-e '.[fast,test]'" in test and "torch==2.13.0" in test and "pytest" in test
