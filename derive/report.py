@@ -93,17 +93,18 @@ class Reporter:
     ) -> Step:
         quantity = pr.partial_text(of, wrt)
         qlatex = pr.partial_latex(of, wrt, self.names)
+        parts = self.line_parts(qlatex, expr, value)
         return Step(
             kind=kind,
             quantity=quantity,
             quantity_latex=qlatex,
             expr=expr,
             expression=pr.text(expr),
-            latex=self.line_latex(qlatex, expr, value),
+            latex=" = ".join(parts),
             numbers=pr.text_values(expr, self.point, self.digits) if self.point else "",
             value=value,
             parts=parts,
-            latex_parts=self.line_parts(qlatex, expr, value),
+            latex_parts=parts,
         )
 
     def factor(self, f: Factor) -> Step:
@@ -153,16 +154,17 @@ class Reporter:
         net = term.neuron.net
         assert net is not None
         quantity = f"{delta.name} = ∂E/∂{net.name}"
+        parts = self.line_parts(qlatex, definition, value)
         return Step(
             kind="delta",
             quantity=quantity,
             quantity_latex=qlatex,
             expr=definition,
             expression=pr.text(definition),
-            latex=self.line_latex(qlatex, definition, value),
+            latex=" = ".join(parts),
             numbers=pr.text_values(definition, self.point, self.digits) if self.point else "",
             value=value,
-            latex_parts=self.line_parts(qlatex, definition, value),
+            latex_parts=parts,
         )
 
     def term_step(self, term: DeltaTerm) -> Step:
