@@ -93,18 +93,18 @@ class Reporter:
     ) -> Step:
         quantity = pr.partial_text(of, wrt)
         qlatex = pr.partial_latex(of, wrt, self.names)
-        parts = self.line_parts(qlatex, expr, value)
+        sides = self.line_parts(qlatex, expr, value)
         return Step(
             kind=kind,
             quantity=quantity,
             quantity_latex=qlatex,
             expr=expr,
             expression=pr.text(expr),
-            latex=" = ".join(parts),
+            latex=" = ".join(sides),
             numbers=pr.text_values(expr, self.point, self.digits) if self.point else "",
             value=value,
             parts=parts,
-            latex_parts=parts,
+            latex_parts=sides,
         )
 
     def factor(self, f: Factor) -> Step:
@@ -154,17 +154,17 @@ class Reporter:
         net = term.neuron.net
         assert net is not None
         quantity = f"{delta.name} = ∂E/∂{net.name}"
-        parts = self.line_parts(qlatex, definition, value)
+        sides = self.line_parts(qlatex, definition, value)
         return Step(
             kind="delta",
             quantity=quantity,
             quantity_latex=qlatex,
             expr=definition,
             expression=pr.text(definition),
-            latex=" = ".join(parts),
+            latex=" = ".join(sides),
             numbers=pr.text_values(definition, self.point, self.digits) if self.point else "",
             value=value,
-            latex_parts=parts,
+            latex_parts=sides,
         )
 
     def term_step(self, term: DeltaTerm) -> Step:
