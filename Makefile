@@ -82,6 +82,7 @@ typecheck: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/derive_all.py
+	cd benchmarks && ../$(BIN)/python big_networks.py
 	$(BIN)/derive bench
 
 clean:

@@ -107,6 +107,17 @@ def _line(line: str) -> str:
     return indent + _Splicer(code, statement).text() + comment
 
 
+def _is_step(node: ast.AST) -> bool:
+    """``(u > 0)`` or ``(u >= 0)``: how the NumPy printer writes a Heaviside step of an array."""
+    return (
+        isinstance(node, ast.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], (ast.Gt, ast.GtE))
+        and isinstance(node.comparators[0], ast.Constant)
+        and node.comparators[0].value == 0
+    )
+
+
 class _Splicer:
     """Rebuilds one statement's text, rewriting NumPy-only nodes and copying the rest verbatim."""
 
@@ -132,6 +143,10 @@ class _Splicer:
         rewritten = self.rewrite(node)
         if rewritten is not None:
             return rewritten
+        return "".join(self._children_text(node))
+
+    def _children_text(self, node: ast.AST) -> list[str]:
+        """The node's text with each child emitted (rewritten where needed)."""
         start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
         children = sorted(
             (c for c in ast.iter_child_nodes(node) if getattr(c, "end_col_offset", None) is not None),
@@ -142,7 +157,7 @@ class _Splicer:
             pieces += [self.code[position : child.col_offset], self.emit(child)]  # type: ignore[attr-defined]
             position = child.end_col_offset  # type: ignore[attr-defined]
         pieces.append(self.code[position:end])
-        return "".join(pieces)
+        return pieces
 
     def arguments(self, call: ast.Call, skip_out: bool = True) -> list[str]:
         args = [self.emit(a) for a in call.args]
@@ -156,19 +171,15 @@ class _Splicer:
 
     def rewrite(self, node: ast.AST) -> str | None:
         """The node's array-API text when it differs from NumPy's, else None."""
+        if _is_step(node):
+            # a step (Heaviside) is a comparison: NumPy's bool/100 is float64, PyTorch's the default float32
+            return f"{NAMESPACE}.astype({''.join(self._children_text(node))}, X.dtype)"
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "np":
             if node.attr not in _FUNCTIONS:
-                raise DeriveError(
-                    f"np.{node.attr} has no counterpart in the array API standard", hint="use --backend numpy"
-                )
+                # np.vectorize: a function NumPy lacks, computed number by number (erf, from math.erf)
+                what = "erf" if node.attr == "vectorize" else f"np.{node.attr}"
+                raise DeriveError(f"{what} has no counterpart in the array API standard", hint="use --backend numpy")
             return f"{NAMESPACE}.{_FUNCTIONS[node.attr]}"
-        if isinstance(node, ast.Compare) and len(node.ops) == 1 and id(node) in self.in_arithmetic:
-            # an elementwise comparison is boolean: cast it to its operand's dtype before arithmetic
-            # (PyTorch turns bool / 100 into float32, NumPy into float64)
-            left = self.operand(node.left)
-            return (
-                f"{NAMESPACE}.astype({left} {self.segment_op(node)} {self.operand(node.comparators[0])}, {left}.dtype)"
-            )
         if isinstance(node, ast.Attribute) and node.attr == "size" and not isinstance(node.ctx, ast.Store):
             return f"size({self.emit(node.value)})"  # PyTorch's .size is a method: array_api_compat's size() is not
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -184,10 +195,6 @@ class _Splicer:
         if method in _REDUCTIONS:
             return f"{NAMESPACE}.{method}({', '.join([self.emit(receiver), *self.arguments(node, skip_out=False)])})"
         raise DeriveError(f"cannot write for the array API: the method .{method}() in {self.code}")
-
-    def segment_op(self, node: ast.Compare) -> str:
-        """The comparison operator as written."""
-        return self.code[node.left.end_col_offset : node.comparators[0].col_offset].strip()
 
     def operand(self, node: ast.AST) -> str:
         """An operand of @, bracketed unless it binds tighter."""

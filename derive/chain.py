@@ -266,6 +266,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
+        self._memo: dict[sp.Symbol, Number | None] = {}
 
     # -- given numbers -------------------------------------------------------
 
@@ -366,6 +367,11 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
     # -- the mapping -------------------------------------------------------------
 
     def _value(self, symbol: sp.Symbol) -> Number | None:
+        if symbol not in self._memo:
+            self._memo[symbol] = self._compute(symbol)
+        return self._memo[symbol]
+
+    def _compute(self, symbol: sp.Symbol) -> Number | None:
         if symbol == LOSS_SYMBOL:
             return self.loss()
         info = self.net.info.get(getattr(symbol, "name", ""))

@@ -366,6 +366,9 @@ class Network:
             layers.append(Layer(self, index, lspec, rule))
         self.layers: tuple[Layer, ...] = tuple(layers)
         self.loss_rule: Loss = loss(spec.loss.kind, spec.loss.expr, f"{spec.source}: loss.expr")
+        # a layer map's outs and Jacobian are made for the whole layer at once, by layer index
+        self._layer_map_outs: dict[int, tuple[sp.Expr, ...]] = {}
+        self._jacobians: dict[int, tuple[tuple[sp.Expr, ...], ...]] = {}
 
     @cached_property
     def info(self) -> Mapping[str, SymbolInfo]:
@@ -543,13 +546,11 @@ class Network:
         return rule.apply(net)
 
     def _layer_outs(self, index: int) -> tuple[sp.Expr, ...]:
-        cache = self.__dict__.setdefault("_layer_outs_cache", {})
-        if index not in cache:
+        if index not in self._layer_map_outs:
             layer = self.layers[index]
             assert isinstance(layer.rule, LayerMap)
-            cache[index] = layer.rule.apply_layer(layer.nets)
-        outs: tuple[sp.Expr, ...] = cache[index]
-        return outs
+            self._layer_map_outs[index] = layer.rule.apply_layer(layer.nets)
+        return self._layer_map_outs[index]
 
     @cached_property
     def loss_expression(self) -> sp.Expr:
@@ -570,13 +571,11 @@ class Network:
         return {o: differentiate(self.loss_expression, o) for o in self.output_layer.outs}
 
     def _jacobian(self, index: int) -> tuple[tuple[sp.Expr, ...], ...]:
-        cache = self.__dict__.setdefault("_jacobian_cache", {})
-        if index not in cache:
+        if index not in self._jacobians:
             layer = self.layers[index]
             assert isinstance(layer.rule, LayerMap)
-            cache[index] = tuple(tuple(r) for r in layer.rule.jacobian(layer.nets, layer.outs))
-        jacobian: tuple[tuple[sp.Expr, ...], ...] = cache[index]
-        return jacobian
+            self._jacobians[index] = tuple(tuple(r) for r in layer.rule.jacobian(layer.nets, layer.outs))
+        return self._jacobians[index]
 
     def dout_dnet(self, out: sp.Symbol, net: sp.Symbol) -> sp.Expr:
         """∂out_j/∂net_i: the activation's derivative, or a softmax Jacobian entry."""

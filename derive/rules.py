@@ -114,9 +114,8 @@ def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     shortcut does not apply, and every entry is derived.
     """
     if n > SYMMETRIC_FROM:
-        small = _layer_jacobian(name, SYMMETRIC_FROM)
         outs3, outs = _dummy_outs(SYMMETRIC_FROM), _dummy_outs(n)
-        diagonal, off = small[0, 0], small[1, 0]
+        diagonal, off = _jacobian_entry(name, SYMMETRIC_FROM, 0, 0), _jacobian_entry(name, SYMMETRIC_FROM, 1, 0)
         if diagonal.free_symbols <= {outs3[0]} and off.free_symbols <= {outs3[0], outs3[1]}:
             return sp.ImmutableMatrix(
                 n,
@@ -131,7 +130,13 @@ def _layer_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
 
 
 def _derived_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
-    """Differentiate softmax and rewrite each entry in the outputs.
+    """Every entry derived (see :func:`_jacobian_entry`)."""
+    return sp.ImmutableMatrix([[_jacobian_entry(name, n, j, i) for i in range(n)] for j in range(n)])
+
+
+@cache
+def _jacobian_entry(name: str, n: int, j: int, i: int) -> sp.Expr:
+    """∂out_j/∂net_i of an n-wide softmax, rewritten in the outputs.
 
     Substituting net_k = log(p_k·Z) turns every exp(net_k) into p_k·Z; the
     entries then cancel Z, and the identity Σ p_k = 1 (a softmax's outputs sum
@@ -141,24 +146,17 @@ def _derived_jacobian(name: str, n: int) -> sp.ImmutableMatrix:
     """
     nets = _dummy_nets(n)
     outs = _dummy_outs(n)
-    p = tuple(sp.Symbol(f"p{j}", positive=True) for j in range(n))
+    p = tuple(sp.Symbol(f"p{k}", positive=True) for k in range(n))
     z = sp.Symbol("Z", positive=True)
-    mapping = LayerMap(name, SOFTMAX_FORMULA)
-    values = mapping.apply_layer(nets)
+    values = LayerMap(name, SOFTMAX_FORMULA).apply_layer(nets)
     total = sp.Add(*p)
-    rows = []
-    for j in range(n):
-        row = []
-        for i in range(n):
-            entry = sp.diff(values[j], nets[i]).subs({nets[k]: sp.log(p[k] * z) for k in range(n)})
-            entry = sp.factor(sp.cancel(entry)).subs(total, 1)
-            candidates = [entry] + [sp.factor(entry.subs(total - p[k], 1 - p[k])) for k in range(n)]
-            # a tie keeps the entry's own output: ∂out_j/∂net_j = out_j(1 − out_j), never 1 − out_k … in
-            # another output (the δ of cross-entropy then cancels out_j/out_j instead of dividing by it)
-            best = min(candidates, key=lambda c: (len(c.free_symbols), p[j] not in c.free_symbols, sp.count_ops(c)))
-            row.append(tidy_sign(best.xreplace(dict(zip(p, outs)))))
-        rows.append(row)
-    return sp.ImmutableMatrix(rows)
+    entry = sp.diff(values[j], nets[i]).subs({nets[k]: sp.log(p[k] * z) for k in range(n)})
+    entry = sp.factor(sp.cancel(entry)).subs(total, 1)
+    candidates = [entry] + [sp.factor(entry.subs(total - p[k], 1 - p[k])) for k in range(n)]
+    # a tie keeps the entry's own output: ∂out_j/∂net_j = out_j(1 − out_j), never 1 − out_k … in
+    # another output (the δ of cross-entropy then cancels out_j/out_j instead of dividing by it)
+    best = min(candidates, key=lambda c: (len(c.free_symbols), p[j] not in c.free_symbols, sp.count_ops(c)))
+    return tidy_sign(best.xreplace(dict(zip(p, outs))))
 
 
 def tidy_sign(expr: sp.Expr) -> sp.Expr:
