@@ -11,7 +11,7 @@ from derive.errors import SpecError
 from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
-from derive.present.equations import Contribution, EquationChain, Formula, Partial, Substituted, Value
+from derive.present.equations import Contribution, Elided, EquationChain, Formula, Partial, Substituted, Value
 from derive.spec import builtin_example_text, parse_spec
 
 
@@ -214,6 +214,29 @@ def test_a_big_network_summarises_instead_of_listing():
     keys = [s.key for s in sentences(plan)]
     notes = [b.note.key for _, b in blocks_in_order(plan) if isinstance(b, Table) and b.note is not None]
     assert "largest_note" in notes and "update_summary_intro" in keys
+
+
+def test_a_hidden_delta_over_a_wide_layer_is_shown_by_its_ends():
+    # 2-3-12-1: each δ of the 3-neuron layer sums over the 12 neurons above it
+    text = (
+        "name = 'wide'\n[loss]\nkind = 'half_sse'\n[[layers]]\nsize = 2\nvalues = [0.3, 0.7]\n"
+        "[[layers]]\nsize = 3\nactivation = 'tanh'\n[[layers]]\nsize = 12\nactivation = 'tanh'\n"
+        "[[layers]]\nsize = 1\nactivation = 'sigmoid'\ntargets = [0.2]\n[training]\nsteps = 3\n"
+    )
+    plan = build_plan(Model(parse_spec(text, "wide.toml")), Options())
+    chains = [line.chain for _, b in blocks_in_order(plan) if isinstance(b, Equations) for line in b.lines]
+    layer2 = [c for c in chains if isinstance(c.lhs, sp.Symbol) and c.lhs.name.startswith("δ2_")]
+    assert layer2, "the δs of layer 2 are derived"
+    for chain in layer2:
+        (elided, value) = chain.sides
+        assert isinstance(elided, Elided) and elided.factor is not None
+        assert len(elided.head) + len(elided.tail) == 3  # of the 12 terms, the first two and the last
+        assert isinstance(value, Value)
+    latex = tex_source(Model(parse_spec(text, "wide.toml")), Options())
+    line = next(row for row in latex.splitlines() if row.strip().startswith(r"\delta^{2}_{1} &="))
+    # (1 − a²) bracketed as a factor; the sum over the 12 neurons above by its first two terms and its last
+    assert r"\left(1 - \left(a^{2}_{1}\right)^{2}\right) \cdot \left(w^{3}_{1,1}" in line
+    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12}\right)" in line
 
 
 def test_value_sides_are_the_last(plan):

@@ -71,6 +71,7 @@ ROUNDING_LEVEL = 1e-14  # a loss below this fraction of the first is rounding no
 DIAGRAM_WIDTH = 15.0  # cm: the text width is 16.6 cm
 FD_STEP = 1e-6
 CLOSED_FORM_LIMIT = 400
+MAX_SHOWN_TERMS = 6  # a longer sum is shown by its first and last terms, "…" between
 SHARED = -1  # the colour of an edge shared by every highlighted path
 CHANGED_LOSS = sp.Symbol(
     "E'", real=True
@@ -185,7 +186,7 @@ class _Builder:
         """symbol = its definition = with numbers = value; too long a definition is elided."""
         value = shown_value(expr, self.point[symbol], self.exact)
         terms = sp.Add.make_args(expr) if isinstance(expr, sp.Add) else ()
-        if len(terms) > 6:
+        if len(terms) > MAX_SHOWN_TERMS:
             from ..present.equations import reading_order
 
             ordered = reading_order(expr)
@@ -682,6 +683,12 @@ class _Builder:
                         self.shown_factors[(of, wrt)] = v
                         lines.append(Line(definition(Partial(of, wrt), factor, v)))
                 chain = product(n.delta, tuple(Partial(of, wrt) for of, wrt, _ in factors), tuple(values), value)
+            elif not self.is_output(layer) and len(self.net.layers[layer.index + 1].neurons) > MAX_SHOWN_TERMS:
+                # a wide layer above: the sum over its neurons is shown by its ends (BP2 in full is in the text)
+                nxt = self.net.layers[layer.index + 1]
+                terms = [m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None]
+                factor = self.net.dout_dnet(n.out, n.net)
+                chain = EquationChain(n.delta, (Elided(tuple(terms[:2]), tuple(terms[-1:]), factor), Value(value)))
             elif not self.is_output(layer) and self.shown_factors.get((n.out, n.net)) is not None:
                 # ∂out/∂net was substituted above: here it enters by its value, the sum from the layer above by numbers
                 known = self.shown_factors[(n.out, n.net)]

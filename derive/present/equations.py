@@ -70,10 +70,11 @@ class Numbers:
 
 @dataclass(frozen=True)
 class Elided:
-    """A long sum shown by its first terms, "…", and its last terms."""
+    """A long sum shown by its first terms, "…", and its last terms; times ``factor`` when one is given."""
 
     head: tuple[sp.Basic, ...]
     tail: tuple[sp.Basic, ...]
+    factor: sp.Basic | None = None  # f'(net) · (w δ + … + w δ): a hidden δ over a wide layer
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ class ChainPrinter:
     times = " · "
     plus = " + "
     dots = "…"
+    brackets = ("(", ")")
+
+    def bracket_text(self, text: str) -> str:
+        return self.brackets[0] + text + self.brackets[1]
 
     def __init__(self, point: Mapping[sp.Symbol, float] | None, digits: int = DEFAULT_DIGITS) -> None:
         self.point = point or {}
@@ -170,7 +175,13 @@ class ChainPrinter:
             return joiner.join(self.bracketed(v) for v in side.values)
         if isinstance(side, Elided):
             pieces = [self.formula(t) for t in side.head] + [self.dots] + [self.formula(t) for t in side.tail]
-            return self.plus.join(pieces)
+            total = self.plus.join(pieces)
+            if side.factor is None:
+                return total
+            factor = self.formula(side.factor)
+            if isinstance(side.factor, sp.Add):  # (1 − a²) · (…), not 1 − a² · (…)
+                factor = self.bracket_text(factor)
+            return factor + self.times + self.bracket_text(total)
         return self.number(side.value)
 
     def sides(self, chain: EquationChain) -> list[str]:
@@ -277,6 +288,7 @@ class LatexChainPrinter(ChainPrinter):
 
     times = r" \cdot "
     dots = r"\dots"
+    brackets = (r"\left(", r"\right)")
 
     def __init__(
         self, names: Mapping[sp.Symbol, str], point: Mapping[sp.Symbol, float] | None, digits: int = DEFAULT_DIGITS
