@@ -148,6 +148,8 @@ class _Drawer:
 
     def toml(self, label: str, x: np.ndarray, t: np.ndarray, ws: list[np.ndarray], bs: list[Any]) -> str:
         data = dict(self.data)
+        # the published numbers are the original example's: a variant's lecture would call its own numbers wrong
+        data.pop("published", None)
         name = str(data.get("name", self.base.name))
         suffix = f"_{label}"
         data["name"] = name[: MAX_NAME_LENGTH - len(suffix)] + suffix
