@@ -123,7 +123,7 @@ def answers_text(sheet: Sheet) -> str:
     return "\n".join(lines) + "\n"
 
 
-def variants_toml(class_set: ClassSet, lectures: bool = False) -> str:
+def variants_toml(class_set: ClassSet, lectures: bool = False, fmt: str = "pdf") -> str:
     """DIR/variants.toml: the class set, with each student's spec and files."""
     data: dict[str, Any] = {
         "base": class_set.base,
@@ -134,7 +134,7 @@ def variants_toml(class_set: ClassSet, lectures: bool = False) -> str:
         "variants": [
             {
                 "student": s.variant.student,
-                **files_of(s.variant.label, lectures),
+                **files_of(s.variant.label, lectures, fmt),
                 "inputs": list(s.variant.inputs),
                 "targets": list(s.variant.targets),
             }
@@ -156,33 +156,47 @@ def write_class(
     jobs: int = 1,
     log: Callable[[str], None] = lambda message: None,
     lectures: bool = False,
+    fmt: str = "pdf",
 ) -> float:
     """Write every file of the class set into ``directory``; returns the seconds it took.
 
-    With ``lectures``, each student also gets the whole lecture of their
-    variant with its exercises (derive lecture --exercises): every number worked.
-    Everything is built in a staging directory first and moved in at the end,
-    so a failure (say, TeX) leaves no half-written class set.
+    ``fmt`` "pdf" builds each sheet and key with LaTeX; "html" writes each as one
+    self-contained web page (no TeX needed). With ``lectures``, each student also
+    gets the whole lecture of their variant with its exercises (derive lecture
+    --exercises): every number worked. Everything is built in a staging directory
+    first and moved in at the end, so a failure (say, TeX) leaves no half-written
+    class set.
     """
-    from .lecture import Options, tex_source
+    from .lecture import Options
+    from .lecture import html_source as lecture_html
+    from .lecture import tex_source as lecture_tex
     from .texbuild import check_tools, compile_pdf
 
-    check_tools(lang)
+    check_format(fmt)
+    if fmt == "pdf":
+        check_tools(lang)
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".derive-exercises-", dir=directory))
     try:
-        builds: list[tuple[str, Path]] = []
+        builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
         for sheet in class_set.sheets:
-            files = files_of(sheet.variant.label, lectures)
+            files = files_of(sheet.variant.label, lectures, fmt)
             (staging / files["spec"]).write_text(sheet.variant.toml, encoding="utf-8")
             (staging / files["answers"]).write_text(answers_text(sheet), encoding="utf-8")
+            options = Options(lang=lang, digits=digits, exercises=True)
+            if fmt == "html":
+                (staging / files["sheet"]).write_text(sheet_html(sheet, False, lang, digits), encoding="utf-8")
+                (staging / files["key"]).write_text(sheet_html(sheet, True, lang, digits), encoding="utf-8")
+                if lectures:
+                    (staging / files["lecture"]).write_text(lecture_html(sheet.model, options), encoding="utf-8")
+                log(f"wrote {files['sheet']} and {files['key']}")
+                continue
             builds.append((sheet_tex(sheet, key=False, lang=lang, digits=digits), staging / files["sheet"]))
             builds.append((sheet_tex(sheet, key=True, lang=lang, digits=digits), staging / files["key"]))
             if lectures:
-                options = Options(lang=lang, digits=digits, exercises=True)
-                builds.append((tex_source(sheet.model, options), staging / files["lecture"]))
-        (staging / "variants.toml").write_text(variants_toml(class_set, lectures), encoding="utf-8")
+                builds.append((lecture_tex(sheet.model, options), staging / files["lecture"]))
+        (staging / "variants.toml").write_text(variants_toml(class_set, lectures, fmt), encoding="utf-8")
 
         def build(job: tuple[str, Path]) -> None:
             compile_pdf(job[0], job[1], lang)
@@ -202,9 +216,6 @@ def write_class(
 
 
 def check_format(fmt: str) -> None:
-    """HTML sheets wait for HTML lectures."""
-    if fmt != "pdf":
-        raise DeriveError(
-            f"--format {fmt}: exercise sheets are PDF only for now (HTML lectures do not exist yet)",
-            hint="use --format pdf",
-        )
+    """PDF or HTML."""
+    if fmt not in FORMATS:
+        raise DeriveError(f"--format {fmt}: exercise sheets are {' or '.join(FORMATS)}", hint="use --format pdf")

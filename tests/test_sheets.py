@@ -1,9 +1,12 @@
 """`derive exercises`: each student's questions answered right (by the oracle), sheets without answers,
 keys with them, answers gradable by `derive check`, the whole class set in one command."""
 
+import html
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import IN_CI
-from oracles import backprop, forward, train
+from oracles import backprop, forward, mazur, train
+from test_html import HOSTILE, Page, browse, external_references, hostile_spec
 from test_variants import oracle_net
 
 from derive import texbuild
@@ -174,10 +178,119 @@ def test_a_failed_build_leaves_no_half_written_class(tmp_path, monkeypatch, mazu
     assert not (tmp_path / "class" / "variants.toml").exists()
 
 
-def test_html_sheets_are_not_there_yet():
-    result = CliRunner().invoke(main, ["exercises", "mazur", "--students", "2", "--seed", "1", "--format", "html"])
-    assert result.exit_code == 2
-    assert "PDF only for now" in result.output
+# -- HTML sheets and keys ------------------------------------------------------------------
+
+
+def g8(value: float) -> str:
+    return f"{abs(value):.8g}"  # a negative number is <mo>−</mo><mn>…</mn> in MathML
+
+
+@pytest.fixture(scope="module")
+def html_class(tmp_path_factory):
+    """Three students' web pages, built with no TeX on the PATH at all."""
+    out = tmp_path_factory.mktemp("html") / "class"
+    env = {**os.environ, "PATH": str(out.parent)}
+    args = ["exercises", "mazur", "--students", "3", "--seed", "5", "-o", str(out), "--format", "html"]
+    run = subprocess.run([sys.executable, "-m", "derive", *args], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def test_html_sheets_and_keys_in_one_command_without_tex(html_class):
+    listing = tomllib.loads((html_class / "variants.toml").read_text(encoding="utf-8"))
+    for entry in listing["variants"]:
+        assert entry["sheet"].endswith("-sheet.html") and entry["key"].endswith("-key.html")
+        expected = oracle_answers((html_class / entry["spec"]).read_text(encoding="utf-8"))
+        sheet = (html_class / entry["sheet"]).read_text(encoding="utf-8")
+        key = (html_class / entry["key"]).read_text(encoding="utf-8")
+        for page in (sheet, key):
+            parsed = Page(page)
+            assert page.startswith("<!DOCTYPE html>") and external_references(parsed) == []
+            for tag in ("script", "link", "img", "iframe", "object", "embed", "base"):
+                assert parsed.count(tag) == 0, tag
+            assert "{{" not in page
+        for name, value in expected.items():
+            assert f"<mn>{g8(value)}</mn>" in key, name  # worked in the key
+            assert g8(value) not in sheet, name  # never on the sheet
+            assert f"<code>{html.escape(name)} =</code>" in sheet  # the line the student fills in
+        graded = CliRunner().invoke(
+            main, ["check", str(html_class / entry["spec"]), "--claims", str(html_class / entry["answers"])]
+        )
+        assert graded.exit_code == 0, graded.output
+    assert not [p for p in html_class.iterdir() if p.suffix == ".pdf" or p.name.startswith(".")]
+
+
+def test_html_sheets_give_the_numbers_and_nothing_derived(html_class):
+    (entry, *_) = tomllib.loads((html_class / "variants.toml").read_text(encoding="utf-8"))["variants"]
+    sheet = (html_class / entry["sheet"]).read_text(encoding="utf-8")
+    for x in entry["inputs"] + entry["targets"] + [0.5]:  # the inputs, the targets, η
+        assert f"<mn>{x:g}</mn>" in sheet
+    net = oracle_net((html_class / entry["spec"]).read_text(encoding="utf-8"))
+    zs, outs = forward(net)
+    for value in [*zs[1].ravel(), *outs[1].ravel(), *outs[2].ravel()]:
+        assert g8(value) not in sheet  # no net input or output of the forward pass
+
+
+def test_html_builds_are_reproducible(tmp_path):
+    pages = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["exercises", "mazur", "--students", "1", "--seed", "5", "-o", str(out), "--format", "html"]
+        assert CliRunner().invoke(main, args).exit_code == 0
+        pages.append([(out / f).read_bytes() for f in ("student-01-sheet.html", "student-01-key.html")])
+    assert pages[0] == pages[1]
+
+
+def test_html_sheets_escape_the_specs_text(tmp_path):
+    out = tmp_path / "class"
+    args = [
+        "exercises",
+        str(hostile_spec(tmp_path)),
+        "--students",
+        "1",
+        "--seed",
+        "2",
+        "-o",
+        str(out),
+        "--format",
+        "html",
+    ]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    for name in ("student-01-sheet.html", "student-01-key.html"):
+        page = Page((out / name).read_text(encoding="utf-8"))
+        assert page.count("script") == 0 and page.count("img") == 0
+        assert all("onerror" not in attrs for _, attrs in page.tags)
+        assert HOSTILE in "".join(page.text)  # shown as text, in the variant's title
+
+
+def test_in_the_browser_the_sheet_and_the_key_render(html_class, tmp_path):
+    listing = tomllib.loads((html_class / "variants.toml").read_text(encoding="utf-8"))
+    entry = listing["variants"][1]
+    expected = oracle_answers((html_class / entry["spec"]).read_text(encoding="utf-8"))
+    sheet, key = html_class / entry["sheet"], html_class / entry["key"]
+    sheet_dom, key_dom = browse(sheet, tmp_path, "--dump-dom").stdout, browse(key, tmp_path, "--dump-dom").stdout
+    assert Page(sheet_dom).count("math") == Page(sheet.read_text()).count("math") > 20
+    assert Page(key_dom).count("math") == Page(key.read_text()).count("math") > 60
+    assert Page(key_dom).count("mfrac") > 10
+    for name, value in expected.items():
+        assert f"<mn>{g8(value)}</mn>" in key_dom, name
+        assert g8(value) not in sheet_dom, name
+    assert sheet_dom.count('class="blank"') == len(expected)  # a line to fill in for each answer
+    shot = tmp_path / "sheet.png"
+    browse(sheet, tmp_path, f"--screenshot={shot}", "--window-size=1000,2000")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(shot.read_bytes()) > 30_000
+
+
+def test_a_lectures_exercises_carry_gradable_claims():
+    from derive.api import Model
+    from derive.lecture import Options, build_plan
+
+    plan = build_plan(Model.load("mazur"), Options(exercises=True))
+    (exercises,) = [b for b in plan.section("exercises").blocks if type(b).__name__ == "Exercises"]
+    claims = [c for item in exercises.items for c in item.claims]
+    assert [c.name for c in claims] == ["w5'"]
+    stepped, _ = train(mazur(), 1)
+    assert abs(claims[0].value - stepped.flat()[5]) <= 1e-12
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,9 @@ class HtmlRenderer:
                 for item in b.items
             ],
             "answer_word": self.sentence(Say("answers")),
+            "part": b.part,
+            "hand_in": self.sentence(b.hand_in) if b.hand_in else None,
+            "claims": [self.field(Code(f"{c.name} =")) for item in b.items for c in item.claims],
         }
 
     # -- the diagram -----------------------------------------------------------------
@@ -420,6 +423,7 @@ class HtmlRenderer:
             "description": plan.description,
             "generated": self.sentence(Say("generated", (("source", Code(plan.source)),))),
             "sections": sections,
+            "subtitle": self.sentence(plan.subtitle) if plan.subtitle else None,
         }
 
 
