@@ -156,6 +156,9 @@ class _Drawer:
         title = str(data.get("title", self.base.title))
         tail = f" (variant {label})"
         data["title"] = title[: MAX_TITLE_LENGTH - len(tail)] + tail
+        if data.get("title_zh"):  # a Chinese sheet names its variant too
+            tail_zh = f"（变式 {label}）"
+            data["title_zh"] = str(data["title_zh"])[: MAX_TITLE_LENGTH - len(tail_zh)] + tail_zh
         layers = [dict(layer) for layer in data["layers"]]
         layers[0]["values"] = _numbers(x)
         layers[-1]["targets"] = _numbers(t)

@@ -133,7 +133,8 @@ def test_the_english_sheet_and_key_compile_and_read_right(tmp_path, mazur_class)
 def test_the_chinese_sheet_compiles(tmp_path, mazur_class):
     need_tex("zh")
     texbuild.compile_pdf(sheet_tex(mazur_class.sheets[0], key=False, lang="zh"), tmp_path / "s.pdf", "zh")
-    assert "练习" in text_of(tmp_path / "s.pdf")
+    text = text_of(tmp_path / "s.pdf")
+    assert "练习" in text and "学生 01" in text and "变式 01" in text and "已知数值" in text
 
 
 def test_a_class_set_in_one_command(tmp_path):

@@ -73,7 +73,10 @@ def test_without_weights_only_inputs_targets_name_and_title_change():
         assert spec.name == f"mazur_{v.label}"
         assert spec.title.endswith(f"(variant {v.label})")
         assert spec.published is None  # the article's numbers are the original example's, not the variant's
-        same = replace(spec, name=base.name, title=base.title, source=base.source, published=base.published)
+        assert spec.title_zh.endswith(f"（变式 {v.label}）")
+        same = replace(
+            spec, name=base.name, title=base.title, title_zh=base.title_zh, source=base.source, published=base.published
+        )
         layers = list(same.layers)
         layers[0] = replace(layers[0], values=base.layers[0].values)
         layers[-1] = replace(layers[-1], targets=base.layers[-1].targets)

@@ -265,7 +265,7 @@ def sheet_plan(
         )
     return LecturePlan(
         lang=lang,
-        title=spec.title,
+        title=spec.title_zh if lang == "zh" and spec.title_zh else spec.title,  # as the lecture chooses it
         description="",
         source=source or spec_file,
         sections=(network, givens, last),
