@@ -739,7 +739,7 @@ def fit(
     type=click.Choice(["pdf", "html"]),
     default="pdf",
     show_default=True,
-    help="PDF; HTML once HTML lectures exist.",
+    help="PDF (LaTeX), or self-contained web pages (no TeX needed).",
 )
 @click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
 @click.option(
@@ -768,8 +768,8 @@ def exercises(
     """One exercise sheet and answer key per student, each from its own variant of SPEC.
 
     Writes DIR/student-NN.toml (the variant's spec), student-NN-sheet.pdf,
-    student-NN-key.pdf (answers with the working), student-NN-answers.txt
-    and variants.toml. Grade a student with
+    student-NN-key.pdf (answers with the working; .html with --format html),
+    student-NN-answers.txt and variants.toml. Grade a student with
     `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`.
     """
     from .sheets import build_class, check_format, write_class
@@ -784,7 +784,7 @@ def exercises(
         if watching:
             click.echo(message, err=True)
 
-    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures)
+    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt)
     click.echo(
         f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)",
         err=True,

@@ -148,12 +148,17 @@ class _Drawer:
 
     def toml(self, label: str, x: np.ndarray, t: np.ndarray, ws: list[np.ndarray], bs: list[Any]) -> str:
         data = dict(self.data)
+        # the published numbers are the original example's: a variant's lecture would call its own numbers wrong
+        data.pop("published", None)
         name = str(data.get("name", self.base.name))
         suffix = f"_{label}"
         data["name"] = name[: MAX_NAME_LENGTH - len(suffix)] + suffix
         title = str(data.get("title", self.base.title))
         tail = f" (variant {label})"
         data["title"] = title[: MAX_TITLE_LENGTH - len(tail)] + tail
+        if data.get("title_zh"):  # a Chinese sheet names its variant too
+            tail_zh = f"（变式 {label}）"
+            data["title_zh"] = str(data["title_zh"])[: MAX_TITLE_LENGTH - len(tail_zh)] + tail_zh
         layers = [dict(layer) for layer in data["layers"]]
         layers[0]["values"] = _numbers(x)
         layers[-1]["targets"] = _numbers(t)

@@ -67,11 +67,16 @@ def test_every_mazur_variant_is_reasonable_by_the_oracles_forward_pass(weights):
 
 def test_without_weights_only_inputs_targets_name_and_title_change():
     base = parse_spec(builtin_example_text("mazur"), "mazur")
+    assert base.published is not None
     for v in draw_variants("mazur", 5, seed=1):
         spec = v.spec
         assert spec.name == f"mazur_{v.label}"
         assert spec.title.endswith(f"(variant {v.label})")
-        same = replace(spec, name=base.name, title=base.title, source=base.source)
+        assert spec.published is None  # the article's numbers are the original example's, not the variant's
+        assert spec.title_zh.endswith(f"（变式 {v.label}）")
+        same = replace(
+            spec, name=base.name, title=base.title, title_zh=base.title_zh, source=base.source, published=base.published
+        )
         layers = list(same.layers)
         layers[0] = replace(layers[0], values=base.layers[0].values)
         layers[-1] = replace(layers[-1], targets=base.layers[-1].targets)
@@ -139,3 +144,14 @@ def test_the_toml_writer_escapes_any_title_and_description(title, description):
     data = tomllib.loads(builtin_example_text("mazur"))
     data["title"], data["description"] = title, description
     assert tomllib.loads(dump_toml(data)) == data
+
+
+def test_a_variant_carries_no_published_table_and_its_lecture_cites_no_article():
+    from derive.api import Model
+    from derive.lecture import Options, tex_source
+
+    (v,) = draw_variants("mazur", 1, seed=4)
+    assert "published" not in tomllib.loads(v.toml)
+    assert "Mazur" not in v.toml.split("\n", 1)[1]  # past the header line naming the base spec
+    source = tex_source(Model(v.spec), Options())
+    assert "Mazur's article" not in source and "misprint" not in source

@@ -34,6 +34,7 @@ from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..rules import Activation, LayerMap
 from .plan import (
     Block,
+    Claim,
     Code,
     Count,
     Diagram,
@@ -1091,6 +1092,7 @@ class _Builder:
                         )
                     ),
                 ),
+                (Claim(f"{w.name}'", self.run.new[w.name]),),  # gradable: `derive check SPEC w5'=…`
             )
         )
         # 3. another activation for the first hidden neuron

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 from ..present.mathml import mathml as _mathml
@@ -172,9 +173,19 @@ class HtmlRenderer:
             )
         return {"kind": "equations", "caption": None, "rows": rows}
 
+    def exercise_part(self, b: Exercises) -> dict[str, Any]:
+        """What a sheet (questions alone, a line to fill in for each claim) or a key (worked answers) adds."""
+        return {
+            "part": b.part,
+            "hand_in": self.sentence(b.hand_in) if b.hand_in else None,
+            "claims": [self.field(Code(f"{c.name} =")) for item in b.items for c in item.claims],
+        }
+
     # -- blocks --------------------------------------------------------------------
 
     def block(self, b: Block) -> dict[str, Any]:
+        if isinstance(b, Exercises) and b.part != "both":  # an exercise sheet or an answer key
+            return {**self.block(replace(b, part="both", hand_in=None)), **self.exercise_part(b)}
         if isinstance(b, Paragraph):
             # Chinese runs sentences together; a space there would show (xeCJK drops it in the PDF)
             joiner = "" if self.plan.lang == "zh" else " "
@@ -423,6 +434,7 @@ class HtmlRenderer:
             "description": plan.description,
             "generated": self.sentence(Say("generated", (("source", Code(plan.source)),))),
             "sections": sections,
+            "subtitle": self.sentence(plan.subtitle) if plan.subtitle else None,
         }
 
 

@@ -283,6 +283,9 @@ class LatexRenderer:
             "questions": [[self.block(q) for q in item.question] for item in b.items],
             "answers": [[self.block(a) for a in item.answer] for item in b.items],
             "answers_title": tex(self.sentence(Say("answers"))),
+            "part": b.part,
+            "hand_in": self.sentence(b.hand_in) if b.hand_in else None,
+            "claims": [tex(self.field(Code(f"{c.name} ="))) for item in b.items for c in item.claims],
         }
 
     def standard(self, name: str) -> Tex:
@@ -397,6 +400,9 @@ class LatexRenderer:
             "description": escape(plan.description, unicode_ok=self.unicode_ok),
             "generated": self.sentence(Say("generated", (("source", Code(plan.source)),))),
             "sections": [self.section(s) for s in plan.sections],
+            "subtitle": self.sentence(plan.subtitle) if plan.subtitle else None,
+            # a document with no drawing (an exercise sheet) loads no TikZ, pgfplots or hyperref: it builds faster
+            "graphics": any(isinstance(b, Diagram | Plot) for s in plan.walk() for b in s.blocks),
         }
 
 

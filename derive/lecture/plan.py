@@ -180,17 +180,33 @@ class Plot:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A gradable number of an answer, named as ``derive check`` accepts it (``dE/dw5``, ``w5'``, ``E``)."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
 class Exercise:
     question: tuple[Block, ...]
     answer: tuple[Block, ...]
+    claims: tuple[Claim, ...] = ()  # what a student hands in; empty for a question answered in words
 
 
 @dataclass(frozen=True)
 class Exercises:
-    """Questions, then (on a page of their own) worked answers."""
+    """Questions, then (on a page of their own) worked answers.
+
+    ``part`` picks what is shown: "both" (a lecture's exercises), "questions" alone (an
+    exercise sheet, ending with a line to fill in for each claim, after ``hand_in``) or
+    "answers" alone (an answer key: each question followed by its worked answer).
+    """
 
     items: tuple[Exercise, ...]
     intro: Say
+    part: str = "both"
+    hand_in: Say | None = None
 
 
 Block: TypeAlias = Paragraph | Equations | Standard | MatrixForm | Table | Diagram | Plot | Exercises
@@ -218,6 +234,7 @@ class LecturePlan:
     network: Network = field(repr=False)
     point: Mapping[sp.Symbol, float] = field(repr=False)
     digits: int = 8
+    subtitle: Say | None = None  # a line under the title (an exercise sheet's "Student 07")
 
     def section(self, key: str) -> Section:
         """The section (or subsection) with this key."""
