@@ -83,10 +83,11 @@ class _Questions:
         items.append(self.update(first))
         return tuple(items)
 
-    def answer(self, name: str, value: float, lines: list[Line], words: str = "sheet_answer") -> tuple[Block, ...]:
+    def answer(self, name: str, value: float, lines: list[Line]) -> tuple[Block, ...]:
         """The working, then the line the student hands in (as the claims file writes it)."""
         claim = Code(f"{name} = {format_number(value, self.digits)}")
-        return (Equations(tuple(dict.fromkeys(lines))), Paragraph((say(words, claim=claim),)))
+        # a factor shared by two paths is worked out once
+        return (Equations(tuple(dict.fromkeys(lines))), Paragraph((say("sheet_answer", claim=claim),)))
 
     def forward(self, o: Neuron) -> Exercise:
         net = self.net
@@ -197,7 +198,6 @@ def sheet_plan(
     part: str,
     lang: str = "en",
     digits: int = DEFAULT_DIGITS,
-    source: str = "",
 ) -> LecturePlan:
     """Student ``label``'s sheet (``part`` SHEET: the questions alone) or answer key (KEY: the worked answers)."""
     if part not in (SHEET, KEY):
@@ -267,7 +267,7 @@ def sheet_plan(
         lang=lang,
         title=spec.title_zh if lang == "zh" and spec.title_zh else spec.title,  # as the lecture chooses it
         description="",
-        source=source or spec_file,
+        source=spec_file,
         sections=(network, givens, last),
         network=net,
         point=display_point(net, model.point),
