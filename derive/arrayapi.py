@@ -180,8 +180,6 @@ class _Splicer:
                 what = "erf" if node.attr == "vectorize" else f"np.{node.attr}"
                 raise DeriveError(f"{what} has no counterpart in the array API standard", hint="use --backend numpy")
             return f"{NAMESPACE}.{_FUNCTIONS[node.attr]}"
-        if isinstance(node, ast.Attribute) and node.attr == "size" and not isinstance(node.ctx, ast.Store):
-            return f"size({self.emit(node.value)})"  # PyTorch's .size is a method: array_api_compat's size() is not
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             return None
         receiver, method = node.func.value, node.func.attr

@@ -20,7 +20,7 @@ from .formula import SYMPY_FUNCTIONS
 # number formatting lives in derive.present.numbers; re-exported for the printers and their callers
 from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
 
-SMALL_ARRAY = 128  # below this many elements a NumPy call's overhead outweighs its per-element cost
+SIGMOID_FLOOR = -708.0  # σ's argument is held above it: e^708 is float64's largest power of e
 
 
 class TextPrinter(StrPrinter):
@@ -335,20 +335,13 @@ class NumpyCodePrinter(StrPrinter):
         raise ValueError(f"no NumPy counterpart for {name}")  # pragma: no cover - the formula whitelist prevents it
 
     def _print__Sigmoid(self, expr: sp.Function) -> str:
-        # exact forms of σ, both without overflow and keeping a tiny σ's relative precision (the tanh
-        # form (1 + tanh(u/2))/2 rounds σ(−38) to 0): exp(−logaddexp(0, −u)) takes the fewest NumPy
-        # calls (small arrays, Python numbers), e^min(u,0)/(1 + e^−|u|) is 3× faster per element
+        # σ(u) = 1/(1 + e^−u) keeps a tiny σ's relative precision (the tanh form (1 + tanh(u/2))/2 rounds
+        # σ(−38) to 0); u is held at −708 so e^−u cannot overflow (σ there is 3e−308, float64's floor).
+        # On arrays that is as fast as the tanh form; on Python numbers exp(−logaddexp(0, −u)) is one call.
         arg = expr.args[0]
-        u = self._print(arg)
-        few_calls = f"np.exp(-np.logaddexp(0, {self._print(-arg)}))"
         if not self.arrays:
-            return few_calls
-        magnitude = self._print(-arg if arg.could_extract_minus_sign() else arg)  # |−z| = |z|
-        fast = f"np.exp(np.minimum({u}, 0.0))/(np.exp(-np.abs({magnitude})) + 1)"
-        array = arg if arg.is_Symbol else -arg  # σ(z) or σ(−z): z's size picks the form
-        if not array.is_Symbol:
-            return f"({fast})"
-        return f"({few_calls} if {self._print(array)}.size < {SMALL_ARRAY} else {fast})"
+            return f"np.exp(-np.logaddexp(0, {self._print(-arg)}))"
+        return f"1/(np.exp(-np.maximum({self._print(arg)}, {SIGMOID_FLOOR!r})) + 1)"
 
     def _print__ExpOfNegAbs(self, expr: sp.Function) -> str:
         # the builtin abs is NumPy's on arrays and plain Python on numbers
