@@ -51,6 +51,7 @@ _FUNCTIONS = {
         "mean",
         "e",
         "pi",
+        "float64",
     ]
 } | {"arctan": "atan", "arcsin": "asin", "arccos": "acos", "arcsinh": "asinh", "arctanh": "atanh", "power": "pow"}
 

@@ -37,8 +37,9 @@ ACTIVATIONS: dict[str, BuiltinActivation] = {
     "relu": BuiltinActivation("max(x, 0)", Init.HE),
     "linear": BuiltinActivation("x"),
     "softplus": BuiltinActivation("log(1 + exp(x))"),
-    "elu": BuiltinActivation("max(x, 0) + min(exp(x) - 1, 0)", Init.HE),  # α = 1, as torch.nn.ELU
-    "leaky_relu": BuiltinActivation("max(x, x/100)", Init.HE),  # slope 0.01, as torch.nn.LeakyReLU
+    # written so that the derivative at exactly 0 is torch's (1 for elu, 0.01 for leaky_relu) with relu'(0) = 0
+    "elu": BuiltinActivation("exp(x - max(x, 0)) - 1 + max(x, 0)", Init.HE),  # α = 1, as torch.nn.ELU
+    "leaky_relu": BuiltinActivation("x/100 + 99*max(x, 0)/100", Init.HE),  # slope 0.01, as torch.nn.LeakyReLU
     "gelu": BuiltinActivation("x*(1 + erf(x/sqrt(2)))/2", Init.HE),  # exact, as torch.nn.GELU()
     "softmax": BuiltinActivation("exp(x_j) / sum_k exp(x_k)", layer_map=True),
 }

@@ -21,6 +21,7 @@ from .formula import SYMPY_FUNCTIONS
 from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
 
 SIGMOID_FLOOR = -708.0  # σ's argument is held above it: e^708 is float64's largest power of e
+SIGMOID_FLOOR_32 = -87.0  # the same for float32 (e^88 is its largest)
 
 
 class TextPrinter(StrPrinter):
@@ -336,12 +337,17 @@ class NumpyCodePrinter(StrPrinter):
 
     def _print__Sigmoid(self, expr: sp.Function) -> str:
         # σ(u) = 1/(1 + e^−u) keeps a tiny σ's relative precision (the tanh form (1 + tanh(u/2))/2 rounds
-        # σ(−38) to 0); u is held at −708 so e^−u cannot overflow (σ there is 3e−308, float64's floor).
+        # σ(−38) to 0); u is held at −708 (float32: −87) so e^−u cannot overflow (σ there is the dtype's floor).
         # On arrays that is as fast as the tanh form; on Python numbers exp(−logaddexp(0, −u)) is one call.
         arg = expr.args[0]
         if not self.arrays:
             return f"np.exp(-np.logaddexp(0, {self._print(-arg)}))"
-        return f"1/(np.exp(-np.maximum({self._print(arg)}, {SIGMOID_FLOOR!r})) + 1)"
+        u = self._print(arg)
+        array = arg if arg.is_Symbol else -arg if (-arg).is_Symbol else None
+        if array is None:  # no array to ask its dtype: the float64 floor
+            return f"1/(np.exp(-np.maximum({u}, {SIGMOID_FLOOR!r})) + 1)"
+        floor = f"({SIGMOID_FLOOR!r} if {self._print(array)}.dtype == np.float64 else {SIGMOID_FLOOR_32!r})"
+        return f"1/(np.exp(-np.maximum({u}, {floor})) + 1)"
 
     def _print__ExpOfNegAbs(self, expr: sp.Function) -> str:
         # the builtin abs is NumPy's on arrays and plain Python on numbers

@@ -52,12 +52,12 @@ def forward(params, X):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, -708.0)) + 1)
+    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
     return a3
 
 
@@ -71,12 +71,12 @@ def loss(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, -708.0)) + 1)
+    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
     return np.sum(0.5*(T - a3)**2, axis=1).mean()
 
 
@@ -90,12 +90,12 @@ def loss_and_gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, -708.0)) + 1)
+    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
     single = X.shape[0] == 1
     grads = {}
     # δ3 = ∂E/∂a3 ⊙ f'(z3)   (BP1), with ∂E/∂a ⊙ f'(a) = o*(1 - o)*(o - t)
@@ -132,12 +132,12 @@ def gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, -708.0)) + 1)
+    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
     single = X.shape[0] == 1
     grads = {}
     # δ3 = ∂E/∂a3 ⊙ f'(z3)   (BP1), with ∂E/∂a ⊙ f'(a) = o*(1 - o)*(o - t)

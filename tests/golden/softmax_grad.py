@@ -52,7 +52,7 @@ def forward(params, X):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -72,7 +72,7 @@ def loss(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -92,7 +92,7 @@ def loss_and_gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -139,7 +139,7 @@ def gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3

@@ -63,7 +63,7 @@ def forward(params, X):
     z2 = X @ W2.T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(xp.exp(-xp.maximum(z2, -708.0)) + 1)
+    a2 = 1/(xp.exp(-xp.maximum(z2, (-708.0 if z2.dtype == xp.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2 @ W3.T
     z3 += b3
@@ -84,7 +84,7 @@ def loss(params, X, T):
     z2 = X @ W2.T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(xp.exp(-xp.maximum(z2, -708.0)) + 1)
+    a2 = 1/(xp.exp(-xp.maximum(z2, (-708.0 if z2.dtype == xp.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2 @ W3.T
     z3 += b3
@@ -105,7 +105,7 @@ def loss_and_gradients(params, X, T):
     z2 = X @ W2.T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(xp.exp(-xp.maximum(z2, -708.0)) + 1)
+    a2 = 1/(xp.exp(-xp.maximum(z2, (-708.0 if z2.dtype == xp.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2 @ W3.T
     z3 += b3
@@ -153,7 +153,7 @@ def gradients(params, X, T):
     z2 = X @ W2.T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(xp.exp(-xp.maximum(z2, -708.0)) + 1)
+    a2 = 1/(xp.exp(-xp.maximum(z2, (-708.0 if z2.dtype == xp.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2 @ W3.T
     z3 += b3

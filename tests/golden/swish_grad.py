@@ -52,7 +52,7 @@ def forward(params, X):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = x/(1 + exp(-x))
-    a2 = z2*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = z2*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -71,7 +71,7 @@ def loss(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = x/(1 + exp(-x))
-    a2 = z2*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = z2*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -90,7 +90,7 @@ def loss_and_gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = x/(1 + exp(-x))
-    a2 = z2*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = z2*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -111,7 +111,7 @@ def loss_and_gradients(params, X, T):
     grads["b3"] = d3.sum()
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = z2*exp(-z2)/(1 + exp(-z2))**2 + 1/(1 + exp(-z2))
     d2 = d3.dot(W3)
-    d2 *= (z2*1/(np.exp(-np.maximum(-z2, -708.0)) + 1) + 1)*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    d2 *= (z2*1/(np.exp(-np.maximum(-z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1) + 1)*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # ∂E/∂W2 = δ2ᵀ a1   (BP4)
     # ∂E/∂b2 = Σ_j δ2_j   (BP3; the shared bias feeds every neuron of the layer)
     if single:
@@ -132,7 +132,7 @@ def gradients(params, X, T):
     z2 = X.dot(W2.T)
     z2 += b2
     # a2 = f(z2),  f(x) = x/(1 + exp(-x))
-    a2 = z2*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    a2 = z2*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -153,7 +153,7 @@ def gradients(params, X, T):
     grads["b3"] = d3.sum()
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = z2*exp(-z2)/(1 + exp(-z2))**2 + 1/(1 + exp(-z2))
     d2 = d3.dot(W3)
-    d2 *= (z2*1/(np.exp(-np.maximum(-z2, -708.0)) + 1) + 1)*1/(np.exp(-np.maximum(z2, -708.0)) + 1)
+    d2 *= (z2*1/(np.exp(-np.maximum(-z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1) + 1)*1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
     # ∂E/∂W2 = δ2ᵀ a1   (BP4)
     # ∂E/∂b2 = Σ_j δ2_j   (BP3; the shared bias feeds every neuron of the layer)
     if single:
