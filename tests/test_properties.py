@@ -124,7 +124,7 @@ def test_every_step_re_evaluated_from_its_expression_matches_the_oracle(net):
         assert abs(d.value - expected) <= 1e-9 * max(abs(expected), 1e-6), name
         for path in d.paths:
             for f in path.factors:
-                value = evaluate(f.expr, point)
+                value = evaluate(f.expr, d.point)  # the exact point the shown factors come from
                 oracle = _oracle_factor(f.of.name, f.wrt.name, inner, net)
                 assert abs(value - oracle) <= 1e-9 * max(abs(oracle), 1e-6), (name, f)
                 assert value == f.value
