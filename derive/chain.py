@@ -67,7 +67,7 @@ class Path:
             if f.value is None:
                 return None
             product *= f.value
-        return _number(sp.sympify(product))
+        return _number(sp.sympify(product, strict=True))
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class DeltaTerm:
     def value(self) -> Number | None:
         if self.delta_value is None or self.local.value is None:
             return None
-        return _number(sp.sympify(self.delta_value) * self.local.value)
+        return _number(sp.sympify(self.delta_value, strict=True) * self.local.value)
 
 
 @dataclass(frozen=True)
@@ -538,7 +538,9 @@ def _term(
     """δ's value is the exact one; where that cannot be had, the compiled passes' (the export's)."""
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
-    delta_value: Number | None = _number(sp.sympify(exact[neuron.delta])) if exact and neuron.delta in exact else None
+    delta_value: Number | None = (
+        _number(sp.sympify(exact[neuron.delta], strict=True)) if exact and neuron.delta in exact else None
+    )
     if delta_value is None and point is not None:
         delta_value = point.get(neuron.delta)
     return DeltaTerm(neuron, definition, delta_value, local)

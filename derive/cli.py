@@ -77,6 +77,14 @@ def output_option(
 
 OUTPUT = output_option()
 TRAIN_LIST_LIMIT = 64  # parameters printed one per line by `derive train` unless asked
+LEARNING_RATE = click.option(
+    "--learning-rate",
+    "--lr",
+    "learning_rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Override the spec's learning rate.",
+)
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress messages on standard error.")
 
 
@@ -469,14 +477,7 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
     default=None,
     help="Updates to run [default: the spec's training.steps].",
 )
-@click.option(
-    "--learning-rate",
-    "--lr",
-    "learning_rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Override the spec's learning rate.",
-)
+@LEARNING_RATE
 @click.option(
     "--summary/--parameters",
     "summary",
@@ -605,14 +606,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
     show_default=True,
     help="Rows per gradient step (the last batch holds the rest).",
 )
-@click.option(
-    "--learning-rate",
-    "--lr",
-    "learning_rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Override the spec's learning rate.",
-)
+@LEARNING_RATE
 @click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),

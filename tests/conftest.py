@@ -30,3 +30,15 @@ def require(module: str, extra: str):
         if IN_CI:
             pytest.fail(f"{module} is not installed, and CI must run its tests (make installs derive[test])")
         pytest.skip(f"{module} is not installed (pip install 'derive[{extra}]')")
+
+
+def need_tex(lang="en"):
+    """latexmk, pdftotext and the engine, or a skip outside CI; in CI missing TeX is a failure."""
+    import shutil
+
+    tools = ["latexmk", "pdftotext", "xelatex" if lang == "zh" else "pdflatex"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{missing} not installed; CI must build the PDFs (make installs TeX)")
+        pytest.skip(f"{missing} not installed")

@@ -3,7 +3,6 @@
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,22 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import IN_CI
+from conftest import need_tex
 from oracles import Net, backprop, mazur, train
 
 from derive.cli import main
 from derive.spec import builtin_example_text
 
 ENGLISH_DEBIAN_SET = {"texlive-latex-base", "texlive-latex-recommended", "texlive-pictures", "lmodern", "texlive-base"}
-
-
-def need_tex(lang="en"):
-    tools = ["latexmk", "pdftotext", "xelatex" if lang == "zh" else "pdflatex"]
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if IN_CI:
-            pytest.fail(f"{missing} not installed; CI must build the PDFs (make installs TeX)")
-        pytest.skip(f"{missing} not installed")
 
 
 def lecture(tmp_path, spec, *args, name="lecture"):

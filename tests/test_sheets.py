@@ -4,7 +4,6 @@ keys with them, answers gradable by `derive check`, the whole class set in one c
 import html
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import IN_CI
+from conftest import need_tex
 from oracles import backprop, forward, mazur, train
 from test_html import HOSTILE, Page, browse, external_references, hostile_spec
 from test_variants import oracle_net
@@ -23,15 +22,6 @@ from derive.check import check, read_claims
 from derive.cli import main
 from derive.sheets import answers_text, build_class, sheet_tex, write_class
 from derive.spec import load_spec
-
-
-def need_tex(lang="en"):
-    tools = ["latexmk", "pdftotext", "xelatex" if lang == "zh" else "pdflatex"]
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if IN_CI:
-            pytest.fail(f"{missing} not installed; CI must build the PDFs")
-        pytest.skip(f"{missing} not installed")
 
 
 def text_of(pdf: Path) -> str:
