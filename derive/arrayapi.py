@@ -44,6 +44,7 @@ _FUNCTIONS = {
         "maximum",
         "minimum",
         "where",
+        "full_like",
         "clip",
         "sum",
         "max",
@@ -51,6 +52,7 @@ _FUNCTIONS = {
         "mean",
         "e",
         "pi",
+        "inf",
         "float64",
     ]
 } | {"arctan": "atan", "arcsin": "asin", "arccos": "acos", "arcsinh": "asinh", "arctanh": "atanh", "power": "pow"}

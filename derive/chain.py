@@ -126,13 +126,16 @@ class Derivation:
             return self.expression
         return sp.Add(*(t.expr for t in self.terms))
 
-    def closed_form(self, limit: int = MAX_CLOSED_FORM_NODES) -> sp.Expr:
+    def closed_form(self, limit: int = MAX_CLOSED_FORM_NODES, *, for_numbers: bool = False) -> sp.Expr:
         """∂E/∂quantity written out in inputs, weights, biases and targets only.
 
+        ``for_numbers``: with the output δs in the form computed, not shown, where the two
+        differ (bce ∘ softmax, see :attr:`Network.stable_output_deltas`).
         Raises :class:`TooLargeError` when the expression would have more than
         ``limit`` nodes (it grows like width**depth).
         """
-        return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name)
+        deltas = self.network.stable_output_deltas if for_numbers else None
+        return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name, deltas)
 
     # -- what `derive grad` prints, and what a notebook shows -------------------
 
@@ -560,12 +563,15 @@ def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> 
 class _Expander:
     """Substitutes definitions (net, out, δ) until only spec symbols remain."""
 
-    def __init__(self, net: Network) -> None:
+    def __init__(self, net: Network, deltas: Mapping[sp.Symbol, sp.Expr] | None = None) -> None:
         self.net = net
+        self.deltas = deltas or {}
         self.memo: dict[sp.Symbol, sp.Expr] = {}
         self._sizes: dict[tuple[SymbolKind, int, int], int] = {}
 
     def definition(self, symbol: sp.Symbol) -> sp.Expr | None:
+        if symbol in self.deltas:
+            return self.deltas[symbol]
         info = self.net.info.get(symbol.name)
         if info is None:
             return None
@@ -621,9 +627,15 @@ class _Expander:
         return self.memo[symbol]
 
 
-def expand_definitions(net: Network, expr: sp.Expr, limit: int, label: str = "the expression") -> sp.Expr:
-    """``expr`` with every net, out and δ replaced by its definition, recursively."""
-    expander = _Expander(net)
+def expand_definitions(
+    net: Network,
+    expr: sp.Expr,
+    limit: int,
+    label: str = "the expression",
+    deltas: Mapping[sp.Symbol, sp.Expr] | None = None,
+) -> sp.Expr:
+    """``expr`` with every net, out and δ replaced by its definition (``deltas`` first), recursively."""
+    expander = _Expander(net, deltas)
     size = expander.tree_size(expr)
     if size > limit:
         raise TooLargeError(

@@ -28,7 +28,21 @@ from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
 from .printing import cse_lines, numpy_code, one_exponential, stabilize
 from .render import Code, render_python
-from .rules import Activation, LayerMap, Loss, O, T, X, Y, activation, differentiate, folded_loss, loss
+from .rules import (
+    Activation,
+    LayerMap,
+    LogParts,
+    Loss,
+    O,
+    T,
+    X,
+    Y,
+    activation,
+    differentiate,
+    folded_loss,
+    log_parts,
+    loss,
+)
 from .spec import BiasKind, LayerSpec, Spec
 
 if TYPE_CHECKING:  # the library imports this module (numeric trains with it): no import of api at run time
@@ -201,6 +215,30 @@ class VectorModule:
         rule = self.rules[self.output.number]
         return folded_loss(self.loss_rule, rule) if isinstance(rule, Activation) else None
 
+    def log_parts(self) -> LogParts | None:
+        """The loss split around log o and log(1 − o), when it has a log(1 − o) of a softmax output (bce ∘ softmax)."""
+        parts = log_parts(self.loss_rule)
+        rule = self.rules[self.output.number]
+        if isinstance(rule, LayerMap) and self.output.size > 1 and parts is not None and parts.b != 0:
+            return parts
+        return None
+
+    def rest_lines(self) -> list[str]:
+        """For bce ∘ softmax: Σ_{k≠j} e^z_k of the one output j above 1/2 (if any), shifted by its own maximum.
+
+        1 − a_j is that sum over Σ_k e^z_k; computed as 1 − a_j it rounds to 0 when a_j rounds to 1.
+        """
+        if self.log_parts() is None:
+            return []
+        L = self.output.number
+        return [
+            f"# 1 − a{L}_j = Σ_(k≠j) e^z_k / Σ_k e^z_k: for the output above 1/2 (at most one a row), sum the others",
+            f"big{L} = a{L} > 0.5",
+            f"rest{L} = np.where(big{L}, -np.inf, z{L})",
+            f"m_rest{L} = rest{L}.max(axis=1, keepdims=True)",
+            f"s_rest{L} = np.exp(rest{L} - m_rest{L}).sum(axis=1, keepdims=True)",
+        ]
+
     def per_sample_loss(self) -> tuple[list[str], str]:
         """Lines and an expression for the per-sample loss summed over outputs, shape (batch,)."""
         out = self.output
@@ -225,6 +263,16 @@ class VectorModule:
             lines.append(
                 f"log_a{L} = (z{L} - z{L}.max(axis=1, keepdims=True)) - np.log(e{L}.sum(axis=1, keepdims=True))"
             )
+            if self.log_parts() is not None:
+                # log(1 − a) = log Σ_(k≠j) e^z_k − log Σ_k e^z_k for the big output; log1p(−a) for a ≤ 1/2
+                log_1mo = sp.Symbol("log_1mo", real=True)
+                per_output = per_output.xreplace({sp.log(1 - O): log_1mo})
+                names[log_1mo] = f"log1m_a{L}"
+                lines.append(
+                    f"log1m_a{L} = np.where(big{L}, (m_rest{L} - z{L}.max(axis=1, keepdims=True)) + "
+                    f"np.log(s_rest{L}) - np.log(e{L}.sum(axis=1, keepdims=True)), "
+                    f"np.log1p(-np.where(big{L}, 0.0, a{L})))"
+                )
         temps, code = _elementwise(per_output * scale, names, "l")
         lines.extend(temps)
         return lines, f"np.sum({code}, axis=1)"
@@ -235,7 +283,11 @@ class VectorModule:
         L = out.number
         rule = self.rules[L]
         scale = sp.Rational(1, out.size) if self.loss_rule.mean_over_outputs else sp.S.One
-        g = differentiate(self.loss_rule.per_output, O) * scale  # ∂E/∂o for one output, in o and t
+        parts = self.log_parts()
+        per_output = self.loss_rule.per_output
+        if parts is not None:  # the log(1 − o) part has lines of its own, below
+            per_output = parts.a * sp.log(O) + parts.c
+        g = differentiate(per_output, O) * scale  # ∂E/∂o for one output, in o and t
         if isinstance(rule, LayerMap):
             d, u, v = _diagonal_plus_rank_one(rule)
             g_d = sp.factor(sp.cancel(g * d.xreplace({Y: O})))
@@ -244,13 +296,18 @@ class VectorModule:
             temps_d, code_d = _elementwise(g_d, names, "d")
             temps_u, code_u = _elementwise(g_u, names, "u")
             code_v = numpy_code(v.xreplace({Y: O}), names)
-            return [
+            code = f"{code_d} + {_grouped(code_v)} * np.sum({code_u}, axis=1, keepdims=True)"
+            of = "" if parts is None else " (of E's terms other than B·log(1 − a))"
+            lines = [
                 f"# δ{L} = Jᵀ ∂E/∂a{L}   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)",
-                f"# δ{L} = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = {sp.sstr(g)}, D = {sp.sstr(d)}, u = {sp.sstr(u)}, v = {sp.sstr(v)}",
+                f"# δ{L} = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a{of} = {sp.sstr(g)}, D = {sp.sstr(d)}, u = {sp.sstr(u)}, v = {sp.sstr(v)}",
                 *temps_d,
                 *temps_u,
-                *_scaled(f"d{L}", f"{code_d} + {_grouped(code_v)} * np.sum({code_u}, axis=1, keepdims=True)"),
             ]
+            if parts is not None:
+                extra, code = self.log_one_minus_delta(parts.b * scale, code)
+                lines += extra
+            return [*lines, *_scaled(f"d{L}", code)]
         fprime = rule.fprime_in_out.xreplace({Y: O}) if rule.fprime_in_out is not None else rule.fprime
         delta = g * fprime
         cancelled = sp.cancel(delta)  # bce ∘ σ: o(1 − o)·((1 − t)/(1 − o) − t/o) = o − t, finite when o rounds to 1
@@ -263,6 +320,27 @@ class VectorModule:
             *temps,
             *_scaled(f"d{L}", code),
         ]
+
+    def log_one_minus_delta(self, b: sp.Expr, code: str) -> tuple[list[str], str]:
+        """Lines for the share of Σ_k B_k·log(1 − a_k) in δ, and ``code`` plus that share.
+
+        ∂ log(1 − a_k)/∂z_j = [j ≠ k]·a_j/(1 − a_k) − a_j. For a_k ≤ 1/2 the ratio is computed as it
+        stands; for the big output k it is e^(z_j − log Σ_(i≠k) e^z_i) ≤ 1, never 1/(1 − a_k) of an a_k
+        that rounds to 1.
+        """
+        L = self.output.number
+        b_code = numpy_code(b, {T: "T"})
+        lines = [
+            f"# δ{L} += Σ_(k≠j) B_k a_j/(1 − a_k) − a_j Σ_k B_k   (the B·log(1 − a) terms of E)",
+            f"b{L} = {b_code}" if b.has(T) else f"b{L} = np.full_like(a{L}, {b_code})",
+            f"r{L} = np.where(big{L}, 0.0, b{L} / (1 - np.where(big{L}, 0.0, a{L})))  # B_k/(1 − a_k) for a_k ≤ 1/2",
+            f"q{L} = np.exp(rest{L} - m_rest{L}) / s_rest{L}  # a_j/(1 − a_k) for the big k (0 at k itself)",
+        ]
+        share = (
+            f"a{L} * (r{L}.sum(axis=1, keepdims=True) - r{L}) + np.where(big{L}, b{L}, 0.0).sum(axis=1, keepdims=True) * q{L}"
+            f" - a{L} * b{L}.sum(axis=1, keepdims=True)"
+        )
+        return lines, f"{code} + {share}"
 
     def hidden_delta_lines(self, layer: LayerSpec) -> list[str]:
         l = layer.number
@@ -399,17 +477,19 @@ class VectorModule:
         if not any(re.search(rf"\ba{L}\b", line) for line in [*loss_lines, loss_code]):
             forward = [line for line in forward if not line.startswith(f"a{L} = ")]  # log-softmax needs no a{L}
         unpack = self.unpack_lines()
+        rest = self.rest_lines()
         bodies = {
             "forward": [*unpack, *self.forward_lines(), f"return a{L}"],
-            "loss_body": [*unpack, *forward, *loss_lines, f"return {loss_code}.mean()"],
+            "loss_body": [*unpack, *forward, *rest, *loss_lines, f"return {loss_code}.mean()"],
             "loss_and_gradients": [
                 *unpack,
                 *self.forward_lines(),
+                *rest,
                 *loss_lines,
                 *self.backward_lines(),
                 f"return {loss_code}.mean(), grads",
             ],
-            "gradients": [*unpack, *self.forward_lines(), *self.backward_lines(), "return grads"],
+            "gradients": [*unpack, *self.forward_lines(), *rest, *self.backward_lines(), "return grads"],
         }
         if self.backend == ARRAY_API:
             bodies = {name: array_api_lines(lines) for name, lines in bodies.items()}
@@ -507,7 +587,7 @@ def scalar_module(model: Model) -> str:
         )
     closed = {}
     for name in params:
-        closed[name] = derive(net, net.symbols[name]).closed_form()
+        closed[name] = derive(net, net.symbols[name]).closed_form(for_numbers=True)
     arguments = [s.name for s in net.input_layer.outs]
     arguments += params
     arguments += [n.target.name for n in net.output_layer.neurons if n.target is not None]

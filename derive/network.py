@@ -25,7 +25,17 @@ import sympy as sp
 
 from .errors import DeriveError, listing, suggest
 from .naming import latex_name
-from .rules import SYMMETRIC_FROM, Activation, LayerMap, Loss, activation, differentiate, loss
+from .rules import (
+    SYMMETRIC_FROM,
+    Activation,
+    LayerMap,
+    Loss,
+    activation,
+    differentiate,
+    log_parts,
+    loss,
+    softmax_deltas,
+)
 from .spec import BiasKind, LayerSpec, Spec
 
 LOSS_SYMBOL = sp.Symbol("E", real=True)
@@ -608,6 +618,26 @@ class Network:
         Hidden layer: δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h.
         """
         return Definitions(self._deltas, self._delta_definition)
+
+    @cached_property
+    def stable_output_deltas(self) -> dict[sp.Symbol, sp.Expr] | None:
+        """The output δs in a form for computing, when the chain-rule form overflows: else None.
+
+        A softmax output under a loss with log(1 − o) (bce): the chain-rule δ holds
+        (1 − t_k)/(1 − o_k), infinite when o_k rounds to 1 although δ is finite. The
+        numbers (CLI, training, the closed-form module) use :func:`rules.softmax_deltas`
+        instead; what derive shows stays the chain rule, with exact values.
+        """
+        out = self.output_layer
+        parts = log_parts(self.loss_rule)
+        targets = [n.target for n in out.neurons]
+        if not isinstance(out.rule, LayerMap) or out.size < 2 or parts is None or parts.b == 0:
+            return None
+        if any(t is None for t in targets):
+            return None  # pragma: no cover - an output layer always has target symbols
+        scale = sp.Rational(1, out.size) if self.loss_rule.mean_over_outputs else sp.S.One
+        deltas = softmax_deltas(parts, out.nets, out.outs, targets)
+        return {n.delta: scale * d for n, d in zip(out.neurons, deltas) if n.delta is not None}
 
     def _delta_definition(self, symbol: sp.Symbol) -> sp.Expr | None:
         info = self._kind(symbol, SymbolKind.DELTA)

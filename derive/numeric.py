@@ -29,7 +29,7 @@ from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
 from .point import Arrays, Point
 from .printing import cse_lines, stabilize
-from .rules import Activation, LayerMap, O, T, X, Y, folded_loss
+from .rules import Activation, LayerMap, O, T, X, Y, folded_loss, log_one_minus_softmax
 from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray
@@ -37,6 +37,7 @@ _Fn = Callable[..., Any]
 
 
 LOG_O = sp.Symbol("log_o", real=True)  # log of a softmax output, computed as z − logsumexp(z)
+LOG_1MO = sp.Symbol("log_1mo", real=True)  # log(1 − o) of a softmax output, logsumexp_{k≠j} z − logsumexp z
 
 
 def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _Fn:
@@ -96,7 +97,8 @@ class Compiled:
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
         self._loss = self._compile_loss(out)
         targets = tuple(n.target for n in out.neurons if n.target is not None)
-        delta_defs = [network.delta_definitions[n.delta] for n in out.neurons if n.delta is not None]
+        stable = network.stable_output_deltas or network.delta_definitions  # bce ∘ softmax: no 1/(1 − o)
+        delta_defs = [stable[n.delta] for n in out.neurons if n.delta is not None]
         self._output_delta = _compile((*out.nets, *out.outs, *targets), delta_defs)
 
     def _compile_loss(self, out: Layer) -> _Fn:
@@ -112,11 +114,21 @@ class Compiled:
                 fn = _compile((X, T), folded)
                 return lambda z, a, t: fn(z, t)
         if isinstance(out.rule, LayerMap) and per_output.has(sp.log(O)):
-            fn = _compile((O, LOG_O, T), per_output.xreplace({sp.log(O): LOG_O}))
+            per_output = per_output.xreplace({sp.log(O): LOG_O, sp.log(1 - O): LOG_1MO})
+            fn = _compile((O, LOG_O, LOG_1MO, T), per_output)
+            n = out.size
+            nets = tuple(sp.Symbol(f"z{j}", real=True) for j in range(n))
+            # log(1 − o_j) = logsumexp_{k≠j} z − logsumexp z: finite where o_j rounds to 1
+            log_1mo = _compile(nets, [log_one_minus_softmax(nets, j) for j in range(n)]) if n > 1 else None
 
             def softmax_loss(z: Array, a: Array, t: Array) -> Array:
                 shifted = z - z.max(axis=-1, keepdims=True)
-                return fn(a, shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), t)
+                log_o = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+                if log_1mo is None:  # one output: o = 1, and log(1 − o) is −inf indeed
+                    rest = np.log1p(-a)
+                else:
+                    rest = np.stack([_as_array(c, z[..., 0]) for c in log_1mo(*np.moveaxis(z, -1, 0))], axis=-1)
+                return fn(a, log_o, rest, t)
 
             return softmax_loss
         fn = _compile((O, T), per_output)

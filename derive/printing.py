@@ -380,6 +380,10 @@ class NumpyCodePrinter(StrPrinter):
     def _print__Largest(self, expr: sp.Function) -> str:
         return self._fold("np.maximum", expr.args)
 
+    def _print_LogSumExp(self, expr: sp.Function) -> str:
+        # log(e^a + e^b) = max(a, b) + log1p(e^−|a − b|), NumPy's logaddexp: no overflow, no log(0)
+        return self._fold("np.logaddexp", expr.args)
+
     def _print_Min(self, expr: sp.Min) -> str:
         return self._fold("np.minimum", expr.args)
 

@@ -11,6 +11,7 @@ tanh' = 1−out²) the rule finds and keeps that textbook form, for any formula.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -345,3 +346,73 @@ def _agrees(a: sp.Expr, b: sp.Expr) -> bool:
                 if abs(va - vb) > mpmath.mpf(10) ** -20 * (1 + abs(va)):
                     return False
     return True
+
+
+# --------------------------------------------------------------------------
+# a loss with log(1 − o) over a softmax output
+
+
+class LogSumExp(sp.Function):
+    """log(e^u_1 + … + e^u_n), printed without overflow (nested logaddexp); one argument is itself."""
+
+    @classmethod
+    def eval(cls, *args: sp.Expr) -> sp.Expr | None:
+        if len(args) == 1:
+            return args[0]
+        return None
+
+
+@dataclass(frozen=True)
+class LogParts:
+    """A per-output loss as A·log o + B·log(1 − o) + C, with A and B free of o and C free of both logs."""
+
+    a: sp.Expr  # in T
+    b: sp.Expr  # in T
+    c: sp.Expr  # in O and T
+
+
+@lru_cache(maxsize=64)
+def log_parts(rule: Loss) -> LogParts | None:
+    """The loss split around its logs of o and of 1 − o (bce: A = −t, B = t − 1, C = 0), or None.
+
+    Over a softmax these are the logs that round badly: log o_j is z_j − logsumexp(z),
+    and log(1 − o_j) = logsumexp_{k≠j}(z) − logsumexp(z), whose δ terms
+    o_i/(1 − o_j) = e^(z_i − logsumexp_{k≠j} z) stay at most 1 where 1/(1 − o_j) overflows.
+    """
+    log_o, log_1mo = sp.Dummy("log_o"), sp.Dummy("log_1mo")
+    replaced = rule.per_output.xreplace({sp.log(O): log_o, sp.log(1 - O): log_1mo})
+    expanded = sp.expand(replaced, log=False, power_exp=False, multinomial=False)
+    a, b = expanded.coeff(log_o), expanded.coeff(log_1mo)
+    c = replaced.xreplace({log_o: 0, log_1mo: 0})  # the rest, as the formula writes it
+    if any(part.has(O, log_o, log_1mo) for part in (a, b)) or c.has(log_o, log_1mo):
+        return None
+    if sp.expand(a * log_o + b * log_1mo + c - replaced, log=False) != 0:
+        return None  # the logs are not additive (log(1 − o)·o): no split
+    return LogParts(a, b, c)
+
+
+def log_one_minus_softmax(nets: Sequence[sp.Expr], j: int) -> sp.Expr:
+    """log(1 − softmax_j(z)) = logsumexp_{k≠j}(z) − logsumexp(z): finite where 1 − o_j rounds to 0."""
+    return LogSumExp(*(z for k, z in enumerate(nets) if k != j)) - LogSumExp(*nets)
+
+
+def softmax_deltas(
+    parts: LogParts, nets: Sequence[sp.Expr], outs: Sequence[sp.Expr], targets: Sequence[sp.Expr]
+) -> list[sp.Expr]:
+    """δ_i = ∂E/∂z_i of a softmax output for E = Σ_k A_k log o_k + B_k log(1 − o_k) + C(o_k), in nets, outs, targets.
+
+    With ∂ log o_k/∂z_i = [i = k] − o_i and ∂ log(1 − o_k)/∂z_i = [i ≠ k]·o_i/(1 − o_k) − o_i,
+    δ_i = A_i − o_i ΣA + Σ_{k≠i} B_k e^(z_i − logsumexp_{j≠k} z) − o_i ΣB + g_i o_i − o_i Σ_k g_k o_k,
+    g = ∂C/∂o. Every term is bounded where the chain-rule form has 1/(1 − o_k) of an o_k that rounds to 1.
+    """
+    n = len(nets)
+    a = [parts.a.xreplace({T: t}) for t in targets]
+    b = [parts.b.xreplace({T: t}) for t in targets]
+    go = [sp.cancel(differentiate(parts.c, O) * O).xreplace({O: o, T: t}) for o, t in zip(outs, targets)]
+    rests = [LogSumExp(*(z for j, z in enumerate(nets) if j != k)) for k in range(n)]
+    total_a, total_b, total_go = sp.Add(*a), sp.Add(*b), sp.Add(*go)
+    deltas = []
+    for i in range(n):
+        paths = sp.Add(*(b[k] * sp.exp(nets[i] - rests[k]) for k in range(n) if k != i))
+        deltas.append(a[i] - outs[i] * total_a + paths - outs[i] * total_b + go[i] - outs[i] * total_go)
+    return deltas
