@@ -32,7 +32,10 @@ from derive.spec import parse_spec
 SETTINGS = settings(max_examples=36, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REL, ABS = 1e-9, 1e-12
 
-HIDDEN = ["sigmoid", "tanh", "relu", "linear", "softplus", "x/(1 + exp(-x))", "x*tanh(log(1 + exp(x)))"]
+HIDDEN = [
+    *("sigmoid", "tanh", "relu", "linear", "softplus", "elu", "leaky_relu", "gelu"),  # every built-in but softmax
+    *("x/(1 + exp(-x))", "x*tanh(log(1 + exp(x)))"),
+]
 OUTPUT = [*HIDDEN, "1/(1 + exp(-x))", "x**2/(1 + x**2) + 0.5*x"]
 BCE_FORMULA = "-(t*log(o) + (1 - t)*log(1 - o))"  # bce written out: derive must see that it folds like bce
 LOGCOSH = "log(cosh(o - t))"
@@ -94,6 +97,9 @@ def _activation(torch, name: str, z):
         "1/(1 + exp(-x))": lambda: torch.sigmoid(z),
         "tanh": lambda: torch.tanh(z),
         "relu": lambda: F.relu(z),
+        "elu": lambda: F.elu(z),
+        "leaky_relu": lambda: F.leaky_relu(z, 0.01),
+        "gelu": lambda: F.gelu(z),
         "linear": lambda: z,
         "softplus": lambda: softplus,
         "x/(1 + exp(-x))": lambda: z * torch.sigmoid(z),
