@@ -628,6 +628,10 @@ class Network:
         numbers (CLI, training, the closed-form module) use :func:`rules.softmax_deltas`
         instead; what derive shows stays the chain rule, with exact values.
         """
+        return self.output_deltas_for_numbers()
+
+    def output_deltas_for_numbers(self, rests: Sequence[sp.Expr] | None = None) -> dict[sp.Symbol, sp.Expr] | None:
+        """:attr:`stable_output_deltas`, with ``rests`` standing for logsumexp_{j≠k} of the output nets if given."""
         out = self.output_layer
         parts = log_parts(self.loss_rule)
         targets = [n.target for n in out.neurons]
@@ -636,7 +640,7 @@ class Network:
         if any(t is None for t in targets):
             return None  # pragma: no cover - an output layer always has target symbols
         scale = sp.Rational(1, out.size) if self.loss_rule.mean_over_outputs else sp.S.One
-        deltas = softmax_deltas(parts, out.nets, out.outs, targets)
+        deltas = softmax_deltas(parts, out.nets, out.outs, targets, rests)
         return {n.delta: scale * d for n, d in zip(out.neurons, deltas) if n.delta is not None}
 
     def _delta_definition(self, symbol: sp.Symbol) -> sp.Expr | None:

@@ -29,7 +29,7 @@ from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
 from .point import Arrays, Point
 from .printing import cse_lines, stabilize
-from .rules import Activation, LayerMap, O, T, X, Y, folded_loss, log_one_minus_softmax
+from .rules import Activation, LayerMap, O, T, X, Y, folded_loss, log_one_minus_softmax, logsumexp_of_others
 from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray
@@ -97,9 +97,14 @@ class Compiled:
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
         self._loss = self._compile_loss(out)
         targets = tuple(n.target for n in out.neurons if n.target is not None)
-        stable = network.stable_output_deltas or network.delta_definitions  # bce ∘ softmax: no 1/(1 − o)
-        delta_defs = [stable[n.delta] for n in out.neurons if n.delta is not None]
-        self._output_delta = _compile((*out.nets, *out.outs, *targets), delta_defs)
+        # bce ∘ softmax: δ without 1/(1 − o), from logsumexp_{j≠k} of the nets, computed once for every δ
+        rests = tuple(sp.Symbol(f"rest{k}", real=True) for k in range(out.size))
+        stable = network.output_deltas_for_numbers(rests)
+        self._rests = _compile(out.nets, logsumexp_of_others(out.nets)) if stable is not None else None
+        definitions = stable or network.delta_definitions
+        delta_defs = [definitions[n.delta] for n in out.neurons if n.delta is not None]
+        args = (*out.nets, *out.outs, *targets, *(rests if stable is not None else ()))
+        self._output_delta = _compile(args, delta_defs)
 
     def _compile_loss(self, out: Layer) -> _Fn:
         """(net, out, t) arrays → the per-output loss, in the most stable form the pair allows.
@@ -116,10 +121,8 @@ class Compiled:
         if isinstance(out.rule, LayerMap) and per_output.has(sp.log(O)):
             per_output = per_output.xreplace({sp.log(O): LOG_O, sp.log(1 - O): LOG_1MO})
             fn = _compile((O, LOG_O, LOG_1MO, T), per_output)
-            n = out.size
-            nets = tuple(sp.Symbol(f"z{j}", real=True) for j in range(n))
             # log(1 − o_j) = logsumexp_{k≠j} z − logsumexp z: finite where o_j rounds to 1
-            log_1mo = _compile(nets, [log_one_minus_softmax(nets, j) for j in range(n)]) if n > 1 else None
+            log_1mo = _compile(out.nets, log_one_minus_softmax(out.nets)) if out.size > 1 else None
 
             def softmax_loss(z: Array, a: Array, t: Array) -> Array:
                 shifted = z - z.max(axis=-1, keepdims=True)
@@ -187,7 +190,9 @@ class Compiled:
         last = len(self.weights) - 1
         deltas: list[Array] = [np.zeros(0)] * (last + 1)
         with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
-            columns = self._output_delta(*nets[last].T, *outs[last].T, *target.T)
+            z = nets[last].T
+            rests = [] if self._rests is None else [_as_array(r, z[0]) for r in self._rests(*z)]
+            columns = self._output_delta(*z, *outs[last].T, *target.T, *rests)
             deltas[last] = np.stack([_as_array(c, nets[last][:, 0]) for c in columns], axis=1)
             for index in range(last - 1, 0, -1):
                 layer = self.layers[index]

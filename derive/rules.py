@@ -391,25 +391,39 @@ def log_parts(rule: Loss) -> LogParts | None:
     return LogParts(a, b, c)
 
 
-def log_one_minus_softmax(nets: Sequence[sp.Expr], j: int) -> sp.Expr:
-    """log(1 − softmax_j(z)) = logsumexp_{k≠j}(z) − logsumexp(z): finite where 1 − o_j rounds to 0."""
-    return LogSumExp(*(z for k, z in enumerate(nets) if k != j)) - LogSumExp(*nets)
+def logsumexp_of_others(nets: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """logsumexp_{j≠k}(z) for each k: log(1 − softmax_k(z)) + logsumexp(z)."""
+    return [LogSumExp(*(z for j, z in enumerate(nets) if j != k)) for k in range(len(nets))]
+
+
+def log_one_minus_softmax(nets: Sequence[sp.Expr], rests: Sequence[sp.Expr] | None = None) -> list[sp.Expr]:
+    """log(1 − softmax_j(z)) = logsumexp_{k≠j}(z) − logsumexp(z) for each j: finite where 1 − o_j rounds to 0.
+
+    ``rests``: the logsumexp_{k≠j}(z) (symbols standing for them, say), else written out.
+    """
+    others = logsumexp_of_others(nets) if rests is None else rests
+    return [rest - LogSumExp(*nets) for rest in others]
 
 
 def softmax_deltas(
-    parts: LogParts, nets: Sequence[sp.Expr], outs: Sequence[sp.Expr], targets: Sequence[sp.Expr]
+    parts: LogParts,
+    nets: Sequence[sp.Expr],
+    outs: Sequence[sp.Expr],
+    targets: Sequence[sp.Expr],
+    rests: Sequence[sp.Expr] | None = None,
 ) -> list[sp.Expr]:
     """δ_i = ∂E/∂z_i of a softmax output for E = Σ_k A_k log o_k + B_k log(1 − o_k) + C(o_k), in nets, outs, targets.
 
     With ∂ log o_k/∂z_i = [i = k] − o_i and ∂ log(1 − o_k)/∂z_i = [i ≠ k]·o_i/(1 − o_k) − o_i,
     δ_i = A_i − o_i ΣA + Σ_{k≠i} B_k e^(z_i − logsumexp_{j≠k} z) − o_i ΣB + g_i o_i − o_i Σ_k g_k o_k,
     g = ∂C/∂o. Every term is bounded where the chain-rule form has 1/(1 − o_k) of an o_k that rounds to 1.
+    ``rests``: as for :func:`log_one_minus_softmax`.
     """
     n = len(nets)
     a = [parts.a.xreplace({T: t}) for t in targets]
     b = [parts.b.xreplace({T: t}) for t in targets]
     go = [sp.cancel(differentiate(parts.c, O) * O).xreplace({O: o, T: t}) for o, t in zip(outs, targets)]
-    rests = [LogSumExp(*(z for j, z in enumerate(nets) if j != k)) for k in range(n)]
+    rests = logsumexp_of_others(nets) if rests is None else rests
     total_a, total_b, total_go = sp.Add(*a), sp.Add(*b), sp.Add(*go)
     deltas = []
     for i in range(n):
