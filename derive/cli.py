@@ -204,7 +204,9 @@ def examples(name: str | None) -> None:
     help="Activation of the output layer [default: softmax for cross_entropy, else sigmoid].",
 )
 @click.option("--loss", default="", help="Loss [default: cross_entropy for a softmax output, else half_sse].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, inputs and targets.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights, inputs and targets."
+)
 @click.option("--name", default="network", show_default=True, help="The spec's name.")
 @OUTPUT
 @friendly
@@ -377,7 +379,7 @@ def lecture(
         click.echo((html_source if fmt == "html" else tex_source)(model, options), nl=False)
         return
     if target is None:
-        target = Path("output") / f"{_spec_stem(spec)}.{fmt}"
+        target = Path("output") / f"{model.spec.name if spec == '-' else _spec_stem(spec)}.{fmt}"  # stdin: the name
         target.parent.mkdir(exist_ok=True)  # the default folder is ours to create, unlike a folder the user names
     written = model.lecture(
         target,
@@ -524,7 +526,7 @@ def train(
                 "loss_before": history[0],
                 "loss": history[-1],
                 "outputs": outputs,
-                "parameters": parameters,
+                **({} if summary else {"parameters": parameters}),  # JSON lists them unless --summary is given
             },
             output,
         )
@@ -616,7 +618,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Seed of the split and the shuffling (initial weights are the spec's).",
@@ -654,10 +656,15 @@ def fit(
     """Train SPEC's network on a data set with its generated module (mini-batch gradient descent)."""
     from .api import Model
     from .data import load_data
+    from .files import check_target
     from .fitting import FitOptions, save_params, target_range
     from .fitting import fit as run_fit
     from .printing import format_number
 
+    if output == "-":
+        raise DeriveError("the trained parameters are a binary .npz file: give -o FILE.npz", where="-o")
+    if output:
+        check_target(output)  # before training, not after
     model = Model.load(spec)
     sizes = [layer.size for layer in model.spec.layers]
     data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
@@ -711,7 +718,9 @@ def fit(
 @main.command()
 @SPEC
 @click.option("--students", type=click.IntRange(1, 1000), required=True, help="How many variants (one per student).")
-@click.option("--seed", type=int, required=True, help="The seed every student's numbers are drawn from.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), required=True, help="The seed every student's numbers are drawn from."
+)
 @click.option(
     "-o",
     "--output",
@@ -779,8 +788,11 @@ def exercises(
             click.echo(message, err=True)
 
     seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt)
+    sheets, keys = ("sheet", "answer key") if students == 1 else ("sheets", "answer keys")
+    lectures_too = f", {students} lecture{'s' if students != 1 else ''}" if lectures else ""
     click.echo(
-        f"wrote {students} sheets, {students} answer keys, their specs and variants.toml to {target} ({seconds:.1f} s)",
+        f"wrote {students} {sheets}, {students} {keys}{lectures_too}, their specs and variants.toml "
+        f"to {target} ({seconds:.1f} s)",
         err=True,
     )
 

@@ -178,7 +178,9 @@ def _checked(
         raise DeriveError(f"no rows of data (X has shape {X.shape})", where=source)
     n = X.shape[0]
     if X.shape[1] != inputs:
-        raise DeriveError(f"{X.shape[1]} input columns, but the network has {inputs} inputs", where=source)
+        raise DeriveError(
+            f"{X.shape[1]} input columns, but the network has {inputs} input{'s' if inputs != 1 else ''}", where=source
+        )
     _finite(X, "X", source)
     if T is not None:
         if one_hot:

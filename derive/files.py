@@ -24,6 +24,8 @@ LECTURE_SUFFIXES: dict[str, LectureFormat] = {".pdf": "pdf", ".tex": "tex", ".ht
 def lecture_format(target: Path, fmt: str | None) -> LectureFormat:
     """The format of a lecture written to ``target``: from its suffix, which ``fmt`` (if given) must agree with."""
     by_suffix = LECTURE_SUFFIXES.get(target.suffix.lower())
+    if by_suffix is None and fmt is not None and not target.suffix:
+        return fmt  # type: ignore[return-value]  # a click choice of LECTURE_FORMATS; a bare name takes --format
     if by_suffix is None:
         raise DeriveError(
             f"cannot tell the format from the suffix {target.suffix or '(none)'!r}",

@@ -12,6 +12,7 @@ the key as a lecture plan, and the lecture's LaTeX or HTML renderer formats it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -98,6 +99,9 @@ def build_class(
     return ClassSet(str(ref), base.name, seed, weights, tuple(sheets))
 
 
+STUDENT_FILE = re.compile(r"student-\d+(-(sheet|key|answers|lecture))?\.(toml|txt|pdf|html)")  # see files_of
+
+
 def files_of(label: str, lectures: bool = False, fmt: str = "pdf") -> dict[str, str]:
     """The files written for a student, by role."""
     stem = f"student-{label}"
@@ -176,7 +180,12 @@ def write_class(
     if fmt == "pdf":
         check_tools(lang)
     started = time.perf_counter()
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.parent.is_dir():
+        from .files import check_target
+
+        check_target(directory)  # the error naming the missing folder: only the class set's own folder is made
+    directory.mkdir(exist_ok=True)
+    earlier = (directory / "variants.toml").exists()  # a class set was written here before
     staging = Path(tempfile.mkdtemp(prefix=".derive-exercises-", dir=directory))
     try:
         builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
@@ -204,8 +213,14 @@ def write_class(
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(build, builds))  # latexmk runs as a subprocess: threads are enough
-        for path in sorted(staging.iterdir()):
+        written = sorted(staging.iterdir())
+        for path in written:
             os.replace(path, directory / path.name)
+        if earlier:  # an earlier, larger class set's students would sit beside this one's variants.toml
+            names = {path.name for path in written}
+            for stale in directory.glob("student-*"):
+                if stale.name not in names and STUDENT_FILE.fullmatch(stale.name):
+                    stale.unlink()
     except BaseException:
         for tex_file in staging.glob("*.tex"):  # a failed build's LaTeX, for the bug report
             shutil.copy(tex_file, directory / tex_file.name)

@@ -56,6 +56,7 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
+MAX_PARAMETERS = 10_000_000  # every weight is named: 10⁷ names take about a gigabyte
 
 TOP_KEYS = (
     "name",
@@ -358,6 +359,7 @@ class _Validator:
         self.folder = folder
         self.loss_kind = ""
         self.given: list[set[str]] = []  # the keys each [[layers]] table gives, to report names where they were written
+        self.parameters = 0  # weights and biases of the layers read so far
 
     def fail(self, key: str, message: str, hint: str = "") -> SpecError:
         return SpecError(message, where=f"{self.source}: {key}", hint=hint)
@@ -543,8 +545,8 @@ class _Validator:
             raise self.fail("init", f"expected a table, got {_describe(table)}")
         self.keys(table, INIT_KEYS, "init")
         seed = table.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise self.fail("init.seed", f"expected a whole number, got {_describe(seed)}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise self.fail("init.seed", f"expected a whole number from 0 up, got {_describe(seed)}")
         scheme = table.get("scheme", "auto")
         if scheme != "auto":
             raise self.fail(
@@ -660,6 +662,13 @@ class _Validator:
                 )
 
         m = prev.size
+        self.parameters += n * (m + 1)
+        if self.parameters > MAX_PARAMETERS:
+            raise self.fail(
+                key,
+                f"{self.parameters:,} weights and biases up to this layer; the limit is {MAX_PARAMETERS:,}",
+                "derive names and derives every parameter; make the layers narrower",
+            )
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
         elif by_size or (prev.by_size and prev.number > 1):  # an input layer's x1, x2 … are real names

@@ -16,7 +16,7 @@ from oracles import backprop, mazur
 
 import derive
 from derive.cli import main
-from derive.spec import parse_spec
+from derive.spec import builtin_example_text, parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -436,3 +436,49 @@ def test_progress_appears_on_a_terminal_and_quiet_silences_it(tmp_path):
     assert status == 0 and "planning the lecture" in err and f"wrote {tmp_path / 'l.tex'}" in err
     status, err = _on_a_terminal("lecture", "mazur", "-q", "--format", "tex", "-o", str(tmp_path / "l.tex"))
     assert status == 0 and "planning" not in err
+
+
+def test_a_spec_from_standard_input_is_named_by_its_name_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = builtin_example_text("mazur").replace('name = "mazur"', 'name = "piped"')
+    assert 'name = "piped"' in text
+    result = CliRunner().invoke(main, ["lecture", "-", "--format", "html"], input=text)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "output" / "piped.html").exists()
+
+
+def test_a_bare_file_name_takes_the_format_given(tmp_path):
+    target = tmp_path / "lecture"
+    result = CliRunner().invoke(main, ["lecture", "mazur", "--format", "html", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_train_summary_leaves_the_parameters_out_of_json_too():
+    summary = json.loads(
+        CliRunner().invoke(main, ["train", "mazur", "--steps", "2", "--summary", "--format", "json"]).output
+    )
+    full = json.loads(CliRunner().invoke(main, ["train", "mazur", "--steps", "2", "--format", "json"]).output)
+    assert "parameters" not in summary and "parameters" in full
+    assert summary["loss"] == full["loss"]
+
+
+def test_exercises_into_a_used_folder_leave_no_earlier_students(tmp_path):
+    folder = tmp_path / "class"
+    args = ["exercises", "mazur", "--seed", "7", "--format", "html", "-o", str(folder)]
+    assert CliRunner().invoke(main, [*args, "--students", "2"]).exit_code == 0
+    (folder / "notes.txt").write_text("the teacher's own file")
+    result = CliRunner().invoke(main, [*args, "--students", "1"])
+    assert result.exit_code == 0 and "wrote 1 sheet, 1 answer key," in result.output
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in names if n.startswith("student-02")], names
+    assert "notes.txt" in names and "student-01-sheet.html" in names
+
+
+def test_exercises_do_not_create_missing_parent_folders(tmp_path):
+    target = tmp_path / "missing" / "class"
+    result = CliRunner().invoke(
+        main, ["exercises", "mazur", "--students", "1", "--seed", "7", "--format", "html", "-o", str(target)]
+    )
+    assert result.exit_code == 2 and "no such folder" in result.output
+    assert not (tmp_path / "missing").exists()

@@ -237,3 +237,40 @@ def test_mutated_specs_either_work_or_fail_with_a_derive_error(data):
         model.derivation(model.spec.parameter_names[0])
     except DeriveError as exc:
         assert str(exc)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["new", "2-1", "--seed", "-1"],
+        ["exercises", "mazur", "--students", "1", "--seed", "-1", "--format", "html"],
+        ["fit", "mazur", "--data", "digits", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_is_a_usage_error(tmp_path, args):
+    result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "out")])
+    check(result, "--seed", "-1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_seed_in_a_spec_names_the_key(tmp_path):
+    text = "[loss]\nkind = 'mse'\n[init]\nseed = -1\n[[layers]]\nsize = 2\nvalues = [1.0, 2.0]\n"
+    text += "[[layers]]\nsize = 1\ntargets = [0.5]\n"
+    check(run(tmp_path, text), "net.toml: init.seed", "from 0 up")
+
+
+def test_a_network_too_big_to_name_is_refused_before_anything_is_allocated(tmp_path):
+    """10¹⁰ weights would be 10¹⁰ names: the spec is refused at the layer that passes the limit."""
+    text = "[loss]\nkind = 'mse'\n[[layers]]\nsize = 100000\n[[layers]]\nsize = 100000\nactivation = 'relu'\n"
+    check(run(tmp_path, text), "net.toml: layers[1]", "10,000,100,000 weights and biases", "10,000,000")
+    check(CliRunner().invoke(main, ["new", "100000-100000", "-o", str(tmp_path / "x.toml")]), "limit")
+    assert not (tmp_path / "x.toml").exists()
+
+
+def test_fit_refuses_standard_output_for_its_binary_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check(CliRunner().invoke(main, ["fit", "digits", "--data", "digits", "--epochs", "1", "-o", "-"]), "-o", ".npz")
+    assert list(tmp_path.iterdir()) == []
+    missing = tmp_path / "nowhere" / "p.npz"
+    check(CliRunner().invoke(main, ["fit", "digits", "--data", "digits", "--epochs", "1", "-o", str(missing)]))
+    assert list(tmp_path.iterdir()) == []
