@@ -126,8 +126,10 @@ class Derivation:
             return self.expression
         return sp.Add(*(t.expr for t in self.terms))
 
-    def closed_form(self, limit: int = MAX_CLOSED_FORM_NODES, *, for_numbers: bool = False) -> sp.Expr:
-        """∂E/∂quantity written out in inputs, weights, biases and targets only.
+    def closed_form(
+        self, limit: int = MAX_CLOSED_FORM_NODES, *, for_numbers: bool = False, keep: frozenset[sp.Symbol] = frozenset()
+    ) -> sp.Expr:
+        """∂E/∂quantity written out in inputs, weights, biases and targets only (and the symbols in ``keep``).
 
         ``for_numbers``: with the output δs in the form computed, not shown, where the two
         differ (bce ∘ softmax, see :attr:`Network.stable_output_deltas`).
@@ -135,7 +137,7 @@ class Derivation:
         ``limit`` nodes (it grows like width**depth).
         """
         deltas = self.network.stable_output_deltas if for_numbers else None
-        return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name, deltas)
+        return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name, deltas, keep)
 
     # -- what `derive grad` prints, and what a notebook shows -------------------
 
@@ -563,13 +565,18 @@ def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> 
 class _Expander:
     """Substitutes definitions (net, out, δ) until only spec symbols remain."""
 
-    def __init__(self, net: Network, deltas: Mapping[sp.Symbol, sp.Expr] | None = None) -> None:
+    def __init__(
+        self, net: Network, deltas: Mapping[sp.Symbol, sp.Expr] | None = None, keep: frozenset[sp.Symbol] = frozenset()
+    ) -> None:
         self.net = net
         self.deltas = deltas or {}
+        self.keep = keep
         self.memo: dict[sp.Symbol, sp.Expr] = {}
         self._sizes: dict[tuple[SymbolKind, int, int], int] = {}
 
     def definition(self, symbol: sp.Symbol) -> sp.Expr | None:
+        if symbol in self.keep:
+            return None
         if symbol in self.deltas:
             return self.deltas[symbol]
         info = self.net.info.get(symbol.name)
@@ -633,9 +640,10 @@ def expand_definitions(
     limit: int,
     label: str = "the expression",
     deltas: Mapping[sp.Symbol, sp.Expr] | None = None,
+    keep: frozenset[sp.Symbol] = frozenset(),
 ) -> sp.Expr:
-    """``expr`` with every net, out and δ replaced by its definition (``deltas`` first), recursively."""
-    expander = _Expander(net, deltas)
+    """``expr`` with every net, out and δ but those in ``keep`` replaced by its definition (``deltas`` first)."""
+    expander = _Expander(net, deltas, keep)
     size = expander.tree_size(expr)
     if size > limit:
         raise TooLargeError(

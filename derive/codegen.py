@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from .arrayapi import array_api_lines
-from .chain import derive
+from .chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
@@ -585,9 +585,15 @@ def scalar_module(model: Model) -> str:
             f"the network has {len(params)} parameters; the scalar closed-form module is for at most {MAX_SCALAR_PARAMETERS}",
             hint="use the vectorized module (the default --style vector)",
         )
+    # bce ∘ softmax: the stable output δs hold every output net many times. They are written in the nets,
+    # and the functions compute each net's closed form once, first (z3_1 = …), then the gradients in them.
+    keep = tuple(net.output_layer.nets) if net.stable_output_deltas is not None else ()
+    net_forms = [one_exponential(stabilize(expand_definitions(net, z, MAX_CLOSED_FORM_NODES, z.name))) for z in keep]
     closed = {}
     for name in params:
-        closed[name] = derive(net, net.symbols[name]).closed_form(for_numbers=True)
+        form = derive(net, net.symbols[name]).closed_form(for_numbers=True, keep=frozenset(keep))
+        closed[name] = one_exponential(stabilize(form))
+
     arguments = [s.name for s in net.input_layer.outs]
     arguments += params
     arguments += [n.target.name for n in net.output_layer.neurons if n.target is not None]
@@ -608,12 +614,20 @@ def scalar_module(model: Model) -> str:
         f"ARGUMENTS = {tuple(arguments)!r}",
         f"PARAMETERS = {tuple(params)!r}",
     ]
+
+    def body(names: list[str]) -> tuple[list[str], list[str]]:
+        """Lines computing the kept nets, then the shared subexpressions; each gradient's code."""
+        net_lines, net_codes = cse_lines(net_forms, {}, "_n", arrays=False) if keep else ([], [])
+        net_lines += [f"{z.name} = {code}" for z, code in zip(keep, net_codes)]
+        shared, codes = cse_lines([closed[n] for n in names], {z: z.name for z in keep}, "_t", arrays=False)
+        return [*net_lines, *shared], codes
+
     for name in params:
-        shared, (code,) = cse_lines([one_exponential(stabilize(closed[name]))], {}, "_t", arrays=False)
+        shared, (code,) = body([name])
         lines += ["", "", f"def dE_d{name}({signature}):", f'    """∂E/∂{name} in closed form."""']
         lines += [f"    {line}" for line in shared]
         lines.append(f"    return {code}")
-    shared, codes = cse_lines([one_exponential(stabilize(closed[n])) for n in params], {}, "_t", arrays=False)
+    shared, codes = body(params)
     lines += [
         "",
         "",

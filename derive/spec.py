@@ -827,7 +827,13 @@ class _Validator:
 
     def check_unique(self, spec: Spec) -> None:
         """Every symbol name once; a clash is reported at the key the user wrote, not at a default's key."""
-        every = [name for layer in spec.layers for name in _layer_names(layer)]
+        neurons = [
+            name
+            for i, layer in enumerate(spec.layers[1:], 1)
+            if i < len(self.given) and "names" in self.given[i]
+            for name in layer.names
+        ]
+        every = [name for layer in spec.layers for name in _layer_names(layer)] + neurons
         if len(set(every)) == len(every):
             return  # the usual case; a clash is located below, where every key is spelled
         seen: dict[str, str] = {}
@@ -854,6 +860,9 @@ class _Validator:
                 for j, s in enumerate(layer.names):
                     claim(s, written("names", f"[{j}]", s, "input"))
                 continue
+            if "names" in given:  # a neuron's name is a name too: w_a_a would not say which a
+                for j, s in enumerate(layer.names):
+                    claim(s, f"{key}.names[{j}]")
             for j in range(layer.size):
                 claim(layer.net_names[j], written("net_names", f"[{j}]", layer.net_names[j], "net name"))
                 claim(layer.out_names[j], written("out_names", f"[{j}]", layer.out_names[j], "out name"))

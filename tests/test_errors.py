@@ -274,3 +274,10 @@ def test_fit_refuses_standard_output_for_its_binary_parameters(tmp_path, monkeyp
     missing = tmp_path / "nowhere" / "p.npz"
     check(CliRunner().invoke(main, ["fit", "digits", "--data", "digits", "--epochs", "1", "-o", str(missing)]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_neuron_named_like_an_input_is_a_duplicate(tmp_path):
+    """w_a_a would not say which a is which."""
+    text = "[loss]\nkind = 'half_sse'\n[[layers]]\nnames = ['a', 'b']\nvalues = [1.0, 2.0]\n"
+    text += "[[layers]]\nnames = ['a']\nactivation = 'sigmoid'\nweights = [[0.1, 0.2]]\ntargets = [0.5]\n"
+    check(run(tmp_path, text), "net.toml: layers[1].names[0]", "duplicate name 'a'", "layers[0].names[0]")

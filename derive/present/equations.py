@@ -16,6 +16,7 @@ from typing import TypeAlias
 import sympy as sp
 
 from .. import printing as pr
+from .branches import branch_at
 from .numbers import DEFAULT_DIGITS, bracket, format_number, latex_bracket, latex_number
 
 
@@ -161,6 +162,10 @@ class ChainPrinter:
     def bracketed(self, value: float) -> str:
         raise NotImplementedError
 
+    def when(self, conditions: tuple[sp.Basic, ...]) -> str:
+        """The conditions that pick a branch, after its formula: "   (z ≤ 0)"."""
+        raise NotImplementedError
+
     # -- shared ---------------------------------------------------------------
 
     def side(self, side: Side) -> str:
@@ -185,12 +190,29 @@ class ChainPrinter:
         return self.number(side.value)
 
     def sides(self, chain: EquationChain) -> list[str]:
-        """The lhs, then every side that says something new."""
+        """The lhs, then every side that says something new.
+
+        A formula with steps or kinks (relu', elu) is shown by the branch that holds at
+        the point, with the condition that picks it: e^(z) (z ≤ 0), not (1 − θ(z))·e^(z − max(0, z)) + θ(z).
+        """
         parts = [self.quantity(chain.lhs)]
         value = chain.value
+        formula = next((s.expr for s in chain.sides if isinstance(s, Formula)), None)
+        branch = branch_at(formula, self.point) if formula is not None and self.point else None
         for side in chain.sides:
             if isinstance(side, Substituted) and not self.point:
                 continue
+            if branch is not None and isinstance(side, (Formula, Substituted)) and side.expr == formula:
+                expr, conditions = branch
+                if isinstance(side, Formula):
+                    shown = self.number(float(expr)) if isinstance(expr, sp.Number) else self.formula(expr)
+                    parts.append(shown + self.when(conditions))
+                    if isinstance(expr, sp.Number) and value is not None and float(expr) == value:
+                        break  # relu' = 1 (z > 0): the number is the value
+                    continue
+                if isinstance(expr, sp.Number) or not expr.free_symbols:
+                    continue  # the value follows
+                side = Substituted(expr)
             text = self.side(side)
             if text in parts:
                 continue
@@ -219,6 +241,10 @@ class TextChainPrinter(ChainPrinter):
 
     def bracketed(self, value: float) -> str:
         return bracket(self.number(value), value)
+
+    def when(self, conditions: tuple[sp.Basic, ...]) -> str:
+        shown = [pr.text(c).replace("<=", "≤").replace(">=", "≥").replace("==", "=") for c in conditions]
+        return f"   ({', '.join(shown)})" if shown else ""
 
 
 def _natural(text: str) -> tuple[object, ...]:
@@ -263,6 +289,16 @@ class _ReadingOrder:
 
 class ReadableLatexPrinter(_ReadingOrder, pr.NamedLatexPrinter):
     """The network's spellings, in reading order."""
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """Cases with their conditions only (no "for"/"otherwise": the page may be in any language)."""
+        rows = []
+        for i, (value, condition) in enumerate(expr.args):
+            if condition is sp.true:  # the last case: the others' complement, said outright
+                others = [c for _, c in expr.args[:i]]
+                condition = sp.And(*(sp.Not(c) for c in others)) if others else sp.true
+            rows.append(rf"{self._print(value)}, & {self._print(condition)}")
+        return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
 
 
 class ReadableValuePrinter(_ReadingOrder, pr.ValueLatexPrinter):
@@ -315,3 +351,7 @@ class LatexChainPrinter(ChainPrinter):
 
     def bracketed(self, value: float) -> str:
         return latex_bracket(self.number(value), value)
+
+    def when(self, conditions: tuple[sp.Basic, ...]) -> str:
+        shown = [str(ReadableLatexPrinter(self.names).doprint(c)) for c in conditions]
+        return rf"\quad\left({', '.join(shown)}\right)" if shown else ""
