@@ -32,6 +32,7 @@ from ..present.equations import (
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..rules import Activation, LayerMap
+from ..spec import BUILTIN_SUFFIX
 from .plan import (
     Block,
     Claim,
@@ -209,10 +210,14 @@ class _Builder:
         sides: tuple = (Elided(head, tail), Value(value)) if numbers else (Elided(head, tail),)
         return EquationChain(n.net, sides)
 
-    def published_note(self, key: str, symbol: Field, value: float, after: int = 0) -> Paragraph | None:
+    def published_note(
+        self, key: str, symbol: Field, value: float, after: int = 0, one_fewer: float | None = None
+    ) -> Paragraph | None:
         """A note when the published article prints a different number for this quantity (``after`` N updates).
 
         The verdict is ``derive check``'s: right when it is the value rounded or truncated to the digits shown.
+        ``one_fewer`` is the quantity after ``after`` − 1 updates: a published number that matches it by the
+        same rule is named as an off-by-one in the count.
         """
         if key not in self.published:
             return None
@@ -233,10 +238,14 @@ class _Builder:
             return Paragraph(
                 (say(prefix + "agrees", what=symbol, printed=Text(text), source=source, **when),), note=True
             )
+        if after > 1 and one_fewer is not None and is_ok(printed, float(one_fewer)):
+            prefix, when = "published_after_one_fewer", {"steps": after, "fewer": after - 1}
+        else:
+            prefix += "differs"
         return Paragraph(
             (
                 say(
-                    prefix + "differs",
+                    prefix,
                     what=symbol,
                     printed=Text(text),
                     value=Num(value, max(digits, self.options.digits)),
@@ -269,11 +278,16 @@ class _Builder:
             sections.append(training)
         if self.options.exercises:
             sections.append(self.exercises_section())
+        source = spec.display_source
+        if source.endswith(BUILTIN_SUFFIX):  # the suffix in the lecture's language
+            from .latex import words
+
+            source = source[: -len(BUILTIN_SUFFIX)] + words(lang)["builtin_example"]
         return LecturePlan(
             lang=lang,
             title=title,
             description=description,
-            source=spec.display_source,
+            source=source,
             sections=tuple(sections),
             network=self.net,
             point=self.point,
@@ -920,7 +934,7 @@ class _Builder:
                     header,
                     rows,
                     (False, True, True, True),
-                    say("largest_update", n=len(top), command=Code("derive grad --all")),
+                    say("largest_update", n=len(top)),
                 )
             )
         before = self.exact[LOSS_SYMBOL]
@@ -980,7 +994,10 @@ class _Builder:
         if stop is not None:
             sentences.append(say("rounding_stop", step=stop))
         blocks.append(Paragraph(tuple(sentences)))
-        notes = [self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps)]
+        # history[steps - 1] is the loss after one update fewer: an article that counts one too many is named so
+        notes = [
+            self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps, one_fewer=history[steps - 1])
+        ]
         notes += [
             self.published_note(f"{o.name}@{steps}", Math(o), v, after=steps)
             for o, v in zip(self.net.output_layer.outs, self.run.outputs)
