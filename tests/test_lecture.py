@@ -299,7 +299,7 @@ def test_a_784_30_10_lecture_summarises_and_fits(tmp_path):
     text = text_of(pdf)
     flat = " ".join(text.split())
     assert "23,860 parameters" in flat and "largest" in flat
-    assert "derive grad --all" in flat  # the update table shows the largest gradients and says where the rest are
+    assert "the others are smaller in size" in flat  # the update table shows the largest gradients, no commands
     assert "Each edge carries its weight" not in flat  # 23,820 edges are drawn unlabelled
     assert overflowing_pages(pdf) == []
 
