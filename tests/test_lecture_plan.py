@@ -1,6 +1,7 @@
 """The lecture plan, read without TeX: what is said, in which order, with which numbers (from the oracle)."""
 
 import re
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -392,3 +393,46 @@ def test_digits_option_reaches_every_number_but_the_misprint_note():
     assert "0.75137" in source
     # 8 digits only where the published misprint needs them to be seen
     assert source.count("0.75136507") == 1 and "exact value is $0.75136507$" in source
+
+
+def _intro(plan, key):
+    (paragraph,) = [b for b in plan.section(key).blocks if isinstance(b, Paragraph)]
+    return paragraph.sentences[0]
+
+
+def test_each_layer_intro_counts_the_paths_it_describes(plan):
+    # Mazur: a hidden weight reaches E once through each of the 2 sigmoid outputs
+    assert _intro(plan, "layer2").key == "hidden_intro"
+    softmax = build_plan(Model.load("softmax"), Options())
+    intro = _intro(softmax, "layer2")
+    assert intro.key == "hidden_intro_softmax"
+    fields = dict(intro.fields)
+    n = len(softmax.network.output_layer.neurons)
+    # each hidden out feeds n softmax nets, each of which feeds all n outputs: n·n paths (the softmax couples them)
+    assert fields["n"].n == n and fields["paths"].n == n * n == 9
+    (folded,) = [s for s in sentences(softmax) if s.key == "folded"]
+    assert dict(folded.fields)["n"].n == n * n
+    deep = build_plan(Model.load(str(Path(__file__).parent / "fixtures" / "tanh_2321.toml")), Options())
+    sizes = [len(layer.neurons) for layer in deep.network.layers]
+    assert sizes == [2, 3, 2, 1]
+    assert _intro(deep, "layer3").key == "hidden_intro_one"  # one output neuron: one path
+    assert _intro(deep, "layer2").key == "hidden_intro_deep"  # branches at layer 3, not one path per neuron above
+
+
+def test_a_delta_caption_refers_only_to_what_stands_above_it():
+    for name in ("mazur", "softmax"):
+        plan = build_plan(Model.load(name), Options())
+        for section in plan.walk():
+            if not section.key.startswith("full_"):
+                continue
+            said = {s.key for b in section.blocks if isinstance(b, Paragraph) for s in b.sentences}
+            captions = {b.caption.key for b in section.blocks if isinstance(b, Equations) and b.caption}
+            delta = captions & {k for k in words("en") if k.startswith("delta_form")}
+            assert len(delta) == 1, section.key
+            (caption,) = delta
+            if said & {"folded", "folded_output"}:  # no factors listed: nothing to be "the same" as
+                assert caption.endswith("_folded"), section.key
+            layer = plan.network.layers[plan.network.info[section.key[len("full_") :]].layer]
+            if layer is plan.network.output_layer and len(layer.neurons) > 1 and name == "softmax":
+                assert caption.startswith("delta_form_output_"), caption  # δ is a sum over the softmax's outputs
+    assert "sum over the outputs of the softmax" in words("en")["delta_form_output_softmax"]

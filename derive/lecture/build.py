@@ -576,16 +576,28 @@ class _Builder:
     def layer_section(self, layer: Layer) -> Section:
         output = self.is_output(layer)
         softmax = isinstance(layer.rule, LayerMap)
-        intro_key = ("output_intro_softmax" if softmax else "output_intro") if output else "hidden_intro"
-        if not output and self.net.layers[layer.index + 1].size == 1:
-            intro_key = "hidden_intro_one"  # one neuron above: one path, no sum
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
         representative = self.representative(layer)
+        intro = self.layer_intro(layer, representative)
         subsections = [self.full_derivation(layer, representative)]
         others = self.others(layer, representative)
         if others is not None:
             subsections.append(others)
-        return Section(title, (Paragraph((say(intro_key),)),), tuple(subsections), key=f"layer{layer.number}")
+        return Section(title, (Paragraph((intro,)),), tuple(subsections), key=f"layer{layer.number}")
+
+    def layer_intro(self, layer: Layer, weight: sp.Symbol) -> Say:
+        """How a weight of this layer reaches E, true for this layer: the paths are counted, not assumed."""
+        if self.is_output(layer):
+            return say("output_intro_softmax" if isinstance(layer.rule, LayerMap) else "output_intro")
+        above = self.net.layers[layer.index + 1]
+        paths = count_paths(self.net, weight, self.memo)
+        if paths == 1:
+            return say("hidden_intro_one")  # one neuron above it all the way: one path, no sum
+        if self.is_output(above) and isinstance(above.rule, LayerMap) and paths == above.size * above.size:
+            return say("hidden_intro_softmax", n=above.size, paths=paths)  # each net feeds every softmax output
+        if self.is_output(above) and isinstance(above.rule, Activation) and paths == above.size:
+            return say("hidden_intro")  # one path through each neuron of the output layer
+        return say("hidden_intro_deep")
 
     def representative(self, layer: Layer) -> sp.Symbol:
         """The weight derived in full: the layer's first, unless its gradient is 0 (an input of 0 teaches nothing)."""
@@ -656,17 +668,21 @@ class _Builder:
                     Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
                 )
         else:
-            blocks.append(Paragraph((say("folded", weight=Math(weight), n=d.path_count),)))
+            folded = "folded_output" if self.is_output(layer) else "folded"
+            blocks.append(Paragraph((say(folded, weight=Math(weight), n=d.path_count),)))
         # the δ form: this neuron's δ, defined here if it is new, then BP4
         delta_lines = self.delta_lines(layer, [neuron])
         term = d.terms[0]
         bp4 = definition(lhs, term.expr, d.value)
-        blocks.append(
-            Equations(
-                (*delta_lines, Line(bp4)),
-                say("delta_form_output" if self.is_output(layer) else "delta_form_hidden", delta=Math(term.delta)),
-            )
-        )
+        # the caption refers to what stands above it: listed factors ("the first factors", "the same"), or nothing
+        listed = bool(d.paths) and len(d.paths) <= MAX_LISTED_PATHS
+        if not self.is_output(layer):
+            caption = "delta_form_hidden" if listed else "delta_form_hidden_folded"
+        elif isinstance(layer.rule, LayerMap):  # δ sums over the softmax's outputs
+            caption = "delta_form_output_softmax" if listed else "delta_form_output_folded"
+        else:
+            caption = "delta_form_output"
+        blocks.append(Equations((*delta_lines, Line(bp4)), say(caption, delta=Math(term.delta))))
         if self.is_output(layer) and isinstance(layer.rule, LayerMap) and self.net.loss_rule.name == "cross_entropy":
             blocks.append(Paragraph((say("why_softmax_ce"),), note=True))
         if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
