@@ -52,6 +52,7 @@ from .plan import (
     Num,
     Paragraph,
     Plot,
+    Say,
     Section,
     Standard,
     Table,
@@ -575,7 +576,6 @@ class _Builder:
 
     def layer_section(self, layer: Layer) -> Section:
         output = self.is_output(layer)
-        softmax = isinstance(layer.rule, LayerMap)
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
         representative = self.representative(layer)
         intro = self.layer_intro(layer, representative)
