@@ -677,12 +677,12 @@ class _Builder:
         # the caption refers to what stands above it: listed factors ("the first factors", "the same"), or nothing
         listed = bool(d.paths) and len(d.paths) <= MAX_LISTED_PATHS
         if not self.is_output(layer):
-            caption = "delta_form_hidden" if listed else "delta_form_hidden_folded"
+            delta_caption = "delta_form_hidden" if listed else "delta_form_hidden_folded"
         elif isinstance(layer.rule, LayerMap):  # δ sums over the softmax's outputs
-            caption = "delta_form_output_softmax" if listed else "delta_form_output_folded"
+            delta_caption = "delta_form_output_softmax" if listed else "delta_form_output_folded"
         else:
-            caption = "delta_form_output"
-        blocks.append(Equations((*delta_lines, Line(bp4)), say(caption, delta=Math(term.delta))))
+            delta_caption = "delta_form_output"
+        blocks.append(Equations((*delta_lines, Line(bp4)), say(delta_caption, delta=Math(term.delta))))
         if self.is_output(layer) and isinstance(layer.rule, LayerMap) and self.net.loss_rule.name == "cross_entropy":
             blocks.append(Paragraph((say("why_softmax_ce"),), note=True))
         if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
