@@ -436,3 +436,80 @@ def test_a_delta_caption_refers_only_to_what_stands_above_it():
             if layer is plan.network.output_layer and len(layer.neurons) > 1 and name == "softmax":
                 assert caption.startswith("delta_form_output_"), caption  # δ is a sum over the softmax's outputs
     assert "sum over the outputs of the softmax" in words("en")["delta_form_output_softmax"]
+
+
+BCE_SOFTMAX = """
+name = "bce_softmax"
+[loss]
+kind = "bce"
+[[layers]]
+names = ["x1", "x2"]
+values = [0.5, -0.2]
+[[layers]]
+names = ["h1", "h2", "h3"]
+activation = "tanh"
+weights = [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]]
+bias = [0.1, -0.1, 0.05]
+[[layers]]
+names = ["o1", "o2"]
+activation = "softmax"
+weights = [[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]
+bias = [0.0, 0.1]
+targets = [1.0, 0.0]
+[training]
+learning_rate = 0.5
+steps = 5
+"""
+
+
+def test_bce_over_softmax_drops_every_zero_coefficient_and_says_so():
+    import numpy as np
+
+    plan = build_plan(Model(parse_spec(BCE_SOFTMAX, "bce_softmax.toml")), Options())
+    section = plan.section("loss")
+    (equations,) = [b for b in section.blocks if isinstance(b, Equations)]
+    sides = equations.lines[0].chain.sides
+    (numbers,) = [s for s in sides if isinstance(s, Substituted)]
+    targets = {n.target for n in plan.network.output_layer.neurons}
+    # no target left in the numbers: each became 0 or 1, and a term times 0 is gone (no −(1 − 1)·log(…))
+    assert not numbers.expr.free_symbols & targets
+    assert len(sp.Add.make_args(numbers.expr)) == 2  # −log(1 − out_o2) − log(out_o1)
+    # the numbers still add up to the loss, computed here independently with NumPy
+    x = np.array([0.5, -0.2])
+    h = np.tanh(np.array([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]]) @ x + np.array([0.1, -0.1, 0.05]))
+    z = np.array([[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]) @ h + np.array([0.0, 0.1])
+    o = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    t = np.array([1.0, 0.0])
+    expected = float(-(t * np.log(o) + (1 - t) * np.log(1 - o)).sum())
+    outs = {n.out: float(v) for n, v in zip(plan.network.output_layer.neurons, o)}
+    assert float(numbers.expr.xreplace(outs)) == pytest.approx(expected, rel=1e-12)
+    assert sides[-1].value == pytest.approx(expected, rel=1e-9)
+    keys = [s.key for b in section.blocks if isinstance(b, Paragraph) for s in b.sentences]
+    intro = section.blocks[0].sentences[0]
+    assert intro.key == "loss_intro" and dict(intro.fields)["name"].key == "loss_bce"
+    assert "zero_coefficients" in keys and "zero_targets" not in keys
+    assert "bce_softmax" in keys
+    assert "binary cross-entropy" in words("en")["loss_bce"]
+
+
+@pytest.mark.parametrize("kind", ["half_sse", "sse", "mse", "bce", "cross_entropy"])
+def test_the_loss_is_named_where_it_is_introduced(kind):
+    text = BCE_SOFTMAX.replace('kind = "bce"', f'kind = "{kind}"')
+    if kind != "cross_entropy":  # cross-entropy needs its softmax; the others get a sigmoid output
+        text = text.replace('"softmax"', '"sigmoid"')
+    text = text.replace("targets = [1.0, 0.0]", "targets = [0.3, 0.7]")
+    plan = build_plan(Model(parse_spec(text, "loss.toml")), Options())
+    intro = plan.section("loss").blocks[0].sentences[0]
+    assert intro.key == "loss_intro" and dict(intro.fields)["name"].key == f"loss_{kind}"
+    keys = {s.key for s in sentences(plan)}
+    assert not keys & {"zero_targets", "zero_coefficients", "bce_softmax"}  # no target is 0 or 1: nothing vanishes
+    for lang in languages():
+        assert words(lang)[f"loss_{kind}"]
+
+
+def test_a_zero_target_of_a_squared_error_keeps_its_term(plan):
+    text = builtin_example_text("mazur").replace("0.01", "0.0", 1)
+    changed = build_plan(Model(parse_spec(text, "zero.toml")), Options())
+    assert changed.network.output_layer.neurons[0].target is not None
+    keys = {s.key for s in sentences(changed)}
+    assert "zero_targets" not in keys  # (out − 0)² is not 0: no term vanished, so no note says one did

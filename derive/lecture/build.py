@@ -546,21 +546,32 @@ class _Builder:
         net = self.net
         expr = net.loss_expression
         value = self.exact[LOSS_SYMBOL]
-        # a target of 0 removes its term (no −0·log(…) on the page)
-        zeros = {
-            n.target: sp.S.Zero for n in net.output_layer.neurons if n.target is not None and self.point[n.target] == 0
+        # a term whose coefficient is 0 vanishes: a target of 0, and for bce 1 − target with a target of 1
+        # (no −0·log(…) on the page, whichever log it multiplies)
+        fixed = {
+            n.target: sp.Integer(int(self.point[n.target]))
+            for n in net.output_layer.neurons
+            if n.target is not None and self.point[n.target] in (0, 1)
         }
+        zeros = {t: v for t, v in fixed.items() if v == 0}
+        substituted = expr.xreplace(fixed) if fixed else expr
+        vanished = _term_count(expr) - _term_count(substituted)
         sides: list = [Formula(expr)]
         if len(net.output_layer.neurons) <= 4:
-            substituted = expr.xreplace(zeros) if zeros else expr
             sides.append(Substituted(substituted))
         sides.append(Value(value))
+        kind = net.loss_rule.name
+        intro = say("loss_intro_custom") if kind == "custom" else say("loss_intro", name=say("loss_" + kind))
         blocks: list[Block] = [
-            Paragraph((say("loss_intro"),)),
+            Paragraph((intro,)),
             Equations((Line(EquationChain(LOSS_SYMBOL, tuple(sides))),)),
         ]
-        if zeros:
-            blocks.append(Paragraph((say("zero_targets"),), note=True))
+        if vanished > 0 and len(net.output_layer.neurons) <= 4:
+            # "target 0" when that alone explains every vanished term; else the coefficient 1 − target too
+            only_zeros = _term_count(expr) - _term_count(expr.xreplace(zeros)) == vanished
+            blocks.append(Paragraph((say("zero_targets" if only_zeros else "zero_coefficients"),), note=True))
+        if kind == "bce" and isinstance(net.output_layer.rule, LayerMap):
+            blocks.append(Paragraph((say("bce_softmax"),), note=True))
         note = self.published_note("E", Math(LOSS_SYMBOL), value)
         if note is not None:
             blocks.append(note)
@@ -1191,6 +1202,12 @@ def _named_activation(rule: Activation) -> sp.FunctionClass:
     if rule.name == "tanh":
         return sp.tanh
     return sp.Function({"sigmoid": "sigma"}.get(rule.name, "f"), real=True)
+
+
+def _term_count(expr: sp.Expr) -> int:
+    """How many terms a loss adds up (a constant factor such as ½ or 1/n outside the sum set aside)."""
+    _, rest = expr.as_coeff_Mul()
+    return len(sp.Add.make_args(rest)) if rest != 0 else 0
 
 
 def _agreeing_digits(a: float, b: float) -> int:
