@@ -513,3 +513,52 @@ def test_a_zero_target_of_a_squared_error_keeps_its_term(plan):
     assert changed.network.output_layer.neurons[0].target is not None
     keys = {s.key for s in sentences(changed)}
     assert "zero_targets" not in keys  # (out − 0)² is not 0: no term vanished, so no note says one did
+
+
+def _closed(plan):
+    blocks = plan.section("closed").blocks
+    equations = [b for b in blocks if isinstance(b, Equations)]
+    closed, where = equations[0].lines[0].chain, equations[1]
+    return blocks[0], closed, [line.chain for line in where.lines]
+
+
+def test_every_net_of_the_closed_form_is_defined_in_its_where_list(plan):
+    intro, closed, where = _closed(plan)
+    nets = {n.net for layer in plan.network.layers[1:] for n in layer.neurons}
+    defined = [c.lhs for c in where]
+    used = set()
+    for chain in (closed, *where):
+        for side in chain.sides:
+            if isinstance(side, Formula):
+                used |= side.expr.free_symbols & nets
+    assert used <= set(defined)
+    assert {s.name for s in defined} == {"net_h1", "net_h2", "net_o1", "net_o2"}  # net_h2 is in net_o1's definition
+    # the activation is named as the forward pass names it (f, sigmoid), never a σ met nowhere else
+    functions = {
+        type(a).__name__
+        for c in (closed, *where)
+        for s in c.sides
+        if isinstance(s, Formula)
+        for a in s.expr.atoms(sp.Function)
+    }
+    assert functions == {"f"}
+    (named,) = [s for s in intro.sentences if s.key.startswith("closed_f_")]
+    assert dict(named.fields)["name"].text == "sigmoid"
+
+
+def test_two_activations_get_two_names_in_the_closed_form():
+    text = BCE_SOFTMAX.replace('kind = "bce"', 'kind = "half_sse"').replace('"tanh"', '"elu"')
+    text = text.replace('"softmax"', '"leaky_relu"').replace("targets = [1.0, 0.0]", "targets = [0.3, 0.6]")
+    plan = build_plan(Model(parse_spec(text, "two.toml")), Options())
+    intro, closed, where = _closed(plan)
+    functions = {
+        type(a).__name__
+        for c in (closed, *where)
+        for s in c.sides
+        if isinstance(s, Formula)
+        for a in s.expr.atoms(sp.Function)
+        if type(a).__name__.startswith("f")
+    }
+    assert functions == {"f_2", "f_3"}
+    named = {dict(s.fields)["name"].text: dict(s.fields)["layer"].n for s in intro.sentences if s.key == "closed_f_one"}
+    assert named == {"elu": 2, "leaky_relu": 3}

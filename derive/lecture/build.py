@@ -877,12 +877,14 @@ class _Builder:
             return Section(say("closed_form"), (Paragraph((say("closed_softmax", quantity=Math(lhs)),)),), key="closed")
         expr = d.delta_expression
         definitions: dict[sp.Symbol, sp.Expr] = dict(self.net.delta_definitions)
+        functions = self.activation_functions()
         for layer in self.net.layers[1:]:
-            rule = layer.rule
             for n in layer.neurons:
                 assert n.net is not None
-                if isinstance(rule, Activation):
-                    definitions[n.out] = n.net if rule.name == "linear" else _named_activation(rule)(n.net)
+                if layer.index in functions:
+                    definitions[n.out] = functions[layer.index](n.net)
+                elif isinstance(layer.rule, Activation):  # linear: out = net
+                    definitions[n.out] = n.net
         for _ in range(len(self.net.layers) * 2):
             expr = expr.xreplace({s: definitions[s] for s in expr.free_symbols if s in definitions})
         if sp.count_ops(expr) > CLOSED_FORM_LIMIT:
@@ -899,22 +901,78 @@ class _Builder:
             )
         lines = [Line(EquationChain(lhs, (Formula(expr),)))]
         outs = {k: v for k, v in definitions.items() if self.net.info[k.name].kind == "out"}
-        where = []
-        for n in nets:
+        # every net used is defined: in the closed form, or in another net's definition (net_o1 uses net_h2)
+        chains: dict[sp.Symbol, EquationChain] = {}
+        todo = list(nets)
+        while todo:
+            n = todo.pop()
+            if n in chains:
+                continue
             chain = self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False)
             side = chain.sides[0]
             if isinstance(side, Formula):  # its inputs written as activations of the nets below too
-                chain = EquationChain(n, (Formula(side.expr.xreplace(outs)),))
-            where.append(Line(chain))
+                written = side.expr.xreplace(outs)
+                chain = EquationChain(n, (Formula(written),))
+                todo.extend(s for s in written.free_symbols if self._is_net(s))
+            chains[n] = chain
+        order = sorted(chains, key=lambda s: (self.net.info[s.name].layer, self.net.info[s.name].row or 0))
+        where = [Line(chains[n]) for n in order]
+        shown = [expr] + [s.expr for c in chains.values() for s in c.sides if isinstance(s, Formula)]
+        names = self.function_sentences(functions, shown)
         return Section(
             say("closed_form"),
             (
-                Paragraph((say("closed_intro", quantity=Math(lhs)),)),
+                Paragraph((*names, say("closed_intro", quantity=Math(lhs)))),
                 Equations(tuple(lines)),
                 Equations(tuple(where), say("closed_where")),
             ),
             key="closed",
         )
+
+    def _is_net(self, s: sp.Basic) -> bool:
+        info = self.net.info.get(getattr(s, "name", ""))
+        return info is not None and info.kind == "net"
+
+    def activation_functions(self) -> dict[int, sp.FunctionClass]:
+        """The function each layer's activation is written as in the closed form, by layer index.
+
+        tanh is tanh, as the forward pass names it; any other activation is the forward pass's f when every
+        such layer uses the same one, else f with the layer's number (f₂, f₃): one name never means two functions.
+        """
+        layers = [
+            layer
+            for layer in self.net.layers[1:]
+            if isinstance(layer.rule, Activation) and layer.rule.name not in ("linear", "tanh")
+        ]
+        one = len({layer.rule.formula for layer in layers if isinstance(layer.rule, Activation)}) <= 1
+        functions: dict[int, sp.FunctionClass] = {
+            layer.index: sp.tanh
+            for layer in self.net.layers[1:]
+            if isinstance(layer.rule, Activation) and layer.rule.name == "tanh"
+        }
+        for layer in layers:
+            functions[layer.index] = sp.Function("f" if one else f"f_{layer.number}", real=True)
+        return functions
+
+    def function_sentences(self, functions: dict[int, sp.FunctionClass], shown: list[sp.Expr]) -> list[Say]:
+        """Which activation each f of the closed form is, with its layers (tanh names itself)."""
+        used = {a.func for e in shown for a in e.atoms(sp.Function)}
+        by_function: dict[sp.FunctionClass, list[Layer]] = {}
+        for index, function in functions.items():
+            if function is not sp.tanh and function in used:
+                by_function.setdefault(function, []).append(self.net.layers[index])
+        out = []
+        x = sp.Symbol("x", real=True)
+        for function, layers in by_function.items():
+            rule = layers[0].rule
+            assert isinstance(rule, Activation)
+            name: Field = Code(rule.name) if rule.name != rule.formula else Math(rule.f)
+            if len(layers) == 1:
+                out.append(say("closed_f_one", f=Math(function(x)), name=name, layer=layers[0].number))
+            else:
+                listed = Text(", ".join(str(layer.number) for layer in layers))
+                out.append(say("closed_f_many", f=Math(function(x)), name=name, layers=listed))
+        return out
 
     # -- one step, checks, training ----------------------------------------------------
 
@@ -1195,13 +1253,6 @@ def _label_position(y_src: float, y_dst: float) -> float:
     if abs(y_src - y_dst) < 1e-9:
         return 0.5
     return 0.25 if y_dst < y_src else 0.75
-
-
-def _named_activation(rule: Activation) -> sp.FunctionClass:
-    """σ, tanh, or f: the activation as a function symbol, so closed forms read σ(net) instead of towers of e."""
-    if rule.name == "tanh":
-        return sp.tanh
-    return sp.Function({"sigmoid": "sigma"}.get(rule.name, "f"), real=True)
 
 
 def _term_count(expr: sp.Expr) -> int:
