@@ -11,6 +11,7 @@ from derive.api import Model
 from derive.errors import SpecError
 from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
+from derive.lecture.latex import tex_source as render_tex
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, Elided, EquationChain, Formula, Partial, Substituted, Value
 from derive.spec import builtin_example_text, parse_spec
@@ -562,3 +563,28 @@ def test_two_activations_get_two_names_in_the_closed_form():
     assert functions == {"f_2", "f_3"}
     named = {dict(s.fields)["name"].text: dict(s.fields)["layer"].n for s in intro.sentences if s.key == "closed_f_one"}
     assert named == {"elu": 2, "leaky_relu": 3}
+
+
+def test_the_notation_table_of_nielsen_gets_room_between_rows(plan):
+    tex = render_tex(plan)
+    start = tex.index("Nielsen")
+    table = tex[tex.rfind(r"\begin{center}", 0, start) : tex.index(r"\end{tabular}", start)]
+    assert r"\renewcommand{\arraystretch}" in table  # a^l_j no longer touches z^l_j's superscript
+    assert r"\if@nobreak" in tex  # no page break between a heading and its first block
+
+
+def test_a_wide_softmax_output_folds_its_paths_into_delta():
+    outputs = 6
+    text = BCE_SOFTMAX.replace('kind = "bce"', 'kind = "cross_entropy"')
+    text = text.replace('names = ["o1", "o2"]', f"names = {[f'o{k}' for k in range(1, outputs + 1)]}".replace("'", '"'))
+    rows = ", ".join(f"[{0.1 * k}, -0.2, 0.1]" for k in range(outputs))
+    text = text.replace("weights = [[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]", f"weights = [{rows}]")
+    text = text.replace("bias = [0.0, 0.1]", f"bias = {[0.0] * outputs}")
+    text = text.replace("targets = [1.0, 0.0]", f"targets = {[1.0] + [0.0] * (outputs - 1)}")
+    plan = build_plan(Model(parse_spec(text, "wide.toml")), Options())
+    keys = {s.key for s in sentences(plan)}
+    assert "folded_output" in keys and "folded" in keys
+    captions = {b.caption.key for _, b in blocks_in_order(plan) if isinstance(b, Equations) and b.caption}
+    assert {"delta_form_output_folded", "delta_form_hidden_folded"} <= captions
+    (intro,) = [s for s in sentences(plan) if s.key == "hidden_intro_softmax"]
+    assert dict(intro.fields)["paths"].n == outputs * outputs
