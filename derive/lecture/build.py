@@ -970,7 +970,8 @@ class _Builder:
             if len(layers) == 1:
                 out.append(say("closed_f_one", f=Math(function(x)), name=name, layer=layers[0].number))
             else:
-                listed = Text(", ".join(str(layer.number) for layer in layers))
+                comma = "、" if self.options.lang == "zh" else ", "
+                listed = Text(comma.join(str(layer.number) for layer in layers))
                 out.append(say("closed_f_many", f=Math(function(x)), name=name, layers=listed))
         return out
 
