@@ -83,6 +83,26 @@ def test_mazur_lecture_in_chinese(tmp_path):
     for what, value in mazur_numbers().items():
         assert value in text, what
     assert "前向传播" in text and "链式法则" in text
+    assert stranded_headings(text) == []
+    assert "内置示例" in text and "built-in" not in text
+
+
+HEADING = re.compile(r"^\d+(\.\d+)?\s{2,}\S")  # "6.2   The other parameters of layer 2" as pdftotext lays it out
+
+
+def stranded_headings(text: str) -> list[str]:
+    """Headings that are the last line of a page (the page number aside): a heading must keep its first lines."""
+    stranded = []
+    for page in text.split("\f"):
+        lines = [line for line in page.splitlines() if line.strip() and not line.strip().isdigit()]
+        if lines and HEADING.match(lines[-1]):
+            stranded.append(lines[-1].strip())
+    return stranded
+
+
+def test_no_heading_ends_a_page(mazur_pdf):
+    assert stranded_headings(text_of(mazur_pdf)) == []
+    assert HEADING.match("6.2   The other parameters of layer 2")  # the check sees a heading when there is one
 
 
 def test_the_tex_is_kept_and_uses_only_the_english_debian_set(mazur_pdf):
@@ -299,7 +319,7 @@ def test_a_784_30_10_lecture_summarises_and_fits(tmp_path):
     text = text_of(pdf)
     flat = " ".join(text.split())
     assert "23,860 parameters" in flat and "largest" in flat
-    assert "derive grad --all" in flat  # the update table shows the largest gradients and says where the rest are
+    assert "the others are smaller in size" in flat  # the update table shows the largest gradients, no commands
     assert "Each edge carries its weight" not in flat  # 23,820 edges are drawn unlabelled
     assert overflowing_pages(pdf) == []
 

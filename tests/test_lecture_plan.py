@@ -1,6 +1,7 @@
 """The lecture plan, read without TeX: what is said, in which order, with which numbers (from the oracle)."""
 
 import re
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -10,6 +11,7 @@ from derive.api import Model
 from derive.errors import SpecError
 from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
+from derive.lecture.latex import tex_source as render_tex
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, Elided, EquationChain, Formula, Partial, Substituted, Value
 from derive.spec import builtin_example_text, parse_spec
@@ -143,17 +145,73 @@ def test_the_published_misprints_are_pointed_out(plan):
     differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith("differs")]
     values = {f["printed"].text: f["value"].value for f in differs}
     # exactly the article's wrong numbers (as `derive check` judges them: rounded or truncated is right)
-    assert set(values) == {"0.75136079", "0.291027924", "0.0000351085", "0.015912196", "0.984065734"}
+    assert set(values) == {"0.75136079", "0.291027924", "0.015912196", "0.984065734"}
     agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key.endswith("agrees")]
     assert {"0.35891648", "0.298371109", "0.149780716", "0.772928465"} <= set(agree)
     _, _, inner = backprop(mazur())
     assert values["0.75136079"] == pytest.approx(inner["a"][2][0], rel=1e-12)
     _, history = train(mazur(), 10_000)  # the oracle's own loop
-    assert values["0.0000351085"] == pytest.approx(history[-1], rel=1e-9)
+    # the article's E "after 10,000 updates" is the loss after 9,999: the lecture says so, with the right number
+    (fewer,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_after_one_fewer"]
+    assert fewer["printed"].text == "0.0000351085"
+    assert fewer["fewer"].n == 9_999 and fewer["steps"].n == 10_000
+    assert fewer["value"].value == pytest.approx(history[-1], rel=1e-9)
+    assert _rounds_or_truncates_to("0.0000351085", history[9_999])
+    assert not _rounds_or_truncates_to("0.0000351085", history[10_000])
     assert values["0.291027924"] == pytest.approx(train(mazur(), 1)[1][-1], rel=1e-12)
     after = [s.key for s in sentences(plan) if s.key.startswith("published_after")]
     assert len(after) == 3
     assert all(dict(s.fields)["steps"].n == 10_000 for s in sentences(plan) if s.key.startswith("published_after"))
+
+
+def _rounds_or_truncates_to(printed: str, value: float) -> bool:
+    """The printed decimal is ``value`` rounded or truncated to its digits (an oracle kept apart from derive.check)."""
+    from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+    quantum = Decimal(printed)
+    exact = Decimal(value)
+    return any(exact.quantize(quantum, rounding=r) == quantum for r in (ROUND_HALF_EVEN, ROUND_DOWN))
+
+
+def test_an_off_by_one_is_named_only_when_the_number_matches_one_update_fewer():
+    text = builtin_example_text("mazur").replace('"0.0000351085"', '"0.0000352"')
+    plan = build_plan(Model(parse_spec(text, "wrong.toml")), Options())
+    keys = {s.key for s in sentences(plan)}
+    assert "published_after_one_fewer" not in keys
+    printed = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key == "published_after_differs"]
+    assert "0.0000352" in printed
+    _, history = train(mazur(), 10_000)
+    assert not _rounds_or_truncates_to("0.0000352", history[9_999])
+
+
+def test_no_tool_commands_and_no_bp_names_before_their_section(plan):
+    """A student reads the lecture: no `derive …` commands in it, no BP1–BP4 before the section that lists them."""
+    for lang in languages():
+        text = words(lang)
+        for key in {s.key for s in sentences(plan)} | {"largest_update", "published_step_differs"}:
+            assert "derive" not in text[key], (lang, key)
+    for section in plan.walk():
+        if section.key == "bp":
+            break
+        for block in section.blocks:
+            captions = [block.caption] if isinstance(block, Equations | Table) and block.caption else []
+            said = list(block.sentences) if isinstance(block, Paragraph) else []
+            for s in said + captions:
+                for lang in languages():
+                    assert not re.search(r"BP[1-4]", words(lang)[s.key]), (section.key, s.key)
+
+
+def test_the_finite_difference_note_names_both_losses_and_the_weight(plan):
+    (fd,) = [s for s in sentences(plan) if s.key == "fd_check"]
+    assert dict(fd.fields)["weight"].expr.name == "w1"
+    for lang in languages():
+        assert "E_+ = {{plus}}" in words(lang)["fd_check"] and "E_- = {{minus}}" in words(lang)["fd_check"]
+        assert "\\partial {{weight}}" in words(lang)["fd_check"]
+
+
+def test_the_chinese_title_page_has_no_english_left():
+    plan = build_plan(Model.load("mazur"), Options(lang="zh"))
+    assert plan.source.startswith("mazur") and not re.search(r"[A-Za-z]", plan.source[len("mazur") :])
 
 
 def test_why_notes_are_there(plan):
@@ -336,3 +394,197 @@ def test_digits_option_reaches_every_number_but_the_misprint_note():
     assert "0.75137" in source
     # 8 digits only where the published misprint needs them to be seen
     assert source.count("0.75136507") == 1 and "exact value is $0.75136507$" in source
+
+
+def _intro(plan, key):
+    (paragraph,) = [b for b in plan.section(key).blocks if isinstance(b, Paragraph)]
+    return paragraph.sentences[0]
+
+
+def test_each_layer_intro_counts_the_paths_it_describes(plan):
+    # Mazur: a hidden weight reaches E once through each of the 2 sigmoid outputs
+    assert _intro(plan, "layer2").key == "hidden_intro"
+    softmax = build_plan(Model.load("softmax"), Options())
+    intro = _intro(softmax, "layer2")
+    assert intro.key == "hidden_intro_softmax"
+    fields = dict(intro.fields)
+    n = len(softmax.network.output_layer.neurons)
+    # each hidden out feeds n softmax nets, each of which feeds all n outputs: n·n paths (the softmax couples them)
+    assert fields["n"].n == n and fields["paths"].n == n * n == 9
+    (folded,) = [s for s in sentences(softmax) if s.key == "folded"]
+    assert dict(folded.fields)["n"].n == n * n
+    deep = build_plan(Model.load(str(Path(__file__).parent / "fixtures" / "tanh_2321.toml")), Options())
+    sizes = [len(layer.neurons) for layer in deep.network.layers]
+    assert sizes == [2, 3, 2, 1]
+    assert _intro(deep, "layer3").key == "hidden_intro_one"  # one output neuron: one path
+    assert _intro(deep, "layer2").key == "hidden_intro_deep"  # branches at layer 3, not one path per neuron above
+
+
+def test_a_delta_caption_refers_only_to_what_stands_above_it():
+    for name in ("mazur", "softmax"):
+        plan = build_plan(Model.load(name), Options())
+        for section in plan.walk():
+            if not section.key.startswith("full_"):
+                continue
+            said = {s.key for b in section.blocks if isinstance(b, Paragraph) for s in b.sentences}
+            captions = {b.caption.key for b in section.blocks if isinstance(b, Equations) and b.caption}
+            delta = captions & {k for k in words("en") if k.startswith("delta_form")}
+            assert len(delta) == 1, section.key
+            (caption,) = delta
+            if said & {"folded", "folded_output"}:  # no factors listed: nothing to be "the same" as
+                assert caption.endswith("_folded"), section.key
+            layer = plan.network.layers[plan.network.info[section.key[len("full_") :]].layer]
+            if layer is plan.network.output_layer and len(layer.neurons) > 1 and name == "softmax":
+                assert caption.startswith("delta_form_output_"), caption  # δ is a sum over the softmax's outputs
+    assert "sum over the outputs of the softmax" in words("en")["delta_form_output_softmax"]
+
+
+BCE_SOFTMAX = """
+name = "bce_softmax"
+[loss]
+kind = "bce"
+[[layers]]
+names = ["x1", "x2"]
+values = [0.5, -0.2]
+[[layers]]
+names = ["h1", "h2", "h3"]
+activation = "tanh"
+weights = [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]]
+bias = [0.1, -0.1, 0.05]
+[[layers]]
+names = ["o1", "o2"]
+activation = "softmax"
+weights = [[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]
+bias = [0.0, 0.1]
+targets = [1.0, 0.0]
+[training]
+learning_rate = 0.5
+steps = 5
+"""
+
+
+def test_bce_over_softmax_drops_every_zero_coefficient_and_says_so():
+    import numpy as np
+
+    plan = build_plan(Model(parse_spec(BCE_SOFTMAX, "bce_softmax.toml")), Options())
+    section = plan.section("loss")
+    (equations,) = [b for b in section.blocks if isinstance(b, Equations)]
+    sides = equations.lines[0].chain.sides
+    (numbers,) = [s for s in sides if isinstance(s, Substituted)]
+    targets = {n.target for n in plan.network.output_layer.neurons}
+    # no target left in the numbers: each became 0 or 1, and a term times 0 is gone (no −(1 − 1)·log(…))
+    assert not numbers.expr.free_symbols & targets
+    assert len(sp.Add.make_args(numbers.expr)) == 2  # −log(1 − out_o2) − log(out_o1)
+    # the numbers still add up to the loss, computed here independently with NumPy
+    x = np.array([0.5, -0.2])
+    h = np.tanh(np.array([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]]) @ x + np.array([0.1, -0.1, 0.05]))
+    z = np.array([[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]) @ h + np.array([0.0, 0.1])
+    o = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    t = np.array([1.0, 0.0])
+    expected = float(-(t * np.log(o) + (1 - t) * np.log(1 - o)).sum())
+    outs = {n.out: float(v) for n, v in zip(plan.network.output_layer.neurons, o)}
+    assert float(numbers.expr.xreplace(outs)) == pytest.approx(expected, rel=1e-12)
+    assert sides[-1].value == pytest.approx(expected, rel=1e-9)
+    keys = [s.key for b in section.blocks if isinstance(b, Paragraph) for s in b.sentences]
+    intro = section.blocks[0].sentences[0]
+    assert intro.key == "loss_intro" and dict(intro.fields)["name"].key == "loss_bce"
+    assert "zero_coefficients" in keys and "zero_targets" not in keys
+    assert "bce_softmax" in keys
+    assert "binary cross-entropy" in words("en")["loss_bce"]
+
+
+@pytest.mark.parametrize("kind", ["half_sse", "sse", "mse", "bce", "cross_entropy"])
+def test_the_loss_is_named_where_it_is_introduced(kind):
+    text = BCE_SOFTMAX.replace('kind = "bce"', f'kind = "{kind}"')
+    if kind != "cross_entropy":  # cross-entropy needs its softmax; the others get a sigmoid output
+        text = text.replace('"softmax"', '"sigmoid"')
+    text = text.replace("targets = [1.0, 0.0]", "targets = [0.3, 0.7]")
+    plan = build_plan(Model(parse_spec(text, "loss.toml")), Options())
+    intro = plan.section("loss").blocks[0].sentences[0]
+    assert intro.key == "loss_intro" and dict(intro.fields)["name"].key == f"loss_{kind}"
+    keys = {s.key for s in sentences(plan)}
+    assert not keys & {"zero_targets", "zero_coefficients", "bce_softmax"}  # no target is 0 or 1: nothing vanishes
+    for lang in languages():
+        assert words(lang)[f"loss_{kind}"]
+
+
+def test_a_zero_target_of_a_squared_error_keeps_its_term(plan):
+    text = builtin_example_text("mazur").replace("0.01", "0.0", 1)
+    changed = build_plan(Model(parse_spec(text, "zero.toml")), Options())
+    assert changed.network.output_layer.neurons[0].target is not None
+    keys = {s.key for s in sentences(changed)}
+    assert "zero_targets" not in keys  # (out − 0)² is not 0: no term vanished, so no note says one did
+
+
+def _closed(plan):
+    blocks = plan.section("closed").blocks
+    equations = [b for b in blocks if isinstance(b, Equations)]
+    closed, where = equations[0].lines[0].chain, equations[1]
+    return blocks[0], closed, [line.chain for line in where.lines]
+
+
+def test_every_net_of_the_closed_form_is_defined_in_its_where_list(plan):
+    intro, closed, where = _closed(plan)
+    nets = {n.net for layer in plan.network.layers[1:] for n in layer.neurons}
+    defined = [c.lhs for c in where]
+    used = set()
+    for chain in (closed, *where):
+        for side in chain.sides:
+            if isinstance(side, Formula):
+                used |= side.expr.free_symbols & nets
+    assert used <= set(defined)
+    assert {s.name for s in defined} == {"net_h1", "net_h2", "net_o1", "net_o2"}  # net_h2 is in net_o1's definition
+    # the activation is named as the forward pass names it (f, sigmoid), never a σ met nowhere else
+    functions = {
+        type(a).__name__
+        for c in (closed, *where)
+        for s in c.sides
+        if isinstance(s, Formula)
+        for a in s.expr.atoms(sp.Function)
+    }
+    assert functions == {"f"}
+    (named,) = [s for s in intro.sentences if s.key.startswith("closed_f_")]
+    assert dict(named.fields)["name"].text == "sigmoid"
+
+
+def test_two_activations_get_two_names_in_the_closed_form():
+    text = BCE_SOFTMAX.replace('kind = "bce"', 'kind = "half_sse"').replace('"tanh"', '"elu"')
+    text = text.replace('"softmax"', '"leaky_relu"').replace("targets = [1.0, 0.0]", "targets = [0.3, 0.6]")
+    plan = build_plan(Model(parse_spec(text, "two.toml")), Options())
+    intro, closed, where = _closed(plan)
+    functions = {
+        type(a).__name__
+        for c in (closed, *where)
+        for s in c.sides
+        if isinstance(s, Formula)
+        for a in s.expr.atoms(sp.Function)
+        if type(a).__name__.startswith("f")
+    }
+    assert functions == {"f_2", "f_3"}
+    named = {dict(s.fields)["name"].text: dict(s.fields)["layer"].n for s in intro.sentences if s.key == "closed_f_one"}
+    assert named == {"elu": 2, "leaky_relu": 3}
+
+
+def test_the_notation_table_of_nielsen_gets_room_between_rows(plan):
+    tex = render_tex(plan)
+    start = tex.index("Nielsen")
+    table = tex[tex.rfind(r"\begin{center}", 0, start) : tex.index(r"\end{tabular}", start)]
+    assert r"\renewcommand{\arraystretch}" in table  # a^l_j no longer touches z^l_j's superscript
+    assert r"\if@nobreak" in tex  # no page break between a heading and its first block
+
+
+def test_a_wide_softmax_output_folds_its_paths_into_delta():
+    outputs = 6
+    text = BCE_SOFTMAX.replace('kind = "bce"', 'kind = "cross_entropy"')
+    text = text.replace('names = ["o1", "o2"]', f"names = {[f'o{k}' for k in range(1, outputs + 1)]}".replace("'", '"'))
+    rows = ", ".join(f"[{0.1 * k}, -0.2, 0.1]" for k in range(outputs))
+    text = text.replace("weights = [[0.2, -0.3, 0.1], [-0.1, 0.4, 0.2]]", f"weights = [{rows}]")
+    text = text.replace("bias = [0.0, 0.1]", f"bias = {[0.0] * outputs}")
+    text = text.replace("targets = [1.0, 0.0]", f"targets = {[1.0] + [0.0] * (outputs - 1)}")
+    plan = build_plan(Model(parse_spec(text, "wide.toml")), Options())
+    keys = {s.key for s in sentences(plan)}
+    assert "folded_output" in keys and "folded" in keys
+    captions = {b.caption.key for _, b in blocks_in_order(plan) if isinstance(b, Equations) and b.caption}
+    assert {"delta_form_output_folded", "delta_form_hidden_folded"} <= captions
+    (intro,) = [s for s in sentences(plan) if s.key == "hidden_intro_softmax"]
+    assert dict(intro.fields)["paths"].n == outputs * outputs

@@ -32,6 +32,7 @@ from ..present.equations import (
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..rules import Activation, LayerMap
+from ..spec import BUILTIN_SUFFIX
 from .plan import (
     Block,
     Claim,
@@ -51,6 +52,7 @@ from .plan import (
     Num,
     Paragraph,
     Plot,
+    Say,
     Section,
     Standard,
     Table,
@@ -209,10 +211,14 @@ class _Builder:
         sides: tuple = (Elided(head, tail), Value(value)) if numbers else (Elided(head, tail),)
         return EquationChain(n.net, sides)
 
-    def published_note(self, key: str, symbol: Field, value: float, after: int = 0) -> Paragraph | None:
+    def published_note(
+        self, key: str, symbol: Field, value: float, after: int = 0, one_fewer: float | None = None
+    ) -> Paragraph | None:
         """A note when the published article prints a different number for this quantity (``after`` N updates).
 
         The verdict is ``derive check``'s: right when it is the value rounded or truncated to the digits shown.
+        ``one_fewer`` is the quantity after ``after`` − 1 updates: a published number that matches it by the
+        same rule is named as an off-by-one in the count.
         """
         if key not in self.published:
             return None
@@ -233,10 +239,14 @@ class _Builder:
             return Paragraph(
                 (say(prefix + "agrees", what=symbol, printed=Text(text), source=source, **when),), note=True
             )
+        if after > 1 and one_fewer is not None and is_ok(printed, float(one_fewer)):
+            prefix, when = "published_after_one_fewer", {"steps": after, "fewer": after - 1}
+        else:
+            prefix += "differs"
         return Paragraph(
             (
                 say(
-                    prefix + "differs",
+                    prefix,
                     what=symbol,
                     printed=Text(text),
                     value=Num(value, max(digits, self.options.digits)),
@@ -269,11 +279,16 @@ class _Builder:
             sections.append(training)
         if self.options.exercises:
             sections.append(self.exercises_section())
+        source = spec.display_source
+        if source.endswith(BUILTIN_SUFFIX):  # the suffix in the lecture's language
+            from .latex import words
+
+            source = source[: -len(BUILTIN_SUFFIX)] + words(lang)["builtin_example"]
         return LecturePlan(
             lang=lang,
             title=title,
             description=description,
-            source=spec.display_source,
+            source=source,
             sections=tuple(sections),
             network=self.net,
             point=self.point,
@@ -531,21 +546,32 @@ class _Builder:
         net = self.net
         expr = net.loss_expression
         value = self.exact[LOSS_SYMBOL]
-        # a target of 0 removes its term (no −0·log(…) on the page)
-        zeros = {
-            n.target: sp.S.Zero for n in net.output_layer.neurons if n.target is not None and self.point[n.target] == 0
+        # a term whose coefficient is 0 vanishes: a target of 0, and for bce 1 − target with a target of 1
+        # (no −0·log(…) on the page, whichever log it multiplies)
+        fixed = {
+            n.target: sp.Integer(int(self.point[n.target]))
+            for n in net.output_layer.neurons
+            if n.target is not None and self.point[n.target] in (0, 1)
         }
+        zeros = {t: v for t, v in fixed.items() if v == 0}
+        substituted = expr.xreplace(fixed) if fixed else expr
+        vanished = _term_count(expr) - _term_count(substituted)
         sides: list = [Formula(expr)]
         if len(net.output_layer.neurons) <= 4:
-            substituted = expr.xreplace(zeros) if zeros else expr
             sides.append(Substituted(substituted))
         sides.append(Value(value))
+        kind = net.loss_rule.name
+        intro = say("loss_intro_custom") if kind == "custom" else say("loss_intro", name=say("loss_" + kind))
         blocks: list[Block] = [
-            Paragraph((say("loss_intro"),)),
+            Paragraph((intro,)),
             Equations((Line(EquationChain(LOSS_SYMBOL, tuple(sides))),)),
         ]
-        if zeros:
-            blocks.append(Paragraph((say("zero_targets"),), note=True))
+        if vanished > 0 and len(net.output_layer.neurons) <= 4:
+            # "target 0" when that alone explains every vanished term; else the coefficient 1 − target too
+            only_zeros = _term_count(expr) - _term_count(expr.xreplace(zeros)) == vanished
+            blocks.append(Paragraph((say("zero_targets" if only_zeros else "zero_coefficients"),), note=True))
+        if kind == "bce" and isinstance(net.output_layer.rule, LayerMap):
+            blocks.append(Paragraph((say("bce_softmax"),), note=True))
         note = self.published_note("E", Math(LOSS_SYMBOL), value)
         if note is not None:
             blocks.append(note)
@@ -561,17 +587,28 @@ class _Builder:
 
     def layer_section(self, layer: Layer) -> Section:
         output = self.is_output(layer)
-        softmax = isinstance(layer.rule, LayerMap)
-        intro_key = ("output_intro_softmax" if softmax else "output_intro") if output else "hidden_intro"
-        if not output and self.net.layers[layer.index + 1].size == 1:
-            intro_key = "hidden_intro_one"  # one neuron above: one path, no sum
         title = say("output_weights", layer=layer.number) if output else say("hidden_weights", layer=layer.number)
         representative = self.representative(layer)
+        intro = self.layer_intro(layer, representative)
         subsections = [self.full_derivation(layer, representative)]
         others = self.others(layer, representative)
         if others is not None:
             subsections.append(others)
-        return Section(title, (Paragraph((say(intro_key),)),), tuple(subsections), key=f"layer{layer.number}")
+        return Section(title, (Paragraph((intro,)),), tuple(subsections), key=f"layer{layer.number}")
+
+    def layer_intro(self, layer: Layer, weight: sp.Symbol) -> Say:
+        """How a weight of this layer reaches E, true for this layer: the paths are counted, not assumed."""
+        if self.is_output(layer):
+            return say("output_intro_softmax" if isinstance(layer.rule, LayerMap) else "output_intro")
+        above = self.net.layers[layer.index + 1]
+        paths = count_paths(self.net, weight, self.memo)
+        if paths == 1:
+            return say("hidden_intro_one")  # one neuron above it all the way: one path, no sum
+        if self.is_output(above) and isinstance(above.rule, LayerMap) and paths == above.size * above.size:
+            return say("hidden_intro_softmax", n=above.size, paths=paths)  # each net feeds every softmax output
+        if self.is_output(above) and isinstance(above.rule, Activation) and paths == above.size:
+            return say("hidden_intro")  # one path through each neuron of the output layer
+        return say("hidden_intro_deep")
 
     def representative(self, layer: Layer) -> sp.Symbol:
         """The weight derived in full: the layer's first, unless its gradient is 0 (an input of 0 teaches nothing)."""
@@ -642,17 +679,21 @@ class _Builder:
                     Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
                 )
         else:
-            blocks.append(Paragraph((say("folded", weight=Math(weight), n=d.path_count),)))
+            folded = "folded_output" if self.is_output(layer) else "folded"
+            blocks.append(Paragraph((say(folded, weight=Math(weight), n=d.path_count),)))
         # the δ form: this neuron's δ, defined here if it is new, then BP4
         delta_lines = self.delta_lines(layer, [neuron])
         term = d.terms[0]
         bp4 = definition(lhs, term.expr, d.value)
-        blocks.append(
-            Equations(
-                (*delta_lines, Line(bp4)),
-                say("delta_form_output" if self.is_output(layer) else "delta_form_hidden", delta=Math(term.delta)),
-            )
-        )
+        # the caption refers to what stands above it: listed factors ("the first factors", "the same"), or nothing
+        listed = bool(d.paths) and len(d.paths) <= MAX_LISTED_PATHS
+        if not self.is_output(layer):
+            delta_caption = "delta_form_hidden" if listed else "delta_form_hidden_folded"
+        elif isinstance(layer.rule, LayerMap):  # δ sums over the softmax's outputs
+            delta_caption = "delta_form_output_softmax" if listed else "delta_form_output_folded"
+        else:
+            delta_caption = "delta_form_output"
+        blocks.append(Equations((*delta_lines, Line(bp4)), say(delta_caption, delta=Math(term.delta))))
         if self.is_output(layer) and isinstance(layer.rule, LayerMap) and self.net.loss_rule.name == "cross_entropy":
             blocks.append(Paragraph((say("why_softmax_ce"),), note=True))
         if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
@@ -836,12 +877,14 @@ class _Builder:
             return Section(say("closed_form"), (Paragraph((say("closed_softmax", quantity=Math(lhs)),)),), key="closed")
         expr = d.delta_expression
         definitions: dict[sp.Symbol, sp.Expr] = dict(self.net.delta_definitions)
+        functions = self.activation_functions()
         for layer in self.net.layers[1:]:
-            rule = layer.rule
             for n in layer.neurons:
                 assert n.net is not None
-                if isinstance(rule, Activation):
-                    definitions[n.out] = n.net if rule.name == "linear" else _named_activation(rule)(n.net)
+                if layer.index in functions:
+                    definitions[n.out] = functions[layer.index](n.net)
+                elif isinstance(layer.rule, Activation):  # linear: out = net
+                    definitions[n.out] = n.net
         for _ in range(len(self.net.layers) * 2):
             expr = expr.xreplace({s: definitions[s] for s in expr.free_symbols if s in definitions})
         if sp.count_ops(expr) > CLOSED_FORM_LIMIT:
@@ -858,22 +901,79 @@ class _Builder:
             )
         lines = [Line(EquationChain(lhs, (Formula(expr),)))]
         outs = {k: v for k, v in definitions.items() if self.net.info[k.name].kind == "out"}
-        where = []
-        for n in nets:
+        # every net used is defined: in the closed form, or in another net's definition (net_o1 uses net_h2)
+        chains: dict[sp.Symbol, EquationChain] = {}
+        todo = list(nets)
+        while todo:
+            n = todo.pop()
+            if n in chains:
+                continue
             chain = self.net_chain(self.net.neuron_of(n), self.net.layers[self.net.info[n.name].layer], numbers=False)
             side = chain.sides[0]
             if isinstance(side, Formula):  # its inputs written as activations of the nets below too
-                chain = EquationChain(n, (Formula(side.expr.xreplace(outs)),))
-            where.append(Line(chain))
+                written = side.expr.xreplace(outs)
+                chain = EquationChain(n, (Formula(written),))
+                todo.extend(s for s in written.free_symbols if self._is_net(s))
+            chains[n] = chain
+        order = sorted(chains, key=lambda s: (self.net.info[s.name].layer, self.net.info[s.name].row or 0))
+        where = [Line(chains[n]) for n in order]
+        shown = [expr] + [s.expr for c in chains.values() for s in c.sides if isinstance(s, Formula)]
+        names = self.function_sentences(functions, shown)
         return Section(
             say("closed_form"),
             (
-                Paragraph((say("closed_intro", quantity=Math(lhs)),)),
+                Paragraph((*names, say("closed_intro", quantity=Math(lhs)))),
                 Equations(tuple(lines)),
                 Equations(tuple(where), say("closed_where")),
             ),
             key="closed",
         )
+
+    def _is_net(self, s: sp.Basic) -> bool:
+        info = self.net.info.get(getattr(s, "name", ""))
+        return info is not None and info.kind == "net"
+
+    def activation_functions(self) -> dict[int, sp.FunctionClass]:
+        """The function each layer's activation is written as in the closed form, by layer index.
+
+        tanh is tanh, as the forward pass names it; any other activation is the forward pass's f when every
+        such layer uses the same one, else f with the layer's number (f₂, f₃): one name never means two functions.
+        """
+        layers = [
+            layer
+            for layer in self.net.layers[1:]
+            if isinstance(layer.rule, Activation) and layer.rule.name not in ("linear", "tanh")
+        ]
+        one = len({layer.rule.formula for layer in layers if isinstance(layer.rule, Activation)}) <= 1
+        functions: dict[int, sp.FunctionClass] = {
+            layer.index: sp.tanh
+            for layer in self.net.layers[1:]
+            if isinstance(layer.rule, Activation) and layer.rule.name == "tanh"
+        }
+        for layer in layers:
+            functions[layer.index] = sp.Function("f" if one else f"f_{layer.number}", real=True)
+        return functions
+
+    def function_sentences(self, functions: dict[int, sp.FunctionClass], shown: list[sp.Expr]) -> list[Say]:
+        """Which activation each f of the closed form is, with its layers (tanh names itself)."""
+        used = {a.func for e in shown for a in e.atoms(sp.Function)}
+        by_function: dict[sp.FunctionClass, list[Layer]] = {}
+        for index, function in functions.items():
+            if function is not sp.tanh and function in used:
+                by_function.setdefault(function, []).append(self.net.layers[index])
+        out = []
+        x = sp.Symbol("x", real=True)
+        for function, layers in by_function.items():
+            rule = layers[0].rule
+            assert isinstance(rule, Activation)
+            name: Field = Code(rule.name) if rule.name != rule.formula else Math(rule.f)
+            if len(layers) == 1:
+                out.append(say("closed_f_one", f=Math(function(x)), name=name, layer=layers[0].number))
+            else:
+                comma = "、" if self.options.lang == "zh" else ", "
+                listed = Text(comma.join(str(layer.number) for layer in layers))
+                out.append(say("closed_f_many", f=Math(function(x)), name=name, layers=listed))
+        return out
 
     # -- one step, checks, training ----------------------------------------------------
 
@@ -920,7 +1020,7 @@ class _Builder:
                     header,
                     rows,
                     (False, True, True, True),
-                    say("largest_update", n=len(top), command=Code("derive grad --all")),
+                    say("largest_update", n=len(top)),
                 )
             )
         before = self.exact[LOSS_SYMBOL]
@@ -980,7 +1080,10 @@ class _Builder:
         if stop is not None:
             sentences.append(say("rounding_stop", step=stop))
         blocks.append(Paragraph(tuple(sentences)))
-        notes = [self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps)]
+        # history[steps - 1] is the loss after one update fewer: an article that counts one too many is named so
+        notes = [
+            self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps, one_fewer=history[steps - 1])
+        ]
         notes += [
             self.published_note(f"{o.name}@{steps}", Math(o), v, after=steps)
             for o, v in zip(self.net.output_layer.outs, self.run.outputs)
@@ -1153,11 +1256,10 @@ def _label_position(y_src: float, y_dst: float) -> float:
     return 0.25 if y_dst < y_src else 0.75
 
 
-def _named_activation(rule: Activation) -> sp.FunctionClass:
-    """σ, tanh, or f: the activation as a function symbol, so closed forms read σ(net) instead of towers of e."""
-    if rule.name == "tanh":
-        return sp.tanh
-    return sp.Function({"sigmoid": "sigma"}.get(rule.name, "f"), real=True)
+def _term_count(expr: sp.Expr) -> int:
+    """How many terms a loss adds up (a constant factor such as ½ or 1/n outside the sum set aside)."""
+    _, rest = expr.as_coeff_Mul()
+    return len(sp.Add.make_args(rest)) if rest != 0 else 0
 
 
 def _agreeing_digits(a: float, b: float) -> int:

@@ -258,6 +258,7 @@ class LatexRenderer:
         if isinstance(b, MatrixForm):
             return {"kind": "display", "body": self.matrix(b)}
         if isinstance(b, Table):
+            cells: list[list[Tex]] = [[tex(self.field(c)) for c in row] for row in b.rows]
             return {
                 "kind": "table",
                 "columns": tex(
@@ -266,14 +267,18 @@ class LatexRenderer:
                     )
                 ),
                 "header": [self.sentence(h) for h in b.header],
-                "rows": [[tex(self.field(c)) for c in row] for row in b.rows],
+                "rows": cells,
+                # a cell with a sub- and a superscript (a^l_j above z^l_j) touches the next row at normal spacing
+                "stretch": any("^" in c and "_" in c for row in cells for c in row),
                 "note": self.sentence(b.note) if b.note else None,
                 "long": len(b.rows) > 30,
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "keep": min(len(b.rows) + 5, 30),
             }
         if isinstance(b, Diagram):
-            return {"kind": "diagram", **self.diagram(b)}
+            ys = [n.y for n in b.nodes] or [0.0]
+            # its height in lines (a line is ≈ 0.48 cm), kept with the heading above it
+            return {"kind": "diagram", **self.diagram(b), "keep": min(int((max(ys) - min(ys) + 1.5) / 0.48) + 2, 30)}
         if isinstance(b, Plot):
             return {"kind": "plot", **self.plot(b)}
         assert isinstance(b, Exercises)
@@ -383,13 +388,16 @@ class LatexRenderer:
     # -- the document --------------------------------------------------------------------
 
     def section(self, s: Section, level: int = 1) -> dict[str, Any]:
+        blocks = [self.block(b) for b in s.blocks]
+        subsections = [self.section(sub, level + 1) for sub in s.subsections]
         return {
             "title": self.sentence(s.title),
             "numbered": s.numbered,
             "new_page": s.new_page,
             "level": level,
-            "blocks": [self.block(b) for b in s.blocks],
-            "subsections": [self.section(sub, level + 1) for sub in s.subsections],
+            "blocks": blocks,
+            "subsections": subsections,
+            "keep": _heading_keep(level, blocks, subsections),
         }
 
     def context(self) -> dict[str, Any]:
@@ -455,6 +463,23 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
             lines.append(current)
         return lines
     return [whole]
+
+
+def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
+    """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
+    so that no heading ends a page; at most 30 lines, half a page."""
+    base = 16 if level == 1 else 9
+    if not blocks and subsections:
+        return min(max(base, 3 + subsections[0]["keep"]), 30)
+    lines = 0
+    for b in blocks[:2]:
+        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 2
+        if b["kind"] != "paragraph":
+            break
+    else:  # only an intro paragraph: keep it with the first subsection's heading and start too
+        if len(blocks) <= 2 and subsections:
+            lines += subsections[0]["keep"]
+    return min(max(base, 3 + lines), 30)
 
 
 def latex_context(plan: LecturePlan) -> dict[str, Any]:
