@@ -214,8 +214,8 @@ def _sympy_number(value: Number) -> sp.Float:
 
 def _number(value: sp.Expr) -> Number | None:
     """A float, or the sympy Float itself when float64 would turn it into inf or 0."""
-    if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo):
-        return None
+    if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo) or value.is_finite is False:
+        return None  # is_finite: a Float nan or inf, which the comparisons above do not catch
     as_float = float(value)
     if not value.is_zero and (math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308):
         return sp.Float(value, 17)
@@ -229,7 +229,9 @@ def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] 
     written in the net, a·(1 − a) is e^−net/(1 + e^−net)², which a sympy Float holds.
     """
     value = evaluate(expr, exact)
-    if exact is None or (value is not None and value != 0):
+    # at the digit cap 1 − out may keep only a digit or two (a softmax output of 1 − e^−9206): recompute
+    capped = isinstance(exact, ExactPoint) and exact.digits >= MAX_EXACT_DIGITS
+    if exact is None or (value is not None and value != 0 and not capped):
         return value
     outs = {s: net.out_definitions[s] for s in expr.free_symbols if s in net.out_definitions}
     if not outs:
@@ -342,7 +344,9 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             result: list[Number | None] = []
             if layer.is_output:
                 known.update((n.target, self._given(n.target)) for n in layer.neurons if n.target is not None)
-                result = [self._define(self.net.delta_definitions[d], known) for d in layer.deltas]
+                # bce ∘ softmax: the chain-rule δ is 0/0 where an output is 1 to more digits than we carry
+                definitions = self.net.stable_output_deltas or self.net.delta_definitions
+                result = [self._define(definitions[d], known) for d in layer.deltas]
             else:
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)

@@ -282,7 +282,12 @@ def grad(
         from .matrix import is_matrix_key
 
         if all_ or (param is not None and is_matrix_key(param)):
-            raise DeriveError("--format latex writes one derivation", where="--format", hint="give one PARAM, e.g. w5")
+            what = "every gradient" if all_ else f"the layer matrix {param}"
+            raise DeriveError(
+                f"--format latex writes one derivation, not {what}",
+                where="--format",
+                hint="give one weight or bias, e.g. w5; --format json holds a matrix's LaTeX",
+            )
     if all_:
         model.network.require_numbers(
             "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"

@@ -31,6 +31,8 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     """``"4-5-3"`` → (4, 5, 3): at least an input and an output layer."""
     parts = text.replace("x", "-").replace(",", "-").split("-")
     try:
+        if not all(p.isascii() and p.isdigit() for p in parts):  # int() would read 4_3 as 43
+            raise ValueError(text)
         sizes = tuple(int(p) for p in parts)
     except ValueError:
         raise DeriveError(
@@ -79,7 +81,9 @@ def spec_text(request: NewSpec) -> str:
     """The commented TOML of a new spec; it parses, and has inputs and targets so every command works at once."""
     r = resolve(request)
     sizes = "-".join(str(s) for s in r.sizes)
-    title = f"A {sizes} network: {r.hidden} hidden layers, {r.out} output, {r.loss} loss"
+    hidden = len(r.sizes) - 2
+    layers = "no hidden layer" if hidden == 0 else f"{r.hidden} hidden layer{'s' if hidden > 1 else ''}"
+    title = f"A {sizes} network: {layers}, {r.out} output, {r.loss} loss"
     n_in, n_out = r.sizes[0], r.sizes[-1]
     lines = [
         f"# {title}.",

@@ -168,7 +168,8 @@ class Reporter:
     def delta_step(self, term: DeltaTerm) -> Step:
         delta = term.delta
         definition_ = term.definition
-        value = evaluate(definition_, self.point) if self.point else None
+        # the δ's own value (exact, from the stable form where the chain-rule form is 0/0 in the digits carried)
+        value = term.delta_value if term.delta_value is not None else evaluate(definition_, self.point)
         net = term.neuron.net
         assert net is not None
         latex_parts = self.line_parts(delta, definition_, value)

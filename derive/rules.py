@@ -361,6 +361,17 @@ class LogSumExp(sp.Function):
             return args[0]
         return None
 
+    def _eval_evalf(self, prec: int) -> sp.Float | None:
+        """The value to ``prec`` bits (derive's exact display values), shifted by the largest argument."""
+        values = [a.evalf(mpmath.libmp.prec_to_dps(prec)) for a in self.args]
+        if not all(v.is_Number for v in values):
+            return None
+        with mpmath.workprec(prec + 16):
+            xs = [mpmath.mpf(v._to_mpmath(prec + 16)) for v in values]
+            top = max(xs)
+            result = top + mpmath.log(mpmath.fsum(mpmath.exp(x - top) for x in xs))
+        return sp.Float(result, precision=prec)
+
 
 @dataclass(frozen=True)
 class LogParts:

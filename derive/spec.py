@@ -11,6 +11,7 @@ import keyword
 import math
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -427,8 +428,9 @@ class _Validator:
             raise self.fail(key, f"expected a string, got {_describe(value)}")
         if len(value) > limit:
             raise self.fail(key, f"longer than {limit} characters")
-        if any(ord(c) < 32 and c not in "\n\t" for c in value):
-            raise self.fail(key, "contains control characters")
+        if any((ord(c) < 32 and c not in "\n\t") or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+            # Cf: bidirectional overrides and zero-width characters would reorder or hide text in a terminal or page
+            raise self.fail(key, "contains control or invisible formatting characters")
         return value
 
     # -- the spec ------------------------------------------------------------

@@ -281,3 +281,15 @@ def test_a_neuron_named_like_an_input_is_a_duplicate(tmp_path):
     text = "[loss]\nkind = 'half_sse'\n[[layers]]\nnames = ['a', 'b']\nvalues = [1.0, 2.0]\n"
     text += "[[layers]]\nnames = ['a']\nactivation = 'sigmoid'\nweights = [[0.1, 0.2]]\ntargets = [0.5]\n"
     check(run(tmp_path, text), "net.toml: layers[1].names[0]", "duplicate name 'a'", "layers[0].names[0]")
+
+
+@pytest.mark.parametrize("code", [0x202E, 0x200B, 0x07])
+def test_invisible_or_reordering_characters_in_a_title_are_refused(tmp_path, code):
+    """A bidirectional override or a zero-width space would reorder or hide text in a terminal or a page."""
+    escaped = f"\\u{code:04x}"  # a TOML escape: the title holds the character itself
+    text = MAZUR.replace("A step-by-step backpropagation example", f"A step{escaped}by step", 1)
+    check(run(tmp_path, text), "net.toml: title", "control or invisible")
+
+
+def test_layer_sizes_are_digits_only():
+    check(CliRunner().invoke(main, ["new", "4_3"]), "SIZES", "4_3")

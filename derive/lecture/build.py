@@ -16,6 +16,7 @@ import sympy as sp
 from ..api import Model
 from ..chain import Derivation, Factor, count_paths, derive, evaluate
 from ..network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..present.branches import piecewise_form
 from ..present.display import display_point, shown_value
 from ..present.equations import (
     Contribution,
@@ -520,19 +521,25 @@ class _Builder:
         if isinstance(rule, LayerMap):
             return [Paragraph((say("softmax_is", layer=layer.number),))]
         assert isinstance(rule, Activation)
-        from ..rules import Y
+        from ..rules import X, Y
 
         name = rule.name if rule.name != rule.formula else "f"
         if rule.formula in self.explained:
             return [Paragraph((say("activation_again", layer=layer.number, name=Code(name)),))]
         self.explained.add(rule.formula)
         f, fprime = sp.Symbol("f(x)", real=True), sp.Symbol("f'(x)", real=True)
-        derivative: list = [Formula(rule.fprime)]
+        # a formula with a kink at 0 (elu, leaky_relu) is shown as its two cases
+        derivative: list = [Formula(piecewise_form(rule.fprime, X))]
         if rule.fprime_in_out is not None and rule.fprime_in_out.free_symbols:
             derivative.append(Formula(rule.fprime_in_out.xreplace({Y: f})))
         blocks: list[Block] = [
             Paragraph((say("activation_is", layer=layer.number, name=Code(name)),)),
-            Equations((Line(EquationChain(f, (Formula(rule.f),))), Line(EquationChain(fprime, tuple(derivative))))),
+            Equations(
+                (
+                    Line(EquationChain(f, (Formula(piecewise_form(rule.f, X)),))),
+                    Line(EquationChain(fprime, tuple(derivative))),
+                )
+            ),
         ]
         if len(derivative) > 1:
             blocks.append(Paragraph((say("why_in_out"),), note=True))
