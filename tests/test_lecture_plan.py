@@ -588,3 +588,23 @@ def test_a_wide_softmax_output_folds_its_paths_into_delta():
     assert {"delta_form_output_folded", "delta_form_hidden_folded"} <= captions
     (intro,) = [s for s in sentences(plan) if s.key == "hidden_intro_softmax"]
     assert dict(intro.fields)["paths"].n == outputs * outputs
+
+
+@pytest.mark.parametrize(("example", "key"), [("mazur", "why_dE_dout_half"), ("softmax", "why_dE_dout")])
+def test_the_loss_factor_is_derived_once_from_its_own_term(example, key):
+    """∂E/∂out = ∂/∂out of that output's term of E, which equals the factor used (sympy.diff, built here)."""
+    plan = build_plan(Model.load(example), Options())
+    found = []
+    items = list(blocks_in_order(plan))
+    for i, (_, block) in enumerate(items):
+        if isinstance(block, Paragraph) and any(isinstance(s, Say) and s.key == key for s in block.sentences):
+            found.append(items[i + 1][1])
+    assert len(found) == 1, found
+    (line,) = found[0].lines
+    derivative, factor = (side.expr for side in line.chain.sides)
+    out = line.chain.lhs.wrt
+    assert isinstance(derivative, sp.Derivative) and derivative.variables == (out,)
+    assert sp.simplify(sp.diff(derivative.expr, out) - factor) == 0
+    if example == "mazur":
+        target = next(s for s in derivative.expr.free_symbols if s != out)
+        assert sp.simplify(derivative.expr - (target - out) ** 2 / 2) == 0  # half the squared error, built here

@@ -159,6 +159,7 @@ class _Builder:
         self.defined_deltas: set[sp.Symbol] = set()
         self.derivations: dict[str, Derivation] = {}
         self.explained: set[str] = set()  # activations whose formula and notes were shown
+        self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(model.spec.published.values) if model.spec.published else {}
 
     # -- helpers ------------------------------------------------------------------
@@ -656,6 +657,7 @@ class _Builder:
             blocks.append(self.diagram(tuple(p.nodes[::-1] for p in d.paths)))
             caption = say("new_factors") if known else say("factors")
             blocks.append(Equations(tuple(new), caption))
+            blocks.extend(self.loss_factor_note(d))
             if known:
                 blocks.append(Paragraph((say("known_factors"),)))
             if len(d.paths) == 1:
@@ -706,6 +708,22 @@ class _Builder:
         if not self.is_output(layer) and layer.index == len(self.net.layers) - 2:
             blocks.append(Paragraph((say("why_old_weights"),), note=True))
         return Section(say("derivative_of", weight=Math(weight)), tuple(blocks), key=f"full_{weight.name}")
+
+    def loss_factor_note(self, d: Derivation) -> list[Block]:
+        """Once: ∂E/∂out is the derivative of that output's own term of E (the others do not contain it)."""
+        factor = next((f for p in d.paths for f in p.factors if f.of == LOSS_SYMBOL), None)
+        if self.loss_explained or factor is None:
+            return []
+        self.loss_explained = True
+        out = factor.wrt
+        neuron = self.net.neuron_of(out)
+        outputs = self.net.output_layer
+        if neuron.target is None:
+            return []  # pragma: no cover - an output neuron always has a target symbol
+        term = self.net.loss_rule.term(out, neuron.target, outputs.size)
+        chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
+        key = "why_dE_dout_half" if self.net.loss_rule.name == "half_sse" else "why_dE_dout"
+        return [Paragraph((say(key, out=Math(out)),), note=True), Equations((Line(chain),))]
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
