@@ -371,7 +371,7 @@ def test_a_duplicate_is_reported_at_the_key_the_user_wrote(tmp_path):
     err = _error(
         tmp_path, "[loss]\nkind='sse'\n[[layers]]\nnames=['a','b']\n[[layers]]\nnames=['h1','h1']\nactivation='tanh'\n"
     )
-    assert "layers[1].names[1] (net name 'net_h1'): duplicate name 'net_h1'" in err
+    assert "layers[1].names[1]: duplicate name 'h1' (also used at layers[1].names[0])" in err
     clash = _error(
         tmp_path,
         "[loss]\nkind='sse'\n[[layers]]\nnames=['a','b']\n[[layers]]\nnames=['h']\nactivation='tanh'\nout_names=['a']\n",
