@@ -66,6 +66,8 @@ def resolve(request: NewSpec) -> NewSpec:
         out = "softmax" if loss == "cross_entropy" else "sigmoid"
     if not loss:
         loss = "cross_entropy" if out == "softmax" else "half_sse"
+    if loss == "cross_entropy" and out != "softmax":  # said in the options' terms, not the spec's keys
+        raise DeriveError("--loss cross_entropy needs a softmax output", where="--out", hint="add --out softmax")
     if not NAME_RE.match(request.name):
         raise DeriveError(
             f"{request.name!r} is not a valid name", where="--name", hint="a letter, then letters, digits or _"

@@ -293,3 +293,7 @@ def test_invisible_or_reordering_characters_in_a_title_are_refused(tmp_path, cod
 
 def test_layer_sizes_are_digits_only():
     check(CliRunner().invoke(main, ["new", "4_3"]), "SIZES", "4_3")
+
+
+def test_new_speaks_in_its_options():
+    check(CliRunner().invoke(main, ["new", "2-2", "--loss", "cross_entropy", "--out", "sigmoid"]), "--out softmax")
