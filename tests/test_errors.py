@@ -288,7 +288,7 @@ def test_invisible_or_reordering_characters_in_a_title_are_refused(tmp_path, cod
     """A bidirectional override or a zero-width space would reorder or hide text in a terminal or a page."""
     escaped = f"\\u{code:04x}"  # a TOML escape: the title holds the character itself
     text = MAZUR.replace("A step-by-step backpropagation example", f"A step{escaped}by step", 1)
-    check(run(tmp_path, text), "net.toml: title", "control or invisible")
+    check(run(tmp_path, text), "net.toml: title", "control characters or invisible")
 
 
 def test_layer_sizes_are_digits_only():
