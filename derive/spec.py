@@ -428,7 +428,7 @@ class _Validator:
             raise self.fail(key, f"expected a string, got {_describe(value)}")
         if len(value) > limit:
             raise self.fail(key, f"longer than {limit} characters")
-        if any((ord(c) < 32 and c not in "\n\t") or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+        if any(c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
             # Cf: bidirectional overrides and zero-width characters would reorder or hide text in a terminal or page
             raise self.fail(key, "contains control characters or invisible formatting characters")
         return value
