@@ -3,6 +3,11 @@
 Only LaTeX that derive's printers wrote reaches the converter (names are
 identifiers by validation, numbers are numbers); a spec's free text is escaped
 for HTML by the caller and never set as math.
+
+Two things the converter gets wrong are done here: an ``aligned`` environment
+(the converter has none: it leaves every ``&`` as a raw ``<mi>&</mi>`` and
+every ``\\`` as a space) becomes an ``<mtable>`` with the PDF's columns, and a
+prime (``f'``) is set after its base, not as a superscript of it.
 """
 
 from __future__ import annotations
@@ -17,14 +22,114 @@ _TIGHT = {
     "<mo>&#x02202;</mo>": "<mi>&#x02202;</mi>",  # TeX's \partial is an ordinary symbol, not an operator
 }
 _MATH_WRAPPER = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">(.*)</math>$', re.S)
+_ALIGNED_BEGIN, _ALIGNED_END = r"\begin{aligned}", r"\end{aligned}"
+_ENVIRONMENT = re.compile(r"\\(begin|end)\{[^}]*\}")
+# the converter's prime: a superscript ′ (or ″) ending an msup or msubsup; in TeX the glyph is made for that
+# position, in a browser's math font it shrinks to a detached tick
+_PRIME_SCRIPT = re.compile(r"(?:<mrow>)?<mi>(&#x0203[23];)</mi>(?:</mrow>)?</(msup|msubsup)>")
+_COLUMN_GAP = "2em"  # between the column pairs of an aligned environment (a tag after &&), as amsmath sets it
+
+
+def split_top(latex: str, separator: str) -> list[str]:
+    """``latex`` split at ``separator`` (``&`` or ``\\\\``) where it is outside braces and environments.
+
+    A matrix's own ``&`` and ``\\\\`` (``\\begin{pmatrix} a & b \\end{pmatrix}``) stay in their part; an
+    escaped ``\\&`` is text, never a separator.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(latex):
+        if depth == 0 and latex.startswith(separator, i):
+            parts.append("".join(current))
+            current = []
+            i += len(separator)
+            continue
+        env = _ENVIRONMENT.match(latex, i)
+        if env:
+            depth += 1 if env.group(1) == "begin" else -1
+            current.append(env.group())
+            i = env.end()
+            continue
+        ch = latex[i]
+        if ch == "\\" and i + 1 < len(latex):  # a command or an escaped character: never a separator
+            current.append(latex[i : i + 2])
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
 
 
 def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> str:
     """``latex`` as a <math> element: a block of its own with ``display``, full-size fractions with either."""
+    mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{_content(latex)}</math>'
+
+
+def _content(latex: str) -> str:
+    """The MathML inside <math>: an aligned environment as a table, anything else by the converter."""
+    body = latex.strip()
+    if body.startswith(_ALIGNED_BEGIN) and body.endswith(_ALIGNED_END):
+        inner = body[len(_ALIGNED_BEGIN) : -len(_ALIGNED_END)]
+        if len(split_top(inner, _ALIGNED_END)) == 1:  # one environment around the whole formula
+            return _aligned(inner)
+    if len(split_top(latex, "&")) > 1 or len(split_top(latex, "\\\\")) > 1:
+        # a bug in derive: the converter would leave the & in the maths and drop the line break
+        raise ValueError(f"an alignment outside an aligned environment: {latex!r}")
     converted = _latex_to_mathml(latex)
     m = _MATH_WRAPPER.match(converted)
     inner = m.group(1) if m else converted
     for loose, tight in _TIGHT.items():
         inner = inner.replace(loose, tight)
-    mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
-    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{inner}</math>'
+    if "<mi>&</mi>" in inner:  # an aligned environment inside a formula: not written by derive so far
+        raise ValueError(f"an alignment the converter cannot set: {latex!r}")
+    return _primes(inner)
+
+
+def _aligned(body: str) -> str:
+    """An aligned environment's rows as an <mtable>: columns right, left, right, left… as in amsmath."""
+    rows = [split_top(row, "&") for row in split_top(body, "\\\\")]
+    rows = [row for row in rows if "".join(row).strip()]  # a trailing \\ ends no row
+    columns = max(len(row) for row in rows)
+    align = " ".join("right" if j % 2 == 0 else "left" for j in range(columns))
+    trs = []
+    for row in rows:
+        tds = []
+        for j in range(columns):
+            cell = row[j].strip() if j < len(row) else ""
+            gap = _COLUMN_GAP if j > 0 and j % 2 == 0 else "0"
+            # inline style as well as columnalign: Chromium's MathML Core ignores the attribute
+            style = f"text-align:{'right' if j % 2 == 0 else 'left'};padding:0.25em 0 0.25em {gap}"
+            tds.append(f'<mtd style="{style}">{_content(cell) if cell else ""}</mtd>')
+        trs.append(f"<mtr>{''.join(tds)}</mtr>")
+    return f'<mtable displaystyle="true" columnalign="{align}">{"".join(trs)}</mtable>'
+
+
+def _primes(inner: str) -> str:
+    """Each superscript prime as a prime after its base: ``f'`` as f′, ``w_5'`` as w₅′."""
+    while m := _PRIME_SCRIPT.search(inner):
+        name = m.group(2)
+        tags = list(re.finditer(rf"<(/?){name}(?:\s[^>]*)?>", inner[: m.start()]))
+        depth = 0
+        for tag in reversed(tags):  # the element this script closes
+            if tag.group(1):
+                depth += 1
+            elif depth:
+                depth -= 1
+            else:
+                break
+        else:  # pragma: no cover - the converter's output is balanced
+            raise ValueError(f"unbalanced <{name}> in {inner!r}")
+        base = inner[tag.end() : m.start()]
+        if name == "msubsup":
+            base = f"<msub>{base}</msub>"
+        prime = f'<mo lspace="0" rspace="0">{m.group(1)}</mo>'
+        inner = f"{inner[: tag.start()]}<mrow>{base}{prime}</mrow>{inner[m.end() :]}"
+    return inner
