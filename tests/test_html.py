@@ -454,3 +454,23 @@ def test_every_sentence_of_the_plan_is_on_the_page(page_and_plan):
         section = source[source.index(f'<section id="{key}">') :]
         intro = renderer.sentence(plan.section(key).blocks[-2].caption)  # type: ignore[union-attr]
         assert intro in section[: section.index("<table>")]
+
+
+def test_signs_brackets_and_scripted_brackets_are_set_as_tex_sets_them(page_and_plan):
+    """= −0.2 (a sign, tight; the browser spaced it as binary), (1 − out) in plain brackets (a stretched
+    bracket took a bigger glyph with wide bearings), and \\Bigr)_{out} stretched like its \\Bigl(."""
+    from derive.present.mathml import mathml
+
+    source, _ = page_and_plan
+    assert "<mo>&#x0003D;</mo><mo>&#x02212;</mo>" not in source
+    assert '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>' in source
+    assert not re.search(r"<msu(b|p|bsup)><mo [^>]*maxsize", source)
+    sign = '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>'
+    assert mathml("x = -0.2").count(sign) == 1 and mathml(r"\left(-a\right) - b").count(sign) == 1
+    assert mathml("a - b").count(sign) == mathml(r"(a) - b").count(sign) == mathml("f' - g").count(sign) == 0
+    plain = mathml(r"a\,\left(1 - a_{2}\right)")
+    assert plain.count('<mo stretchy="false">') == 2 and 'stretchy="true"' not in plain
+    tall = mathml(r"\left(1 - \left(a\right) \frac{1}{2}\right)")
+    assert tall.count('stretchy="true"') == 2 and tall.count('<mo stretchy="false">') == 2
+    scripted = mathml(r"\Bigl(\frac{a}{b}\Bigr)_{x}")
+    assert re.search(r'<msub><mrow><mo [^>]*maxsize="[^"]*"[^>]*>\)</mo></mrow>', scripted)

@@ -27,6 +27,14 @@ _ENVIRONMENT = re.compile(r"\\(begin|end)\{[^}]*\}")
 # the converter's prime: a superscript ′ (or ″) ending an msup or msubsup; in TeX the glyph is made for that
 # position, in a browser's math font it shrinks to a detached tick
 _PRIME_SCRIPT = re.compile(r"(?:<mrow>)?<mi>(&#x0203[23];)</mi>(?:</mrow>)?</(msup|msubsup)>")
+# a minus after these is binary (a − b); after any other operator, or first in a row, it is a sign (= −0.2)
+_BEFORE_BINARY = {"&#x00029;", "&#x0005D;", "&#x0007D;", "|", "&#x02032;", "&#x02033;", "!"}
+_MINUS_AFTER = re.compile(r"(<mo(?P<attrs>\s[^>]*)?>(?P<op>[^<]*)</mo>|<mrow>)<mo>&#x02212;</mo>")
+_SIGN = '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>'
+_FENCE = re.compile(r'<mo stretchy="true" fence="true" form="(prefix|postfix)">([^<]*)</mo>')
+_TALL = re.compile(r"<(mfrac|mtable|munderover|munder|mover|msqrt|mroot)\b")
+# \Bigr)_{out}: a sized bracket as the base of a script, which Chromium leaves unstretched unless in a row
+_SCRIPTED_FENCE = re.compile(r'<(msub|msup|msubsup)>(<mo [^>]*maxsize="[^"]*"[^>]*>[^<]*</mo>)')
 _COLUMN_GAP = "2em"  # between the column pairs of an aligned environment (a tag after &&), as amsmath sets it
 
 
@@ -90,7 +98,8 @@ def _content(latex: str) -> str:
         inner = inner.replace(loose, tight)
     if "<mi>&</mi>" in inner:  # an aligned environment inside a formula: not written by derive so far
         raise ValueError(f"an alignment the converter cannot set: {latex!r}")
-    return _primes(inner)
+    inner = _SCRIPTED_FENCE.sub(r"<\1><mrow>\2</mrow>", inner)
+    return _fences(_signs(_primes(inner)))
 
 
 def _aligned(body: str) -> str:
@@ -133,3 +142,44 @@ def _primes(inner: str) -> str:
         prime = f'<mo lspace="0" rspace="0">{m.group(1)}</mo>'
         inner = f"{inner[: tag.start()]}<mrow>{base}{prime}</mrow>{inner[m.end() :]}"
     return inner
+
+
+def _signs(inner: str) -> str:
+    """A minus that is a sign (after =, an opening bracket or another operator) set tight, as TeX sets it.
+
+    The browser infers a binary minus from its place in the row and spaces it: "= − 0.2".
+    """
+
+    def sign(m: re.Match[str]) -> str:
+        binary = m.group("op") in _BEFORE_BINARY or 'form="postfix"' in (m.group("attrs") or "")
+        return m.group(0) if binary else m.group(1) + _SIGN
+
+    return _MINUS_AFTER.sub(sign, inner)
+
+
+def _fences(inner: str) -> str:
+    """``\\left( … \\right)`` around nothing taller than a line: plain brackets, as TeX's are.
+
+    A browser stretches such a fence to the row's height and depth, which picks a bigger glyph with wide
+    bearings: "( 1 − out )". Around a fraction, a matrix or a big operator the fence stretches.
+    """
+    fences = list(_FENCE.finditer(inner))
+    plain: set[int] = set()
+    opened: list[re.Match[str]] = []
+    for f in fences:
+        if f.group(1) == "prefix":
+            opened.append(f)
+            continue
+        if not opened:  # pragma: no cover - \\left and \\right come in pairs
+            continue
+        start = opened.pop()
+        if not _TALL.search(inner, start.end(), f.start()):
+            plain.update((start.start(), f.start()))
+    out, pos = [], 0
+    for f in fences:
+        if f.start() in plain:
+            out.append(inner[pos : f.start()])
+            out.append(f'<mo stretchy="false">{f.group(2)}</mo>')
+            pos = f.end()
+    out.append(inner[pos:])
+    return "".join(out)
