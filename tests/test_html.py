@@ -474,3 +474,13 @@ def test_signs_brackets_and_scripted_brackets_are_set_as_tex_sets_them(page_and_
     assert tall.count('stretchy="true"') == 2 and tall.count('<mo stretchy="false">') == 2
     scripted = mathml(r"\Bigl(\frac{a}{b}\Bigr)_{x}")
     assert re.search(r'<msub><mrow><mo [^>]*maxsize="[^"]*"[^>]*>\)</mo></mrow>', scripted)
+
+
+def test_a_displayed_sum_has_its_limits_under_it():
+    """As in the PDF's displays (chain_many): ∑ over the paths with "paths: q → … → E" under it; inline, beside it."""
+    from derive.present.mathml import mathml
+
+    assert "<munder><mo>&#x02211;</mo>" in mathml(r"\sum_{i} x", display=True)
+    assert "<munder><mo>&#x0220F;</mo>" in mathml(r"\prod_{i} x", displaystyle=True)
+    assert "<msub><mo>&#x02211;</mo>" in mathml(r"\sum_{i} x")
+    assert "<mi>&#x02026;</mi>" in mathml(r"q \to \dots \to E")

@@ -20,8 +20,11 @@ from latex2mathml.converter import convert as _latex_to_mathml
 _TIGHT = {
     "<mo>&#x0002F;</mo>": '<mo lspace="0" rspace="0">/</mo>',
     "<mo>&#x02202;</mo>": "<mi>&#x02202;</mi>",  # TeX's \partial is an ordinary symbol, not an operator
+    "<mo>&#x02026;</mo>": "<mi>&#x02026;</mi>",  # \dots between arrows: an ordinary symbol, not a third operator
 }
-_MATH_WRAPPER = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">(.*)</math>$', re.S)
+_MATH_WRAPPER = re.compile(
+    r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display="(?:inline|block)">(.*)</math>$', re.S
+)
 _ALIGNED_BEGIN, _ALIGNED_END = r"\begin{aligned}", r"\end{aligned}"
 _ENVIRONMENT = re.compile(r"\\(begin|end)\{[^}]*\}")
 # the converter's prime: a superscript ′ (or ″) ending an msup or msubsup; in TeX the glyph is made for that
@@ -78,11 +81,14 @@ def split_top(latex: str, separator: str) -> list[str]:
 def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> str:
     """``latex`` as a <math> element: a block of its own with ``display``, full-size fractions with either."""
     mode = ' display="block"' if display else (' displaystyle="true"' if displaystyle else "")
-    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{_content(latex)}</math>'
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{_content(latex, display or displaystyle)}</math>'
 
 
-def _content(latex: str) -> str:
-    """The MathML inside <math>: an aligned environment as a table, anything else by the converter."""
+def _content(latex: str, full: bool) -> str:
+    """The MathML inside <math>: an aligned environment as a table, anything else by the converter.
+
+    ``full`` (display style): a sum's or product's limits go under it, as in TeX's displays.
+    """
     body = latex.strip()
     if body.startswith(_ALIGNED_BEGIN) and body.endswith(_ALIGNED_END):
         inner = body[len(_ALIGNED_BEGIN) : -len(_ALIGNED_END)]
@@ -91,7 +97,7 @@ def _content(latex: str) -> str:
     if len(split_top(latex, "&")) > 1 or len(split_top(latex, "\\\\")) > 1:
         # a bug in derive: the converter would leave the & in the maths and drop the line break
         raise ValueError(f"an alignment outside an aligned environment: {latex!r}")
-    converted = _latex_to_mathml(latex)
+    converted = _latex_to_mathml(latex, display="block" if full else "inline")
     m = _MATH_WRAPPER.match(converted)
     inner = m.group(1) if m else converted
     for loose, tight in _TIGHT.items():
@@ -116,7 +122,7 @@ def _aligned(body: str) -> str:
             gap = _COLUMN_GAP if j > 0 and j % 2 == 0 else "0"
             # inline style as well as columnalign: Chromium's MathML Core ignores the attribute
             style = f"text-align:{'right' if j % 2 == 0 else 'left'};padding:0.25em 0 0.25em {gap}"
-            tds.append(f'<mtd style="{style}">{_content(cell) if cell else ""}</mtd>')
+            tds.append(f'<mtd style="{style}">{_content(cell, True) if cell else ""}</mtd>')
         trs.append(f"<mtr>{''.join(tds)}</mtr>")
     return f'<mtable displaystyle="true" columnalign="{align}">{"".join(trs)}</mtable>'
 
