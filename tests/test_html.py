@@ -298,6 +298,11 @@ def test_every_example_renders_in_both_languages(example, lang):
     assert external_references(page) == [] and page.count("script") == 0
     assert page.count("math") > 20 and page.count("details") >= 2
     assert "{{" not in source  # every placeholder of the word files filled
+    import xml.etree.ElementTree as ET
+
+    for element in math_elements(source):
+        ET.fromstring(element)  # well-formed MathML: no raw & of an alignment left by the converter
+    assert re.findall(r"<[^>]*−[^>]*>", source) == []  # a typographic minus in text only, never in markup
 
 
 # -- what the page sets: alignments, minus signs, primes, every sentence ---------------------------
