@@ -298,3 +298,194 @@ def test_every_example_renders_in_both_languages(example, lang):
     assert external_references(page) == [] and page.count("script") == 0
     assert page.count("math") > 20 and page.count("details") >= 2
     assert "{{" not in source  # every placeholder of the word files filled
+    import xml.etree.ElementTree as ET
+
+    for element in math_elements(source):
+        ET.fromstring(element)  # well-formed MathML: no raw & of an alignment left by the converter
+    assert re.findall(r"<[^>]*−[^>]*>", source) == []  # a typographic minus in text only, never in markup
+
+
+# -- what the page sets: alignments, minus signs, primes, every sentence ---------------------------
+
+
+def math_elements(source: str) -> list[str]:
+    return re.findall(r"<math\b.*?</math>", source, re.S)
+
+
+@pytest.fixture(scope="module", params=["en", "zh"])
+def page_and_plan(request, tmp_path_factory):
+    """A lecture page (with its exercises) and the plan it was rendered from."""
+    from derive.api import Model
+    from derive.lecture import Options, build_plan, html_source
+
+    options = Options(lang=request.param, exercises=True)
+    model = Model.load("mazur")
+    return html_source(model, options), build_plan(model, options)
+
+
+def test_no_alignment_mark_or_line_break_reaches_the_maths(page_and_plan):
+    """latex2mathml has no aligned environment: its & came out as a raw <mi>&</mi> in BP4's outer products."""
+    import xml.etree.ElementTree as ET
+
+    source, _ = page_and_plan
+    assert "<mi>&</mi>" not in source and "<mi>&amp;</mi>" not in source
+    for element in math_elements(source):
+        ET.fromstring(element)  # well-formed: a raw & would not parse
+
+
+def test_bp4_outer_products_are_aligned_as_in_the_pdf(page_and_plan):
+    """Each layer's outer product: the gradients and (l = …) on one row, "= δ out" on the next (lecture.tex.j2)."""
+    import xml.etree.ElementTree as ET
+
+    source, _ = page_and_plan
+    bp = source[source.index('<section id="bp">') :]
+    bp = bp[: bp.index("</section>")]
+    ns = {"m": "http://www.w3.org/1998/Math/MathML"}
+    layers = []
+    for element in math_elements(bp):
+        table = ET.fromstring(element).find("m:mtable", ns)
+        if table is None:
+            continue
+        rows = table.findall("m:mtr", ns)
+        assert len(rows) == 2
+        first = "".join(rows[0].itertext())
+        second = "".join(rows[1].itertext())
+        assert "(" in first and first.rstrip().endswith(")") and "=" in first  # (l = 3) beside the gradients
+        assert second.strip().startswith("=")
+        layers.append(re.search(r"\(l=(\d+)\)", first.replace(" ", "")).group(1))
+    assert layers == ["3", "2"]
+
+
+def test_split_top_keeps_matrices_and_escapes_whole():
+    from derive.present.mathml import split_top
+
+    row = r"\begin{pmatrix} a & b \\ c & d \end{pmatrix} &= x \& y & {p & q}"
+    assert split_top(row, "&") == [r"\begin{pmatrix} a & b \\ c & d \end{pmatrix} ", r"= x \& y ", " {p & q}"]
+    assert split_top(r"a \\ \begin{aligned} b \\ c \end{aligned}", "\\\\") == [
+        "a ",
+        r" \begin{aligned} b \\ c \end{aligned}",
+    ]
+
+
+def test_an_aligned_environment_becomes_a_table_and_a_stray_alignment_is_a_bug():
+    from derive.present.mathml import mathml
+
+    out = mathml(r"\begin{aligned} x &= \frac{1}{2} \\ &= \begin{pmatrix} a & b \end{pmatrix} \end{aligned}")
+    assert out.count("<mtr>") == 3 and "<mi>&</mi>" not in out  # two rows, and the pmatrix's own row
+    assert out.count("<mtd ") == 4 and 'columnalign="right left"' in out
+    with pytest.raises(ValueError, match="alignment"):
+        mathml("x &= y")
+    with pytest.raises(ValueError, match="alignment"):
+        mathml(r"x = y \\ z")
+
+
+def test_minus_signs_are_typographic_only_in_text(page_and_plan):
+    """The loss plot's exponents: a − in the text, never in the tspan's attributes (10<tspan dy='−7'> showed 10−1)."""
+    source, _ = page_and_plan
+    assert re.findall(r"<[^>]*−[^>]*>", source) == []
+    plot = source[source.index('<svg class="loss-plot"') :]
+    plot = plot[: plot.index("</svg>")]
+    exponents = re.findall(r"<tspan ([^>]*)>([^<]*)</tspan>", plot)
+    assert len(exponents) >= 3
+    for attributes, text in exponents:
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', attributes))
+        assert attributes.isascii() and set(attrs) == {"dy", "font-size"}
+        assert float(attrs["dy"]) < 0 and float(attrs["font-size"]) > 0  # raised, smaller: a superscript
+        assert re.fullmatch(r"−?\d+", text)
+    assert any(text.startswith("−") for _, text in exponents)  # the loss falls below 1
+
+
+def test_a_prime_follows_its_base(page_and_plan):
+    """f' is f′, not f with a superscript ′ (a browser shrinks that into a detached tick)."""
+    source, _ = page_and_plan
+    assert "&#x02032;" in source
+    assert not re.search(r"<mi>&#x0203[23];</mi>(</mrow>)?</msu(b|p|bsup)>", source)
+    assert '<mi>f</mi><mo lspace="0" rspace="0">&#x02032;</mo>' in source
+
+
+def test_primes_in_sub_and_superscripts():
+    from derive.present.mathml import mathml
+
+    assert '<msub><mi>w</mi><mn>5</mn></msub><mo lspace="0" rspace="0">&#x02032;</mo>' in mathml("w_5'")
+    double = mathml(r"\left(a^{2}\right)''")
+    assert '<mo lspace="0" rspace="0">&#x02033;</mo>' in double and "<msup><mi>a</mi>" in double
+
+
+def plan_sentences(blocks) -> list:
+    """Every sentence a block of the plan says (its own, not those inside another sentence's fields)."""
+    import dataclasses
+
+    from derive.lecture.plan import Exercise, Say
+
+    found = []
+
+    def visit(value) -> None:
+        if isinstance(value, Say):
+            found.append(value)
+        elif isinstance(value, tuple):
+            for v in value:
+                visit(v)
+        elif dataclasses.is_dataclass(value) and (isinstance(value, Exercise) or type(value) in BLOCK_TYPES):
+            for f in dataclasses.fields(value):
+                visit(getattr(value, f.name))
+
+    from derive.lecture import plan as plan_module
+
+    BLOCK_TYPES = set(plan_module.Block.__args__)  # type: ignore[attr-defined]
+    for b in blocks:
+        visit(b)
+    return found
+
+
+def test_every_sentence_of_the_plan_is_on_the_page(page_and_plan):
+    """Each title, paragraph, caption (the table's "Each gradient is the input of the weight …"), note, header, tag."""
+    from derive.lecture.html import HtmlRenderer
+    from derive.lecture.plan import Exercises
+
+    source, plan = page_and_plan
+    renderer = HtmlRenderer(plan)
+    missing = []
+    for section in plan.walk():
+        said = [section.title, *plan_sentences(section.blocks)]
+        web = {b.intro: f"{b.intro.key}_web" for b in section.blocks if isinstance(b, Exercises)}
+        for s in said:
+            shown = renderer.sentence(s)
+            on_the_web = s in web and web[s] in renderer.words  # an exercise's intro has the page's own words
+            if shown not in source and not on_the_web:
+                missing.append((section.key, s.key))
+    assert missing == []
+    # the tables of §5.2 and §6.2 are introduced as in the PDF
+    for key in ("others3", "others2"):
+        section = source[source.index(f'<section id="{key}">') :]
+        intro = renderer.sentence(plan.section(key).blocks[-2].caption)  # type: ignore[union-attr]
+        assert intro in section[: section.index("<table>")]
+
+
+def test_signs_brackets_and_scripted_brackets_are_set_as_tex_sets_them(page_and_plan):
+    """= −0.2 (a sign, tight; the browser spaced it as binary), (1 − out) in plain brackets (a stretched
+    bracket took a bigger glyph with wide bearings), and \\Bigr)_{out} stretched like its \\Bigl(."""
+    from derive.present.mathml import mathml
+
+    source, _ = page_and_plan
+    assert "<mo>&#x0003D;</mo><mo>&#x02212;</mo>" not in source
+    assert '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>' in source
+    assert not re.search(r"<msu(b|p|bsup)><mo [^>]*maxsize", source)
+    sign = '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>'
+    assert mathml("x = -0.2").count(sign) == 1 and mathml(r"\left(-a\right) - b").count(sign) == 1
+    assert mathml("a - b").count(sign) == mathml(r"(a) - b").count(sign) == mathml("f' - g").count(sign) == 0
+    plain = mathml(r"a\,\left(1 - a_{2}\right)")
+    assert plain.count('<mo stretchy="false">') == 2 and 'stretchy="true"' not in plain
+    tall = mathml(r"\left(1 - \left(a\right) \frac{1}{2}\right)")
+    assert tall.count('stretchy="true"') == 2 and tall.count('<mo stretchy="false">') == 2
+    scripted = mathml(r"\Bigl(\frac{a}{b}\Bigr)_{x}")
+    assert re.search(r'<msub><mrow><mo [^>]*maxsize="[^"]*"[^>]*>\)</mo></mrow>', scripted)
+
+
+def test_a_displayed_sum_has_its_limits_under_it():
+    """As in the PDF's displays (chain_many): ∑ over the paths with "paths: q → … → E" under it; inline, beside it."""
+    from derive.present.mathml import mathml
+
+    assert "<munder><mo>&#x02211;</mo>" in mathml(r"\sum_{i} x", display=True)
+    assert "<munder><mo>&#x0220F;</mo>" in mathml(r"\prod_{i} x", displaystyle=True)
+    assert "<msub><mo>&#x02211;</mo>" in mathml(r"\sum_{i} x")
+    assert "<mi>&#x02026;</mi>" in mathml(r"q \to \dots \to E")

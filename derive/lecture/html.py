@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..present.mathml import mathml as _mathml
+from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
 from ..render import Html, html_escape, render_html
 from .latex import LatexRenderer, words
@@ -60,30 +61,6 @@ _SAFE_MATH_TEXT = re.compile(r"[\w .,:;()'+\-–…/]*")
 def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> Html:
     """derive's LaTeX as a <math> element (see :func:`derive.present.mathml.mathml`)."""
     return Html(_mathml(latex, display, displaystyle))
-
-
-def _split_cells(row: str) -> list[str]:
-    """An align row's cells: split at the ``&`` outside braces."""
-    cells, depth, current = [], 0, []
-    i = 0
-    while i < len(row):
-        ch = row[i]
-        if ch == "\\" and i + 1 < len(row):
-            current.append(row[i : i + 2])
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        if ch == "&" and depth == 0:
-            cells.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    cells.append("".join(current))
-    return cells
 
 
 class HtmlRenderer:
@@ -143,7 +120,7 @@ class HtmlRenderer:
         """A chain as rows of (lhs, "= rest"), broken where the PDF breaks it; the tag on the first row."""
         rows = []
         for k, row in enumerate(self.latex.rows(Line(line.chain))):
-            cells = _split_cells(row)
+            cells = split_top(row, "&")
             lhs, rhs = cells[0].strip(), "".join(cells[1:]).strip()
             rows.append(
                 {
@@ -161,8 +138,8 @@ class HtmlRenderer:
         body = self.latex.standard("bp")
         inner = body.removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}")
         rows = []
-        for k, row in enumerate(inner.split(r"\\"), start=1):
-            cells = _split_cells(row)
+        for k, row in enumerate(split_top(inner, "\\\\"), start=1):
+            cells = split_top(row, "&")
             rows.append(
                 {
                     "lhs": mathml(cells[0].strip(), displaystyle=True),
@@ -208,6 +185,7 @@ class HtmlRenderer:
                 "rows": [[self.field(c) for c in row] for row in b.rows],
                 "numeric": list(b.numeric),
                 "note": self.sentence(b.note) if b.note else None,
+                "caption": self.sentence(b.caption) if b.caption else None,
             }
         if isinstance(b, Diagram):
             return {"kind": "svg", "svg": self.diagram(b), "small": b.small}
@@ -349,8 +327,9 @@ class HtmlRenderer:
                 return (math.log10(v) - lo) / (hi - lo)
 
             step = max(1, math.ceil((hi - lo) / 8))
+            # a typographic minus in the exponent's text only: the tspan's attributes are markup
             yticks = [
-                (yscale(10.0**k), f"10<tspan dy='-7' font-size='10'>{k}</tspan>".replace("-", "−"))
+                (yscale(10.0**k), Html(f'10<tspan dy="-7" font-size="10">{str(k).replace("-", "−")}</tspan>'))
                 for k in range(lo, hi + 1, step)
             ]
         else:
