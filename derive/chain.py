@@ -23,7 +23,7 @@ import sympy as sp
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
-from .rules import Activation, X
+from .rules import Activation, LayerMap, X
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
@@ -229,12 +229,17 @@ def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] 
     written in the net, a·(1 − a) is e^−net/(1 + e^−net)², which a sympy Float holds.
     """
     value = evaluate(expr, exact)
-    # at the digit cap 1 − out may keep only a digit or two (a softmax output of 1 − e^−9206): recompute
-    capped = isinstance(exact, ExactPoint) and exact.digits >= MAX_EXACT_DIGITS
-    if exact is None or (value is not None and value != 0 and not capped):
+    if exact is None:
         return value
     outs = {s: net.out_definitions[s] for s in expr.free_symbols if s in net.out_definitions}
-    if not outs:
+    # at the digit cap a softmax's 1 − out may keep a digit or two (1 − e^−9206 carried to 4000 digits) and
+    # still be a number: recompute those in the nets too (σ's a·(1 − a) rounds to exactly 0 and is caught below)
+    capped = (
+        isinstance(exact, ExactPoint)
+        and exact.digits >= MAX_EXACT_DIGITS
+        and any(isinstance(net.layers[net.info[s.name].layer].rule, LayerMap) for s in outs)
+    )
+    if (value is not None and value != 0 and not capped) or not outs:
         return value
     in_nets = evaluate(sp.together(expr.xreplace(outs)), exact)
     return in_nets if in_nets is not None else value
