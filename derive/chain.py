@@ -202,10 +202,32 @@ def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number 
     needed = expr.free_symbols
     if not needed <= point.keys():
         return None
-    value = expr.xreplace({s: _sympy_number(point[s]) for s in needed})
+    value = erfc_form(expr).xreplace({s: _sympy_number(point[s]) for s in needed})
     if not value.is_Number:
         value = value.evalf(EXACT_DIGITS)
     return _number(value)
+
+
+def erfc_form(expr: sp.Expr) -> sp.Expr:
+    """c + c·erf(u) written c·erfc(−u): gelu at a net of −300 is 1 + erf(−212) = e^−45000-ish.
+
+    sympy's evalf finds such a cancellation by raising its precision, which at −300 takes minutes;
+    erfc of a large argument is one asymptotic series. Identities only; for evaluating, never shown.
+    """
+    if not expr.has(sp.erf):
+        return expr
+
+    def fold(add: sp.Add) -> sp.Expr:
+        terms = list(add.args)
+        constant = sum((t for t in terms if t.is_Number), sp.S.Zero)
+        for i, term in enumerate(terms):
+            coeff, rest = term.as_coeff_Mul()
+            if isinstance(rest, sp.erf) and constant != 0 and coeff == constant:
+                others = [t for j, t in enumerate(terms) if j != i and not t.is_Number]
+                return sp.Add(*others, coeff * sp.erfc(-rest.args[0]))
+        return add
+
+    return expr.replace(lambda e: isinstance(e, sp.Add), fold)
 
 
 def _sympy_number(value: Number) -> sp.Float:
@@ -305,6 +327,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         return None
 
     def _define(self, definition: sp.Expr, known: Mapping[sp.Symbol, Number | None]) -> Number | None:
+        definition = erfc_form(definition)  # before the numbers go in: erf of a Float evaluates at once
         values = {}
         for s in definition.free_symbols:
             v = known.get(s)
