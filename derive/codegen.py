@@ -29,6 +29,8 @@ from .init import scheme as init_scheme
 from .printing import cse_lines, numpy_code, one_exponential, stabilize
 from .render import Code, render_python
 from .rules import (
+    LOG_1MO,
+    LOG_O,
     Activation,
     LayerMap,
     LogParts,
@@ -257,17 +259,15 @@ class VectorModule:
             names = {X: f"z{L}", T: "T"}
         elif isinstance(self.rules[L], LayerMap) and per_output.has(sp.log(O)):
             # log of a softmax output: z − logsumexp(z), never log(0)
-            log_o = sp.Symbol("log_o", real=True)
-            per_output = per_output.xreplace({sp.log(O): log_o})
-            names[log_o] = f"log_a{L}"
+            per_output = per_output.xreplace({sp.log(O): LOG_O})
+            names[LOG_O] = f"log_a{L}"
             lines.append(
                 f"log_a{L} = (z{L} - z{L}.max(axis=1, keepdims=True)) - np.log(e{L}.sum(axis=1, keepdims=True))"
             )
             if self.log_parts() is not None:
                 # log(1 − a) = log Σ_(k≠j) e^z_k − log Σ_k e^z_k for the big output; log1p(−a) for a ≤ 1/2
-                log_1mo = sp.Symbol("log_1mo", real=True)
-                per_output = per_output.xreplace({sp.log(1 - O): log_1mo})
-                names[log_1mo] = f"log1m_a{L}"
+                per_output = per_output.xreplace({sp.log(1 - O): LOG_1MO})
+                names[LOG_1MO] = f"log1m_a{L}"
                 lines.append(
                     f"log1m_a{L} = np.where(big{L}, (m_rest{L} - z{L}.max(axis=1, keepdims=True)) + "
                     f"np.log(s_rest{L}) - np.log(e{L}.sum(axis=1, keepdims=True)), "

@@ -29,15 +29,23 @@ from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
 from .point import Arrays, Point
 from .printing import cse_lines, stabilize
-from .rules import Activation, LayerMap, O, T, X, Y, folded_loss, log_one_minus_softmax, logsumexp_of_others
+from .rules import (
+    LOG_1MO,
+    LOG_O,
+    Activation,
+    LayerMap,
+    O,
+    T,
+    X,
+    Y,
+    folded_loss,
+    log_one_minus_softmax,
+    logsumexp_of_others,
+)
 from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray
 _Fn = Callable[..., Any]
-
-
-LOG_O = sp.Symbol("log_o", real=True)  # log of a softmax output, computed as z − logsumexp(z)
-LOG_1MO = sp.Symbol("log_1mo", real=True)  # log(1 − o) of a softmax output, logsumexp_{k≠j} z − logsumexp z
 
 
 def _compile(args: Sequence[sp.Symbol], exprs: sp.Expr | Sequence[sp.Expr]) -> _Fn:

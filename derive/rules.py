@@ -26,6 +26,8 @@ X = sp.Symbol("x", real=True)  # the activation's argument (a net)
 Y = sp.Symbol("y", real=True)  # the activation's value (an out)
 O = sp.Symbol("o", real=True)  # a loss formula's output
 T = sp.Symbol("t", real=True)  # a loss formula's target
+LOG_O = sp.Symbol("log_o", real=True)  # log o of a softmax output, computed as z − logsumexp(z)
+LOG_1MO = sp.Symbol("log_1mo", real=True)  # log(1 − o) of a softmax output: logsumexp_{k≠j} z − logsumexp z
 
 SOFTMAX_FORMULA = ACTIVATIONS[SOFTMAX].formula
 
