@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sympy as sp
 
-from .chain import Derivation, Number, derive, derive_all, exact_point
+from .chain import BatchDerivation, Derivation, Number, derive, derive_all, derive_batch, exact_point, reduce_exact
 from .errors import DeriveError
 from .files import LectureFormat, lecture_format
-from .network import LOSS_SYMBOL, Network
+from .network import LOSS_SYMBOL, Network, SymbolKind
 from .numeric import Breakdown, Compiled
 from .point import Point
 from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
@@ -41,7 +41,7 @@ class Training:
     learning_rate: float
     update_biases: bool
     history: list[float] = field(repr=False)  # the loss before each update and after the last
-    outputs: list[float]
+    outputs: list[list[float]]  # after the run: a row per sample (one row for a single sample)
     parameters: dict[str, float] = field(repr=False)
     breakdown: Breakdown | None = None  # why the loss stopped being a float, if it did
 
@@ -152,39 +152,100 @@ class Model:
         """The numeric engine at the spec's parameters, for reading (never trained)."""
         return Compiled(self.network)
 
+    @property
+    def samples(self) -> int:
+        """How many samples the spec holds (1 for a single sample)."""
+        return self.spec.samples
+
+    @property
+    def is_batch(self) -> bool:
+        """More than one sample: E is the mean (or sum) of the samples' losses, its gradients likewise."""
+        return self.spec.is_batch
+
+    def sample(self, n: int) -> Model:
+        """Sample ``n`` alone (numbered from 1, as the lecture and ``check``'s ``[n]`` number them)."""
+        if not 1 <= n <= self.samples:
+            raise DeriveError(f"sample {n} does not exist: the spec holds {self.samples}", where=self.spec.source)
+        return Model(self.spec.sample(n - 1)) if self.is_batch else self
+
     @cached_property
-    def point(self) -> Point | None:
-        """Every symbol's value at the spec's numbers, or None when inputs or targets are missing."""
+    def points(self) -> tuple[Point, ...] | None:
+        """Every symbol's value for each sample (its own nets, outs, δs and loss E[n]); None without numbers."""
         if not self.has_numbers:
             return None
-        point = self._engine.point()
-        for layer in self.network.layers[1:]:
-            for n in layer.neurons:
-                for symbol in (n.net, n.out):
-                    if symbol is not None and not math.isfinite(point[symbol]):
-                        exact = exact_point(self.network, point).get(symbol)
-                        if exact is not None and math.isfinite(float(exact)):
-                            problem = f"is {float(exact):.6g}, but an intermediate of it leaves float64's range"
-                        else:
-                            problem = "is not finite there"
-                        raise DeriveError(
-                            f"the forward pass gives {symbol.name} = {point[symbol]}: "
-                            f"layer {layer.number}'s activation {layer.spec.activation!r} {problem}",
-                            where=self.spec.source,
-                            hint="check the activation's domain and the spec's numbers",
-                        )
-        return point
+        points = tuple(self._engine.points())
+        for n, point in enumerate(points, start=1):
+            for layer in self.network.layers[1:]:
+                for neuron in layer.neurons:
+                    for symbol in (neuron.net, neuron.out):
+                        if symbol is not None and not math.isfinite(point[symbol]):
+                            exact = exact_point(self.network, point).get(symbol)
+                            if exact is not None and math.isfinite(float(exact)):
+                                problem = f"is {float(exact):.6g}, but an intermediate of it leaves float64's range"
+                            else:
+                                problem = "is not finite there"
+                            at = f" for sample {n}" if self.is_batch else ""
+                            raise DeriveError(
+                                f"the forward pass gives {symbol.name} = {point[symbol]}{at}: "
+                                f"layer {layer.number}'s activation {layer.spec.activation!r} {problem}",
+                                where=self.spec.source,
+                                hint="check the activation's domain and the spec's numbers",
+                            )
+        return points
+
+    @property
+    def point(self) -> Point | None:
+        """Every symbol's value at the spec's numbers (the first sample's for a batch), or None without numbers."""
+        points = self.points
+        return points[0] if points is not None else None
+
+    @property
+    def loss(self) -> Number | None:
+        """E at the spec's numbers: for a batch, the mean or sum of the samples' losses; None without numbers."""
+        points = self.points
+        if points is None:
+            return None
+        if not self.is_batch:
+            return points[0][LOSS_SYMBOL]
+        return reduce_exact([p[LOSS_SYMBOL] for p in points], self.spec.loss.reduction)
 
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)
 
-    def derivation(self, name: str) -> Derivation:
-        """∂E/∂name for a weight, bias, input, net or out."""
-        return derive(self.network, self.symbol(name), self.point)
+    def derivation(self, name: str) -> Derivation | BatchDerivation:
+        """∂E/∂name for a weight, bias, input, net or out.
 
-    def derivations(self) -> dict[str, Derivation]:
-        """A derivation for every weight and bias."""
-        return derive_all(self.network, self.point)
+        For a batch, a :class:`BatchDerivation`: each sample's ∂E[n]/∂name, and their mean or sum.
+        An input, net or out belongs to one sample: ask :meth:`sample` for it.
+        """
+        base, n = sample_suffix(name)
+        if n is not None:
+            if n > self.samples or n < 1:
+                raise DeriveError(
+                    f"{name}: there is no sample {n}; the spec holds {self.samples}",
+                    where=self.spec.source,
+                    hint=f"samples are numbered 1 to {self.samples}",
+                )
+            return self.sample(n).derivation(base)
+        symbol = self.symbol(name)
+        points = self.points
+        if points is not None and self.is_batch:
+            kind = self.network.info[name].kind
+            if kind not in (SymbolKind.WEIGHT, SymbolKind.BIAS):
+                raise DeriveError(
+                    f"{name} is a {kind.value} of one sample, and the spec holds {self.samples}",
+                    where=self.spec.source,
+                    hint=f"ask for one sample's: {name}[1] … {name}[{self.samples}] (derive grad SPEC {name}[1])",
+                )
+            return derive_batch(self.network, symbol, points, self.spec.loss.reduction)
+        return derive(self.network, symbol, self.point)
+
+    def derivations(self) -> dict[str, Derivation | BatchDerivation]:
+        """A derivation for every weight and bias (for a batch, each over the batch)."""
+        points = self.points
+        if points is not None and self.is_batch:
+            return {p.name: derive_batch(self.network, p, points, self.spec.loss.reduction) for p in self.network.parameters}
+        return dict(derive_all(self.network, self.point))
 
     def gradients(self) -> tuple[float, dict[str, float]]:
         """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
@@ -196,14 +257,14 @@ class Model:
         The numbers are the compiled passes' (a derivation's value is the same δ form); only where one is
         not a float is that parameter derived, for its exactly evaluated value.
         """
-        point = self.point
-        assert point is not None, "needs the spec's numbers (Network.require_numbers)"
+        loss = self.loss
+        assert loss is not None, "needs the spec's numbers (Network.require_numbers)"
         _, grads = self._engine.named_gradients()
         values: dict[str, Number | None] = dict(grads)
         for name, value in grads.items():
             if not math.isfinite(value):
-                values[name] = derive(self.network, self.symbol(name), point).value
-        return point[LOSS_SYMBOL], values
+                values[name] = self.derivation(name).value
+        return loss, values
 
     def parameter_values(self) -> dict[str, float]:
         """Every weight and bias by name: the spec's, or drawn from its seed."""
@@ -346,6 +407,15 @@ class Model:
         pairs = claims.items() if isinstance(claims, Mapping) else None
         texts = [f"{name}={value}" for name, value in pairs] if pairs is not None else list(claims)
         return check(self, argument_claims(texts))
+
+
+def sample_suffix(name: str) -> tuple[str, int | None]:
+    """``out_y[2]`` → ("out_y", 2): a quantity of one sample, numbered from 1; ``w1`` → ("w1", None)."""
+    if name.endswith("]") and "[" in name:
+        base, _, index = name[:-1].rpartition("[")
+        if index.isdigit() and len(index) <= 6 and base:
+            return base, int(index)
+    return name, None
 
 
 def _plain(value: Any) -> Any:

@@ -244,6 +244,16 @@ def _number(value: sp.Expr) -> Number | None:
     return as_float
 
 
+def reduce_exact(values: Sequence[Number | None], reduction: str) -> Number | None:
+    """The batch's value from its samples' exact values: their mean or sum (None if any is None)."""
+    if any(v is None for v in values):
+        return None
+    total = sp.Add(*(_sympy_number(v) for v in values))
+    if reduction == "mean":
+        total = total / len(values)
+    return _number(sp.sympify(total, strict=True))
+
+
 def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] | None) -> Number | None:
     """A factor's value at an exact point; where that is 0 or no number, recomputed with outs written in nets.
 
@@ -588,6 +598,79 @@ def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> 
     memo: dict[sp.Symbol, int] = {}
     exact = exact_point(net, point) if point is not None else None
     return {p.name: derive(net, p, point, memo=memo, exact=exact) for p in net.parameters}
+
+
+@dataclass(frozen=True)
+class BatchDerivation:
+    """∂E/∂quantity over a batch: each sample's own derivation of ∂E[n]/∂quantity, and how they combine.
+
+    E is the mean (or the sum) of the samples' losses E[n], so ∂E/∂q is the mean (or the sum) of the
+    ∂E[n]/∂q: the chain rule runs once per sample, with that sample's nets, outs and δs.
+    """
+
+    quantity: sp.Symbol
+    reduction: str  # "mean" or "sum"
+    samples: tuple[Derivation, ...]
+    value: Number | None
+
+    @property
+    def network(self) -> Network:
+        return self.samples[0].network
+
+    @property
+    def path_count(self) -> int:
+        return self.samples[0].path_count
+
+    @property
+    def form(self) -> str:
+        return self.samples[0].form
+
+    @property
+    def expression(self) -> sp.Expr:
+        """One sample's ∂E[n]/∂quantity in local symbols (every sample's has the same form)."""
+        return self.samples[0].expression
+
+    @property
+    def scale(self) -> sp.Expr:
+        """The factor before the sum over samples: 1/N for a mean, 1 for a sum."""
+        return sp.Rational(1, len(self.samples)) if self.reduction == "mean" else sp.S.One
+
+    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
+        """What ``derive grad`` prints for a batch: one sample worked in full, every sample side by side, the sum."""
+        from .report import BatchReporter
+
+        return BatchReporter(self, digits).text(closed_form)
+
+    def to_dict(self, digits: int = 8) -> dict[str, object]:
+        from .report import BatchReporter
+
+        return BatchReporter(self, digits).to_json()
+
+    def to_json(self, digits: int = 8) -> str:
+        from .report import json_text
+
+        return json_text(self.to_dict(digits))
+
+    def latex(self, digits: int = 8) -> str:
+        from .report import BatchReporter
+
+        return BatchReporter(self, digits).latex()
+
+    def __repr__(self) -> str:
+        value = "?" if self.value is None else f"{float(self.value):.8g}"
+        return (
+            f"<BatchDerivation ∂E/∂{self.quantity.name} = {value}: the {self.reduction} over "
+            f"{len(self.samples)} samples, {self.path_count} path(s) each>"
+        )
+
+
+def derive_batch(
+    net: Network, quantity: sp.Symbol, points: Sequence[Mapping[sp.Symbol, float]], reduction: str
+) -> BatchDerivation:
+    """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values."""
+    memo: dict[sp.Symbol, int] = {}
+    samples = tuple(derive(net, quantity, p, memo=memo) for p in points)
+    return BatchDerivation(quantity, reduction, samples, reduce_exact([d.value for d in samples], reduction))
 
 
 # --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ training engine, derivations), never from formulas written here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,13 +45,17 @@ REL_NOISE = Decimal("1e-12")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
 _RATIO = re.compile(rf"d(?P<num>{_IDENT})/d(?P<den>{_IDENT})\Z")
-_STEP = re.compile(r"(?P<base>.+?)(?:(?P<prime>')|@(?P<step>\d+))?\Z")
+_STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(?P<step>\d+))?\Z")
 MAX_STEPS = 10_000_000  # as many updates as a spec's training may run
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
-    "delta_h1, dE/dX, dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and X' or X@N after updates"
+    "delta_h1, dE/dX, dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and X' or X@N after updates; "
+    "with a batch, X[n] is sample n's (out_o1[2], E[2], delta_h1[3])"
 )
+# quantities that belong to one sample of a batch: the others (E, E_o1, dE/dX, dE_o1/dX) are the batch's, and a
+# weight or bias is every sample's
+PER_SAMPLE_SYMBOLS = ("input", "net", "out", "target")
 
 
 # --------------------------------------------------------------------------
@@ -190,6 +195,7 @@ class Quantity:
     of: str
     wrt: str = ""
     step: int = 0
+    sample: int = 0  # 1, 2, …: one sample's own; 0: the batch's (reduced over samples), or a single sample
 
     @property
     def name(self) -> str:
@@ -202,6 +208,8 @@ class Quantity:
             Kind.PARTIAL: f"dE_{self.of}/d{self.wrt}",
             Kind.FACTOR: f"d{self.of}/d{self.wrt}",
         }[self.kind]
+        if self.sample:
+            base = f"{base}[{self.sample}]"
         return f"{base}@{self.step}" if self.step else base
 
 
@@ -253,8 +261,9 @@ class Report:
 class _Names:
     """Claim names → quantities, for one network."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, samples: int = 1) -> None:
         self.network = network
+        self.samples = samples
         info = network.info
         self.symbols = [n for n, i in info.items() if i.kind != "delta"]
         self.outputs = {n.label: n for n in network.output_layer.neurons}
@@ -273,7 +282,41 @@ class _Names:
             )
         if len(m["base"]) > 200:
             raise DeriveError("name too long", where=where)
-        return replace(self._base(m["base"], written, where), step=step)
+        q = replace(self._base(m["base"], written, where), step=step)
+        return self._of_sample(q, int(m["sample"]) if m["sample"] else 0, written, where)
+
+    def per_sample(self, q: Quantity) -> bool:
+        """Whether q belongs to one sample (a net, out, input, target, δ or chain-rule factor)."""
+        if q.kind is Kind.VALUE:
+            return q.of != "E" and self.network.info[q.of].kind in PER_SAMPLE_SYMBOLS
+        return q.kind in (Kind.DELTA, Kind.FACTOR)
+
+    def _of_sample(self, q: Quantity, sample: int, written: str, where: str) -> Quantity:
+        """q of sample ``sample`` (0: none named), checked against the batch."""
+        count = self.samples
+        if sample:
+            if sample > count:
+                raise DeriveError(
+                    f"{written!r}: there is no sample {sample}; the spec holds {count}",
+                    where=where,
+                    hint=f"samples are numbered 1 to {count}",
+                )
+            if q.kind is Kind.VALUE and q.of != "E" and not self.per_sample(q):
+                raise DeriveError(
+                    f"{written!r}: {q.of} is shared by every sample, it has no [{sample}]",
+                    where=where,
+                    hint=f"write {q.of}" + (f"@{q.step}" if q.step else ""),
+                )
+            # a single sample is sample 1: E[1] and E are one quantity
+            return replace(q, sample=sample if count > 1 else 0)
+        if count > 1 and self.per_sample(q):
+            shown = replace(q, sample=1).name
+            raise DeriveError(
+                f"{written!r}: the spec holds {count} samples, and {q.name} belongs to one of them",
+                where=where,
+                hint=f"name the sample, numbered from 1: {shown}",
+            )
+        return q
 
     def _base(self, base: str, written: str, where: str) -> Quantity:
         info = self.network.info
@@ -341,14 +384,19 @@ class _Values:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.network = model.network
-        self.points: dict[int, Mapping[sp.Symbol, float]] = {}
+        self.reduction = model.spec.loss.reduction
+        self.points: dict[int, tuple[Mapping[sp.Symbol, float], ...]] = {}  # step → a point per sample
+
+    @property
+    def samples(self) -> int:
+        return self.model.samples
 
     def prepare(self, steps: Iterable[int]) -> None:
         """Every symbol's value at each step asked for and the one before it (one training run to the last).
 
         The step before is where an update starts from, for explaining a wrong X@N.
         """
-        start = self.model.point  # checks that the forward pass is finite
+        start = self.model.points  # checks that the forward pass is finite
         assert start is not None  # check() required the inputs and targets
         self.points[0] = start
         wanted = {s for step in steps for s in (step, step - 1) if s > 0}
@@ -358,14 +406,26 @@ class _Values:
                 engine = self.model.compiled()
             engine.train(step - done)
             done = step
-            self.points[step] = engine.point()
+            self.points[step] = tuple(engine.points())
 
     def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
+        if point is None and q.sample == 0 and self.samples > 1 and self._reduced(q):
+            # the batch's: the mean or sum of the samples' own
+            per = [self.value(replace(q, sample=n)) for n in range(1, self.samples + 1)]
+            total = math.fsum(per)
+            return total / len(per) if self.reduction == "mean" else total
+        return self._value(q, point)
+
+    def _reduced(self, q: Quantity) -> bool:
+        """E, E_k, dE/dX and dE_k/dX of a batch are reduced over its samples."""
+        return (q.kind is Kind.VALUE and q.of == "E") or q.kind in (Kind.ERROR, Kind.GRAD, Kind.PARTIAL)
+
+    def _value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
         from .chain import derive, evaluate, local_factor
         from .network import LOSS_SYMBOL
 
         net = self.network
-        p = self.points[q.step] if point is None else point
+        p = self.points[q.step][max(q.sample, 1) - 1] if point is None else point
         if q.kind is Kind.VALUE:
             result: float | None = p[LOSS_SYMBOL] if q.of == "E" else p[net.symbols[q.of]]
         elif q.kind is Kind.ERROR:
@@ -422,6 +482,11 @@ class _Values:
         from .network import LOSS_SYMBOL
 
         net = self.network
+        if q.sample == 0 and self.samples > 1 and self._reduced(q):
+            # the batch's: (1/N)·Σ_n of the samples' own (or the plain sum)
+            parts = {sp.Dummy(f"s{n}"): replace(q, sample=n) for n in range(1, self.samples + 1)}
+            total = sp.Add(*parts)
+            return (total / self.samples if self.reduction == "mean" else total), parts
         if q.kind is Kind.VALUE and q.of == "E":
             expr = net.loss_expression
         elif q.kind is Kind.VALUE:
@@ -454,10 +519,13 @@ class _Values:
             return None  # dE_k/dX has no single local formula in named quantities
         inputs = {}
         for s in expr.free_symbols:
+            # the symbols of one sample's quantity are that sample's; weights and biases are every sample's
             if s == LOSS_SYMBOL:
-                inputs[s] = Quantity(Kind.VALUE, "E", step=q.step)
+                inputs[s] = Quantity(Kind.VALUE, "E", step=q.step, sample=q.sample)
             elif net.info[s.name].kind == "delta":
-                inputs[s] = Quantity(Kind.DELTA, net.neuron_of(s).label, step=q.step)
+                inputs[s] = Quantity(Kind.DELTA, net.neuron_of(s).label, step=q.step, sample=q.sample)
+            elif net.info[s.name].kind in PER_SAMPLE_SYMBOLS:
+                inputs[s] = Quantity(Kind.VALUE, s.name, step=q.step, sample=q.sample)
             else:
                 inputs[s] = Quantity(Kind.VALUE, s.name, step=q.step)
         return expr, inputs
@@ -470,7 +538,7 @@ class _Values:
 def check(model: Model, claims: Sequence[Claim]) -> Report:
     """Every claim against the value computed from the spec; wrong ones explained where other claims allow."""
     model.network.require_numbers("derive check")
-    names = _Names(model.network)
+    names = _Names(model.network, model.samples)
     quantities = [names.resolve(c.name, c.where) for c in claims]
     values = _Values(model)
     values.prepare(q.step for q in quantities)
@@ -486,7 +554,7 @@ def check(model: Model, claims: Sequence[Claim]) -> Report:
 def compute(model: Model, names: Sequence[str]) -> list[float]:
     """The computed value of each named quantity (claim names such as ``out_o2``, ``dE/dw1``, ``w1'``)."""
     model.network.require_numbers("computing answers")
-    resolver = _Names(model.network)
+    resolver = _Names(model.network, model.samples)
     quantities = [resolver.resolve(name, name) for name in names]
     values = _Values(model)
     values.prepare(q.step for q in quantities)

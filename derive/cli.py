@@ -530,20 +530,23 @@ def train(
                 "update_biases": training.update_biases,
                 "loss_before": history[0],
                 "loss": history[-1],
-                "outputs": outputs,
+                "outputs": outputs if model.is_batch else outputs[0],  # a row per sample for a batch
                 **({} if summary else {"parameters": parameters}),  # JSON lists them unless --summary is given
             },
             output,
         )
         return
     biases = "biases updated" if training.update_biases else "biases not updated"
+    batch = f", full batch of {model.samples} samples, E the {model.spec.loss.reduction}" if model.is_batch else ""
     lines = [
-        f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases})",
+        f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases}{batch})",
         f"loss before: {format_number(history[0], digits)}",
         f"loss after:  {format_number(history[-1], digits)}",
     ]
     out_names = [o.name for o in model.network.output_layer.outs]
-    lines.append("outputs:     " + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, outputs)))
+    for n, row in enumerate(outputs, start=1):
+        label = f"outputs[{n}]:" if model.is_batch else "outputs:"
+        lines.append(f"{label:<13}" + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, row)))
     if summary is None:
         summary = len(parameters) > TRAIN_LIST_LIMIT
         if summary:

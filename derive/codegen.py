@@ -134,8 +134,10 @@ def _grouped(code: str) -> str:
     return code if code.isidentifier() or _single_call(code) else f"({code})"
 
 
-def _scaled(target: str, code: str) -> list[str]:
-    """target = code / batch size; the division is skipped for a batch of one."""
+def _scaled(target: str, code: str, reduction: str = "mean") -> list[str]:
+    """target = code / batch size (E is the batch mean); the division is skipped for a batch of one, or a sum."""
+    if reduction == "sum":
+        return [f"{target} = {code}"]
     if code.isidentifier():
         return [f"{target} = {code} / X.shape[0]"]
     return [
@@ -166,6 +168,7 @@ class VectorModule:
             if i > 0
         }
         self.loss_rule: Loss = loss(spec.loss.kind, spec.loss.expr, f"{spec.source}: loss.expr")
+        self.reduction = spec.loss.reduction  # "mean" or "sum": how E combines the samples of a batch
 
     @property
     def output(self) -> LayerSpec:
@@ -278,7 +281,7 @@ class VectorModule:
         return lines, f"np.sum({code}, axis=1)"
 
     def output_delta_lines(self) -> list[str]:
-        """δL, averaged over the batch (the loss is the batch mean)."""
+        """δL, averaged over the batch when the loss is the batch mean."""
         out = self.output
         L = out.number
         rule = self.rules[L]
@@ -307,7 +310,7 @@ class VectorModule:
             if parts is not None:
                 extra, code = self.log_one_minus_delta(parts.b * scale, code)
                 lines += extra
-            return [*lines, *_scaled(f"d{L}", code)]
+            return [*lines, *_scaled(f"d{L}", code, self.reduction)]
         fprime = rule.fprime_in_out.xreplace({Y: O}) if rule.fprime_in_out is not None else rule.fprime
         delta = g * fprime
         cancelled = sp.cancel(delta)  # bce ∘ σ: o(1 − o)·((1 − t)/(1 − o) − t/o) = o − t, finite when o rounds to 1
@@ -318,7 +321,7 @@ class VectorModule:
         return [
             f"# δ{L} = ∂E/∂a{L} ⊙ f'(z{L})   (BP1), with ∂E/∂a ⊙ {how} = {sp.sstr(delta)}",
             *temps,
-            *_scaled(f"d{L}", code),
+            *_scaled(f"d{L}", code, self.reduction),
         ]
 
     def log_one_minus_delta(self, b: sp.Expr, code: str) -> tuple[list[str], str]:
@@ -454,9 +457,10 @@ class VectorModule:
             bias = {"none": "no bias", "shared": "one shared bias", "per_neuron": "a bias per neuron"}[layer.bias.kind]
             doc.append(f"    layer {layer.number}: {layer.size} neurons, {rule.name} (f = {rule.formula}), {bias}")
         mean = " / (number of outputs)" if self.loss_rule.mean_over_outputs else ""
+        combined = "average it over" if self.reduction == "mean" else "sum it over"
         doc += [
             f"Loss per sample: E = Σ_k [{self.loss_rule.formula}]{mean}, with o the output and t the target;",
-            "loss() and gradients() average it over the batch (the rows of X and T).",
+            f"loss() and gradients() {combined} the batch (the rows of X and T).",
         ]
         if self.backend == ARRAY_API:
             doc += [
@@ -480,14 +484,14 @@ class VectorModule:
         rest = self.rest_lines()
         bodies = {
             "forward": [*unpack, *self.forward_lines(), f"return a{L}"],
-            "loss_body": [*unpack, *forward, *rest, *loss_lines, f"return {loss_code}.mean()"],
+            "loss_body": [*unpack, *forward, *rest, *loss_lines, f"return {loss_code}.{self.reduction}()"],
             "loss_and_gradients": [
                 *unpack,
                 *self.forward_lines(),
                 *rest,
                 *loss_lines,
                 *self.backward_lines(),
-                f"return {loss_code}.mean(), grads",
+                f"return {loss_code}.{self.reduction}(), grads",
             ],
             "gradients": [*unpack, *self.forward_lines(), *rest, *self.backward_lines(), "return grads"],
         }
@@ -514,6 +518,8 @@ class VectorModule:
             sizes=tuple(layer.size for layer in self.layers),
             activations=tuple(self.rules[layer.number].name for layer in self.layers[1:]),
             loss=self.loss_rule.name,
+            reduction=self.reduction,
+            reduction_word=Code(self.reduction),
             learning_rate=float(spec.training.learning_rate),
             update_biases=spec.training.update_biases,
             seed=spec.seed,

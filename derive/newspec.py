@@ -109,7 +109,7 @@ def spec_text(request: NewSpec) -> str:
         f"size = {n_in}",
     ]
     if n_in <= SPELLED_OUT:
-        lines.append(f"values = {_numbers(drawn('values', n_in, r.seed, r.loss, ''))}  # drawn from the seed")
+        lines.append(f"values = {_numbers(drawn('values', n_in, r.seed, r.loss, '')[0])}  # drawn from the seed")
     else:
         lines.append('values = "random"  # uniform in [0, 1) from the seed; or values_file = "x.npy"')
     for i, size in enumerate(r.sizes[1:], start=2):
@@ -124,7 +124,7 @@ def spec_text(request: NewSpec) -> str:
             'bias = "per_neuron"  # or a number, a list, "shared"; weights = [[...]] to give them',
         ]
         if is_output:
-            targets = drawn("targets", n_out, r.seed, r.loss, r.out)
+            targets = drawn("targets", n_out, r.seed, r.loss, r.out)[0]
             if n_out <= SPELLED_OUT:
                 lines.append(f"targets = {_numbers(targets)}  # drawn from the seed")
             else:

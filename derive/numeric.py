@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .chain import Number, exact_point
+from .chain import Number, exact_point, reduce_exact
 from .codegen import VectorModule, compile_module
 from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Layer, Network
@@ -97,12 +97,15 @@ class Compiled:
             self.biases.append(_bias_array(layer.spec))
             self.layers.append(self._compile_layer(layer))
         out = network.output_layer
-        inputs, targets_given = spec.layers[0].values, spec.layers[-1].targets
+        inputs, targets_given = spec.layers[0].batch, spec.layers[-1].batch
         self._given = (inputs is not None, targets_given is not None)
-        self.x = np.array(inputs if inputs is not None else [np.nan] * spec.layers[0].size, dtype=float)
-        self.t = np.array(targets_given if targets_given is not None else [np.nan] * out.size, dtype=float)
+        samples = spec.samples
+        # one row a sample (the batch of the spec); nan where the spec leaves the numbers out
+        self.x = np.array(inputs if inputs is not None else [[np.nan] * spec.layers[0].size] * samples, dtype=float)
+        self.t = np.array(targets_given if targets_given is not None else [[np.nan] * out.size] * samples, dtype=float)
         rule = network.loss_rule
         self._loss_scale = 1.0 / out.size if rule.mean_over_outputs else 1.0
+        self.reduction = spec.loss.reduction
         self._loss = self._compile_loss(out)
         targets = tuple(n.target for n in out.neurons if n.target is not None)
         # bce ∘ softmax: δ without 1/(1 − o), from logsumexp_{j≠k} of the nets, computed once for every δ
@@ -185,15 +188,25 @@ class Compiled:
                 outs.append(a)
         return nets, outs
 
-    def loss(self, nets: Array, outs: Array, t: Array | None = None) -> float:
-        """E for a batch (the output layer's nets and outs): summed over samples."""
+    def sample_losses(self, nets: Array, outs: Array, t: Array | None = None) -> Array:
+        """Each sample's own loss E[n] (the output layer's nets and outs, a row a sample)."""
         target = np.broadcast_to(self.t if t is None else t, outs.shape)
         with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
             per = _as_array(self._loss(nets, outs, target), outs)
-        return float(per.sum() * self._loss_scale)
+        return per.sum(axis=-1) * self._loss_scale
+
+    def _reduced(self, per_sample: Array, samples: int) -> Array:
+        """The batch's value from its samples' (summed over axis 0): the mean or the sum, as the spec's loss says."""
+        total = per_sample.sum(axis=0)
+        return total / samples if self.reduction == "mean" else total
+
+    def loss(self, nets: Array, outs: Array, t: Array | None = None) -> float:
+        """E for a batch (the output layer's nets and outs): the samples' losses reduced as the spec says."""
+        per = self.sample_losses(nets, outs, t)
+        return float(self._reduced(per, per.shape[0]))
 
     def backward(self, nets: list[Array], outs: list[Array], t: Array | None = None) -> list[Array]:
-        """δ of every layer (index 0 unused)."""
+        """δ of every layer (index 0 unused): each sample's own, ∂E[n]/∂net (no 1/N of a batch mean)."""
         target = np.broadcast_to(self.t if t is None else t, outs[-1].shape)
         last = len(self.weights) - 1
         deltas: list[Array] = [np.zeros(0)] * (last + 1)
@@ -213,40 +226,55 @@ class Compiled:
     def gradients(
         self, x: Array | None = None, t: Array | None = None
     ) -> tuple[float, list[Array], list[Array | None]]:
-        """(E, ∂E/∂W per layer, ∂E/∂b per layer) for a batch, summed over samples."""
+        """(E, ∂E/∂W per layer, ∂E/∂b per layer) for a batch, reduced over samples as the spec's loss says."""
         nets, outs = self.forward(x)
         deltas = self.backward(nets, outs, t)
+        n = nets[0].shape[0]
+        scale = 1.0 / n if self.reduction == "mean" else 1.0
         grad_w: list[Array] = [np.zeros((0, 0))]
         grad_b: list[Array | None] = [None]
         for index in range(1, len(self.weights)):
-            grad_w.append(deltas[index].T @ outs[index - 1])
+            grad_w.append(scale * (deltas[index].T @ outs[index - 1]))
             bias = self.biases[index]
             if bias is None:
                 grad_b.append(None)
             elif bias.ndim == 0:
-                grad_b.append(np.array(deltas[index].sum()))  # a shared bias feeds every neuron
+                grad_b.append(np.array(scale * deltas[index].sum()))  # a shared bias feeds every neuron
             else:
-                grad_b.append(deltas[index].sum(axis=0))
+                grad_b.append(scale * deltas[index].sum(axis=0))
         return self.loss(nets[-1], outs[-1], t), grad_w, grad_b
 
     # -- named numbers ---------------------------------------------------------
 
-    def point(self) -> Point:
-        """Every symbol's value at the spec's numbers: inputs, parameters, targets, nets, outs, δs, E."""
+    def point(self, sample: int = 0) -> Point:
+        """Every symbol's value for one sample (counted from 0): inputs, parameters, targets, nets, outs, δs and E.
+
+        The nets, outs, δs and E are the sample's own: E is its loss E[n], a δ is ∂E[n]/∂net.
+        """
+        return self.points()[sample]
+
+    def points(self) -> list[Point]:
+        """:meth:`point` of every sample, from one pass over the batch."""
         nets, outs = self.forward()
         deltas = self.backward(nets, outs)
+        losses = self.sample_losses(nets[-1], outs[-1])
         x_given, t_given = self._given
-        arrays = Arrays(
-            x=self.x if x_given else None,
-            t=self.t if t_given else None,
-            weights=list(self.weights),
-            biases=list(self.biases),
-            nets=[z[0] for z in nets],
-            outs=[a[0] for a in outs],
-            deltas=[d[0] if d.ndim == 2 else d for d in deltas],
-            loss=self.loss(nets[-1], outs[-1]),
-        )
-        return Point(self.network, arrays)
+        return [
+            Point(
+                self.network,
+                Arrays(
+                    x=self.x[n] if x_given else None,
+                    t=self.t[n] if t_given else None,
+                    weights=list(self.weights),
+                    biases=list(self.biases),
+                    nets=[z[n] for z in nets],
+                    outs=[a[n] for a in outs],
+                    deltas=[d[n] if d.ndim == 2 else d for d in deltas],
+                    loss=float(losses[n]),
+                ),
+            )
+            for n in range(self.x.shape[0])
+        ]
 
     def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
         """Per-layer weight and bias arrays read out by spec name, in the spec's order."""
@@ -288,7 +316,7 @@ class Compiled:
 
     def step(self, learning_rate: float, update_biases: bool) -> float:
         """One gradient-descent update with the exported module's loss_and_gradients; returns the loss before it."""
-        loss, grads = self._module.loss_and_gradients(self._params(), self.x[None, :], self.t[None, :])
+        loss, grads = self._module.loss_and_gradients(self._params(), self.x, self.t)
         for index in range(1, len(self.weights)):
             number = index + 1
             self.weights[index] = self.weights[index] - learning_rate * grads[f"W{number}"]
@@ -328,7 +356,9 @@ class Compiled:
         engine = Compiled.__new__(Compiled)
         engine.__dict__.update(self.__dict__)
         engine.weights, engine.biases = list(weights), list(biases)
-        exact = exact_point(self.network, engine.point()).get(LOSS_SYMBOL)
+        exact = reduce_exact(
+            [exact_point(self.network, p).get(LOSS_SYMBOL) for p in engine.points()], self.reduction
+        )
         representable = exact is not None and bool(np.isfinite(float(exact)))
         return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
 
@@ -336,9 +366,10 @@ class Compiled:
         nets, outs = self.forward()
         return self.loss(nets[-1], outs[-1])
 
-    def outputs(self) -> list[float]:
+    def outputs(self) -> list[list[float]]:
+        """The outputs of every sample, a row a sample."""
         _, outs = self.forward()
-        return [float(v) for v in outs[-1][0]]
+        return [[float(v) for v in row] for row in outs[-1]]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .api import Model
 from .network import LOSS_SYMBOL, Network
 from .point import LazyMapping
 from .present.display import shown_value
+from .present.numbers import bracket
 from .rules import Activation, LayerMap
 from .spec import BiasKind
 
@@ -90,7 +91,8 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
             "per_output": net.loss_rule.formula,
             "mean_over_outputs": net.loss_rule.mean_over_outputs,
             "expression": pr.text(net.loss_expression),
-            "value": point[LOSS_SYMBOL] if point is not None else None,
+            "value": model.loss if point is not None else None,
+            "reduction": model.spec.loss.reduction,
         },
         "layers": layers,
         "parameters": {name: values[name] for name in listed_names},
@@ -103,6 +105,11 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
     }
     if len(listed_names) < len(parameter_names):
         data["parameters_omitted"] = len(parameter_names) - len(listed_names)
+    if model.is_batch and model.points is not None:
+        # the neurons above hold sample 1's numbers; every sample's are here, with its own loss E[n]
+        data["samples"] = [
+            {**{s.name: p[s] for s in sample_columns(model, full)}, "E": p[LOSS_SYMBOL]} for p in model.points
+        ]
     return data
 
 
@@ -152,6 +159,10 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = Fa
                 lines.append(f"  {n.out.name} = {pr.text(net.out_definitions[n.out])}")
         lines.append(f"  E = {pr.text(net.loss_expression)}")
         return "\n".join(lines) + "\n"
+    if model.is_batch:
+        reduction = model.spec.loss.reduction
+        lines.append(f"a batch of {model.samples} samples, E the {reduction} of their losses; sample 1 in full:")
+        lines.append("")
     lines.append(
         "inputs: " + ", ".join(f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:limit])
     )
@@ -175,8 +186,60 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = Fa
     lines.append("")
     targets = [n.target for n in net.output_layer.neurons if n.target is not None]
     lines.append("targets: " + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:limit]))
-    lines.append(_equation(LOSS_SYMBOL, net.loss_expression, point, digits).replace("  ", "loss: ", 1))
+    loss_line = _equation(LOSS_SYMBOL, net.loss_expression, point, digits).replace("  ", "loss: ", 1)
+    if not model.is_batch:
+        lines.append(loss_line)
+        return "\n".join(lines) + "\n"
+    lines.append(loss_line.replace("loss: E =", "loss: E[1] =", 1))
+    lines += ["", *_samples_table(model, digits, full)]
     return "\n".join(lines) + "\n"
+
+
+SAMPLE_TABLE_COLUMNS = 12  # beyond this many values a sample, the table keeps inputs, outputs, targets and E[n]
+
+
+def sample_columns(model: Model, full: bool = False) -> list[sp.Symbol]:
+    """The symbols a table of samples shows: every input, net, out and target of a small network, else the
+    inputs (up to 4), the outputs and the targets."""
+    net = model.network
+    every = list(net.input_layer.outs)
+    for layer in net.layers[1:]:
+        for n in layer.neurons:
+            assert n.net is not None
+            every += [n.net, n.out]
+    every += [n.target for n in net.output_layer.neurons if n.target is not None]
+    if full or len(every) <= SAMPLE_TABLE_COLUMNS:
+        return every
+    out = net.output_layer
+    return [*net.input_layer.outs[:4], *out.outs, *(n.target for n in out.neurons if n.target is not None)]
+
+
+def _samples_table(model: Model, digits: int, full: bool) -> list[str]:
+    """Every sample's numbers in a row, then E combined from the samples' losses."""
+    points = model.points
+    assert points is not None
+    columns = sample_columns(model, full)
+    header = ["n", *(s.name for s in columns), "E[n]"]
+    rows = [
+        [str(n), *(pr.format_number(p[s], digits) for s in columns), pr.format_number(p[LOSS_SYMBOL], digits)]
+        for n, p in enumerate(points, start=1)
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["every sample (E[n] is sample n's own loss; sample 1 is the one above):"]
+    lines.append("  " + "  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
+    lines += ["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in rows]
+    count = len(points)
+    losses = " + ".join(bracket(pr.format_number(p[LOSS_SYMBOL], digits), p[LOSS_SYMBOL]) for p in points)
+    if model.spec.loss.reduction == "mean":
+        how = f"(1/{count})·(E[1] + … + E[{count}])"
+        numbers = f"(1/{count})·({losses})"
+    else:
+        how = f"E[1] + … + E[{count}]"
+        numbers = losses
+    total = model.loss
+    lines += ["", f"loss of the batch: E = {how}", f"                    = {numbers}"]
+    lines.append(f"                    = {pr.format_number(total, digits) if total is not None else '?'}")
+    return lines
 
 
 def _shown_net(net: Network, symbol: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:

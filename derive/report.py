@@ -15,7 +15,7 @@ from typing import Any
 import sympy as sp
 
 from . import printing as pr
-from .chain import DeltaTerm, Derivation, Factor, Number, Path, as_float, evaluate
+from .chain import BatchDerivation, DeltaTerm, Derivation, Factor, Number, Path, as_float, evaluate
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL
 from .present import equations
@@ -29,6 +29,7 @@ from .present.equations import (
     TextChainPrinter,
     definition,
 )
+from .present.numbers import bracket, format_number
 
 CLOSED_FORM_TEXT_LIMIT = 1500
 
@@ -358,3 +359,135 @@ class Reporter:
         else:
             lines.append(f"    term of ∂E/∂{q} = {step.expression}")
         return lines
+
+
+SIDE_BY_SIDE_COLUMNS = 6  # samples per block of the side-by-side table (a row of 8-digit numbers fits 100 columns)
+
+
+def sample_line(d: Derivation, n: int, count: int, digits: int) -> str:
+    """ "sample 2 of 4: x1 = 0, x2 = 1; y1 = 1" from the sample's own numbers."""
+    net = d.network
+    point = d.point or {}
+    inputs = [s for s in net.input_layer.outs if s in point]
+    targets = [t.target for t in net.output_layer.neurons if t.target is not None and t.target in point]
+    given = ", ".join(f"{s.name} = {format_number(point[s], digits)}" for s in inputs)
+    wanted = ", ".join(f"{s.name} = {format_number(point[s], digits)}" for s in targets)
+    return f"sample {n} of {count}: {given}" + (f"; {wanted}" if wanted else "")
+
+
+class BatchReporter:
+    """Turns a :class:`BatchDerivation` into text, JSON and LaTeX: only formatting."""
+
+    def __init__(self, batch: BatchDerivation, digits: int = pr.DEFAULT_DIGITS) -> None:
+        self.b = batch
+        self.digits = digits
+        self.reporters = [Reporter(d, digits) for d in batch.samples]
+
+    def num(self, value: Number | None) -> str:
+        return "?" if value is None else format_number(value, self.digits)
+
+    def combination(self) -> tuple[str, str]:
+        """(∂E/∂q in the samples' terms, the same with their numbers), e.g. (1/4)·(∂E[1]/∂w + …)."""
+        b, q = self.b, self.b.quantity.name
+        count = len(b.samples)
+        scale = f"(1/{count})·" if b.reduction == "mean" else ""
+        terms = " + ".join(f"∂E[{n}]/∂{q}" for n in range(1, count + 1))
+        numbers = " + ".join(bracket(self.num(d.value), d.value) for d in b.samples)
+        return f"{scale}({terms})", f"{scale}({numbers})"
+
+    def rows(self) -> list[tuple[str, list[Number | None]]]:
+        """The side-by-side table: (label, a value per sample) for each path or δ term, then ∂E[n]/∂q."""
+        b, q = self.b, self.b.quantity.name
+        first = b.samples[0]
+        rows: list[tuple[str, list[Number | None]]] = []
+        if first.paths:
+            for i, path in enumerate(first.paths):
+                label = " → ".join(s.name for s in reversed(path.nodes)) if len(first.paths) > 1 else "the path"
+                rows.append((f"path {i + 1}: {label}" if len(first.paths) > 1 else label, []))
+                rows[-1][1].extend(d.paths[i].value for d in b.samples)
+        else:
+            for i, term in enumerate(first.terms):
+                net = term.neuron.net
+                assert net is not None
+                rows.append((f"{term.delta.name} = ∂E[n]/∂{net.name}", [d.terms[i].delta_value for d in b.samples]))
+                if term.local.wrt != term.local.of:
+                    rows.append((f"∂{net.name}/∂{q}", [d.terms[i].local.value for d in b.samples]))
+        rows.append((f"∂E[n]/∂{q}", [d.value for d in b.samples]))
+        return rows
+
+    def table_lines(self) -> list[str]:
+        count = len(self.b.samples)
+        rows = self.rows()
+        width = max(len(label) for label, _ in rows)
+        lines: list[str] = []
+        for start in range(0, count, SIDE_BY_SIDE_COLUMNS):
+            chosen = range(start, min(start + SIDE_BY_SIDE_COLUMNS, count))
+            cells = [[self.num(values[n]) for n in chosen] for _, values in rows]
+            column = max(10, *(len(c) for row in cells for c in row))
+            lines.append(f"  {'':<{width}}  " + "  ".join(f"{f'sample {n + 1}':>{column}}" for n in chosen))
+            for (label, _), row in zip(rows, cells):
+                lines.append(f"  {label:<{width}}  " + "  ".join(f"{c:>{column}}" for c in row))
+            lines.append("")
+        return lines
+
+    def text(self, show_closed_form: bool | None = None) -> str:
+        b, q = self.b, self.b.quantity.name
+        count = len(b.samples)
+        how = (
+            f"E = (1/{count})·(E[1] + … + E[{count}]), the mean of the samples' losses"
+            if b.reduction == "mean"
+            else f"E = E[1] + … + E[{count}], the sum of the samples' losses"
+        )
+        terms, numbers = self.combination()
+        lines = [
+            f"∂E/∂{q} over a batch of {count} samples: {how},",
+            f"so ∂E/∂{q} = {terms}:",
+            "the chain rule for each sample, with its own nets, outs and δs, then the " + b.reduction + ".",
+            "",
+            "── " + sample_line(b.samples[0], 1, count, self.digits) + " (worked in full; E here is E[1]) ──",
+            "",
+        ]
+        lines += self.reporters[0].text(show_closed_form).rstrip("\n").split("\n")
+        lines += ["", f"── every sample side by side ({'paths' if b.samples[0].paths else 'δ form'}) ──", ""]
+        lines += [f"  {sample_line(d, n, count, self.digits)}" for n, d in enumerate(b.samples, 1)]
+        lines.append("")
+        lines += self.table_lines()
+        lines += [
+            f"── the batch: the {b.reduction} of the samples' gradients ──",
+            f"  ∂E/∂{q} = {terms}",
+            f"  {'':<{len(q) + 4}} = {numbers}",
+            f"  {'':<{len(q) + 4}} = {self.num(b.value)}",
+        ]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        b = self.b
+        terms, numbers = self.combination()
+        return {
+            "parameter": b.quantity.name,
+            "kind": b.network.info[b.quantity.name].kind,
+            "value": as_float(b.value),
+            "samples": len(b.samples),
+            "reduction": b.reduction,
+            "combination": terms,
+            "combination_numbers": numbers,
+            "form": b.form,
+            "paths": b.path_count,
+            "per_sample": [r.to_json() for r in self.reporters],
+        }
+
+    def latex(self) -> str:
+        """Sample 1's steps, then the combination, as ``align*`` rows."""
+        b, q = self.b, self.b.quantity
+        name = b.network.latex[q]
+        count = len(b.samples)
+        rows = [rf"  \intertext{{Sample 1 of {count}, whose own loss $E^{{[1]}}$ is written $E$:}}"]
+        rows += [f"  {lhs} &= {rhs}" if rhs else f"  {lhs}" for lhs, rhs in self.reporters[0].rows()]
+        rows.append(rf"  \intertext{{The batch, the {b.reduction} over its samples:}}")
+        scale = rf"\frac{{1}}{{{count}}}" if b.reduction == "mean" else ""
+        values = " + ".join(bracket(self.num(d.value), d.value) for d in b.samples)
+        rows.append(
+            rf"  \frac{{\partial E}}{{\partial {name}}} &= {scale}\sum_{{n=1}}^{{{count}}}"
+            rf" \frac{{\partial E^{{[n]}}}}{{\partial {name}}} = {scale}\left({values}\right) = {self.num(b.value)}"
+        )
+        return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"

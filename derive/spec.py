@@ -73,10 +73,12 @@ TOP_KEYS = (
 )
 PUBLISHED_KEYS = ("source", "source_zh")  # besides numbers named as `derive check` names them
 PUBLISHED_RENAMED = {"loss": "E", "loss_after_step": "E'", "error": "E", "E_total": "E"}  # for the hint
-LOSS_KEYS = ("kind", "expr")
+LOSS_KEYS = ("kind", "expr", "reduction")
+REDUCTIONS = ("mean", "sum")  # how the per-sample losses of a batch combine into E
+MAX_SAMPLES = 10_000  # a spec's batch: every sample is derived and shown
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
-INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names")
+INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names", "samples")
 LAYER_KEYS = (
     "names",
     "size",
@@ -124,8 +126,9 @@ class LayerSpec:
     weights: tuple[tuple[float, ...], ...] = ()  # empty: seeded (see derive.init)
     weight_names: tuple[tuple[str, ...], ...] = ()
     bias: BiasSpec = field(default_factory=lambda: BiasSpec(BiasKind.NONE))
-    values: tuple[float, ...] | None = None  # input layer only
-    targets: tuple[float, ...] | None = None  # output layer only
+    values: tuple[float, ...] | None = None  # input layer only: the first sample's inputs
+    targets: tuple[float, ...] | None = None  # output layer only: the first sample's targets
+    batch: tuple[tuple[float, ...], ...] | None = None  # every sample's inputs (input layer) or targets (output)
     target_names: tuple[str, ...] = ()
     by_size: bool = False  # given as size = N: Nielsen's generated names (w2_1_1, z2_1, a2_1)
 
@@ -140,6 +143,7 @@ class LossSpec:
 
     kind: str = ""
     expr: str = ""
+    reduction: str = "mean"  # a batch's E: the mean or the sum of its samples' losses
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,29 @@ class Spec:
             if self.source.endswith(BUILTIN_SUFFIX) or self.source.startswith("<")
             else Path(self.source).name
         )
+
+    @property
+    def samples(self) -> int:
+        """How many samples the spec holds (1 when it gives a single sample, or none)."""
+        for layer in (self.layers[0], self.layers[-1]):
+            if layer.batch is not None:
+                return len(layer.batch)
+        return 1
+
+    @property
+    def is_batch(self) -> bool:
+        """More than one sample: E is the mean (or sum) of the samples' losses."""
+        return self.samples > 1
+
+    def sample(self, n: int) -> Spec:
+        """The spec of sample ``n`` alone (counted from 0): its inputs and targets, the same parameters."""
+        layers = list(self.layers)
+        first, last = layers[0], layers[-1]
+        if first.batch is not None:
+            layers[0] = replace(first, values=first.batch[n], batch=(first.batch[n],))
+        if last.batch is not None:
+            layers[-1] = replace(last, targets=last.batch[n], batch=(last.batch[n],))
+        return replace(self, layers=tuple(layers), published=None)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -295,9 +322,16 @@ def with_values(
     check = _Validator(spec.source)
     layers = list(spec.layers)
     if inputs is not None:
-        layers[0] = replace(layers[0], values=check.numbers(list(inputs), "inputs", layers[0].size))
+        rows = check.given_numbers({"values": list(inputs)}, "inputs", "values", layers[0].size, spec.seed)
+        assert rows is not None
+        layers[0] = replace(layers[0], values=rows[0], batch=rows)
     if targets is not None:
-        layers[-1] = replace(layers[-1], targets=check.numbers(list(targets), "targets", layers[-1].size))
+        rows = check.given_numbers({"targets": list(targets)}, "targets", "targets", layers[-1].size, spec.seed)
+        assert rows is not None
+        layers[-1] = replace(layers[-1], targets=rows[0], batch=rows)
+    first, last = layers[0].batch, layers[-1].batch
+    if first is not None and last is not None and len(first) != len(last):
+        raise check.fail("targets", f"{len(last)} rows of targets for {len(first)} samples of inputs")
     for name, value in (parameters or {}).items():
         key = f"weights[{name!r}]"
         number = check.number(value, key)
@@ -361,6 +395,7 @@ class _Validator:
         self.loss_kind = ""
         self.given: list[set[str]] = []  # the keys each [[layers]] table gives, to report names where they were written
         self.parameters = 0  # weights and biases of the layers read so far
+        self.samples: int | None = None  # how many samples the input layer gives, once it is read
 
     def fail(self, key: str, message: str, hint: str = "") -> SpecError:
         return SpecError(message, where=f"{self.source}: {key}", hint=hint)
@@ -514,6 +549,15 @@ class _Validator:
         self.keys(table, LOSS_KEYS, "loss")
         if ("kind" in table) == ("expr" in table):
             raise self.fail("loss", "give exactly one of kind or expr")
+        reduction = table.get("reduction", "mean")
+        if reduction not in REDUCTIONS:
+            hint = (suggest(reduction, REDUCTIONS) if isinstance(reduction, str) else "") or (
+                '"mean" (E is the mean of the samples\' losses) or "sum"'
+            )
+            raise self.fail("loss.reduction", f"unknown reduction {_describe(reduction)}", hint)
+        return replace(self.loss_kind_or_expr(table), reduction=reduction)
+
+    def loss_kind_or_expr(self, table: dict[str, Any]) -> LossSpec:
         if "kind" in table:
             kind = table["kind"]
             if isinstance(kind, str):
@@ -610,10 +654,34 @@ class _Validator:
             names = self.names(table["names"], f"{key}.names", n)
         else:
             names = tuple(f"x{j}" for j in range(1, n + 1))
-        values = self.given_numbers(table, key, "values", n, seed)
+        self.samples = self.sample_count(table, key)
+        batch = self.given_numbers(table, key, "values", n, seed)
+        if batch is not None:
+            self.samples = len(batch)
         return LayerSpec(
-            number=1, names=names, net_names=(), out_names=names, values=values, by_size="names" not in table
+            number=1,
+            names=names,
+            net_names=(),
+            out_names=names,
+            values=batch[0] if batch is not None else None,
+            batch=batch,
+            by_size="names" not in table,
         )
+
+    def sample_count(self, table: dict[str, Any], key: str) -> int | None:
+        """``samples = N``: how many samples "random" or a values file gives (None when not said)."""
+        if "samples" not in table:
+            return None
+        count = table["samples"]
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
+            raise self.fail(f"{key}.samples", f"expected a whole number from 1 to {MAX_SAMPLES}, got {count!r}")
+        if isinstance(table.get("values"), list):
+            raise self.fail(
+                f"{key}.samples",
+                "given with a list of values, which says how many samples there are itself",
+                'samples = N goes with values = "random" or values_file',
+            )
+        return count
 
     def layer(
         self,
@@ -686,6 +754,13 @@ class _Validator:
             if k in table and not is_output:
                 raise self.fail(f"{key}.{k}", "only the output layer (the last) has targets")
         targets = self.given_numbers(table, key, "targets", n, seed, activation)
+        if targets is not None and self.samples is not None and len(targets) != self.samples:
+            raise self.fail(
+                f"{key}.targets",
+                f"{len(targets)} sample{'s' if len(targets) != 1 else ''} of targets for "
+                f"{self.samples} sample{'s' if self.samples != 1 else ''} of inputs",
+                "give one row of targets per sample, in the order of the inputs (one output: [[0], [1], …])",
+            )
         return LayerSpec(
             number=number,
             names=names,
@@ -695,7 +770,8 @@ class _Validator:
             weights=weights,
             weight_names=weight_names,
             bias=bias,
-            targets=targets,
+            targets=targets[0] if targets is not None else None,
+            batch=targets,
             target_names=target_default if is_output else (),
             by_size=by_size,
         )
@@ -711,13 +787,16 @@ class _Validator:
 
     def given_numbers(
         self, table: dict[str, Any], key: str, field: str, n: int, seed: int, activation: str = ""
-    ) -> tuple[float, ...] | None:
-        """Inputs (``values``) or targets: a list, ``"random"`` (from the seed) or a file (``values_file``)."""
+    ) -> tuple[tuple[float, ...], ...] | None:
+        """Inputs (``values``) or targets, one row per sample: a list (a list of lists for a batch),
+        ``"random"`` (from the seed) or a file (``values_file``)."""
         file_key = f"{field}_file"
+        count = self.samples or 1
         if field in table and file_key in table:
             raise self.fail(f"{key}.{file_key}", f"give {field} or {file_key}, not both")
         if file_key in table:
-            return self.numbers_from_file(table[file_key], f"{key}.{file_key}", n)
+            flat = self.numbers_from_file(table[file_key], f"{key}.{file_key}", n * count)
+            return tuple(flat[i * n : (i + 1) * n] for i in range(count))
         if field not in table:
             return None
         value = table[field]
@@ -728,8 +807,18 @@ class _Validator:
                     f"expected a list of {n} numbers or {RANDOM!r}, got {_describe(value)}",
                     suggest(value, (RANDOM,)),
                 )
-            return drawn(field, n, seed, self.loss_kind, activation)
-        return self.numbers(value, f"{key}.{field}", n)
+            return drawn(field, n, seed, self.loss_kind, activation, count)
+        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+            if len(value) > MAX_SAMPLES:
+                raise self.fail(f"{key}.{field}", f"{len(value)} samples; the limit is {MAX_SAMPLES:,}")
+            return tuple(self.numbers(row, f"{key}.{field}[{i}]", n) for i, row in enumerate(value))
+        if isinstance(value, list) and any(isinstance(row, list) for row in value):
+            raise self.fail(
+                f"{key}.{field}",
+                "mixes numbers and lists",
+                f"one sample is a list of {n} numbers; a batch is a list of such lists, one per sample",
+            )
+        return (self.numbers(value, f"{key}.{field}", n),)
 
     def numbers_from_file(self, value: Any, key: str, n: int) -> tuple[float, ...]:
         """n numbers from a .npy file or a text file of numbers, relative to the spec's folder."""
@@ -887,34 +976,40 @@ class _Validator:
                     "cross_entropy needs a softmax output layer",
                     f'set activation = "softmax" in {key}, or use loss kind "bce"',
                 )
-            if out.targets is not None:
-                if any(t < 0 for t in out.targets):
-                    raise self.fail(f"{key}.targets", "cross_entropy targets must be ≥ 0")
-                if abs(sum(out.targets) - 1.0) > 1e-9:
-                    raise self.fail(
-                        f"{key}.targets",
-                        f"cross_entropy targets must sum to 1, these sum to {sum(out.targets):g}",
-                    )
-        if spec.loss.kind == "bce" and out.targets is not None and any(not 0 <= t <= 1 for t in out.targets):
-            raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+            for i, row in enumerate(out.batch or ()):
+                where = f"{key}.targets" + (f"[{i}]" if spec.is_batch else "")
+                if any(t < 0 for t in row):
+                    raise self.fail(where, "cross_entropy targets must be ≥ 0")
+                if abs(sum(row) - 1.0) > 1e-9:
+                    raise self.fail(where, f"cross_entropy targets must sum to 1, these sum to {sum(row):g}")
+        for i, row in enumerate(out.batch or ()):
+            if spec.loss.kind == "bce" and any(not 0 <= t <= 1 for t in row):
+                where = f"{key}.targets" + (f"[{i}]" if spec.is_batch else "")
+                raise self.fail(where, "bce targets must lie in [0, 1]")
 
 
-def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tuple[float, ...]:
-    """``values = "random"``: inputs uniform in [0, 1), targets the loss can take, rounded to 4 decimals.
+def drawn(
+    field: str, n: int, seed: int, loss_kind: str, activation: str, samples: int = 1
+) -> tuple[tuple[float, ...], ...]:
+    """``values = "random"``: inputs uniform in [0, 1), targets the loss can take, rounded to 4 decimals; a row a sample.
 
     Targets are one-hot for softmax outputs, 0 or 1 for bce, uniform in [0, 1) otherwise. Each draws from its own
-    stream ``default_rng([seed, 0, 1])`` (inputs) or ``[seed, 0, 2]`` (targets), apart from the weights' streams.
+    stream ``default_rng([seed, 0, 1])`` (inputs) or ``[seed, 0, 2]`` (targets), apart from the weights' streams;
+    the first sample of a batch is the single sample drawn with the same seed.
     """
     import numpy as np  # only for drawn numbers
 
     rng = np.random.default_rng([seed, 0, 1 if field == "values" else 2])
     if field == "targets" and (activation == SOFTMAX or loss_kind == "cross_entropy"):
-        one_hot = [0.0] * n
-        one_hot[int(rng.integers(n))] = 1.0
-        return tuple(one_hot)
+        rows = []
+        for _ in range(samples):
+            one_hot = [0.0] * n
+            one_hot[int(rng.integers(n))] = 1.0
+            rows.append(tuple(one_hot))
+        return tuple(rows)
     if field == "targets" and loss_kind == "bce":
-        return tuple(float(v) for v in rng.integers(0, 2, n))
-    return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
+        return tuple(tuple(float(v) for v in rng.integers(0, 2, n)) for _ in range(samples))
+    return tuple(tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4)) for _ in range(samples))
 
 
 def _layer_names(layer: LayerSpec) -> list[str]:

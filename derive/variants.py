@@ -70,6 +70,13 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
         raise DeriveError(f"need at least one student, got {students}")
     text, source, folder = read_spec(ref)
     base = parse_spec(text, source, folder)
+    if base.is_batch:
+        raise DeriveError(
+            f"exercises are drawn for one sample, and this spec holds {base.samples}",
+            where=base.source,
+            hint="give the input layer one sample (values = [...]) for the exercises; "
+            "`derive lecture` and `derive check` work on the batch",
+        )
     widest = max(layer.size for layer in base.layers)
     if widest > MAX_WIDTH:
         raise DeriveError(

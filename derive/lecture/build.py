@@ -112,7 +112,7 @@ def _run(model: Model, steps: int, checked: str) -> Run:
     new = engine.parameter_values()
     rest = engine.train(max(steps - 1, 0)) if steps > 1 else []
     history = first + rest[1:] if steps > 0 else first[:1]
-    outputs = engine.outputs()
+    outputs = engine.outputs()[0]
     probe = model.compiled()
     info = model.network.info[checked]
     if info.kind == "weight":

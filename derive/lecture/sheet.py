@@ -118,8 +118,8 @@ class _Questions:
 
     def gradient(self, parameter: sp.Symbol) -> Exercise:
         """Each path's factors (a shared factor once), each path's product, their sum; or the δ form."""
-        d: Derivation = self.model.derivation(parameter.name)
-        assert d.value is not None
+        d = self.model.derivation(parameter.name)
+        assert isinstance(d, Derivation) and d.value is not None  # exercises are for one sample
         lhs = Partial(LOSS_SYMBOL, parameter)
         lines: list[Line] = []
         if d.paths and len(d.paths) <= MAX_LISTED_PATHS:
