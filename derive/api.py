@@ -244,7 +244,9 @@ class Model:
         """A derivation for every weight and bias (for a batch, each over the batch)."""
         points = self.points
         if points is not None and self.is_batch:
-            return {p.name: derive_batch(self.network, p, points, self.spec.loss.reduction) for p in self.network.parameters}
+            return {
+                p.name: derive_batch(self.network, p, points, self.spec.loss.reduction) for p in self.network.parameters
+            }
         return dict(derive_all(self.network, self.point))
 
     def gradients(self) -> tuple[float, dict[str, float]]:

@@ -356,9 +356,7 @@ class Compiled:
         engine = Compiled.__new__(Compiled)
         engine.__dict__.update(self.__dict__)
         engine.weights, engine.biases = list(weights), list(biases)
-        exact = reduce_exact(
-            [exact_point(self.network, p).get(LOSS_SYMBOL) for p in engine.points()], self.reduction
-        )
+        exact = reduce_exact([exact_point(self.network, p).get(LOSS_SYMBOL) for p in engine.points()], self.reduction)
         representable = exact is not None and bool(np.isfinite(float(exact)))
         return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..api import Model
-from ..chain import Derivation, Factor, count_paths, derive, evaluate
+from ..chain import BatchDerivation, Derivation, Factor, count_paths, derive, evaluate
 from ..network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..present.branches import piecewise_form
 from ..present.display import display_point, shown_value
@@ -68,6 +68,9 @@ MAX_TABLE_ROWS = 20  # a layer's table beyond this shows its largest gradients
 LARGEST = 8
 MAX_DELTA_LINES = 6
 MAX_UPDATE_ROWS = 24
+MAX_SAMPLE_ROWS = 24  # a batch's table of samples
+MAX_SAMPLE_COLUMNS = 5  # samples in the table of gradients (the batch's column uses every sample)
+SAMPLE_LOSS = sp.Symbol("E^{[n]}", real=True)  # sample n's own loss, as a batch's lecture writes it
 MAX_DRAWN_NEURONS = 8
 MAX_LABELLED_EDGES = 10  # more labels than this crowd the drawing: the symbol table has the values
 MAX_PLOT_POINTS = 400
@@ -99,7 +102,7 @@ class Run:
     new: dict[str, float]  # after one update
     loss_after: float
     history: list[float]  # losses before each update and after the last
-    outputs: list[float]  # after the whole run
+    outputs: list[list[float]]  # after the whole run, a row per sample
     fd_plus: float  # E with the checked weight moved by ± FD_STEP
     fd_minus: float
 
@@ -112,7 +115,7 @@ def _run(model: Model, steps: int, checked: str) -> Run:
     new = engine.parameter_values()
     rest = engine.train(max(steps - 1, 0)) if steps > 1 else []
     history = first + rest[1:] if steps > 0 else first[:1]
-    outputs = engine.outputs()[0]
+    outputs = engine.outputs()
     probe = model.compiled()
     info = model.network.info[checked]
     if info.kind == "weight":
@@ -137,8 +140,12 @@ def network_diagram(model: Model) -> Diagram:
 
 
 class _Builder:
-    def __init__(self, model: Model, options: Options) -> None:
-        model.network.require_numbers("derive lecture")
+    def __init__(self, batch: Model, options: Options) -> None:
+        batch.network.require_numbers("derive lecture")
+        assert batch.points is not None  # checks every sample's forward pass
+        # a batch's lecture works sample 1 in full; the update and the training use the whole batch
+        self.batch = batch
+        model = batch.sample(1)
         assert model.point is not None
         self.model = model
         self.net: Network = model.network
@@ -154,13 +161,13 @@ class _Builder:
         # the finite-difference check and the closed form are about the weight derived in full nearest the input
         # (the same rule as representative(): its derivation is made once)
         self.checked = next((w for w in first_layer if gradients[w] != 0), first_layer[0])
-        self.run = _run(model, self.steps, self.checked)
+        self.run = _run(batch, self.steps, self.checked)
         self.shown_factors: dict[tuple[sp.Symbol, sp.Symbol], float | None] = {}
         self.defined_deltas: set[sp.Symbol] = set()
         self.derivations: dict[str, Derivation] = {}
         self.explained: set[str] = set()  # activations whose formula and notes were shown
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
-        self.published = dict(model.spec.published.values) if model.spec.published else {}
+        self.published = dict(batch.spec.published.values) if batch.spec.published else {}
 
     # -- helpers ------------------------------------------------------------------
 
@@ -266,14 +273,17 @@ class _Builder:
         lang = self.options.lang
         title = spec.title_zh if lang == "zh" and spec.title_zh else spec.title
         description = spec.description_zh if lang == "zh" and spec.description_zh else spec.description
+        batch = self.batch.is_batch
         sections = [
             self.network_section(),
             self.notation_section(),
+            *([self.samples_section()] if batch else []),
             self.forward_section(),
             self.loss_section(),
             *self.layer_sections(),
             self.equations_section(),
             self.closed_section(),
+            *([self.combination_section()] if batch else []),
             self.update_section(),
         ]
         training = self.training_section()
@@ -1048,7 +1058,8 @@ class _Builder:
                     say("largest_update", n=len(top)),
                 )
             )
-        before = self.exact[LOSS_SYMBOL]
+        before = self.batch.loss
+        assert before is not None
         blocks.append(Paragraph((say("loss_after", after=Num(run.loss_after), before=Num(before)),)))
         note = self.published_note("E'", Math(LOSS_SYMBOL), run.loss_after, after=1)
         if note is not None:
@@ -1109,24 +1120,103 @@ class _Builder:
         notes = [
             self.published_note(f"E@{steps}", Math(LOSS_SYMBOL), history[-1], after=steps, one_fewer=history[steps - 1])
         ]
-        notes += [
-            self.published_note(f"{o.name}@{steps}", Math(o), v, after=steps)
-            for o, v in zip(self.net.output_layer.outs, self.run.outputs)
-        ]
+        if not self.batch.is_batch:
+            notes += [
+                self.published_note(f"{o.name}@{steps}", Math(o), v, after=steps)
+                for o, v in zip(self.net.output_layer.outs, self.run.outputs[0])
+            ]
         blocks.extend(n for n in notes if n is not None)
         out = self.net.output_layer
-        rows = []
-        for n, value in list(zip(out.neurons, self.run.outputs))[:12]:
-            assert n.target is not None
-            rows.append((Math(n.out), Num(self.point[n.out]), Num(value), Num(self.point[n.target])))
-        blocks.append(
-            Table(
-                (say("output"), say("before_training"), say("after_training"), say("target")),
-                tuple(rows),
-                (False, True, True, True),
-            )
-        )
+        samples = self.batch.points
+        assert samples is not None
+        rows: list[tuple[Field, ...]] = []
+        for k, (point, outputs) in enumerate(zip(samples, self.run.outputs), start=1):
+            shown = display_point(self.net, point)
+            for n, value in list(zip(out.neurons, outputs))[:12]:
+                assert n.target is not None
+                row: tuple[Field, ...] = (Math(n.out), Num(shown[n.out]), Num(value), Num(shown[n.target]))
+                rows.append((Count(k), *row) if self.batch.is_batch else row)
+            if len(rows) >= MAX_UPDATE_ROWS:
+                break
+        header: tuple[Say, ...] = (say("output"), say("before_training"), say("after_training"), say("target"))
+        numeric: tuple[bool, ...] = (False, True, True, True)
+        if self.batch.is_batch:
+            header, numeric = (say("sample"), *header), (True, *numeric)
+        blocks.append(Table(header, tuple(rows), numeric))
         return Section(say("training"), tuple(blocks), key="training")
+
+    # -- a batch: every sample's numbers, and how they combine ------------------------
+
+    def sample_columns(self) -> list[sp.Symbol]:
+        """The symbols the table of samples shows: inputs, outputs and targets (hidden outputs of a small network)."""
+        net = self.net
+        inputs = list(net.input_layer.outs[:4])
+        hidden = [n.out for layer in net.layers[1:-1] for n in layer.neurons]
+        out = net.output_layer
+        outputs = [*out.outs[:4], *(n.target for n in out.neurons[:4] if n.target is not None)]
+        return [*inputs, *(hidden if len(inputs) + len(hidden) + len(outputs) <= 9 else []), *outputs]
+
+    def reduction_word(self) -> Say:
+        return say("batch_" + self.batch.spec.loss.reduction)
+
+    def samples_section(self) -> Section:
+        """The batch's samples side by side, the loss as their mean (or sum), and which sample is worked in full."""
+        points = self.batch.points
+        assert points is not None
+        count = len(points)
+        columns = self.sample_columns()
+        rows: list[tuple[Field, ...]] = []
+        for k, point in enumerate(points[:MAX_SAMPLE_ROWS], start=1):
+            shown = display_point(self.net, point)
+            rows.append((Count(k), *(Num(shown[c]) for c in columns), Num(point[LOSS_SYMBOL])))
+        header = (say("sample"), *(say("symbol_header", symbol=Math(c)) for c in columns), say("sample_loss"))
+        loss = self.batch.loss
+        assert loss is not None
+        blocks: list[Block] = [
+            Paragraph((say("samples_intro", n=count, how=self.reduction_word()),)),
+            Equations((Line(EquationChain(LOSS_SYMBOL, (Formula(self.batch_loss_formula(count)), Value(loss)))),)),
+            Table(header, tuple(rows), (True, *(True for _ in columns), True)),
+        ]
+        if count > MAX_SAMPLE_ROWS:
+            blocks.append(Paragraph((say("more_samples", n=count - MAX_SAMPLE_ROWS),)))
+        blocks.append(Paragraph((say("samples_worked"),), note=True))
+        return Section(say("samples"), tuple(blocks), key="samples")
+
+    def batch_loss_formula(self, count: int) -> sp.Expr:
+        """(1/N)·Σ_n E^[n], or the plain sum, with E^[n] written as the lecture writes a sample's loss."""
+        n = sp.Symbol("n", integer=True, positive=True)
+        total = sp.Sum(SAMPLE_LOSS, (n, 1, count))
+        return (
+            sp.Mul(sp.Rational(1, count), total, evaluate=False) if self.batch.spec.loss.reduction == "mean" else total
+        )
+
+    def combination_section(self) -> Section:
+        """Each gradient of the batch as the mean (or sum) of the samples' gradients, in a table."""
+        points = self.batch.points
+        assert points is not None
+        count = len(points)
+        shown = min(count, MAX_SAMPLE_COLUMNS)
+        gradients = [self.batch.derivation(p) for p in self.parameters[:MAX_UPDATE_ROWS]]
+        rows: list[tuple[Field, ...]] = []
+        for p, d in zip(self.parameters, gradients):
+            assert isinstance(d, BatchDerivation)
+            cells = [Num(float(s.value)) if s.value is not None else Text("?") for s in d.samples[:shown]]
+            total = Num(float(d.value)) if d.value is not None else Text("?")
+            rows.append((Math(self.sym(p)), *cells, total))
+        header = (
+            say("parameter"),
+            *(say("sample_gradient", n=k) for k in range(1, shown + 1)),
+            say("batch_gradient", how=self.reduction_word()),
+        )
+        blocks: list[Block] = [
+            Paragraph((say("combination_intro", how=self.reduction_word(), n=count),)),
+            Table(header, tuple(rows), (False, *(True for _ in range(shown)), True)),
+        ]
+        if count > shown:
+            blocks.append(Paragraph((say("more_sample_columns", n=count - shown),)))
+        if len(self.parameters) > len(gradients):
+            blocks.append(Paragraph((say("more_parameters", n=len(self.parameters) - len(gradients)),)))
+        return Section(say("combination"), tuple(blocks), key="combination")
 
     # -- exercises ---------------------------------------------------------------------
 
