@@ -154,8 +154,12 @@ class VectorModule:
     784-256-256-10 network exports in well under a second.
     """
 
-    def __init__(self, spec: Spec, backend: str = NUMPY, parameters: bool = True) -> None:
-        """``parameters=False`` leaves the spec's numbers out of init_params (zeros): for a caller with its own."""
+    def __init__(self, spec: Spec, backend: str = NUMPY, parameters: bool = True, trace: bool = False) -> None:
+        """``parameters=False`` leaves the spec's numbers out of init_params (zeros): for a caller with its own.
+
+        ``trace`` adds trace(params, X, T): every layer's numbers, for derive's own (the CLI's floats).
+        """
+        self.trace = trace
         if backend not in BACKENDS:
             raise DeriveError(f"unknown backend {backend!r}", hint="choose one of " + ", ".join(BACKENDS))
         self.backend = backend
@@ -176,7 +180,7 @@ class VectorModule:
 
     # -- pieces ------------------------------------------------------------------
 
-    def activation_lines(self, layer: LayerSpec) -> list[str]:
+    def activation_lines(self, layer: LayerSpec, keep_z: bool = False) -> list[str]:
         l = layer.number
         rule = self.rules[l]
         if isinstance(rule, LayerMap):
@@ -188,12 +192,13 @@ class VectorModule:
         temps, code = _elementwise(rule.f, {X: f"z{l}"}, f"f{l}_")
         head = f"# a{l} = f(z{l}),  f(x) = {rule.formula}"
         z_needed = l == self.output.number and self.folded_loss() is not None  # the loss is computed from z
-        if rule.fprime_in_out is not None and not temps and _single_call(code) and not z_needed:
+        if rule.fprime_in_out is not None and not temps and _single_call(code) and not z_needed and not keep_z:
             # f' is written in a{l}, so z{l} is dead: the ufunc writes into its buffer (no new array)
             return [head + f"; computed in place, as f' needs only a{l}", f"a{l} = {code[:-1]}, out=z{l})"]
         return [head, *temps, f"a{l} = {code}"]
 
-    def forward_lines(self) -> list[str]:
+    def forward_lines(self, keep_z: bool = False) -> list[str]:
+        """z = a Wᵀ + b and a = f(z), layer by layer; ``keep_z``: never write an activation into z's buffer."""
         lines: list[str] = []
         for layer in self.layers[1:]:
             l = layer.number
@@ -203,7 +208,7 @@ class VectorModule:
             lines.append(f"z{l} = {prev}.dot(W{l}.T)")  # .dot: the same BLAS call as @, less overhead on small arrays
             if bias is not BiasKind.NONE:
                 lines.append(f"z{l} += b{l}")
-            lines.extend(self.activation_lines(layer))
+            lines.extend(self.activation_lines(layer, keep_z))
         return lines
 
     def unpack_lines(self) -> list[str]:
@@ -280,8 +285,9 @@ class VectorModule:
         lines.extend(temps)
         return lines, f"np.sum({code}, axis=1)"
 
-    def output_delta_lines(self) -> list[str]:
-        """δL, averaged over the batch when the loss is the batch mean."""
+    def output_delta_lines(self, reduction: str = "") -> list[str]:
+        """δL, averaged over the batch when the loss is the batch mean (``reduction``: the spec's unless given)."""
+        reduction = reduction or self.reduction
         out = self.output
         L = out.number
         rule = self.rules[L]
@@ -310,7 +316,7 @@ class VectorModule:
             if parts is not None:
                 extra, code = self.log_one_minus_delta(parts.b * scale, code)
                 lines += extra
-            return [*lines, *_scaled(f"d{L}", code, self.reduction)]
+            return [*lines, *_scaled(f"d{L}", code, reduction)]
         fprime = rule.fprime_in_out.xreplace({Y: O}) if rule.fprime_in_out is not None else rule.fprime
         delta = g * fprime
         cancelled = sp.cancel(delta)  # bce ∘ σ: o(1 − o)·((1 − t)/(1 − o) − t/o) = o − t, finite when o rounds to 1
@@ -321,7 +327,7 @@ class VectorModule:
         return [
             f"# δ{L} = ∂E/∂a{L} ⊙ f'(z{L})   (BP1), with ∂E/∂a ⊙ {how} = {sp.sstr(delta)}",
             *temps,
-            *_scaled(f"d{L}", code, self.reduction),
+            *_scaled(f"d{L}", code, reduction),
         ]
 
     def log_one_minus_delta(self, b: sp.Expr, code: str) -> tuple[list[str], str]:
@@ -392,6 +398,17 @@ class VectorModule:
             if i > 1:
                 lines += self.hidden_delta_lines(self.layers[i - 1])
         return lines
+
+    def trace_lines(self) -> list[str]:
+        """Every layer's z and a, each sample's δ (∂E[n]/∂z, not divided by the batch) and each sample's loss."""
+        loss_lines, loss_code = self.per_sample_loss()
+        lines = [*self.unpack_lines(), *self.forward_lines(keep_z=True), *self.rest_lines(), *loss_lines]
+        lines += self.output_delta_lines("sum")
+        for i in range(len(self.layers) - 1, 1, -1):
+            lines += self.hidden_delta_lines(self.layers[i - 1])
+        numbers = [n for layer in self.layers[1:] for n in (f"z{layer.number}", f"a{layer.number}", f"d{layer.number}")]
+        entries = ", ".join(f'"{n}": {n}' for n in numbers)
+        return [*lines, f'return {{{entries}, "losses": {loss_code}}}']
 
     def parameter_index_lines(self) -> list[str]:
         """PARAMETER_INDEX: explicit entries, or a comprehension for Nielsen's default names."""
@@ -495,6 +512,8 @@ class VectorModule:
             ],
             "gradients": [*unpack, *self.forward_lines(), *rest, *self.backward_lines(), "return grads"],
         }
+        if self.trace:
+            bodies["trace"] = self.trace_lines()
         if self.backend == ARRAY_API:
             bodies = {name: array_api_lines(lines) for name, lines in bodies.items()}
         return bodies
@@ -531,7 +550,7 @@ class VectorModule:
             L=self.output.number,
             inputs=self.layers[0].size,
             outputs=self.output.size,
-            **{name: [Code(line.rstrip()) for line in lines] for name, lines in bodies.items()},
+            **{"trace": None, **{name: [Code(line.rstrip()) for line in lines] for name, lines in bodies.items()}},
         )
 
 

@@ -106,8 +106,8 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
     layer = layers[number]
     network.require_numbers(f"derive grad {key}")
     engine = model.compiled()
-    nets, outs = engine.forward()
-    deltas = engine.backward(nets, outs)
+    found = engine.trace()
+    outs, deltas = found.outs, found.deltas
     _, grad_w, grad_b = engine.gradients()
     index = layer.index
     delta = tuple(float(v) for v in deltas[index][0])

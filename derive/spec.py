@@ -126,15 +126,24 @@ class LayerSpec:
     weights: tuple[tuple[float, ...], ...] = ()  # empty: seeded (see derive.init)
     weight_names: tuple[tuple[str, ...], ...] = ()
     bias: BiasSpec = field(default_factory=lambda: BiasSpec(BiasKind.NONE))
-    values: tuple[float, ...] | None = None  # input layer only: the first sample's inputs
-    targets: tuple[float, ...] | None = None  # output layer only: the first sample's targets
-    batch: tuple[tuple[float, ...], ...] | None = None  # every sample's inputs (input layer) or targets (output)
+    samples: tuple[tuple[float, ...], ...] | None = None  # input layer only: the inputs, a row per sample
+    target_samples: tuple[tuple[float, ...], ...] | None = None  # output layer only: the targets, a row per sample
     target_names: tuple[str, ...] = ()
     by_size: bool = False  # given as size = N: Nielsen's generated names (w2_1_1, z2_1, a2_1)
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def values(self) -> tuple[float, ...] | None:
+        """The first sample's inputs (the only sample's, for a spec of one)."""
+        return self.samples[0] if self.samples is not None else None
+
+    @property
+    def targets(self) -> tuple[float, ...] | None:
+        """The first sample's targets (the only sample's, for a spec of one)."""
+        return self.target_samples[0] if self.target_samples is not None else None
 
 
 @dataclass(frozen=True)
@@ -195,9 +204,9 @@ class Spec:
     @property
     def samples(self) -> int:
         """How many samples the spec holds (1 when it gives a single sample, or none)."""
-        for layer in (self.layers[0], self.layers[-1]):
-            if layer.batch is not None:
-                return len(layer.batch)
+        for rows in (self.layers[0].samples, self.layers[-1].target_samples):
+            if rows is not None:
+                return len(rows)
         return 1
 
     @property
@@ -209,10 +218,10 @@ class Spec:
         """The spec of sample ``n`` alone (counted from 0): its inputs and targets, the same parameters."""
         layers = list(self.layers)
         first, last = layers[0], layers[-1]
-        if first.batch is not None:
-            layers[0] = replace(first, values=first.batch[n], batch=(first.batch[n],))
-        if last.batch is not None:
-            layers[-1] = replace(last, targets=last.batch[n], batch=(last.batch[n],))
+        if first.samples is not None:
+            layers[0] = replace(first, samples=(first.samples[n],))
+        if last.target_samples is not None:
+            layers[-1] = replace(last, target_samples=(last.target_samples[n],))
         return replace(self, layers=tuple(layers), published=None)
 
     @property
@@ -324,12 +333,12 @@ def with_values(
     if inputs is not None:
         rows = check.given_numbers({"values": list(inputs)}, "inputs", "values", layers[0].size, spec.seed)
         assert rows is not None
-        layers[0] = replace(layers[0], values=rows[0], batch=rows)
+        layers[0] = replace(layers[0], samples=rows)
     if targets is not None:
         rows = check.given_numbers({"targets": list(targets)}, "targets", "targets", layers[-1].size, spec.seed)
         assert rows is not None
-        layers[-1] = replace(layers[-1], targets=rows[0], batch=rows)
-    first, last = layers[0].batch, layers[-1].batch
+        layers[-1] = replace(layers[-1], target_samples=rows)
+    first, last = layers[0].samples, layers[-1].target_samples
     if first is not None and last is not None and len(first) != len(last):
         raise check.fail("targets", f"{len(last)} rows of targets for {len(first)} samples of inputs")
     for name, value in (parameters or {}).items():
@@ -663,8 +672,7 @@ class _Validator:
             names=names,
             net_names=(),
             out_names=names,
-            values=batch[0] if batch is not None else None,
-            batch=batch,
+            samples=batch,
             by_size="names" not in table,
         )
 
@@ -770,8 +778,7 @@ class _Validator:
             weights=weights,
             weight_names=weight_names,
             bias=bias,
-            targets=targets[0] if targets is not None else None,
-            batch=targets,
+            target_samples=targets,
             target_names=target_default if is_output else (),
             by_size=by_size,
         )
@@ -976,13 +983,13 @@ class _Validator:
                     "cross_entropy needs a softmax output layer",
                     f'set activation = "softmax" in {key}, or use loss kind "bce"',
                 )
-            for i, row in enumerate(out.batch or ()):
+            for i, row in enumerate(out.target_samples or ()):
                 where = f"{key}.targets" + (f"[{i}]" if spec.is_batch else "")
                 if any(t < 0 for t in row):
                     raise self.fail(where, "cross_entropy targets must be ≥ 0")
                 if abs(sum(row) - 1.0) > 1e-9:
                     raise self.fail(where, f"cross_entropy targets must sum to 1, these sum to {sum(row):g}")
-        for i, row in enumerate(out.batch or ()):
+        for i, row in enumerate(out.target_samples or ()):
             if spec.loss.kind == "bce" and any(not 0 <= t <= 1 for t in row):
                 where = f"{key}.targets" + (f"[{i}]" if spec.is_batch else "")
                 raise self.fail(where, "bce targets must lie in [0, 1]")

@@ -124,8 +124,8 @@ class _Drawer:
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[Any]]:
         e = self.engine
-        x = _grid(rng, e.x.shape, INPUT_STEPS, positive=self.positive_inputs)
-        size = e.t.shape[0]
+        x = _grid(rng, e.x.shape[1:], INPUT_STEPS, positive=self.positive_inputs)
+        size = e.t.shape[-1]
         if self.one_hot:
             t = np.zeros(size)
             t[rng.integers(size)] = 1.0
@@ -144,8 +144,8 @@ class _Drawer:
 
     def reasonable(self, x: np.ndarray, t: np.ndarray, ws: list[np.ndarray], bs: list[Any]) -> bool:
         e = self.engine
-        e.x, e.t, e.weights, e.biases = x, t, ws, bs
-        nets, outs = e.forward()
+        e.weights, e.biases = ws, bs
+        nets, outs = e.forward(x[None, :])
         for z in nets[1:]:
             if not np.all(np.isfinite(z)) or np.any(np.abs(z) > NET_MAX) or np.any(np.abs(z) < NET_MIN):
                 return False

@@ -92,7 +92,7 @@ def train(torch: Any, net: dict[str, Any], steps: int, rate: float) -> tuple[dic
         _, outs = _forward(torch, net, weights, biases, x)
         per = _per_sample_loss(torch, net["loss"], outs[-1], t)
         total = per.mean() if net["reduction"] == "mean" else per.sum()
-        history.append(float(total))
+        history.append(float(total.detach()))
         grads = torch.autograd.grad(total, params)
         with torch.no_grad():
             for p, g in zip(params, grads):

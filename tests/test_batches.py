@@ -240,10 +240,10 @@ targets = "random"
 """
     one = Model.from_toml(spec.replace("samples = 6\n", ""))
     six = Model.from_toml(spec)
-    assert six.samples == 6 and len(six.spec.layers[-1].batch) == 6
-    assert six.spec.layers[0].batch[0] == one.spec.layers[0].values
-    assert six.spec.layers[-1].batch[0] == one.spec.layers[-1].targets
-    assert len(set(six.spec.layers[0].batch)) == 6  # six different samples
+    assert six.samples == 6 and len(six.spec.layers[-1].target_samples) == 6
+    assert six.spec.layers[0].samples[0] == one.spec.layers[0].values
+    assert six.spec.layers[-1].target_samples[0] == one.spec.layers[-1].targets
+    assert len(set(six.spec.layers[0].samples)) == 6  # six different samples
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,8 @@ def test_without_weights_only_inputs_targets_name_and_title_change():
             spec, name=base.name, title=base.title, title_zh=base.title_zh, source=base.source, published=base.published
         )
         layers = list(same.layers)
-        layers[0] = replace(layers[0], values=base.layers[0].values)
-        layers[-1] = replace(layers[-1], targets=base.layers[-1].targets)
+        layers[0] = replace(layers[0], samples=base.layers[0].samples)
+        layers[-1] = replace(layers[-1], target_samples=base.layers[-1].target_samples)
         assert replace(same, layers=tuple(layers)) == base
 
 

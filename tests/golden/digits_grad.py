@@ -17,6 +17,7 @@ TITLE = 'Handwritten digits, 64-30-10'
 SIZES = (64, 30, 10)
 ACTIVATIONS = ('sigmoid', 'softmax')
 LOSS = 'cross_entropy'
+REDUCTION = 'mean'  # E over a batch: the "mean" or the "sum" of the samples' losses
 LEARNING_RATE = 0.5
 UPDATE_BIASES = True
 SEED = 0

@@ -17,6 +17,7 @@ TITLE = 'A step-by-step backpropagation example'
 SIZES = (2, 2, 2)
 ACTIVATIONS = ('sigmoid', 'sigmoid')
 LOSS = 'half_sse'
+REDUCTION = 'mean'  # E over a batch: the "mean" or the "sum" of the samples' losses
 LEARNING_RATE = 0.5
 UPDATE_BIASES = False
 SEED = 0

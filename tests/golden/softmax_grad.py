@@ -17,6 +17,7 @@ TITLE = 'Softmax and cross-entropy'
 SIZES = (3, 4, 3)
 ACTIVATIONS = ('sigmoid', 'softmax')
 LOSS = 'cross_entropy'
+REDUCTION = 'mean'  # E over a batch: the "mean" or the "sum" of the samples' losses
 LEARNING_RATE = 0.5
 UPDATE_BIASES = True
 SEED = 0

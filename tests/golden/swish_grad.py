@@ -17,6 +17,7 @@ TITLE = 'A custom activation: swish'
 SIZES = (2, 3, 1)
 ACTIVATIONS = ('x/(1 + exp(-x))', 'linear')
 LOSS = 'sse'
+REDUCTION = 'mean'  # E over a batch: the "mean" or the "sum" of the samples' losses
 LEARNING_RATE = 0.1
 UPDATE_BIASES = True
 SEED = 0
