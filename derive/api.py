@@ -24,6 +24,7 @@ from .files import LectureFormat, lecture_format
 from .network import LOSS_SYMBOL, Network, SymbolKind
 from .numeric import Breakdown, Compiled
 from .point import Point
+from .report import BatchReporter, Reporter, json_text
 from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
 
 if TYPE_CHECKING:
@@ -52,6 +53,64 @@ class Training:
     @property
     def loss(self) -> float:
         return self.history[-1]
+
+
+class Shown:
+    """A derivation as the library hands it out: the data (every field of :class:`derive.chain.Derivation`
+    or :class:`~derive.chain.BatchDerivation` reads through) and the ways ``derive grad`` prints it.
+    """
+
+    def __init__(self, derivation: Derivation | BatchDerivation) -> None:
+        self.derivation = derivation
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "derivation":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.derivation, name)
+
+    @property
+    def value(self) -> Number | None:
+        return self.derivation.value
+
+    def _reporter(self, digits: int) -> Reporter | BatchReporter:
+        d = self.derivation
+        return BatchReporter(d, digits) if isinstance(d, BatchDerivation) else Reporter(d, digits)
+
+    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
+        """What ``derive grad SPEC PARAM`` prints: every path (or δ term), its factors and their numbers.
+
+        ``closed_form``: True always prints the expanded closed form, False never, None when it is short.
+        For a batch: sample 1 in full, every sample side by side, then their mean or sum.
+        """
+        return self._reporter(digits).text(closed_form)
+
+    def to_dict(self, digits: int = 8) -> dict[str, object]:
+        """The data of ``derive grad SPEC PARAM --format json``."""
+        return self._reporter(digits).to_json()
+
+    def to_json(self, digits: int = 8) -> str:
+        """What ``derive grad SPEC PARAM --format json`` prints."""
+        return json_text(self.to_dict(digits))
+
+    def latex(self, digits: int = 8) -> str:
+        """What ``derive grad SPEC PARAM --format latex`` prints: an ``align*`` of every step."""
+        return self._reporter(digits).latex()
+
+    def __repr__(self) -> str:
+        return repr(self.derivation)
+
+    def _repr_html_(self) -> str:
+        from .notebook import derivation_html
+
+        return derivation_html(self.derivation)
+
+    def _repr_markdown_(self) -> str:
+        name = self.derivation.quantity.name
+        return f"**∂E/∂{name} by the chain rule**\n\n```text\n{self.text()}```\n"
+
+    def _repr_latex_(self) -> str:
+        body = self.latex().replace("\\begin{align*}", "\\begin{aligned}").replace("\\end{align*}", "\\end{aligned}")
+        return f"$$\n{body.strip()}\n$$"
 
 
 @dataclass(repr=False)
@@ -212,7 +271,14 @@ class Model:
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)
 
-    def derivation(self, name: str) -> Derivation | BatchDerivation:
+    def derivation(self, name: str) -> Shown:
+        """∂E/∂name for a weight, bias, input, net or out, with its printed forms (see :class:`Shown`).
+
+        For a batch, each sample's ∂E[n]/∂name and their mean or sum; ``name[n]`` is sample n's alone.
+        """
+        return Shown(self.derived(name))
+
+    def derived(self, name: str) -> Derivation | BatchDerivation:
         """∂E/∂name for a weight, bias, input, net or out.
 
         For a batch, a :class:`BatchDerivation`: each sample's ∂E[n]/∂name, and their mean or sum.
@@ -226,7 +292,7 @@ class Model:
                     where=self.spec.source,
                     hint=f"samples are numbered 1 to {self.samples}",
                 )
-            return self.sample(n).derivation(base)
+            return self.sample(n).derived(base)
         symbol = self.symbol(name)
         points = self.points
         if points is not None and self.is_batch:
@@ -240,14 +306,13 @@ class Model:
             return derive_batch(self.network, symbol, points, self.spec.loss.reduction)
         return derive(self.network, symbol, self.point)
 
-    def derivations(self) -> dict[str, Derivation | BatchDerivation]:
+    def derivations(self) -> dict[str, Shown]:
         """A derivation for every weight and bias (for a batch, each over the batch)."""
         points = self.points
         if points is not None and self.is_batch:
-            return {
-                p.name: derive_batch(self.network, p, points, self.spec.loss.reduction) for p in self.network.parameters
-            }
-        return dict(derive_all(self.network, self.point))
+            reduction = self.spec.loss.reduction
+            return {p.name: Shown(derive_batch(self.network, p, points, reduction)) for p in self.network.parameters}
+        return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}
 
     def gradients(self) -> tuple[float, dict[str, float]]:
         """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
@@ -265,7 +330,7 @@ class Model:
         values: dict[str, Number | None] = dict(grads)
         for name, value in grads.items():
             if not math.isfinite(value):
-                values[name] = self.derivation(name).value
+                values[name] = self.derived(name).value
         return loss, values
 
     def parameter_values(self) -> dict[str, float]:

@@ -139,50 +139,9 @@ class Derivation:
         deltas = self.network.stable_output_deltas if for_numbers else None
         return expand_definitions(self.network, self.delta_expression, limit, self.quantity.name, deltas, keep)
 
-    # -- what `derive grad` prints, and what a notebook shows -------------------
-
-    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
-        """What ``derive grad SPEC PARAM`` prints: every path (or δ term), its factors and their numbers.
-
-        ``closed_form``: True always prints the expanded closed form, False never, None when it is short.
-        """
-        from .report import Reporter
-
-        return Reporter(self, digits).text(closed_form)
-
-    def to_dict(self, digits: int = 8) -> dict[str, object]:
-        """The data of ``derive grad SPEC PARAM --format json`` (steps with their expressions and values)."""
-        from .report import Reporter
-
-        return Reporter(self, digits).to_json()
-
-    def to_json(self, digits: int = 8) -> str:
-        """What ``derive grad SPEC PARAM --format json`` prints."""
-        from .report import json_text
-
-        return json_text(self.to_dict(digits))
-
-    def latex(self, digits: int = 8) -> str:
-        """What ``derive grad SPEC PARAM --format latex`` prints: an ``align*`` of every step."""
-        from .report import Reporter
-
-        return Reporter(self, digits).latex()
-
     def __repr__(self) -> str:
         value = "?" if self.value is None else f"{float(self.value):.8g}"
         return f"<Derivation ∂E/∂{self.quantity.name} = {value}: {self.path_count} path(s), {self.form} form>"
-
-    def _repr_html_(self) -> str:
-        from .notebook import derivation_html
-
-        return derivation_html(self)
-
-    def _repr_markdown_(self) -> str:
-        return f"**∂E/∂{self.quantity.name} by the chain rule**\n\n```text\n{self.text()}```\n"
-
-    def _repr_latex_(self) -> str:
-        body = self.latex().replace("\\begin{align*}", "\\begin{aligned}").replace("\\end{align*}", "\\end{aligned}")
-        return f"$$\n{body.strip()}\n$$"
 
 
 # --------------------------------------------------------------------------
@@ -635,27 +594,6 @@ class BatchDerivation:
         """The factor before the sum over samples: 1/N for a mean, 1 for a sum."""
         return sp.Rational(1, len(self.samples)) if self.reduction == "mean" else sp.S.One
 
-    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
-        """What ``derive grad`` prints for a batch: one sample worked in full, every sample side by side, the sum."""
-        from .report import BatchReporter
-
-        return BatchReporter(self, digits).text(closed_form)
-
-    def to_dict(self, digits: int = 8) -> dict[str, object]:
-        from .report import BatchReporter
-
-        return BatchReporter(self, digits).to_json()
-
-    def to_json(self, digits: int = 8) -> str:
-        from .report import json_text
-
-        return json_text(self.to_dict(digits))
-
-    def latex(self, digits: int = 8) -> str:
-        from .report import BatchReporter
-
-        return BatchReporter(self, digits).latex()
-
     def __repr__(self) -> str:
         value = "?" if self.value is None else f"{float(self.value):.8g}"
         return (
@@ -665,10 +603,14 @@ class BatchDerivation:
 
 
 def derive_batch(
-    net: Network, quantity: sp.Symbol, points: Sequence[Mapping[sp.Symbol, float]], reduction: str
+    net: Network,
+    quantity: sp.Symbol,
+    points: Sequence[Mapping[sp.Symbol, float]],
+    reduction: str,
+    memo: dict[sp.Symbol, int] | None = None,
 ) -> BatchDerivation:
     """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values."""
-    memo: dict[sp.Symbol, int] = {}
+    memo = {} if memo is None else memo
     samples = tuple(derive(net, quantity, p, memo=memo) for p in points)
     return BatchDerivation(quantity, reduction, samples, reduce_exact([d.value for d in samples], reduction))
 

@@ -34,8 +34,8 @@ from .errors import DeriveError, suggest
 if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims are read and checked first
     import sympy as sp
 
-    from .api import Model
     from .network import Network, Neuron
+    from .worked import Worked
 
 # A computed float differs from the exact value by rounding noise (more after
 # thousands of training steps); a claim is judged as if the value could lie
@@ -381,7 +381,7 @@ class _Names:
 class _Values:
     """Computed values of quantities, at the spec's numbers and after N updates."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Worked) -> None:
         self.model = model
         self.network = model.network
         self.reduction = model.spec.loss.reduction
@@ -535,7 +535,7 @@ class _Values:
 # checking
 
 
-def check(model: Model, claims: Sequence[Claim]) -> Report:
+def check(model: Worked, claims: Sequence[Claim]) -> Report:
     """Every claim against the value computed from the spec; wrong ones explained where other claims allow."""
     model.network.require_numbers("derive check")
     names = _Names(model.network, model.samples)
@@ -551,7 +551,7 @@ def check(model: Model, claims: Sequence[Claim]) -> Report:
     return Report(model.spec.source, tuple(explained))
 
 
-def compute(model: Model, names: Sequence[str]) -> list[float]:
+def compute(model: Worked, names: Sequence[str]) -> list[float]:
     """The computed value of each named quantity (claim names such as ``out_o2``, ``dE/dw1``, ``w1'``)."""
     model.network.require_numbers("computing answers")
     resolver = _Names(model.network, model.samples)

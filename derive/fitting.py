@@ -9,6 +9,11 @@ saved parameters take raw inputs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .worked import Worked
+
 import io
 import time
 from collections.abc import Callable
@@ -18,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from .api import Model
 from .codegen import compile_module, vector_module
 from .data import Dataset, Scaling, scaling, split
 from .files import write_atomic
@@ -64,13 +68,13 @@ class FitResult:
         }
 
 
-def target_range(model: Model) -> tuple[float, float] | None:
+def target_range(model: Worked) -> tuple[float, float] | None:
     """Bounds of the targets the spec's loss accepts: [0, 1] for the cross-entropies."""
     return (0.0, 1.0) if model.spec.loss.kind in _UNIT_TARGETS else None
 
 
 def fit(
-    model: Model,
+    model: Worked,
     data: Dataset,
     options: FitOptions,
     on_epoch: Callable[[int, float, float], None] | None = None,

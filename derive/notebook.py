@@ -9,22 +9,28 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from .chain import BatchDerivation
 from .present.mathml import mathml
-from .report import Reporter
+from .report import BatchReporter, Reporter
 
 if TYPE_CHECKING:
-    from .api import Model
     from .chain import Derivation
+    from .worked import Worked
 
 MAX_DRAWN_PARAMETERS = 60  # a bigger network's drawing says little in a notebook cell
 
 
-def derivation_html(d: Derivation, digits: int = 8) -> str:
-    """The derivation as a table of equation rows, one per factor, path and sum, with numbers."""
-    reporter = Reporter(d, digits)
+def derivation_html(d: Derivation | BatchDerivation, digits: int = 8) -> str:
+    """The derivation as a table of equation rows, one per factor, path and sum, with numbers.
+
+    A batch's: sample 1's rows, then the mean (or sum) over the samples.
+    """
+    reporter = BatchReporter(d, digits) if isinstance(d, BatchDerivation) else Reporter(d, digits)
     q = html.escape(d.quantity.name)
     noun = "path" if d.path_count == 1 else "paths"
-    how = "" if d.paths else ", folded into δ form (BP2)"
+    how = "" if d.form == "paths" else ", folded into δ form (BP2)"
+    if isinstance(d, BatchDerivation):
+        how += f"; each of {len(d.samples)} samples (sample 1 below), then their {d.reduction}"
     rows = "".join(
         f'<tr><td style="text-align:right">{mathml(lhs, displaystyle=True)}</td>'
         f'<td style="text-align:left">{mathml("= " + rhs, displaystyle=True) if rhs else ""}</td></tr>'
@@ -36,7 +42,7 @@ def derivation_html(d: Derivation, digits: int = 8) -> str:
     )
 
 
-def model_html(model: Model) -> str:
+def model_html(model: Worked) -> str:
     """Name, title, a row per layer, and for a small network with numbers the lecture's drawing of it."""
     spec = model.spec
     rows = []

@@ -9,13 +9,17 @@ long sums and name lists (see the limits below). ``full`` lists everything.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .worked import Worked
+
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sympy as sp
 
 from . import printing as pr
-from .api import Model
 from .network import LOSS_SYMBOL, Network
 from .point import LazyMapping
 from .present.display import shown_value
@@ -38,7 +42,7 @@ def _rule_text(rule: Activation | LayerMap | None) -> str:
     return f"{rule.name}: f(x) = {rule.formula}"
 
 
-def overview(model: Model, full: bool = False) -> dict[str, Any]:
+def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     """The network as plain data; a big one summarised per layer unless ``full``."""
     net = model.network
     point = model.point
@@ -113,7 +117,7 @@ def overview(model: Model, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = False) -> str:
+def overview_text(model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False) -> str:
     """The network for reading; a big one summarised per layer unless ``full``."""
     net = model.network
     point = model.point
@@ -198,7 +202,7 @@ def overview_text(model: Model, digits: int = pr.DEFAULT_DIGITS, full: bool = Fa
 SAMPLE_TABLE_COLUMNS = 12  # beyond this many values a sample, the table keeps inputs, outputs, targets and E[n]
 
 
-def sample_columns(model: Model, full: bool = False) -> list[sp.Symbol]:
+def sample_columns(model: Worked, full: bool = False) -> list[sp.Symbol]:
     """The symbols a table of samples shows: every input, net, out and target of a small network, else the
     inputs (up to 4), the outputs and the targets."""
     net = model.network
@@ -214,7 +218,7 @@ def sample_columns(model: Model, full: bool = False) -> list[sp.Symbol]:
     return [*net.input_layer.outs[:4], *out.outs, *(n.target for n in out.neurons if n.target is not None)]
 
 
-def _samples_table(model: Model, digits: int, full: bool) -> list[str]:
+def _samples_table(model: Worked, digits: int, full: bool) -> list[str]:
     """Every sample's numbers in a row, then E combined from the samples' losses."""
     points = model.points
     assert points is not None

@@ -395,7 +395,7 @@ class BatchReporter:
         numbers = " + ".join(bracket(self.num(d.value), d.value) for d in b.samples)
         return f"{scale}({terms})", f"{scale}({numbers})"
 
-    def rows(self) -> list[tuple[str, list[Number | None]]]:
+    def side_by_side(self) -> list[tuple[str, list[Number | None]]]:
         """The side-by-side table: (label, a value per sample) for each path or δ term, then ∂E[n]/∂q."""
         b, q = self.b, self.b.quantity.name
         first = b.samples[0]
@@ -417,7 +417,7 @@ class BatchReporter:
 
     def table_lines(self) -> list[str]:
         count = len(self.b.samples)
-        rows = self.rows()
+        rows = self.side_by_side()
         width = max(len(label) for label, _ in rows)
         lines: list[str] = []
         for start in range(0, count, SIDE_BY_SIDE_COLUMNS):
@@ -476,18 +476,25 @@ class BatchReporter:
             "per_sample": [r.to_json() for r in self.reporters],
         }
 
-    def latex(self) -> str:
-        """Sample 1's steps, then the combination, as ``align*`` rows."""
+    def rows(self) -> list[tuple[str, str]]:
+        """(lhs, "rhs = … = value") in LaTeX: sample 1's steps, then the batch's mean (or sum) of the samples'."""
         b, q = self.b, self.b.quantity
         name = b.network.latex[q]
         count = len(b.samples)
-        rows = [rf"  \intertext{{Sample 1 of {count}, whose own loss $E^{{[1]}}$ is written $E$:}}"]
-        rows += [f"  {lhs} &= {rhs}" if rhs else f"  {lhs}" for lhs, rhs in self.reporters[0].rows()]
-        rows.append(rf"  \intertext{{The batch, the {b.reduction} over its samples:}}")
         scale = rf"\frac{{1}}{{{count}}}" if b.reduction == "mean" else ""
         values = " + ".join(bracket(self.num(d.value), d.value) for d in b.samples)
-        rows.append(
-            rf"  \frac{{\partial E}}{{\partial {name}}} &= {scale}\sum_{{n=1}}^{{{count}}}"
-            rf" \frac{{\partial E^{{[n]}}}}{{\partial {name}}} = {scale}\left({values}\right) = {self.num(b.value)}"
+        combination = (
+            rf"{scale}\sum_{{n=1}}^{{{count}}} \frac{{\partial E^{{[n]}}}}{{\partial {name}}}"
+            rf" = {scale}\left({values}\right) = {self.num(b.value)}"
         )
+        return [*self.reporters[0].rows(), (rf"\frac{{\partial E}}{{\partial {name}}}", combination)]
+
+    def latex(self) -> str:
+        """Sample 1's steps, then the combination, as ``align*`` rows."""
+        count = len(self.b.samples)
+        *sample, (lhs, rhs) = self.rows()
+        rows = [rf"  \intertext{{Sample 1 of {count}, whose own loss $E^{{[1]}}$ is written $E$:}}"]
+        rows += [f"  {left} &= {right}" if right else f"  {left}" for left, right in sample]
+        rows.append(rf"  \intertext{{The batch, the {self.b.reduction} over its samples:}}")
+        rows.append(f"  {lhs} &= {rhs}")
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"

@@ -9,19 +9,23 @@ self-contained web page through templates/lecture.html.j2. Words live in
 
 from __future__ import annotations
 
-from ..api import Model
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..worked import Worked
+
 from .build import Options, build_plan
 from .latex import languages
 from .latex import tex_source as render_tex
 from .plan import LecturePlan
 
 
-def tex_source(model: Model, options: Options) -> str:
+def tex_source(model: Worked, options: Options) -> str:
     """The LaTeX source of the lecture for ``model``."""
     return render_tex(build_plan(model, options))
 
 
-def html_source(model: Model, options: Options) -> str:
+def html_source(model: Worked, options: Options) -> str:
     """The lecture for ``model`` as one self-contained HTML page (MathML, inline SVG; needs no TeX)."""
     from .html import html_source as render_html
 

@@ -8,13 +8,17 @@ of the layer get a table; a δ is defined where it first appears and reused afte
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..worked import Worked
+
 import math
 from dataclasses import dataclass
 
 import sympy as sp
 
-from ..api import Model
-from ..chain import BatchDerivation, Derivation, Factor, count_paths, derive, evaluate
+from ..chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
 from ..network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..present.branches import piecewise_form
 from ..present.display import display_point, shown_value
@@ -107,7 +111,7 @@ class Run:
     fd_minus: float
 
 
-def _run(model: Model, steps: int, checked: str) -> Run:
+def _run(model: Worked, steps: int, checked: str) -> Run:
     engine = model.compiled()
     old = engine.parameter_values()
     _, gradients = engine.named_gradients()
@@ -129,18 +133,18 @@ def _run(model: Model, steps: int, checked: str) -> Run:
     return Run(gradients, old, new, first[-1], history, outputs, plus, minus)
 
 
-def build_plan(model: Model, options: Options) -> LecturePlan:
+def build_plan(model: Worked, options: Options) -> LecturePlan:
     """The lecture for ``model``; raises a DeriveError when the spec has no numbers."""
     return _Builder(model, options).plan()
 
 
-def network_diagram(model: Model) -> Diagram:
+def network_diagram(model: Worked) -> Diagram:
     """The lecture's drawing of the network alone (a notebook shows it); the spec needs numbers."""
     return _Builder(model, Options(steps=0)).diagram()
 
 
 class _Builder:
-    def __init__(self, batch: Model, options: Options) -> None:
+    def __init__(self, batch: Worked, options: Options) -> None:
         batch.network.require_numbers("derive lecture")
         assert batch.points is not None  # checks every sample's forward pass
         # a batch's lecture works sample 1 in full; the update and the training use the whole batch
@@ -1196,10 +1200,13 @@ class _Builder:
         assert points is not None
         count = len(points)
         shown = min(count, MAX_SAMPLE_COLUMNS)
-        gradients = [self.batch.derivation(p) for p in self.parameters[:MAX_UPDATE_ROWS]]
+        reduction = self.batch.spec.loss.reduction
+        memo: dict[sp.Symbol, int] = {}
+        gradients = [
+            derive_batch(self.net, self.sym(p), points, reduction, memo) for p in self.parameters[:MAX_UPDATE_ROWS]
+        ]
         rows: list[tuple[Field, ...]] = []
         for p, d in zip(self.parameters, gradients):
-            assert isinstance(d, BatchDerivation)
             cells = [Num(float(s.value)) if s.value is not None else Text("?") for s in d.samples[:shown]]
             total = Num(float(d.value)) if d.value is not None else Text("?")
             rows.append((Math(self.sym(p)), *cells, total))

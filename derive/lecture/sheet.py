@@ -11,10 +11,14 @@ lecture's renderers (:mod:`.latex`, :mod:`.html`) turn into a PDF or a web page.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..worked import Worked
+
 import sympy as sp
 
-from ..api import Model
-from ..chain import Derivation
+from ..chain import derive
 from ..check import compute
 from ..network import LOSS_SYMBOL, Neuron
 from ..present.display import display_point
@@ -55,13 +59,13 @@ HAND_IN_DIGITS = 6  # significant digits a student hands in (derive check grades
 SHEET, KEY = "sheet", "key"
 
 
-def sheet_exercises(model: Model, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
+def sheet_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
     """The questions of a sheet with their worked answers and the claims that grade them."""
     return _Questions(model, digits).all()
 
 
 class _Questions:
-    def __init__(self, model: Model, digits: int) -> None:
+    def __init__(self, model: Worked, digits: int) -> None:
         model.network.require_numbers("derive exercises")
         assert model.point is not None
         self.model = model
@@ -118,8 +122,8 @@ class _Questions:
 
     def gradient(self, parameter: sp.Symbol) -> Exercise:
         """Each path's factors (a shared factor once), each path's product, their sum; or the δ form."""
-        d = self.model.derivation(parameter.name)
-        assert isinstance(d, Derivation) and d.value is not None  # exercises are for one sample
+        d = derive(self.net, parameter, self.model.point)  # exercises are for one sample
+        assert d.value is not None
         lhs = Partial(LOSS_SYMBOL, parameter)
         lines: list[Line] = []
         if d.paths and len(d.paths) <= MAX_LISTED_PATHS:
@@ -169,7 +173,7 @@ class _Questions:
 
     def update(self, parameter: sp.Symbol) -> Exercise:
         """p' = p − η·∂E/∂p: the gradient from the derivation, p' from one training step."""
-        derivation = self.model.derivation(parameter.name)
+        derivation = derive(self.net, parameter, self.model.point)
         assert derivation.value is not None
         rate = self.model.spec.training.learning_rate
         name = f"{parameter.name}'"
@@ -192,7 +196,7 @@ class _Questions:
 
 
 def sheet_plan(
-    model: Model,
+    model: Worked,
     exercises: tuple[Exercise, ...],
     label: str,
     part: str,
