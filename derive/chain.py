@@ -17,10 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
-import mpmath
 import sympy as sp
 
 from .errors import TooLargeError
+from .layers import dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
 from .rules import Activation, LayerMap, X
@@ -319,10 +319,10 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             biases = self._biases(index)
             nets: list[Number | None] = [None] * layer.size
             if weights is not None and all(o is not None for o in prev):
-                outs_dyadic = [_dyadic(o) for o in prev]
+                outs_dyadic = [dyadic(o) for o in prev if o is not None]
                 for j, row in enumerate(weights):
                     if layer.biases[j] is None or biases[j] is not None:
-                        nets[j] = _dot(row, outs_dyadic, biases[j], self.digits)
+                        nets[j] = layer.kind.exact_net(row, outs_dyadic, biases[j], self.digits)
             rule = layer.rule
             if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
                 outs = [self._define(rule.f, {X: z}) for z in nets]
@@ -348,7 +348,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
                 weights = self._weights(index + 1)
-                above_dyadic = None if any(d is None for d in above) else [_dyadic(d) for d in above]
+                nxt = self.net.layers[index + 1].kind
+                above_dyadic = None if any(d is None for d in above) else [dyadic(d) for d in above if d is not None]
                 columns = list(zip(*weights)) if weights is not None else []
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
@@ -356,7 +357,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                     if not columns or local is None or above_dyadic is None:
                         result.append(None)
                         continue
-                    back = _dot(columns[h], above_dyadic, None, self.digits)
+                    back = nxt.exact_back(columns[h], above_dyadic, self.digits)
                     result.append(self._number(sp.Float(back, self.digits) * _sympy_number(local)))
             self._deltas[index] = result
         return self._deltas[index]
@@ -408,30 +409,6 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-def _dyadic(value: Number) -> tuple[int, int]:
-    """(m, e) with value = m · 2**e exactly (a float, or a finite sympy Float)."""
-    if isinstance(value, float):
-        numerator, denominator = value.as_integer_ratio()
-        return numerator, 1 - denominator.bit_length()
-    sign, mantissa, exponent, _ = sp.Float(value)._mpf_
-    return (-mantissa if sign else mantissa), exponent
-
-
-def _dot(weights: Sequence[float], outs: list[tuple[int, int]], bias: Number | None, digits: int) -> sp.Float:
-    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ.
-
-    ``outs`` are (m, e) pairs (see :func:`_dyadic`); weights and bias are the given floats.
-    """
-    ws = [_dyadic(w) for w in weights]
-    terms = [(mw * mo, ew + eo) for (mw, ew), (mo, eo) in zip(ws, outs)]
-    if bias is not None:
-        terms.append(_dyadic(bias))
-    low = min(e for _, e in terms)
-    total = sum(m << (e - low) for m, e in terms)
-    with mpmath.workdps(digits):
-        return sp.Float(mpmath.mpf((total, low)), digits)
 
 
 # --------------------------------------------------------------------------
@@ -661,13 +638,10 @@ class _Expander:
         row = info.row if layer.is_output else 0
         key = (info.kind, info.layer, row)
         if key not in self._sizes and info.kind is SymbolKind.NET:
-            # Σ_k w_jk·out_k (+ b): an Add of Mul(w, out) nodes, counted without making the sum
+            # counted from the layer kind's rule without making the sum
             prev = self.net.layers[info.layer - 1]
-            terms = prev.size + (layer.biases[row] is not None)
-            out_size = prev.size if prev.index == 0 else None  # an input is a symbol of size 1
-            if out_size is None:
-                out_size = prev.size * self.size(prev.outs[0])
-            self._sizes[key] = (terms > 1) + 2 * prev.size + out_size + (layer.biases[row] is not None)
+            out_size = 1 if prev.index == 0 else self.size(prev.outs[0])  # an input is a symbol of size 1
+            self._sizes[key] = layer.kind.net_size(prev.size, out_size, layer.biases[row] is not None)
         if key not in self._sizes:
             neuron = layer.neurons[row]
             representative = {SymbolKind.NET: neuron.net, SymbolKind.OUT: neuron.out, SymbolKind.DELTA: neuron.delta}

@@ -24,6 +24,7 @@ from typing import overload
 import sympy as sp
 
 from .errors import DeriveError, listing, suggest
+from .layers import Dense, kind_of
 from .naming import latex_name
 from .rules import (
     SYMMETRIC_FROM,
@@ -162,6 +163,12 @@ class Layer:
     @property
     def is_output(self) -> bool:
         return self.index == len(self.network.spec.layers) - 1
+
+    @property
+    def kind(self) -> Dense:
+        """How the layer's nets are made from the previous outs (the input layer has no kind)."""
+        assert self.index > 0, "the input layer has no nets"
+        return kind_of(self.spec)
 
     @cached_property
     def neurons(self) -> tuple[Neuron, ...]:
@@ -467,7 +474,7 @@ class Network:
                 return [(LOSS_SYMBOL, self.dE_dout[node])]
             nxt = layers[info.layer + 1]
             assert info.row is not None
-            return list(zip(nxt.nets, nxt.weights.column(info.row)))
+            return [(nxt.nets[u.row], u.factor) for u in nxt.kind.out_uses(info.row, nxt.weights.column(info.row))]
         if info.kind is SymbolKind.NET:
             neuron = self.neuron_of(node)
             edges = [(m.out, self.dout_dnet(m.out, node)) for m in self.feeds(neuron)]
@@ -475,12 +482,10 @@ class Network:
         layer = layers[info.layer]
         if info.kind is SymbolKind.WEIGHT:
             assert info.row is not None and info.col is not None
-            head = layer.neurons[info.row].net
-            assert head is not None
-            return [(head, layers[info.layer - 1].neurons[info.col].out)]
-        if info.kind is SymbolKind.BIAS:
-            fed = layer.neurons if info.row is None else (layer.neurons[info.row],)
-            return [(n.net, sp.S.One) for n in fed if n.net is not None]
+            uses = layer.kind.weight_uses(info.row, info.col, layers[info.layer - 1].outs)
+            return [(layer.nets[u.row], u.factor) for u in uses]
+        if info.kind is SymbolKind.BIAS:  # a shared bias: one use per neuron
+            return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(info.row, layer.size)]
         return []
 
     def path_counts(self) -> dict[str, int]:
@@ -531,10 +536,7 @@ class Network:
             return None
         assert info.row is not None
         layer = self.layers[info.layer]
-        prev = self.layers[info.layer - 1].outs
-        total = sp.Add(*(w * o for w, o in zip(layer.weights[info.row], prev)))
-        bias = layer.biases[info.row]
-        return total + bias if bias is not None else total
+        return layer.kind.net(layer.weights[info.row], self.layers[info.layer - 1].outs, layer.biases[info.row])
 
     @cached_property
     def out_definitions(self) -> Mapping[sp.Symbol, sp.Expr]:
@@ -654,8 +656,7 @@ class Network:
         if layer.is_output:
             return self._output_delta(n)
         nxt = self.layers[info.layer + 1]
-        back = sp.Add(*(m.delta * w for m, w in zip(nxt.neurons, nxt.weights.column(n.index))))
-        return back * self.dout_dnet(n.out, n.net)
+        return nxt.kind.back(nxt.deltas, nxt.weights.column(n.index)) * self.dout_dnet(n.out, n.net)
 
     def _output_delta(self, n: Neuron) -> sp.Expr:
         out_layer = self.output_layer

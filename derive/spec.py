@@ -79,7 +79,9 @@ MAX_SAMPLES = 10_000  # a spec's batch: every sample is derived and shown
 TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
 INIT_KEYS = ("seed", "scheme")
 INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names", "samples")
+LAYER_KINDS = ("dense",)  # derive.layers.KINDS: the kinds a spec may name
 LAYER_KEYS = (
+    "kind",
     "names",
     "size",
     "activation",
@@ -130,6 +132,7 @@ class LayerSpec:
     target_samples: tuple[tuple[float, ...], ...] | None = None  # output layer only: the targets, a row per sample
     target_names: tuple[str, ...] = ()
     by_size: bool = False  # given as size = N: Nielsen's generated names (w2_1_1, z2_1, a2_1)
+    kind: str = "dense"  # how the layer's nets are made (derive.layers); the input layer has none
 
     @property
     def size(self) -> int:
@@ -700,6 +703,12 @@ class _Validator:
         seed: int,
     ) -> LayerSpec:
         self.keys(table, LAYER_KEYS, key)
+        kind = table.get("kind", "dense")
+        if kind not in LAYER_KINDS:
+            hint = (suggest(kind, LAYER_KINDS) if isinstance(kind, str) else "") or "layer kinds: " + ", ".join(
+                LAYER_KINDS
+            )
+            raise self.fail(f"{key}.kind", f"unknown layer kind {_describe(kind)}", hint)
         number = prev.number + 1
         n = self.sizes(table, key)
         by_size = "names" not in table

@@ -47,10 +47,12 @@ class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
         if info is not None and info.kind is SymbolKind.NET and value != 0 and info.row is not None:
             layer = self.net.layers[info.layer]
             prev = self.net.layers[layer.index - 1]
-            terms = [self.point[w] * self.point[o] for w, o in zip(layer.weights[info.row], prev.outs)]
             bias = layer.biases[info.row]
-            if bias is not None:
-                terms.append(self.point[bias])
+            terms = layer.kind.net_terms(
+                [self.point[w] for w in layer.weights[info.row]],
+                [self.point[o] for o in prev.outs],
+                self.point[bias] if bias is not None else None,
+            )
             scale = max((abs(t) for t in terms), default=0.0)
             if abs(value) <= 1e-12 * scale:
                 value = 0.0
