@@ -217,7 +217,7 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
 
 
 def _array_api_module(model: Model) -> types.ModuleType | None:
-    """The array-API module of the spec, or None without array-api-compat (derive[array])."""
+    """The array-API module of the spec, or None without array-api-compat (the array extra)."""
     try:
         import array_api_compat  # noqa: F401
     except ImportError:

@@ -433,7 +433,7 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
     type=click.Choice(["numpy", "array-api"]),
     default="numpy",
     show_default=True,
-    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat.",
+    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat (the array extra).",
 )
 @friendly
 def export(spec: str, output: str | None, style: str, backend: str) -> None:
@@ -601,7 +601,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
     "--data",
     "data_ref",
     required=True,
-    help="digits (scikit-learn's, needs derive[data]), FILE.npz (X with T or y) or FILE.csv (label last).",
+    help="digits (scikit-learn's, needs the data extra: pip install 'derive-backprop[data]'), FILE.npz (X with T or y) or FILE.csv (label last).",
 )
 @click.option(
     "--epochs", type=click.IntRange(0, 1_000_000), default=30, show_default=True, help="Passes over the training rows."
