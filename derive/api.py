@@ -24,7 +24,7 @@ from .files import LectureFormat, lecture_format
 from .network import LOSS_SYMBOL, Network
 from .numeric import Breakdown, Compiled
 from .point import Point
-from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
+from .spec import BUILTIN_ACTIVATIONS, Spec, bce_outputs_problem, load_spec, parse_spec, validate_spec, with_values
 
 if TYPE_CHECKING:
     from .check import Report
@@ -173,7 +173,30 @@ class Model:
                             where=self.spec.source,
                             hint="check the activation's domain and the spec's numbers",
                         )
+        self._check_bce_outputs(point)
         return point
+
+    def _check_bce_outputs(self, point: Point) -> None:
+        """bce over a formula activation: refuse an output outside (0, 1) at the spec's numbers.
+
+        A float of exactly 0 or 1 may be a rounded σ(±40): its exact value decides.
+        """
+        if self.spec.loss.kind != "bce" or self.spec.layers[-1].activation in BUILTIN_ACTIVATIONS:
+            return
+        outs = self.network.output_layer.outs
+        values: dict[str, float] = {}
+        exact: Mapping[sp.Symbol, Number] | None = None
+        for symbol in outs:
+            value = point[symbol]
+            if value in (0.0, 1.0):
+                exact = exact or exact_point(self.network, point)
+                precise = exact.get(symbol)
+                if precise is not None and 0 < precise < 1:
+                    continue
+            values[symbol.name] = value
+        problem = bce_outputs_problem(self.spec, values)
+        if problem is not None:
+            raise problem
 
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from .errors import DeriveError, suggest
-from .spec import BUILTIN_ACTIVATIONS, BUILTIN_LOSSES, MAX_NEURONS, NAME_RE, drawn, parse_spec
+from .spec import BUILTIN_ACTIVATIONS, BUILTIN_LOSSES, MAX_NEURONS, NAME_RE, UNIT_INTERVAL, drawn, parse_spec
 
 SPELLED_OUT = 16  # up to this many inputs/targets are written as numbers, beyond it as "random"
 
@@ -68,6 +68,10 @@ def resolve(request: NewSpec) -> NewSpec:
         loss = "cross_entropy" if out == "softmax" else "half_sse"
     if loss == "cross_entropy" and out != "softmax":  # said in the options' terms, not the spec's keys
         raise DeriveError("--loss cross_entropy needs a softmax output", where="--out", hint="add --out softmax")
+    if loss == "bce" and out not in UNIT_INTERVAL:
+        raise DeriveError(
+            f"--loss bce needs outputs in (0, 1), and {out} gives others", where="--out", hint="add --out sigmoid"
+        )
     if not NAME_RE.match(request.name):
         raise DeriveError(
             f"{request.name!r} is not a valid name", where="--name", hint="a letter, then letters, digits or _"

@@ -90,6 +90,7 @@ LAYER_KEYS = (
     "targets",
     "targets_file",
 )
+UNIT_INTERVAL = ("sigmoid", SOFTMAX)  # the built-in activations whose outputs lie in (0, 1): bce's domain
 BUILTIN_SUFFIX = " (built-in example)"  # how a built-in spec's source reads in messages
 RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.drawn)
 NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
@@ -897,6 +898,24 @@ class _Validator:
                     )
         if spec.loss.kind == "bce" and out.targets is not None and any(not 0 <= t <= 1 for t in out.targets):
             raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+        self.check_bce_output(spec)
+
+    def check_bce_output(self, spec: Spec) -> None:
+        """bce takes log(o) and log(1 − o): a built-in output activation must stay inside (0, 1).
+
+        A formula activation is checked where the network is evaluated, at the spec's numbers
+        (:func:`bce_outputs_problem`).
+        """
+        out = spec.layers[-1]
+        if spec.loss.kind != "bce" or out.activation not in ACTIVATIONS or out.activation in UNIT_INTERVAL:
+            return
+        key = f"layers[{len(spec.layers) - 1}]"
+        raise self.fail(
+            "loss.kind",
+            f"bce needs outputs in (0, 1) (it takes log(o) and log(1 − o)), but the output layer's activation "
+            f"{out.activation!r} gives outputs outside (0, 1)",
+            f'set activation = "sigmoid" in {key}, or use activation = "softmax" with loss kind "cross_entropy"',
+        )
 
 
 def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tuple[float, ...]:
@@ -915,6 +934,23 @@ def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tup
     if field == "targets" and loss_kind == "bce":
         return tuple(float(v) for v in rng.integers(0, 2, n))
     return tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4))
+
+
+def bce_outputs_problem(spec: Spec, outputs: Mapping[str, float]) -> SpecError | None:
+    """For a formula output activation under bce: the error when an output at the spec's numbers is outside (0, 1)."""
+    out = spec.layers[-1]
+    if spec.loss.kind != "bce" or out.activation in ACTIVATIONS:
+        return None
+    outside = {name: value for name, value in outputs.items() if not 0 < value < 1}
+    if not outside:
+        return None
+    shown = ", ".join(f"{name} = {value:.8g}" for name, value in list(outside.items())[:4])
+    return SpecError(
+        f"bce needs outputs in (0, 1) (it takes log(o) and log(1 − o)), but the activation {out.activation!r} "
+        f"gives {shown} at the spec's numbers",
+        where=f"{spec.source}: layers[{len(spec.layers) - 1}].activation",
+        hint='use activation = "sigmoid", or activation = "softmax" with loss kind "cross_entropy"',
+    )
 
 
 def _layer_names(layer: LayerSpec) -> list[str]:
