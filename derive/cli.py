@@ -309,13 +309,12 @@ def grad(
         _emit("\n".join(lines) + "\n", output)
         return
     assert param is not None
-    from .matrix import is_matrix_key, matrix_gradient
+    from .chain import Derivation
 
-    if is_matrix_key(param) and param not in model.network.symbols:  # a spec's own names come first
-        result = matrix_gradient(model, param)
-        _emit(_json(result.to_json()) if fmt == "json" else result.text(digits), output)
+    derivation = model.derivation(param)  # W3, b3: a whole layer, unless the spec has names of its own so
+    if not isinstance(derivation, Derivation):
+        _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return
-    derivation = model.derivation(param)
     if fmt == "json":
         _emit(_json(derivation.to_dict(digits)), output)
     elif fmt == "latex":

@@ -107,3 +107,133 @@ def test_bce_over_a_formula_inside_0_1_is_accepted_even_where_floats_round_to_1(
 
 def test_new_refuses_bce_over_an_output_outside_0_1():
     refused(invoke("new", "2-2-1", "--out", "tanh", "--loss", "bce"), "--out", "bce needs outputs in (0, 1)", "sigmoid")
+
+
+# -- 3. the API is a complete face of the CLI ----------------------------------------------------
+
+# every command and its counterpart: a Model method, or (no model) a function of the package
+API_OF_COMMAND = {
+    "grad": "Model.derivation",
+    "show": "Model.show",
+    "train": "Model.train",
+    "lecture": "Model.lecture",
+    "export": "Model.export",
+    "fit": "Model.fit",
+    "check": "Model.check",
+    "exercises": "Model.exercises",
+    "examples": "derive.examples",
+    "new": "derive.new",
+    "bench": "derive.bench",
+}
+
+
+def test_every_command_has_its_method_or_function():
+    import derive
+
+    assert set(main.commands) == set(API_OF_COMMAND), "a command without an API counterpart (or a stale entry)"
+    for command, name in API_OF_COMMAND.items():
+        owner, attribute = name.split(".")
+        target = derive.Model if owner == "Model" else derive
+        assert callable(getattr(target, attribute, None)), f"`derive {command}` has no {name}"
+        assert attribute in derive.__all__ or owner == "Model"
+    assert callable(derive.grade) and "grade" in derive.__all__  # `derive check SPEC --claims FILE`
+
+
+def test_a_layer_key_gives_the_layer_s_matrix_as_grad_prints_it():
+    import numpy as np
+    from oracles import backprop, mazur
+
+    import derive
+
+    model = derive.load("mazur")
+    w3 = model.derivation("W3")
+    _, _, parts = backprop(mazur())
+    expected = np.outer(parts["delta"][2], parts["a"][1])  # BP4: δ3 (a2)ᵀ
+    np.testing.assert_allclose(np.array(w3.value), expected, rtol=1e-12)
+    assert w3.names == (("w5", "w6"), ("w7", "w8"))
+    assert w3.text() == invoke("grad", "mazur", "W3").stdout
+    assert w3.to_json() == invoke("grad", "mazur", "W3", "--format", "json").stdout
+    assert "∂E/∂W3" in repr(w3) and "2×2" in repr(w3)
+    b3 = model.derivation("W2")  # the hidden layer: δ2 (x)ᵀ
+    np.testing.assert_allclose(np.array(b3.value), np.outer(parts["delta"][1], parts["a"][0]), rtol=1e-12)
+    # a spec's own names come first: Mazur's b2 is its output bias, a number, not the layer-2 bias vector
+    assert model.derivation("b2").value == pytest.approx(parts["delta"][2].sum(), rel=1e-12)
+
+
+def test_training_s_repr_shows_the_loss():
+    from oracles import mazur, train
+
+    import derive
+
+    run_ = derive.load("mazur").train(10)
+    _, history = train(mazur(), 10)
+    assert run_.loss == pytest.approx(history[-1], rel=1e-12)
+    assert f"loss={run_.loss!r}" in repr(run_) and f"loss_before={run_.loss_before!r}" in repr(run_)
+
+
+def test_examples_and_new_are_functions_that_give_what_the_commands_print(tmp_path):
+    import derive
+
+    listed = derive.examples()
+    assert set(listed) == {p.stem for p in (ROOT / "derive" / "examples").glob("*.toml")}
+    assert listed["mazur"] == "A step-by-step backpropagation example"
+    assert derive.example_text("mazur") == invoke("examples", "mazur").stdout
+    text = derive.new("4-5-3", hidden="tanh", seed=3, path=tmp_path / "n.toml")
+    assert text == invoke("new", "4-5-3", "--hidden", "tanh", "--seed", "3").stdout
+    assert (tmp_path / "n.toml").read_text() == text
+    assert derive.new((4, 5, 3), hidden="tanh", seed=3) == text
+
+
+def test_the_api_says_spec_error_where_the_readme_does():
+    import derive
+
+    with pytest.raises(derive.SpecError) as caught:
+        derive.load("mazur").with_values(weights={"w55": 0.1})
+    readme = (ROOT / "README.md").read_text()
+    shown = f"SpecError: {caught.value.where}: {caught.value.message}"
+    assert shown in readme, shown
+
+
+def test_exercises_and_grade_from_python(tmp_path):
+    from oracles import Net, backprop
+
+    import derive
+    from derive.spec import load_spec
+
+    folder = derive.load("mazur").exercises(2, seed=7, directory=tmp_path / "class", format="html")
+    assert sorted(p.name for p in folder.glob("student-01*")) == [
+        "student-01-answers.txt",
+        "student-01-key.html",
+        "student-01-sheet.html",
+        "student-01.toml",
+    ]
+    report = derive.grade(folder / "student-01.toml", folder / "student-01-answers.txt")
+    assert report.wrong == 0 and len(report.results) >= 6
+    # the answers file's E, against the oracle's E of the student's own numbers
+    spec = load_spec(folder / "student-01.toml")
+    hidden, out = spec.layers[1], spec.layers[2]
+    import numpy as np
+
+    net = Net(
+        sizes=[2, 2, 2],
+        activations=["sigmoid", "sigmoid"],
+        weights=[np.array(hidden.weights), np.array(out.weights)],
+        bias_kinds=["shared", "shared"],
+        biases=[np.array(hidden.bias.values[0]), np.array(out.bias.values[0])],
+        x=np.array(spec.layers[0].values),
+        t=np.array(out.targets),
+        loss="half_sse",
+    )
+    answers = dict(
+        line.split("=", 1) for line in (folder / "student-01-answers.txt").read_text().splitlines() if "=" in line
+    )
+    claimed = {k.strip(): v.split("#")[0].strip() for k, v in answers.items() if not k.lstrip().startswith("#")}
+    assert float(claimed["E"]) == pytest.approx(backprop(net)[0], rel=1e-7)
+
+
+def test_exercises_refuses_a_model_that_is_not_its_file_any_more():
+    import derive
+
+    changed = derive.load("mazur").with_values(targets=[0.1, 0.9])
+    with pytest.raises(derive.DeriveError, match="not one loaded from a file unchanged"):
+        changed.exercises(1, seed=1, format="html")

@@ -118,7 +118,8 @@ class _Questions:
 
     def gradient(self, parameter: sp.Symbol) -> Exercise:
         """Each path's factors (a shared factor once), each path's product, their sum; or the δ form."""
-        d: Derivation = self.model.derivation(parameter.name)
+        d = self.model.derivation(parameter.name)
+        assert isinstance(d, Derivation)  # a parameter's own name, never a layer's key
         assert d.value is not None
         lhs = Partial(LOSS_SYMBOL, parameter)
         lines: list[Line] = []
@@ -170,7 +171,7 @@ class _Questions:
     def update(self, parameter: sp.Symbol) -> Exercise:
         """p' = p − η·∂E/∂p: the gradient from the derivation, p' from one training step."""
         derivation = self.model.derivation(parameter.name)
-        assert derivation.value is not None
+        assert isinstance(derivation, Derivation) and derivation.value is not None
         rate = self.model.spec.training.learning_rate
         name = f"{parameter.name}'"
         (value,) = compute(self.model, [name])
