@@ -268,14 +268,14 @@ class Model:
 
     # -- what the other commands do ---------------------------------------------------
 
-    def show(self, digits: int = 8, *, full: bool = False) -> str:
+    def show(self, digits: int = 8, *, full: bool = False, width: int | None = 100) -> str:
         """What ``derive show`` prints: layers, symbols, the forward pass with numbers, the loss.
 
-        A big network is summarised per layer unless ``full``.
+        A big network is summarised per layer unless ``full``; no line is wider than ``width`` (None: unfolded).
         """
         from .overview import overview_text
 
-        return overview_text(self, digits, full)
+        return overview_text(self, digits, full, width)
 
     def overview(self, full: bool = False) -> dict[str, Any]:
         """The data of ``derive show --format json`` (big networks summarised unless ``full``)."""

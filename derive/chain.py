@@ -141,14 +141,15 @@ class Derivation:
 
     # -- what `derive grad` prints, and what a notebook shows -------------------
 
-    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
+    def text(self, digits: int = 8, closed_form: bool | None = None, width: int | None = 100) -> str:
         """What ``derive grad SPEC PARAM`` prints: every path (or δ term), its factors and their numbers.
 
-        ``closed_form``: True always prints the expanded closed form, False never, None when it is short.
+        ``closed_form``: True always prints the expanded closed form, False never, None when it fits on a line.
+        No line is wider than ``width`` (the CLI passes the terminal's; None: lines as long as they come).
         """
         from .report import Reporter
 
-        return Reporter(self, digits).text(closed_form)
+        return Reporter(self, digits).text(closed_form, width)
 
     def to_dict(self, digits: int = 8) -> dict[str, object]:
         """The data of ``derive grad SPEC PARAM --format json`` (steps with their expressions and values)."""

@@ -135,6 +135,13 @@ def _emit(text: str, output: str | None) -> None:
     wrote(write_atomic(output, text))
 
 
+def _width(output: str | None) -> int:
+    """How wide printed text may be: the terminal's width on a terminal, else 100 columns."""
+    from .present.width import DEFAULT_WIDTH, output_width
+
+    return output_width() if _to_stdout(output) else DEFAULT_WIDTH
+
+
 def _progress_wanted(quiet: bool) -> bool:
     """Progress goes to stderr only when a person is watching it."""
     return not quiet and sys.stderr.isatty()
@@ -237,7 +244,7 @@ def show(spec: str, full: bool, fmt: str, digits: int, output: str | None) -> No
     if fmt == "json":
         _dump(model.overview(full), output)
     else:
-        _emit(model.show(digits, full=full), output)
+        _emit(model.show(digits, full=full, width=_width(output)), output)
 
 
 @main.command()
@@ -320,7 +327,7 @@ def grad(
     elif fmt == "latex":
         _emit(derivation.latex(digits), output)
     else:
-        _emit(derivation.text(digits, closed_form), output)
+        _emit(derivation.text(digits, closed_form, _width(output)), output)
 
 
 LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.files.LECTURE_SUFFIXES
@@ -630,9 +637,10 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
 @click.option(
     "--scale",
     type=click.Choice(["none", "standard", "minmax"]),
-    default="none",
+    default="standard",
     show_default=True,
-    help="Scale the inputs by the training rows' mean and std, or min and max (folded into W2 and b2 when saved).",
+    help="Scale the inputs by the training rows' mean and std, or min and max, or not at all (folded into W2 "
+    "and b2 when saved, so the saved parameters take raw inputs).",
 )
 @click.option(
     "--one-hot/--no-one-hot",

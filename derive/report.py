@@ -29,6 +29,7 @@ from .present.equations import (
     TextChainPrinter,
     definition,
 )
+from .present.width import DEFAULT_WIDTH, fold
 
 CLOSED_FORM_TEXT_LIMIT = 1500
 
@@ -279,8 +280,14 @@ class Reporter:
         lines = [f"  {lhs} &= {rhs}" if rhs else f"  {lhs}" for lhs, rhs in self.rows()]
         return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}\n"
 
-    def text(self, show_closed_form: bool | None = None) -> str:
-        """What ``derive grad SPEC PARAM`` prints."""
+    def text(self, show_closed_form: bool | None = None, width: int | None = DEFAULT_WIDTH) -> str:
+        """What ``derive grad SPEC PARAM`` prints, no line wider than ``width`` (None: as long as they come).
+
+        By default the closed form is printed only when it fits on one line of ``width``.
+        """
+        return fold(self._text(show_closed_form, width), width)
+
+    def _text(self, show_closed_form: bool | None, width: int | None) -> str:
         d = self.d
         q = d.quantity
         lines: list[str] = []
@@ -321,7 +328,9 @@ class Reporter:
             lines.append(f"closed form: not shown: {why}")
         else:
             body = pr.text(closed)
-            if show_closed_form is None and len(body) > CLOSED_FORM_TEXT_LIMIT:
+            line = f"  ∂E/∂{q.name} = {body}"
+            limit = CLOSED_FORM_TEXT_LIMIT if width is None else width
+            if show_closed_form is None and len(line if width is not None else body) > limit:
                 lines.append(f"closed form: {len(body):,} characters; pass --closed-form to print it")
             elif show_closed_form is not False:
                 lines.append("closed form:")

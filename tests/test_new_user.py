@@ -237,3 +237,57 @@ def test_exercises_refuses_a_model_that_is_not_its_file_any_more():
     changed = derive.load("mazur").with_values(targets=[0.1, 0.9])
     with pytest.raises(derive.DeriveError, match="not one loaded from a file unchanged"):
         changed.exercises(1, seed=1, format="html")
+
+
+# -- 5. derive fit's defaults give a good model ----------------------------------------------------
+
+
+def _digits_accuracy(params, X, y):
+    """The 64-30-10 network's accuracy on raw pixels, computed here: sigmoid, then the largest output net."""
+    import numpy as np
+
+    hidden = 1 / (1 + np.exp(-(X @ params["W2"].T + params["b2"])))
+    return float(np.mean(np.argmax(hidden @ params["W3"].T + params["b3"], axis=1) == y))
+
+
+def test_fit_s_defaults_scale_the_inputs_and_reach_96_percent_on_digits(tmp_path):
+    import json
+
+    import numpy as np
+    from conftest import require
+
+    require("sklearn", "data")
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    results = {}
+    for name, extra in (("default", []), ("none", ["--scale", "none"])):
+        out = tmp_path / f"{name}.npz"
+        done = invoke("fit", "digits", "--data", "digits", "-o", str(out), "--format", "json", *extra)
+        assert done.exit_code == 0, done.output
+        data = json.loads(done.stdout)
+        saved = np.load(out)
+        overall = _digits_accuracy({k: saved[k] for k in saved.files}, X, y)  # raw pixels: the scaling is folded in
+        assert overall == pytest.approx((1347 * data["train_accuracy"] + 450 * data["test_accuracy"]) / 1797, abs=1e-9)
+        results[name] = data["test_accuracy"]
+    assert results["default"] >= 0.96 and results["default"] > results["none"]
+    assert "[default: standard]" in " ".join(invoke("fit", "--help").output.split())
+
+
+def test_model_fit_is_derive_fit(tmp_path):
+    import json
+
+    import numpy as np
+    from conftest import require
+
+    import derive
+
+    require("sklearn", "data")
+    result = derive.load("digits").fit("digits", epochs=3, path=tmp_path / "api.npz")
+    done = invoke(
+        "fit", "digits", "--data", "digits", "--epochs", "3", "-o", str(tmp_path / "cli.npz"), "--format", "json"
+    )
+    data = json.loads(done.stdout)
+    assert result.test_accuracy == data["test_accuracy"] and result.train_loss == data["train_loss"]
+    api, cli_ = np.load(tmp_path / "api.npz"), np.load(tmp_path / "cli.npz")
+    assert all(np.array_equal(api[k], cli_[k]) for k in cli_.files)
