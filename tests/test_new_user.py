@@ -291,3 +291,131 @@ def test_model_fit_is_derive_fit(tmp_path):
     assert result.test_accuracy == data["test_accuracy"] and result.train_loss == data["train_loss"]
     api, cli_ = np.load(tmp_path / "api.npz"), np.load(tmp_path / "cli.npz")
     assert all(np.array_equal(api[k], cli_[k]) for k in cli_.files)
+
+
+# -- 4. default output fits the terminal ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "param"), [("mazur", "w1"), ("mazur", "b1"), ("digits", "w2_1_1"), ("digits", "b3_4")]
+)
+def test_grad_lines_fit_100_columns_off_a_terminal_and_the_closed_form_only_when_it_fits(spec, param):
+    proc = run("grad", spec, param)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    closed = [line for line in lines if line.startswith("closed form")]
+    assert closed and closed[0] != "closed form:"  # too long for a line: its size and how to see it, or why not
+    assert "--closed-form" in closed[0] or "not shown" in closed[0]
+    full = run("grad", spec, param, "--closed-form").stdout
+    if "not shown" not in closed[0]:
+        assert "closed form:" in full.splitlines() and max(len(line) for line in full.splitlines()) <= 100
+
+
+def test_a_short_closed_form_is_still_printed(tmp_path):
+    path = tmp_path / "line.toml"
+    path.write_text(ONE_OUTPUT.format(activation="linear", weight=0.3).replace('loss = "bce"', 'loss = "half_sse"'))
+    lines = run("grad", str(path), "w_o1_x1").stdout.splitlines()
+    assert lines[-2] == "closed form:" and lines[-1].startswith("  ∂E/∂w_o1_x1 = ")
+    import sympy as sp
+
+    w, x, t = sp.symbols("w_o1_x1 x1 target_o1")
+    assert sp.simplify(sp.sympify(lines[-1].split(" = ")[1], locals={"w_o1_x1": w, "x1": x}) - x * (w * x - t)) == 0
+
+
+def test_show_digits_fits_the_width_and_keeps_the_numbers():
+    import derive
+
+    model = derive.load("digits")
+    text = run("show", "digits").stdout
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert len(text.splitlines()) < 200
+    narrow = model.show(width=60)
+    assert max(len(line) for line in narrow.splitlines()) <= 60
+    assert model.show(width=None).count("\n") <= text.count("\n")  # folding only adds lines
+
+
+def test_sums_are_in_numeric_order():
+    import numpy as np
+
+    import derive
+
+    rng = np.random.default_rng(4)
+    x, w = rng.uniform(0, 1, 12).round(3), rng.uniform(-1, 1, 12).round(3)
+    model = derive.load(
+        {
+            "loss": "half_sse",
+            "layers": [
+                {"names": [f"x{j}" for j in range(1, 13)], "values": x},
+                {
+                    "names": ["o"],
+                    "activation": "linear",
+                    "weights": [w],
+                    "weight_names": [[f"w{j}" for j in range(1, 13)]],
+                    "targets": [0.5],
+                },
+            ],
+        }
+    )
+    line = next(line for line in model.show(6, width=None).splitlines() if line.startswith("  net_o ="))
+    _, formula, numbers, value = line.split(" = ")
+    assert formula == " + ".join(f"w{j}*x{j}" for j in range(1, 13))  # not x1, x10, x11, x12, x2, …
+    assert numbers.replace("(", "").replace(")", "") == " + ".join(f"{a:g}*{b:g}" for a, b in zip(w, x))
+    assert float(value) == pytest.approx(float(w @ x), rel=1e-5)  # the net's value, by NumPy
+
+
+def test_the_width_is_the_terminal_s_on_a_terminal(monkeypatch):
+    import io
+
+    from derive.present.width import output_width
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "72")
+    assert output_width(Terminal()) == 72
+    assert output_width(io.StringIO()) == 100
+
+
+def test_digits_has_numbers_grad_and_train_work():
+    import json
+
+    import numpy as np
+    from conftest import require
+    from oracles import Net, backprop
+
+    import derive
+
+    model = derive.load("digits")
+    assert model.has_numbers
+    require("sklearn", "data")
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(np.array(model.spec.layers[0].values), X[0] / 16)  # the data set's first image
+    assert model.spec.layers[-1].targets == tuple(float(k == y[0]) for k in range(10))
+    values = model.parameter_values()  # the spec's seeded weights: inputs to the oracle, not results
+    weights = [
+        np.array([[values[f"w{l}_{j}_{k}"] for k in range(1, m + 1)] for j in range(1, n + 1)])
+        for l, m, n in ((2, 64, 30), (3, 30, 10))
+    ]
+    biases = [np.array([values[f"b{l}_{j}"] for j in range(1, n + 1)]) for l, n in ((2, 30), (3, 10))]
+    net = Net(
+        sizes=[64, 30, 10],
+        activations=["sigmoid", "softmax"],
+        weights=weights,
+        bias_kinds=["per_neuron", "per_neuron"],
+        biases=biases,
+        x=X[0] / 16,
+        t=np.eye(10)[y[0]],
+        loss="cross_entropy",
+    )
+    e, grads, _ = backprop(net)
+    data = json.loads(run("grad", "digits", "--all", "--format", "json").stdout)
+    assert data["loss"] == pytest.approx(e, rel=1e-12)
+    ours = np.array([data["gradients"][name] for name in net.parameter_names()])
+    np.testing.assert_allclose(ours, grads, rtol=1e-9, atol=1e-14)
+    trained = run("train", "digits", "--steps", "20", "--format", "json")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["loss"] < e
