@@ -21,7 +21,7 @@ __all__ = [
     "Model",
     "SpecError",
     "__version__",
-    "bench",
+    "benchmark",
     "example_text",
     "examples",
     "grade",
@@ -31,7 +31,7 @@ __all__ = [
     "parse_spec",
 ]
 
-from .commands import bench, example_text, examples, grade, new
+from .commands import benchmark, example_text, examples, grade, new
 from .errors import DeriveError, SpecError
 from .spec import load_spec, parse_spec
 

@@ -7,7 +7,7 @@ Everything the command line does is a method here (the CLI is a thin skin over i
 ``derive train`` :meth:`Model.train`, ``derive check`` :meth:`Model.check`,
 ``derive fit`` :meth:`Model.fit`, ``derive exercises`` :meth:`Model.exercises`.
 The commands without a model are functions of :mod:`derive.commands`, exported by ``derive``:
-``examples``, ``new``, ``grade`` (``derive check`` of a student's answers file) and ``bench``.
+``examples``, ``new``, ``grade`` (``derive check`` of a student's answers file) and ``benchmark``.
 """
 
 from __future__ import annotations

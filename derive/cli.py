@@ -478,6 +478,10 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
         if _progress_wanted(quiet):
             click.echo(message, err=True)
 
+    from .bench import left_out
+
+    for note in left_out(torch_compile):  # before the minutes of timing, not after
+        _warn(note)
     data = run(shapes, budget=budget, torch_compile=torch_compile, log=log)
     _emit(_json(data) if fmt == "json" else table(data), output)
 

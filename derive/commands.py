@@ -1,5 +1,7 @@
 """The commands that need no model, as functions: ``derive examples``, ``new``, ``check --claims``, ``bench``.
 
+``derive bench`` is :func:`benchmark` (``derive.bench`` is the module that measures).
+
 Thin wrappers over what the CLI calls; ``import derive`` stays free of sympy until one runs.
 """
 
@@ -62,7 +64,7 @@ def grade(spec: SpecRef, claims: str | Path) -> Report:
     return check(Model.load(spec), load_claims(claims))
 
 
-def bench(
+def benchmark(
     *, quick: bool = False, budget: float = 1.0, torch_compile: bool = True, log: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """Time the generated module against hand-written backprop and PyTorch: ``derive bench`` (its JSON data)."""

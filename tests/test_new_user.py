@@ -123,7 +123,7 @@ API_OF_COMMAND = {
     "exercises": "Model.exercises",
     "examples": "derive.examples",
     "new": "derive.new",
-    "bench": "derive.bench",
+    "bench": "derive.benchmark",
 }
 
 
@@ -419,3 +419,20 @@ def test_digits_has_numbers_grad_and_train_work():
     trained = run("train", "digits", "--steps", "20", "--format", "json")
     assert trained.returncode == 0, trained.stderr
     assert json.loads(trained.stdout)["loss"] < e
+
+
+# -- 6. derive bench says what it leaves out ---------------------------------------------------------
+
+
+def test_bench_without_pytorch_says_so_and_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    result = CliRunner().invoke(main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile"])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if "PyTorch" in line)
+    assert warning.startswith("warning: PyTorch is not installed") and "pip install torch==2.13.0" in warning
+    assert "torch autograd" in warning and "left out" in warning
+    assert "| torch autograd |" not in result.stdout and "array API (torch)" not in result.stdout.split("Left out")[0]
+    assert "Left out: PyTorch is not installed" in result.stdout
+    assert "| generated |" in result.stdout  # the rest is still measured
