@@ -562,7 +562,9 @@ def train(
         lines.append("parameters:")
         width = max(len(k) for k in parameters)
         lines.extend(f"  {k:<{width}} = {format_number(v, digits)}" for k, v in parameters.items())
-    _emit("\n".join(lines) + "\n", output)
+    from .present.width import fold
+
+    _emit(fold("\n".join(lines), _width(output)) + "\n", output)
 
 
 @main.command("check")
@@ -719,10 +721,15 @@ def fit(
                 return f"{name:<6} {'-':>12} {'-':>10}"
             return f"{name:<6} {format_number(loss, 6):>12} {100 * accuracy:>8.2f} %"
 
+        from .present.width import fold
+
         click.echo(
-            f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
-            f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
-            f"{result.test_rows} held out"
+            fold(
+                f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
+                f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
+                f"{result.test_rows} held out",
+                _width(None),
+            )
         )
         click.echo(f"{'':<6} {'loss':>12} {'accuracy':>10}")
         click.echo(row("train", result.train_loss, result.train_accuracy))

@@ -89,7 +89,9 @@ LAYER_KEYS = (
     "out_names",
     "targets",
     "targets_file",
+    "weights_layout",
 )
+TO_FROM, FROM_TO = "to_from", "from_to"  # weights[j][k] into neuron j from k (the default), or [k][j] as in x·W
 UNIT_INTERVAL = ("sigmoid", SOFTMAX)  # the built-in activations whose outputs lie in (0, 1): bce's domain
 BUILTIN_SUFFIX = " (built-in example)"  # how a built-in spec's source reads in messages
 RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.drawn)
@@ -417,6 +419,21 @@ class _Validator:
             raise self.fail(key, f"{value!r} is reserved (a function, constant or the loss E)")
         return value
 
+    def spec_name(self, value: Any) -> str:
+        """The spec's ``name``: an identifier, since it names generated modules and LaTeX; a file-like name is
+        refused with the identifier to write instead."""
+        if isinstance(value, str) and not NAME_RE.match(value):
+            fixed = identifier_for(value)
+            if fixed:
+                raise self.fail(
+                    "name",
+                    f"{value!r} is not a valid name: a spec's name is an identifier (letters, digits and "
+                    "underscores, a letter first), as it names generated Python modules and LaTeX; "
+                    "the file's name may differ",
+                    f'write name = "{fixed}"',
+                )
+        return self.name(value, "name")
+
     def names(self, value: Any, key: str, length: int) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.fail(key, f"expected a list of {length} names, got {_describe(value)}")
@@ -438,7 +455,7 @@ class _Validator:
 
     def spec(self, data: dict[str, Any]) -> Spec:
         self.keys(data, TOP_KEYS, "")
-        name = self.name(data["name"], "name") if "name" in data else "network"
+        name = self.spec_name(data["name"]) if "name" in data else "network"
         title = self.text(data.get("title", name), "title", MAX_TITLE_LENGTH)
         description = self.text(data.get("description", ""), "description", 4000)
         title_zh = self.text(data.get("title_zh", ""), "title_zh", MAX_TITLE_LENGTH)
@@ -679,7 +696,7 @@ class _Validator:
         else:  # named neurons name their weights: w_h1_x1 runs from x1 into h1
             weight_names = tuple(tuple(f"w_{to}_{frm}" for frm in prev.names) for to in names)
         # omitted weights stay empty here: derive.init draws them from [init] seed
-        weights = self.matrix(table["weights"], f"{key}.weights", n, m) if "weights" in table else ()
+        weights = self.layer_weights(table, key, n, m)
 
         bias = self.bias(table, key, number, n if by_size else names)
 
@@ -762,6 +779,37 @@ class _Validator:
             raise self.fail(key, f"{path} holds a number that is not finite")
         return tuple(float(v) for v in flat)
 
+    def layer_weights(self, table: dict[str, Any], key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
+        """The layer's weights as weights[j][k] (into neuron j from neuron k), however ``weights_layout`` wrote them."""
+        layout = table.get("weights_layout", TO_FROM)
+        if layout not in (TO_FROM, FROM_TO):
+            raise self.fail(
+                f"{key}.weights_layout",
+                f"unknown layout {layout!r}",
+                f'"{TO_FROM}" (weights[j][k] into neuron j from neuron k, the default) or "{FROM_TO}" '
+                "(weights[k][j]: one row per input, as W in x·W)",
+            )
+        if "weights" not in table:
+            if "weights_layout" in table:
+                raise self.fail(f"{key}.weights_layout", "given without weights")
+            return ()  # seeded: derive.init draws them from [init] seed
+        if layout == TO_FROM:
+            return self.matrix(table["weights"], f"{key}.weights", n, m)
+        value = table["weights"]
+        if (
+            not isinstance(value, list)
+            or len(value) != m
+            or not all(isinstance(r, list) and len(r) == n for r in value)
+        ):
+            raise self.fail(
+                f"{key}.weights",
+                f'expected a {m}×{n} matrix (weights_layout = "{FROM_TO}": weights[k][j] from neuron k of the '
+                f"previous layer into neuron j), got {_shape(value)}",
+                f"write one row per input to this layer ({m} rows), each with {n} weights, one per neuron",
+            )
+        rows = [self.row(row, f"{key}.weights[{k}]") for k, row in enumerate(value)]
+        return tuple(tuple(rows[k][j] for k in range(m)) for j in range(n))
+
     def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
         got = _shape(value)
@@ -769,7 +817,8 @@ class _Validator:
             raise self.fail(
                 key,
                 f"expected a {shape} matrix, got {got}: transposed?",
-                f"write one row per neuron of this layer ({n} rows), each with {m} weights, one per input to it",
+                f"write one row per neuron of this layer ({n} rows), each with {m} weights, one per input to it; "
+                f'or keep the rows and add weights_layout = "{FROM_TO}"',
             )
         if not isinstance(value, list) or len(value) != n or not all(isinstance(r, list) for r in value):
             raise self.fail(key, f"expected a {shape} matrix, got {got}")
@@ -951,6 +1000,14 @@ def bce_outputs_problem(spec: Spec, outputs: Mapping[str, float]) -> SpecError |
         where=f"{spec.source}: layers[{len(spec.layers) - 1}].activation",
         hint='use activation = "sigmoid", or activation = "softmax" with loss kind "cross_entropy"',
     )
+
+
+def identifier_for(text: str) -> str:
+    """A file-like name as an identifier (my-net.v2 → my_net_v2), or "" when none is near."""
+    fixed = re.sub(r"[^A-Za-z0-9_]+", "_", text.strip()).strip("_")
+    if fixed and not fixed[0].isalpha():
+        fixed = "n_" + fixed
+    return fixed[:MAX_NAME_LENGTH] if NAME_RE.match(fixed) else ""
 
 
 def _layer_names(layer: LayerSpec) -> list[str]:

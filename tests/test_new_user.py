@@ -436,3 +436,130 @@ def test_bench_without_pytorch_says_so_and_how_to_install_it(monkeypatch):
     assert "| torch autograd |" not in result.stdout and "array API (torch)" not in result.stdout.split("Left out")[0]
     assert "Left out: PyTorch is not installed" in result.stdout
     assert "| generated |" in result.stdout  # the rest is still measured
+
+
+# -- 7. smaller things ------------------------------------------------------------------------------
+
+
+def test_new_takes_a_formula_as_a_spec_file_does(tmp_path):
+    import numpy as np
+    from oracles import backprop
+
+    import derive
+
+    mish = "x*tanh(log(1 + exp(x)))"
+    path = tmp_path / "mish.toml"
+    done = invoke("new", "2-3-1", "--hidden", mish, "--seed", "2", "-o", str(path))
+    assert done.exit_code == 0, done.output
+    model = derive.load(path)
+    assert model.spec.layers[1].activation == mish
+    from oracles import Net  # the oracle's own NumPy mish and backprop (complex-step derivative)
+
+    values = model.parameter_values()
+    spec = model.spec
+    net = Net(
+        sizes=[2, 3, 1],
+        activations=[mish, "sigmoid"],
+        weights=[
+            np.array([[values[f"w2_{j}_{k}"] for k in (1, 2)] for j in (1, 2, 3)]),
+            np.array([[values[f"w3_1_{k}"] for k in (1, 2, 3)]]),
+        ],
+        bias_kinds=["per_neuron", "per_neuron"],
+        biases=[np.array([values[f"b2_{j}"] for j in (1, 2, 3)]), np.array([values["b3_1"]])],
+        x=np.array(spec.layers[0].values),
+        t=np.array(spec.layers[-1].targets),
+        loss="half_sse",
+    )
+    e, grads, _ = backprop(net)
+    loss, ours = model.gradients()
+    assert loss == pytest.approx(e, rel=1e-12)
+    np.testing.assert_allclose([ours[name] for name in net.parameter_names()], grads, rtol=1e-9, atol=1e-15)
+    refused(invoke("new", "2-3-1", "--hidden", "x*tanh((x"), "--hidden", "expected ')'")
+    refused(invoke("new", "2-3-1", "--hidden", "tanhh"), "--hidden", "did you mean 'tanh'?")
+
+
+def test_a_file_like_spec_name_is_refused_with_the_identifier_to_write(tmp_path):
+    path = tmp_path / "my-net.toml"
+    path.write_text(
+        'name = "my-net"\nloss = "half_sse"\n[[layers]]\nsize = 1\n[[layers]]\nsize = 1\nactivation = "tanh"\n'
+    )
+    refused(invoke("show", str(path)), f"{path}: name", "identifier", 'write name = "my_net"')
+    refused(invoke("new", "2-2", "--name", "my-net"), "--name", "identifier", "--name my_net")
+
+
+XW = """
+name = "xw"
+loss = "half_sse"
+[[layers]]
+names = ["x1", "x2", "x3"]
+values = [0.2, -0.4, 0.9]
+[[layers]]
+names = ["h1", "h2"]
+activation = "tanh"
+{layout}weights = {weights}
+bias = [0.1, -0.2]
+[[layers]]
+names = ["o1"]
+activation = "sigmoid"
+weights = [[0.7, -0.3]]
+targets = [0.25]
+"""
+
+
+def test_weights_may_be_written_from_to_as_in_x_times_w(tmp_path):
+    import numpy as np
+
+    import derive
+
+    W = np.array([[0.5, -0.1], [0.3, 0.8], [-0.6, 0.2]])  # 3 inputs × 2 neurons: z = x·W + b
+    from_to = derive.load(XW.format(layout='weights_layout = "from_to"\n', weights=W.tolist()))
+    to_from = derive.load(XW.format(layout="", weights=W.T.tolist()))
+    assert from_to.spec.layers[1].weights == to_from.spec.layers[1].weights
+    # by hand, in the x·W convention
+    x, b = np.array([0.2, -0.4, 0.9]), np.array([0.1, -0.2])
+    out = 1 / (1 + np.exp(-(np.tanh(x @ W + b) @ np.array([0.7, -0.3]))))
+    assert from_to.point[from_to.symbol("out_o1")] == pytest.approx(out, rel=1e-12)
+    assert from_to.derivation("w_h2_x1").value == pytest.approx(float(to_from.derivation("w_h2_x1").value), rel=1e-15)
+    path = tmp_path / "xw.toml"
+    path.write_text(XW.format(layout='weights_layout = "from_to"\n', weights=W.T.tolist()))
+    refused(invoke("show", str(path)), f"{path}: layers[1].weights", "expected a 3×2 matrix", "from_to")
+    path.write_text(XW.format(layout="", weights=W.tolist()))
+    refused(invoke("show", str(path)), "transposed?", 'weights_layout = "from_to"')
+    path.write_text(XW.format(layout='weights_layout = "x_w"\n', weights=W.tolist()))
+    refused(invoke("show", str(path)), "layers[1].weights_layout", "unknown layout")
+
+
+def test_an_exercise_variant_with_new_weights_drops_the_layout_it_no_longer_uses(tmp_path):
+    import numpy as np
+
+    from derive.spec import load_spec
+    from derive.variants import draw_variants
+
+    W = np.array([[0.5, -0.1], [0.3, 0.8], [-0.6, 0.2]])
+    path = tmp_path / "xw.toml"
+    path.write_text(XW.format(layout='weights_layout = "from_to"\n', weights=W.tolist()))
+    (variant,) = draw_variants(path, 1, seed=3, weights=True)
+    assert "weights_layout" not in variant.toml
+    same_numbers = draw_variants(path, 1, seed=3, weights=False)[0]
+    assert "weights_layout" in same_numbers.toml
+    assert same_numbers.spec.layers[1].weights == load_spec(path).layers[1].weights
+
+
+def test_the_readme_reads_right():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    headings = [line.lstrip("#").strip() for line in readme.splitlines() if re.match(r"#{2,4} ", line)]
+    for found in re.findall(r'see "([^"]+)"', readme):
+        target = " ".join(found.split())  # a reference may be folded over two lines
+        assert any(heading.startswith(target) for heading in headings), f'"see {target}" names no heading'
+    assert "NumPy only" in readme and "--style scalar" in readme
+    assert "DeriveError:" not in readme.split("## From Python and Jupyter")[1].split("##")[0].replace(
+        "derive.DeriveError", ""
+    )
+
+
+def test_the_examples_carry_no_internal_notes():
+    for path in (ROOT / "derive" / "examples").glob("*.toml"):
+        text = invoke("examples", path.stem).stdout
+        assert "seed article" not in text, path.name
