@@ -201,7 +201,8 @@ class Model:
         for symbol in outs:
             value = point[symbol]
             if value in (0.0, 1.0):
-                exact = exact or exact_point(self.network, point)
+                if exact is None:
+                    exact = exact_point(self.network, point)
                 precise = exact.get(symbol)
                 if precise is not None and 0 < precise < 1:
                     continue

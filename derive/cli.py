@@ -721,15 +721,10 @@ def fit(
                 return f"{name:<6} {'-':>12} {'-':>10}"
             return f"{name:<6} {format_number(loss, 6):>12} {100 * accuracy:>8.2f} %"
 
-        from .present.width import fold
-
         click.echo(
-            fold(
-                f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
-                f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
-                f"{result.test_rows} held out",
-                _width(None),
-            )
+            f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
+            f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
+            f"{result.test_rows} held out"
         )
         click.echo(f"{'':<6} {'loss':>12} {'accuracy':>10}")
         click.echo(row("train", result.train_loss, result.train_accuracy))

@@ -196,7 +196,20 @@ def test_derive_fit_matches_the_module_trained_by_hand(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, X=X, T=T)
     out = tmp_path / "p.npz"
-    args = ["fit", "softmax", "--data", str(data), "--epochs", "4", "--batch-size", "5", "--lr", "0.2", "--scale", "none"]
+    args = [
+        "fit",
+        "softmax",
+        "--data",
+        str(data),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "5",
+        "--lr",
+        "0.2",
+        "--scale",
+        "none",
+    ]
     result = CliRunner().invoke(main, [*args, "--test-fraction", "0", "-o", str(out), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["test_loss"] is None
