@@ -16,9 +16,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DeriveError", "Model", "__version__", "load", "load_spec", "parse_spec"]
+__all__ = [
+    "DeriveError",
+    "Model",
+    "SpecError",
+    "__version__",
+    "benchmark",
+    "example_text",
+    "examples",
+    "grade",
+    "load",
+    "load_spec",
+    "new",
+    "parse_spec",
+]
 
-from .errors import DeriveError
+from .commands import benchmark, example_text, examples, grade, new
+from .errors import DeriveError, SpecError
 from .spec import load_spec, parse_spec
 
 if TYPE_CHECKING:

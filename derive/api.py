@@ -4,7 +4,10 @@ Everything the command line does is a method here (the CLI is a thin skin over i
 ``derive grad`` is :meth:`Model.derivation` (and :meth:`Derivation.text`), ``derive show``
 :meth:`Model.show`,
 ``derive lecture`` :meth:`Model.lecture`, ``derive export`` :meth:`Model.export`,
-``derive train`` :meth:`Model.train`, ``derive check`` :meth:`Model.check`.
+``derive train`` :meth:`Model.train`, ``derive check`` :meth:`Model.check`,
+``derive fit`` :meth:`Model.fit`, ``derive exercises`` :meth:`Model.exercises`.
+The commands without a model are functions of :mod:`derive.commands`, exported by ``derive``:
+``examples``, ``new``, ``grade`` (``derive check`` of a student's answers file) and ``benchmark``.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from .network import LOSS_SYMBOL, Network, SymbolKind
 from .numeric import Breakdown, Compiled
 from .point import Point
 from .report import BatchReporter, Reporter, json_text
-from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
+from .spec import BUILTIN_ACTIVATIONS, Spec, bce_outputs_problem, load_spec, parse_spec, validate_spec, with_values
 
 if TYPE_CHECKING:
     from .check import Report
+    from .fitting import FitResult
+    from .matrix import MatrixGradient
 
 SpecRef = str | Path | Mapping[str, Any]
 TRAIN_CHUNK = 2000  # steps between progress reports
@@ -45,6 +50,13 @@ class Training:
     outputs: list[list[float]]  # after the run: a row per sample (one row for a single sample)
     parameters: dict[str, float] = field(repr=False)
     breakdown: Breakdown | None = None  # why the loss stopped being a float, if it did
+
+    def __repr__(self) -> str:
+        return (
+            f"Training(steps={self.steps}, learning_rate={self.learning_rate}, update_biases={self.update_biases}, "
+            f"loss_before={self.loss_before!r}, loss={self.loss!r}, outputs={self.outputs!r}, "
+            f"breakdown={self.breakdown!r})"
+        )
 
     @property
     def loss_before(self) -> float:
@@ -76,13 +88,14 @@ class Shown:
         d = self.derivation
         return BatchReporter(d, digits) if isinstance(d, BatchDerivation) else Reporter(d, digits)
 
-    def text(self, digits: int = 8, closed_form: bool | None = None) -> str:
+    def text(self, digits: int = 8, closed_form: bool | None = None, width: int | None = 100) -> str:
         """What ``derive grad SPEC PARAM`` prints: every path (or δ term), its factors and their numbers.
 
-        ``closed_form``: True always prints the expanded closed form, False never, None when it is short.
+        ``closed_form``: True always prints the expanded closed form, False never, None when it fits on a line.
+        No line is wider than ``width`` (the CLI passes the terminal's; None: lines as long as they come).
         For a batch: sample 1 in full, every sample side by side, then their mean or sum.
         """
-        return self._reporter(digits).text(closed_form)
+        return self._reporter(digits).text(closed_form, width)
 
     def to_dict(self, digits: int = 8) -> dict[str, object]:
         """The data of ``derive grad SPEC PARAM --format json``."""
@@ -250,6 +263,7 @@ class Model:
                                 where=self.spec.source,
                                 hint="check the activation's domain and the spec's numbers",
                             )
+            self._check_bce_outputs(point)
         return points
 
     @property
@@ -268,14 +282,46 @@ class Model:
             return points[0][LOSS_SYMBOL]
         return reduce_exact([p[LOSS_SYMBOL] for p in points], self.spec.loss.reduction)
 
+    def _check_bce_outputs(self, point: Point) -> None:
+        """bce over a formula activation: refuse an output outside (0, 1) at the spec's numbers.
+
+        A float of exactly 0 or 1 may be a rounded σ(±40): its exact value decides.
+        """
+        if self.spec.loss.kind != "bce" or self.spec.layers[-1].activation in BUILTIN_ACTIVATIONS:
+            return
+        outs = self.network.output_layer.outs
+        values: dict[str, float] = {}
+        exact: Mapping[sp.Symbol, Number] | None = None
+        for symbol in outs:
+            value = point[symbol]
+            if value in (0.0, 1.0):
+                if exact is None:
+                    exact = exact_point(self.network, point)
+                precise = exact.get(symbol)
+                if precise is not None and 0 < precise < 1:
+                    continue
+            values[symbol.name] = value
+        problem = bce_outputs_problem(self.spec, values)
+        if problem is not None:
+            raise problem
+
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)
 
-    def derivation(self, name: str) -> Shown:
-        """∂E/∂name for a weight, bias, input, net or out, with its printed forms (see :class:`Shown`).
+    def derivation(self, name: str) -> Shown | MatrixGradient:
+        """∂E/∂name for a weight, bias, input, net or out, with its printed forms (see :class:`Shown`):
+        ``derive grad SPEC NAME``.
 
         For a batch, each sample's ∂E[n]/∂name and their mean or sum; ``name[n]`` is sample n's alone.
+        A whole layer named as an exported module names it (``W3``, ``b3``) gives the layer's
+        :class:`~derive.matrix.MatrixGradient` (∂E/∂W3 = δ3 (a2)ᵀ with its entries by spec name), as
+        ``derive grad SPEC W3`` prints it; a spec's own names come first (Mazur's ``b2`` is its bias).
         """
+        if name not in self.network.symbols:
+            from .matrix import is_matrix_key
+
+            if is_matrix_key(name):
+                return self.layer_gradient(name)
         return Shown(self.derived(name))
 
     def derived(self, name: str) -> Derivation | BatchDerivation:
@@ -314,6 +360,14 @@ class Model:
             return {p.name: Shown(derive_batch(self.network, p, points, reduction)) for p in self.network.parameters}
         return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}
 
+    def layer_gradient(self, key: str) -> MatrixGradient:
+        """∂E/∂W{l} or ∂E/∂b{l} for a whole layer, keyed as the exported module's params (``derive grad SPEC W3``)."""
+        from .matrix import is_matrix_key, matrix_gradient
+
+        if not is_matrix_key(key):
+            raise DeriveError(f"{key!r} is not a layer's key", hint="W{l} or b{l}, e.g. W2 (the input layer is 1)")
+        return matrix_gradient(self, key)
+
     def gradients(self) -> tuple[float, dict[str, float]]:
         """(E, ∂E/∂p for every weight and bias), from the compiled passes."""
         return self.compiled().named_gradients()
@@ -343,14 +397,14 @@ class Model:
 
     # -- what the other commands do ---------------------------------------------------
 
-    def show(self, digits: int = 8, *, full: bool = False) -> str:
+    def show(self, digits: int = 8, *, full: bool = False, width: int | None = 100) -> str:
         """What ``derive show`` prints: layers, symbols, the forward pass with numbers, the loss.
 
-        A big network is summarised per layer unless ``full``.
+        A big network is summarised per layer unless ``full``; no line is wider than ``width`` (None: unfolded).
         """
         from .overview import overview_text
 
-        return overview_text(self, digits, full)
+        return overview_text(self, digits, full, width)
 
     def overview(self, full: bool = False) -> dict[str, Any]:
         """The data of ``derive show --format json`` (big networks summarised unless ``full``)."""
@@ -474,6 +528,81 @@ class Model:
         pairs = claims.items() if isinstance(claims, Mapping) else None
         texts = [f"{name}={value}" for name, value in pairs] if pairs is not None else list(claims)
         return check(self, argument_claims(texts))
+
+    def fit(
+        self,
+        data: str | Path,
+        *,
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float | None = None,
+        test_fraction: float = 0.25,
+        seed: int = 0,
+        scale: Literal["none", "standard", "minmax"] = "standard",
+        one_hot: bool | None = None,
+        path: str | Path | None = None,
+        progress: Callable[[int, float, float], None] | None = None,
+    ) -> FitResult:
+        """Train on a data set with the generated module: ``derive fit`` (the same defaults).
+
+        ``data`` is ``"digits"``, a ``.npz`` or a ``.csv`` file; the trained parameters are written to
+        ``path`` (``.npz``) when it is given; ``progress(epoch, loss, accuracy)`` after each epoch.
+        """
+        from .data import load_data
+        from .files import check_target
+        from .fitting import FitOptions, save_params, target_range
+        from .fitting import fit as run_fit
+
+        if path is not None:
+            check_target(path)  # before training, not after
+        sizes = [layer.size for layer in self.spec.layers]
+        dataset = load_data(str(data), sizes[0], sizes[-1], one_hot, target_range(self))
+        result = run_fit(self, dataset, FitOptions(epochs, batch_size, lr, test_fraction, seed, scale), progress)
+        if path is not None:
+            save_params(result.params, path)
+        return result
+
+    def exercises(
+        self,
+        students: int,
+        seed: int,
+        directory: str | Path | None = None,
+        *,
+        lang: str = "en",
+        format: Literal["pdf", "html"] = "pdf",
+        weights: bool = False,
+        lectures: bool = False,
+        jobs: int = 1,
+        digits: int = 8,
+        progress: Callable[[str], None] | None = None,
+    ) -> Path:
+        """Write one exercise sheet, answer key and answers file per student: ``derive exercises``; the folder.
+
+        The variants are drawn from the spec's file (its comments are kept in each student's copy), so the
+        model must be one loaded from a file or a built-in example, unchanged.
+        """
+        from .sheets import build_class, check_format, write_class
+
+        check_format(format)
+        ref = self._file_ref()
+        class_set = build_class(ref, students, seed, weights, digits)
+        target = Path(directory) if directory is not None else Path("output") / f"{class_set.name}-exercises"
+        write_class(class_set, target, lang, digits, jobs, progress or (lambda message: None), lectures, format)
+        return target
+
+    def _file_ref(self) -> str:
+        """The file or built-in name this model's spec was read from, when it is unchanged since."""
+        from .spec import BUILTIN_SUFFIX
+
+        source = self.spec.source
+        ref = source.removesuffix(BUILTIN_SUFFIX)
+        if source.startswith("<") or (ref == source and not Path(ref).is_file()) or load_spec(ref) != self.spec:
+            raise DeriveError(
+                "exercise sheets are drawn from a spec file, and this model is not one loaded from a file unchanged",
+                where=source,
+                hint="write the spec to a .toml file and load that, e.g. derive.load('net.toml').exercises(…)",
+            )
+        return ref
 
 
 def sample_suffix(name: str) -> tuple[str, int | None]:

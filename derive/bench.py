@@ -165,7 +165,35 @@ def run(
         results.append(measure(shape, budget, torch_compile))
     # once more at the end: on a shared machine one reading can catch a busy moment (and show "105 % of GEMM")
     peak = max(peak, gemm_gflops())
-    return _data(results, peak)
+    data = _data(results, peak)
+    data["left_out"] = left_out(torch_compile)
+    return data
+
+
+TORCH_INSTALL = "pip install torch==2.13.0 (the CPU build; in a clone: .venv/bin/pip install -e '.[torch]')"
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (PyTorch takes seconds)."""
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: an import that is known to fail
+    return importlib.util.find_spec(module) is not None
+
+
+def left_out(torch_compile: bool = True) -> list[str]:
+    """The rows a run cannot have on this machine, each with what is missing and how to install it."""
+    from .install import install_hint
+
+    notes = []
+    if not _installed("torch"):
+        rows = "torch autograd" + (", torch.compile" if torch_compile else "") + " and array API (torch)"
+        notes.append(f"PyTorch is not installed: the {rows} rows are left out; {TORCH_INSTALL}")
+    if not _installed("array_api_compat"):
+        notes.append("array-api-compat is not installed: the array API rows are left out; " + install_hint("array"))
+    return notes
 
 
 def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
@@ -217,7 +245,7 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
 
 
 def _array_api_module(model: Model) -> types.ModuleType | None:
-    """The array-API module of the spec, or None without array-api-compat (derive[array])."""
+    """The array-API module of the spec, or None without array-api-compat (the array extra)."""
     try:
         import array_api_compat  # noqa: F401
     except ImportError:
@@ -311,4 +339,6 @@ def table(data: dict[str, Any]) -> str:
                 f"| {shape['name']} | {shape['batch']} | {impl} | {_time(r['median_seconds'])} | "
                 f"{r['ratio_to_hand_written']:.2f}× | {r['gflops']:.2f} | {100 * r['fraction_of_gemm']:.0f}% |"
             )
+    if data.get("left_out"):
+        lines += ["", *(f"Left out: {note}" for note in data["left_out"])]
     return "\n".join(lines) + "\n"

@@ -135,6 +135,13 @@ def _emit(text: str, output: str | None) -> None:
     wrote(write_atomic(output, text))
 
 
+def _width(output: str | None) -> int:
+    """How wide printed text may be: the terminal's width on a terminal, else 100 columns."""
+    from .present.width import DEFAULT_WIDTH, output_width
+
+    return output_width() if _to_stdout(output) else DEFAULT_WIDTH
+
+
 def _progress_wanted(quiet: bool) -> bool:
     """Progress goes to stderr only when a person is watching it."""
     return not quiet and sys.stderr.isatty()
@@ -237,7 +244,7 @@ def show(spec: str, full: bool, fmt: str, digits: int, output: str | None) -> No
     if fmt == "json":
         _dump(model.overview(full), output)
     else:
-        _emit(model.show(digits, full=full), output)
+        _emit(model.show(digits, full=full, width=_width(output)), output)
 
 
 @main.command()
@@ -309,19 +316,18 @@ def grad(
         _emit("\n".join(lines) + "\n", output)
         return
     assert param is not None
-    from .matrix import is_matrix_key, matrix_gradient
+    from .matrix import MatrixGradient
 
-    if is_matrix_key(param) and param not in model.network.symbols:  # a spec's own names come first
-        result = matrix_gradient(model, param)
-        _emit(_json(result.to_json()) if fmt == "json" else result.text(digits), output)
+    derivation = model.derivation(param)  # W3, b3: a whole layer, unless the spec has names of its own so
+    if isinstance(derivation, MatrixGradient):
+        _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return
-    derivation = model.derivation(param)
     if fmt == "json":
         _emit(_json(derivation.to_dict(digits)), output)
     elif fmt == "latex":
         _emit(derivation.latex(digits), output)
     else:
-        _emit(derivation.text(digits, closed_form), output)
+        _emit(derivation.text(digits, closed_form, _width(output)), output)
 
 
 LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.files.LECTURE_SUFFIXES
@@ -433,7 +439,7 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
     type=click.Choice(["numpy", "array-api"]),
     default="numpy",
     show_default=True,
-    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat.",
+    help="numpy: NumPy only, fastest; array-api: any array library (NumPy, PyTorch, CuPy, JAX, Dask), needs array-api-compat (the array extra).",
 )
 @friendly
 def export(spec: str, output: str | None, style: str, backend: str) -> None:
@@ -472,6 +478,10 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
         if _progress_wanted(quiet):
             click.echo(message, err=True)
 
+    from .bench import left_out
+
+    for note in left_out(torch_compile):  # before the minutes of timing, not after
+        _warn(note)
     data = run(shapes, budget=budget, torch_compile=torch_compile, log=log)
     _emit(_json(data) if fmt == "json" else table(data), output)
 
@@ -555,7 +565,9 @@ def train(
         lines.append("parameters:")
         width = max(len(k) for k in parameters)
         lines.extend(f"  {k:<{width}} = {format_number(v, digits)}" for k, v in parameters.items())
-    _emit("\n".join(lines) + "\n", output)
+    from .present.width import fold
+
+    _emit(fold("\n".join(lines), _width(output)) + "\n", output)
 
 
 @main.command("check")
@@ -604,7 +616,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
     "--data",
     "data_ref",
     required=True,
-    help="digits (scikit-learn's, needs derive[data]), FILE.npz (X with T or y) or FILE.csv (label last).",
+    help="digits (scikit-learn's, needs the data extra: pip install 'derive-backprop[data]'), FILE.npz (X with T or y) or FILE.csv (label last).",
 )
 @click.option(
     "--epochs", type=click.IntRange(0, 1_000_000), default=30, show_default=True, help="Passes over the training rows."
@@ -634,9 +646,10 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
 @click.option(
     "--scale",
     type=click.Choice(["none", "standard", "minmax"]),
-    default="none",
+    default="standard",
     show_default=True,
-    help="Scale the inputs by the training rows' mean and std, or min and max (folded into W2 and b2 when saved).",
+    help="Scale the inputs by the training rows' mean and std, or min and max, or not at all (folded into W2 "
+    "and b2 when saved, so the saved parameters take raw inputs).",
 )
 @click.option(
     "--one-hot/--no-one-hot",

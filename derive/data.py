@@ -1,7 +1,7 @@
 """Data sets to train on: read, checked against a network's shape, split and scaled.
 
 Sources: ``digits`` (scikit-learn's bundled copy of the UCI 8×8 digits, the
-optional extra ``derive[data]``), a ``.npz`` archive with ``X`` and ``T``
+optional extra ``data``), a ``.npz`` archive with ``X`` and ``T``
 (targets, one row per sample) or ``y`` (class labels), or a ``.csv`` file whose
 last column is the label (a header line is skipped). Every problem is a
 DeriveError naming the source and what is wrong; nothing here writes files.
@@ -105,9 +105,11 @@ def _digits() -> tuple[np.ndarray, None, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
+        from .install import install_hint
+
         raise DeriveError(
             "the digits data set comes with scikit-learn, which is not installed",
-            hint="pip install 'derive[data]'",
+            hint=install_hint("data"),
         ) from None
     X, y = load_digits(return_X_y=True)
     return np.asarray(X, dtype=float), None, np.asarray(y)

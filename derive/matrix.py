@@ -70,7 +70,20 @@ class MatrixGradient:
             lhs = rf"\frac{{\partial E}}{{\partial W^{{{l}}}}} = \delta^{{{l}}} \left(a^{{{p}}}\right)^{{\mathsf{{T}}}}"
         return lhs + r" = \begin{bmatrix} " + body + r" \end{bmatrix}"
 
-    def to_json(self) -> dict[str, Any]:
+    def __repr__(self) -> str:
+        rows, columns = len(self.value), len(self.value[0])
+        return (
+            f"<MatrixGradient ∂E/∂{self.key}: {rows}×{columns}, layer {self.layer}; {self.formula().split('   ')[0]}>"
+        )
+
+    def to_json(self) -> str:
+        """What ``derive grad SPEC W3 --format json`` prints."""
+        from .report import json_text
+
+        return json_text(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The data of ``derive grad SPEC W3 --format json``."""
         return {
             "parameter": self.key,
             "kind": "bias_vector" if self.is_bias else "weight_matrix",
@@ -105,6 +118,13 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
         )
     layer = layers[number]
     network.require_numbers(f"derive grad {key}")
+    if getattr(model, "is_batch", False):
+        raise DeriveError(
+            f"{key} as one matrix δ (a)ᵀ is a single sample's, and the spec holds {model.samples} samples",
+            where=key,
+            hint="derive grad SPEC --all gives every entry of the batch's gradient; "
+            "derive grad SPEC NAME shows one weight, sample by sample",
+        )
     engine = model.compiled()
     found = engine.trace()
     outs, deltas = found.outs, found.deltas

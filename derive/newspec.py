@@ -10,7 +10,16 @@ import json
 from dataclasses import dataclass
 
 from .errors import DeriveError, suggest
-from .spec import BUILTIN_ACTIVATIONS, BUILTIN_LOSSES, MAX_NEURONS, NAME_RE, drawn, parse_spec
+from .spec import (
+    BUILTIN_ACTIVATIONS,
+    BUILTIN_LOSSES,
+    MAX_NEURONS,
+    NAME_RE,
+    UNIT_INTERVAL,
+    drawn,
+    identifier_for,
+    parse_spec,
+)
 
 SPELLED_OUT = 16  # up to this many inputs/targets are written as numbers, beyond it as "random"
 
@@ -56,21 +65,42 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     return name
 
 
+def _activation(value: str, choices: tuple[str, ...], option: str) -> str:
+    """A built-in activation's name (in any case), or a formula in x as a spec file takes it."""
+    if NAME_RE.match(value.strip()):
+        return _choice(value, choices, option)
+    import sympy as sp  # only for a formula
+
+    from .formula import parse_formula
+
+    formula = value.strip()
+    parse_formula(formula, {"x": sp.Symbol("x", real=True)}, where=option)  # a bad formula is the option's error
+    return formula
+
+
 def resolve(request: NewSpec) -> NewSpec:
     """Fill in the defaults that depend on each other, and check every choice."""
     hidden_choices = tuple(a for a in BUILTIN_ACTIVATIONS if a != "softmax")
-    hidden = _choice(request.hidden, hidden_choices, "--hidden")
+    hidden = _activation(request.hidden, hidden_choices, "--hidden")
     loss = _choice(request.loss, BUILTIN_LOSSES, "--loss") if request.loss else ""
-    out = _choice(request.out, BUILTIN_ACTIVATIONS, "--out") if request.out else ""
+    out = _activation(request.out, BUILTIN_ACTIVATIONS, "--out") if request.out else ""
     if not out:
         out = "softmax" if loss == "cross_entropy" else "sigmoid"
     if not loss:
         loss = "cross_entropy" if out == "softmax" else "half_sse"
     if loss == "cross_entropy" and out != "softmax":  # said in the options' terms, not the spec's keys
         raise DeriveError("--loss cross_entropy needs a softmax output", where="--out", hint="add --out softmax")
-    if not NAME_RE.match(request.name):
+    if loss == "bce" and out in BUILTIN_ACTIVATIONS and out not in UNIT_INTERVAL:  # a formula: checked at its numbers
         raise DeriveError(
-            f"{request.name!r} is not a valid name", where="--name", hint="a letter, then letters, digits or _"
+            f"--loss bce needs outputs in (0, 1), and {out} gives others", where="--out", hint="add --out sigmoid"
+        )
+    if not NAME_RE.match(request.name):
+        fixed = identifier_for(request.name)
+        raise DeriveError(
+            f"{request.name!r} is not a valid name: a spec's name is an identifier, as it names generated "
+            "Python modules and LaTeX (the file's name may differ)",
+            where="--name",
+            hint=f"--name {fixed}" if fixed else "a letter, then letters, digits or _",
         )
     return NewSpec(request.sizes, hidden, out, loss, request.seed, request.name)
 
@@ -120,7 +150,7 @@ def spec_text(request: NewSpec) -> str:
             "# The output layer." if is_output else f"# Hidden layer {i - 1}.",
             "[[layers]]",
             f"size = {size}  # or names = [...] to name the neurons",
-            f'activation = "{activation}"  # built in: {", ".join(BUILTIN_ACTIVATIONS)}; or a formula in x',
+            f"activation = {json.dumps(activation)}  # built in: {', '.join(BUILTIN_ACTIVATIONS)}; or a formula in x",
             'bias = "per_neuron"  # or a number, a list, "shared"; weights = [[...]] to give them',
         ]
         if is_output:

@@ -24,6 +24,7 @@ from .network import LOSS_SYMBOL, Network
 from .point import LazyMapping
 from .present.display import shown_value
 from .present.numbers import bracket
+from .present.width import DEFAULT_WIDTH, fold
 from .rules import Activation, LayerMap
 from .spec import BiasKind
 
@@ -117,8 +118,14 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def overview_text(model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False) -> str:
-    """The network for reading; a big one summarised per layer unless ``full``."""
+def overview_text(
+    model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False, width: int | None = DEFAULT_WIDTH
+) -> str:
+    """The network for reading; a big one summarised per layer unless ``full``; no line wider than ``width``."""
+    return fold(_overview_lines(model, digits, full, width), width)
+
+
+def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -> str:
     net = model.network
     point = model.point
     spec = model.spec
@@ -159,8 +166,8 @@ def overview_text(model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = F
         for layer in net.layers[1:]:
             for n in layer.neurons[:limit]:
                 assert n.net is not None
-                lines.append(f"  {n.net.name} = {pr.text(net.net_definitions[n.net])}")
-                lines.append(f"  {n.out.name} = {pr.text(net.out_definitions[n.out])}")
+                lines.append(f"  {n.net.name} = {_sum_text(net.net_definitions[n.net], full)}")
+                lines.append(f"  {n.out.name} = {_sum_text(net.out_definitions[n.out], full)}")
         lines.append(f"  E = {pr.text(net.loss_expression)}")
         return "\n".join(lines) + "\n"
     if model.is_batch:
@@ -181,16 +188,16 @@ def overview_text(model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = F
         for n in listed:
             assert n.net is not None
             if summed:
-                lines.append(_equation(n.net, net.net_definitions[n.net], shown, digits))
+                lines.append(_equation(n.net, net.net_definitions[n.net], shown, digits, width))
             else:
                 lines.append(f"  {n.net.name} = {pr.format_number(point[n.net], digits)}")
-            lines.append(_equation(n.out, net.out_definitions[n.out], shown, digits))
+            lines.append(_equation(n.out, net.out_definitions[n.out], shown, digits, width))
         if limit is not None and layer.size > limit:
             lines.append(f"  … ({layer.size} neurons in layer {layer.number}; --full lists them)")
     lines.append("")
     targets = [n.target for n in net.output_layer.neurons if n.target is not None]
     lines.append("targets: " + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:limit]))
-    loss_line = _equation(LOSS_SYMBOL, net.loss_expression, point, digits).replace("  ", "loss: ", 1)
+    loss_line = _equation(LOSS_SYMBOL, net.loss_expression, point, digits, width).replace("  ", "loss: ", 1)
     if not model.is_batch:
         lines.append(loss_line)
         return "\n".join(lines) + "\n"
@@ -267,10 +274,38 @@ class _Overlay(LazyMapping, Mapping[sp.Symbol, float]):
         return len(self.point)
 
 
-def _equation(symbol: sp.Symbol, definition: sp.Expr, point: Mapping[sp.Symbol, float], digits: int) -> str:
+def _equation(
+    symbol: sp.Symbol,
+    definition: sp.Expr,
+    point: Mapping[sp.Symbol, float],
+    digits: int,
+    width: int | None = None,
+) -> str:
+    """``name = formula = numbers = value``; where that is wider than ``width``, the formula and value alone
+    when the formula fits on a line, else the value alone."""
     expr = pr.text(definition)
-    if len(expr) > 160:
-        return f"  {symbol.name} = {pr.format_number(point[symbol], digits)}"
-    numbers = pr.text_values(definition, point, digits)
     value = shown_value(definition, point[symbol], point)
-    return f"  {symbol.name} = {expr} = {numbers} = {pr.format_number(value, digits)}"
+    if len(expr) > 160:
+        return f"  {symbol.name} = {pr.format_number(value if value == 0 else point[symbol], digits)}"
+    numbers = pr.text_values(definition, point, digits)
+    line = f"  {symbol.name} = {expr} = {numbers} = {pr.format_number(value, digits)}"
+    if width is None or len(line) <= width:
+        return line
+    short = f"  {symbol.name} = {expr} = {pr.format_number(value, digits)}"
+    if len(short) <= width:
+        return short
+    return f"  {symbol.name} = {pr.format_number(value, digits)}"
+
+
+MAX_SHOWN_TERMS = 6  # a longer sum is shown by its first terms and its last
+
+
+def _sum_text(expr: sp.Expr, full: bool) -> str:
+    """A formula as text; a long sum (a net over many inputs) as its first terms, …, its last, unless ``full``."""
+    text = pr.text(expr)
+    if full or not isinstance(expr, sp.Add) or len(expr.args) <= MAX_SHOWN_TERMS:
+        return text
+    terms = text.split(" + ")
+    if len(terms) != len(expr.args):  # signs or brackets: the split is not the terms
+        return text
+    return " + ".join([*terms[: MAX_SHOWN_TERMS - 2], "…", terms[-1]]) + f"  ({len(terms)} terms)"

@@ -19,16 +19,38 @@ from .formula import SYMPY_FUNCTIONS
 
 # number formatting lives in derive.present.numbers; re-exported for the printers and their callers
 from .present.numbers import DEFAULT_DIGITS, format_number, latex_number
+from .present.width import natural_key
 
 SIGMOID_FLOOR = -708.0  # σ's argument is held above it: e^708 is float64's largest power of e
 SIGMOID_FLOOR_32 = -87.0  # the same for float32 (e^88 is its largest)
 
 
-class TextPrinter(StrPrinter):
+class _NumericOrder(StrPrinter):
+    """Terms of a sum in numeric order of their names (x1, x2, …, x10), not sympy's string order (x1, x10, x2).
+
+    Only terms with coefficient ±1 move, each among those of its sign, so constants and signs keep
+    sympy's places; the key is the term's name text, so the value printer keeps the same order.
+    """
+
+    def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        for negative in (False, True):
+            places = [
+                i
+                for i, term in enumerate(terms)
+                if term.could_extract_minus_sign() == negative and abs(term.as_coeff_Mul()[0]) == 1
+            ]
+            moved = sorted((terms[i] for i in places), key=lambda term: natural_key(sp.sstr(term)))
+            for i, term in zip(places, moved):
+                terms[i] = term
+        return terms
+
+
+class TextPrinter(_NumericOrder):
     """Plain text with the spec's names."""
 
 
-class TextValuePrinter(StrPrinter):
+class TextValuePrinter(_NumericOrder):
     """Plain text with every symbol replaced by its value."""
 
     def __init__(self, values: Mapping[sp.Symbol, float], digits: int = DEFAULT_DIGITS) -> None:

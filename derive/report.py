@@ -30,6 +30,7 @@ from .present.equations import (
     definition,
 )
 from .present.numbers import bracket, format_number
+from .present.width import DEFAULT_WIDTH, fold
 
 CLOSED_FORM_TEXT_LIMIT = 1500
 
@@ -280,8 +281,14 @@ class Reporter:
         lines = [f"  {lhs} &= {rhs}" if rhs else f"  {lhs}" for lhs, rhs in self.rows()]
         return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}\n"
 
-    def text(self, show_closed_form: bool | None = None) -> str:
-        """What ``derive grad SPEC PARAM`` prints."""
+    def text(self, show_closed_form: bool | None = None, width: int | None = DEFAULT_WIDTH) -> str:
+        """What ``derive grad SPEC PARAM`` prints, no line wider than ``width`` (None: as long as they come).
+
+        By default the closed form is printed only when it fits on one line of ``width``.
+        """
+        return fold(self._text(show_closed_form, width), width)
+
+    def _text(self, show_closed_form: bool | None, width: int | None) -> str:
         d = self.d
         q = d.quantity
         lines: list[str] = []
@@ -322,7 +329,9 @@ class Reporter:
             lines.append(f"closed form: not shown: {why}")
         else:
             body = pr.text(closed)
-            if show_closed_form is None and len(body) > CLOSED_FORM_TEXT_LIMIT:
+            line = f"  ∂E/∂{q.name} = {body}"
+            limit = CLOSED_FORM_TEXT_LIMIT if width is None else width
+            if show_closed_form is None and len(line if width is not None else body) > limit:
                 lines.append(f"closed form: {len(body):,} characters; pass --closed-form to print it")
             elif show_closed_form is not False:
                 lines.append("closed form:")
@@ -430,7 +439,11 @@ class BatchReporter:
             lines.append("")
         return lines
 
-    def text(self, show_closed_form: bool | None = None) -> str:
+    def text(self, show_closed_form: bool | None = None, width: int | None = DEFAULT_WIDTH) -> str:
+        """What ``derive grad`` prints for a batch, no line wider than ``width`` (None: as long as they come)."""
+        return fold(self._text(show_closed_form, width), width)
+
+    def _text(self, show_closed_form: bool | None, width: int | None) -> str:
         b, q = self.b, self.b.quantity.name
         count = len(b.samples)
         how = (
@@ -447,7 +460,7 @@ class BatchReporter:
             "── " + sample_line(b.samples[0], 1, count, self.digits) + " (worked in full; E here is E[1]) ──",
             "",
         ]
-        lines += self.reporters[0].text(show_closed_form).rstrip("\n").split("\n")
+        lines += self.reporters[0].text(show_closed_form, width).rstrip("\n").split("\n")
         lines += ["", f"── every sample side by side ({'paths' if b.samples[0].paths else 'δ form'}) ──", ""]
         lines += [f"  {sample_line(d, n, count, self.digits)}" for n, d in enumerate(b.samples, 1)]
         lines.append("")

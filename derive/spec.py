@@ -93,7 +93,10 @@ LAYER_KEYS = (
     "out_names",
     "targets",
     "targets_file",
+    "weights_layout",
 )
+TO_FROM, FROM_TO = "to_from", "from_to"  # weights[j][k] into neuron j from k (the default), or [k][j] as in x·W
+UNIT_INTERVAL = ("sigmoid", SOFTMAX)  # the built-in activations whose outputs lie in (0, 1): bce's domain
 BUILTIN_SUFFIX = " (built-in example)"  # how a built-in spec's source reads in messages
 RANDOM = "random"  # values = "random": drawn from [init] seed (see _Validator.drawn)
 NUMBER_FILE_SUFFIXES = (".npy", ".txt", ".csv")
@@ -463,6 +466,21 @@ class _Validator:
             raise self.fail(key, f"{value!r} is reserved (a function, constant or the loss E)")
         return value
 
+    def spec_name(self, value: Any) -> str:
+        """The spec's ``name``: an identifier, since it names generated modules and LaTeX; a file-like name is
+        refused with the identifier to write instead."""
+        if isinstance(value, str) and not NAME_RE.match(value):
+            fixed = identifier_for(value)
+            if fixed:
+                raise self.fail(
+                    "name",
+                    f"{value!r} is not a valid name: a spec's name is an identifier (letters, digits and "
+                    "underscores, a letter first), as it names generated Python modules and LaTeX; "
+                    "the file's name may differ",
+                    f'write name = "{fixed}"',
+                )
+        return self.name(value, "name")
+
     def names(self, value: Any, key: str, length: int) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.fail(key, f"expected a list of {length} names, got {_describe(value)}")
@@ -484,7 +502,7 @@ class _Validator:
 
     def spec(self, data: dict[str, Any]) -> Spec:
         self.keys(data, TOP_KEYS, "")
-        name = self.name(data["name"], "name") if "name" in data else "network"
+        name = self.spec_name(data["name"]) if "name" in data else "network"
         title = self.text(data.get("title", name), "title", MAX_TITLE_LENGTH)
         description = self.text(data.get("description", ""), "description", 4000)
         title_zh = self.text(data.get("title_zh", ""), "title_zh", MAX_TITLE_LENGTH)
@@ -763,7 +781,7 @@ class _Validator:
         else:  # named neurons name their weights: w_h1_x1 runs from x1 into h1
             weight_names = tuple(tuple(f"w_{to}_{frm}" for frm in prev.names) for to in names)
         # omitted weights stay empty here: derive.init draws them from [init] seed
-        weights = self.matrix(table["weights"], f"{key}.weights", n, m) if "weights" in table else ()
+        weights = self.layer_weights(table, key, n, m)
 
         bias = self.bias(table, key, number, n if by_size else names)
 
@@ -866,6 +884,37 @@ class _Validator:
             raise self.fail(key, f"{path} holds a number that is not finite")
         return tuple(float(v) for v in flat)
 
+    def layer_weights(self, table: dict[str, Any], key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
+        """The layer's weights as weights[j][k] (into neuron j from neuron k), however ``weights_layout`` wrote them."""
+        layout = table.get("weights_layout", TO_FROM)
+        if layout not in (TO_FROM, FROM_TO):
+            raise self.fail(
+                f"{key}.weights_layout",
+                f"unknown layout {layout!r}",
+                f'"{TO_FROM}" (weights[j][k] into neuron j from neuron k, the default) or "{FROM_TO}" '
+                "(weights[k][j]: one row per input, as W in x·W)",
+            )
+        if "weights" not in table:
+            if "weights_layout" in table:
+                raise self.fail(f"{key}.weights_layout", "given without weights")
+            return ()  # seeded: derive.init draws them from [init] seed
+        if layout == TO_FROM:
+            return self.matrix(table["weights"], f"{key}.weights", n, m)
+        value = table["weights"]
+        if (
+            not isinstance(value, list)
+            or len(value) != m
+            or not all(isinstance(r, list) and len(r) == n for r in value)
+        ):
+            raise self.fail(
+                f"{key}.weights",
+                f'expected a {m}×{n} matrix (weights_layout = "{FROM_TO}": weights[k][j] from neuron k of the '
+                f"previous layer into neuron j), got {_shape(value)}",
+                f"write one row per input to this layer ({m} rows), each with {n} weights, one per neuron",
+            )
+        rows = [self.row(row, f"{key}.weights[{k}]") for k, row in enumerate(value)]
+        return tuple(tuple(rows[k][j] for k in range(m)) for j in range(n))
+
     def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
         got = _shape(value)
@@ -873,7 +922,8 @@ class _Validator:
             raise self.fail(
                 key,
                 f"expected a {shape} matrix, got {got}: transposed?",
-                f"write one row per neuron of this layer ({n} rows), each with {m} weights, one per input to it",
+                f"write one row per neuron of this layer ({n} rows), each with {m} weights, one per input to it; "
+                f'or keep the rows and add weights_layout = "{FROM_TO}"',
             )
         if not isinstance(value, list) or len(value) != n or not all(isinstance(r, list) for r in value):
             raise self.fail(key, f"expected a {shape} matrix, got {got}")
@@ -1002,6 +1052,24 @@ class _Validator:
             if spec.loss.kind == "bce" and any(not 0 <= t <= 1 for t in row):
                 where = f"{key}.targets" + (f"[{i}]" if spec.is_batch else "")
                 raise self.fail(where, "bce targets must lie in [0, 1]")
+        self.check_bce_output(spec)
+
+    def check_bce_output(self, spec: Spec) -> None:
+        """bce takes log(o) and log(1 − o): a built-in output activation must stay inside (0, 1).
+
+        A formula activation is checked where the network is evaluated, at the spec's numbers
+        (:func:`bce_outputs_problem`).
+        """
+        out = spec.layers[-1]
+        if spec.loss.kind != "bce" or out.activation not in ACTIVATIONS or out.activation in UNIT_INTERVAL:
+            return
+        key = f"layers[{len(spec.layers) - 1}]"
+        raise self.fail(
+            "loss.kind",
+            f"bce needs outputs in (0, 1) (it takes log(o) and log(1 − o)), but the output layer's activation "
+            f"{out.activation!r} gives outputs outside (0, 1)",
+            f'set activation = "sigmoid" in {key}, or use activation = "softmax" with loss kind "cross_entropy"',
+        )
 
 
 def drawn(
@@ -1026,6 +1094,31 @@ def drawn(
     if field == "targets" and loss_kind == "bce":
         return tuple(tuple(float(v) for v in rng.integers(0, 2, n)) for _ in range(samples))
     return tuple(tuple(float(v) for v in np.round(rng.uniform(0.0, 1.0, n), 4)) for _ in range(samples))
+
+
+def bce_outputs_problem(spec: Spec, outputs: Mapping[str, float]) -> SpecError | None:
+    """For a formula output activation under bce: the error when an output at the spec's numbers is outside (0, 1)."""
+    out = spec.layers[-1]
+    if spec.loss.kind != "bce" or out.activation in ACTIVATIONS:
+        return None
+    outside = {name: value for name, value in outputs.items() if not 0 < value < 1}
+    if not outside:
+        return None
+    shown = ", ".join(f"{name} = {value:.8g}" for name, value in list(outside.items())[:4])
+    return SpecError(
+        f"bce needs outputs in (0, 1) (it takes log(o) and log(1 − o)), but the activation {out.activation!r} "
+        f"gives {shown} at the spec's numbers",
+        where=f"{spec.source}: layers[{len(spec.layers) - 1}].activation",
+        hint='use activation = "sigmoid", or activation = "softmax" with loss kind "cross_entropy"',
+    )
+
+
+def identifier_for(text: str) -> str:
+    """A file-like name as an identifier (my-net.v2 → my_net_v2), or "" when none is near."""
+    fixed = re.sub(r"[^A-Za-z0-9_]+", "_", text.strip()).strip("_")
+    if fixed and not fixed[0].isalpha():
+        fixed = "n_" + fixed
+    return fixed[:MAX_NAME_LENGTH] if NAME_RE.match(fixed) else ""
 
 
 def _layer_names(layer: LayerSpec) -> list[str]:

@@ -172,6 +172,7 @@ class _Drawer:
         if self.weights:
             for index in range(1, len(layers)):
                 layers[index]["weights"] = [_numbers(row) for row in ws[index]]
+                layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
                 b = bs[index]
                 if b is not None:
                     layers[index]["bias"] = round(float(b), 2) if b.ndim == 0 else _numbers(b)

@@ -28,8 +28,8 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         if IN_CI:
-            pytest.fail(f"{module} is not installed, and CI must run its tests (make installs derive[test])")
-        pytest.skip(f"{module} is not installed (pip install 'derive[{extra}]')")
+            pytest.fail(f"{module} is not installed, and CI must run its tests (make installs the test extra)")
+        pytest.skip(f"{module} is not installed (.venv/bin/pip install -e '.[{extra}]')")
 
 
 def need_tex(lang="en"):

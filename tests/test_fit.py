@@ -196,7 +196,20 @@ def test_derive_fit_matches_the_module_trained_by_hand(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, X=X, T=T)
     out = tmp_path / "p.npz"
-    args = ["fit", "softmax", "--data", str(data), "--epochs", "4", "--batch-size", "5", "--lr", "0.2"]
+    args = [
+        "fit",
+        "softmax",
+        "--data",
+        str(data),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "5",
+        "--lr",
+        "0.2",
+        "--scale",
+        "none",
+    ]
     result = CliRunner().invoke(main, [*args, "--test-fraction", "0", "-o", str(out), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["test_loss"] is None
@@ -264,7 +277,7 @@ def test_a_missing_file_and_a_broken_archive(tmp_path):
 
 def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)
-    with pytest.raises(DeriveError, match=r"scikit-learn.*\n.*derive\[data\]"):
+    with pytest.raises(DeriveError, match=r"scikit-learn.*\n.*derive-backprop\[data\]"):
         load_data("digits", 64, 10)
 
 

@@ -99,3 +99,17 @@ def test_make_demo_installs_only_the_package_and_make_test_adds_the_test_tools()
     assert "derive lecture mazur -o output/mazur.pdf" in demo
     test = _dry_run("test")
     assert "-e '.[fast,test]'" in test and "torch==2.13.0" in test and "pytest" in test
+
+
+def test_the_distribution_has_a_name_of_its_own_and_every_install_hint_names_it():
+    """The index's `derive` is another project: hints name this distribution (or the clone's editable install)."""
+    from derive.install import DISTRIBUTION, install_hint
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == DISTRIBUTION != "derive"
+    assert project["scripts"]["derive"] == "derive.cli:main"  # the command keeps its name
+    assert f"'{DISTRIBUTION}[data]'" in install_hint("data") and "-e '.[data]'" in install_hint("data")
+    texts = [ROOT / "README.md", ROOT / "docs" / "package.md", *(ROOT / "derive").rglob("*.py")]
+    wrong = [str(p.relative_to(ROOT)) for p in texts if "derive[" in p.read_text(encoding="utf-8")]
+    assert not wrong, f"install hints naming the index's unrelated `derive`: {wrong}"
+    assert "pip install derive\n" not in (ROOT / "docs" / "package.md").read_text()

@@ -5,4 +5,5 @@
 - :mod:`.display`: which value is shown (a sum that cancels to rounding noise shows as 0).
 - :mod:`.equations`: the neutral equation chain ``lhs = formula = numbers = value``
   with repeats dropped, and its text and LaTeX printers.
+- :mod:`.width`: how wide text may be, and folding long lines to it.
 """
