@@ -496,12 +496,14 @@ class _Values:
             elif kind == "out" and net.info[q.of].layer > 0:
                 expr = net.out_definitions[symbol]
             elif kind in ("weight", "bias") and q.step > 0:
-                # gradient descent: p@N = p@(N-1) − η·∂E/∂p@(N-1)
-                training = self.model.spec.training
-                if kind == "bias" and not training.update_biases:
+                # the optimiser's update from the step before: p@N = p@(N-1) − η·∂E/∂p@(N-1) for SGD
+                from .optimizer import SGD
+
+                optimizer = SGD.of(self.model.spec)
+                if not optimizer.updates(kind == "bias"):
                     return symbol, {symbol: replace(q, step=q.step - 1)}
                 gradient = sp.Dummy("gradient")
-                return symbol - sp.Float(training.learning_rate) * gradient, {
+                return optimizer.update(symbol, gradient), {
                     symbol: replace(q, step=q.step - 1),
                     gradient: Quantity(Kind.GRAD, "", q.of, q.step - 1),
                 }

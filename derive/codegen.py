@@ -27,6 +27,7 @@ from .errors import DeriveError, TooLargeError
 from .init import SOURCE as INIT_SOURCE
 from .init import scheme as init_scheme
 from .layers import kind_of
+from .optimizer import SGD
 from .printing import cse_lines, numpy_code, one_exponential, stabilize
 from .render import Code, render_python
 from .rules import (
@@ -526,6 +527,7 @@ class VectorModule:
             loss=self.loss_rule.name,
             reduction=self.reduction,
             reduction_word=Code(self.reduction),
+            update_rule=Code(SGD.of(spec).code("value", "grads[key]", "lr")),
             learning_rate=float(spec.training.learning_rate),
             update_biases=spec.training.update_biases,
             seed=spec.seed,

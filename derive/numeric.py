@@ -166,32 +166,32 @@ class Compiled:
 
     # -- training ------------------------------------------------------------
 
-    def step(self, learning_rate: float, update_biases: bool) -> float:
-        """One gradient-descent update with the module's loss_and_gradients; returns the loss before it."""
+    def step(self, learning_rate: float) -> float:
+        """One update with the module's loss_and_gradients and its update (the optimiser's rule); the loss before it."""
         with np.errstate(all="ignore"):
-            loss, grads = self._module.loss_and_gradients(self._params(), self.x, self.t)
+            params = self._params()
+            loss, grads = self._module.loss_and_gradients(params, self.x, self.t)
+            new = self._module.update(params, grads, learning_rate)
         for index in range(1, len(self.weights)):
             number = index + 1
-            self.weights[index] = self.weights[index] - learning_rate * grads[f"W{number}"]
-            bias = self.biases[index]
-            if update_biases and bias is not None:
-                self.biases[index] = bias - learning_rate * grads[f"b{number}"]
+            self.weights[index] = new[f"W{number}"]
+            if self.biases[index] is not None:
+                self.biases[index] = new[f"b{number}"]
         return float(loss)
 
-    def train(self, steps: int, learning_rate: float | None = None, update_biases: bool | None = None) -> list[float]:
+    def train(self, steps: int, learning_rate: float | None = None) -> list[float]:
         """Run ``steps`` updates; the losses before each update and after the last.
 
         The parameters at the first loss that is not a float are kept for :meth:`breakdown`.
         """
         training = self.network.spec.training
         lr = training.learning_rate if learning_rate is None else learning_rate
-        update = training.update_biases if update_biases is None else update_biases
         self._breakdown = None
         history: list[float] = []
         with np.errstate(all="ignore"):  # a diverging run shows in the history, not as warnings
             for _ in range(steps + 1):
                 before = (list(self.weights), list(self.biases))
-                loss = self.step(lr, update) if len(history) < steps else self.current_loss()
+                loss = self.step(lr) if len(history) < steps else self.current_loss()
                 if self._breakdown is None and not np.isfinite(loss):
                     self._breakdown = (len(history), loss, before)
                 history.append(loss)

@@ -165,13 +165,17 @@ def gradients(params, X, T):
     return grads
 
 
-def train_step(params, X, T, lr=LEARNING_RATE):
-    """One step of gradient descent; returns new params (biases kept when UPDATE_BIASES is False)."""
-    grads = gradients(params, X, T)
+def update(params, grads, lr=LEARNING_RATE):
+    """The parameters after one step of gradient descent with these gradients (biases kept when UPDATE_BIASES is False)."""
     return {
-        key: value - lr * grads[key] if UPDATE_BIASES or key.startswith("W") else value
+        key: value - lr*grads[key] if UPDATE_BIASES or key.startswith("W") else value
         for key, value in params.items()
     }
+
+
+def train_step(params, X, T, lr=LEARNING_RATE):
+    """One step of gradient descent on the batch X, T; returns new params."""
+    return update(params, gradients(params, X, T), lr)
 
 
 def predict(params, X):
