@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sympy as sp
 
-from .chain import BatchDerivation, Derivation, Number, derive, derive_all, derive_batch, exact_point, reduce_exact
+from .chain import BatchDerivation, Derivation, derive, derive_all, derive_batch, exact_point
 from .errors import DeriveError
 from .files import LectureFormat, lecture_format
 from .network import LOSS_SYMBOL, Network, SymbolKind
 from .numeric import Breakdown, Compiled
 from .point import Point
+from .policy import Number, reduce_exact
 from .report import BatchReporter, Reporter, json_text
 from .spec import BUILTIN_ACTIVATIONS, Spec, bce_outputs_problem, load_spec, parse_spec, validate_spec, with_values
 
@@ -585,7 +586,7 @@ class Model:
 
         check_format(format)
         ref = self._file_ref()
-        class_set = build_class(ref, students, seed, weights, digits)
+        class_set = build_class(ref, students, seed, weights, digits, load=Model)
         target = Path(directory) if directory is not None else Path("output") / f"{class_set.name}-exercises"
         write_class(class_set, target, lang, digits, jobs, progress or (lambda message: None), lectures, format)
         return target

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TypeAlias
 
 import sympy as sp
 
@@ -23,16 +22,14 @@ from .errors import TooLargeError
 from .layers import dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
+from .policy import POLICY, Number, reduce_exact, to_number
+from .policy import exact as exactly
 from .rules import Activation, LayerMap, X
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
-EXACT_DIGITS = 30  # digits of a shown factor's value, beyond those the nets' sizes ask for
-MAX_EXACT_DIGITS = 4000  # enough for 1 − σ(net) with |net| up to ~4500
-
-# A shown value: a float, or a sympy Float when it lies beyond float64's range
-# (∂E/∂out = −1/out with out = e^−2000 is −e^2000: a number, kept and shown).
-Number: TypeAlias = "float | sp.Float"
+EXACT_DIGITS = POLICY.exact_digits
+MAX_EXACT_DIGITS = POLICY.max_exact_digits
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class Path:
             if f.value is None:
                 return None
             product *= f.value
-        return _number(sp.sympify(product, strict=True))
+        return to_number(sp.sympify(product, strict=True))
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class DeltaTerm:
     def value(self) -> Number | None:
         if self.delta_value is None or self.local.value is None:
             return None
-        return _number(sp.sympify(self.delta_value, strict=True) * self.local.value)
+        return to_number(sp.sympify(self.delta_value, strict=True) * self.local.value)
 
 
 @dataclass(frozen=True)
@@ -161,10 +158,10 @@ def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number 
     needed = expr.free_symbols
     if not needed <= point.keys():
         return None
-    value = erfc_form(expr).xreplace({s: _sympy_number(point[s]) for s in needed})
+    value = erfc_form(expr).xreplace({s: exactly(point[s]) for s in needed})
     if not value.is_Number:
         value = value.evalf(EXACT_DIGITS)
-    return _number(value)
+    return to_number(value)
 
 
 def erfc_form(expr: sp.Expr) -> sp.Expr:
@@ -187,30 +184,6 @@ def erfc_form(expr: sp.Expr) -> sp.Expr:
         return add
 
     return expr.replace(lambda e: isinstance(e, sp.Add), fold)
-
-
-def _sympy_number(value: Number) -> sp.Float:
-    return value if isinstance(value, sp.Float) else sp.Float(value, 17)  # 17 digits hold a float exactly
-
-
-def _number(value: sp.Expr) -> Number | None:
-    """A float, or the sympy Float itself when float64 would turn it into inf or 0."""
-    if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo) or value.is_finite is False:
-        return None  # is_finite: a Float nan or inf, which the comparisons above do not catch
-    as_float = float(value)
-    if not value.is_zero and (math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308):
-        return sp.Float(value, 17)
-    return as_float
-
-
-def reduce_exact(values: Sequence[Number | None], reduction: str) -> Number | None:
-    """The batch's value from its samples' exact values: their mean or sum (None if any is None)."""
-    if any(v is None for v in values):
-        return None
-    total = sp.Add(*(_sympy_number(v) for v in values))
-    if reduction == "mean":
-        total = total / len(values)
-    return _number(sp.sympify(total, strict=True))
 
 
 def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] | None) -> Number | None:
@@ -236,11 +209,6 @@ def factor_value(net: Network, expr: sp.Expr, exact: Mapping[sp.Symbol, Number] 
     return in_nets if in_nets is not None else value
 
 
-def as_float(value: Number | None) -> float | None:
-    """For JSON and other float-only consumers: a value beyond float64's range becomes ±inf or 0."""
-    return None if value is None else float(value)
-
-
 def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Symbol, Number]:
     """The point's nets, outs, δs and E recomputed from its inputs, parameters and targets, for showing.
 
@@ -264,8 +232,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         else:
             nets = [float(point[s]) for s in net.net_definitions if s in point]
             largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
-        need = EXACT_DIGITS + 2 * largest / math.log(10)  # inf for a net near float64's limit (weights of 1e308)
-        self.digits = math.ceil(need) if need < MAX_EXACT_DIGITS else MAX_EXACT_DIGITS
+        self.digits = POLICY.digits_for(largest)
         self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
@@ -288,7 +255,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
     # -- recomputed numbers ----------------------------------------------------
 
-    def _number(self, value: sp.Expr) -> Number | None:
+    def _rounded(self, value: sp.Expr) -> Number | None:
         if not value.is_Number:  # erf(0.4·√2): numbers that sympy leaves unevaluated
             value = value.evalf(self.digits)
         if value.is_Number and value not in (sp.nan, sp.zoo, sp.oo, -sp.oo):
@@ -302,8 +269,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             v = known.get(s)
             if v is None:
                 return None
-            values[s] = _sympy_number(v)
-        return self._number(definition.xreplace(values))
+            values[s] = exactly(v)
+        return self._rounded(definition.xreplace(values))
 
     def _outs(self, index: int) -> list[Number | None]:
         if index == 0:
@@ -358,7 +325,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                         result.append(None)
                         continue
                     back = nxt.exact_back(columns[h], above_dyadic, self.digits)
-                    result.append(self._number(sp.Float(back, self.digits) * _sympy_number(local)))
+                    result.append(self._rounded(sp.Float(back, self.digits) * exactly(local)))
             self._deltas[index] = result
         return self._deltas[index]
 
@@ -482,7 +449,7 @@ def derive(
     parts = [p.value for p in paths] if paths else [t.value for t in terms]
     value = None
     if parts and all(v is not None for v in parts):
-        value = _number(sp.Add(*(_sympy_number(v) for v in parts)))
+        value = to_number(sp.Add(*(exactly(v) for v in parts)))
     elif not parts:  # an output's ∂E/∂out: one factor, no δ
         value = factor_value(net, derivation.expression, exact)
     if value is None:
@@ -522,7 +489,7 @@ def _term(
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
     delta_value: Number | None = (
-        _number(sp.sympify(exact[neuron.delta], strict=True)) if exact and neuron.delta in exact else None
+        to_number(sp.sympify(exact[neuron.delta], strict=True)) if exact and neuron.delta in exact else None
     )
     if delta_value is None and point is not None:
         delta_value = point.get(neuron.delta)

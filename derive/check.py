@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeriveError, suggest
+from .policy import POLICY
 
 if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims are read and checked first
     import sympy as sp
@@ -37,10 +38,6 @@ if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims ar
     from .network import Network, Neuron
     from .worked import Worked
 
-# A computed float differs from the exact value by rounding noise (more after
-# thousands of training steps); a claim is judged as if the value could lie
-# this far (relative) either side of the computed one.
-REL_NOISE = Decimal("1e-12")
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
@@ -153,7 +150,8 @@ def is_ok(claimed: Decimal, computed: float) -> bool:
     0.3775 is right and 0.3774 is not a truncation of it.
     """
     v = Decimal(computed)
-    unit, noise = _unit(claimed), abs(v) * REL_NOISE
+    # a computed float differs from the exact value by rounding noise (the number policy says how far)
+    unit, noise = _unit(claimed), POLICY.slack(v)
     if abs(v - claimed) <= unit / 2 + noise:  # rounded
         return True
     if claimed == 0:  # truncated towards zero, from either side

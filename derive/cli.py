@@ -277,7 +277,7 @@ def grad(
     it (W3: the matrix ∂E/∂W3 = δ3 a2ᵀ; b3: its bias gradient).
     """
     from .api import Model
-    from .chain import as_float
+    from .policy import as_float
     from .printing import format_number
 
     if all_ == (param is not None):
@@ -302,7 +302,7 @@ def grad(
         # numbers from the compiled passes: no derivation is built, as none is printed
         loss, values = model.gradient_values()
         if fmt == "json":
-            from .chain import as_float
+            from .policy import as_float
 
             _dump({"loss": loss, "gradients": {k: as_float(v) for k, v in values.items()}}, output)
             return
@@ -796,10 +796,11 @@ def exercises(
     student-NN-answers.txt and variants.toml. Grade a student with
     `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`.
     """
+    from .api import Model
     from .sheets import build_class, check_format, write_class
 
     check_format(fmt)
-    class_set = build_class(spec, students, seed, weights, digits)
+    class_set = build_class(spec, students, seed, weights, digits, load=Model)
     target = Path(directory) if directory else Path("output") / f"{class_set.name}-exercises"
     workers = jobs or min(4, os.cpu_count() or 1)
     watching = sys.stderr.isatty()  # progress is for a person at a terminal, not for a log

@@ -16,11 +16,12 @@ from types import ModuleType
 
 import numpy as np
 
-from .chain import Number, exact_point, reduce_exact
+from .chain import exact_point
 from .codegen import VectorModule, compile_module
 from .init import weights as init_weights
 from .network import LOSS_SYMBOL, Network
 from .point import Arrays, Point
+from .policy import Number, reduce_exact
 from .spec import BiasKind, LayerSpec
 
 Array = np.ndarray

@@ -15,9 +15,10 @@ from typing import Any
 import sympy as sp
 
 from . import printing as pr
-from .chain import BatchDerivation, DeltaTerm, Derivation, Factor, Number, Path, as_float, evaluate
+from .chain import BatchDerivation, DeltaTerm, Derivation, Factor, Path, evaluate
 from .errors import TooLargeError
 from .network import LOSS_SYMBOL
+from .policy import Number, as_float
 from .present import equations
 from .present.equations import (
     EquationChain,

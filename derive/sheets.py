@@ -20,14 +20,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .api import Model
 from .errors import DeriveError
 from .lecture.plan import Claim, Exercise, LecturePlan
 from .lecture.sheet import KEY, SHEET, sheet_exercises, sheet_plan
 from .present import numbers
 from .variants import Variant, draw_variants, dump_toml
+
+if TYPE_CHECKING:
+    from .spec import Spec
+    from .worked import Worked
 
 ANSWER_DIGITS = 10  # significant digits in the answers file: enough for derive check at any shown precision
 FORMATS = ("pdf", "html")
@@ -38,7 +41,7 @@ class Sheet:
     """One student's exercises: the variant, its model and its questions with their worked answers."""
 
     variant: Variant
-    model: Model
+    model: Worked
     exercises: tuple[Exercise, ...]
 
     @property
@@ -85,16 +88,22 @@ class ClassSet:
 
 
 def build_class(
-    ref: str | Path, students: int, seed: int, weights: bool = False, digits: int = numbers.DEFAULT_DIGITS
+    ref: str | Path,
+    students: int,
+    seed: int,
+    weights: bool = False,
+    digits: int = numbers.DEFAULT_DIGITS,
+    *,
+    load: Callable[[Spec], Worked],
 ) -> ClassSet:
-    """Draw the variants and set each student's questions (no files written)."""
+    """Draw the variants and set each student's questions (no files written); ``load`` makes a variant's model."""
     from .spec import load_spec
 
     variants = draw_variants(ref, students, seed, weights)  # refuses networks too wide to work by hand
     base = load_spec(ref)
     sheets = []
     for v in variants:
-        model = Model(v.spec)
+        model = load(v.spec)
         sheets.append(Sheet(v, model, sheet_exercises(model, digits)))
     return ClassSet(str(ref), base.name, seed, weights, tuple(sheets))
 

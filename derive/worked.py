@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .chain import Number
     from .network import Network
     from .numeric import Compiled
     from .point import Point
+    from .policy import Number
     from .spec import Spec
 
 

@@ -18,6 +18,7 @@ from test_html import HOSTILE, Page, browse, external_references, hostile_spec
 from test_variants import oracle_net
 
 from derive import texbuild
+from derive.api import Model
 from derive.check import check, read_claims
 from derive.cli import main
 from derive.sheets import answers_text, build_class, sheet_tex, write_class
@@ -30,7 +31,7 @@ def text_of(pdf: Path) -> str:
 
 @pytest.fixture(scope="module")
 def mazur_class():
-    return build_class("mazur", 4, seed=21)
+    return build_class("mazur", 4, seed=21, load=Model)
 
 
 def oracle_answers(variant_toml):
@@ -91,7 +92,7 @@ def test_the_sheet_asks_without_answering_and_the_key_answers_with_the_working(m
 
 @pytest.mark.parametrize("example", ["chain_221", "softmax", "nielsen_tanh", "swish"])
 def test_every_examples_answers_are_gradable(example):
-    for sheet in build_class(example, 2, seed=3, weights=True).sheets:
+    for sheet in build_class(example, 2, seed=3, weights=True, load=Model).sheets:
         report = check(sheet.model, read_claims(answers_text(sheet), "a.txt"))
         assert report.wrong == 0
 
@@ -103,7 +104,7 @@ def test_a_network_without_hidden_layers_has_no_hidden_delta_question(tmp_path):
         '[[layers]]\nsize = 1\nactivation = "sigmoid"\nweights = [[0.3, 0.4]]\nbias = 0.1\ntargets = [0.5]\n',
         encoding="utf-8",
     )
-    (sheet,) = build_class(spec, 1, seed=3).sheets
+    (sheet,) = build_class(spec, 1, seed=3, load=Model).sheets
     assert [c.name for c in sheet.claims] == ["a2_1", "E", "dE/dw2_1_2", "dE/dw2_1_1", "w2_1_1'"]
     assert check(sheet.model, read_claims(answers_text(sheet), "a.txt")).wrong == 0
 
@@ -146,8 +147,8 @@ def test_a_class_set_in_one_command(tmp_path):
 
 
 def test_the_same_seed_writes_the_same_specs(tmp_path):
-    first = build_class("mazur", 3, seed=8)
-    again = build_class("mazur", 3, seed=8)
+    first = build_class("mazur", 3, seed=8, load=Model)
+    again = build_class("mazur", 3, seed=8, load=Model)
     assert [s.variant.toml for s in first.sheets] == [s.variant.toml for s in again.sheets]
     assert [answers_text(s) for s in first.sheets] == [answers_text(s) for s in again.sheets]
 

@@ -9,6 +9,7 @@ import sympy as sp
 from ..chain import evaluate
 from ..network import Network, SymbolKind
 from ..point import LazyMapping
+from ..policy import POLICY
 
 
 def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -> float:
@@ -21,7 +22,7 @@ def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -
         return value
     terms = [evaluate(term, point) for term in expr.args]
     scale = max((abs(t) for t in terms if t is not None), default=0.0)
-    return 0.0 if abs(value) <= 1e-12 * scale else value
+    return 0.0 if POLICY.is_noise(value, scale) else value
 
 
 def display_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Symbol, float]:
@@ -54,7 +55,7 @@ class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
                 self.point[bias] if bias is not None else None,
             )
             scale = max((abs(t) for t in terms), default=0.0)
-            if abs(value) <= 1e-12 * scale:
+            if POLICY.is_noise(value, scale):
                 value = 0.0
             self._shown[symbol] = value
         return value
