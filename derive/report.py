@@ -410,11 +410,14 @@ class BatchReporter:
         b, q = self.b, self.b.quantity.name
         first = b.samples[0]
         rows: list[tuple[str, list[Number | None]]] = []
-        if first.paths:
+        if len(first.paths) == 1:  # one path: its factors, sample by sample
+            for i, f in enumerate(first.paths[0].factors):
+                of = "E[n]" if f.of == LOSS_SYMBOL else f.of.name
+                rows.append((f"∂{of}/∂{f.wrt.name}", [d.paths[0].factors[i].value for d in b.samples]))
+        elif first.paths:
             for i, path in enumerate(first.paths):
-                label = " → ".join(s.name for s in reversed(path.nodes)) if len(first.paths) > 1 else "the path"
-                rows.append((f"path {i + 1}: {label}" if len(first.paths) > 1 else label, []))
-                rows[-1][1].extend(d.paths[i].value for d in b.samples)
+                route = " → ".join(s.name for s in reversed(path.nodes))
+                rows.append((f"path {i + 1}: {route}", [d.paths[i].value for d in b.samples]))
         else:
             for i, term in enumerate(first.terms):
                 net = term.neuron.net
