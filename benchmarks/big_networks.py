@@ -87,8 +87,8 @@ def backprop(spec_path: Path) -> tuple[float, list[np.ndarray], list[np.ndarray]
 def train_ratio(spec: str, steps: int) -> tuple[float, float]:
     """(µs per `derive train` step, µs per exported train_step) in this process, same arrays."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from derive.api import Model
-    from derive.codegen import compile_module, vector_module
+    from derive.app.api import Model
+    from derive.codegen.modules import compile_module, vector_module
 
     model = Model.load(spec)
     engine = model.compiled()

@@ -25,8 +25,8 @@ import dask.array as da
 import numpy as np
 from dask.distributed import Client, LocalCluster
 
-from derive.api import Model
-from derive.codegen import compile_module, vector_module
+from derive.app.api import Model
+from derive.codegen.modules import compile_module, vector_module
 
 
 def teacher_labels(X: da.Array) -> da.Array:

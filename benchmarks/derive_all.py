@@ -16,10 +16,10 @@ import platform
 import statistics
 import time
 
-from derive.chain import derive_all
-from derive.network import Network
-from derive.numeric import Compiled
-from derive.spec import parse_spec
+from derive.codegen.engine import Compiled
+from derive.core.chain import derive_all
+from derive.core.network import Network
+from derive.spec.reading import parse_spec
 
 
 def spec_text(depth: int, width: int = 4) -> str:

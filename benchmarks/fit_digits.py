@@ -1,6 +1,6 @@
 """Train the digits network with the exported module's fit and with the same loop in PyTorch.
 
-scikit-learn's 8×8 digits, a stratified 75/25 split (derive.data), inputs
+scikit-learn's 8×8 digits, a stratified 75/25 split (derive.fit.data), inputs
 standardised by the training rows; 64-30-10 sigmoid/softmax with cross-entropy,
 30 epochs of mini-batch SGD (batch 32, η = 0.5), both from the same initial
 weights and visiting the rows in the same order. PyTorch runs in float64 on one
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from derive.api import Model
-from derive.codegen import compile_module, vector_module
-from derive.data import load_data, scaling, split
+from derive.app.api import Model
+from derive.codegen.modules import compile_module, vector_module
+from derive.fit.data import load_data, scaling, split
 
 EPOCHS, BATCH, LR, SEED = 30, 32, 0.5, 0
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = [
     "DeriveError",
     "Model",
@@ -31,19 +32,19 @@ __all__ = [
     "parse_spec",
 ]
 
-from .commands import benchmark, example_text, examples, grade, new
+from .app.commands import benchmark, example_text, examples, grade, new
 from .errors import DeriveError, SpecError
-from .spec import load_spec, parse_spec
+from .spec.reading import load_spec, parse_spec
 
 if TYPE_CHECKING:
-    from .api import Model
+    from .app.api import Model
 
 
 def load(ref: str | Path | Mapping[str, Any]) -> Model:
-    """A :class:`derive.api.Model` from a spec file's path, a built-in example's name (``"mazur"``),
+    """A :class:`derive.app.api.Model` from a spec file's path, a built-in example's name (``"mazur"``),
     TOML text (a string holding a newline) or a dict of the spec's tables (validated like a file).
     """
-    from .api import Model
+    from .app.api import Model
 
     return Model.load(ref)
 
@@ -51,7 +52,7 @@ def load(ref: str | Path | Mapping[str, Any]) -> Model:
 def __getattr__(name: str) -> Any:
     # keep `import derive` free of sympy until a symbolic object is asked for
     if name == "Model":
-        from .api import Model
+        from .app.api import Model
 
         return Model
     raise AttributeError(name)

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from oracles import backprop, mazur, train
 
 import derive
-from derive.api import Model
-from derive.cli import main
+from derive.app.api import Model
+from derive.app.cli import main
 from derive.errors import DeriveError, SpecError
-from derive.spec import builtin_example_text
+from derive.spec.reading import builtin_example_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

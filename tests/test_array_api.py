@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from strategies import networks
 
-from derive.api import Model
-from derive.arrayapi import array_api_lines
-from derive.cli import main
-from derive.codegen import vector_module
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.codegen.arrayapi import array_api_lines
+from derive.codegen.modules import vector_module
 from derive.errors import DeriveError
-from derive.spec import parse_spec
+from derive.spec.reading import parse_spec
 
 
 def without_erf(net):

@@ -17,7 +17,7 @@ import pytest
 from batch_oracle import compute, toml, train
 from conftest import need_tex, require_torch
 
-from derive.api import Model
+from derive.app.api import Model
 
 REL = 1e-9
 

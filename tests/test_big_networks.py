@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from oracles import Net, backprop, relative_error
 
-from derive.api import Model
-from derive.report import Reporter
-from derive.spec import parse_spec
+from derive.app.api import Model
+from derive.present.report import Reporter
+from derive.spec.reading import parse_spec
 
 SIZES = [40, 24, 24, 6]
 
@@ -71,7 +71,7 @@ def test_every_gradient_from_the_compiled_passes_agrees_with_backprop(net_and_or
 
 
 def test_show_summarises_a_big_layer_and_lists_everything_when_asked(net_and_oracle):
-    from derive.overview import overview, overview_text
+    from derive.present.overview import overview, overview_text
 
     net, _ = net_and_oracle
     model = Model(parse_spec(net.toml()))

@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 from click.testing import CliRunner
 
-from derive.cli import main
+from derive.app.cli import main
 from derive.present.branches import branch_at
 
 SPEC = """

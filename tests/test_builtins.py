@@ -13,16 +13,16 @@ from conftest import require_torch
 from oracles import ACTIVATIONS as ORACLE_ACTIVATIONS
 from oracles import Net, backprop, relative_error, torch_gradients
 
-from derive.api import Model
-from derive.builtins import ACTIVATIONS, FUNCTIONS, LOSSES, Init
-from derive.codegen import compile_module, vector_module
+from derive.app.api import Model
+from derive.codegen.modules import compile_module, vector_module
+from derive.codegen.modules.numpy_printer import numpy_code
+from derive.core.formula import parse_formula
+from derive.core.init import _namespace as init_functions
+from derive.core.init import scheme
+from derive.core.rules import Activation, LayerMap, activation, loss
 from derive.errors import SpecError
-from derive.formula import parse_formula
-from derive.init import _namespace as init_functions
-from derive.init import scheme
-from derive.printing import numpy_code
-from derive.rules import Activation, LayerMap, activation, loss
-from derive.spec import parse_spec
+from derive.spec.builtins import ACTIVATIONS, FUNCTIONS, LOSSES, Init
+from derive.spec.reading import parse_spec
 
 X = sp.Symbol("x", real=True)
 POINTS = np.array([0.3, 0.75, 1.4, 2.2])  # inside every function's domain (log, sqrt, atan …)

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from oracles import Net, backprop, forward, mazur, per_output_loss, train
 from strategies import networks
 
-from derive.api import Model
-from derive.check import Claim, agreeing_digits, check, is_ok, parse_claim, read_claims, report_text
-from derive.cli import main
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.check.claims import Claim, agreeing_digits, check, is_ok, parse_claim, read_claims, report_text
 from derive.errors import DeriveError
-from derive.spec import parse_spec
+from derive.spec.reading import parse_spec
 
 ARTICLE = Path(__file__).parent.parent / "docs" / "mazur-article.txt"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

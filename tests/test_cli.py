@@ -12,7 +12,7 @@ import sympy as sp
 from click.testing import CliRunner
 from oracles import backprop, mazur, train
 
-from derive.cli import main
+from derive.app.cli import main
 
 NAMES = ["w1", "w2", "w3", "w4", "b1", "w5", "w6", "w7", "w8", "b2"]
 
@@ -168,6 +168,6 @@ def test_python_dash_m_and_console_script():
 
 
 def test_help_does_not_import_sympy():
-    code = "import sys; from derive.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit: pass\nprint('sympy' in sys.modules)"
+    code = "import sys; from derive.app.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit: pass\nprint('sympy' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().endswith("False")

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from oracles import backprop, mazur
 
 import derive
-from derive.cli import main
-from derive.spec import builtin_example_text, parse_spec
+from derive.app.cli import main
+from derive.spec.reading import builtin_example_text, parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,7 +88,7 @@ def test_lecture_picks_the_format_from_the_suffix_and_refuses_unknown_ones(tmp_p
 
 def test_the_default_lecture_is_named_after_the_spec_file(tmp_path):
     spec = tmp_path / "my-course.toml"
-    spec.write_text(derive.spec.builtin_example_text("mazur"))
+    spec.write_text(derive.spec.reading.builtin_example_text("mazur"))
     proc = run("lecture", str(spec), "--format", "tex", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     tex = (tmp_path / "output" / "my-course.tex").read_text()  # named after the file, not the spec's name = "mazur"
@@ -137,13 +137,13 @@ def test_progress_is_shown_only_on_a_terminal_and_quiet_silences_it():
     # stderr is not a terminal here: no progress bar, whatever the length of the run
     proc = run("train", "mazur", "--steps", "5000")
     assert proc.returncode == 0 and proc.stderr == ""
-    from derive import cli
+    from derive.app import cli
 
     assert cli._progress_wanted(quiet=True) is False
 
 
 def test_train_with_progress_gives_the_same_history_as_one_run():
-    from derive.api import Model
+    from derive.app.api import Model
 
     one = Model.load("mazur").compiled().train(4500, 0.5)
     reported: list[int] = []
@@ -289,7 +289,7 @@ def test_bad_number_files_are_clear_errors(tmp_path, layer0, words):
 
 
 def test_a_spec_on_standard_input():
-    text = derive.spec.builtin_example_text("mazur")
+    text = derive.spec.reading.builtin_example_text("mazur")
     proc = run("grad", "-", "w5", "--format", "json", input=text)
     assert proc.returncode == 0, proc.stderr
     _, grad, _ = backprop(mazur())
@@ -307,7 +307,7 @@ def test_named_neurons_name_their_weights_and_biases():
     assert hidden.bias.names == ("b_h1", "b_h2", "b_h3", "b_h4")
     nielsen = derive.load_spec("nielsen_tanh")  # layers given by size keep Nielsen's numbers
     assert nielsen.layers[1].weight_names[0][0] == "w2_1_1" and nielsen.layers[1].by_size
-    from derive.naming import latex_name
+    from derive.spec.naming import latex_name
 
     assert latex_name("w_h1_x1") == "w_{h1,x1}"
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive.cli import main
-from derive.spec import builtin_example_text
+from derive.app.cli import main
+from derive.spec.reading import builtin_example_text
 
 MAZUR = builtin_example_text("mazur")
 
@@ -219,9 +219,9 @@ JUNK = [
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_mutated_specs_either_work_or_fail_with_a_derive_error(data):
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.errors import DeriveError
-    from derive.spec import parse_spec
+    from derive.spec.reading import parse_spec
 
     lines = MAZUR.splitlines()
     assignments = [i for i, line in enumerate(lines) if " = " in line and not line.startswith("#")]

@@ -25,11 +25,11 @@ from oracles import (
 )
 from strategies import networks
 
-from derive.api import Model
-from derive.cli import main
-from derive.codegen import scalar_module, vector_module
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.codegen.modules import scalar_module, vector_module
 from derive.errors import TooLargeError
-from derive.spec import builtin_example_text, parse_spec
+from derive.spec.reading import builtin_example_text, parse_spec
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -135,7 +135,7 @@ def test_mazur_export_reproduces_the_engine_and_the_oracle():
 
 def test_seeded_initialisation_is_the_same_in_derive_and_the_module():
     spec = parse_spec(builtin_example_text("nielsen_tanh"))
-    from derive.init import weights
+    from derive.core.init import weights
 
     module = load(vector_module(Model(spec)))
     params = module.init_params()

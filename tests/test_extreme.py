@@ -24,10 +24,10 @@ from conftest import require, require_torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from derive.api import Model
-from derive.cli import main
-from derive.codegen import scalar_module, vector_module
-from derive.spec import parse_spec
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.codegen.modules import scalar_module, vector_module
+from derive.spec.reading import parse_spec
 
 SETTINGS = settings(max_examples=36, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REL, ABS = 1e-9, 1e-12
@@ -366,7 +366,7 @@ def test_bce_on_a_saturated_sigmoid_is_finite_everywhere(weights, targets):
 def test_displayed_chains_have_no_placeholder_or_nan_and_add_up(case):
     """Every factor is shown with its value (an underflowing one too); the terms add up to the total."""
     assume("gelu" not in case.activations)  # see test_python_api_matches_torch_at_extreme_scales
-    from derive.report import Reporter
+    from derive.present.report import Reporter
 
     model = Model(parse_spec(case.toml()))
     for name, derivation in model.derivations().items():
@@ -430,7 +430,7 @@ def test_train_tells_divergence_from_an_unrepresentable_intermediate():
 @pytest.mark.parametrize(("weight", "x", "t"), [(1000.0, 1000.0, 0.0), (-1000.0, 1000.0, 1.0), (40.0, 1.0, 0.0)])
 def test_a_shown_chain_at_a_net_of_a_million_has_every_factor(weight, x, t):
     """σ(10⁶) is 1 to 434,294 digits: the factors ∂E/∂a = e^(10⁶) and ∂a/∂z = e^(−10⁶) are still shown, and multiply to 1."""
-    from derive.report import Reporter
+    from derive.present.report import Reporter
 
     case = Case([1, 1], ["sigmoid"], [np.array([[weight]])], [None], np.array([x]), np.array([t]), "bce")
     derivation = Model(parse_spec(case.toml())).derivation("w2_1_1")

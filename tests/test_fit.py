@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import require, require_torch
 
-from derive.api import Model
-from derive.cli import main
-from derive.codegen import vector_module
-from derive.data import load_data
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.codegen.modules import vector_module
 from derive.errors import DeriveError
-from derive.spec import builtin_example_text, parse_spec
+from derive.fit.data import load_data
+from derive.spec.reading import builtin_example_text, parse_spec
 
 
 def load(source, name="generated"):

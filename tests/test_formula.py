@@ -5,8 +5,8 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from derive.core.formula import parse_formula
 from derive.errors import FormulaError
-from derive.formula import parse_formula
 
 x = sp.Symbol("x", real=True)
 V = {"x": x}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.api import Model
-from derive.codegen import scalar_module, vector_module
+from derive.app.api import Model
+from derive.codegen.modules import scalar_module, vector_module
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = {

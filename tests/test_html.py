@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import IN_CI
 from oracles import backprop, mazur, train
 
-from derive.cli import main
-from derive.spec import builtin_example_text
+from derive.app.cli import main
+from derive.spec.reading import builtin_example_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -137,7 +137,7 @@ def test_the_page_shows_the_oracles_numbers(mazur_html):
 
 
 def test_every_section_of_the_plan_is_on_the_page(mazur_html):
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.lecture import Options, build_plan
 
     plan = build_plan(Model.load("mazur"), Options(exercises=True))
@@ -290,7 +290,7 @@ def test_screenshots(tmp_path, lang, width):
 @pytest.mark.parametrize("example", ["chain_221", "mazur", "nielsen_tanh", "softmax", "swish"])
 def test_every_example_renders_in_both_languages(example, lang):
     """Every built-in example with numbers (digits has no inputs: it has no lecture)."""
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.lecture import Options, html_source
 
     source = html_source(Model.load(example), Options(lang=lang, steps=5, exercises=True))
@@ -315,7 +315,7 @@ def math_elements(source: str) -> list[str]:
 @pytest.fixture(scope="module", params=["en", "zh"])
 def page_and_plan(request, tmp_path_factory):
     """A lecture page (with its exercises) and the plan it was rendered from."""
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.lecture import Options, build_plan, html_source
 
     options = Options(lang=request.param, exercises=True)

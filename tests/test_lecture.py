@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import need_tex
 from oracles import Net, backprop, mazur, train
 
-from derive.cli import main
-from derive.spec import builtin_example_text
+from derive.app.cli import main
+from derive.spec.reading import builtin_example_text
 
 ENGLISH_DEBIAN_SET = {"texlive-latex-base", "texlive-latex-recommended", "texlive-pictures", "lmodern", "texlive-base"}
 
@@ -248,7 +248,7 @@ def test_without_tex_the_source_is_written_and_the_fix_is_named(tmp_path):
 
 def test_a_failed_build_reports_the_latex_error_and_keeps_the_tex(tmp_path):
     need_tex()
-    from derive.texbuild import TexFailed, compile_pdf
+    from derive.lecture.texbuild import TexFailed, compile_pdf
 
     target = tmp_path / "broken.pdf"
     with pytest.raises(TexFailed) as info:
@@ -278,7 +278,7 @@ def test_templates_ship_in_a_wheel(tmp_path):
         check=True,
     )
     code = (
-        "import derive, pathlib; from derive.lecture import Options, tex_source; from derive.api import Model;"
+        "import derive, pathlib; from derive.lecture import Options, tex_source; from derive.app.api import Model;"
         "print(pathlib.Path(derive.__file__).parent); print(tex_source(Model.load('mazur'), Options())[:200])"
     )
     proc = subprocess.run(

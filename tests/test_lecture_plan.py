@@ -7,14 +7,14 @@ import pytest
 import sympy as sp
 from oracles import backprop, mazur, train
 
-from derive.api import Model
+from derive.app.api import Model
 from derive.errors import SpecError
 from derive.lecture import Options, build_plan, tex_source
 from derive.lecture.latex import languages, words
 from derive.lecture.latex import tex_source as render_tex
 from derive.lecture.plan import Equations, Exercises, Math, Paragraph, Plot, Say, Table
 from derive.present.equations import Contribution, Elided, EquationChain, Formula, Partial, Substituted, Value
-from derive.spec import builtin_example_text, parse_spec
+from derive.spec.reading import builtin_example_text, parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_the_published_misprints_are_pointed_out(plan):
 
 
 def _rounds_or_truncates_to(printed: str, value: float) -> bool:
-    """The printed decimal is ``value`` rounded or truncated to its digits (an oracle kept apart from derive.check)."""
+    """The printed decimal is ``value`` rounded or truncated to its digits (an oracle kept apart from derive.check.claims)."""
     from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
     quantum = Decimal(printed)

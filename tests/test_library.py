@@ -6,12 +6,12 @@ import sympy as sp
 from oracles import backprop, mazur
 
 import derive
-from derive.chain import derive as derive_one
+from derive.core.chain import derive as derive_one
+from derive.core.init import weights
+from derive.core.network import Network
 from derive.errors import TooLargeError
-from derive.init import weights
-from derive.naming import latex_name
-from derive.network import Network
-from derive.spec import parse_spec
+from derive.spec.naming import latex_name
+from derive.spec.reading import parse_spec
 
 
 def test_library_round_trip():

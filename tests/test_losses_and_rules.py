@@ -13,10 +13,10 @@ from oracles import (
     sympy_gradients,
 )
 
-from derive import rules
-from derive.network import Network
-from derive.numeric import Compiled
-from derive.spec import parse_spec
+from derive.codegen.engine import Compiled
+from derive.core import rules
+from derive.core.network import Network
+from derive.spec.reading import parse_spec
 
 
 def three_outputs(loss, out_act="sigmoid", hidden="tanh", t=(0.2, 0.7, 0.1)):
@@ -75,7 +75,7 @@ def test_softmax_with_mse_runs_through_every_output():
     _, expected = sympy_gradients(net)
     assert relative_error(ours, expected) < 1e-10
     network = Network(parse_spec(net.toml()))
-    from derive.chain import derive
+    from derive.core.chain import derive
 
     d = derive(network, network.symbols["w3_1_1"])
     assert d.path_count == 3  # net3_1 reaches E through a3_1, a3_2 and a3_3

@@ -5,7 +5,7 @@ import pytest
 from oracles import agrees_with_finite_differences, backprop, finite_differences, isclose, mazur, relative_error, train
 
 import derive
-from derive.network import LOSS_SYMBOL
+from derive.core.network import LOSS_SYMBOL
 
 NAMES = ["w1", "w2", "w3", "w4", "b1", "w5", "w6", "w7", "w8", "b2"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from derive.cli import main
+from derive.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,7 +198,7 @@ def test_exercises_and_grade_from_python(tmp_path):
     from oracles import Net, backprop
 
     import derive
-    from derive.spec import load_spec
+    from derive.spec.reading import load_spec
 
     folder = derive.load("mazur").exercises(2, seed=7, directory=tmp_path / "class", format="html")
     assert sorted(p.name for p in folder.glob("student-01*")) == [
@@ -532,8 +532,8 @@ def test_weights_may_be_written_from_to_as_in_x_times_w(tmp_path):
 def test_an_exercise_variant_with_new_weights_drops_the_layout_it_no_longer_uses(tmp_path):
     import numpy as np
 
-    from derive.spec import load_spec
-    from derive.variants import draw_variants
+    from derive.sheets.variants import draw_variants
+    from derive.spec.reading import load_spec
 
     W = np.array([[0.5, -0.1], [0.3, 0.8], [-0.6, 0.2]])
     path = tmp_path / "xw.toml"

@@ -92,7 +92,7 @@ def test_the_model_cell_draws_the_network(executed):
 def test_printed_text_is_the_cli_text(executed):
     from click.testing import CliRunner
 
-    from derive.cli import main
+    from derive.app.cli import main
 
     notebook, _ = executed
     printed = data(notebook, 'print(model.derivation("w5")', "text/plain")

@@ -107,7 +107,7 @@ def test_the_distribution_has_a_name_of_its_own_and_every_install_hint_names_it(
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION != "derive"
-    assert project["scripts"]["derive"] == "derive.cli:main"  # the command keeps its name
+    assert project["scripts"]["derive"] == "derive.app.cli:main"  # the command keeps its name
     assert f"'{DISTRIBUTION}[data]'" in install_hint("data") and "-e '.[data]'" in install_hint("data")
     texts = [ROOT / "README.md", ROOT / "docs" / "package.md", *(ROOT / "derive").rglob("*.py")]
     wrong = [str(p.relative_to(ROOT)) for p in texts if "derive[" in p.read_text(encoding="utf-8")]

@@ -19,10 +19,10 @@ from oracles import (
 )
 from strategies import networks
 
-from derive.chain import derive_all, evaluate
-from derive.network import Network
-from derive.numeric import Compiled
-from derive.spec import parse_spec
+from derive.codegen.engine import Compiled
+from derive.core.chain import derive_all, evaluate
+from derive.core.network import Network
+from derive.spec.reading import parse_spec
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

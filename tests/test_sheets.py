@@ -17,12 +17,12 @@ from oracles import backprop, forward, mazur, train
 from test_html import HOSTILE, Page, browse, external_references, hostile_spec
 from test_variants import oracle_net
 
-from derive import texbuild
-from derive.api import Model
-from derive.check import check, read_claims
-from derive.cli import main
-from derive.sheets import answers_text, build_class, sheet_tex, write_class
-from derive.spec import load_spec
+from derive.app.api import Model
+from derive.app.cli import main
+from derive.check.claims import check, read_claims
+from derive.lecture import texbuild
+from derive.sheets.classes import answers_text, build_class, sheet_tex, write_class
+from derive.spec.reading import load_spec
 
 
 def text_of(pdf: Path) -> str:
@@ -274,7 +274,7 @@ def test_in_the_browser_the_sheet_and_the_key_render(html_class, tmp_path):
 
 
 def test_a_lectures_exercises_carry_gradable_claims():
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.lecture import Options, build_plan
 
     plan = build_plan(Model.load("mazur"), Options(exercises=True))

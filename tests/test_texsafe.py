@@ -5,9 +5,9 @@ import subprocess
 from click.testing import CliRunner
 from conftest import need_tex
 
-from derive.cli import main
-from derive.spec import builtin_example_text
-from derive.texsafe import escape
+from derive.app.cli import main
+from derive.present.texsafe import escape
+from derive.spec.reading import builtin_example_text
 
 
 def test_typographic_characters_take_their_latex_spelling():

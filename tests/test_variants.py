@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from oracles import Net, forward, mazur
 
 from derive.errors import DeriveError
-from derive.spec import builtin_example_text, builtin_examples, parse_spec
-from derive.variants import MAX_WIDTH, NET_MAX, NET_MIN, TARGET_GAP, draw_variants, dump_toml, labels
+from derive.sheets.variants import MAX_WIDTH, NET_MAX, NET_MIN, TARGET_GAP, draw_variants, dump_toml, labels
+from derive.spec.reading import builtin_example_text, builtin_examples, parse_spec
 
 
 def oracle_net(variant_toml, base=None):
@@ -151,7 +151,7 @@ def test_the_toml_writer_escapes_any_title_and_description(title, description):
 
 
 def test_a_variant_carries_no_published_table_and_its_lecture_cites_no_article():
-    from derive.api import Model
+    from derive.app.api import Model
     from derive.lecture import Options, tex_source
 
     (v,) = draw_variants("mazur", 1, seed=4)

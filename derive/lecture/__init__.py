@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..worked import Worked
+    from ..core.worked import Worked
 
 from .build import Options, build_plan
 from .latex import languages

@@ -11,15 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..worked import Worked
+    from ..core.worked import Worked
 
 import math
 from dataclasses import dataclass
 
 import sympy as sp
 
-from ..chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
-from ..network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..core.chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
+from ..core.network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..core.rules import Activation, LayerMap
 from ..present.branches import piecewise_form
 from ..present.display import display_point, shown_value
 from ..present.equations import (
@@ -36,8 +37,7 @@ from ..present.equations import (
     total,
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
-from ..rules import Activation, LayerMap
-from ..spec import BUILTIN_SUFFIX
+from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
     Block,
     Claim,
@@ -237,7 +237,7 @@ class _Builder:
             return None
         from decimal import Decimal
 
-        from ..check import is_ok, significant_digits
+        from ..check.claims import is_ok, significant_digits
 
         text = self.published[key]
         printed = Decimal(text)
@@ -536,7 +536,7 @@ class _Builder:
         if isinstance(rule, LayerMap):
             return [Paragraph((say("softmax_is", layer=layer.number),))]
         assert isinstance(rule, Activation)
-        from ..rules import X, Y
+        from ..core.rules import X, Y
 
         name = rule.name if rule.name != rule.formula else "f"
         if rule.formula in self.explained:

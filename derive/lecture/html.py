@@ -19,7 +19,7 @@ from typing import Any
 from ..present.mathml import mathml as _mathml
 from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
-from ..render import Html, html_escape, render_html
+from ..present.render import Html, html_escape, render_html
 from .latex import LatexRenderer, words
 from .plan import (
     Block,

@@ -30,8 +30,8 @@ from ..present.equations import (
     reading_order,
 )
 from ..present.numbers import latex_number
-from ..render import render
-from ..texsafe import Tex, escape, tex
+from ..present.render import render
+from ..present.texsafe import Tex, escape, tex
 from .plan import (
     Block,
     Code,

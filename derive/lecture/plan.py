@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 import sympy as sp
 
-from ..network import Network
+from ..core.network import Network
 from ..present.equations import EquationChain, Quantity
 
 # -- fields of a sentence ---------------------------------------------------------

@@ -14,23 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..worked import Worked
+    from ..core.worked import Worked
 
 import sympy as sp
 
-from ..chain import derive
-from ..check import compute
-from ..network import LOSS_SYMBOL, Neuron
+from ..check.claims import compute
+from ..core.chain import derive
+from ..core.network import LOSS_SYMBOL, Neuron
+from ..core.rules import Activation
 from ..present.display import display_point
-from ..present.equations import (
-    Contribution,
-    Partial,
-    definition,
-    product,
-    total,
-)
+from ..present.equations import Contribution, Partial, definition, product, total
 from ..present.numbers import DEFAULT_DIGITS, format_number
-from ..rules import Activation
 from .plan import (
     Block,
     Claim,

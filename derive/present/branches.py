@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import sympy as sp
 
-from ..chain import evaluate
+from ..core.chain import evaluate
 
 
 def branch_at(expr: sp.Basic, point: Mapping[sp.Symbol, float]) -> tuple[sp.Basic, tuple[sp.Basic, ...]] | None:

@@ -6,10 +6,10 @@ from collections.abc import Iterator, Mapping
 
 import sympy as sp
 
-from ..chain import evaluate
-from ..network import Network, SymbolKind
-from ..point import LazyMapping
-from ..policy import POLICY
+from ..core.chain import evaluate
+from ..core.network import Network, SymbolKind
+from ..core.point import LazyMapping
+from ..core.policy import POLICY
 
 
 def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -> float:

@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 import sympy as sp
 
-from .. import printing as pr
+from . import printing as pr
 from .branches import branch_at
 from .numbers import DEFAULT_DIGITS, bracket, format_number, latex_bracket, latex_number
 

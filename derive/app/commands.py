@@ -1,0 +1,73 @@
+"""The commands that need no model, as functions: ``derive examples``, ``new``, ``check --claims``, ``bench``.
+
+``derive bench`` is :func:`benchmark` (``derive.bench.measure`` is the module that measures).
+
+Thin wrappers over what the CLI calls; ``import derive`` stays free of sympy until one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..spec.reading import load_spec
+
+if TYPE_CHECKING:
+    from ..check.claims import Report
+    from .api import SpecRef
+
+
+def examples() -> dict[str, str]:
+    """The built-in examples by name, each with its title: ``derive examples``."""
+    from ..spec.reading import builtin_examples
+
+    return {name: load_spec(name).title for name in builtin_examples()}
+
+
+def example_text(name: str) -> str:
+    """A built-in example's TOML, to copy and edit: ``derive examples NAME``."""
+    from ..spec.reading import builtin_example_text
+
+    return builtin_example_text(name)
+
+
+def new(
+    sizes: str | Sequence[int],
+    *,
+    hidden: str = "sigmoid",
+    out: str = "",
+    loss: str = "",
+    seed: int = 0,
+    name: str = "network",
+    path: str | Path | None = None,
+) -> str:
+    """A commented spec to start from (written to ``path`` too when given): ``derive new``.
+
+    ``sizes`` is ``"4-5-3"`` or ``(4, 5, 3)``; ``out`` defaults to softmax for cross_entropy, else sigmoid.
+    """
+    from ..files import write_atomic
+    from .newspec import NewSpec, parse_sizes, spec_text
+
+    parsed = parse_sizes(sizes if isinstance(sizes, str) else "-".join(str(int(s)) for s in sizes))
+    text = spec_text(NewSpec(parsed, hidden=hidden, out=out, loss=loss, seed=seed, name=name))
+    if path is not None:
+        write_atomic(path, text)
+    return text
+
+
+def grade(spec: SpecRef, claims: str | Path) -> Report:
+    """Check a claims file (a student's answers, an article's numbers) against a spec: ``derive check SPEC --claims FILE``."""
+    from ..check.claims import check, load_claims
+    from .api import Model
+
+    return check(Model.load(spec), load_claims(claims))
+
+
+def benchmark(
+    *, quick: bool = False, budget: float = 1.0, torch_compile: bool = True, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Time the generated module against hand-written backprop and PyTorch: ``derive bench`` (its JSON data)."""
+    from ..bench.measure import SHAPES, run
+
+    return run(SHAPES[:3] if quick else SHAPES, budget=budget, torch_compile=torch_compile, log=log)

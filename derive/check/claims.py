@@ -1,0 +1,707 @@
+"""Checking published numbers: claims such as ``out_o1 = 0.75136079`` against computed values.
+
+A claim names a quantity and gives a number with the digits its author printed.
+Names: any symbol of the spec (``net_h1``, ``out_o1``, an input, a weight, a
+target), ``E``, an output's own error ``E_o1``, a neuron's ``delta_h1``,
+``dE/dX`` (anything ``derive grad`` accepts as X), ``dE_o2/dX`` (output o2's
+error differentiated by X, through every path), one chain-rule factor such as
+``dout_o1/dnet_o1``, and any of these after N updates of gradient descent with
+the spec's learning rate: ``X@N``, where ``X'`` is ``X@1``.
+
+A claim is ok when it is the computed value rounded or truncated to the digits
+it shows. For a wrong claim the quantity is recomputed from its inputs as the
+*other claims* give them: a claim that follows from a wrong input carries a
+mistake made upstream; one that does not is where the working goes wrong.
+
+Everything here returns data; :func:`report_text` and :func:`report_json` only
+format it. Values come from the library (the spec's point, the compiled
+training engine, derivations), never from formulas written here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.policy import POLICY
+from ..errors import DeriveError, suggest
+
+if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims are read and checked first
+    import sympy as sp
+
+    from ..core.network import Network, Neuron
+    from ..core.worked import Worked
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_IDENT = r"[A-Za-z][A-Za-z0-9_]*"
+_RATIO = re.compile(rf"d(?P<num>{_IDENT})/d(?P<den>{_IDENT})\Z")
+_STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(?P<step>\d+))?\Z")
+MAX_STEPS = 10_000_000  # as many updates as a spec's training may run
+LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
+NAME_HELP = (
+    "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
+    "delta_h1, dE/dX, dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and X' or X@N after updates; "
+    "with a batch, X[n] is sample n's (out_o1[2], E[2], delta_h1[3])"
+)
+# quantities that belong to one sample of a batch: the others (E, E_o1, dE/dX, dE_o1/dX) are the batch's, and a
+# weight or bias is every sample's
+PER_SAMPLE_SYMBOLS = ("input", "net", "out", "target")
+
+
+# --------------------------------------------------------------------------
+# claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A number someone printed: ``name = number`` as written, and where."""
+
+    name: str
+    number: str
+    value: Decimal
+    where: str  # "file:line" or "argument N"
+    line: int | None = None
+
+    @property
+    def shown(self) -> int:
+        """How many significant digits the number shows."""
+        return significant_digits(self.value)
+
+
+def parse_number(text: str, where: str) -> Decimal:
+    """The claimed number, exactly as written (0.0000351085, -0.019049119, 3.51085e-5)."""
+    cleaned = text.strip().replace("−", "-")  # a typographic minus, as articles print it
+    if not _NUMBER.match(cleaned):
+        raise DeriveError(
+            f"{text.strip()!r} is not a number", where=where, hint="write numbers as in 0.75136507, -0.019 or 3.51e-5"
+        )
+    return Decimal(cleaned)
+
+
+def parse_claim(text: str, where: str, line: int | None = None) -> Claim:
+    """One ``NAME = VALUE``."""
+    name, sep, number = text.partition("=")
+    name = "".join(name.split())
+    if not sep or not name or not number.strip():
+        raise DeriveError(
+            f"expected NAME = VALUE, got {text.strip()!r}",
+            where=where,
+            hint="e.g. out_o1 = 0.75136507 or dE/dw5 = 0.0822",
+        )
+    return Claim(name, number.strip(), parse_number(number, where), where, line)
+
+
+def read_claims(text: str, source: str) -> list[Claim]:
+    """The claims of a claims file: one ``NAME = VALUE`` a line; ``#`` comments and blank lines skipped."""
+    claims = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            claims.append(parse_claim(line, f"{source}:{number}", number))
+    if not claims:
+        raise DeriveError("no claims in the file", where=source, hint="write one NAME = VALUE a line")
+    return claims
+
+
+def load_claims(path: str | Path) -> list[Claim]:
+    """The claims of a file, with a clear error when it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeriveError(f"cannot read the claims file: {exc}", where=str(path)) from None
+    return read_claims(text, str(path))
+
+
+def argument_claims(arguments: Sequence[str]) -> list[Claim]:
+    """Claims given on the command line as NAME=VALUE."""
+    return [parse_claim(a, f"argument {i} ({a!r})") for i, a in enumerate(arguments, start=1)]
+
+
+# --------------------------------------------------------------------------
+# verdicts
+
+
+def significant_digits(number: Decimal) -> int:
+    digits = number.as_tuple().digits
+    while len(digits) > 1 and digits[0] == 0:
+        digits = digits[1:]
+    return max(len(digits), 1)
+
+
+def _unit(number: Decimal) -> Decimal:
+    """One unit in the last digit shown: 1e-8 for 0.75136079, 1e-10 for 3.51085e-5."""
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # parse_number admits no NaN or infinity
+    return Decimal(1).scaleb(exponent)
+
+
+def is_ok(claimed: Decimal, computed: float) -> bool:
+    """True when ``claimed`` is ``computed`` rounded or truncated to the digits it shows.
+
+    A value within rounding noise of a digit boundary counts as on it: the
+    float 0.37749999999999995 is 0.15·0.05 + 0.20·0.10 + 0.35 = 0.3775, so
+    0.3775 is right and 0.3774 is not a truncation of it.
+    """
+    v = Decimal(computed)
+    # a computed float differs from the exact value by rounding noise (the number policy says how far)
+    unit, noise = _unit(claimed), POLICY.slack(v)
+    if abs(v - claimed) <= unit / 2 + noise:  # rounded
+        return True
+    if claimed == 0:  # truncated towards zero, from either side
+        return abs(v) < unit - noise
+    if claimed.is_signed():
+        return claimed - unit + noise < v <= claimed + noise
+    return claimed - noise <= v < claimed + unit - noise
+
+
+def agreeing_digits(claimed: Decimal, computed: float) -> int:
+    """How many leading significant digits of the claim are right (rounded or truncated there)."""
+    if computed == 0 or claimed == 0:
+        return significant_digits(claimed) if is_ok(claimed, computed) else 0
+    for k in range(significant_digits(claimed), 0, -1):
+        quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
+        if any(is_ok(claimed.quantize(quantum, rounding=r), computed) for r in (ROUND_HALF_UP, ROUND_DOWN)):
+            return k
+    return 0
+
+
+# --------------------------------------------------------------------------
+# quantities
+
+
+class Kind(Enum):
+    VALUE = "value"  # a symbol of the spec, or E
+    ERROR = "error"  # E_k: one output's term of the loss
+    DELTA = "delta"  # δ of a neuron
+    GRAD = "grad"  # dE/dX
+    PARTIAL = "partial"  # dE_k/dX
+    FACTOR = "factor"  # d head / d tail along one edge
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """What a claim names. ``of`` is a symbol name, "E" or a neuron label; ``wrt`` the symbol differentiated by."""
+
+    kind: Kind
+    of: str
+    wrt: str = ""
+    step: int = 0
+    sample: int = 0  # 1, 2, …: one sample's own; 0: the batch's (reduced over samples), or a single sample
+
+    @property
+    def name(self) -> str:
+        """The canonical spelling: out_o1, E_o1, delta_h1, dE/dw5, dE_o2/dout_h1, dout_o1/dnet_o1, E@10000."""
+        base = {
+            Kind.VALUE: self.of,
+            Kind.ERROR: f"E_{self.of}",
+            Kind.DELTA: f"delta_{self.of}",
+            Kind.GRAD: f"dE/d{self.wrt}",
+            Kind.PARTIAL: f"dE_{self.of}/d{self.wrt}",
+            Kind.FACTOR: f"d{self.of}/d{self.wrt}",
+        }[self.kind]
+        if self.sample:
+            base = f"{base}[{self.sample}]"
+        return f"{base}@{self.step}" if self.step else base
+
+
+@dataclass(frozen=True)
+class Note:
+    """Why a wrong claim is wrong, from the claims it was recomputed from.
+
+    ``cause``: "upstream" (it follows from a wrong claim in ``wrong``), "rounding"
+    (it follows from the claimed inputs, all right but rounded) or "here" (it
+    does not follow from the claimed inputs: this step is where it goes wrong).
+    """
+
+    cause: str
+    inputs: tuple[Claim, ...]
+    wrong: tuple[Claim, ...]
+    recomputed: float
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One claim with its computed value and verdict."""
+
+    claim: Claim
+    quantity: Quantity
+    computed: float
+    ok: bool
+    digits: int  # significant digits that agree
+    note: Note | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "ok" if self.ok else "wrong"
+
+
+@dataclass(frozen=True)
+class Report:
+    spec: str
+    results: tuple[Checked, ...]
+
+    @property
+    def wrong(self) -> int:
+        return sum(not r.ok for r in self.results)
+
+
+# --------------------------------------------------------------------------
+# resolving names
+
+
+class _Names:
+    """Claim names → quantities, for one network."""
+
+    def __init__(self, network: Network, samples: int = 1) -> None:
+        self.network = network
+        self.samples = samples
+        info = network.info
+        self.symbols = [n for n, i in info.items() if i.kind != "delta"]
+        self.outputs = {n.label: n for n in network.output_layer.neurons}
+        self.neurons = {n.label: n for layer in network.layers[1:] for n in layer.neurons}
+
+    def resolve(self, written: str, where: str) -> Quantity:
+        text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
+        m = _STEP.match(text)
+        assert m is not None  # the pattern matches any non-empty text
+        step = 1 if m["prime"] else int(m["step"] or 0)
+        if step > MAX_STEPS:
+            raise DeriveError(
+                f"{written!r}: at most {MAX_STEPS:,} updates",
+                where=where,
+                hint="a claim after more updates is not checked",
+            )
+        if len(m["base"]) > 200:
+            raise DeriveError("name too long", where=where)
+        q = replace(self._base(m["base"], written, where), step=step)
+        return self._of_sample(q, int(m["sample"]) if m["sample"] else 0, written, where)
+
+    def per_sample(self, q: Quantity) -> bool:
+        """Whether q belongs to one sample (a net, out, input, target, δ or chain-rule factor)."""
+        if q.kind is Kind.VALUE:
+            return q.of != "E" and self.network.info[q.of].kind in PER_SAMPLE_SYMBOLS
+        return q.kind in (Kind.DELTA, Kind.FACTOR)
+
+    def _of_sample(self, q: Quantity, sample: int, written: str, where: str) -> Quantity:
+        """q of sample ``sample`` (0: none named), checked against the batch."""
+        count = self.samples
+        if sample:
+            if sample > count:
+                raise DeriveError(
+                    f"{written!r}: there is no sample {sample}; the spec holds {count}",
+                    where=where,
+                    hint=f"samples are numbered 1 to {count}",
+                )
+            if q.kind is Kind.VALUE and q.of != "E" and not self.per_sample(q):
+                raise DeriveError(
+                    f"{written!r}: {q.of} is shared by every sample, it has no [{sample}]",
+                    where=where,
+                    hint=f"write {q.of}" + (f"@{q.step}" if q.step else ""),
+                )
+            # a single sample is sample 1: E[1] and E are one quantity
+            return replace(q, sample=sample if count > 1 else 0)
+        if count > 1 and self.per_sample(q):
+            shown = replace(q, sample=1).name
+            raise DeriveError(
+                f"{written!r}: the spec holds {count} samples, and {q.name} belongs to one of them",
+                where=where,
+                hint=f"name the sample, numbered from 1: {shown}",
+            )
+        return q
+
+    def _base(self, base: str, written: str, where: str) -> Quantity:
+        info = self.network.info
+        if base in info and info[base].kind != "delta":
+            return Quantity(Kind.VALUE, base)
+        if base in LOSS_NAMES:
+            return Quantity(Kind.VALUE, "E")
+        ratio = _RATIO.match(base)
+        if ratio:
+            return self._ratio(ratio["num"], ratio["den"], where)
+        if base.startswith("E_") and base[2:] in self.outputs:
+            return Quantity(Kind.ERROR, base[2:])
+        if base.startswith("delta_") and base[6:] in self.neurons:
+            return Quantity(Kind.DELTA, base[6:])
+        choices = [
+            *self.symbols,
+            *LOSS_NAMES,
+            *(f"E_{k}" for k in self.outputs),
+            *(f"delta_{k}" for k in self.neurons),
+        ]
+        hint = suggest(base, choices)
+        raise DeriveError(f"unknown name {written!r}", where=where, hint=(hint + "\n  " if hint else "") + NAME_HELP)
+
+    def _wrt(self, name: str, where: str) -> str:
+        try:
+            self.network.lookup(name)
+        except DeriveError as exc:
+            raise DeriveError(exc.message, where=where, hint=exc.hint) from None
+        return name
+
+    def _ratio(self, num: str, den: str, where: str) -> Quantity:
+        info = self.network.info
+        if num in LOSS_NAMES:
+            return Quantity(Kind.GRAD, "", self._wrt(den, where))
+        if num not in info and num.startswith("E_") and num[2:] in self.outputs:
+            return Quantity(Kind.PARTIAL, num[2:], self._wrt(den, where))
+        if num in info and info[num].kind in ("net", "out"):
+            from ..core.chain import local_factor
+
+            self._wrt(den, where)
+            if local_factor(self.network, self.network.symbols[num], self.network.symbols[den]) is None:
+                raise DeriveError(
+                    f"d{num}/d{den} is not one factor of the chain rule: {den} does not feed {num} directly",
+                    where=where,
+                    hint="claim dE/dX or dE_o1/dX for a derivative through several steps",
+                )
+            return Quantity(Kind.FACTOR, num, den)
+        choices = [*LOSS_NAMES, *(f"E_{k}" for k in self.outputs), *(n for n in self.symbols if info[n].kind == "net")]
+        choices += [n for n in self.symbols if info[n].kind == "out"]
+        hint = suggest(num, choices)
+        raise DeriveError(
+            f"unknown quantity {num!r} in d{num}/d{den}",
+            where=where,
+            hint=(hint + "\n  " if hint else "") + "differentiate E, an output's error E_o1, or a net or out",
+        )
+
+
+# --------------------------------------------------------------------------
+# values
+
+
+class _Values:
+    """Computed values of quantities, at the spec's numbers and after N updates."""
+
+    def __init__(self, model: Worked) -> None:
+        self.model = model
+        self.network = model.network
+        self.reduction = model.spec.loss.reduction
+        self.points: dict[int, tuple[Mapping[sp.Symbol, float], ...]] = {}  # step → a point per sample
+
+    @property
+    def samples(self) -> int:
+        return self.model.samples
+
+    def prepare(self, steps: Iterable[int]) -> None:
+        """Every symbol's value at each step asked for and the one before it (one training run to the last).
+
+        The step before is where an update starts from, for explaining a wrong X@N.
+        """
+        start = self.model.points  # checks that the forward pass is finite
+        assert start is not None  # check() required the inputs and targets
+        self.points[0] = start
+        wanted = {s for step in steps for s in (step, step - 1) if s > 0}
+        engine, done = None, 0
+        for step in sorted(wanted):
+            if engine is None:
+                engine = self.model.compiled()
+            engine.train(step - done)
+            done = step
+            self.points[step] = tuple(engine.points())
+
+    def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
+        if point is None and q.sample == 0 and self.samples > 1 and self._reduced(q):
+            # the batch's: the mean or sum of the samples' own
+            per = [self.value(replace(q, sample=n)) for n in range(1, self.samples + 1)]
+            total = math.fsum(per)
+            return total / len(per) if self.reduction == "mean" else total
+        return self._value(q, point)
+
+    def _reduced(self, q: Quantity) -> bool:
+        """E, E_k, dE/dX and dE_k/dX of a batch are reduced over its samples."""
+        return (q.kind is Kind.VALUE and q.of == "E") or q.kind in (Kind.ERROR, Kind.GRAD, Kind.PARTIAL)
+
+    def _value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
+        from ..core.chain import derive, evaluate, local_factor
+        from ..core.network import LOSS_SYMBOL
+
+        net = self.network
+        p = self.points[q.step][max(q.sample, 1) - 1] if point is None else point
+        if q.kind is Kind.VALUE:
+            result: float | None = p[LOSS_SYMBOL] if q.of == "E" else p[net.symbols[q.of]]
+        elif q.kind is Kind.ERROR:
+            result = evaluate(net.output_errors[self._output(q.of).out], p)
+        elif q.kind is Kind.DELTA:
+            result = p[self._neuron(q.of).delta]
+        elif q.kind is Kind.GRAD:
+            result = derive(net, net.symbols[q.wrt], p).value
+        elif q.kind is Kind.PARTIAL:
+            result = self._partial(q.of, q.wrt, p)
+        else:
+            factor = local_factor(net, net.symbols[q.of], net.symbols[q.wrt])
+            assert factor is not None  # checked when the name was resolved
+            result = evaluate(factor, p)
+        if result is None or result != result or abs(result) == float("inf"):
+            raise DeriveError(
+                f"{q.name} is not a finite number here ({result})",
+                where=self.model.spec.source,
+                hint="training diverged" if q.step else "check the spec's numbers",
+            )
+        return float(result)
+
+    def _output(self, label: str) -> Neuron:
+        return next(n for n in self.network.output_layer.neurons if n.label == label)
+
+    def _neuron(self, label: str) -> Neuron:
+        return next(n for layer in self.network.layers[1:] for n in layer.neurons if n.label == label)
+
+    def _partial(self, label: str, wrt: str, point: Mapping[sp.Symbol, float]) -> float | None:
+        """dE_k/dX: the δs of output k's error alone (BP1 with one term, BP2 below), then Σ δ·∂net/∂X."""
+        from ..core.chain import derive, evaluate
+
+        net = self.network
+        out_k = self._output(label).out
+        dE_k = net.dE_dout[out_k]  # ∂E/∂out_k is ∂E_k/∂out_k: E is the sum of the outputs' terms
+        symbol = net.symbols[wrt]
+        if net.info[wrt].kind == "out" and net.info[wrt].layer == len(net.layers) - 1:
+            return evaluate(dE_k, point) if symbol == out_k else 0.0
+        alone = dict(point)
+        for n in net.output_layer.neurons:
+            alone[n.delta] = evaluate(dE_k * net.dout_dnet(out_k, n.net), point)
+        for layer in reversed(net.layers[1:-1]):
+            for h in layer.neurons:
+                alone[h.delta] = evaluate(net.delta_definitions[h.delta], alone)
+        return evaluate(derive(net, symbol).delta_expression, alone)
+
+    # -- local definitions, for recomputing from other claims -------------------
+
+    def definition(self, q: Quantity) -> tuple[sp.Expr, dict[sp.Symbol, Quantity]] | None:
+        """(expression, its symbols → the quantities they stand for), or None for a given number."""
+        import sympy as sp
+
+        from ..core.chain import derive, local_factor
+        from ..core.network import LOSS_SYMBOL
+
+        net = self.network
+        if q.sample == 0 and self.samples > 1 and self._reduced(q):
+            # the batch's: (1/N)·Σ_n of the samples' own (or the plain sum)
+            parts = {sp.Dummy(f"s{n}"): replace(q, sample=n) for n in range(1, self.samples + 1)}
+            total = sp.Add(*parts)
+            return (total / self.samples if self.reduction == "mean" else total), parts
+        if q.kind is Kind.VALUE and q.of == "E":
+            expr = net.loss_expression
+        elif q.kind is Kind.VALUE:
+            symbol, kind = net.symbols[q.of], net.info[q.of].kind
+            if kind == "net":
+                expr = net.net_definitions[symbol]
+            elif kind == "out" and net.info[q.of].layer > 0:
+                expr = net.out_definitions[symbol]
+            elif kind in ("weight", "bias") and q.step > 0:
+                # the optimiser's update from the step before: p@N = p@(N-1) − η·∂E/∂p@(N-1) for SGD
+                from ..core.optimizer import SGD
+
+                optimizer = SGD.of(self.model.spec)
+                if not optimizer.updates(kind == "bias"):
+                    return symbol, {symbol: replace(q, step=q.step - 1)}
+                gradient = sp.Dummy("gradient")
+                return optimizer.update(symbol, gradient), {
+                    symbol: replace(q, step=q.step - 1),
+                    gradient: Quantity(Kind.GRAD, "", q.of, q.step - 1),
+                }
+            else:
+                return None
+        elif q.kind is Kind.ERROR:
+            expr = net.output_errors[self._output(q.of).out]
+        elif q.kind is Kind.DELTA:
+            expr = net.delta_definitions[self._neuron(q.of).delta]
+        elif q.kind is Kind.GRAD:
+            expr = derive(net, net.symbols[q.wrt]).expression
+        elif q.kind is Kind.FACTOR:
+            expr = local_factor(net, net.symbols[q.of], net.symbols[q.wrt])
+        else:
+            return None  # dE_k/dX has no single local formula in named quantities
+        inputs = {}
+        for s in expr.free_symbols:
+            # the symbols of one sample's quantity are that sample's; weights and biases are every sample's
+            if s == LOSS_SYMBOL:
+                inputs[s] = Quantity(Kind.VALUE, "E", step=q.step, sample=q.sample)
+            elif net.info[s.name].kind == "delta":
+                inputs[s] = Quantity(Kind.DELTA, net.neuron_of(s).label, step=q.step, sample=q.sample)
+            elif net.info[s.name].kind in PER_SAMPLE_SYMBOLS:
+                inputs[s] = Quantity(Kind.VALUE, s.name, step=q.step, sample=q.sample)
+            else:
+                inputs[s] = Quantity(Kind.VALUE, s.name, step=q.step)
+        return expr, inputs
+
+
+# --------------------------------------------------------------------------
+# checking
+
+
+def check(model: Worked, claims: Sequence[Claim]) -> Report:
+    """Every claim against the value computed from the spec; wrong ones explained where other claims allow."""
+    model.network.require_numbers("derive check")
+    names = _Names(model.network, model.samples)
+    quantities = [names.resolve(c.name, c.where) for c in claims]
+    values = _Values(model)
+    values.prepare(q.step for q in quantities)
+    results = []
+    for claim, q in zip(claims, quantities):
+        computed = values.value(q)
+        ok = is_ok(claim.value, computed)
+        results.append(Checked(claim, q, computed, ok, agreeing_digits(claim.value, computed)))
+    explained = [r if r.ok else replace(r, note=_explain(i, results, values)) for i, r in enumerate(results)]
+    return Report(model.spec.source, tuple(explained))
+
+
+def compute(model: Worked, names: Sequence[str]) -> list[float]:
+    """The computed value of each named quantity (claim names such as ``out_o2``, ``dE/dw1``, ``w1'``)."""
+    model.network.require_numbers("computing answers")
+    resolver = _Names(model.network, model.samples)
+    quantities = [resolver.resolve(name, name) for name in names]
+    values = _Values(model)
+    values.prepare(q.step for q in quantities)
+    return [values.value(q) for q in quantities]
+
+
+def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | None:
+    """Recompute a wrong claim's quantity from its inputs, taking every claimed input as claimed."""
+
+    from ..core.chain import evaluate
+
+    target = results[index]
+
+    def claimed(q: Quantity) -> Checked | None:
+        # the nearest claim of that quantity before this one, else the first after it
+        before = [r for r in results[:index] if r.quantity == q]
+        after = [r for r in results[index + 1 :] if r.quantity == q]
+        return before[-1] if before else (after[0] if after else None)
+
+    position = {id(r): i for i, r in enumerate(results)}
+    used: dict[int, Checked] = {}
+    memo: dict[Quantity, float] = {}
+
+    def recompute(q: Quantity, definition: tuple[sp.Expr, dict[sp.Symbol, Quantity]]) -> float:
+        expr, inputs = definition
+        point: dict[sp.Symbol, float] = {}
+        for symbol, qi in inputs.items():
+            if qi not in memo:
+                given = claimed(qi)
+                inner = values.definition(qi) if qi.step == q.step else None
+                if given is not None:
+                    used[id(given)] = given
+                    memo[qi] = float(given.claim.value)
+                elif inner is not None:
+                    memo[qi] = recompute(qi, inner)
+                else:
+                    memo[qi] = values.value(qi)
+            point[symbol] = memo[qi]
+        value = evaluate(expr, point)
+        assert value is not None
+        return value
+
+    definition = values.definition(target.quantity)
+    if definition is None:
+        return None
+    recomputed = recompute(target.quantity, definition)
+    if not used:
+        return None
+    # claims at the same step first (for E' the updated weights, not the biases that stayed), then in file order
+    step = target.quantity.step
+    in_order = sorted(used.values(), key=lambda r: (r.quantity.step != step, position[id(r)]))
+    inputs = tuple(r.claim for r in in_order)
+    wrong = tuple(r.claim for r in in_order if not r.ok)
+    if not is_ok(target.claim.value, recomputed):
+        cause = "here"
+    elif wrong:
+        cause = "upstream"
+    else:
+        cause = "rounding"
+    return Note(cause, inputs, wrong, recomputed)
+
+
+# --------------------------------------------------------------------------
+# formatting
+
+
+def _shown(value: float, claim: Claim) -> str:
+    from ..present.printing import format_number
+
+    return format_number(value, min(max(claim.shown + 2, 6), 17))
+
+
+def _listing(claims: Sequence[Claim], limit: int = 4) -> str:
+    parts = [f"{c.name} = {c.number}" + (f" (line {c.line})" if c.line else "") for c in claims[:limit]]
+    if len(claims) > limit:
+        parts.append(f"… ({len(claims) - limit} more)")
+    return ", ".join(parts)
+
+
+def note_text(result: Checked) -> str:
+    """One sentence on why a wrong claim is wrong, or an empty string."""
+    note = result.note
+    if note is None:
+        return ""
+    if note.cause == "upstream":
+        return f"follows from the wrong {_listing(note.wrong)}: the mistake is made there"
+    recomputed = _shown(note.recomputed, result.claim)
+    if note.cause == "rounding":
+        return f"follows from the rounded {_listing(note.inputs)} ({recomputed}): rounding carried forward"
+    return f"goes wrong at this step: from {_listing(note.inputs)} it is {recomputed}"
+
+
+def report_text(report: Report, source: str = "") -> str:
+    """The report as a table: claimed, computed, agreeing digits, verdict, and a note under each wrong claim."""
+    rows = report.results
+    ok = len(rows) - report.wrong
+    lines = [
+        f"{report.spec}: {len(rows)} claim{'s' if len(rows) != 1 else ''}"
+        + (f" from {source}" if source else "")
+        + f", {ok} ok, {report.wrong} wrong",
+        "",
+    ]
+    width = max(4, *(len(r.claim.name) for r in rows))
+    claimed_width = max(7, *(len(r.claim.number) for r in rows))
+    computed = [_shown(r.computed, r.claim) for r in rows]
+    computed_width = max(8, *(len(c) for c in computed))
+    lines.append(
+        f"{'line':>5}  {'name':<{width}}  {'claimed':<{claimed_width}}  {'computed':<{computed_width}}  digits  verdict"
+    )
+    for r, shown in zip(rows, computed):
+        line = str(r.claim.line) if r.claim.line else "-"
+        digits = f"{r.digits}/{r.claim.shown}"
+        verdict = "ok" if r.ok else "WRONG"
+        lines.append(
+            f"{line:>5}  {r.claim.name:<{width}}  {r.claim.number:<{claimed_width}}  "
+            f"{shown:<{computed_width}}  {digits:<6}  {verdict}"
+        )
+        note = note_text(r)
+        if note:
+            lines.append(f"{'':>5}  ↳ {note}")
+    return "\n".join(lines) + "\n"
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """{"claims": [{"name", "claimed", "computed", "verdict", "digits", …}], "wrong": N}."""
+    claims = []
+    for r in report.results:
+        note = None
+        if r.note is not None:
+            note = {
+                "cause": r.note.cause,
+                "inputs": [c.name for c in r.note.inputs],
+                "wrong": [c.name for c in r.note.wrong],
+                "recomputed": r.note.recomputed,
+                "text": note_text(r),
+            }
+        claims.append(
+            {
+                "name": r.claim.name,
+                "claimed": float(r.claim.value),
+                "computed": r.computed,
+                "verdict": r.verdict,
+                "digits": r.digits,
+                "shown": r.claim.shown,
+                "line": r.claim.line,
+                "quantity": r.quantity.name,
+                "note": note,
+            }
+        )
+    return {"spec": report.spec, "claims": claims, "wrong": report.wrong}

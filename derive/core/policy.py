@@ -1,0 +1,81 @@
+"""The number policy, in one home: which numbers are float64, which are exact, and how far a float is trusted.
+
+- Every float64 number (the CLI's, training's, ``check X@N``'s) comes from the generated module.
+- The digits derive *shows* come from an exact pass (:class:`derive.core.chain.ExactPoint`): sympy Floats
+  with as many digits as the largest net asks for, plus :attr:`NumberPolicy.exact_digits`, and an
+  exponent without limit. A shown value is a :data:`Number`: a float, or a sympy Float where float64
+  would turn it into inf or 0.
+- A float64 result is trusted to a relative :attr:`NumberPolicy.noise`: a sum that cancels below it is
+  shown as 0, and a claim is judged as if the value could lie that far either side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeAlias
+
+import sympy as sp
+
+# A shown value: a float, or a sympy Float when it lies beyond float64's range
+# (∂E/∂out = −1/out with out = e^−2000 is −e^2000: a number, kept and shown).
+Number: TypeAlias = "float | sp.Float"
+
+SMALLEST_NORMAL = 2.2250738585072014e-308
+
+
+@dataclass(frozen=True)
+class NumberPolicy:
+    """How derive treats numbers (one instance, :data:`POLICY`)."""
+
+    noise: float = 1e-12  # relative trust in a float64 value computed through a network
+    exact_digits: int = 30  # digits of a shown exact value, beyond those the nets' sizes ask for
+    max_exact_digits: int = 4000  # enough for 1 − σ(net) with |net| up to ~4500
+
+    def digits_for(self, largest_net: float) -> int:
+        """Digits an exact pass carries when the largest |net| is ``largest_net`` (1 − σ(z) needs ~z/ln 10)."""
+        need = self.exact_digits + 2 * largest_net / math.log(10)  # inf for a net near float64's limit
+        return math.ceil(need) if need < self.max_exact_digits else self.max_exact_digits
+
+    def is_noise(self, value: float, scale: float) -> bool:
+        """Whether a float that should be a sum of terms of size ``scale`` is rounding noise around 0."""
+        return abs(value) <= self.noise * scale
+
+    def slack(self, value: Decimal) -> Decimal:
+        """How far either side of a computed float64 ``value`` the exact value may lie (for judging claims)."""
+        return abs(value) * Decimal(repr(self.noise))
+
+
+POLICY = NumberPolicy()
+
+
+def exact(value: Number) -> sp.Float:
+    """A number as a sympy Float holding it exactly (17 digits hold a float)."""
+    return value if isinstance(value, sp.Float) else sp.Float(value, 17)
+
+
+def to_number(value: sp.Expr) -> Number | None:
+    """A float, or the sympy Float itself when float64 would turn it into inf or 0; None for no number."""
+    if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo) or value.is_finite is False:
+        return None  # is_finite: a Float nan or inf, which the comparisons above do not catch
+    as_float = float(value)
+    if not value.is_zero and (math.isinf(as_float) or abs(as_float) < SMALLEST_NORMAL):
+        return sp.Float(value, 17)
+    return as_float
+
+
+def as_float(value: Number | None) -> float | None:
+    """For JSON and other float-only consumers: a value beyond float64's range becomes ±inf or 0."""
+    return None if value is None else float(value)
+
+
+def reduce_exact(values: Sequence[Number | None], reduction: str) -> Number | None:
+    """The batch's value from its samples' exact values: their mean or sum (None if any is None)."""
+    if any(v is None for v in values):
+        return None
+    total = sp.Add(*(exact(v) for v in values if v is not None))
+    if reduction == "mean":
+        total = total / len(values)
+    return to_number(sp.sympify(total, strict=True))

@@ -1,0 +1,311 @@
+"""`derive show`: the network's layers, symbols, forward pass and loss.
+
+A big network is summarised per layer: the text lists the first
+MAX_LISTED_NEURONS neurons of each layer and the first MAX_LISTED_PARAMETERS
+parameters, and a net over more than MAX_LISTED_NEURONS inputs by its value
+alone (its sum is never built); JSON keeps every neuron's numbers but leaves out
+long sums and name lists (see the limits below). ``full`` lists everything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.worked import Worked
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sympy as sp
+
+from ..core.network import LOSS_SYMBOL, Network
+from ..core.point import LazyMapping
+from ..core.rules import Activation, LayerMap
+from ..spec.reading import BiasKind
+from . import printing as pr
+from .display import shown_value
+from .numbers import bracket
+from .width import DEFAULT_WIDTH, fold
+
+MAX_LISTED_NEURONS = 40
+MAX_LISTED_PARAMETERS = 60
+# JSON is for programs: every neuron's numbers, and names and sums up to these sizes
+MAX_JSON_SUM = 100  # terms of a net written out
+MAX_JSON_NAMES = 10_000  # weight names of a layer, and parameters
+
+
+def _rule_text(rule: Activation | LayerMap | None) -> str:
+    if rule is None:
+        return "input"
+    if rule.name == rule.formula:
+        return f"f(x) = {rule.formula}"
+    return f"{rule.name}: f(x) = {rule.formula}"
+
+
+def overview(model: Worked, full: bool = False) -> dict[str, Any]:
+    """The network as plain data; a big one summarised per layer unless ``full``."""
+    net = model.network
+    point = model.point
+    layers = []
+    for layer in net.layers:
+        neurons = layer.neurons
+        written = full or layer.index == 0 or net.layers[layer.index - 1].size <= MAX_JSON_SUM
+        entry: dict[str, Any] = {
+            "number": layer.number,
+            "size": layer.size,
+            "activation": None if layer.rule is None else layer.rule.name,
+            "formula": None if layer.rule is None else layer.rule.formula,
+            "neurons": [],
+        }
+        for n in neurons:
+            neuron: dict[str, Any] = {"out": n.out.name}
+            if n.net is not None:
+                neuron["net"] = n.net.name
+                if written:
+                    neuron["net_expression"] = pr.text(net.net_definitions[n.net])
+                    neuron["out_expression"] = pr.text(net.out_definitions[n.out])
+            if n.target is not None:
+                neuron["target"] = n.target.name
+            if point is not None:
+                if n.net is not None:
+                    neuron["net_value"] = point[n.net]
+                neuron["out_value"] = point[n.out]
+                if n.target is not None:
+                    neuron["target_value"] = point[n.target]
+            entry["neurons"].append(neuron)
+        if layer.index > 0:
+            weight_names = layer.spec.weight_names
+            if full or len(weight_names) * len(weight_names[0]) <= MAX_JSON_NAMES:
+                entry["weights"] = [list(row) for row in weight_names]
+            else:
+                entry["weights_shape"] = [len(weight_names), len(weight_names[0])]
+            entry["bias"] = layer.spec.bias.kind.value
+            entry["bias_names"] = list(layer.spec.bias.names)
+        layers.append(entry)
+    values = model.parameter_values()
+    parameter_names = model.spec.parameter_names
+    listed_names = (
+        parameter_names if full or len(parameter_names) <= MAX_JSON_NAMES else parameter_names[:MAX_LISTED_PARAMETERS]
+    )
+    data: dict[str, Any] = {
+        "name": model.spec.name,
+        "title": model.spec.title,
+        "loss": {
+            "kind": net.loss_rule.name,
+            "per_output": net.loss_rule.formula,
+            "mean_over_outputs": net.loss_rule.mean_over_outputs,
+            "expression": pr.text(net.loss_expression),
+            "value": model.loss if point is not None else None,
+            "reduction": model.spec.loss.reduction,
+        },
+        "layers": layers,
+        "parameters": {name: values[name] for name in listed_names},
+        "training": {
+            "learning_rate": model.spec.training.learning_rate,
+            "update_biases": model.spec.training.update_biases,
+            "steps": model.spec.training.steps,
+        },
+        "missing": net.missing_numbers(),
+    }
+    if len(listed_names) < len(parameter_names):
+        data["parameters_omitted"] = len(parameter_names) - len(listed_names)
+    if model.is_batch and model.points is not None:
+        # the neurons above hold sample 1's numbers; every sample's are here, with its own loss E[n]
+        data["samples"] = [
+            {**{s.name: p[s] for s in sample_columns(model, full)}, "E": p[LOSS_SYMBOL]} for p in model.points
+        ]
+    return data
+
+
+def overview_text(
+    model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False, width: int | None = DEFAULT_WIDTH
+) -> str:
+    """The network for reading; a big one summarised per layer unless ``full``; no line wider than ``width``."""
+    return fold(_overview_lines(model, digits, full, width), width)
+
+
+def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -> str:
+    net = model.network
+    point = model.point
+    spec = model.spec
+    limit = None if full else MAX_LISTED_NEURONS
+    lines = [f"{spec.name}: {spec.title}", ""]
+    lines.append("layers:")
+    for layer in net.layers:
+        names = ", ".join(n.out.name if layer.index == 0 else n.label for n in layer.neurons[:limit])
+        if limit is not None and layer.size > limit:
+            names += f", … ({layer.size} in all)"
+        what = "input" if layer.rule is None else _rule_text(layer.rule)
+        lines.append(f"  layer {layer.number} ({layer.size} neuron{'s' if layer.size != 1 else ''}, {what}): {names}")
+        if layer.index > 0:
+            bias = layer.spec.bias
+            btext = {
+                BiasKind.NONE: "no bias",
+                BiasKind.SHARED: f"shared bias {bias.names[0] if bias.names else ''}",
+            }.get(bias.kind, "biases " + ", ".join(bias.names[:8]) + (" …" if len(bias.names) > 8 else ""))
+            weight_names = layer.spec.weight_names
+            first, last = weight_names[0][0], weight_names[-1][-1]
+            lines.append(f"    weights {first} … {last} ({layer.size}×{len(weight_names[0])}), {btext}")
+    rule = net.loss_rule
+    mean = " / (number of outputs)" if rule.mean_over_outputs else ""
+    lines.append(f"loss: {rule.name}, E = Σ_k [{rule.formula}]{mean}  (o: output, t: target)")
+    lines.append("")
+    values = model.parameter_values()
+    lines.append("parameters:")
+    parameter_names = spec.parameter_names
+    listed_names = parameter_names if full else parameter_names[:MAX_LISTED_PARAMETERS]
+    for name in listed_names:
+        lines.append(f"  {name} = {pr.format_number(values[name], digits)}")
+    if len(parameter_names) > len(listed_names):
+        lines.append(f"  … ({len(parameter_names)} in all; --full lists them)")
+    lines.append("")
+    if point is None:
+        lines.append("forward pass: needs " + ", ".join(net.missing_numbers()))
+        lines.append("")
+        for layer in net.layers[1:]:
+            for n in layer.neurons[:limit]:
+                assert n.net is not None
+                lines.append(f"  {n.net.name} = {_sum_text(net.net_definitions[n.net], full)}")
+                lines.append(f"  {n.out.name} = {_sum_text(net.out_definitions[n.out], full)}")
+        lines.append(f"  E = {pr.text(net.loss_expression)}")
+        return "\n".join(lines) + "\n"
+    if model.is_batch:
+        reduction = model.spec.loss.reduction
+        lines.append(f"a batch of {model.samples} samples, E the {reduction} of their losses; sample 1 in full:")
+        lines.append("")
+    lines.append(
+        "inputs: " + ", ".join(f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:limit])
+    )
+    lines.append("")
+    lines.append("forward pass:")
+    for layer in net.layers[1:]:
+        # a sum over more inputs than are listed is never short enough to print: its value alone, without building it
+        summed = full or net.layers[layer.index - 1].size <= MAX_LISTED_NEURONS
+        listed = layer.neurons[:limit]
+        # a net that cancels to rounding noise shows as 0, in its own equation and where its out is computed
+        shown = _Overlay(point, {n.net: _shown_net(net, n.net, point) for n in listed if n.net is not None and summed})
+        for n in listed:
+            assert n.net is not None
+            if summed:
+                lines.append(_equation(n.net, net.net_definitions[n.net], shown, digits, width))
+            else:
+                lines.append(f"  {n.net.name} = {pr.format_number(point[n.net], digits)}")
+            lines.append(_equation(n.out, net.out_definitions[n.out], shown, digits, width))
+        if limit is not None and layer.size > limit:
+            lines.append(f"  … ({layer.size} neurons in layer {layer.number}; --full lists them)")
+    lines.append("")
+    targets = [n.target for n in net.output_layer.neurons if n.target is not None]
+    lines.append("targets: " + ", ".join(f"{t.name} = {pr.format_number(point[t], digits)}" for t in targets[:limit]))
+    loss_line = _equation(LOSS_SYMBOL, net.loss_expression, point, digits, width).replace("  ", "loss: ", 1)
+    if not model.is_batch:
+        lines.append(loss_line)
+        return "\n".join(lines) + "\n"
+    lines.append(loss_line.replace("loss: E =", "loss: E[1] =", 1))
+    lines += ["", *_samples_table(model, digits, full)]
+    return "\n".join(lines) + "\n"
+
+
+SAMPLE_TABLE_COLUMNS = 12  # beyond this many values a sample, the table keeps inputs, outputs, targets and E[n]
+
+
+def sample_columns(model: Worked, full: bool = False) -> list[sp.Symbol]:
+    """The symbols a table of samples shows: every input, net, out and target of a small network, else the
+    inputs (up to 4), the outputs and the targets."""
+    net = model.network
+    every = list(net.input_layer.outs)
+    for layer in net.layers[1:]:
+        for n in layer.neurons:
+            assert n.net is not None
+            every += [n.net, n.out]
+    every += [n.target for n in net.output_layer.neurons if n.target is not None]
+    if full or len(every) <= SAMPLE_TABLE_COLUMNS:
+        return every
+    out = net.output_layer
+    return [*net.input_layer.outs[:4], *out.outs, *(n.target for n in out.neurons if n.target is not None)]
+
+
+def _samples_table(model: Worked, digits: int, full: bool) -> list[str]:
+    """Every sample's numbers in a row, then E combined from the samples' losses."""
+    points = model.points
+    assert points is not None
+    columns = sample_columns(model, full)
+    header = ["n", *(s.name for s in columns), "E[n]"]
+    rows = [
+        [str(n), *(pr.format_number(p[s], digits) for s in columns), pr.format_number(p[LOSS_SYMBOL], digits)]
+        for n, p in enumerate(points, start=1)
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["every sample (E[n] is sample n's own loss; sample 1 is the one above):"]
+    lines.append("  " + "  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
+    lines += ["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in rows]
+    count = len(points)
+    losses = " + ".join(bracket(pr.format_number(p[LOSS_SYMBOL], digits), p[LOSS_SYMBOL]) for p in points)
+    if model.spec.loss.reduction == "mean":
+        how = f"(1/{count})·(E[1] + … + E[{count}])"
+        numbers = f"(1/{count})·({losses})"
+    else:
+        how = f"E[1] + … + E[{count}]"
+        numbers = losses
+    total = model.loss
+    lines += ["", f"loss of the batch: E = {how}", f"                    = {numbers}"]
+    lines.append(f"                    = {pr.format_number(total, digits) if total is not None else '?'}")
+    return lines
+
+
+def _shown_net(net: Network, symbol: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:
+    return shown_value(net.net_definitions[symbol], point[symbol], point)
+
+
+class _Overlay(LazyMapping, Mapping[sp.Symbol, float]):
+    """``shown`` in front of ``point``: printers look up only the symbols of one equation."""
+
+    def __init__(self, point: Mapping[sp.Symbol, float], shown: dict[sp.Symbol, float]) -> None:
+        self.point = point
+        self.shown = shown
+
+    def __getitem__(self, symbol: sp.Symbol) -> float:
+        return self.shown[symbol] if symbol in self.shown else self.point[symbol]
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        return iter(self.point)
+
+    def __len__(self) -> int:
+        return len(self.point)
+
+
+def _equation(
+    symbol: sp.Symbol,
+    definition: sp.Expr,
+    point: Mapping[sp.Symbol, float],
+    digits: int,
+    width: int | None = None,
+) -> str:
+    """``name = formula = numbers = value``; where that is wider than ``width``, the formula and value alone
+    when the formula fits on a line, else the value alone."""
+    expr = pr.text(definition)
+    value = shown_value(definition, point[symbol], point)
+    if len(expr) > 160:
+        return f"  {symbol.name} = {pr.format_number(value if value == 0 else point[symbol], digits)}"
+    numbers = pr.text_values(definition, point, digits)
+    line = f"  {symbol.name} = {expr} = {numbers} = {pr.format_number(value, digits)}"
+    if width is None or len(line) <= width:
+        return line
+    short = f"  {symbol.name} = {expr} = {pr.format_number(value, digits)}"
+    if len(short) <= width:
+        return short
+    return f"  {symbol.name} = {pr.format_number(value, digits)}"
+
+
+MAX_SHOWN_TERMS = 6  # a longer sum is shown by its first terms and its last
+
+
+def _sum_text(expr: sp.Expr, full: bool) -> str:
+    """A formula as text; a long sum (a net over many inputs) as its first terms, …, its last, unless ``full``."""
+    text = pr.text(expr)
+    if full or not isinstance(expr, sp.Add) or len(expr.args) <= MAX_SHOWN_TERMS:
+        return text
+    terms = text.split(" + ")
+    if len(terms) != len(expr.args):  # signs or brackets: the split is not the terms
+        return text
+    return " + ".join([*terms[: MAX_SHOWN_TERMS - 2], "…", terms[-1]]) + f"  ({len(terms)} terms)"

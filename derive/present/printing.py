@@ -1,0 +1,138 @@
+"""Printers: one expression tree, shown as text or LaTeX, with symbols or with numbers.
+
+Subclasses of sympy's printers (``_print_<Class>`` dispatch): symbol names come
+from the network's LaTeX table, and the "numbers substituted" view prints each
+symbol as its value, bracketed when negative, without touching the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+# number formatting lives in derive.present.numbers; re-exported for the printers and their callers
+from .numbers import DEFAULT_DIGITS, format_number, latex_number
+from .width import natural_key
+
+
+class _NumericOrder(StrPrinter):
+    """Terms of a sum in numeric order of their names (x1, x2, …, x10), not sympy's string order (x1, x10, x2).
+
+    Only terms with coefficient ±1 move, each among those of its sign, so constants and signs keep
+    sympy's places; the key is the term's name text, so the value printer keeps the same order.
+    """
+
+    def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        for negative in (False, True):
+            places = [
+                i
+                for i, term in enumerate(terms)
+                if term.could_extract_minus_sign() == negative and abs(term.as_coeff_Mul()[0]) == 1
+            ]
+            moved = sorted((terms[i] for i in places), key=lambda term: natural_key(sp.sstr(term)))
+            for i, term in zip(places, moved):
+                terms[i] = term
+        return terms
+
+
+class TextPrinter(_NumericOrder):
+    """Plain text with the spec's names."""
+
+
+class TextValuePrinter(_NumericOrder):
+    """Plain text with every symbol replaced by its value."""
+
+    def __init__(self, values: Mapping[sp.Symbol, float], digits: int = DEFAULT_DIGITS) -> None:
+        super().__init__({})
+        self.values = values
+        self.digits = digits
+
+    bare = False  # True while printing the lone argument of a function: its brackets suffice
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        if expr not in self.values:
+            return expr.name
+        value = self.values[expr]
+        text = format_number(value, self.digits)
+        return f"({text})" if value < 0 and not self.bare else text
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        self.bare = len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol)
+        try:
+            return str(super()._print_Function(expr))
+        finally:
+            self.bare = False
+
+
+class NamedLatexPrinter(LatexPrinter):
+    """LaTeX with the network's spelling of every symbol."""
+
+    def __init__(self, names: Mapping[sp.Symbol, str], **settings: object) -> None:
+        # a thin space between factors: out_{o1} out_{o2} must not read as one word
+        super().__init__({"mul_symbol": r"\,", **settings})
+        self.names = names
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        return self.names.get(expr) or super()._print_Symbol(expr, style)
+
+
+class ValueLatexPrinter(LatexPrinter):
+    """LaTeX with every symbol replaced by its value; products get an explicit ·."""
+
+    def __init__(
+        self,
+        values: Mapping[sp.Symbol, float],
+        names: Mapping[sp.Symbol, str],
+        digits: int = DEFAULT_DIGITS,
+    ) -> None:
+        super().__init__({"mul_symbol": "dot"})
+        self.values = values
+        self.names = names
+        self.digits = digits
+
+    bare = False  # True while printing the lone argument of a function: its brackets suffice
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr not in self.values:
+            return self.names.get(expr) or super()._print_Symbol(expr, style)
+        value = self.values[expr]
+        text = latex_number(value, self.digits)
+        return rf"\left({text}\right)" if value < 0 and not self.bare else text
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        self.bare = len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol)
+        try:
+            return str(super()._print_Function(expr, exp))
+        finally:
+            self.bare = False
+
+
+def text(expr: sp.Basic) -> str:
+    return str(TextPrinter().doprint(expr))
+
+
+def text_values(expr: sp.Basic, values: Mapping[sp.Symbol, float], digits: int = DEFAULT_DIGITS) -> str:
+    return str(TextValuePrinter(values, digits).doprint(expr))
+
+
+def latex(expr: sp.Basic, names: Mapping[sp.Symbol, str]) -> str:
+    return str(NamedLatexPrinter(names).doprint(expr))
+
+
+def latex_values(
+    expr: sp.Basic, values: Mapping[sp.Symbol, float], names: Mapping[sp.Symbol, str], digits: int = DEFAULT_DIGITS
+) -> str:
+    return str(ValueLatexPrinter(values, names, digits).doprint(expr))
+
+
+def partial_text(of: sp.Symbol, wrt: sp.Symbol) -> str:
+    """∂of/∂wrt in plain text."""
+    return f"∂{of.name}/∂{wrt.name}"
+
+
+def partial_latex(of: sp.Symbol, wrt: sp.Symbol, names: Mapping[sp.Symbol, str]) -> str:
+    return rf"\frac{{\partial {names.get(of, of.name)}}}{{\partial {names.get(wrt, wrt.name)}}}"

@@ -1,0 +1,245 @@
+"""Exercise sheets: one sheet and one answer key per student variant.
+
+The flow is variants → plan → renderer: :mod:`derive.sheets.variants` draws each
+student's spec, :func:`derive.lecture.sheet.sheet_exercises` sets its questions
+(each answered under a *claim name* such as ``out_o2``, ``dE/dw8``, ``w1'``, so a
+student's ``NAME = VALUE`` lines are graded by ``derive check student-07.toml
+--claims FILE``), :func:`derive.lecture.sheet.sheet_plan` lays out the sheet or
+the key as a lecture plan, and the lecture's LaTeX or HTML renderer formats it.
+:func:`build_class` and :func:`write_class` make a whole class set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeriveError
+from ..lecture.plan import Claim, Exercise, LecturePlan
+from ..lecture.sheet import KEY, SHEET, sheet_exercises, sheet_plan
+from ..present import numbers
+from .variants import Variant, draw_variants, dump_toml
+
+if TYPE_CHECKING:
+    from ..core.worked import Worked
+    from ..spec.reading import Spec
+
+ANSWER_DIGITS = 10  # significant digits in the answers file: enough for derive check at any shown precision
+FORMATS = ("pdf", "html")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One student's exercises: the variant, its model and its questions with their worked answers."""
+
+    variant: Variant
+    model: Worked
+    exercises: tuple[Exercise, ...]
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        """Every number the student hands in, in the order asked."""
+        return tuple(c for e in self.exercises for c in e.claims)
+
+    def plan(self, part: str, lang: str = "en", digits: int = numbers.DEFAULT_DIGITS) -> LecturePlan:
+        """The sheet (``part`` "sheet") or the answer key ("key") as a plan for the lecture's renderers."""
+        return sheet_plan(self.model, self.exercises, self.variant.label, part, lang, digits)
+
+
+def sheet_tex(sheet: Sheet, key: bool, lang: str = "en", digits: int = numbers.DEFAULT_DIGITS) -> str:
+    """The sheet (``key`` False) or its answer key as a LaTeX document."""
+    from ..lecture.latex import tex_source
+
+    return tex_source(sheet.plan(KEY if key else SHEET, lang, digits))
+
+
+def sheet_html(sheet: Sheet, key: bool, lang: str = "en", digits: int = numbers.DEFAULT_DIGITS) -> str:
+    """The sheet (``key`` False) or its answer key as one self-contained web page."""
+    from ..lecture.html import html_source
+
+    return html_source(sheet.plan(KEY if key else SHEET, lang, digits))
+
+
+# --------------------------------------------------------------------------
+# a class set
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """Every student's sheet, with what `derive exercises` writes for it."""
+
+    base: str  # the spec as given (a file or a built-in example)
+    name: str  # the base spec's name
+    seed: int
+    weights: bool
+    sheets: tuple[Sheet, ...]
+
+    @property
+    def question_names(self) -> list[str]:
+        return [c.name for c in self.sheets[0].claims] if self.sheets else []
+
+
+def build_class(
+    ref: str | Path,
+    students: int,
+    seed: int,
+    weights: bool = False,
+    digits: int = numbers.DEFAULT_DIGITS,
+    *,
+    load: Callable[[Spec], Worked],
+) -> ClassSet:
+    """Draw the variants and set each student's questions (no files written); ``load`` makes a variant's model."""
+    from ..spec.reading import load_spec
+
+    variants = draw_variants(ref, students, seed, weights)  # refuses networks too wide to work by hand
+    base = load_spec(ref)
+    sheets = []
+    for v in variants:
+        model = load(v.spec)
+        sheets.append(Sheet(v, model, sheet_exercises(model, digits)))
+    return ClassSet(str(ref), base.name, seed, weights, tuple(sheets))
+
+
+STUDENT_FILE = re.compile(r"student-\d+(-(sheet|key|answers|lecture))?\.(toml|txt|pdf|html)")  # see files_of
+
+
+def files_of(label: str, lectures: bool = False, fmt: str = "pdf") -> dict[str, str]:
+    """The files written for a student, by role."""
+    stem = f"student-{label}"
+    files = {
+        "spec": f"{stem}.toml",
+        "sheet": f"{stem}-sheet.{fmt}",
+        "key": f"{stem}-key.{fmt}",
+        "answers": f"{stem}-answers.txt",
+    }
+    if lectures:
+        files["lecture"] = f"{stem}-lecture.{fmt}"
+    return files
+
+
+def answers_text(sheet: Sheet) -> str:
+    """The correct answers as a claims file that `derive check` accepts."""
+    label = sheet.variant.label
+    lines = [
+        f"# Student {label}'s answers, computed by derive. A student's own answers file has the same lines;",
+        f"# grade it with: derive check {files_of(label)['spec']} --claims FILE",
+    ]
+    lines += [f"{c.name} = {numbers.format_number(c.value, ANSWER_DIGITS)}" for c in sheet.claims]
+    return "\n".join(lines) + "\n"
+
+
+def variants_toml(class_set: ClassSet, lectures: bool = False, fmt: str = "pdf") -> str:
+    """DIR/variants.toml: the class set, with each student's spec and files."""
+    data: dict[str, Any] = {
+        "base": class_set.base,
+        "seed": class_set.seed,
+        "students": len(class_set.sheets),
+        "weights": class_set.weights,
+        "questions": class_set.question_names,
+        "variants": [
+            {
+                "student": s.variant.student,
+                **files_of(s.variant.label, lectures, fmt),
+                "inputs": list(s.variant.inputs),
+                "targets": list(s.variant.targets),
+            }
+            for s in class_set.sheets
+        ],
+    }
+    header = (
+        "# A class set written by derive exercises: one spec, sheet, answer key and answers file per student.\n"
+        "# Grade a student's numbers with: derive check student-NN.toml --claims THEIR-ANSWERS.txt\n"
+    )
+    return header + dump_toml(data)
+
+
+def write_class(
+    class_set: ClassSet,
+    directory: Path,
+    lang: str = "en",
+    digits: int = numbers.DEFAULT_DIGITS,
+    jobs: int = 1,
+    log: Callable[[str], None] = lambda message: None,
+    lectures: bool = False,
+    fmt: str = "pdf",
+) -> float:
+    """Write every file of the class set into ``directory``; returns the seconds it took.
+
+    ``fmt`` "pdf" builds each sheet and key with LaTeX; "html" writes each as one
+    self-contained web page (no TeX needed). With ``lectures``, each student also
+    gets the whole lecture of their variant with its exercises (derive lecture
+    --exercises): every number worked. Everything is built in a staging directory
+    first and moved in at the end, so a failure (say, TeX) leaves no half-written
+    class set.
+    """
+    from ..lecture import Options
+    from ..lecture import html_source as lecture_html
+    from ..lecture import tex_source as lecture_tex
+    from ..lecture.texbuild import check_tools, compile_pdf
+
+    check_format(fmt)
+    if fmt == "pdf":
+        check_tools(lang)
+    started = time.perf_counter()
+    if not directory.parent.is_dir():
+        from ..files import check_target
+
+        check_target(directory)  # the error naming the missing folder: only the class set's own folder is made
+    directory.mkdir(exist_ok=True)
+    earlier = (directory / "variants.toml").exists()  # a class set was written here before
+    staging = Path(tempfile.mkdtemp(prefix=".derive-exercises-", dir=directory))
+    try:
+        builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
+        for sheet in class_set.sheets:
+            files = files_of(sheet.variant.label, lectures, fmt)
+            (staging / files["spec"]).write_text(sheet.variant.toml, encoding="utf-8")
+            (staging / files["answers"]).write_text(answers_text(sheet), encoding="utf-8")
+            options = Options(lang=lang, digits=digits, exercises=True)
+            if fmt == "html":
+                (staging / files["sheet"]).write_text(sheet_html(sheet, False, lang, digits), encoding="utf-8")
+                (staging / files["key"]).write_text(sheet_html(sheet, True, lang, digits), encoding="utf-8")
+                if lectures:
+                    (staging / files["lecture"]).write_text(lecture_html(sheet.model, options), encoding="utf-8")
+                log(f"wrote {files['sheet']} and {files['key']}")
+                continue
+            builds.append((sheet_tex(sheet, key=False, lang=lang, digits=digits), staging / files["sheet"]))
+            builds.append((sheet_tex(sheet, key=True, lang=lang, digits=digits), staging / files["key"]))
+            if lectures:
+                builds.append((lecture_tex(sheet.model, options), staging / files["lecture"]))
+        (staging / "variants.toml").write_text(variants_toml(class_set, lectures, fmt), encoding="utf-8")
+
+        def build(job: tuple[str, Path]) -> None:
+            compile_pdf(job[0], job[1], lang)
+            log(f"built {job[1].name}")
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(build, builds))  # latexmk runs as a subprocess: threads are enough
+        written = sorted(staging.iterdir())
+        for path in written:
+            os.replace(path, directory / path.name)
+        if earlier:  # an earlier, larger class set's students would sit beside this one's variants.toml
+            names = {path.name for path in written}
+            for stale in directory.glob("student-*"):
+                if stale.name not in names and STUDENT_FILE.fullmatch(stale.name):
+                    stale.unlink()
+    except BaseException:
+        for tex_file in staging.glob("*.tex"):  # a failed build's LaTeX, for the bug report
+            shutil.copy(tex_file, directory / tex_file.name)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return time.perf_counter() - started
+
+
+def check_format(fmt: str) -> None:
+    """PDF or HTML."""
+    if fmt not in FORMATS:
+        raise DeriveError(f"--format {fmt}: exercise sheets are {' or '.join(FORMATS)}", hint="use --format pdf")
