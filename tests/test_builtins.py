@@ -15,7 +15,7 @@ from oracles import Net, backprop, relative_error, torch_gradients
 
 from derive.app.api import Model
 from derive.codegen.modules import compile_module, vector_module
-from derive.codegen.modules.numpy_printer import numpy_code
+from derive.codegen.numpy_printer import numpy_code
 from derive.core.formula import parse_formula
 from derive.core.init import _namespace as init_functions
 from derive.core.init import scheme
