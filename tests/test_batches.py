@@ -187,7 +187,7 @@ def test_show_lists_every_sample(case):
     model = Model.load(path)
     out_name = model.network.output_layer.outs[0].name
     assert close([s[out_name] for s in data["samples"]], oracle["outs"][-1][:, 0])
-    assert close([s["E"] for s in data["samples"]], oracle["per_sample"])
+    assert close([s["loss"] for s in data["samples"]], oracle["per_sample"])
     text = derive_cli("show", str(path)).stdout
     assert "every sample" in text and "loss of the batch" in text
 
@@ -204,8 +204,8 @@ def test_batch_lecture_shows_every_sample_and_the_combination(tmp_path):
     assert result.returncode == 0, result.stderr
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "The samples" in text and "Combining the samples" in text
-    for loss in oracle["per_sample"]:  # every sample's loss, to the lecture's 8 digits
-        assert f"{loss:.8g}" in text
+    for loss in oracle["per_sample"]:  # every sample's loss, to the 6 digits of the table of samples
+        assert f"{loss:.6g}" in text
     assert f"{oracle['E']:.8g}" in text
     for value in flat(oracle["grads"]):
         shown = f"{value:.8g}"
@@ -297,3 +297,64 @@ weights = [[0.7, -0.6]]
 bias = [0.05]
 targets = [[0], [1], [1], [0]]
 """
+
+
+def test_names_of_samples_are_checked_as_a_student_writes_them(tmp_path):
+    path = tmp_path / "xor.toml"
+    path.write_text(XOR_TOML)
+    zero = derive_cli("check", str(path), "E[0]=0.1")
+    assert zero.returncode == 2 and "no sample 0" in zero.stderr
+    # ∂E/∂out_y has no batch value: it is one sample's
+    bare = derive_cli("check", str(path), "dE/dout_y=0.1")
+    assert bare.returncode == 2 and "dE/dout_y[1]" in bare.stderr
+    # the lecture's ∂E^[2]/∂w is check's dE/dw[2]: one quantity, one value
+    both = derive_cli("check", str(path), "dE[2]/dw_h1_x2=0.5", "dE/dw_h1_x2[2]=0.5", "--format", "json")
+    claims = json.loads(both.stdout)["claims"]
+    assert claims[0]["computed"] == claims[1]["computed"] and claims[0]["quantity"] == claims[1]["quantity"]
+
+
+def test_grad_of_one_sample_says_which(tmp_path):
+    torch = require_torch()
+    net = xor("mean")
+    path = tmp_path / "xor.toml"
+    path.write_text(toml(net, names=True))
+    oracle = compute(torch, net)
+    model = Model.load(path)
+    out = model.network.output_layer.outs[0].name
+    data = json.loads(derive_cli("grad", str(path), f"{out}[2]", "--format", "json").stdout)
+    assert data["sample"] == 2 and data["samples"] == 4
+    # ∂E[2]/∂out[2] = out − target for half the squared error, sample 2's own
+    assert close(data["value"], oracle["outs"][-1][1][0] - net["T"][1][0])
+    assert derive_cli("grad", str(path), f"{out}[2]").stdout.startswith("sample 2 of 4 (")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("grad", "W3"), "δ3 (a2)ᵀ is one sample's"),
+        (("lecture", "--exercises", "--format", "tex"), "exercises are worked on one sample"),
+    ],
+)
+def test_what_belongs_to_one_sample_is_refused_for_a_batch(tmp_path, args, message):
+    path = tmp_path / "xor.toml"
+    path.write_text(XOR_TOML)
+    command, *rest = args
+    result = derive_cli(command, str(path), *rest)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("targets = [[0], [1], [1], [0]]", "targets = [0, 1, 1, 0]"), "a row of 1 target per sample"),
+        (("values = [[0, 0], [0, 1], [1, 0], [1, 1]]", 'values = "random"'), "add samples = 4"),
+        (("values = [[0, 0], [0, 1], [1, 0], [1, 1]]", "values = [[[0, 0]], [[1, 1]]]"), "a batch nests one level"),
+    ],
+)
+def test_a_batch_written_wrong_gets_the_fix(tmp_path, change, message):
+    path = tmp_path / "xor.toml"
+    text = XOR_TOML.replace(*change)
+    assert text != XOR_TOML
+    path.write_text(text)
+    result = derive_cli("show", str(path))
+    assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -111,8 +111,9 @@ def test_version():
     for flag in ("-V", "--version"):
         out = CliRunner().invoke(main, [flag]).output
         assert out == f"derive {derive.__version__}\n"
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert derive.__version__ == version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"]  # the build reads derive.version: one home for it
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "derive.version.__version__"}
 
 
 # -- progress and quiet -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ..core.point import Point
 from ..core.policy import Number, reduce_exact
 from ..errors import DeriveError
 from ..files import LectureFormat, lecture_format
-from ..present.report import BatchReporter, Reporter, json_text
+from ..present.report import BatchReporter, Reporter, json_text, sample_line
 from ..spec.reading import (
     BUILTIN_ACTIVATIONS,
     Spec,
@@ -81,8 +81,9 @@ class Shown:
     or :class:`~derive.core.chain.BatchDerivation` reads through) and the ways ``derive grad`` prints it.
     """
 
-    def __init__(self, derivation: Derivation | BatchDerivation) -> None:
+    def __init__(self, derivation: Derivation | BatchDerivation, sample: tuple[int, int] | None = None) -> None:
         self.derivation = derivation
+        self.sample = sample  # (n, N): the derivation is sample n's alone, of a batch of N
 
     def __getattr__(self, name: str) -> Any:
         if name == "derivation":  # not set yet (copying, unpickling): no recursion
@@ -104,11 +105,19 @@ class Shown:
         No line is wider than ``width`` (the CLI passes the terminal's; None: lines as long as they come).
         For a batch: sample 1 in full, every sample side by side, then their mean or sum.
         """
-        return self._reporter(digits).text(closed_form, width)
+        text = self._reporter(digits).text(closed_form, width)
+        if self.sample is None or not isinstance(self.derivation, Derivation):
+            return text
+        n, count = self.sample
+        line = sample_line(self.derivation, n, count, digits)
+        return f"{line}: E here is E[{n}], this sample's own loss\n\n{text}"
 
     def to_dict(self, digits: int = 8) -> dict[str, object]:
-        """The data of ``derive grad SPEC PARAM --format json``."""
-        return self._reporter(digits).to_json()
+        """The data of ``derive grad SPEC PARAM --format json`` (``sample``: n for one sample of a batch)."""
+        data = self._reporter(digits).to_json()
+        if self.sample is not None:
+            data["sample"], data["samples"] = self.sample
+        return data
 
     def to_json(self, digits: int = 8) -> str:
         """What ``derive grad SPEC PARAM --format json`` prints."""
@@ -331,7 +340,8 @@ class Model:
 
             if is_matrix_key(name):
                 return self.layer_gradient(name)
-        return Shown(self.derived(name))
+        _, n = sample_suffix(name)
+        return Shown(self.derived(name), (n, self.samples) if n is not None and self.is_batch else None)
 
     def derived(self, name: str) -> Derivation | BatchDerivation:
         """∂E/∂name for a weight, bias, input, net or out.
@@ -353,12 +363,13 @@ class Model:
         if points is not None and self.is_batch:
             kind = self.network.info[name].kind
             if kind not in (SymbolKind.WEIGHT, SymbolKind.BIAS):
+                article = "an" if kind.value[0] in "aeiou" else "a"
                 raise DeriveError(
-                    f"{name} is a {kind.value} of one sample, and the spec holds {self.samples}",
+                    f"{name} is {article} {kind.value} of one sample, and the spec holds {self.samples}",
                     where=self.spec.source,
                     hint=f"ask for one sample's: {name}[1] … {name}[{self.samples}] (derive grad SPEC {name}[1])",
                 )
-            return derive_batch(self.network, symbol, points, self.spec.loss.reduction)
+            return derive_batch(self.network, symbol, points, self.spec.loss.reduction, worked=self.spec.worked)
         return derive(self.network, symbol, self.point)
 
     def derivations(self) -> dict[str, Shown]:
@@ -366,7 +377,10 @@ class Model:
         points = self.points
         if points is not None and self.is_batch:
             reduction = self.spec.loss.reduction
-            return {p.name: Shown(derive_batch(self.network, p, points, reduction)) for p in self.network.parameters}
+            return {
+                p.name: Shown(derive_batch(self.network, p, points, reduction, worked=self.spec.worked))
+                for p in self.network.parameters
+            }
         return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}
 
     def layer_gradient(self, key: str) -> MatrixGradient:
@@ -449,6 +463,12 @@ class Model:
         if fmt == "html" and keep_tex:
             raise DeriveError("keep_tex keeps the LaTeX source next to a PDF; an HTML lecture has none")
         check_target(target)
+        if exercises and self.is_batch:
+            raise DeriveError(
+                f"the lecture's exercises are worked on one sample, and this spec holds {self.samples}",
+                where=self.spec.source,
+                hint="leave out --exercises for a batch, or give the input layer one sample",
+            )
         options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
         say("deriving the gradients and planning the lecture")
         if fmt == "html":

@@ -304,11 +304,14 @@ def grad(
         if fmt == "json":
             from ..core.policy import as_float
 
-            _dump({"loss": loss, "gradients": {k: as_float(v) for k, v in values.items()}}, output)
+            batch = {"samples": model.samples, "reduction": model.spec.loss.reduction} if model.is_batch else {}
+            _dump({"loss": loss, **batch, "gradients": {k: as_float(v) for k, v in values.items()}}, output)
             return
         counts = model.path_counts()
         width = max(len(k) for k in values)
         lines = [f"E = {format_number(loss, digits)}"]
+        if model.is_batch:  # E and every gradient are the batch's
+            lines[0] += f"   (the {model.spec.loss.reduction} over {model.samples} samples)"
         for k, v in values.items():
             paths = f"{counts[k]} path{'s' if counts[k] != 1 else ''}"
             value = format_number(v, digits) if v is not None else "?"
@@ -555,8 +558,10 @@ def train(
     ]
     out_names = [o.name for o in model.network.output_layer.outs]
     for n, row in enumerate(outputs, start=1):
-        label = f"outputs[{n}]:" if model.is_batch else "outputs:"
-        lines.append(f"{label:<13}" + ", ".join(f"{k} = {format_number(v, digits)}" for k, v in zip(out_names, row)))
+        at = f"[{n}]" if model.is_batch else ""  # as check names a sample's quantity
+        label = f"sample {n}:" if model.is_batch else "outputs:"
+        shown = ", ".join(f"{k}{at} = {format_number(v, digits)}" for k, v in zip(out_names, row))
+        lines.append(f"{label:<13}{shown}")
     if summary is None:
         summary = len(parameters) > TRAIN_LIST_LIMIT
         if summary:

@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims ar
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
 _RATIO = re.compile(rf"d(?P<num>{_IDENT})/d(?P<den>{_IDENT})\Z")
+_SAMPLE_LOSS = re.compile(
+    rf"d(?P<loss>E(?:_[A-Za-z0-9_]+)?)\[(?P<n>\d{{1,6}})\]/d(?P<rest>{_IDENT})(?P<after>(?:'|@\d+)?)\Z"
+)
 _STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(?P<step>\d+))?\Z")
 MAX_STEPS = 10_000_000  # as many updates as a spec's training may run
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
@@ -269,6 +272,8 @@ class _Names:
 
     def resolve(self, written: str, where: str) -> Quantity:
         text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
+        # the lecture's dE[2]/dw (and dE_o1[2]/dw) is check's dE/dw[2]
+        text = _SAMPLE_LOSS.sub(lambda r: f"d{r['loss']}/d{r['rest']}[{r['n']}]{r['after']}", text)
         m = _STEP.match(text)
         assert m is not None  # the pattern matches any non-empty text
         step = 1 if m["prime"] else int(m["step"] or 0)
@@ -281,17 +286,28 @@ class _Names:
         if len(m["base"]) > 200:
             raise DeriveError("name too long", where=where)
         q = replace(self._base(m["base"], written, where), step=step)
-        return self._of_sample(q, int(m["sample"]) if m["sample"] else 0, written, where)
+        return self._of_sample(q, int(m["sample"]) if m["sample"] else 0, written, where, m["sample"])
 
     def per_sample(self, q: Quantity) -> bool:
-        """Whether q belongs to one sample (a net, out, input, target, δ or chain-rule factor)."""
+        """Whether q belongs to one sample: a net, out, input, target, δ or chain-rule factor, or E differentiated
+        by one of them (∂E/∂out_y is sample n's ∂E[n]/∂out_y[n]: it has no batch value)."""
         if q.kind is Kind.VALUE:
             return q.of != "E" and self.network.info[q.of].kind in PER_SAMPLE_SYMBOLS
+        if q.kind in (Kind.GRAD, Kind.PARTIAL):
+            return self.network.info[q.wrt].kind in PER_SAMPLE_SYMBOLS
         return q.kind in (Kind.DELTA, Kind.FACTOR)
 
-    def _of_sample(self, q: Quantity, sample: int, written: str, where: str) -> Quantity:
+    def _of_sample(
+        self, q: Quantity, sample: int, written: str, where: str, sample_text: str | None = None
+    ) -> Quantity:
         """q of sample ``sample`` (0: none named), checked against the batch."""
         count = self.samples
+        if sample_text is not None and sample == 0:
+            raise DeriveError(
+                f"{written!r}: samples are numbered from 1, there is no sample 0",
+                where=where,
+                hint=f"samples are numbered 1 to {count}",
+            )
         if sample:
             if sample > count:
                 raise DeriveError(

@@ -515,6 +515,7 @@ class BatchDerivation:
     reduction: str  # "mean" or "sum"
     samples: tuple[Derivation, ...]
     value: Number | None
+    worked: int = 1  # the sample a text works in full, from 1 (Spec.worked)
 
     @property
     def network(self) -> Network:
@@ -552,11 +553,13 @@ def derive_batch(
     points: Sequence[Mapping[sp.Symbol, float]],
     reduction: str,
     memo: dict[sp.Symbol, int] | None = None,
+    worked: int = 1,
 ) -> BatchDerivation:
     """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values."""
     memo = {} if memo is None else memo
     samples = tuple(derive(net, quantity, p, memo=memo) for p in points)
-    return BatchDerivation(quantity, reduction, samples, reduce_exact([d.value for d in samples], reduction))
+    value = reduce_exact([d.value for d in samples], reduction)
+    return BatchDerivation(quantity, reduction, samples, value, worked)
 
 
 # --------------------------------------------------------------------------

@@ -325,7 +325,9 @@ class _Latex(Mapping[sp.Symbol, str]):
 
     def __init__(self, network: Network) -> None:
         self._network = network
-        self._spelled: dict[sp.Symbol, str] = {LOSS_SYMBOL: "E"}
+        # one sample of a batch has its own loss, E^[n]; the batch's is E
+        of_batch = network.spec.of_batch
+        self._spelled: dict[sp.Symbol, str] = {LOSS_SYMBOL: f"E^{{[{of_batch[0]}]}}" if of_batch else "E"}
 
     def __getitem__(self, symbol: sp.Symbol) -> str:
         spelled = self._spelled.get(symbol)

@@ -73,8 +73,10 @@ LARGEST = 8
 MAX_DELTA_LINES = 6
 MAX_UPDATE_ROWS = 24
 MAX_SAMPLE_ROWS = 24  # a batch's table of samples
-MAX_SAMPLE_COLUMNS = 5  # samples in the table of gradients (the batch's column uses every sample)
+MAX_COMBINED_ROWS = 32  # parameters in the table of the samples' gradients (a page)
+MAX_SAMPLE_COLUMNS = 4  # samples in the table of gradients (the batch's column uses every sample)
 SAMPLE_LOSS = sp.Symbol("E^{[n]}", real=True)  # sample n's own loss, as a batch's lecture writes it
+BATCH_LOSS = sp.Symbol("E")  # the batch's loss, apart from the worked sample's E^[n] (the network's E symbol)
 MAX_DRAWN_NEURONS = 8
 MAX_LABELLED_EDGES = 10  # more labels than this crowd the drawing: the symbol table has the values
 MAX_PLOT_POINTS = 400
@@ -147,9 +149,9 @@ class _Builder:
     def __init__(self, batch: Worked, options: Options) -> None:
         batch.network.require_numbers("derive lecture")
         assert batch.points is not None  # checks every sample's forward pass
-        # a batch's lecture works sample 1 in full; the update and the training use the whole batch
+        # a batch's lecture works one sample in full (Spec.worked); the update and the training use the whole batch
         self.batch = batch
-        model = batch.sample(1)
+        model = batch.sample(batch.spec.worked)
         assert model.point is not None
         self.model = model
         self.net: Network = model.network
@@ -160,7 +162,9 @@ class _Builder:
         self.steps = options.steps if options.steps is not None else model.spec.training.steps
         self.memo: dict[sp.Symbol, int] = {}
         engine = model.compiled()
+        # the worked sample's own gradients (∂E^[n]/∂p): the layer sections work one sample
         _, gradients = engine.named_gradients()
+        self.sample_gradients = gradients
         first_layer = [w.name for row in self.net.layers[1].weights for w in row]
         # the finite-difference check and the closed form are about the weight derived in full nearest the input
         # (the same rule as representative(): its derivation is made once)
@@ -453,7 +457,12 @@ class _Builder:
                     else say("bias_of", neuron=self.neuron(layer, j))
                 )
                 rows.append((Math(b), meaning, Num(self.point[b])))
-        header = (say("symbol"), say("meaning"), say("value"))
+        worked = self.batch.spec.worked
+        header = (
+            say("symbol"),
+            say("meaning"),
+            say("value_of_sample", n=worked) if self.batch.is_batch else say("value"),
+        )
         if rows:
             blocks.append(Table(header, tuple(rows), (False, False, True)))
         else:
@@ -635,7 +644,7 @@ class _Builder:
     def representative(self, layer: Layer) -> sp.Symbol:
         """The weight derived in full: the layer's first, unless its gradient is 0 (an input of 0 teaches nothing)."""
         weights = [w for row in layer.weights for w in row]
-        return next((w for w in weights if self.run.gradients[w.name] != 0), weights[0])
+        return next((w for w in weights if self.sample_gradients[w.name] != 0), weights[0])
 
     def factor_line(self, f: Factor) -> Line:
         return Line(definition(Partial(f.of, f.wrt), f.expr, f.value))
@@ -796,7 +805,7 @@ class _Builder:
                 if w == representative:
                     continue
                 src = prev.neurons[k].out
-                g = self.run.gradients[w.name]
+                g = self.sample_gradients[w.name]
                 rows.append(
                     (
                         g,
@@ -812,7 +821,7 @@ class _Builder:
             for j, b in enumerate(layer.biases):
                 n = layer.neurons[j]
                 assert b is not None and n.delta is not None
-                g = self.run.gradients[b.name]
+                g = self.sample_gradients[b.name]
                 rows.append(
                     (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))), Num(g)))
                 )
@@ -845,7 +854,7 @@ class _Builder:
             b = layer.biases[0]
             assert b is not None
             deltas = [n.delta for n in layer.neurons if n.delta is not None]
-            g = self.run.gradients[b.name]
+            g = self.sample_gradients[b.name]
             expr = sp.Add(*deltas[:6]) if len(deltas) <= 6 else None
             chain = (
                 definition(Partial(LOSS_SYMBOL, b), expr, g)
@@ -887,6 +896,8 @@ class _Builder:
         if isinstance(out.rule, LayerMap):
             blocks.append(Paragraph((say("bp1_softmax"),)))
         blocks.append(Paragraph((say("bp_seen"),)))
+        if self.batch.is_batch:  # BP3 and BP4 are one sample's; a batch's gradient is their mean (or sum)
+            blocks.append(Paragraph((say("bp_batch_" + self.batch.spec.loss.reduction, n=self.batch.samples),)))
         matrices: list[Block] = []
         for layer in reversed(net.layers[1:]):
             prev = net.layers[layer.index - 1]
@@ -1152,13 +1163,14 @@ class _Builder:
     # -- a batch: every sample's numbers, and how they combine ------------------------
 
     def sample_columns(self) -> list[sp.Symbol]:
-        """The symbols the table of samples shows: inputs, outputs and targets (hidden outputs of a small network)."""
+        """The symbols the table of samples shows (it must fit the page): inputs, outputs and targets, three of each
+        at most, and a small network's hidden outputs."""
         net = self.net
-        inputs = list(net.input_layer.outs[:4])
+        inputs = list(net.input_layer.outs[:3])
         hidden = [n.out for layer in net.layers[1:-1] for n in layer.neurons]
         out = net.output_layer
-        outputs = [*out.outs[:4], *(n.target for n in out.neurons[:4] if n.target is not None)]
-        return [*inputs, *(hidden if len(inputs) + len(hidden) + len(outputs) <= 9 else []), *outputs]
+        outputs = [*out.outs[:3], *(n.target for n in out.neurons[:3] if n.target is not None)]
+        return [*inputs, *(hidden if len(inputs) + len(hidden) + len(outputs) <= 7 else []), *outputs]
 
     def reduction_word(self) -> Say:
         return say("batch_" + self.batch.spec.loss.reduction)
@@ -1172,18 +1184,20 @@ class _Builder:
         rows: list[tuple[Field, ...]] = []
         for k, point in enumerate(points[:MAX_SAMPLE_ROWS], start=1):
             shown = display_point(self.net, point)
-            rows.append((Count(k), *(Num(shown[c]) for c in columns), Num(point[LOSS_SYMBOL])))
+            # six digits in a row of many numbers; the worked sample's sections give every digit
+            rows.append((Count(k), *(Num(shown[c], 6) for c in columns), Num(point[LOSS_SYMBOL], 6)))
         header = (say("sample"), *(say("symbol_header", symbol=Math(c)) for c in columns), say("sample_loss"))
         loss = self.batch.loss
         assert loss is not None
         blocks: list[Block] = [
             Paragraph((say("samples_intro", n=count, how=self.reduction_word()),)),
-            Equations((Line(EquationChain(LOSS_SYMBOL, (Formula(self.batch_loss_formula(count)), Value(loss)))),)),
+            Equations((Line(EquationChain(BATCH_LOSS, (Formula(self.batch_loss_formula(count)), Value(loss)))),)),
             Table(header, tuple(rows), (True, *(True for _ in columns), True)),
         ]
         if count > MAX_SAMPLE_ROWS:
-            blocks.append(Paragraph((say("more_samples", n=count - MAX_SAMPLE_ROWS),)))
-        blocks.append(Paragraph((say("samples_worked"),), note=True))
+            left = count - MAX_SAMPLE_ROWS
+            blocks.append(Paragraph((say("more_samples" if left > 1 else "one_more_sample", n=left),)))
+        blocks.append(Paragraph((say("samples_worked", n=self.batch.spec.worked),)))
         return Section(say("samples"), tuple(blocks), key="samples")
 
     def batch_loss_formula(self, count: int) -> sp.Expr:
@@ -1203,11 +1217,11 @@ class _Builder:
         reduction = self.batch.spec.loss.reduction
         memo: dict[sp.Symbol, int] = {}
         gradients = [
-            derive_batch(self.net, self.sym(p), points, reduction, memo) for p in self.parameters[:MAX_UPDATE_ROWS]
+            derive_batch(self.net, self.sym(p), points, reduction, memo) for p in self.parameters[:MAX_COMBINED_ROWS]
         ]
         rows: list[tuple[Field, ...]] = []
         for p, d in zip(self.parameters, gradients):
-            cells = [Num(float(s.value)) if s.value is not None else Text("?") for s in d.samples[:shown]]
+            cells = [Num(float(s.value), 6) if s.value is not None else Text("?") for s in d.samples[:shown]]
             total = Num(float(d.value)) if d.value is not None else Text("?")
             rows.append((Math(self.sym(p)), *cells, total))
         header = (
@@ -1216,13 +1230,15 @@ class _Builder:
             say("batch_gradient", how=self.reduction_word()),
         )
         blocks: list[Block] = [
-            Paragraph((say("combination_intro", how=self.reduction_word(), n=count),)),
+            Paragraph((say("combination_intro", how=self.reduction_word(), n=count, k=self.batch.spec.worked),)),
             Table(header, tuple(rows), (False, *(True for _ in range(shown)), True)),
         ]
         if count > shown:
-            blocks.append(Paragraph((say("more_sample_columns", n=count - shown),)))
+            left = count - shown
+            blocks.append(Paragraph((say("more_sample_columns" if left > 1 else "one_more_sample_column", n=left),)))
         if len(self.parameters) > len(gradients):
-            blocks.append(Paragraph((say("more_parameters", n=len(self.parameters) - len(gradients)),)))
+            left = len(self.parameters) - len(gradients)
+            blocks.append(Paragraph((say("more_parameters" if left > 1 else "one_more_parameter", n=left),)))
         return Section(say("combination"), tuple(blocks), key="combination")
 
     # -- exercises ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ escaped; everything produced here is marked :class:`Tex`.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -381,6 +382,7 @@ class LatexRenderer:
             "coordinates": tex(" ".join(f"({i},{v:.6e})" for i, v in p.points)),
             "log": p.log,
             "xmax": p.xmax,
+            "y_precision": _tick_precision([v for _, v in p.points]) if not p.log else None,
             "step_axis": self.sentence(p.x_label),
             "loss_axis": self.sentence(p.y_label),
         }
@@ -493,3 +495,15 @@ def tex_source(plan: LecturePlan) -> str:
 
 
 __all__ = ["Elided", "Partial", "languages", "latex_context", "tex_source", "words"]
+
+
+def _tick_precision(values: list[float]) -> int | None:
+    """Decimals for the y-axis labels of a loss that moves little (0.1253 to 0.1257 would all read 0.13), else None."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    span, size = high - low, max(abs(low), abs(high))
+    if span <= 0 or size == 0 or span > 0.2 * size or size >= 1000:
+        return None  # pgfplots' own labels differ
+    return min(12, max(2, math.ceil(-math.log10(span / 5)) + 1))

@@ -119,11 +119,12 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
     layer = layers[number]
     network.require_numbers(f"derive grad {key}")
     if getattr(model, "is_batch", False):
+        form = f"δ{number} (a{number - 1})ᵀ" if m["kind"] == "W" else f"δ{number}"
         raise DeriveError(
-            f"{key} as one matrix δ (a)ᵀ is a single sample's, and the spec holds {model.samples} samples",
-            where=key,
+            f"∂E/∂{key} = {form} is one sample's, and the spec holds {model.samples} samples",
+            where=network.spec.source,
             hint="derive grad SPEC --all gives every entry of the batch's gradient; "
-            "derive grad SPEC NAME shows one weight, sample by sample",
+            "derive grad SPEC NAME shows one weight or bias, sample by sample",
         )
     engine = model.compiled()
     found = engine.trace()

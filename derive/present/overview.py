@@ -113,7 +113,7 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     if model.is_batch and model.points is not None:
         # the neurons above hold sample 1's numbers; every sample's are here, with its own loss E[n]
         data["samples"] = [
-            {**{s.name: p[s] for s in sample_columns(model, full)}, "E": p[LOSS_SYMBOL]} for p in model.points
+            {**{s.name: p[s] for s in sample_columns(model, full)}, "loss": p[LOSS_SYMBOL]} for p in model.points
         ]
     return data
 
@@ -128,6 +128,8 @@ def overview_text(
 def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -> str:
     net = model.network
     point = model.point
+    if model.is_batch and model.points is not None:  # the sample worked in full (Spec.worked)
+        point = model.points[model.spec.worked - 1]
     spec = model.spec
     limit = None if full else MAX_LISTED_NEURONS
     lines = [f"{spec.name}: {spec.title}", ""]
@@ -149,7 +151,12 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
             lines.append(f"    weights {first} … {last} ({layer.size}×{len(weight_names[0])}), {btext}")
     rule = net.loss_rule
     mean = " / (number of outputs)" if rule.mean_over_outputs else ""
-    lines.append(f"loss: {rule.name}, E = Σ_k [{rule.formula}]{mean}  (o: output, t: target)")
+    if model.is_batch:
+        how = "mean" if spec.loss.reduction == "mean" else "sum"
+        lines.append(f"loss: {rule.name}, E[n] = Σ_k [{rule.formula}]{mean} for sample n  (o: output, t: target)")
+        lines.append(f"      E = the {how} of E[1] … E[{model.samples}] over the batch")
+    else:
+        lines.append(f"loss: {rule.name}, E = Σ_k [{rule.formula}]{mean}  (o: output, t: target)")
     lines.append("")
     values = model.parameter_values()
     lines.append("parameters:")
@@ -172,7 +179,10 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
         return "\n".join(lines) + "\n"
     if model.is_batch:
         reduction = model.spec.loss.reduction
-        lines.append(f"a batch of {model.samples} samples, E the {reduction} of their losses; sample 1 in full:")
+        worked = model.spec.worked
+        lines.append(
+            f"a batch of {model.samples} samples, E the {reduction} of their losses E[n]; sample {worked} in full:"
+        )
         lines.append("")
     lines.append(
         "inputs: " + ", ".join(f"{s.name} = {pr.format_number(point[s], digits)}" for s in net.input_layer.outs[:limit])
@@ -201,7 +211,7 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
     if not model.is_batch:
         lines.append(loss_line)
         return "\n".join(lines) + "\n"
-    lines.append(loss_line.replace("loss: E =", "loss: E[1] =", 1))
+    lines.append(loss_line.replace("loss: E =", f"loss: E[{model.spec.worked}] =", 1))
     lines += ["", *_samples_table(model, digits, full)]
     return "\n".join(lines) + "\n"
 
@@ -236,7 +246,7 @@ def _samples_table(model: Worked, digits: int, full: bool) -> list[str]:
         for n, p in enumerate(points, start=1)
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["every sample (E[n] is sample n's own loss; sample 1 is the one above):"]
+    lines = [f"every sample (E[n] is sample n's own loss; sample {model.spec.worked} is the one above):"]
     lines.append("  " + "  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
     lines += ["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in rows]
     count = len(points)

@@ -375,14 +375,14 @@ SIDE_BY_SIDE_COLUMNS = 6  # samples per block of the side-by-side table (a row o
 
 
 def sample_line(d: Derivation, n: int, count: int, digits: int) -> str:
-    """ "sample 2 of 4: x1 = 0, x2 = 1; y1 = 1" from the sample's own numbers."""
+    """ "sample 2 of 4 (x1 = 0, x2 = 1; y1 = 1)" from the sample's own numbers."""
     net = d.network
     point = d.point or {}
     inputs = [s for s in net.input_layer.outs if s in point]
     targets = [t.target for t in net.output_layer.neurons if t.target is not None and t.target in point]
     given = ", ".join(f"{s.name} = {format_number(point[s], digits)}" for s in inputs)
     wanted = ", ".join(f"{s.name} = {format_number(point[s], digits)}" for s in targets)
-    return f"sample {n} of {count}: {given}" + (f"; {wanted}" if wanted else "")
+    return f"sample {n} of {count} ({given}" + (f"; {wanted})" if wanted else ")")
 
 
 class BatchReporter:
@@ -408,7 +408,7 @@ class BatchReporter:
     def side_by_side(self) -> list[tuple[str, list[Number | None]]]:
         """The side-by-side table: (label, a value per sample) for each path or δ term, then ∂E[n]/∂q."""
         b, q = self.b, self.b.quantity.name
-        first = b.samples[0]
+        first = b.samples[b.worked - 1]
         rows: list[tuple[str, list[Number | None]]] = []
         if len(first.paths) == 1:  # one path: its factors, sample by sample
             for i, f in enumerate(first.paths[0].factors):
@@ -461,10 +461,12 @@ class BatchReporter:
             f"so ∂E/∂{q} = {terms}:",
             "the chain rule for each sample, with its own nets, outs and δs, then the " + b.reduction + ".",
             "",
-            "── " + sample_line(b.samples[0], 1, count, self.digits) + " (worked in full; E here is E[1]) ──",
+            "── "
+            + sample_line(b.samples[b.worked - 1], b.worked, count, self.digits)
+            + f", worked in full: E here is E[{b.worked}] ──",
             "",
         ]
-        lines += self.reporters[0].text(show_closed_form, width).rstrip("\n").split("\n")
+        lines += self.reporters[b.worked - 1].text(show_closed_form, width).rstrip("\n").split("\n")
         lines += ["", f"── every sample side by side ({'paths' if b.samples[0].paths else 'δ form'}) ──", ""]
         lines += [f"  {sample_line(d, n, count, self.digits)}" for n, d in enumerate(b.samples, 1)]
         lines.append("")
@@ -486,6 +488,7 @@ class BatchReporter:
             "value": as_float(b.value),
             "samples": len(b.samples),
             "reduction": b.reduction,
+            "worked_sample": b.worked,
             "combination": terms,
             "combination_numbers": numbers,
             "form": b.form,
@@ -494,7 +497,7 @@ class BatchReporter:
         }
 
     def rows(self) -> list[tuple[str, str]]:
-        """(lhs, "rhs = … = value") in LaTeX: sample 1's steps, then the batch's mean (or sum) of the samples'."""
+        """(lhs, "rhs = … = value") in LaTeX: the worked sample's steps, then the batch's mean (or sum)."""
         b, q = self.b, self.b.quantity
         name = b.network.latex[q]
         count = len(b.samples)
@@ -504,13 +507,14 @@ class BatchReporter:
             rf"{scale}\sum_{{n=1}}^{{{count}}} \frac{{\partial E^{{[n]}}}}{{\partial {name}}}"
             rf" = {scale}\left({values}\right) = {self.num(b.value)}"
         )
-        return [*self.reporters[0].rows(), (rf"\frac{{\partial E}}{{\partial {name}}}", combination)]
+        return [*self.reporters[b.worked - 1].rows(), (rf"\frac{{\partial E}}{{\partial {name}}}", combination)]
 
     def latex(self) -> str:
         """Sample 1's steps, then the combination, as ``align*`` rows."""
         count = len(self.b.samples)
         *sample, (lhs, rhs) = self.rows()
-        rows = [rf"  \intertext{{Sample 1 of {count}, whose own loss $E^{{[1]}}$ is written $E$:}}"]
+        n = self.b.worked
+        rows = [rf"  \intertext{{Sample {n} of {count}, whose own loss $E^{{[{n}]}}$ is written $E$:}}"]
         rows += [f"  {left} &= {right}" if right else f"  {left}" for left, right in sample]
         rows.append(rf"  \intertext{{The batch, the {self.b.reduction} over its samples:}}")
         rows.append(f"  {lhs} &= {rhs}")

@@ -197,6 +197,7 @@ class Spec:
     title_zh: str = ""
     description_zh: str = ""
     published: PublishedSpec | None = None
+    of_batch: tuple[int, int] | None = None  # (n, N): this is sample n (from 1) of a batch of N
 
     @property
     def display_source(self) -> str:
@@ -220,6 +221,16 @@ class Spec:
         """More than one sample: E is the mean (or sum) of the samples' losses."""
         return self.samples > 1
 
+    @property
+    def worked(self) -> int:
+        """The sample a batch's text works in full (from 1): the first whose inputs are all non-zero, else the
+        first with the most non-zero inputs (a sample of zeros has first-layer gradients of 0, and shows little)."""
+        rows = self.layers[0].samples
+        if rows is None or len(rows) == 1:
+            return 1
+        best = max(sum(v != 0 for v in row) for row in rows)
+        return next(n for n, row in enumerate(rows, start=1) if sum(v != 0 for v in row) == best)
+
     def sample(self, n: int) -> Spec:
         """The spec of sample ``n`` alone (counted from 0): its inputs and targets, the same parameters."""
         layers = list(self.layers)
@@ -228,7 +239,8 @@ class Spec:
             layers[0] = replace(first, samples=(first.samples[n],))
         if last.target_samples is not None:
             layers[-1] = replace(last, target_samples=(last.target_samples[n],))
-        return replace(self, layers=tuple(layers), published=None)
+        of_batch = (n + 1, self.samples) if self.is_batch else None
+        return replace(self, layers=tuple(layers), published=None, of_batch=of_batch)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -411,6 +423,7 @@ class _Validator:
         self.given: list[set[str]] = []  # the keys each [[layers]] table gives, to report names where they were written
         self.parameters = 0  # weights and biases of the layers read so far
         self.samples: int | None = None  # how many samples the input layer gives, once it is read
+        self.input_table: dict[str, Any] = {}
 
     def fail(self, key: str, message: str, hint: str = "") -> SpecError:
         return SpecError(message, where=f"{self.source}: {key}", hint=hint)
@@ -433,10 +446,13 @@ class _Validator:
         return result
 
     def numbers(self, value: Any, key: str, length: int) -> tuple[float, ...]:
+        noun = "number" if length == 1 else "numbers"
         if not isinstance(value, list):
-            raise self.fail(key, f"expected a list of {length} numbers, got {_describe(value)}")
+            raise self.fail(key, f"expected a list of {length} {noun}, got {_describe(value)}")
+        if any(isinstance(v, list) for v in value):
+            raise self.fail(key, f"expected {length} {noun}, got a list inside it: a batch nests one level only")
         if len(value) != length:
-            raise self.fail(key, f"expected {length} numbers, got {len(value)}")
+            raise self.fail(key, f"expected {length} {noun}, got {len(value)}")
         return self.row(value, key)
 
     def row(self, value: list[Any], key: str) -> tuple[float, ...]:
@@ -584,7 +600,8 @@ class _Validator:
             hint = (suggest(reduction, REDUCTIONS) if isinstance(reduction, str) else "") or (
                 '"mean" (E is the mean of the samples\' losses) or "sum"'
             )
-            raise self.fail("loss.reduction", f"unknown reduction {_describe(reduction)}", hint)
+            shown = repr(reduction) if isinstance(reduction, str) else _describe(reduction)
+            raise self.fail("loss.reduction", f"unknown reduction {shown}", hint)
         return replace(self.loss_kind_or_expr(table), reduction=reduction)
 
     def loss_kind_or_expr(self, table: dict[str, Any]) -> LossSpec:
@@ -684,6 +701,7 @@ class _Validator:
             names = self.names(table["names"], f"{key}.names", n)
         else:
             names = tuple(f"x{j}" for j in range(1, n + 1))
+        self.input_table = table
         self.samples = self.sample_count(table, key)
         batch = self.given_numbers(table, key, "values", n, seed)
         if batch is not None:
@@ -789,12 +807,20 @@ class _Validator:
             if k in table and not is_output:
                 raise self.fail(f"{key}.{k}", "only the output layer (the last) has targets")
         targets = self.given_numbers(table, key, "targets", n, seed, activation)
-        if targets is not None and self.samples is not None and len(targets) != self.samples:
+        inputs = self.samples if self.samples is not None else 1
+        given = any(k in self.input_table for k in ("values", "values_file", "samples"))
+        if targets is not None and given and len(targets) != inputs:
+            random_inputs = self.input_table.get("values") == RANDOM and "samples" not in self.input_table
+            hint = (
+                f'add samples = {len(targets)} to the input layer: its "random" values are one sample unless it says'
+                if random_inputs
+                else "give one row of targets per sample, in the order of the inputs (one output: [[0], [1], …])"
+            )
             raise self.fail(
                 f"{key}.targets",
                 f"{len(targets)} sample{'s' if len(targets) != 1 else ''} of targets for "
-                f"{self.samples} sample{'s' if self.samples != 1 else ''} of inputs",
-                "give one row of targets per sample, in the order of the inputs (one output: [[0], [1], …])",
+                f"{inputs} sample{'s' if inputs != 1 else ''} of inputs",
+                hint,
             )
         return LayerSpec(
             number=number,
@@ -851,6 +877,14 @@ class _Validator:
                 f"{key}.{field}",
                 "mixes numbers and lists",
                 f"one sample is a list of {n} numbers; a batch is a list of such lists, one per sample",
+            )
+        if field == "targets" and self.samples is not None and self.samples > 1 and isinstance(value, list):
+            rows = ", ".join(f"[{', '.join(['…'] * n)}]" for _ in range(min(self.samples, 3)))
+            raise self.fail(
+                f"{key}.targets",
+                f"the inputs are a batch of {self.samples} samples, and the targets one flat list",
+                f"give a row of {n} target{'s' if n != 1 else ''} per sample, in the inputs' order: "
+                f"[{rows}{', …' if self.samples > 3 else ''}] (one output: [[0], [1], …])",
             )
         return (self.numbers(value, f"{key}.{field}", n),)
 
