@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, files
 from .errors import DeriveError
 from .files import write_atomic
 
@@ -171,11 +171,52 @@ def _dump(data: Any, output: str | None = None) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", message="derive %(version)s")
-def main() -> None:
+@click.option(
+    "--allow-outside",
+    is_flag=True,
+    help="Let a spec name files (values_file, targets_file) outside its own folder.",
+)
+@click.pass_context
+def main(ctx: click.Context, allow_outside: bool) -> None:
     """Symbolic backpropagation: chain-rule derivations of every gradient of a network.
 
     SPEC is a TOML file or the name of a built-in example (see `derive examples`).
     """
+    files.forget_inputs()
+    files.allow_outside(allow_outside)
+    _stop_on_signals(ctx)
+
+
+STOP_SIGNALS = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # exit statuses as shells give them (128 + N)
+
+
+def _stop_on_signals(ctx: click.Context) -> None:
+    """The one home of signal handling: on Ctrl-C, SIGTERM or SIGHUP, end TeX, remove every temporary, exit 128+N.
+
+    A signal the command was started ignoring (nohup, a background job) stays ignored;
+    the previous handlers come back when the command ends (tests run many in one process).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous: dict[int, Any] = {}
+    for name, status in STOP_SIGNALS.items():
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) == signal.SIG_IGN:
+            continue
+
+        def stop(number: int, frame: Any, status: int = status) -> None:
+            files.stop_cleanly(lambda: os._exit(status))
+
+        previous[signum] = signal.signal(signum, stop)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    ctx.call_on_close(restore)
 
 
 @main.command()

@@ -232,18 +232,18 @@ def spec_text(ref: str | Path) -> tuple[str, str]:
 
 def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
     """(TOML text, source name for messages, folder its files are read from) of a spec reference."""
+    from .files import MAX_SPEC_BYTES, read_text_input, shown_path
+
     if str(ref) == "-":
         import sys
 
-        return sys.stdin.read(), "<stdin>", Path.cwd()
+        text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(f"the spec is larger than the limit of {MAX_SPEC_BYTES:,} bytes", where="<stdin>")
+        return text, "<stdin>", Path.cwd()
     path = Path(ref)
-    text: str
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read the spec: {exc}", where=str(path)) from None
-        return text, str(path), path.parent
+    if path.exists() and not path.is_dir():  # a FIFO or a device is refused by read_text_input, never read
+        return read_text_input(path, "spec", MAX_SPEC_BYTES), shown_path(path), path.parent
     elif str(ref) in builtin_examples():
         text = builtin_example_text(str(ref))
         source = f"{ref}{BUILTIN_SUFFIX}"
@@ -735,31 +735,18 @@ class _Validator:
         """n numbers from a .npy file or a text file of numbers, relative to the spec's folder."""
         if not isinstance(value, str) or not value:
             raise self.fail(key, f"expected a file name, got {_describe(value)}")
-        if self.folder is None:
-            raise self.fail(key, "a built-in or in-memory spec cannot read files; give the numbers instead")
-        path = self.folder / value
-        suffix = path.suffix.lower()
+        suffix = Path(value).suffix.lower()
         if suffix not in NUMBER_FILE_SUFFIXES:
             raise self.fail(
                 key, f"cannot read {suffix or 'a file without suffix'}", "use " + ", ".join(NUMBER_FILE_SUFFIXES)
             )
-        import numpy as np  # only here: specs without files never import numpy
+        from .files import InputError, number_file
 
+        folder = self.folder if self.folder is not None else Path.cwd()  # standard input and the API: here
         try:
-            if suffix == ".npy":
-                array = np.load(path, allow_pickle=False)
-            else:
-                array = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
-            flat = np.asarray(array, dtype=float).ravel()
-        except FileNotFoundError:
-            raise self.fail(key, f"no such file: {path}") from None
-        except (OSError, ValueError, TypeError) as exc:
-            raise self.fail(key, f"cannot read {path} as numbers: {exc}") from None
-        if flat.size != n:
-            raise self.fail(key, f"expected {n} numbers, {path} holds {flat.size}")
-        if not np.all(np.isfinite(flat)):
-            raise self.fail(key, f"{path} holds a number that is not finite")
-        return tuple(float(v) for v in flat)
+            return number_file(folder, value, f"{self.source}: {key}", n)
+        except InputError as exc:
+            raise SpecError(exc.message, where=exc.where, hint=exc.hint) from None
 
     def matrix(self, value: Any, key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         shape = f"{n}×{m} (weights[j][k] from neuron k of the previous layer into neuron j)"
