@@ -24,7 +24,7 @@ from .files import LectureFormat, lecture_format
 from .network import LOSS_SYMBOL, Network
 from .numeric import Breakdown, Compiled
 from .point import Point
-from .spec import Spec, load_spec, parse_spec, validate_spec, with_values
+from .spec import Spec, check_steps, load_spec, parse_spec, validate_spec, with_values
 
 if TYPE_CHECKING:
     from .check import Report
@@ -258,6 +258,7 @@ class Model:
         if fmt == "html" and keep_tex:
             raise DeriveError("keep_tex keeps the LaTeX source next to a PDF; an HTML lecture has none")
         check_target(target)
+        check_steps(self.spec.training.steps if steps is None else steps, len(self.spec.parameter_names), "steps")
         options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
         say("deriving the gradients and planning the lecture")
         if fmt == "html":
@@ -315,6 +316,7 @@ class Model:
         rate = training.learning_rate if lr is None else lr
         if n < 0 or not rate > 0:
             raise DeriveError("steps must be ≥ 0 and the learning rate > 0")
+        check_steps(n, len(self.spec.parameter_names), "steps")
         engine = self.compiled()
         if progress is None:
             history = engine.train(n, rate)

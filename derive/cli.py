@@ -19,6 +19,7 @@ import click
 from . import __version__, files
 from .errors import DeriveError
 from .files import write_atomic
+from .spec import MAX_STEPS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -389,7 +390,7 @@ LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.f
 )
 @click.option(
     "--steps",
-    type=click.IntRange(0, 1_000_000),
+    type=click.IntRange(0, MAX_STEPS),
     default=None,
     help="Training steps to plot [default: the spec's training.steps].",
 )
@@ -521,7 +522,7 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
 @SPEC
 @click.option(
     "--steps",
-    type=click.IntRange(0, 10_000_000),
+    type=click.IntRange(0, MAX_STEPS),
     default=None,
     help="Updates to run [default: the spec's training.steps].",
 )
@@ -714,6 +715,8 @@ def fit(
     model = Model.load(spec)
     sizes = [layer.size for layer in model.spec.layers]
     data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
+    if output:
+        check_target(output)  # now that the data set is read: -o onto it would destroy it
     target = Path(output) if output else Path("output") / f"{model.spec.name}.npz"
     options = FitOptions(epochs, batch_size, learning_rate, test_fraction, seed, scale)
     if quiet or not sys.stderr.isatty() or epochs == 0:

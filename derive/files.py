@@ -211,7 +211,7 @@ def read_input(path: Path | str, what: str, limit: int) -> bytes:
             raise InputError(f"the {what} is {_kind(st.st_mode)}; derive reads only regular files", where=where)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise InputError(f"no such file (the {what})", where=where) from None
+        raise InputError(f"cannot read the {what}: no such file", where=where) from None
     except OSError as exc:
         raise InputError(f"cannot read the {what}: {exc.strerror or type(exc).__name__}", where=where) from None
     try:
@@ -275,7 +275,7 @@ def file_format(data: bytes) -> str:
     return "text" if data.strip() else "empty"
 
 
-def load_npy(data: bytes, where: str, limit: int) -> Any:
+def load_npy(data: bytes, where: str, limit: int, what: str = "the array") -> Any:
     """The array of a .npy file's bytes, its header checked (numbers only, at most ``limit`` bytes) first."""
     import io
 
@@ -291,20 +291,21 @@ def load_npy(data: bytes, where: str, limit: int) -> Any:
         else:
             raise ValueError(f"version {version[0]}.{version[1]} is not read")
     except (ValueError, SyntaxError, TypeError, EOFError) as exc:
-        raise InputError(f"not a readable .npy array: {exc}", where=where) from None
+        raise InputError(f"{what} is not a readable .npy array ({type(exc).__name__})", where=where) from None
     if dtype.kind == "c":
-        raise InputError("holds complex numbers; derive reads real numbers", where=where)
+        raise InputError(f"{what} holds complex numbers; derive reads real numbers", where=where)
     if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
-        raise InputError(f"holds {dtype.name} values, not numbers", where=where)
+        raise InputError(f"{what} holds {dtype.str} values, not numbers", where=where)
     count = math.prod(shape)
     need = count * dtype.itemsize
     if need > limit:
         raise InputError(
-            f"its header declares {need:,} bytes of numbers; the limit is {limit:,} (array size limit)", where=where
+            f"{what}'s header declares {need:,} bytes of numbers; the limit is {limit:,} (array size limit)",
+            where=where,
         )
     offset = buffer.tell()
     if len(data) - offset < need:
-        raise InputError(f"truncated: its header declares {need:,} bytes, it holds {len(data) - offset:,}", where=where)
+        raise InputError(f"{what} is truncated: {need:,} bytes declared, {len(data) - offset:,} held", where=where)
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return flat.reshape(shape, order="F" if fortran else "C")
 
@@ -333,7 +334,7 @@ def load_npz(data: bytes, where: str, limit: int) -> dict[str, Any]:
                 if len(raw) > left:
                     raise InputError(f"decompresses to more than the limit of {limit:,} bytes", where=where)
                 left -= len(raw)
-                arrays[key] = load_npy(raw, f"{where}: {key}", limit)
+                arrays[key] = load_npy(raw, where, limit, key if key.isidentifier() else "an array")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
         raise InputError(f"not a readable .npz archive ({type(exc).__name__})", where=where) from None
     return arrays

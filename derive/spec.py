@@ -58,6 +58,8 @@ MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
 MAX_PARAMETERS = 10_000_000  # every weight is named: 10⁷ names take about a gigabyte
+MAX_STEPS = 100_000  # updates any command runs: training.steps, --steps, a claim's X@N (mazur: 3 s)
+MAX_TRAINING_WORK = 1_000_000_000  # steps × weights and biases: a training run's cost, refused before it starts
 
 TOP_KEYS = (
     "name",
@@ -461,6 +463,8 @@ class _Validator:
         )
         self.check_unique(spec)
         self.check_loss_fits(spec)
+        if isinstance(data.get("training"), dict) and "steps" in data["training"]:
+            check_steps(training.steps, self.parameters, f"{self.source}: training.steps")
         if "published" in data:
             spec = replace(spec, published=self.published(data["published"], spec))
         return spec
@@ -538,8 +542,10 @@ class _Validator:
         if not isinstance(update, bool):
             raise self.fail("training.update_biases", f"expected true or false, got {_describe(update)}")
         steps = table.get("steps", 1000)
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000_000:
-            raise self.fail("training.steps", f"expected a whole number from 0 to 10000000, got {steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
+            raise self.fail(
+                "training.steps", f"expected a whole number from 0 to {MAX_STEPS} (the step limit), got {steps!r}"
+            )
         return TrainingSpec(learning_rate=lr, update_biases=update, steps=steps)
 
     def init(self, table: Any) -> int:
@@ -884,6 +890,19 @@ class _Validator:
                     )
         if spec.loss.kind == "bce" and out.targets is not None and any(not 0 <= t <= 1 for t in out.targets):
             raise self.fail(f"{key}.targets", "bce targets must lie in [0, 1]")
+
+
+def check_steps(steps: int, parameters: int, where: str) -> None:
+    """Refuse a training run of ``steps`` updates of ``parameters`` weights and biases beyond the limits."""
+    if steps > MAX_STEPS:
+        raise SpecError(f"{steps:,} updates; the limit is {MAX_STEPS:,} (the step limit)", where=where)
+    if steps * parameters > MAX_TRAINING_WORK:
+        raise SpecError(
+            f"{steps:,} updates of {parameters:,} weights and biases are {steps * parameters:,} parameter updates; "
+            f"the limit is {MAX_TRAINING_WORK:,} (the training work limit)",
+            where=where,
+            hint="ask for fewer steps",
+        )
 
 
 def drawn(field: str, n: int, seed: int, loss_kind: str, activation: str) -> tuple[float, ...]:

@@ -11,11 +11,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from .errors import DeriveError
-from .files import write_atomic
+from .files import run_child, scratch_folder, write_atomic
 
 ENGLISH_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils"
 CHINESE_PACKAGES = "texlive-xetex texlive-lang-chinese texlive-fonts-recommended"
@@ -63,8 +62,7 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
     """
     check_tools(lang)
     flag, _ = engine_for(lang)
-    with tempfile.TemporaryDirectory(prefix="derive-tex-") as tmp:
-        work = Path(tmp)
+    with scratch_folder("derive-tex-") as work:  # removed by the CLI's signal handler too
         (work / f"{JOB}.tex").write_text(source, encoding="utf-8")
         command = [
             "latexmk",
@@ -77,7 +75,15 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
             f"{JOB}.tex",
         ]
         try:
-            proc = subprocess.run(command, cwd=work, env=build_env(), capture_output=True, text=True, timeout=600)
+            proc = run_child(
+                command,
+                timeout=600,
+                cwd=work,
+                env=build_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise TexFailed("the LaTeX build took more than 10 minutes") from None
         pdf = work / f"{JOB}.pdf"
