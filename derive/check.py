@@ -178,7 +178,7 @@ def is_ok(claimed: Decimal, computed: float) -> bool:
 
 
 def _is_ok(claimed: Decimal, computed: float) -> bool:
-    v = Decimal(computed)
+    v = Decimal(computed) if isinstance(computed, float | int) else Decimal(str(computed))  # a sympy Float too
     unit, noise = _unit(claimed), abs(v) * REL_NOISE
     if abs(v - claimed) <= unit / 2 + noise:  # rounded
         return True
