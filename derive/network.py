@@ -23,7 +23,7 @@ from typing import overload
 
 import sympy as sp
 
-from .errors import DeriveError, listing, suggest
+from .errors import DeriveError, listing, shorten, suggest
 from .naming import latex_name
 from .rules import (
     SYMMETRIC_FROM,
@@ -444,7 +444,7 @@ class Network:
                 [n for n, i in self.info.items() if i.kind in (SymbolKind.INPUT, SymbolKind.NET, SymbolKind.OUT)], 12
             )
             hint += "\n  or a whole layer's matrix, as an exported module names it: W2, b2, …"
-            raise DeriveError(f"unknown parameter {name!r}", where=self.spec.source, hint=hint)
+            raise DeriveError(f"unknown parameter {shorten(name)}", where=self.spec.source, hint=hint)
         return self.symbols[name]
 
     def _kind(self, symbol: sp.Symbol, kind: SymbolKind) -> SymbolInfo | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
-from .errors import SpecError, listing, suggest
+from .errors import SpecError, listing, shorten, suggest
 
 BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
 BUILTIN_LOSSES = tuple(LOSSES)
@@ -58,6 +58,9 @@ MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
 MAX_PARAMETERS = 10_000_000  # every weight is named: 10⁷ names take about a gigabyte
+BYTES_PER_PARAMETER = 300  # measured: a named weight (its symbols, value, edges) costs ≈ 270 bytes in one `grad`
+MEMORY_BUDGET = 2**30  # bytes a spec's network may take by that estimate: ≈ 3.5 million weights and biases
+MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3)
 MAX_STEPS = 100_000  # updates any command runs: training.steps, --steps, a claim's X@N (mazur: 3 s)
 MAX_TRAINING_WORK = 1_000_000_000  # steps × weights and biases: a training run's cost, refused before it starts
 
@@ -260,6 +263,11 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
+    depth = _nesting(text)
+    if depth > MAX_TOML_NESTING:
+        raise SpecError(
+            f"brackets nested {depth} deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
+        )
     try:
         data = _fast_toml(text) or tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -346,6 +354,31 @@ def _fast_toml(text: str) -> dict[str, Any] | None:
     return data
 
 
+def _nesting(text: str) -> int:
+    """How deep [ and { nest in TOML text, outside strings and comments (an upper bound for odd text)."""
+    deepest = depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+        elif c in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else c
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                j += 2 if text[j] == "\\" and c == '"' else 1
+            i = j + len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
+
+
 def _single_bracket_layers(text: str) -> int:
     """The line of a second ``[layers]`` header (the usual slip for ``[[layers]]``), or 0."""
     lines = [i for i, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\s*layers\s*\]\s*(#.*)?$", line)]
@@ -411,7 +444,7 @@ class _Validator:
                 "digits or underscores (names must work in LaTeX and Python)",
             )
         if len(value) > MAX_NAME_LENGTH:
-            raise self.fail(key, f"name {value!r} is longer than {MAX_NAME_LENGTH} characters")
+            raise self.fail(key, f"name {shorten(value)} is longer than {MAX_NAME_LENGTH} characters")
         if keyword.iskeyword(value) or keyword.issoftkeyword(value):
             raise self.fail(key, f"{value!r} is a Python keyword; choose another name")
         if value in RESERVED_NAMES:
@@ -671,6 +704,14 @@ class _Validator:
 
         m = prev.size
         self.parameters += n * (m + 1)
+        estimate = self.parameters * BYTES_PER_PARAMETER
+        if estimate > MEMORY_BUDGET:  # before a weight is drawn or named
+            raise self.fail(
+                key,
+                f"{self.parameters:,} weights and biases up to this layer would take about {estimate / 2**30:.1f} GiB "
+                f"(≈ {BYTES_PER_PARAMETER} bytes each); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
+                "derive names and derives every parameter; make the layers narrower",
+            )
         if self.parameters > MAX_PARAMETERS:
             raise self.fail(
                 key,
