@@ -91,11 +91,6 @@ def load_data(
         source = "digits"
     else:
         path = Path(ref)
-        source = str(path)
-        if path.suffix.lower() not in (".npz", ".csv"):
-            raise DeriveError(
-                "unknown kind of data", where=source, hint="give digits, a .npz (X with T or y) or a .csv file"
-            )
         source = shown_path(path)
         X, T, labels = _read(path, source)
     return _checked(X, T, labels, source, inputs, outputs, one_hot, target_range)
@@ -103,7 +98,11 @@ def load_data(
 
 def _read(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A data file, read as every untrusted file is (:mod:`derive.files`) and told apart by its first bytes."""
-    data = read_input(path, "data set", MAX_DATA_BYTES)
+    data = read_input(path, "data set", MAX_DATA_BYTES)  # refuses a FIFO or a device before the name is judged
+    if path.suffix.lower() not in (".npz", ".csv"):
+        raise DeriveError(
+            "unknown kind of data", where=source, hint="give digits, a .npz (X with T or y) or a .csv file"
+        )
     kind = file_format(data)
     if kind == "npz":
         return _npz(data, source)
