@@ -57,7 +57,6 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
-MAX_PARAMETERS = 10_000_000  # every weight is named: 10⁷ names take about a gigabyte
 BYTES_PER_PARAMETER = 300  # measured: a named weight (its symbols, value, edges) costs ≈ 270 bytes in one `grad`
 MEMORY_BUDGET = 2**30  # bytes a spec's network may take by that estimate: ≈ 3.5 million weights and biases
 MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3)
@@ -710,12 +709,6 @@ class _Validator:
                 key,
                 f"{self.parameters:,} weights and biases up to this layer would take about {estimate / 2**30:.1f} GiB "
                 f"(≈ {BYTES_PER_PARAMETER} bytes each); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
-                "derive names and derives every parameter; make the layers narrower",
-            )
-        if self.parameters > MAX_PARAMETERS:
-            raise self.fail(
-                key,
-                f"{self.parameters:,} weights and biases up to this layer; the limit is {MAX_PARAMETERS:,}",
                 "derive names and derives every parameter; make the layers narrower",
             )
         if "weight_names" in table:
