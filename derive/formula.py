@@ -142,8 +142,8 @@ def expanded_terms(expr: sp.Basic, cap: int = 10**9) -> int:
     if isinstance(expr, sp.Pow):
         base = expanded_terms(expr.base, cap)
         e = expr.exp
-        if e.is_Integer and 1 < int(e) <= MAX_EXPONENT:
-            return min(cap, base ** int(e))
+        if e.is_Integer and 1 < int(e) <= MAX_EXPONENT:  # (a sum of k terms)**n has C(k+n-1, n) monomials
+            return min(cap, math.comb(base + int(e) - 1, int(e)))
         return min(cap, base * expanded_terms(e, cap))
     if expr.args:  # a function: one term, and whatever its arguments expand to
         inner = 1
