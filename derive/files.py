@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import shutil
 import signal
 import stat
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -104,15 +107,14 @@ def write_atomic(path: Path | str, data: bytes | str) -> Path:
         return target
     if not real.parent.is_dir():  # a dangling link into a folder that does not exist
         check_target(real)
-    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
-    track(tmp)
+    fd, tmp = new_temporary(real.parent, f".{real.name}.", ".tmp", folder=False)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
         if mode is None:
             mask = os.umask(0)
             os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give a new file the usual permissions
+            os.chmod(tmp, 0o666 & ~mask)  # made 0600; give a new file the usual permissions
         else:
             os.chmod(tmp, stat.S_IMODE(mode))  # an existing file keeps its own
         os.replace(tmp, real)
@@ -391,6 +393,9 @@ _temporaries: dict[str, None] = {}  # insertion-ordered set of paths to remove o
 _children: dict[int, None] = {}  # process groups of running subprocesses (latexmk and its TeX)
 _holding = [0]
 _pending: list[Callable[[], None]] = []
+# held while a temporary or a subprocess is made and registered, and by a stop for good: a thread
+# cannot make one the stop would miss (re-entrant: the stop runs in the main thread, which may hold it)
+_making = threading.RLock()
 
 
 def track(path: Path | str) -> None:
@@ -402,11 +407,32 @@ def untrack(path: Path | str) -> None:
     _temporaries.pop(str(path), None)
 
 
+def new_temporary(parent: Path | str | None, prefix: str, suffix: str = "", folder: bool = True) -> tuple[int, str]:
+    """A new temporary folder (fd -1) or file (an open fd) in ``parent``, tracked before it exists.
+
+    Tracked first, then made: a stop by a signal at any moment removes it, in whichever thread it was made.
+    """
+    base = tempfile.gettempdir() if parent is None else os.fspath(parent)
+    with _making:
+        while True:
+            path = os.path.join(base, f"{prefix}{secrets.token_hex(6)}{suffix}")
+            track(path)
+            try:
+                if folder:
+                    os.mkdir(path, 0o700)
+                    return -1, path
+                return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), path
+            except FileExistsError:
+                untrack(path)
+            except BaseException:
+                untrack(path)
+                raise
+
+
 @contextmanager
 def scratch_folder(prefix: str, folder: Path | str | None = None) -> Iterator[Path]:
     """A temporary folder, removed at the end and on a stop by a signal."""
-    path = tempfile.mkdtemp(prefix=prefix, dir=folder)
-    track(path)
+    _, path = new_temporary(folder, prefix)
     try:
         yield Path(path)
     finally:
@@ -416,8 +442,9 @@ def scratch_folder(prefix: str, folder: Path | str | None = None) -> Iterator[Pa
 
 def run_child(command: list[str], timeout: float, **options: Any) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in a process group of its own, which a stop by a signal ends with it."""
-    proc = subprocess.Popen(command, start_new_session=True, text=True, **options)
-    _children[proc.pid] = None
+    with _making:
+        proc = subprocess.Popen(command, start_new_session=True, text=True, **options)
+        _children[proc.pid] = None
     try:
         out, err = proc.communicate(timeout=timeout)
     except BaseException:
@@ -427,6 +454,14 @@ def run_child(command: list[str], timeout: float, **options: Any) -> subprocess.
     finally:
         _children.pop(proc.pid, None)
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _kill_group(pid: int) -> None:
@@ -450,14 +485,21 @@ def stop_cleanly(stop: Callable[[], None]) -> None:
     """End subprocesses and remove every tracked temporary, then ``stop`` (after any :func:`whole` step)."""
 
     def run() -> None:
-        for pid in list(_children):
+        _making.acquire()  # for good: no thread makes a temporary or a subprocess from here on
+        groups = list(_children)
+        for pid in groups:
             _kill_group(pid)
-        for path in reversed(list(_temporaries)):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with suppress(OSError):
-                    os.unlink(path)
+        for _ in range(200):  # until the killed TeX runs are gone (at most about 2 s), so none writes on
+            if not any(_alive(pid) for pid in groups):
+                break
+            time.sleep(0.01)
+        for _ in range(2):  # twice: a file a dying thread added while a folder was removed goes too
+            for path in reversed(list(_temporaries)):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with suppress(OSError):
+                        os.unlink(path)
         stop()
 
     if _holding[0]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from typing import Any
 
 from .api import Model
 from .errors import DeriveError
-from .files import track, untrack, whole
+from .files import new_temporary, track, untrack, whole
 from .lecture.plan import Claim, Exercise, LecturePlan
 from .lecture.sheet import KEY, SHEET, sheet_exercises, sheet_plan
 from .present import numbers
@@ -190,8 +189,7 @@ def write_class(
     if made:
         track(directory)  # a stop by a signal leaves no empty class folder behind
     earlier = recorded_files(directory)  # what an earlier class set here wrote: the only files ever removed
-    staging = Path(tempfile.mkdtemp(prefix=".derive-exercises-", dir=directory))
-    track(staging)
+    staging = Path(new_temporary(directory, ".derive-exercises-")[1])  # tracked: a signal removes it
     try:
         builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
         for sheet in class_set.sheets:
