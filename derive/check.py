@@ -527,6 +527,13 @@ def compute(model: Model, names: Sequence[str]) -> list[float]:
     return [values.value(q) for q in quantities]
 
 
+MAX_EXPLAINED_QUANTITIES = 64  # quantities a wrong claim's explanation may recompute (a count, not a clock)
+
+
+class _TooFar(Exception):
+    """An explanation that would recompute more than MAX_EXPLAINED_QUANTITIES quantities."""
+
+
 def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | None:
     """Recompute a wrong claim's quantity from its inputs, taking every claimed input as claimed."""
 
@@ -549,6 +556,8 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
         point: dict[sp.Symbol, float] = {}
         for symbol, qi in inputs.items():
             if qi not in memo:
+                if len(memo) >= MAX_EXPLAINED_QUANTITIES:
+                    raise _TooFar
                 given = claimed(qi)
                 inner = values.definition(qi) if qi.step == q.step else None
                 if given is not None:
@@ -566,7 +575,10 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     definition = values.definition(target.quantity)
     if definition is None:
         return None
-    recomputed = recompute(target.quantity, definition)
+    try:
+        recomputed = recompute(target.quantity, definition)
+    except _TooFar:  # the explanation would recompute too much of a big or deep network: the verdict stands alone
+        return None
     if not used:
         return None
     # claims at the same step first (for E' the updated weights, not the biases that stayed), then in file order

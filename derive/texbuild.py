@@ -20,6 +20,7 @@ ENGLISH_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive
 CHINESE_PACKAGES = "texlive-xetex texlive-lang-chinese texlive-fonts-recommended"
 DEFAULT_EPOCH = "1700000000"  # a fixed date for every build that does not set its own
 JOB = "lecture"
+MAX_TEX_BYTES = 2 * 2**20  # LaTeX source compiled at most (Mazur's lecture: 33 kB; 784-256-256-10's: 45 kB)
 
 
 class TexMissing(DeriveError):
@@ -60,6 +61,13 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
     On failure, raise :class:`TexFailed` with the LaTeX error lines; the .tex
     is kept next to the target so the user can look at it.
     """
+    size = len(source.encode("utf-8"))
+    if size > MAX_TEX_BYTES:  # a size estimate, not a clock: TeX would run for many minutes (400 layers: 30 MB)
+        raise TexFailed(
+            f"the LaTeX source is {size:,} bytes; the limit for compiling is {MAX_TEX_BYTES:,} (TeX size limit)",
+            where=str(target),
+            hint="write the source (-o FILE.tex) or a web page (-o FILE.html) instead",
+        )
     check_tools(lang)
     flag, _ = engine_for(lang)
     with scratch_folder("derive-tex-") as work:  # removed by the CLI's signal handler too

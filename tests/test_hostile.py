@@ -499,6 +499,16 @@ def test_400_layers_of_one_neuron_need_no_deep_recursion(tmp_path):
     assert "limit 64 layers" in derive("grad", str(spec), "w2_1_1", "--closed-form").stdout
 
 
+def test_latex_beyond_the_size_limit_is_refused_before_tex_runs(tmp_path):
+    from derive.errors import DeriveError
+    from derive.texbuild import MAX_TEX_BYTES, compile_pdf
+
+    source = "\\documentclass{article}\\begin{document}\n" + "x " * (MAX_TEX_BYTES // 2) + "\\end{document}\n"
+    with pytest.raises(DeriveError, match="TeX size limit"):
+        compile_pdf(source, tmp_path / "big.pdf", "en")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_toml_nested_500_deep_is_refused(tmp_path):
     spec = tmp_path / "nest.toml"
     spec.write_text("x = " + "[" * 500 + "]" * 500 + "\n")
