@@ -43,6 +43,11 @@ class TooLargeError(DeriveError):
         self.limit = limit
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (a 5000-digit name is not echoed whole)."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """A ``did you mean`` hint for a misspelled name, or an empty string."""
     options = sorted(set(choices))

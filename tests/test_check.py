@@ -453,11 +453,11 @@ def test_a_claims_file_skips_comments_and_blank_lines_and_keeps_line_numbers():
     "text, problem",
     [
         ("E = 0.29\nout_o1 0.75\n", "c.txt:2: expected NAME = VALUE"),
-        ("E = 0.29\n\nout_o1 = 0.75.1\n", "c.txt:3: '0.75.1' is not a number"),
+        ("E = 0.29\n\nout_o1 = 0.75.1\n", "c.txt:3: the value is not a number"),
         ("E = \n", "c.txt:1: expected NAME = VALUE"),
         ("= 0.3\n", "c.txt:1: expected NAME = VALUE"),
-        ("E = nan\n", "c.txt:1: 'nan' is not a number"),
-        ("E = 1/2\n", "c.txt:1: '1/2' is not a number"),
+        ("E = nan\n", "c.txt:1: the value is not a number"),
+        ("E = 1/2\n", "c.txt:1: the value is not a number"),
         ("# nothing\n\n", "c.txt: no claims in the file"),
     ],
 )
@@ -477,7 +477,7 @@ def test_a_malformed_claims_file_names_the_line(text, problem):
         ("dout_o1/dw1", "not one factor of the chain rule", "dE/dX"),
         ("dnut_o1/dw5", "unknown quantity 'nut_o1'", "net_o1"),
         ("w5''", "unknown name", "X' or X@N"),
-        ("E@20000000", "at most 10,000,000 updates", "not checked"),
+        ("E@20000000", "at most 100,000 updates (the step limit)", "not checked"),
     ],
 )
 def test_an_unknown_name_is_a_derive_error_with_a_suggestion(model, name, problem, hint):
@@ -561,7 +561,7 @@ def test_a_malformed_claims_file_exits_2_with_its_line_number(tmp_path):
     path.write_text("E = 0.298371109\nw5' = 0,35891648\n", encoding="utf-8")
     result = run("mazur", "--claims", str(path))
     assert result.exit_code == 2
-    assert f"{path}:2: '0,35891648' is not a number" in result.output
+    assert f"{path}:2: the value is not a number" in result.output and "0,35891648" not in result.output
 
 
 def test_a_spec_without_numbers_cannot_be_checked(tmp_path):

@@ -262,7 +262,7 @@ def test_a_negative_seed_in_a_spec_names_the_key(tmp_path):
 def test_a_network_too_big_to_name_is_refused_before_anything_is_allocated(tmp_path):
     """10¹⁰ weights would be 10¹⁰ names: the spec is refused at the layer that passes the limit."""
     text = "[loss]\nkind = 'mse'\n[[layers]]\nsize = 100000\n[[layers]]\nsize = 100000\nactivation = 'relu'\n"
-    check(run(tmp_path, text), "net.toml: layers[1]", "10,000,100,000 weights and biases", "10,000,000")
+    check(run(tmp_path, text), "net.toml: layers[1]", "10,000,100,000 weights and biases", "memory limit")
     check(CliRunner().invoke(main, ["new", "100000-100000", "-o", str(tmp_path / "x.toml")]), "limit")
     assert not (tmp_path / "x.toml").exists()
 

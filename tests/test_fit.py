@@ -225,7 +225,7 @@ BAD = {
     "nan.csv": ("1,2,3,0\nnan,5,6,1\n", "not a finite number in row 2"),
     "empty.csv": ("", "no rows of data"),
     "header-only.csv": ("a,b,c,y\n", "no rows of data"),
-    "word.csv": ("1,2,3,0\n4,five,6,1\n", "line 2: 'five' is not a number"),
+    "word.csv": ("1,2,3,0\n4,five,6,1\n", "line 2: column 2 is not a number"),
     "ragged.csv": ("1,2,3,0\n4,5,1\n", "line 2: 3 columns, but the first row has 4"),
     "data.txt": ("1,2,3,0\n", "unknown kind of data"),
 }

@@ -33,6 +33,7 @@ from ..spec.reading import (
     BUILTIN_ACTIVATIONS,
     Spec,
     bce_outputs_problem,
+    check_steps,
     load_spec,
     parse_spec,
     validate_spec,
@@ -469,6 +470,7 @@ class Model:
                 where=self.spec.source,
                 hint="leave out --exercises for a batch, or give the input layer one sample",
             )
+        check_steps(self.spec.training.steps if steps is None else steps, len(self.spec.parameter_names), "steps")
         options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
         say("deriving the gradients and planning the lecture")
         if fmt == "html":
@@ -526,6 +528,7 @@ class Model:
         rate = training.learning_rate if lr is None else lr
         if n < 0 or not rate > 0:
             raise DeriveError("steps must be ≥ 0 and the learning rate > 0")
+        check_steps(n, len(self.spec.parameter_names), "steps")
         engine = self.compiled()
         if progress is None:
             history = engine.train(n, rate)

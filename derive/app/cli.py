@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import click
 
+from .. import files
 from ..errors import DeriveError
 from ..files import write_atomic
+from ..spec.reading import MAX_STEPS
 from ..version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -178,11 +180,52 @@ def _dump(data: Any, output: str | None = None) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", message="derive %(version)s")
-def main() -> None:
+@click.option(
+    "--allow-outside",
+    is_flag=True,
+    help="Let a spec name files (values_file, targets_file) outside its own folder.",
+)
+@click.pass_context
+def main(ctx: click.Context, allow_outside: bool) -> None:
     """Symbolic backpropagation: chain-rule derivations of every gradient of a network.
 
     SPEC is a TOML file or the name of a built-in example (see `derive examples`).
     """
+    files.forget_inputs()
+    files.allow_outside(allow_outside)
+    _stop_on_signals(ctx)
+
+
+STOP_SIGNALS = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # exit statuses as shells give them (128 + N)
+
+
+def _stop_on_signals(ctx: click.Context) -> None:
+    """The one home of signal handling: on Ctrl-C, SIGTERM or SIGHUP, end TeX, remove every temporary, exit 128+N.
+
+    A signal the command was started ignoring (nohup, a background job) stays ignored;
+    the previous handlers come back when the command ends (tests run many in one process).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous: dict[int, Any] = {}
+    for name, status in STOP_SIGNALS.items():
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) == signal.SIG_IGN:
+            continue
+
+        def stop(number: int, frame: Any, status: int = status) -> None:
+            files.stop_cleanly(lambda: os._exit(status))
+
+        previous[signum] = signal.signal(signum, stop)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    ctx.call_on_close(restore)
 
 
 @main.command()
@@ -357,7 +400,7 @@ LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.f
 )
 @click.option(
     "--steps",
-    type=click.IntRange(0, 1_000_000),
+    type=click.IntRange(0, MAX_STEPS),
     default=None,
     help="Training steps to plot [default: the spec's training.steps].",
 )
@@ -493,7 +536,7 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
 @SPEC
 @click.option(
     "--steps",
-    type=click.IntRange(0, 10_000_000),
+    type=click.IntRange(0, MAX_STEPS),
     default=None,
     help="Updates to run [default: the spec's training.steps].",
 )
@@ -694,6 +737,8 @@ def fit(
     model = Model.load(spec)
     sizes = [layer.size for layer in model.spec.layers]
     data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
+    if output:
+        check_target(output)  # now that the data set is read: -o onto it would destroy it
     target = Path(output) if output else Path("output") / f"{model.spec.name}.npz"
     options = FitOptions(epochs, batch_size, learning_rate, test_fraction, seed, scale)
     if quiet or not sys.stderr.isatty() or epochs == 0:

@@ -24,13 +24,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import POLICY
 from ..errors import DeriveError, suggest
+from ..spec.reading import MAX_STEPS, check_steps
 
 if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims are read and checked first
     import sympy as sp
@@ -46,7 +47,10 @@ _SAMPLE_LOSS = re.compile(
     rf"d(?P<loss>E(?:_[A-Za-z0-9_]+)?)\[(?P<n>\d{{1,6}})\]/d(?P<rest>{_IDENT})(?P<after>(?:'|@\d+)?)\Z"
 )
 _STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(?P<step>\d+))?\Z")
-MAX_STEPS = 10_000_000  # as many updates as a spec's training may run
+MAX_CLAIM_DIGITS = 50  # significant digits a claim may show; longer ones are refused
+MAX_CLAIM_EXPONENT = 400  # a claim's decimal exponent, beyond float64's range either side (1e-400 … 1e400)
+_PRECISION = 2 * MAX_CLAIM_DIGITS + 20  # decimal digits of every verdict's arithmetic: a claim's digits and more
+_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]]{1,200}\Z")  # what a claims file's name may look like before it is quoted
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
@@ -78,53 +82,75 @@ class Claim:
         return significant_digits(self.value)
 
 
-def parse_number(text: str, where: str) -> Decimal:
-    """The claimed number, exactly as written (0.0000351085, -0.019049119, 3.51085e-5)."""
+def parse_number(text: str, where: str, quote: bool = True) -> Decimal:
+    """The claimed number, exactly as written (0.0000351085, -0.019049119, 3.51085e-5).
+
+    ``quote`` False (a file's line) keeps the text out of messages: they say what is wrong, not what is there.
+    """
     cleaned = text.strip().replace("−", "-")  # a typographic minus, as articles print it
+    shown = f"{text.strip()!r}" if quote else "the value"
     if not _NUMBER.match(cleaned):
         raise DeriveError(
-            f"{text.strip()!r} is not a number", where=where, hint="write numbers as in 0.75136507, -0.019 or 3.51e-5"
+            f"{shown} is not a number", where=where, hint="write numbers as in 0.75136507, -0.019 or 3.51e-5"
         )
-    return Decimal(cleaned)
+    mantissa = re.sub(r"[eE].*", "", cleaned)
+    digits = len(re.sub(r"\D", "", mantissa).lstrip("0"))  # an upper bound of the significant digits
+    if digits > MAX_CLAIM_DIGITS:
+        raise DeriveError(
+            f"{shown} shows {digits} significant digits; the limit is {MAX_CLAIM_DIGITS} (claim digit limit)",
+            where=where,
+        )
+    exponent = cleaned[len(mantissa) + 1 :]
+    if len(exponent.lstrip("+-").lstrip("0")) > 6:
+        raise DeriveError(f"the exponent of {shown} is beyond ±{MAX_CLAIM_EXPONENT} (claim exponent limit)", where)
+    value = Decimal(cleaned)
+    if value and abs(value.adjusted()) > MAX_CLAIM_EXPONENT:
+        raise DeriveError(f"the exponent of {shown} is beyond ±{MAX_CLAIM_EXPONENT} (claim exponent limit)", where)
+    return value
 
 
-def parse_claim(text: str, where: str, line: int | None = None) -> Claim:
-    """One ``NAME = VALUE``."""
+def parse_claim(text: str, where: str, line: int | None = None, quote: bool = True) -> Claim:
+    """One ``NAME = VALUE`` (``quote`` False: a file's line, never quoted in messages)."""
     name, sep, number = text.partition("=")
     name = "".join(name.split())
     if not sep or not name or not number.strip():
         raise DeriveError(
-            f"expected NAME = VALUE, got {text.strip()!r}",
+            f"expected NAME = VALUE, got {text.strip()!r}" if quote else "expected NAME = VALUE (no '=' or no value)",
             where=where,
             hint="e.g. out_o1 = 0.75136507 or dE/dw5 = 0.0822",
         )
-    return Claim(name, number.strip(), parse_number(number, where), where, line)
+    if not quote and not _CLAIM_NAME.match(name):
+        raise DeriveError("the name is not a claim name", where=where, hint=NAME_HELP)
+    return Claim(name, number.strip(), parse_number(number, where, quote), where, line)
 
 
 def read_claims(text: str, source: str) -> list[Claim]:
-    """The claims of a claims file: one ``NAME = VALUE`` a line; ``#`` comments and blank lines skipped."""
+    """The claims of a claims file: one ``NAME = VALUE`` a line; ``#`` comments and blank lines skipped.
+
+    Only a newline ends a line: a form feed or U+2028 inside a comment does not start a claim.
+    """
     claims = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.split("#", 1)[0].strip()
         if line:
-            claims.append(parse_claim(line, f"{source}:{number}", number))
+            claims.append(parse_claim(line, f"{source}:{number}", number, quote=False))
     if not claims:
         raise DeriveError("no claims in the file", where=source, hint="write one NAME = VALUE a line")
     return claims
 
 
 def load_claims(path: str | Path) -> list[Claim]:
-    """The claims of a file, with a clear error when it cannot be read."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeriveError(f"cannot read the claims file: {exc}", where=str(path)) from None
-    return read_claims(text, str(path))
+    """The claims of a file, read as every untrusted file is (:func:`derive.files.read_input`)."""
+    from ..files import MAX_CLAIMS_BYTES, read_text_input, shown_path
+
+    return read_claims(read_text_input(path, "claims file", MAX_CLAIMS_BYTES), shown_path(path))
 
 
 def argument_claims(arguments: Sequence[str]) -> list[Claim]:
     """Claims given on the command line as NAME=VALUE."""
-    return [parse_claim(a, f"argument {i} ({a!r})") for i, a in enumerate(arguments, start=1)]
+    return [
+        parse_claim(a, f"argument {i} ({a if len(a) <= 60 else a[:57] + '…'!r})") for i, a in enumerate(arguments, 1)
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -152,7 +178,12 @@ def is_ok(claimed: Decimal, computed: float) -> bool:
     float 0.37749999999999995 is 0.15·0.05 + 0.20·0.10 + 0.35 = 0.3775, so
     0.3775 is right and 0.3774 is not a truncation of it.
     """
-    v = Decimal(computed)
+    with localcontext(prec=_PRECISION):
+        return _is_ok(claimed, computed)
+
+
+def _is_ok(claimed: Decimal, computed: float) -> bool:
+    v = Decimal(computed) if isinstance(computed, float | int) else Decimal(str(computed))  # a sympy Float too
     # a computed float differs from the exact value by rounding noise (the number policy says how far)
     unit, noise = _unit(claimed), POLICY.slack(v)
     if abs(v - claimed) <= unit / 2 + noise:  # rounded
@@ -168,10 +199,11 @@ def agreeing_digits(claimed: Decimal, computed: float) -> int:
     """How many leading significant digits of the claim are right (rounded or truncated there)."""
     if computed == 0 or claimed == 0:
         return significant_digits(claimed) if is_ok(claimed, computed) else 0
-    for k in range(significant_digits(claimed), 0, -1):
-        quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
-        if any(is_ok(claimed.quantize(quantum, rounding=r), computed) for r in (ROUND_HALF_UP, ROUND_DOWN)):
-            return k
+    with localcontext(prec=_PRECISION):
+        for k in range(significant_digits(claimed), 0, -1):
+            quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
+            if any(is_ok(claimed.quantize(quantum, rounding=r), computed) for r in (ROUND_HALF_UP, ROUND_DOWN)):
+                return k
     return 0
 
 
@@ -276,10 +308,13 @@ class _Names:
         text = _SAMPLE_LOSS.sub(lambda r: f"d{r['loss']}/d{r['rest']}[{r['n']}]{r['after']}", text)
         m = _STEP.match(text)
         assert m is not None  # the pattern matches any non-empty text
-        step = 1 if m["prime"] else int(m["step"] or 0)
+        if len(m["base"]) > 200:
+            raise DeriveError("name too long", where=where)
+        digits = (m["step"] or "0").lstrip("0")
+        step = 1 if m["prime"] else (int(digits or 0) if len(digits) <= len(str(MAX_STEPS)) else MAX_STEPS + 1)
         if step > MAX_STEPS:
             raise DeriveError(
-                f"{written!r}: at most {MAX_STEPS:,} updates",
+                f"at most {MAX_STEPS:,} updates (the step limit)",
                 where=where,
                 hint="a claim after more updates is not checked",
             )
@@ -414,6 +449,7 @@ class _Values:
         assert start is not None  # check() required the inputs and targets
         self.points[0] = start
         wanted = {s for step in steps for s in (step, step - 1) if s > 0}
+        check_steps(max(wanted, default=0), len(self.model.spec.parameter_names), "claims after updates")
         engine, done = None, 0
         for step in sorted(wanted):
             if engine is None:
@@ -577,6 +613,13 @@ def compute(model: Worked, names: Sequence[str]) -> list[float]:
     return [values.value(q) for q in quantities]
 
 
+MAX_EXPLAINED_QUANTITIES = 64  # quantities a wrong claim's explanation may recompute (a count, not a clock)
+
+
+class _TooFar(Exception):
+    """An explanation that would recompute more than MAX_EXPLAINED_QUANTITIES quantities."""
+
+
 def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | None:
     """Recompute a wrong claim's quantity from its inputs, taking every claimed input as claimed."""
 
@@ -599,6 +642,8 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
         point: dict[sp.Symbol, float] = {}
         for symbol, qi in inputs.items():
             if qi not in memo:
+                if len(memo) >= MAX_EXPLAINED_QUANTITIES:
+                    raise _TooFar
                 given = claimed(qi)
                 inner = values.definition(qi) if qi.step == q.step else None
                 if given is not None:
@@ -616,7 +661,10 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     definition = values.definition(target.quantity)
     if definition is None:
         return None
-    recomputed = recompute(target.quantity, definition)
+    try:
+        recomputed = recompute(target.quantity, definition)
+    except _TooFar:  # the explanation would recompute too much of a big or deep network: the verdict stands alone
+        return None
     if not used:
         return None
     # claims at the same step first (for E' the updated weights, not the biases that stayed), then in file order

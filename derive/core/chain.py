@@ -28,6 +28,7 @@ from .rules import Activation, LayerMap, X
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
+MAX_CLOSED_FORM_LAYERS = 64  # closed forms of deeper networks are refused: their nesting outruns Python's stack
 EXACT_DIGITS = POLICY.exact_digits
 MAX_EXACT_DIGITS = POLICY.max_exact_digits
 
@@ -279,6 +280,9 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
     def forward(self, index: int) -> tuple[list[Number | None], list[Number | None]]:
         """(nets, outs) of layer ``index``."""
+        for lower in range(1, index):  # the layers below first, in order: no recursion through hundreds of layers
+            if lower not in self._forward:
+                self.forward(lower)
         if index not in self._forward:
             layer = self.net.layers[index]
             prev = self._outs(index - 1)
@@ -301,6 +305,9 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
     def deltas(self, index: int) -> list[Number | None]:
         """The δs of layer ``index``."""
+        for higher in range(len(self.net.layers) - 1, index, -1):  # the layers above first: no deep recursion
+            if higher not in self._deltas:
+                self.deltas(higher)
         if index not in self._deltas:
             layer = self.net.layers[index]
             nets, outs = self.forward(index)
@@ -391,22 +398,19 @@ def local_factor(net: Network, head: sp.Symbol, tail: sp.Symbol) -> sp.Expr | No
 
 def count_paths(net: Network, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
     """How many paths lead from node to E (counted, not listed)."""
-    memo = {} if memo is None else memo
-    if node == LOSS_SYMBOL:
-        return 1
-    if node not in memo:
-        memo[node] = sum(count_paths(net, head, memo) for head, _ in net.edges_from(node))
-    return memo[node]
+    return net.count_paths(node, memo)
 
 
 def _walk(net: Network, node: sp.Symbol) -> Iterator[list[tuple[sp.Symbol, sp.Symbol, sp.Expr]]]:
-    """Every path from node to E as edges (tail, head, factor), tail first."""
-    if node == LOSS_SYMBOL:
-        yield []
-        return
-    for head, factor in net.edges_from(node):
-        for rest in _walk(net, head):
-            yield [(node, head, factor), *rest]
+    """Every path from node to E as edges (tail, head, factor), tail first (a stack, not recursion: deep nets)."""
+    stack: list[tuple[sp.Symbol, list[tuple[sp.Symbol, sp.Symbol, sp.Expr]]]] = [(node, [])]
+    while stack:
+        tail, path = stack.pop()
+        if tail == LOSS_SYMBOL:
+            yield path
+            continue
+        for head, factor in reversed(net.edges_from(tail)):  # reversed: popped in the edges' order
+            stack.append((head, [*path, (tail, head, factor)]))
 
 
 # --------------------------------------------------------------------------
@@ -644,6 +648,14 @@ def expand_definitions(
     keep: frozenset[sp.Symbol] = frozenset(),
 ) -> sp.Expr:
     """``expr`` with every net, out and δ but those in ``keep`` replaced by its definition (``deltas`` first)."""
+    if len(net.layers) > MAX_CLOSED_FORM_LAYERS:  # nested this deep, sympy's own recursion would fail first
+        raise TooLargeError(
+            f"the closed form of ∂E/∂{label} would be nested {len(net.layers)} layers deep "
+            f"(limit {MAX_CLOSED_FORM_LAYERS} layers)",
+            hint="the δ form (the default output) has no such limit",
+            size=len(net.layers),
+            limit=MAX_CLOSED_FORM_LAYERS,
+        )
     expander = _Expander(net, deltas, keep)
     size = expander.tree_size(expr)
     if size > limit:

@@ -22,6 +22,9 @@ MAX_LENGTH = 400
 MAX_DEPTH = 40
 MAX_CONSTANT = 1e6
 MAX_EXPONENT = 64
+MAX_GROWTH_NESTING = 3  # exp, sinh, cosh inside one another: exp(exp(exp(x))) at most (values past 10^(10^6) beyond)
+MAX_EXPANDED_TERMS = 512  # terms a formula or its derivative would expand to (tanh nested 9 deep: 2⁹)
+GROWING = (sp.exp, sp.sinh, sp.cosh)
 
 # each function of the table (derive.spec.builtins) as sympy builds it
 SYMPY_FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
@@ -44,6 +47,22 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr]]] = {
     name: (entry.arity, SYMPY_FUNCTIONS[name]) for name, entry in BUILTIN_FUNCTIONS.items()
 }
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
+FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {  # the table's functions on floats, to size a constant
+    "exp": math.exp,
+    "log": math.log,
+    "ln": math.log,
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "tanh": math.tanh,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "sin": math.sin,
+    "cos": math.cos,
+    "atan": math.atan,
+    "erf": math.erf,
+    "max": max,
+    "min": min,
+}
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
@@ -65,7 +84,73 @@ def parse_formula(text: str, variables: Mapping[str, sp.Symbol], where: str = "f
     """
     if len(text) > MAX_LENGTH:
         raise FormulaError(f"formula longer than {MAX_LENGTH} characters", where)
-    return _Parser(text, dict(variables), where).parse()
+    expr = _Parser(text, dict(variables), where).parse()
+    check_cost(expr, f"{text!r}", where)
+    return expr
+
+
+def check_cost(expr: sp.Expr, what: str, where: str) -> None:
+    """Refuse an expression that is not a finite real one, or whose symbolic cost would explode.
+
+    The cost is measured on the expression, not by a clock: how deep exp/sinh/cosh nest
+    (each level exponentiates the size of the numbers) and how many terms expanding it
+    would give (products of sums multiply). ``what`` names it in the message.
+    """
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise FormulaError(f"{what}: not finite (log(0), or a division by zero)", where)
+    if expr.has(sp.I):
+        raise FormulaError(f"{what}: not a real number (the square root or log of a negative number)", where)
+    nesting = _growth_nesting(expr)
+    if nesting > MAX_GROWTH_NESTING:
+        raise FormulaError(
+            f"{what}: exp, sinh or cosh nested {nesting} deep; the limit is {MAX_GROWTH_NESTING} (growth nesting limit)",
+            where,
+        )
+    terms = expanded_terms(expr)
+    if terms > MAX_EXPANDED_TERMS:
+        raise FormulaError(
+            f"{what}: would expand to about {terms:,} terms; the limit is {MAX_EXPANDED_TERMS} (expansion limit)",
+            where,
+            hint="a formula nested this deep makes every derivation and generated module too large",
+        )
+
+
+def _growth_nesting(expr: sp.Basic) -> int:
+    """How many exp/sinh/cosh lie inside one another at most (walked with a stack)."""
+    deepest, stack = 0, [(expr, 0)]
+    while stack:
+        node, depth = stack.pop()
+        depth += isinstance(node, GROWING)
+        deepest = max(deepest, depth)
+        stack.extend((arg, depth) for arg in node.args)
+    return deepest
+
+
+def expanded_terms(expr: sp.Basic, cap: int = 10**9) -> int:
+    """An estimate of the terms ``sp.expand`` would give, capped: sums add, products multiply, functions are one.
+
+    Each function's argument counts too (it is expanded inside), so tanh nested n deep,
+    whose derivative is a product of n sums, estimates 2ⁿ.
+    """
+    if isinstance(expr, sp.Add):
+        return min(cap, sum(expanded_terms(a, cap) for a in expr.args))
+    if isinstance(expr, sp.Mul):
+        total = 1
+        for a in expr.args:
+            total = min(cap, total * expanded_terms(a, cap))
+        return total
+    if isinstance(expr, sp.Pow):
+        base = expanded_terms(expr.base, cap)
+        e = expr.exp
+        if e.is_Integer and 1 < int(e) <= MAX_EXPONENT:  # (a sum of k terms)**n has C(k+n-1, n) monomials
+            return min(cap, math.comb(base + int(e) - 1, int(e)))
+        return min(cap, base * expanded_terms(e, cap))
+    if expr.args:  # a function: one term, and whatever its arguments expand to
+        inner = 1
+        for a in expr.args:
+            inner = min(cap, inner * expanded_terms(a, cap))
+        return inner
+    return 1
 
 
 def _tokenize(text: str, where: str) -> list[_Token]:
@@ -239,4 +324,18 @@ class _Parser:
         self.expect(")")
         if len(args) != arity:
             raise self.error(f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}")
+        if all(a.is_number for a in args):  # a constant: its size estimated with floats before sympy evaluates it
+            self.constant(name, [float(a) for a in args])
         return function(*args)
+
+    def constant(self, name: str, args: list[float]) -> None:
+        """Refuse a constant function call whose value is out of range (exp(exp(12)), log(0), sqrt(-1))."""
+        try:
+            value = FLOAT_FUNCTIONS[name](*args)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            value = math.inf
+        if not math.isfinite(value) or abs(value) > MAX_CONSTANT or 0 < abs(value) < 1 / MAX_CONSTANT**2:
+            raise self.error(
+                f"the constant {name}({', '.join(f'{a:g}' for a in args)}) is out of range "
+                f"(at most {MAX_CONSTANT:g} in size and, unless 0, at least {1 / MAX_CONSTANT**2:g}; constant limit)"
+            )

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from typing import overload
 
 import sympy as sp
 
-from ..errors import DeriveError, listing, suggest
+from ..errors import DeriveError, listing, shorten, suggest
 from ..spec.naming import latex_name
 from ..spec.reading import BiasKind, LayerSpec, Spec
 from .layers import Dense, kind_of
@@ -453,7 +453,7 @@ class Network:
                 [n for n, i in self.info.items() if i.kind in (SymbolKind.INPUT, SymbolKind.NET, SymbolKind.OUT)], 12
             )
             hint += "\n  or a whole layer's matrix, as an exported module names it: W2, b2, …"
-            raise DeriveError(f"unknown parameter {name!r}", where=self.spec.source, hint=hint)
+            raise DeriveError(f"unknown parameter {shorten(name)}", where=self.spec.source, hint=hint)
         return self.symbols[name]
 
     def _kind(self, symbol: sp.Symbol, kind: SymbolKind) -> SymbolInfo | None:
@@ -490,16 +490,32 @@ class Network:
             return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(info.row, layer.size)]
         return []
 
+    def count_paths(self, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
+        """How many paths lead from ``node`` to E (counted, not listed; ``memo`` keeps the counts of nodes seen).
+
+        Walked with a stack, not recursion: a network of hundreds of layers is deeper than Python's stack.
+        """
+        memo = {} if memo is None else memo
+        stack = [node]
+        while stack:
+            top = stack[-1]
+            if top == LOSS_SYMBOL or top in memo:
+                stack.pop()
+                continue
+            heads = [head for head, _ in self.edges_from(top)]
+            waiting = [h for h in heads if h != LOSS_SYMBOL and h not in memo]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            memo[top] = sum(1 if h == LOSS_SYMBOL else memo[h] for h in heads)
+            stack.pop()
+        return 1 if node == LOSS_SYMBOL else memo[node]
+
     def path_counts(self) -> dict[str, int]:
         """How many paths lead from each weight and bias to E, by name (counted per net, not listed)."""
         memo: dict[sp.Symbol, int] = {}
 
-        def count(node: sp.Symbol) -> int:
-            if node == LOSS_SYMBOL:
-                return 1
-            if node not in memo:
-                memo[node] = sum(count(head) for head, _ in self.edges_from(node))
-            return memo[node]
+        count = partial(self.count_paths, memo=memo)
 
         counts: dict[str, int] = {}
         for layer in self.layers[1:]:

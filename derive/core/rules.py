@@ -20,7 +20,7 @@ import sympy as sp
 
 from ..errors import FormulaError
 from ..spec.builtins import ACTIVATIONS, LOSSES, SOFTMAX
-from .formula import parse_formula
+from .formula import check_cost, parse_formula
 
 X = sp.Symbol("x", real=True)  # the activation's argument (a net)
 Y = sp.Symbol("y", real=True)  # the activation's value (an out)
@@ -239,6 +239,7 @@ def activation(name_or_formula: str, where: str = "activation") -> Activation | 
     formula = builtin.formula if builtin is not None else name_or_formula
     f = parse_formula(formula, {"x": X}, where)
     fprime = differentiate(f, X)
+    check_cost(fprime, f"the derivative of {formula!r}", where)  # the step every derivation and module takes
     return Activation(
         name=name_or_formula,
         formula=formula,
@@ -277,6 +278,7 @@ def loss(kind: str, expr: str, where: str = "loss") -> Loss:
     per_output = parse_formula(formula, {"o": O, "t": T}, where)
     if not per_output.has(O):
         raise FormulaError(f"{formula!r}: the loss does not depend on the output o", where)
+    check_cost(differentiate(per_output, O), f"the derivative of {formula!r}", where)
     return Loss(
         name=kind or "custom",
         formula=formula,

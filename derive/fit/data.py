@@ -10,13 +10,14 @@ DeriveError naming the source and what is wrong; nothing here writes files.
 from __future__ import annotations
 
 import csv
-import zipfile
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeriveError
+from ..files import MAX_DATA_BYTES, file_format, load_npz, read_input, shown_path
 
 DIGITS = "digits"
 SCALINGS = ("none", "standard", "minmax")
@@ -90,15 +91,28 @@ def load_data(
         source = "digits"
     else:
         path = Path(ref)
-        source = str(path)
-        if path.suffix.lower() not in (".npz", ".csv"):
-            raise DeriveError(
-                "unknown kind of data", where=source, hint="give digits, a .npz (X with T or y) or a .csv file"
-            )
-        if not path.is_file():
-            raise DeriveError("no such file", where=source)
-        X, T, labels = _npz(path) if path.suffix.lower() == ".npz" else _csv(path)
+        source = shown_path(path)
+        X, T, labels = _read(path, source)
     return _checked(X, T, labels, source, inputs, outputs, one_hot, target_range)
+
+
+def _read(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A data file, read as every untrusted file is (:mod:`derive.files`) and told apart by its first bytes."""
+    data = read_input(path, "data set", MAX_DATA_BYTES)  # refuses a FIFO or a device before the name is judged
+    if path.suffix.lower() not in (".npz", ".csv"):
+        raise DeriveError(
+            "unknown kind of data", where=source, hint="give digits, a .npz (X with T or y) or a .csv file"
+        )
+    kind = file_format(data)
+    if kind == "npz":
+        return _npz(data, source)
+    if kind == "npy":
+        raise DeriveError("is a single .npy array; give a .npz archive with X and T or y", where=source)
+    if kind == "empty":
+        raise DeriveError("no rows of data (the file is empty)", where=source)
+    if path.suffix.lower() == ".npz":
+        raise DeriveError("not a readable .npz archive (it holds text)", where=source)
+    return _csv(data, source)
 
 
 def _digits() -> tuple[np.ndarray, None, np.ndarray]:
@@ -115,18 +129,17 @@ def _digits() -> tuple[np.ndarray, None, np.ndarray]:
     return np.asarray(X, dtype=float), None, np.asarray(y)
 
 
-def _npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DeriveError(f"not a readable .npz archive ({exc})", where=str(path)) from None
+def _npz(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    arrays = load_npz(data, source, MAX_DATA_BYTES)
     if "X" not in arrays or not ({"T", "y"} & set(arrays)):
-        found = ", ".join(sorted(arrays)) or "nothing"
-        raise DeriveError(f"needs the arrays X and T (targets) or y (labels); found {found}", where=str(path))
-    for key, value in arrays.items():
-        if key in ("X", "T", "y") and not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-            raise DeriveError(f"{key} holds {value.dtype} values, not numbers", where=f"{path}: {key}")
+        found = ", ".join(sorted(repr(k) if not k.isidentifier() else k for k in arrays)) or "nothing"
+        raise DeriveError(f"needs the arrays X and T (targets) or y (labels); found {found}", where=source)
+    floats = sum(arrays[key].size for key in ("X", "T", "y") if key in arrays) * 8
+    if floats > MAX_DATA_BYTES:
+        raise DeriveError(
+            f"its arrays take {floats:,} bytes as float64; the limit is {MAX_DATA_BYTES:,} (array size limit)",
+            where=source,
+        )
     X = arrays["X"].astype(float)
     if "T" in arrays:
         T = arrays["T"].astype(float)
@@ -134,26 +147,29 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     return X, None, arrays["y"]
 
 
-def _csv(path: Path) -> tuple[np.ndarray, None, np.ndarray]:
+def _csv(data: bytes, source: str) -> tuple[np.ndarray, None, np.ndarray]:
+    """A CSV table (label last); messages give a line and column, never a cell's text."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DeriveError(f"cannot read: {exc}", where=str(path)) from None
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first cell
+        rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if row]
+    except UnicodeDecodeError as exc:
+        raise DeriveError(f"cannot read: not UTF-8 text (byte {exc.start + 1})", where=source) from None
+    except csv.Error as exc:
+        raise DeriveError(f"cannot read: {exc}", where=source) from None
     if rows and not _numeric(rows[0][1]):
         rows = rows[1:]  # a header line
     if not rows:
-        raise DeriveError("no rows of data", where=str(path))
+        raise DeriveError("no rows of data", where=source)
     width = len(rows[0][1])
     values = []
     for number, row in rows:
         if len(row) != width:
-            raise DeriveError(f"{len(row)} columns, but the first row has {width}", where=f"{path}: line {number}")
+            raise DeriveError(f"{len(row)} columns, but the first row has {width}", where=f"{source}: line {number}")
         try:
             values.append([float(cell) for cell in row])
         except ValueError:
-            bad = next(cell for cell in row if not _numeric([cell]))
-            raise DeriveError(f"{bad.strip()!r} is not a number", where=f"{path}: line {number}") from None
+            column = next(i for i, cell in enumerate(row, start=1) if not _numeric([cell]))
+            raise DeriveError(f"column {column} is not a number", where=f"{source}: line {number}") from None
     table = np.array(values)
     return table[:, :-1], None, table[:, -1]
 
@@ -194,7 +210,8 @@ def _checked(
         return Dataset(X, T, None, source)
     assert labels is not None
     if labels.shape != (n,):
-        raise DeriveError(f"{labels.shape[0]} labels for {n} rows of inputs", where=source)
+        got = f"{labels.shape[0]} labels" if labels.ndim == 1 else f"labels of shape {labels.shape}"
+        raise DeriveError(f"{got} for {n} rows of inputs", where=source)
     _finite(labels.astype(float), "the labels", source)
     if one_hot is None:
         one_hot = outputs > 1
@@ -219,8 +236,16 @@ def _checked(
             f"label {labels[row]:g} in row {row + 1} is not a class 0…{outputs - 1} (the network has {outputs} outputs)",
             where=source,
         )
+    if n * outputs * 8 > MAX_DATA_BYTES:
+        raise DeriveError(
+            f"one-hot targets for {n:,} rows and {outputs:,} classes take {n * outputs * 8:,} bytes; "
+            f"the limit is {MAX_DATA_BYTES:,} (array size limit)",
+            where=source,
+        )
     classes = labels.astype(int)
-    return Dataset(X, np.eye(outputs)[classes], classes, source)
+    T = np.zeros((n, outputs))
+    T[np.arange(n), classes] = 1.0
+    return Dataset(X, T, classes, source)
 
 
 def _finite(values: np.ndarray, what: str, source: str) -> None:

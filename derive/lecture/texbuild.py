@@ -11,16 +11,16 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from ..errors import DeriveError
-from ..files import write_atomic
+from ..files import run_child, scratch_folder, write_atomic
 
 ENGLISH_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils"
 CHINESE_PACKAGES = "texlive-xetex texlive-lang-chinese texlive-fonts-recommended"
 DEFAULT_EPOCH = "1700000000"  # a fixed date for every build that does not set its own
 JOB = "lecture"
+MAX_TEX_BYTES = 2 * 2**20  # LaTeX source compiled at most (Mazur's lecture: 33 kB; 784-256-256-10's: 45 kB)
 
 
 class TexMissing(DeriveError):
@@ -61,10 +61,16 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
     On failure, raise :class:`TexFailed` with the LaTeX error lines; the .tex
     is kept next to the target so the user can look at it.
     """
+    size = len(source.encode("utf-8"))
+    if size > MAX_TEX_BYTES:  # a size estimate, not a clock: TeX would run for many minutes (400 layers: 30 MB)
+        raise TexFailed(
+            f"the LaTeX source is {size:,} bytes; the limit for compiling is {MAX_TEX_BYTES:,} (TeX size limit)",
+            where=str(target),
+            hint="write the source (-o FILE.tex) or a web page (-o FILE.html) instead",
+        )
     check_tools(lang)
     flag, _ = engine_for(lang)
-    with tempfile.TemporaryDirectory(prefix="derive-tex-") as tmp:
-        work = Path(tmp)
+    with scratch_folder("derive-tex-") as work:  # removed by the CLI's signal handler too
         (work / f"{JOB}.tex").write_text(source, encoding="utf-8")
         command = [
             "latexmk",
@@ -77,7 +83,15 @@ def compile_pdf(source: str, target: Path, lang: str, keep_tex: Path | None = No
             f"{JOB}.tex",
         ]
         try:
-            proc = subprocess.run(command, cwd=work, env=build_env(), capture_output=True, text=True, timeout=600)
+            proc = run_child(
+                command,
+                timeout=600,
+                cwd=work,
+                env=build_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise TexFailed("the LaTeX build took more than 10 minutes") from None
         pdf = work / f"{JOB}.pdf"

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DeriveError
 from .printing import format_number
 
-MATRIX_KEY = re.compile(r"(?P<kind>[Wb])(?P<layer>\d+)\Z")
+MATRIX_KEY = re.compile(r"(?P<kind>[Wb])(?P<layer>[0-9]{1,9})\Z")  # a layer number, never thousands of digits
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeriveError
+from ..files import new_temporary, track, untrack, whole
 from ..lecture.plan import Claim, Exercise, LecturePlan
 from ..lecture.sheet import KEY, SHEET, sheet_exercises, sheet_plan
 from ..present import numbers
@@ -193,9 +193,12 @@ def write_class(
         from ..files import check_target
 
         check_target(directory)  # the error naming the missing folder: only the class set's own folder is made
+    made = not directory.exists()
     directory.mkdir(exist_ok=True)
-    earlier = (directory / "variants.toml").exists()  # a class set was written here before
-    staging = Path(tempfile.mkdtemp(prefix=".derive-exercises-", dir=directory))
+    if made:
+        track(directory)  # a stop by a signal leaves no empty class folder behind
+    earlier = recorded_files(directory)  # what an earlier class set here wrote: the only files ever removed
+    staging = Path(new_temporary(directory, ".derive-exercises-")[1])  # tracked: a signal removes it
     try:
         builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
         for sheet in class_set.sheets:
@@ -223,20 +226,50 @@ def write_class(
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(build, builds))  # latexmk runs as a subprocess: threads are enough
         written = sorted(staging.iterdir())
-        for path in written:
-            os.replace(path, directory / path.name)
-        if earlier:  # an earlier, larger class set's students would sit beside this one's variants.toml
-            names = {path.name for path in written}
-            for stale in directory.glob("student-*"):
-                if stale.name not in names and STUDENT_FILE.fullmatch(stale.name):
-                    stale.unlink()
+        with whole():  # a signal waits until the class set is in place
+            for path in written:
+                os.replace(path, directory / path.name)
+            untrack(directory)
+            # an earlier, larger class set's students would sit beside this one's variants.toml
+            for stale in sorted(earlier - {path.name for path in written}):
+                (directory / stale).unlink(missing_ok=True)
     except BaseException:
         for tex_file in staging.glob("*.tex"):  # a failed build's LaTeX, for the bug report
             shutil.copy(tex_file, directory / tex_file.name)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        untrack(staging)
+        untrack(directory)
     return time.perf_counter() - started
+
+
+def recorded_files(directory: Path) -> set[str]:
+    """The student files the class set's variants.toml in ``directory`` says derive wrote (none if unreadable).
+
+    Only these are ever removed when a new class set replaces it: a file of the
+    user's, even one named like a student's, is not derive's to delete.
+    """
+    import tomllib
+
+    from ..files import MAX_CLAIMS_BYTES, read_text_input
+
+    manifest = directory / "variants.toml"
+    if not manifest.exists():
+        return set()
+    try:
+        data = tomllib.loads(read_text_input(manifest, "class set's variants.toml", MAX_CLAIMS_BYTES))
+    except (DeriveError, tomllib.TOMLDecodeError, RecursionError):
+        return set()
+    entries = data.get("variants")
+    names = set()
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            for role in ("spec", "sheet", "key", "answers", "lecture"):
+                name = entry.get(role)
+                if isinstance(name, str) and STUDENT_FILE.fullmatch(name):
+                    names.add(name)
+    return names
 
 
 def check_format(fmt: str) -> None:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError, listing, suggest
+from ..errors import SpecError, listing, shorten, suggest
 from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
 
 BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
@@ -57,7 +57,11 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 MAX_NAME_LENGTH = 40
 MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
-MAX_PARAMETERS = 10_000_000  # every weight is named: 10⁷ names take about a gigabyte
+BYTES_PER_PARAMETER = 300  # measured: a named weight (its symbols, value, edges) costs ≈ 270 bytes in one `grad`
+MEMORY_BUDGET = 2**30  # bytes a spec's network may take by that estimate: ≈ 3.5 million weights and biases
+MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3)
+MAX_STEPS = 100_000  # updates any command runs: training.steps, --steps, a claim's X@N (mazur: 3 s)
+MAX_TRAINING_WORK = 1_000_000_000  # steps × weights and biases: a training run's cost, refused before it starts
 
 TOP_KEYS = (
     "name",
@@ -286,18 +290,18 @@ def spec_text(ref: str | Path) -> tuple[str, str]:
 
 def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
     """(TOML text, source name for messages, folder its files are read from) of a spec reference."""
+    from ..files import MAX_SPEC_BYTES, read_text_input, shown_path
+
     if str(ref) == "-":
         import sys
 
-        return sys.stdin.read(), "<stdin>", Path.cwd()
+        text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(f"the spec is larger than the limit of {MAX_SPEC_BYTES:,} bytes", where="<stdin>")
+        return text, "<stdin>", Path.cwd()
     path = Path(ref)
-    text: str
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read the spec: {exc}", where=str(path)) from None
-        return text, str(path), path.parent
+    if path.exists() and not path.is_dir():  # a FIFO or a device is refused by read_text_input, never read
+        return read_text_input(path, "spec", MAX_SPEC_BYTES), shown_path(path), path.parent
     elif str(ref) in builtin_examples():
         text = builtin_example_text(str(ref))
         source = f"{ref}{BUILTIN_SUFFIX}"
@@ -312,6 +316,11 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
+    depth = _nesting(text)
+    if depth > MAX_TOML_NESTING:
+        raise SpecError(
+            f"brackets nested {depth} deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
+        )
     try:
         data = _fast_toml(text) or tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -405,6 +414,31 @@ def _fast_toml(text: str) -> dict[str, Any] | None:
     return data
 
 
+def _nesting(text: str) -> int:
+    """How deep [ and { nest in TOML text, outside strings and comments (an upper bound for odd text)."""
+    deepest = depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+        elif c in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else c
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                j += 2 if text[j] == "\\" and c == '"' else 1
+            i = j + len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
+
+
 def _single_bracket_layers(text: str) -> int:
     """The line of a second ``[layers]`` header (the usual slip for ``[[layers]]``), or 0."""
     lines = [i for i, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\s*layers\s*\]\s*(#.*)?$", line)]
@@ -475,7 +509,7 @@ class _Validator:
                 "digits or underscores (names must work in LaTeX and Python)",
             )
         if len(value) > MAX_NAME_LENGTH:
-            raise self.fail(key, f"name {value!r} is longer than {MAX_NAME_LENGTH} characters")
+            raise self.fail(key, f"name {shorten(value)} is longer than {MAX_NAME_LENGTH} characters")
         if keyword.iskeyword(value) or keyword.issoftkeyword(value):
             raise self.fail(key, f"{value!r} is a Python keyword; choose another name")
         if value in RESERVED_NAMES:
@@ -542,6 +576,8 @@ class _Validator:
         )
         self.check_unique(spec)
         self.check_loss_fits(spec)
+        if isinstance(data.get("training"), dict) and "steps" in data["training"]:
+            check_steps(training.steps, self.parameters, f"{self.source}: training.steps")
         if "published" in data:
             spec = replace(spec, published=self.published(data["published"], spec))
         return spec
@@ -629,8 +665,10 @@ class _Validator:
         if not isinstance(update, bool):
             raise self.fail("training.update_biases", f"expected true or false, got {_describe(update)}")
         steps = table.get("steps", 1000)
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000_000:
-            raise self.fail("training.steps", f"expected a whole number from 0 to 10000000, got {steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
+            raise self.fail(
+                "training.steps", f"expected a whole number from 0 to {MAX_STEPS} (the step limit), got {steps!r}"
+            )
         return TrainingSpec(learning_rate=lr, update_biases=update, steps=steps)
 
     def init(self, table: Any) -> int:
@@ -786,10 +824,12 @@ class _Validator:
 
         m = prev.size
         self.parameters += n * (m + 1)
-        if self.parameters > MAX_PARAMETERS:
+        estimate = self.parameters * BYTES_PER_PARAMETER
+        if estimate > MEMORY_BUDGET:  # before a weight is drawn or named
             raise self.fail(
                 key,
-                f"{self.parameters:,} weights and biases up to this layer; the limit is {MAX_PARAMETERS:,}",
+                f"{self.parameters:,} weights and biases up to this layer would take about {estimate / 2**30:.1f} GiB "
+                f"(≈ {BYTES_PER_PARAMETER} bytes each); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
                 "derive names and derives every parameter; make the layers narrower",
             )
         if "weight_names" in table:
@@ -892,31 +932,18 @@ class _Validator:
         """n numbers from a .npy file or a text file of numbers, relative to the spec's folder."""
         if not isinstance(value, str) or not value:
             raise self.fail(key, f"expected a file name, got {_describe(value)}")
-        if self.folder is None:
-            raise self.fail(key, "a built-in or in-memory spec cannot read files; give the numbers instead")
-        path = self.folder / value
-        suffix = path.suffix.lower()
+        suffix = Path(value).suffix.lower()
         if suffix not in NUMBER_FILE_SUFFIXES:
             raise self.fail(
                 key, f"cannot read {suffix or 'a file without suffix'}", "use " + ", ".join(NUMBER_FILE_SUFFIXES)
             )
-        import numpy as np  # only here: specs without files never import numpy
+        from ..files import InputError, number_file
 
+        folder = self.folder if self.folder is not None else Path.cwd()  # standard input and the API: here
         try:
-            if suffix == ".npy":
-                array = np.load(path, allow_pickle=False)
-            else:
-                array = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
-            flat = np.asarray(array, dtype=float).ravel()
-        except FileNotFoundError:
-            raise self.fail(key, f"no such file: {path}") from None
-        except (OSError, ValueError, TypeError) as exc:
-            raise self.fail(key, f"cannot read {path} as numbers: {exc}") from None
-        if flat.size != n:
-            raise self.fail(key, f"expected {n} numbers, {path} holds {flat.size}")
-        if not np.all(np.isfinite(flat)):
-            raise self.fail(key, f"{path} holds a number that is not finite")
-        return tuple(float(v) for v in flat)
+            return number_file(folder, value, f"{self.source}: {key}", n)
+        except InputError as exc:
+            raise SpecError(exc.message, where=exc.where, hint=exc.hint) from None
 
     def layer_weights(self, table: dict[str, Any], key: str, n: int, m: int) -> tuple[tuple[float, ...], ...]:
         """The layer's weights as weights[j][k] (into neuron j from neuron k), however ``weights_layout`` wrote them."""
@@ -1103,6 +1130,19 @@ class _Validator:
             f"bce needs outputs in (0, 1) (it takes log(o) and log(1 − o)), but the output layer's activation "
             f"{out.activation!r} gives outputs outside (0, 1)",
             f'set activation = "sigmoid" in {key}, or use activation = "softmax" with loss kind "cross_entropy"',
+        )
+
+
+def check_steps(steps: int, parameters: int, where: str) -> None:
+    """Refuse a training run of ``steps`` updates of ``parameters`` weights and biases beyond the limits."""
+    if steps > MAX_STEPS:
+        raise SpecError(f"{steps:,} updates; the limit is {MAX_STEPS:,} (the step limit)", where=where)
+    if steps * parameters > MAX_TRAINING_WORK:
+        raise SpecError(
+            f"{steps:,} updates of {parameters:,} weights and biases are {steps * parameters:,} parameter updates; "
+            f"the limit is {MAX_TRAINING_WORK:,} (the training work limit)",
+            where=where,
+            hint="ask for fewer steps",
         )
 
 
