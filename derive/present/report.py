@@ -371,7 +371,7 @@ class Reporter:
         return lines
 
 
-SIDE_BY_SIDE_COLUMNS = 6  # samples per block of the side-by-side table (a row of 8-digit numbers fits 100 columns)
+SIDE_BY_SIDE_COLUMNS = 5  # samples per block of the side-by-side table (a row of 8-digit numbers fits 100 columns)
 
 
 def sample_line(d: Derivation, n: int, count: int, digits: int) -> str:
@@ -414,10 +414,9 @@ class BatchReporter:
             for i, f in enumerate(first.paths[0].factors):
                 of = "E[n]" if f.of == LOSS_SYMBOL else f.of.name
                 rows.append((f"∂{of}/∂{f.wrt.name}", [d.paths[0].factors[i].value for d in b.samples]))
-        elif first.paths:
-            for i, path in enumerate(first.paths):
-                route = " → ".join(s.name for s in reversed(path.nodes))
-                rows.append((f"path {i + 1}: {route}", [d.paths[i].value for d in b.samples]))
+        elif first.paths:  # each path by its number: the routes are listed above the table
+            for i in range(len(first.paths)):
+                rows.append((f"path {i + 1}", [d.paths[i].value for d in b.samples]))
         else:
             for i, term in enumerate(first.terms):
                 net = term.neuron.net
@@ -469,6 +468,13 @@ class BatchReporter:
         lines += self.reporters[b.worked - 1].text(show_closed_form, width).rstrip("\n").split("\n")
         lines += ["", f"── every sample side by side ({'paths' if b.samples[0].paths else 'δ form'}) ──", ""]
         lines += [f"  {sample_line(d, n, count, self.digits)}" for n, d in enumerate(b.samples, 1)]
+        first = b.samples[b.worked - 1]
+        if len(first.paths) > 1:
+            lines.append("")
+            lines += [
+                f"  path {i}: " + " → ".join(s.name for s in reversed(path.nodes))
+                for i, path in enumerate(first.paths, start=1)
+            ]
         lines.append("")
         lines += self.table_lines()
         lines += [
