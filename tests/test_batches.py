@@ -358,3 +358,29 @@ def test_a_batch_written_wrong_gets_the_fix(tmp_path, change, message):
     path.write_text(text)
     result = derive_cli("show", str(path))
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_an_out_of_a_net_that_cancels_to_noise_is_shown_as_f_of_0():
+    from derive.present.display import display_point
+
+    text = """name = "noise"
+loss = "half_sse"
+[[layers]]
+size = 2
+values = [0.3, -0.15]
+[[layers]]
+size = 1
+activation = "tanh"
+weights = [[0.1, 0.2]]
+[[layers]]
+size = 1
+activation = "linear"
+weights = [[0.5]]
+targets = [0.2]
+"""
+    model = Model.from_toml(text)
+    point = model.point
+    net, out = model.network.layers[1].neurons[0].net, model.network.layers[1].neurons[0].out
+    assert point[net] != 0 and abs(point[net]) < 1e-16  # 0.1·0.3 − 0.2·0.15 in floats: rounding noise
+    shown = display_point(model.network, point)
+    assert shown[net] == 0.0 and shown[out] == 0.0  # tanh(0), not tanh of the noise

@@ -20,6 +20,7 @@ import sympy as sp
 
 from ..core.chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
 from ..core.network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..core.policy import POLICY
 from ..core.rules import Activation, LayerMap
 from ..present.branches import piecewise_form
 from ..present.display import display_point, shown_value
@@ -805,7 +806,8 @@ class _Builder:
                 if w == representative:
                     continue
                 src = prev.neurons[k].out
-                g = self.sample_gradients[w.name]
+                # an out shown as 0 (rounding noise of a net that cancels) makes its product 0 on the page too
+                g = 0.0 if self.point[src] == 0 else self.sample_gradients[w.name]
                 rows.append(
                     (
                         g,
@@ -1221,7 +1223,11 @@ class _Builder:
         ]
         rows: list[tuple[Field, ...]] = []
         for p, d in zip(self.parameters, gradients):
-            cells = [Num(float(s.value), 6) if s.value is not None else Text("?") for s in d.samples[:shown]]
+            values = [None if s.value is None else float(s.value) for s in d.samples]
+            scale = max((abs(v) for v in values if v is not None), default=0.0)
+            # a sample's gradient that is rounding noise beside the others' (an out of tanh(≈0)) is shown as 0
+            shown_values = [None if v is None else (0.0 if POLICY.is_noise(v, scale) else v) for v in values]
+            cells = [Num(v, 6) if v is not None else Text("?") for v in shown_values[:shown]]
             total = Num(float(d.value)) if d.value is not None else Text("?")
             rows.append((Math(self.sym(p)), *cells, total))
         header = (

@@ -10,6 +10,7 @@ from ..core.chain import evaluate
 from ..core.network import Network, SymbolKind
 from ..core.point import LazyMapping
 from ..core.policy import POLICY
+from ..core.rules import Activation, X
 
 
 def shown_value(expr: sp.Expr, value: float, point: Mapping[sp.Symbol, float]) -> float:
@@ -57,6 +58,15 @@ class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
             scale = max((abs(t) for t in terms), default=0.0)
             if POLICY.is_noise(value, scale):
                 value = 0.0
+            self._shown[symbol] = value
+        elif info is not None and info.kind is SymbolKind.OUT and info.layer > 0 and info.row is not None:
+            # the out of a net shown as 0 is f(0) (tanh of rounding noise is noise, shown as tanh(0) = 0)
+            layer = self.net.layers[info.layer]
+            net = layer.neurons[info.row].net
+            if isinstance(layer.rule, Activation) and net is not None and self.point[net] != 0 and self[net] == 0:
+                at_zero = layer.rule.f.subs(X, 0)
+                if at_zero.is_number and at_zero.is_finite:
+                    value = float(at_zero)
             self._shown[symbol] = value
         return value
 
