@@ -118,6 +118,10 @@ def toml(net: dict[str, Any], names: bool = False) -> str:
         "[training]",
         f"learning_rate = {net.get('rate', 0.5)!r}",
         "update_biases = true",
+        *(
+            f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}"
+            for key, value in net.get("training", {}).items()
+        ),
         "[[layers]]",
         f"size = {len(net['X'][0])}",
         "values = [" + ", ".join(row(r) for r in net["X"]) + "]",

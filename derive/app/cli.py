@@ -564,6 +564,7 @@ def train(
     quiet: bool,
 ) -> None:
     """Run gradient descent with code compiled from the derivation."""
+    from ..core.optimizer import Optimizer
     from ..present.printing import format_number
     from .api import TRAIN_CHUNK, Model
 
@@ -595,7 +596,8 @@ def train(
     biases = "biases updated" if training.update_biases else "biases not updated"
     batch = f", full batch of {model.samples} samples, E the {model.spec.loss.reduction}" if model.is_batch else ""
     lines = [
-        f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of gradient descent (η = {lr:g}, {biases}{batch})",
+        f"{model.spec.name}: {n} step{'s' if n != 1 else ''} of {Optimizer.of(model.spec).describe()} "
+        f"(η = {lr:g}, {biases}{batch})",
         f"loss before: {format_number(history[0], digits)}",
         f"loss after:  {format_number(history[-1], digits)}",
     ]

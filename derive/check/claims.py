@@ -46,11 +46,12 @@ _RATIO = re.compile(rf"d(?P<num>{_IDENT})/d(?P<den>{_IDENT})\Z")
 _SAMPLE_LOSS = re.compile(
     rf"d(?P<loss>E(?:_[A-Za-z0-9_]+)?)\[(?P<n>\d{{1,6}})\]/d(?P<rest>{_IDENT})(?P<after>(?:'|@\d+)?)\Z"
 )
+_BUFFER = re.compile(rf"(?P<state>[a-z_]+)\((?P<param>{_IDENT})\)\Z")
 _STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(?P<step>\d+))?\Z")
 MAX_CLAIM_DIGITS = 50  # significant digits a claim may show; longer ones are refused
 MAX_CLAIM_EXPONENT = 400  # a claim's decimal exponent, beyond float64's range either side (1e-400 … 1e400)
 _PRECISION = 2 * MAX_CLAIM_DIGITS + 20  # decimal digits of every verdict's arithmetic: a claim's digits and more
-_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]]{1,200}\Z")  # what a claims file's name may look like before it is quoted
+_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]()]{1,200}\Z")  # what a claims file's name may look like before it is quoted
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
@@ -218,6 +219,7 @@ class Kind(Enum):
     GRAD = "grad"  # dE/dX
     PARTIAL = "partial"  # dE_k/dX
     FACTOR = "factor"  # d head / d tail along one edge
+    STATE = "state"  # an optimiser's buffer for a parameter, torch's name: exp_avg(w5)
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ class Quantity:
             Kind.GRAD: f"dE/d{self.wrt}",
             Kind.PARTIAL: f"dE_{self.of}/d{self.wrt}",
             Kind.FACTOR: f"d{self.of}/d{self.wrt}",
+            Kind.STATE: f"{self.of}({self.wrt})",
         }[self.kind]
         if self.sample:
             base = f"{base}[{self.sample}]"
@@ -371,6 +374,9 @@ class _Names:
         info = self.network.info
         if base in info and info[base].kind != "delta":
             return Quantity(Kind.VALUE, base)
+        buffer = _BUFFER.match(base)
+        if buffer:
+            return self._buffer(buffer["state"], buffer["param"], written, where)
         if base in LOSS_NAMES:
             return Quantity(Kind.VALUE, "E")
         ratio = _RATIO.match(base)
@@ -388,6 +394,23 @@ class _Names:
         ]
         hint = suggest(base, choices)
         raise DeriveError(f"unknown name {written!r}", where=where, hint=(hint + "\n  " if hint else "") + NAME_HELP)
+
+    def _buffer(self, state: str, param: str, written: str, where: str) -> Quantity:
+        """exp_avg(w5): the optimiser's buffer for a parameter, under torch's name."""
+        from ..core.optimizer import Optimizer
+
+        optimizer = Optimizer.of(self.network.spec)
+        if state not in optimizer.state:
+            kept = ", ".join(optimizer.state) or "none"
+            hint = suggest(state, optimizer.state) or f"{optimizer.name}'s buffers here: {kept}"
+            raise DeriveError(f"{written!r}: {optimizer.name} keeps no {state}", where=where, hint=hint)
+        info = self.network.info.get(param)
+        if info is None or info.kind not in ("weight", "bias"):
+            hint = suggest(param, self.network.spec.parameter_names)
+            raise DeriveError(f"{written!r}: {param!r} is not a weight or bias", where=where, hint=hint)
+        if not optimizer.updates(info.kind == "bias"):
+            raise DeriveError(f"{written!r}: the biases are not trained (update_biases = false)", where=where)
+        return Quantity(Kind.STATE, state, param)
 
     def _wrt(self, name: str, where: str) -> str:
         try:
@@ -435,6 +458,7 @@ class _Values:
         self.network = model.network
         self.reduction = model.spec.loss.reduction
         self.points: dict[int, tuple[Mapping[sp.Symbol, float], ...]] = {}  # step → a point per sample
+        self.buffers: dict[int, dict[str, dict[str, float]]] = {}  # step → the optimiser's buffers by parameter
 
     @property
     def samples(self) -> int:
@@ -457,6 +481,7 @@ class _Values:
             engine.train(step - done)
             done = step
             self.points[step] = tuple(engine.points())
+            self.buffers[step] = {name: engine.state_values(name) for name in engine.state if name != "step"}
 
     def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
         if point is None and q.sample == 0 and self.samples > 1 and self._reduced(q):
@@ -476,8 +501,10 @@ class _Values:
 
         net = self.network
         p = self.points[q.step][max(q.sample, 1) - 1] if point is None else point
-        if q.kind is Kind.VALUE:
-            result: float | None = p[LOSS_SYMBOL] if q.of == "E" else p[net.symbols[q.of]]
+        if q.kind is Kind.STATE:  # before the first step every buffer is 0, as torch starts it
+            result: float | None = self.buffers[q.step][q.of][q.wrt] if q.step else 0.0
+        elif q.kind is Kind.VALUE:
+            result = p[LOSS_SYMBOL] if q.of == "E" else p[net.symbols[q.of]]
         elif q.kind is Kind.ERROR:
             result = evaluate(net.output_errors[self._output(q.of).out], p)
         elif q.kind is Kind.DELTA:
@@ -547,13 +574,16 @@ class _Values:
                 expr = net.out_definitions[symbol]
             elif kind in ("weight", "bias") and q.step > 0:
                 # the optimiser's update from the step before: p@N = p@(N-1) − η·∂E/∂p@(N-1) for SGD
-                from ..core.optimizer import SGD
+                from ..core.optimizer import Optimizer
 
-                optimizer = SGD.of(self.model.spec)
+                optimizer = Optimizer.of(self.model.spec)
                 if not optimizer.updates(kind == "bias"):
                     return symbol, {symbol: replace(q, step=q.step - 1)}
                 gradient = sp.Dummy("gradient")
-                return optimizer.update(symbol, gradient), {
+                updated = optimizer.update(symbol, gradient)
+                if updated is None:  # an optimiser with state: not one step of the claimed numbers alone
+                    return None
+                return updated, {
                     symbol: replace(q, step=q.step - 1),
                     gradient: Quantity(Kind.GRAD, "", q.of, q.step - 1),
                 }

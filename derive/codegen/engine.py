@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,7 @@ class Compiled:
         # the exported module's code, without the spec's numbers (the engine holds them), with trace()
         source = VectorModule(spec, parameters=False, trace=True).source()
         self._module: ModuleType = compile_module(source, f"{spec.name}_numbers")
+        self.state: dict[str, Any] = self._module.init_state(self._params())  # the optimiser's, before its first step
 
     def _params(self) -> dict[str, Array]:
         """The parameters as the exported module names them (W2, b2, …)."""
@@ -172,7 +174,7 @@ class Compiled:
         with np.errstate(all="ignore"):
             params = self._params()
             loss, grads = self._module.loss_and_gradients(params, self.x, self.t)
-            new = self._module.update(params, grads, learning_rate)
+            new, self.state = self._module.update(params, grads, self.state, learning_rate)
         for index in range(1, len(self.weights)):
             number = index + 1
             self.weights[index] = new[f"W{number}"]
@@ -213,6 +215,20 @@ class Compiled:
         exact = reduce_exact([exact_point(self.network, p).get(LOSS_SYMBOL) for p in engine.points()], self.reduction)
         representable = exact is not None and bool(np.isfinite(float(exact)))
         return Breakdown(step, loss, exact, not representable, history[0], max(finite, default=loss))
+
+    def state_values(self, name: str) -> dict[str, float]:
+        """The optimiser's buffer ``name`` (torch's: exp_avg, momentum_buffer, …) for every trained parameter."""
+        arrays = self.state.get(name, {})
+        weights = [arrays.get(f"W{i + 1}") for i in range(1, len(self.weights))]
+        biases = [arrays.get(f"b{i + 1}") for i in range(1, len(self.weights))]
+        values = self._by_name(
+            [
+                np.zeros((0, 0)),
+                *(w if w is not None else np.full_like(self.weights[i + 1], np.nan) for i, w in enumerate(weights)),
+            ],
+            [None, *biases],
+        )
+        return {key: v for key, v in values.items() if v == v}  # nan: a parameter the optimiser leaves alone
 
     def current_loss(self) -> float:
         """E at the current parameters, over the spec's batch."""

@@ -25,7 +25,7 @@ from ..core.chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from ..core.init import SOURCE as INIT_SOURCE
 from ..core.init import scheme as init_scheme
 from ..core.layers import kind_of
-from ..core.optimizer import GRADIENT, PARAMETER, RATE, SGD
+from ..core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
 from ..core.rules import (
     LOG_1MO,
     LOG_O,
@@ -387,6 +387,28 @@ class VectorModule:
                 lines += self.hidden_delta_lines(self.layers[i - 1])
         return lines
 
+    def update_lines(self) -> list[str]:
+        """update(params, grads, state, lr): the optimiser's rule (derive.core.optimizer) printed, per parameter array."""
+        opt = Optimizer.of(self.spec)
+        names = {PARAMETER: "p", GRADIENT: "g", RATE: "lr", STEP: "t", **{opt.symbol(s): s for s in opt.state}}
+        inner = [f"{names[a.target]} = {numpy_code(a.expr, names)}" for a in opt.rule()]
+        if self.backend == ARRAY_API:
+            inner = [line.replace("array_namespace(X)", "array_namespace(p)") for line in array_api_lines(inner)]
+        return [
+            't = state["step"] + 1',
+            'new_params, new_state = {}, {"step": t, **{name: {} for name in STATE}}',
+            "for key, p in params.items():",
+            '    if not (UPDATE_BIASES or key.startswith("W")):  # biases kept out of the optimiser',
+            "        new_params[key] = p",
+            "        continue",
+            "    g = grads[key]",
+            *(f'    {s} = state["{s}"][key]' for s in opt.state),
+            *(f"    {line}" for line in inner),
+            "    new_params[key] = p",
+            *(f'    new_state["{s}"][key] = {s}' for s in opt.state),
+            "return new_params, new_state",
+        ]
+
     def trace_lines(self) -> list[str]:
         """Every layer's z and a, each sample's δ (∂E[n]/∂z, not divided by the batch) and each sample's loss."""
         loss_lines, loss_code = self.per_sample_loss()
@@ -504,6 +526,7 @@ class VectorModule:
             bodies["trace"] = self.trace_lines()
         if self.backend == ARRAY_API:
             bodies = {name: array_api_lines(lines) for name, lines in bodies.items()}
+        bodies["update_body"] = self.update_lines()  # rewritten for the array API inside, per parameter
         return bodies
 
     def source(self) -> str:
@@ -527,7 +550,10 @@ class VectorModule:
             loss=self.loss_rule.name,
             reduction=self.reduction,
             reduction_word=Code(self.reduction),
-            update_rule=Code(numpy_code(SGD.of(spec).rule(), {PARAMETER: "value", GRADIENT: "grads[key]", RATE: "lr"})),
+            optimizer=Optimizer.of(spec).name,
+            state_names=Optimizer.of(spec).state,
+            stateful=Optimizer.of(spec).stateful,
+            optimizer_word=Code(Optimizer.of(spec).describe()),
             learning_rate=float(spec.training.learning_rate),
             update_biases=spec.training.update_biases,
             seed=spec.seed,

@@ -23,6 +23,9 @@ class Engine(Protocol):
 
     weights: list[np.ndarray]
     biases: list[np.ndarray | None]
+    state: dict[str, Any]  # the optimiser's: "step" and each buffer by the module's keys
+
+    def state_values(self, name: str) -> dict[str, float]: ...
 
     def train(self, steps: int, learning_rate: float | None = None) -> list[float]: ...
 

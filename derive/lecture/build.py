@@ -20,6 +20,7 @@ import sympy as sp
 
 from ..core.chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
 from ..core.network import LOSS_SYMBOL, Layer, Network, Neuron
+from ..core.optimizer import Optimizer
 from ..core.policy import POLICY
 from ..core.rules import Activation, LayerMap
 from ..present.branches import piecewise_form
@@ -177,6 +178,7 @@ class _Builder:
         self.explained: set[str] = set()  # activations whose formula and notes were shown
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(batch.spec.published.values) if batch.spec.published else {}
+        self.optimizer = Optimizer.of(batch.spec)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -1033,7 +1035,14 @@ class _Builder:
         spec = self.model.spec
         run = self.run
         blocks: list[Block] = [
-            Paragraph((say("update_intro", eta=Num(spec.training.learning_rate)), say("why_old_weights_update")))
+            Paragraph(
+                (
+                    say("update_intro", eta=Num(spec.training.learning_rate))
+                    if not self.optimizer.settings_beyond_sgd
+                    else say("update_intro_optimizer", optimizer=Text(self.optimizer.describe())),
+                    say("why_old_weights_update"),
+                )
+            )
         ]
         if not spec.training.update_biases and any(self.net.info[p].kind == "bias" for p in self.parameters):
             blocks.append(Paragraph((say("biases_fixed"),)))
@@ -1106,7 +1115,8 @@ class _Builder:
                 note=True,
             )
         )
-        return Section(say("update_step"), tuple(blocks), key="update")
+        title = say("update_step_optimizer") if self.optimizer.settings_beyond_sgd else say("update_step")
+        return Section(title, tuple(blocks), key="update")
 
     def training_section(self) -> Section | None:
         steps = self.steps

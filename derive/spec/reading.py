@@ -80,7 +80,26 @@ PUBLISHED_RENAMED = {"loss": "E", "loss_after_step": "E'", "error": "E", "E_tota
 LOSS_KEYS = ("kind", "expr", "reduction")
 REDUCTIONS = ("mean", "sum")  # how the per-sample losses of a batch combine into E
 MAX_SAMPLES = 10_000  # a spec's batch: every sample is derived and shown
-TRAINING_KEYS = ("learning_rate", "update_biases", "steps")
+TRAINING_KEYS = (
+    "learning_rate",
+    "update_biases",
+    "steps",
+    "optimizer",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "alpha",
+    "beta1",
+    "beta2",
+    "eps",
+)
+# torch.optim's optimisers and the settings each takes (learning_rate, update_biases and steps: every one)
+OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum", "nesterov", "weight_decay"),
+    "rmsprop": ("momentum", "weight_decay", "alpha", "eps"),
+    "adam": ("weight_decay", "beta1", "beta2", "eps"),
+    "adamw": ("weight_decay", "beta1", "beta2", "eps"),
+}
 INIT_KEYS = ("seed", "scheme")
 INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names", "samples")
 LAYER_KINDS = ("dense",)  # derive.core.layers.KINDS: the kinds a spec may name
@@ -167,9 +186,19 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    """[training]: the optimiser and its settings, with torch.optim's defaults (the learning rate's is derive's)."""
+
     learning_rate: float = 0.5
     update_biases: bool = True
     steps: int = 1000
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0  # adamw's default is 0.01 (decoupled)
+    alpha: float = 0.99
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -669,7 +698,47 @@ class _Validator:
             raise self.fail(
                 "training.steps", f"expected a whole number from 0 to {MAX_STEPS} (the step limit), got {steps!r}"
             )
-        return TrainingSpec(learning_rate=lr, update_biases=update, steps=steps)
+        return TrainingSpec(learning_rate=lr, update_biases=update, steps=steps, **self.optimizer(table))
+
+    def optimizer(self, table: dict[str, Any]) -> dict[str, Any]:
+        """The optimiser's name and settings, each checked as torch.optim checks it, and given to its optimiser only."""
+        name = table.get("optimizer", "sgd")
+        if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+            hint = (suggest(name.lower(), tuple(OPTIMIZERS)) if isinstance(name, str) else "") or (
+                "optimizers: " + ", ".join(OPTIMIZERS)
+            )
+            shown = repr(name) if isinstance(name, str) else _describe(name)
+            raise self.fail("training.optimizer", f"unknown optimizer {shown}", hint)
+        name = name.lower()
+        for key in ("momentum", "nesterov", "weight_decay", "alpha", "beta1", "beta2", "eps"):
+            if key in table and key not in OPTIMIZERS[name]:
+                takers = [o for o, keys in OPTIMIZERS.items() if key in keys]
+                raise self.fail(
+                    f"training.{key}", f"{name} takes no {key}", f"{key} is a setting of {' and '.join(takers)}"
+                )
+        settings: dict[str, Any] = {"optimizer": name}
+        for key in ("momentum", "weight_decay", "eps"):
+            if key in table:
+                value = self.number(table[key], f"training.{key}")
+                if value < 0:
+                    raise self.fail(f"training.{key}", f"must be ≥ 0, got {value}")
+                settings[key] = value
+        for key in ("alpha", "beta1", "beta2"):
+            if key in table:
+                value = self.number(table[key], f"training.{key}")
+                if not 0 <= value < 1:
+                    raise self.fail(f"training.{key}", f"must lie in [0, 1), got {value}")
+                settings[key] = value
+        if "nesterov" in table:
+            nesterov = table["nesterov"]
+            if not isinstance(nesterov, bool):
+                raise self.fail("training.nesterov", f"expected true or false, got {_describe(nesterov)}")
+            if nesterov and not settings.get("momentum", 0.0) > 0:
+                raise self.fail("training.nesterov", "Nesterov momentum needs a momentum", "set momentum = 0.9, say")
+            settings["nesterov"] = nesterov
+        if name == "adamw" and "weight_decay" not in settings:
+            settings["weight_decay"] = 0.01  # torch.optim.AdamW's default
+        return settings
 
     def init(self, table: Any) -> int:
         if not isinstance(table, dict):

@@ -19,6 +19,8 @@ ACTIVATIONS = ('sigmoid', 'sigmoid')
 LOSS = 'half_sse'
 REDUCTION = 'mean'  # E over a batch: the "mean" or the "sum" of the samples' losses
 LEARNING_RATE = 0.5
+OPTIMIZER = 'sgd'  # as torch.optim's, with the spec's settings in update()
+STATE = ()  # the optimiser's buffers, torch's names
 UPDATE_BIASES = False
 SEED = 0
 # every spec parameter → (key, index) into the params dict: grads[key][index] is ∂E/∂name
@@ -165,17 +167,29 @@ def gradients(params, X, T):
     return grads
 
 
-def update(params, grads, lr=LEARNING_RATE):
-    """The parameters after one step of gradient descent with these gradients (biases kept when UPDATE_BIASES is False)."""
-    return {
-        key: value - lr*grads[key] if UPDATE_BIASES or key.startswith("W") else value
-        for key, value in params.items()
-    }
+def init_state(params):
+    """The optimiser's state before its first step: step 0, and each buffer of STATE at 0 per trained parameter."""
+    trained = [key for key in params if UPDATE_BIASES or key.startswith("W")]
+    return {"step": 0, **{name: {key: params[key] * 0 for key in trained} for name in STATE}}
+
+
+def update(params, grads, state, lr=LEARNING_RATE):
+    """One step of the optimiser (gradient descent) with these gradients: (the new params, the new state)."""
+    t = state["step"] + 1
+    new_params, new_state = {}, {"step": t, **{name: {} for name in STATE}}
+    for key, p in params.items():
+        if not (UPDATE_BIASES or key.startswith("W")):  # biases kept out of the optimiser
+            new_params[key] = p
+            continue
+        g = grads[key]
+        p = p - lr*g
+        new_params[key] = p
+    return new_params, new_state
 
 
 def train_step(params, X, T, lr=LEARNING_RATE):
     """One step of gradient descent on the batch X, T; returns new params."""
-    return update(params, gradients(params, X, T), lr)
+    return update(params, gradients(params, X, T), {"step": 0}, lr)[0]
 
 
 def predict(params, X):
@@ -193,7 +207,7 @@ def accuracy(params, X, T):
 
 
 def fit(params, X, T, *, epochs, batch_size=32, lr=LEARNING_RATE, shuffle=True, seed=0, callback=None):
-    """Mini-batch gradient descent with train_step; returns the trained params (the given ones are unchanged).
+    """Mini-batch training with the optimiser (update, its state kept across batches); returns the trained params.
 
     Each of `epochs` passes walks the rows of X and T in batches of `batch_size`, the last batch
     holding whatever rows remain; with `shuffle` the rows are reordered before every pass by
@@ -205,13 +219,15 @@ def fit(params, X, T, *, epochs, batch_size=32, lr=LEARNING_RATE, shuffle=True, 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     rng = np.random.default_rng(seed)
+    state = init_state(params)
     for epoch in range(1, epochs + 1):
         Xs, Ts = X, T
         if shuffle:
             order = rng.permutation(n)
             Xs, Ts = X[order], T[order]  # one gather per pass; the batches are views of it
         for start in range(0, n, batch_size):
-            params = train_step(params, Xs[start : start + batch_size], Ts[start : start + batch_size], lr)
+            Xb, Tb = Xs[start : start + batch_size], Ts[start : start + batch_size]
+            params, state = update(params, gradients(params, Xb, Tb), state, lr)
         if callback is not None:
             callback(epoch, params)
     return params

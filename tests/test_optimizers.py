@@ -1,0 +1,163 @@
+"""Optimisers as torch.optim has them: derive's parameters after N steps, and its buffers, against torch's.
+
+The oracle is torch.optim itself (SGD with momentum and Nesterov, RMSprop, Adam, AdamW, weight decay) on the
+network tests/batch_oracle.py writes, for a single sample and for a batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from batch_oracle import ACTIVATIONS, toml
+from conftest import require_torch
+from test_batches import flat, tanh_softmax, xor
+
+SETTINGS = {
+    "sgd": {"optimizer": "sgd"},
+    "sgd-momentum": {"optimizer": "sgd", "momentum": 0.9},
+    "sgd-nesterov-decay": {"optimizer": "sgd", "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
+    "rmsprop": {"optimizer": "rmsprop"},
+    "rmsprop-momentum-decay": {"optimizer": "rmsprop", "momentum": 0.5, "alpha": 0.9, "weight_decay": 0.02},
+    "adam": {"optimizer": "adam"},
+    "adam-decay": {"optimizer": "adam", "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05},
+    "adamw": {"optimizer": "adamw"},
+    "adamw-decay": {"optimizer": "adamw", "weight_decay": 0.1},
+}
+STEPS = 5
+
+
+def torch_optimizer(torch, params, rate, settings):
+    s = dict(settings)
+    name = s.pop("optimizer")
+    if name in ("adam", "adamw"):
+        s["betas"] = (s.pop("beta1", 0.9), s.pop("beta2", 0.999))
+    return {
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+    }[name](params, lr=rate, **s)
+
+
+def torch_run(torch, net, settings, steps):
+    """(every parameter after the steps, the optimiser's state per parameter tensor) by torch.optim."""
+    x = torch.tensor(net["X"], dtype=torch.float64)
+    t = torch.tensor(net["T"], dtype=torch.float64)
+    tensors = []
+    for layer in net["layers"]:
+        tensors.append(torch.tensor(layer["W"], dtype=torch.float64, requires_grad=True))
+        tensors.append(torch.tensor(layer["b"], dtype=torch.float64, requires_grad=True))
+    opt = torch_optimizer(torch, tensors, net["rate"], settings)
+    for _ in range(steps):
+        opt.zero_grad()
+        a = x
+        for i, layer in enumerate(net["layers"]):
+            z = a @ tensors[2 * i].T + tensors[2 * i + 1]
+            kind = layer["activation"]
+            a = torch.softmax(z, dim=1) if kind == "softmax" else ACTIVATIONS[kind](torch, z)
+        per = (0.5 * (t - a) ** 2).sum(dim=1) if net["loss"] == "half_sse" else -(t * torch.log(a)).sum(dim=1)
+        (per.mean() if net["reduction"] == "mean" else per.sum()).backward()
+        opt.step()
+    state = [opt.state[p] for p in tensors]
+    return [p.detach().numpy().copy() for p in tensors], state
+
+
+def single(net):
+    """The first sample alone."""
+    one = copy.deepcopy(net)
+    one["X"], one["T"] = net["X"][:1], net["T"][:1]
+    return one
+
+
+def derive_cli(*args):
+    return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("shape", ["xor-batch", "softmax-single", "softmax-batch-sum"])
+def test_train_steps_as_torch_optim_does(tmp_path, setting, shape):
+    torch = require_torch()
+    net = {
+        "xor-batch": xor("mean"),
+        "softmax-single": single(tanh_softmax("mean")),
+        "softmax-batch-sum": tanh_softmax("sum"),
+    }[shape]
+    for layer in net["layers"]:  # torch's tensors: a bias per neuron
+        if not isinstance(layer["b"], list):
+            layer["b"] = [float(layer["b"])] * len(layer["W"])
+    net["rate"] = 0.05
+    net["training"] = SETTINGS[setting]
+    path = tmp_path / "net.toml"
+    path.write_text(toml(net, names=shape.startswith("xor")))
+    expected, _ = torch_run(torch, net, SETTINGS[setting], STEPS)
+    result = derive_cli("train", str(path), "--steps", str(STEPS), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    ours = np.array(list(json.loads(result.stdout)["parameters"].values()))
+    assert np.allclose(ours, flat(expected), rtol=1e-10, atol=1e-13), np.abs(ours - flat(expected)).max()
+
+
+@pytest.mark.parametrize("setting", ["sgd-momentum", "rmsprop-momentum-decay", "adam", "adamw-decay"])
+def test_check_replays_the_optimiser_and_reads_its_buffers(tmp_path, setting):
+    torch = require_torch()
+    net = xor("mean")
+    net["rate"] = 0.05
+    net["training"] = SETTINGS[setting]
+    path = tmp_path / "net.toml"
+    path.write_text(toml(net, names=True))
+    params, state = torch_run(torch, net, SETTINGS[setting], 3)
+    w = "w_h1_1_x1"  # the first weight: row 0, column 0 of the first layer
+    claims = [f"{w}@3={params[0][0][0]:.12g}"]
+    for name, value in state[0].items():
+        if name != "step":
+            claims.append(f"{name}({w})@3={value.numpy()[0][0]:.12g}")
+    assert len(claims) >= 2  # every setting here keeps a buffer
+    result = derive_cli("check", str(path), *claims, "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wrong = derive_cli(
+        "check", str(path), f"exp_avg_sq({w})@3=0.5" if "adam" in setting else f"momentum_buffer({w})@3=9"
+    )
+    assert wrong.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("training", "message"),
+    [
+        ('optimizer = "adamm"', "did you mean 'adam'"),
+        ("learning_rate = -0.1", "must be positive"),
+        ('optimizer = "adam"\nbeta1 = 1.0', "[0, 1)"),
+        ('optimizer = "rmsprop"\nalpha = -0.5', "[0, 1)"),
+        ('optimizer = "adam"\neps = -1e-8', "≥ 0"),
+        ('optimizer = "sgd"\nnesterov = true', "needs a momentum"),
+        ('optimizer = "sgd"\nbeta1 = 0.9', "sgd takes no beta1"),
+    ],
+)
+def test_bad_settings_are_refused_with_their_key(tmp_path, training, message):
+    path = tmp_path / "net.toml"
+    path.write_text(
+        'name = "n"\nloss = "half_sse"\n[training]\n'
+        + training
+        + '\n[[layers]]\nsize = 1\n[[layers]]\nsize = 1\nactivation = "sigmoid"\n'
+    )
+    result = derive_cli("show", str(path))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_what_works_one_plain_step_by_hand_refuses_another_optimiser(tmp_path):
+    path = tmp_path / "adam.toml"
+    text = toml({**xor("mean"), "rate": 0.05, "training": SETTINGS["adam"]}, names=True)
+    path.write_text(text)
+    sheets = derive_cli("exercises", str(path), "--students", "2", "--seed", "1", "-o", str(tmp_path / "class"))
+    assert sheets.returncode == 2 and "plain gradient descent" in sheets.stderr
+    one = tmp_path / "one.toml"  # a single sample: the lecture's exercises would be allowed but for the optimiser
+    one.write_text(toml({**single(xor("mean")), "rate": 0.05, "training": SETTINGS["adam"]}, names=True))
+    lecture = derive_cli("lecture", str(one), "--exercises", "--format", "tex", "-o", str(tmp_path / "l.tex"))
+    assert lecture.returncode == 2 and "plain gradient descent" in lecture.stderr
+    plain = derive_cli("lecture", str(one), "--format", "tex", "-o", str(tmp_path / "p.tex"))
+    assert plain.returncode == 0, plain.stderr
+    tex = (tmp_path / "p.tex").read_text()
+    assert "One step of the optimiser" in tex and "adam" in tex
