@@ -161,3 +161,18 @@ def test_what_works_one_plain_step_by_hand_refuses_another_optimiser(tmp_path):
     assert plain.returncode == 0, plain.stderr
     tex = (tmp_path / "p.tex").read_text()
     assert "One step of the optimiser" in tex and "adam" in tex
+
+
+def test_adam_learns_the_digits_in_ten_epochs(tmp_path):
+    from conftest import require
+
+    require("sklearn", "data")
+    spec = derive_cli("examples", "digits").stdout.replace(
+        "learning_rate = 0.5\n", 'learning_rate = 0.01\noptimizer = "adam"\n'
+    )
+    assert 'optimizer = "adam"' in spec
+    path = tmp_path / "digits.toml"
+    path.write_text(spec)
+    result = derive_cli("fit", str(path), "--data", "digits", "--epochs", "10", "-q", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["test_accuracy"] >= 0.95  # held out, the bar

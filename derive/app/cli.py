@@ -724,7 +724,8 @@ def fit(
     fmt: str,
     quiet: bool,
 ) -> None:
-    """Train SPEC's network on a data set with its generated module (mini-batch gradient descent)."""
+    """Train SPEC's network on a data set with its generated module (mini-batches, the spec's optimiser)."""
+    from ..core.optimizer import Optimizer
     from ..files import check_target
     from ..fit.data import load_data
     from ..fit.training import FitOptions, save_params, target_range
@@ -777,7 +778,8 @@ def fit(
             return f"{name:<6} {format_number(loss, 6):>12} {100 * accuracy:>8.2f} %"
 
         click.echo(
-            f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch gradient descent "
+            f"{model.spec.name}: {epochs} epoch{'s' if epochs != 1 else ''} of mini-batch "
+            f"{Optimizer.of(model.spec).describe()} "
             f"(batch {batch_size}, η = {result.learning_rate:g}) on {result.train_rows} rows of {data.source}, "
             f"{result.test_rows} held out"
         )
