@@ -11,6 +11,7 @@ nothing here writes a forward or backward pass of its own. The exact numbers for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -148,12 +149,13 @@ class Compiled:
             for n in range(self.x.shape[0])
         ]
 
-    def _by_name(self, weights: list[Array], biases: list[Array | None]) -> dict[str, float]:
-        """Per-layer weight and bias arrays read out by spec name, in the spec's order."""
+    def _by_name(self, weights: Sequence[Array | None], biases: Sequence[Array | None]) -> dict[str, float]:
+        """Per-layer weight and bias arrays read out by spec name, in the spec's order (None: left out)."""
         result: dict[str, float] = {}
         for layer, w, b in zip(self.network.spec.layers[1:], weights[1:], biases[1:]):
-            for names, values in zip(layer.weight_names, w.tolist()):
-                result.update(zip(names, values))
+            if w is not None:
+                for names, values in zip(layer.weight_names, w.tolist()):
+                    result.update(zip(names, values))
             if b is not None:
                 result.update(zip(layer.bias.names, [float(b)] if b.ndim == 0 else b.tolist()))
         return result
@@ -219,16 +221,10 @@ class Compiled:
     def state_values(self, name: str) -> dict[str, float]:
         """The optimiser's buffer ``name`` (torch's: exp_avg, momentum_buffer, …) for every trained parameter."""
         arrays = self.state.get(name, {})
-        weights = [arrays.get(f"W{i + 1}") for i in range(1, len(self.weights))]
-        biases = [arrays.get(f"b{i + 1}") for i in range(1, len(self.weights))]
-        values = self._by_name(
-            [
-                np.zeros((0, 0)),
-                *(w if w is not None else np.full_like(self.weights[i + 1], np.nan) for i, w in enumerate(weights)),
-            ],
-            [None, *biases],
-        )
-        return {key: v for key, v in values.items() if v == v}  # nan: a parameter the optimiser leaves alone
+        numbers = [layer.number for layer in self.network.spec.layers[1:]]
+        weights = [None, *(arrays.get(f"W{n}") for n in numbers)]
+        biases = [None, *(arrays.get(f"b{n}") for n in numbers)]
+        return self._by_name(weights, biases)  # biases the optimiser leaves alone have no buffer
 
     def current_loss(self) -> float:
         """E at the current parameters, over the spec's batch."""

@@ -25,7 +25,7 @@ from ..core.rules import Activation, LayerMap
 from ..spec.reading import BiasKind
 from . import printing as pr
 from .display import shown_value
-from .numbers import bracket
+from .report import combined
 from .width import DEFAULT_WIDTH, fold
 
 MAX_LISTED_NEURONS = 40
@@ -250,13 +250,11 @@ def _samples_table(model: Worked, digits: int, full: bool) -> list[str]:
     lines.append("  " + "  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
     lines += ["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in rows]
     count = len(points)
-    losses = " + ".join(bracket(pr.format_number(p[LOSS_SYMBOL], digits), p[LOSS_SYMBOL]) for p in points)
-    if model.spec.loss.reduction == "mean":
-        how = f"(1/{count})·(E[1] + … + E[{count}])"
-        numbers = f"(1/{count})·({losses})"
-    else:
-        how = f"E[1] + … + E[{count}]"
-        numbers = losses
+    mean = model.spec.loss.reduction == "mean"
+    how = f"(1/{count})·(E[1] + … + E[{count}])" if mean else f"E[1] + … + E[{count}]"
+    _, numbers = combined(
+        [f"E[{n}]" for n in range(1, count + 1)], [p[LOSS_SYMBOL] for p in points], model.spec.loss.reduction, digits
+    )
     total = model.loss
     lines += ["", f"loss of the batch: E = {how}", f"                    = {numbers}"]
     lines.append(f"                    = {pr.format_number(total, digits) if total is not None else '?'}")

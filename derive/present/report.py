@@ -371,6 +371,13 @@ class Reporter:
         return lines
 
 
+def combined(terms: list[str], values: list[Number | None], reduction: str, digits: int) -> tuple[str, str]:
+    """A batch's value from its samples' as text: ("(1/N)·(t1 + … )", "(1/N)·(v1 + …)"), or the plain sum."""
+    scale = f"(1/{len(terms)})·" if reduction == "mean" else ""
+    numbers = " + ".join("?" if v is None else bracket(format_number(v, digits), v) for v in values)
+    return f"{scale}({' + '.join(terms)})", f"{scale}({numbers})"
+
+
 SIDE_BY_SIDE_COLUMNS = 5  # samples per block of the side-by-side table (a row of 8-digit numbers fits 100 columns)
 
 
@@ -399,11 +406,8 @@ class BatchReporter:
     def combination(self) -> tuple[str, str]:
         """(∂E/∂q in the samples' terms, the same with their numbers), e.g. (1/4)·(∂E[1]/∂w + …)."""
         b, q = self.b, self.b.quantity.name
-        count = len(b.samples)
-        scale = f"(1/{count})·" if b.reduction == "mean" else ""
-        terms = " + ".join(f"∂E[{n}]/∂{q}" for n in range(1, count + 1))
-        numbers = " + ".join(bracket(self.num(d.value), d.value) for d in b.samples)
-        return f"{scale}({terms})", f"{scale}({numbers})"
+        terms = [f"∂E[{n}]/∂{q}" for n in range(1, len(b.samples) + 1)]
+        return combined(terms, [d.value for d in b.samples], b.reduction, self.digits)
 
     def side_by_side(self) -> list[tuple[str, list[Number | None]]]:
         """The side-by-side table: (label, a value per sample) for each path or δ term, then ∂E[n]/∂q."""
