@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import need_tex
+from conftest import IN_CI, need_tex
 
 from derive.app.cli import main
 
@@ -136,6 +136,8 @@ def _device(tmp_path: Path) -> Path:
         with open(node, "wb"):
             pass
     except (PermissionError, OSError) as exc:
+        if IN_CI:  # CI runs as root on a filesystem that allows nodes: the device class must be tested there
+            pytest.fail(f"cannot make a device node in CI ({exc.strerror})")
         pytest.skip(
             f"cannot make or open a device node here ({exc.strerror}): needs root and a filesystem without nodev"
         )
