@@ -291,9 +291,9 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             nets: list[Number | None] = [None] * layer.size
             if weights is not None and all(o is not None for o in prev):
                 outs_dyadic = [dyadic(o) for o in prev if o is not None]
-                for j, row in enumerate(weights):
+                for j in range(layer.size):
                     if layer.biases[j] is None or biases[j] is not None:
-                        nets[j] = layer.kind.exact_net(row, outs_dyadic, biases[j], self.digits)
+                        nets[j] = layer.kind.exact_net(layer, j, weights, outs_dyadic, biases[j], self.digits)
             rule = layer.rule
             if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
                 outs = [self._define(rule.f, {X: z}) for z in nets]
@@ -322,16 +322,15 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
                 weights = self._weights(index + 1)
-                nxt = self.net.layers[index + 1].kind
+                nxt = self.net.layers[index + 1]
                 above_dyadic = None if any(d is None for d in above) else [dyadic(d) for d in above if d is not None]
-                columns = list(zip(*weights)) if weights is not None else []
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
                     local = self._define(self.net.dout_dnet(n.out, n.net), known)
-                    if not columns or local is None or above_dyadic is None:
+                    if weights is None or local is None or above_dyadic is None:
                         result.append(None)
                         continue
-                    back = nxt.exact_back(columns[h], above_dyadic, self.digits)
+                    back = nxt.kind.exact_back(nxt, h, weights, above_dyadic, self.digits)
                     result.append(self._rounded(sp.Float(back, self.digits) * exactly(local)))
             self._deltas[index] = result
         return self._deltas[index]
@@ -558,8 +557,17 @@ def derive_batch(
     reduction: str,
     memo: dict[sp.Symbol, int] | None = None,
     worked: int = 1,
+    networks: Sequence[Network] | None = None,
 ) -> BatchDerivation:
-    """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values."""
+    """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values.
+
+    ``networks``: each sample's own (a max pool routes each sample by its numbers); else ``net`` for all.
+    """
+    if networks is not None:
+        samples = tuple(derive(n, quantity, p) for n, p in zip(networks, points))
+        return BatchDerivation(
+            quantity, reduction, samples, reduce_exact([d.value for d in samples], reduction), worked
+        )
     memo = {} if memo is None else memo
     samples = tuple(derive(net, quantity, p, memo=memo) for p in points)
     value = reduce_exact([d.value for d in samples], reduction)
@@ -615,7 +623,7 @@ class _Expander:
             # counted from the layer kind's rule without making the sum
             prev = self.net.layers[info.layer - 1]
             out_size = 1 if prev.index == 0 else self.size(prev.outs[0])  # an input is a symbol of size 1
-            self._sizes[key] = layer.kind.net_size(prev.size, out_size, layer.biases[row] is not None)
+            self._sizes[key] = layer.kind.net_size(layer, row, prev.size, out_size)
         if key not in self._sizes:
             neuron = layer.neurons[row]
             representative = {SymbolKind.NET: neuron.net, SymbolKind.OUT: neuron.out, SymbolKind.DELTA: neuron.delta}
