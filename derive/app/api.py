@@ -19,6 +19,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import sympy as sp
 
 from ..codegen.engine import Breakdown, Compiled
@@ -286,6 +287,10 @@ class Model:
             return None
         points = tuple(self._engine.points())
         for n, point in enumerate(points, start=1):
+            arrays = point.arrays
+            if all(np.isfinite(a).all() for a in (*arrays.nets[1:], *arrays.outs[1:])):
+                self._check_bce_outputs(point)
+                continue  # the usual case, seen at once; else the first bad number is named below
             for layer in self.network.layers[1:]:
                 for neuron in layer.neurons:
                     for symbol in (neuron.net, neuron.out):

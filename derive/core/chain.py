@@ -13,18 +13,20 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 
+import mpmath
 import sympy as sp
 
 from ..errors import TooLargeError
-from .layers import dyadic
+from .layers import Dyadic, dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
-from .policy import POLICY, Number, reduce_exact, to_number
+from .policy import POLICY, Number, float_at, reduce_exact, to_number
 from .policy import exact as exactly
-from .rules import Activation, LayerMap, X
+from .rules import Activation, LayerMap, X, Y
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
@@ -238,18 +240,28 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
         self._memo: dict[sp.Symbol, Number | None] = {}
+        self._dyadics: dict[int, list[list[Dyadic]] | None] = {}
 
     # -- given numbers -------------------------------------------------------
 
     def _given(self, symbol: sp.Symbol) -> sp.Float | None:
         value = self.point.get(symbol)
-        return None if value is None else sp.Float(value, self.digits)
+        if value is None:
+            return None
+        return sp.Float(value, self.digits) if isinstance(value, sp.Float) else float_at(value, self.digits)
 
     def _weights(self, index: int) -> list[list[float]] | None:
         if isinstance(self.point, Point):
             return self.point.arrays.weights[index].tolist()
         rows = [[self.point.get(w) for w in row] for row in self.net.layers[index].weights]
         return None if any(v is None for row in rows for v in row) else rows  # type: ignore[return-value]
+
+    def _dyadic_weights(self, index: int) -> list[list[Dyadic]] | None:
+        """Layer ``index``'s weights as (m, e) pairs, converted once for every net's exact sum."""
+        if index not in self._dyadics:
+            weights = self._weights(index)
+            self._dyadics[index] = None if weights is None else [[dyadic(w) for w in row] for row in weights]
+        return self._dyadics[index]
 
     def _biases(self, index: int) -> list[Number | None]:
         return [None if b is None else self._given(b) for b in self.net.layers[index].biases]
@@ -273,6 +285,22 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             values[s] = exactly(v)
         return self._rounded(definition.xreplace(values))
 
+    def _elementwise(self, template: sp.Expr, var: sp.Symbol, value: Number | None) -> Number | None:
+        """An activation's f or f' at one value: piecewise-linear rules (relu and kin) directly in mpmath, at
+        the precision sympy's Floats would use; any other formula through sympy (:meth:`_define`)."""
+        if value is None:
+            return None
+        fast = _piecewise_linear(template, var)
+        if fast is None:
+            return self._define(template, {var: value})
+        exact = exactly(value)
+        with mpmath.workdps(self.digits):
+            given = mpmath.mpf(exact._mpf_) if isinstance(exact, sp.Float) else mpmath.mpf(exact)
+            result = fast(given)
+            if result is given:  # relu of a positive net, the identity: the value itself
+                return value
+            return sp.Float._new(result._mpf_, given.context.prec, zero=False)
+
     def _outs(self, index: int) -> list[Number | None]:
         if index == 0:
             return [self._given(s) for s in self.net.input_layer.outs]
@@ -286,7 +314,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         if index not in self._forward:
             layer = self.net.layers[index]
             prev = self._outs(index - 1)
-            weights = self._weights(index)
+            weights = self._dyadic_weights(index)
             biases = self._biases(index)
             nets: list[Number | None] = [None] * layer.size
             if weights is not None and all(o is not None for o in prev):
@@ -296,7 +324,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                         nets[j] = layer.kind.exact_net(layer, j, weights, outs_dyadic, biases[j], self.digits)
             rule = layer.rule
             if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
-                outs = [self._define(rule.f, {X: z}) for z in nets]
+                outs = [self._elementwise(rule.f, X, z) for z in nets]
             else:
                 known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
                 outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
@@ -321,14 +349,28 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             else:
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
-                weights = self._weights(index + 1)
+                weights = self._dyadic_weights(index + 1)
                 nxt = self.net.layers[index + 1]
                 above_dyadic = None if any(d is None for d in above) else [dyadic(d) for d in above if d is not None]
+                rule = layer.rule
+                zero = sp.Float(0, self.digits)
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
-                    local = self._define(self.net.dout_dnet(n.out, n.net), known)
+                    if isinstance(rule, Activation):  # f' of the net, or of the out (rules.Activation.derivative)
+                        if rule.fprime_in_out is not None:
+                            local = self._elementwise(rule.fprime_in_out, Y, outs[h])
+                        else:
+                            local = self._elementwise(rule.fprime, X, nets[h])
+                    else:
+                        local = self._define(self.net.dout_dnet(n.out, n.net), known)
                     if weights is None or local is None or above_dyadic is None:
                         result.append(None)
+                        continue
+                    if local == 0:  # a relu at rest, a pool entry that did not win: nothing flows back
+                        result.append(zero)
+                        continue
+                    if local == 1:  # a relu at work, a pool's f' = 1: the sum itself
+                        result.append(nxt.kind.exact_back(nxt, h, weights, above_dyadic, self.digits))
                         continue
                     back = nxt.kind.exact_back(nxt, h, weights, above_dyadic, self.digits)
                     result.append(self._rounded(sp.Float(back, self.digits) * exactly(local)))
@@ -386,6 +428,37 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
 # --------------------------------------------------------------------------
 # the graph
+
+
+@cache
+def _piecewise_linear(template: sp.Expr, var: sp.Symbol) -> Callable[[mpmath.mpf], mpmath.mpf] | None:
+    """A function for an expression of ``var`` built only from sums, products, max, min, Heaviside and
+    numbers (relu, leaky relu, the identity, and their derivatives), else None."""
+
+    def build(e: sp.Expr) -> Callable[[mpmath.mpf], mpmath.mpf] | None:
+        if e == var:
+            return lambda v: v
+        if e.is_Number:
+            constant = mpmath.mpf(e.p) / e.q if e.is_Rational else mpmath.mpf(str(e))
+            return lambda v: constant
+        parts = [build(a) for a in e.args]
+        if any(p is None for p in parts):
+            return None
+        fs = [p for p in parts if p is not None]
+        if isinstance(e, sp.Add):
+            return lambda v: mpmath.fsum(f(v) for f in fs)
+        if isinstance(e, sp.Mul):
+            return lambda v: mpmath.fprod(f(v) for f in fs)
+        if isinstance(e, sp.Max):
+            return lambda v: max(f(v) for f in fs)
+        if isinstance(e, sp.Min):
+            return lambda v: min(f(v) for f in fs)
+        if isinstance(e, sp.Heaviside) and len(fs) == 2:
+            arg, at_zero = fs
+            return lambda v: mpmath.mpf(1) if arg(v) > 0 else (mpmath.mpf(0) if arg(v) < 0 else at_zero(v))
+        return None
+
+    return build(template) if template.free_symbols <= {var} else None
 
 
 def local_factor(net: Network, head: sp.Symbol, tail: sp.Symbol) -> sp.Expr | None:

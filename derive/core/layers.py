@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
-import mpmath
 import numpy as np
 import sympy as sp
+from mpmath.libmp import dps_to_prec, from_int, from_man_exp, mpf_div, round_nearest
 
 from ..spec.maps import CONV_KINDS, POOL_KINDS
 from ..spec.reading import BiasKind, Geometry, LayerSpec
@@ -86,6 +86,10 @@ class Dense:
         """out_k of the previous layer feeds every net j, with ∂net_j/∂out_k = w_jk."""
         return [Use(j, row[k]) for j, row in enumerate(layer.weights)]
 
+    def out_heads(self, layer: LayerView, k: int) -> range:
+        """The nets out_k of the previous layer feeds (:meth:`out_uses` without the factors): all of them."""
+        return range(layer.size)
+
     def back(self, layer: LayerView, k: int) -> sp.Expr:
         """∂E/∂out_k of the previous layer: Σ_j δ_j w_jk (BP2 before the activation's derivative)."""
         return sp.Add(*(d * row[k] for d, row in zip(layer.deltas, layer.weights)))
@@ -107,19 +111,19 @@ class Dense:
         self,
         layer: LayerView,
         j: int,
-        weights: Sequence[Sequence[float]],
+        weights: Sequence[Sequence[Dyadic]],
         outs: Sequence[Dyadic],
         bias: sp.Float | float | None,
         digits: int,
     ) -> sp.Float:
-        """net_j exactly (Σ w·o + b in integers), rounded once to ``digits``."""
-        return exact_dot(weights[j], outs, bias, digits)
+        """net_j exactly (Σ w·o + b in integers), rounded once to ``digits``; ``weights`` as (m, e) pairs."""
+        return exact_sum(weights[j], outs, bias, digits)
 
     def exact_back(
-        self, layer: LayerView, k: int, weights: Sequence[Sequence[float]], deltas: Sequence[Dyadic], digits: int
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
     ) -> sp.Float:
-        """Σ_j δ_j w_jk exactly, rounded once to ``digits``."""
-        return exact_dot([row[k] for row in weights], deltas, None, digits)
+        """Σ_j δ_j w_jk exactly, rounded once to ``digits``; ``weights`` as (m, e) pairs."""
+        return exact_sum([row[k] for row in weights], deltas, None, digits)
 
     # -- generated lines (the exported module) ---------------------------------------------
 
@@ -223,8 +227,8 @@ class MapKind:
         """∂net_j/∂out_k along one link: the kernel weight, or a pool's constant."""
         raise NotImplementedError
 
-    def coefficient(self, link: Link, weights: Sequence[Sequence[float]]) -> float:
-        """The link's factor as a float (a kernel weight's value)."""
+    def coefficient(self, link: Link, weights: Sequence[Sequence[Dyadic]]) -> Dyadic:
+        """The link's factor as (m, e) (a kernel weight's value)."""
         raise NotImplementedError
 
     # -- the maths, from the links -----------------------------------------------------
@@ -249,6 +253,10 @@ class MapKind:
     def out_uses(self, layer: LayerView, k: int) -> list[Use]:
         return [Use(link.j, self.factor(layer, link)) for link in self.links_from(layer, k)]
 
+    def out_heads(self, layer: LayerView, k: int) -> list[int]:
+        """The nets out_k of the previous layer feeds (:meth:`out_uses` without the factors)."""
+        return [link.j for link in self.links_from(layer, k)]
+
     def back(self, layer: LayerView, k: int) -> sp.Expr:
         deltas = layer.deltas
         return sp.Add(*(deltas[link.j] * self.factor(layer, link) for link in self.links_from(layer, k)))
@@ -267,7 +275,7 @@ class MapKind:
         self,
         layer: LayerView,
         j: int,
-        weights: Sequence[Sequence[float]],
+        weights: Sequence[Sequence[Dyadic]],
         outs: Sequence[Dyadic],
         bias: sp.Float | float | None,
         digits: int,
@@ -278,7 +286,7 @@ class MapKind:
         )
 
     def exact_back(
-        self, layer: LayerView, k: int, weights: Sequence[Sequence[float]], deltas: Sequence[Dyadic], digits: int
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
     ) -> sp.Float:
         links = self.links_from(layer, k)
         return exact_sum(
@@ -298,17 +306,53 @@ class Conv(MapKind):
 
     def links_into(self, layer: LayerView, j: int) -> list[Link]:
         geometry = _geometry(layer)
-        channel, p = divmod(j, windows(geometry).positions)
-        return _conv_into(geometry)[p][channel]
+        o, p = divmod(j, windows(geometry).positions)
+        return [Link(j, k, o, col) for k, col in _conv_tables(geometry)[0][p]]
 
     def links_from(self, layer: LayerView, k: int) -> list[Link]:
-        return _conv_from(_geometry(layer))[k]
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        return [Link(o * positions + p, k, o, col) for o in range(geometry.out_shape[0]) for p, col in out_of]
+
+    def out_heads(self, layer: LayerView, k: int) -> list[int]:
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        return [o * positions + p for o in range(geometry.out_shape[0]) for p, _ in out_of]
 
     def factor(self, layer: LayerView, link: Link) -> sp.Expr:
         return layer.weights[link.row][link.col]
 
-    def coefficient(self, link: Link, weights: Sequence[Sequence[float]]) -> float:
+    def coefficient(self, link: Link, weights: Sequence[Sequence[Dyadic]]) -> Dyadic:
         return weights[link.row][link.col]
+
+    def exact_net(
+        self,
+        layer: LayerView,
+        j: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
+    ) -> sp.Float:
+        """net_j exactly, from the compact window table (no Link objects: a LeNet has 240,000 links)."""
+        geometry = _geometry(layer)
+        o, p = divmod(j, windows(geometry).positions)
+        row = weights[o]
+        into = _conv_tables(geometry)[0][p]
+        return exact_sum([row[col] for _, col in into], [outs[k] for k, _ in into], bias, digits)
+
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        """Σ δ·w over the nets out_k feeds, exactly."""
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        coefficients = [weights[o][col] for o in range(len(weights)) for _, col in out_of]
+        values = [deltas[o * positions + p] for o in range(len(weights)) for p, _ in out_of]
+        return exact_sum(coefficients, values, None, digits)
 
     def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
         """w_{o,c} is used at every position p of map o whose window entry c is an input: ∂net/∂w = that out."""
@@ -399,7 +443,7 @@ class Pool(MapKind):
         self,
         layer: LayerView,
         j: int,
-        weights: Sequence[Sequence[float]],
+        weights: Sequence[Sequence[Dyadic]],
         outs: Sequence[Dyadic],
         bias: sp.Float | float | None,
         digits: int,
@@ -410,7 +454,7 @@ class Pool(MapKind):
         )
 
     def exact_back(
-        self, layer: LayerView, k: int, weights: Sequence[Sequence[float]], deltas: Sequence[Dyadic], digits: int
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
     ) -> sp.Float:
         links = self.links_from(layer, k)
         return _exact_mean(
@@ -480,45 +524,24 @@ def _spec_geometry(layer: LayerSpec) -> Geometry:
 
 
 @cache
-def _conv_into(geometry: Geometry) -> list[list[list[Link]]]:
-    """[position][channel] → the links into that net (every input channel's window entries)."""
-    table = windows(geometry)
-    in_channels, out_channels = geometry.in_shape[0], geometry.out_shape[0]
-    result: list[list[list[Link]]] = []
-    for p, row in enumerate(table.spatial.tolist()):
-        by_channel = []
-        for o in range(out_channels):
-            j = o * table.positions + p
-            by_channel.append(
-                [
-                    Link(j, i * table.area + s, o, i * table.entries + e)
-                    for i in range(in_channels)
-                    for e, s in enumerate(row)
-                    if s >= 0
-                ]
-            )
-        result.append(by_channel)
-    return result
+def _conv_tables(geometry: Geometry) -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+    """The links of a conv, without the output channel (every channel reads the same windows):
 
-
-@cache
-def _conv_from(geometry: Geometry) -> list[list[Link]]:
-    """out k of the previous layer → the links out of it (every output channel at every window holding it)."""
+    - ``into[p]``: (k, col) for every input k that position p's window reads, with the kernel column col;
+    - ``out_of[k]``: (p, col) for every position whose window reads input k, in the order of p.
+    """
     table = windows(geometry)
-    in_channels, out_channels = geometry.in_shape[0], geometry.out_shape[0]
-    result: list[list[Link]] = [[] for _ in range(in_channels * table.area)]
+    in_channels = geometry.in_shape[0]
+    into: list[list[tuple[int, int]]] = []
+    out_of: list[list[tuple[int, int]]] = [[] for _ in range(in_channels * table.area)]
     for p, row in enumerate(table.spatial.tolist()):
-        for e, s in enumerate(row):
-            if s < 0:
-                continue
-            for i in range(in_channels):
-                k = i * table.area + s
-                result[k].extend(
-                    Link(o * table.positions + p, k, o, i * table.entries + e) for o in range(out_channels)
-                )
-    for links in result:
-        links.sort(key=lambda link: link.j)
-    return result
+        here = [
+            (i * table.area + s, i * table.entries + e) for i in range(in_channels) for e, s in enumerate(row) if s >= 0
+        ]
+        into.append(here)
+        for k, col in here:
+            out_of[k].append((p, col))
+    return into, out_of
 
 
 @cache
@@ -545,23 +568,36 @@ def _exact_mean(values: Sequence[Dyadic], count: int, digits: int) -> sp.Float:
         return sp.Float(0, digits)
     low = min(e for _, e in values)
     total = sum(m << (e - low) for m, e in values)
-    with mpmath.workprec(max(total.bit_length(), 1) + 8):
-        exact_total = mpmath.mpf((total, low))  # exact: as many bits as the integer has
-    with mpmath.workdps(digits):
-        return sp.Float(exact_total / count, digits)  # one rounding
+    if count == 1:
+        return rounded(total, low, digits)
+    exact_total = from_man_exp(total, low)  # exact: as many bits as the integer has
+    prec = dps_to_prec(digits)
+    return sp.Float._new(mpf_div(exact_total, from_int(count), prec, round_nearest), prec, zero=False)  # one rounding
 
 
 def exact_sum(
-    coefficients: Sequence[float], values: Sequence[Dyadic], bias: sp.Float | float | None, digits: int
+    coefficients: Sequence[Dyadic], values: Sequence[Dyadic], bias: sp.Float | float | None, digits: int
 ) -> sp.Float:
-    """Σ c·v (+ b) exactly (c floats), rounded once to ``digits``; 0 for an empty sum."""
-    if not coefficients and bias is None:
+    """Σ c·v (+ b) computed exactly in integers (c and v as (m, e) pairs), rounded once to ``digits``."""
+    terms = [(mc * mv, ec + ev) for (mc, ec), (mv, ev) in zip(coefficients, values) if mc and mv]
+    if bias is not None:
+        terms.append(dyadic(bias))
+    if not terms:
         return sp.Float(0, digits)
-    return exact_dot(coefficients, values, bias, digits)
+    low = min(e for _, e in terms)
+    total = sum(m << (e - low) for m, e in terms)
+    return rounded(total, low, digits)
 
 
 # --------------------------------------------------------------------------
 # exact sums
+
+
+def rounded(mantissa: int, exponent: int, digits: int) -> sp.Float:
+    """mantissa · 2**exponent rounded once to ``digits`` significant digits, as a sympy Float (made directly from
+    mpmath's parts: a few µs, where sp.Float(mpf, digits) takes a string round trip)."""
+    prec = dps_to_prec(digits)
+    return sp.Float._new(from_man_exp(mantissa, exponent, prec, round_nearest), prec, zero=False)
 
 
 def dyadic(value: float | sp.Float) -> Dyadic:
@@ -569,23 +605,9 @@ def dyadic(value: float | sp.Float) -> Dyadic:
     if isinstance(value, float):
         numerator, denominator = value.as_integer_ratio()
         return numerator, 1 - denominator.bit_length()
-    sign, mantissa, exponent, _ = sp.Float(value)._mpf_
+    parts = value._mpf_ if isinstance(value, sp.Float) else sp.Float(value)._mpf_
+    sign, mantissa, exponent, _ = parts
     return (-mantissa if sign else mantissa), exponent
-
-
-def exact_dot(weights: Sequence[float], outs: Sequence[Dyadic], bias: sp.Float | float | None, digits: int) -> sp.Float:
-    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ.
-
-    ``outs`` are (m, e) pairs (see :func:`dyadic`); weights and bias are the given floats.
-    """
-    ws = [dyadic(w) for w in weights]
-    terms = [(mw * mo, ew + eo) for (mw, ew), (mo, eo) in zip(ws, outs)]
-    if bias is not None:
-        terms.append(dyadic(bias))
-    low = min(e for _, e in terms)
-    total = sum(m << (e - low) for m, e in terms)
-    with mpmath.workdps(digits):
-        return sp.Float(mpmath.mpf((total, low)), digits)
 
 
 # --------------------------------------------------------------------------

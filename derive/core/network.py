@@ -212,15 +212,15 @@ class Layer:
         """A max pool's winners: for each of its nets, the previous layer's out it passes on (the float pass's)."""
         return self.network.routes(self.index)
 
-    @property
+    @cached_property
     def nets(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.net for n in self.neurons if n.net is not None)
 
-    @property
+    @cached_property
     def outs(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.out for n in self.neurons)
 
-    @property
+    @cached_property
     def deltas(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.delta for n in self.neurons if n.delta is not None)
 
@@ -389,6 +389,7 @@ class Network:
         """``routes(index)``: a max-pool layer's winners, one previous out per net, decided by the float pass."""
         self.spec = spec
         self._routes = routes
+        self._routed: dict[int, tuple[int, ...]] = {}
         layers: list[Layer] = []
         for index, lspec in enumerate(spec.layers):
             rule = None if index == 0 else activation(lspec.activation, f"{spec.source}: layers[{index}].activation")
@@ -407,7 +408,9 @@ class Network:
                 where=self.spec.source,
                 hint='give the input layer values (or values = "random")',
             )
-        return self._routes(index)
+        if index not in self._routed:
+            self._routed[index] = tuple(self._routes(index))
+        return self._routed[index]
 
     @cached_property
     def info(self) -> Mapping[str, SymbolInfo]:
@@ -510,6 +513,20 @@ class Network:
             return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(layer, info.row)]
         return []
 
+    def heads_from(self, node: sp.Symbol) -> list[sp.Symbol]:
+        """The heads of :meth:`edges_from` (for counting paths: an elementwise net's one edge needs no factor)."""
+        info = self.info.get(node.name)
+        if info is not None and info.kind is SymbolKind.NET:
+            layer = self.layers[info.layer]
+            if isinstance(layer.rule, Activation) and layer.rule.fprime != 0:
+                assert info.row is not None
+                return [layer.neurons[info.row].out]
+        if info is not None and info.kind in (SymbolKind.OUT, SymbolKind.INPUT) and info.layer < len(self.layers) - 1:
+            nxt = self.layers[info.layer + 1]
+            assert info.row is not None
+            return [nxt.nets[j] for j in nxt.kind.out_heads(nxt, info.row)]
+        return [head for head, _ in self.edges_from(node)]
+
     def count_paths(self, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
         """How many paths lead from ``node`` to E (counted, not listed; ``memo`` keeps the counts of nodes seen).
 
@@ -522,7 +539,7 @@ class Network:
             if top == LOSS_SYMBOL or top in memo:
                 stack.pop()
                 continue
-            heads = [head for head, _ in self.edges_from(top)]
+            heads = self.heads_from(top)
             waiting = [h for h in heads if h != LOSS_SYMBOL and h not in memo]
             if waiting:
                 stack.extend(waiting)

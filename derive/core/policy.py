@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import TypeAlias
 
 import sympy as sp
+from mpmath.libmp import dps_to_prec, from_float, round_nearest
 
 # A shown value: a float, or a sympy Float when it lies beyond float64's range
 # (∂E/∂out = −1/out with out = e^−2000 is −e^2000: a number, kept and shown).
@@ -53,7 +54,13 @@ POLICY = NumberPolicy()
 
 def exact(value: Number) -> sp.Float:
     """A number as a sympy Float holding it exactly (17 digits hold a float)."""
-    return value if isinstance(value, sp.Float) else sp.Float(value, 17)
+    return value if isinstance(value, sp.Float) else float_at(value, 17)
+
+
+def float_at(value: float, digits: int) -> sp.Float:
+    """A float as a sympy Float of ``digits`` digits, made from its bits (no decimal string in between)."""
+    prec = dps_to_prec(digits)
+    return sp.Float._new(from_float(float(value), prec, round_nearest), prec, zero=False)
 
 
 def to_number(value: sp.Expr) -> Number | None:
