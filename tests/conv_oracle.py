@@ -155,7 +155,7 @@ def train(torch: Any, net: dict[str, Any], steps: int, rate: float) -> dict[str,
                 for value in p.values():
                     value -= rate * value.grad
                     value.grad = None
-    return {name: float(params[i][key][index]) for name, i, key, index in _names(net, params)}
+    return {name: float(params[i][key][index].detach()) for name, i, key, index in _names(net, params)}
 
 
 def toml(net: dict[str, Any]) -> str:

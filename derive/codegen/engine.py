@@ -209,7 +209,7 @@ class Compiled:
         """One update with the module's loss_and_gradients and its update (the optimiser's rule); the loss before it."""
         with np.errstate(all="ignore"):
             params = self._params()
-            loss, grads = self._module.loss_and_gradients(params, self.x, self.t)
+            loss, grads = self._module.loss_and_gradients(params, *self._batch(None, None))
             new, self.state = self._module.update(params, grads, self.state, learning_rate)
         for index in range(1, len(self.weights)):
             number = index + 1
@@ -267,12 +267,12 @@ class Compiled:
     def current_loss(self) -> float:
         """E at the current parameters, over the spec's batch."""
         with np.errstate(all="ignore"):
-            return float(self._module.loss(self._params(), self.x, self.t))
+            return float(self._module.loss(self._params(), *self._batch(None, None)))
 
     def outputs(self) -> list[list[float]]:
         """The outputs of every sample, a row a sample."""
         with np.errstate(all="ignore"):
-            return np.asarray(self._module.forward(self._params(), self.x), dtype=float).tolist()
+            return np.asarray(self._module.forward(self._params(), self._batch(None, None)[0]), dtype=float).tolist()
 
 
 @dataclass(frozen=True)

@@ -572,6 +572,18 @@ def _term(
     return DeltaTerm(neuron, definition, delta_value, local)
 
 
+def gradient_at(net: Network, quantity: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:
+    """∂E/∂quantity as Σ_j δ_j · ∂net_j/∂quantity with the point's own δs (the compiled passes'), for a
+    weight or bias: no path is walked, so a max pool's winners are the point's, whatever the network's."""
+    total = 0.0
+    for head, factor in net.edges_from(quantity):
+        delta = net.neuron_of(head).delta
+        assert delta is not None
+        value = evaluate(factor, point)
+        total += float(point[delta]) * (float(value) if value is not None else math.nan)
+    return total
+
+
 def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> dict[str, Derivation]:
     """A derivation for every weight and bias (biases too when they are not trained)."""
     memo: dict[sp.Symbol, int] = {}

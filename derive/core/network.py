@@ -400,6 +400,11 @@ class Network:
         self._layer_map_outs: dict[int, tuple[sp.Expr, ...]] = {}
         self._jacobians: dict[int, tuple[tuple[sp.Expr, ...], ...]] = {}
 
+    @cached_property
+    def has_max_pools(self) -> bool:
+        """Whether a layer routes by numbers (a max pool): then each point has its own routes."""
+        return any(layer.kind.startswith("maxpool") for layer in self.spec.layers)
+
     def routes(self, index: int) -> Sequence[int]:
         """The winners of max-pool layer ``index`` (see :class:`derive.core.layers.Pool`)."""
         if self._routes is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -376,8 +377,12 @@ class Reporter:
         d, count = self.d, self.uses.count
         noun = "use" if count == 1 else "uses"
         lines = [f"{head}: a sum over {count} {noun}", ""]
-        lines += uses.describe(self.uses, d)
-        lines.append(f"(Through the layers after it, that is {d.path_count:,} paths to E, summed by the δs: BP2.)")
+        prose = [
+            *uses.describe(self.uses, d),
+            f"(Through the layers after it, that is {d.path_count:,} paths to E, summed by the δs: BP2.)",
+        ]
+        for paragraph in prose:  # wrapped as prose, not folded as an equation
+            lines += textwrap.wrap(paragraph, width) if width else [paragraph]
         if not uses.listed(self.uses):
             lines.append("")
             lines += uses.folded_lines(d, uses.use_maps(d, self.uses), self.digits, width)
@@ -407,6 +412,10 @@ class Reporter:
         delta, local = step.parts
         lines = [f"  {delta.quantity.split(' = ')[0]} · {local.quantity}"]
         lines.extend(self._factor_lines(delta, "    "))
+        if self.uses is not None and delta.expr == 0:
+            why = uses.zero_delta_note(self.d.network, self.d.terms[0].neuron.layer)
+            if why:
+                lines.append(f"      ({why})")
         lines.extend(self._factor_lines(local, "    "))
         if self.point:
             lines.append(f"    term = {step.numbers} = {self.num(step.value)}")

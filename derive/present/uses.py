@@ -15,6 +15,7 @@ from typing import Any
 import sympy as sp
 
 from ..core.chain import Derivation
+from ..core.network import Network
 from ..core.policy import Number, as_float
 from ..core.uses import SharedUses
 from .numbers import format_number
@@ -194,3 +195,10 @@ def uses_json(maps: UseMaps) -> dict[str, Any]:
 def listed(uses: SharedUses) -> bool:
     """Whether the uses are few enough to list one by one."""
     return uses.count <= MAX_LISTED_USES
+
+
+def zero_delta_note(network: Network, layer: int) -> str:
+    """Why a δ of layer ``layer`` is 0 by its very definition: no window of the max pool after it passes it on."""
+    if layer + 1 < len(network.layers) and network.layers[layer + 1].spec.kind.startswith("maxpool"):
+        return "0: the max pool after it passed on another entry of every window holding this position"
+    return ""
