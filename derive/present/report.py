@@ -352,6 +352,10 @@ class Reporter:
                 else:
                     lines.append(f"  ∂E/∂{q.name} = the sum of the {len(step.parts)} terms above")
             lines.append("")
+        if self.uses is not None and uses.listed(self.uses) and self.point:
+            lines.append("the same uses as maps, position by position:")
+            lines += uses.table_block(d, uses.use_maps(d, self.uses), width)
+            lines.append("")
         if d.paths and d.terms and len(d.paths) > 1 and self.uses is None:
             lines.append("the same sum in δ form (each δ = ∂E/∂net, shared by every path through it):")
             for step in self.delta_steps():

@@ -122,14 +122,17 @@ def table_lines(rows: list[list[str]], width: int | None, indent: str = "    ") 
 
 def folded_lines(d: Derivation, maps: UseMaps, digits: int, width: int | None) -> list[str]:
     """The δ-map form: the δ map(s), the map of what the parameter multiplies, and the sum of their products."""
+    lines = [f"more than {MAX_LISTED_USES} uses: folded into maps (the δ-map form)."]
+    lines += table_block(d, maps, width)
+    return lines + total_lines(d, maps, digits)
+
+
+def table_block(d: Derivation, maps: UseMaps, width: int | None) -> list[str]:
+    """The δ map of each channel the parameter feeds, and beside it the map of what the parameter multiplies."""
     uses = maps.uses
     q = uses.parameter.name
-    network = d.network
-    layer = network.layers[uses.layer]
-    lines = [
-        f"more than {MAX_LISTED_USES} uses: folded into maps (the δ-map form). "
-        f"Entries to {MAP_DIGITS} significant digits; {BLANK}: not a use.",
-    ]
+    layer = d.network.layers[uses.layer]
+    lines = [f"  entries to {MAP_DIGITS} significant digits; {BLANK}: not a use"]
     per_channel = uses.positions
     multiplied = any(f is not None and f != 1 for f in uses.factors)
     for i, channel in enumerate(uses.channels):
@@ -141,8 +144,16 @@ def folded_lines(d: Derivation, maps: UseMaps, digits: int, width: int | None) -
             lines.append("")
             lines.append(f"  what {q} multiplies at each position (∂z/∂{q}: the input under its kernel entry)")
             lines.extend(table_lines(map_rows(maps.factors[chunk], uses.grid), width))
+    return lines
+
+
+def total_lines(d: Derivation, maps: UseMaps, digits: int) -> list[str]:
+    """∂E/∂q as the sum over the maps, how many products are 0 and why, and its value."""
+    uses = maps.uses
+    q = uses.parameter.name
+    multiplied = any(f is not None and f != 1 for f in uses.factors)
     zero = uses.count - maps.nonzero
-    lines.append("")
+    lines = [""]
     if multiplied:
         lines.append(f"  ∂E/∂{q} = Σ over the positions of δ · input, entry by entry")
     else:
