@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_torch
+from conftest import require, require_torch
 from conv_oracle import compute, toml, train
 
 REL = 1e-9
@@ -283,3 +283,23 @@ def test_a_misspelled_kind_gets_a_suggestion(tmp_path):
     out = derive_cli("grad", str(_bad_spec(tmp_path, middle)), "--all")
     assert out.returncode == 2
     assert "conv2d" in out.stderr
+
+
+def test_a_conv_net_learns_the_digits(tmp_path):
+    """scikit-learn's 8×8 digits through conv 8@3×3 (padding 1) → max pool 2 → dense 10 softmax, Adam at 0.01:
+    at least 93 % of the held-out quarter right after 10 epochs (measured 96.0 %)."""
+    require("sklearn", "data")
+    spec = tmp_path / "digitsconv.toml"
+    spec.write_text(
+        'name = "digitsconv"\n[loss]\nkind = "cross_entropy"\n[training]\noptimizer = "adam"\nlearning_rate = 0.01\n'
+        "[[layers]]\nshape = [1, 8, 8]\n"
+        '[[layers]]\nkind = "conv2d"\nchannels = 8\nkernel = 3\npadding = 1\nactivation = "relu"\nbias = "per_neuron"\n'
+        '[[layers]]\nkind = "maxpool2d"\nkernel = 2\n'
+        '[[layers]]\nsize = 10\nactivation = "softmax"\nbias = "per_neuron"\n'
+    )
+    out = derive_cli(
+        "fit", str(spec), "--data", "digits", "--epochs", "10", "-o", str(tmp_path / "p.npz"), "--format", "json"
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["test_accuracy"] >= 0.93, summary
