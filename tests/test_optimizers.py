@@ -176,3 +176,61 @@ def test_adam_learns_the_digits_in_ten_epochs(tmp_path):
     result = derive_cli("fit", str(path), "--data", "digits", "--epochs", "10", "-q", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["test_accuracy"] >= 0.95  # held out, the issue's bar
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--optimizer", "adam", "--beta1", "0.8", "--weight-decay", "0.01"],
+        ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov"],
+        ["--optimizer", "rmsprop", "--alpha", "0.9", "--eps", "1e-6", "--momentum", "0.5"],
+        ["--optimizer", "adamw", "--beta2", "0.99"],
+    ],
+)
+def test_fit_takes_the_optimiser_from_its_options_as_torch_optim_runs_it(tmp_path, options):
+    """Whole-batch epochs (batch size = rows, nothing held out, no scaling): each epoch is one torch step."""
+    torch = require_torch()
+    net = xor("mean")
+    net["rate"] = 0.5  # the spec says plain gradient descent at 0.5; the options override both
+    path = tmp_path / "net.toml"
+    path.write_text(toml(net, names=True))
+    np.savez(tmp_path / "data.npz", X=np.array(net["X"]), T=np.array(net["T"]))
+    out = tmp_path / "trained.npz"
+    args = ["--data", str(tmp_path / "data.npz"), "--epochs", "4", "--batch-size", "4", "--test-fraction", "0"]
+    result = derive_cli("fit", str(path), *args, "--scale", "none", "--lr", "0.05", *options, "-q", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    settings: dict = {}
+    words = list(options)
+    while words:
+        key = words.pop(0).removeprefix("--").replace("-", "_")
+        settings[key] = True if key == "nesterov" else (words.pop(0) if key == "optimizer" else float(words.pop(0)))
+    net["rate"] = 0.05
+    expected, _ = torch_run(torch, net, settings, 4)
+    trained = np.load(out)
+    ours = flat([trained["W2"], trained["b2"], trained["W3"], trained["b3"]])
+    assert np.allclose(ours, flat(expected), rtol=1e-10, atol=1e-13), np.abs(ours - flat(expected)).max()
+    text = derive_cli("fit", str(path), *args, *options, "-o", str(tmp_path / "again.npz")).stdout
+    assert settings["optimizer"] in text or "gradient descent: momentum 0.9, Nesterov" in text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--optimizer", "adamm"], "--optimizer: unknown optimizer 'adamm'"),
+        (["--optimizer", "adam", "--beta1", "1.0"], "--beta1: must lie in [0, 1), got 1.0"),
+        (["--optimizer", "rmsprop", "--alpha", "-0.5"], "--alpha: must lie in [0, 1)"),
+        (["--optimizer", "adam", "--eps", "-1e-8"], "--eps: must be ≥ 0"),
+        (["--optimizer", "adam", "--eps", "nan"], "--eps: expected a finite number"),
+        (["--nesterov"], "--nesterov: Nesterov momentum needs a momentum"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "--momentum: adam takes no momentum"),
+        (["--beta1", "0.9"], "--beta1: sgd takes no beta1"),  # the spec's optimiser: plain sgd
+        (["--weight-decay", "-1"], "--weight-decay: must be ≥ 0"),
+    ],
+)
+def test_fit_refuses_bad_optimiser_options_with_the_spec_s_messages(tmp_path, options, message):
+    np.savez(tmp_path / "data.npz", X=np.zeros((4, 2)), T=np.zeros((4, 1)))
+    out = tmp_path / "never.npz"
+    result = derive_cli("fit", "xor", "--data", str(tmp_path / "data.npz"), *options, "-q", "-o", str(out))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") <= 2  # the message, and a hint

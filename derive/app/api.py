@@ -38,6 +38,7 @@ from ..spec.reading import (
     load_spec,
     parse_spec,
     validate_spec,
+    with_training,
     with_values,
 )
 
@@ -210,6 +211,16 @@ class Model:
             seeded=lambda index: seeded(self.spec, index).tolist(),
         )
         return Model(spec)
+
+    def with_training(self, settings: Mapping[str, Any]) -> Model:
+        """A new model whose [training] takes these settings over the spec's, checked as the spec's keys are.
+
+        >>> Model.load("mazur").with_training({"optimizer": "adam", "beta1": 0.8}).spec.training.beta1
+        0.8
+
+        A new optimizer starts from its own defaults; errors name the setting as ``derive fit``'s option (``--beta1``).
+        """
+        return Model(with_training(self.spec, _plain(dict(settings)), _option_name))
 
     # -- what a notebook shows ------------------------------------------------------
 
@@ -582,12 +593,27 @@ class Model:
         one_hot: bool | None = None,
         path: str | Path | None = None,
         progress: Callable[[int, float, float], None] | None = None,
+        training: Mapping[str, Any] | None = None,
     ) -> FitResult:
         """Train on a data set with the generated module: ``derive fit`` (the same defaults).
 
         ``data`` is ``"digits"``, a ``.npz`` or a ``.csv`` file; the trained parameters are written to
-        ``path`` (``.npz``) when it is given; ``progress(epoch, loss, accuracy)`` after each epoch.
+        ``path`` (``.npz``) when it is given; ``progress(epoch, loss, accuracy)`` after each epoch;
+        ``training`` overrides the spec's optimiser settings (:meth:`with_training`: ``{"optimizer": "adam"}``).
         """
+        if training:
+            return self.with_training(training).fit(
+                data,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                test_fraction=test_fraction,
+                seed=seed,
+                scale=scale,
+                one_hot=one_hot,
+                path=path,
+                progress=progress,
+            )
         from ..files import check_target
         from ..fit.data import load_data
         from ..fit.training import FitOptions, save_params, target_range
@@ -652,6 +678,11 @@ def sample_suffix(name: str) -> tuple[str, int | None]:
         if index.isdigit() and len(index) <= 6 and base:
             return base, int(index)
     return name, None
+
+
+def _option_name(key: str) -> str:
+    """How ``derive fit`` spells a [training] key as an option: weight_decay is --weight-decay."""
+    return "--lr" if key == "learning_rate" else "--" + key.replace("_", "-")
 
 
 def _plain(value: Any) -> Any:
