@@ -234,3 +234,132 @@ def test_fit_refuses_bad_optimiser_options_with_the_spec_s_messages(tmp_path, op
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") <= 2  # the message, and a hint
+
+
+def torch_steps(torch, net, settings, steps, at):
+    """Per step, for the weight at ``at`` = (layer, row, column): its gradient, value before and after the step
+    and the optimiser's buffers after it, by torch.optim (the step's number is t, from 1)."""
+    x = torch.tensor(net["X"], dtype=torch.float64)
+    t = torch.tensor(net["T"], dtype=torch.float64)
+    tensors = []
+    for layer in net["layers"]:
+        tensors.append(torch.tensor(layer["W"], dtype=torch.float64, requires_grad=True))
+        tensors.append(torch.tensor(layer["b"], dtype=torch.float64, requires_grad=True))
+    opt = torch_optimizer(torch, tensors, net["rate"], settings)
+    layer, row, col = at
+    weight = tensors[2 * layer]
+    found = []
+    for _ in range(steps):
+        opt.zero_grad()
+        a = x
+        for i, spec in enumerate(net["layers"]):
+            z = a @ tensors[2 * i].T + tensors[2 * i + 1]
+            kind = spec["activation"]
+            a = torch.softmax(z, dim=1) if kind == "softmax" else ACTIVATIONS[kind](torch, z)
+        per = (0.5 * (t - a) ** 2).sum(dim=1) if net["loss"] == "half_sse" else -(t * torch.log(a)).sum(dim=1)
+        (per.mean() if net["reduction"] == "mean" else per.sum()).backward()
+        before = float(weight.detach()[row, col])
+        gradient = float(weight.grad[row, col])
+        opt.step()
+        state = {k: float(v[row, col]) for k, v in opt.state[weight].items() if k != "step"}
+        found.append({"gradient": gradient, "before": before, "after": float(weight.detach()[row, col]), **state})
+    return found
+
+
+def expected_lines(settings, step, t):
+    """Every quantity the update shows at step t, by its text name, from torch's numbers (w stands for the weight)."""
+    s = {"momentum": 0.0, "weight_decay": 0.0, "alpha": 0.99, "beta1": 0.9, "beta2": 0.999, **settings}
+    if s["optimizer"] == "adamw" and "weight_decay" not in settings:
+        s["weight_decay"] = 0.01
+    rate = RATE
+    name = s["optimizer"]
+    lines = {f"g_{t}": step["gradient"], f"w@{t}": step["after"]}
+    if s["weight_decay"] and name != "adamw":
+        lines[f"g̃_{t}"] = step["gradient"] + s["weight_decay"] * step["before"]
+    if name == "adamw" and s["weight_decay"]:
+        lines[f"w~@{t}"] = step["before"] * (1 - rate * s["weight_decay"])
+    if "exp_avg" in step:
+        lines[f"m_{t}"], lines[f"v_{t}"] = step["exp_avg"], step["exp_avg_sq"]
+        lines[f"m̂_{t}"] = step["exp_avg"] / (1 - s["beta1"] ** t)
+        lines[f"v̂_{t}"] = step["exp_avg_sq"] / (1 - s["beta2"] ** t)
+    if "square_avg" in step:
+        lines[f"v_{t}"] = step["square_avg"]
+    if "momentum_buffer" in step:
+        lines[f"m_{t}"] = step["momentum_buffer"]
+    return lines
+
+
+RATE = 0.05
+SHOWN = [s for s in SETTINGS if s != "sgd"]
+
+
+@pytest.mark.parametrize("setting", SHOWN)
+@pytest.mark.parametrize("shape", ["xor-batch", "xor-single"])
+def test_grad_shows_two_steps_of_the_optimiser_with_torch_optim_s_numbers(tmp_path, setting, shape):
+    torch = require_torch()
+    net = xor("mean")
+    if shape == "xor-single":  # the sample (0, 1): x2 = 1 gives the weight from x2 a gradient
+        net["X"], net["T"] = net["X"][1:2], net["T"][1:2]
+    net["rate"] = RATE
+    net["training"] = SETTINGS[setting]
+    path = tmp_path / "net.toml"
+    path.write_text(toml(net, names=True))
+    weight, at = "w_h1_1_x2", (0, 0, 1)  # layer 0, row 0, column 1
+    steps = torch_steps(torch, net, SETTINGS[setting], 2, at)
+    result = derive_cli("grad", str(path), weight, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    update = json.loads(result.stdout)["update"]
+    assert update["optimizer"] == SETTINGS[setting]["optimizer"] and [s["step"] for s in update["steps"]] == [1, 2]
+    for t, (shown, step) in enumerate(zip(update["steps"], steps), start=1):
+        expected = expected_lines(SETTINGS[setting], step, t)
+        got = {line["quantity"].replace(weight, "w"): line["value"] for line in shown["lines"]}
+        assert set(got) == set(expected), (got, expected)
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-15), key
+        assert all(line["why"] for line in shown["lines"] if not line["quantity"].startswith("g_"))
+        checks = [line["check"] for line in shown["lines"] if "check" in line]
+        assert f"{weight}@{t}" in checks
+    # the text shows the same numbers to 8 digits, each line ending in its value
+    text = derive_cli("grad", str(path), weight).stdout
+    for t, step in enumerate(steps, start=1):
+        for key, value in expected_lines(SETTINGS[setting], step, t).items():
+            name = key.replace("w", weight, 1) if key.startswith("w") else key
+            line = next(line for line in text.splitlines() if line.strip().startswith(name + " = "))
+            assert float(line.rsplit("= ", 1)[1]) == pytest.approx(value, rel=1e-7, abs=1e-15), line
+
+
+def test_grad_of_plain_gradient_descent_shows_no_update_and_a_bias_kept_out_shows_none(tmp_path):
+    plain = derive_cli("grad", "mazur", "w5", "--format", "json")
+    assert "update" not in json.loads(plain.stdout)
+    path = tmp_path / "adam.toml"
+    net = {**single(xor("mean")), "rate": RATE, "training": {**SETTINGS["adam"], "update_biases": False}}
+    path.write_text(toml(net, names=True).replace("update_biases = true\n", ""))
+    bias = derive_cli("grad", str(path), "b_h1_1", "--format", "json")
+    assert bias.returncode == 0, bias.stderr
+    assert "update" not in json.loads(bias.stdout)
+    weight = derive_cli("grad", str(path), "w_h1_1_x2")
+    assert "m̂_1 = m_1/(1 - β1)" in weight.stdout and "exp_avg(w_h1_1_x2)@1" in weight.stdout
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_the_rule_as_read_is_the_rule_the_module_runs(setting):
+    """Optimizer.terms (m̂, v̂ written out, settings as symbols) is the same step as Optimizer.rule (torch's
+    grouping, printed as the module's update), at random points: a consistency check, not an oracle."""
+    from derive.core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
+    from derive.spec.reading import TrainingSpec
+
+    s = dict(SETTINGS[setting])
+    if s["optimizer"] == "adamw":
+        s.setdefault("weight_decay", 0.01)
+    opt = Optimizer(s["optimizer"], 0.05, True, TrainingSpec(learning_rate=0.05, **s))
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        start = {PARAMETER: rng.uniform(-1, 1), GRADIENT: rng.uniform(-1, 1), STEP: int(rng.integers(1, 6))}
+        start.update({opt.symbol(name): rng.uniform(0, 1) for name in opt.state})
+        ran, read = {**start, RATE: 0.05}, {**start, **opt.setting_values()}
+        for a in opt.rule():
+            ran[a.target] = float(a.expr.xreplace(ran))
+        for term in opt.terms():
+            read[term.target] = float(term.expr.xreplace(read))
+        for symbol in [PARAMETER, *(opt.symbol(name) for name in opt.state)]:
+            assert read[symbol] == pytest.approx(ran[symbol], rel=1e-13, abs=1e-15)

@@ -26,7 +26,7 @@ from ..core.chain import BatchDerivation, Derivation, derive, derive_all, derive
 from ..core.network import LOSS_SYMBOL, Network, SymbolKind
 from ..core.optimizer import Optimizer
 from ..core.point import Point
-from ..core.policy import Number, reduce_exact
+from ..core.policy import Number, as_float, reduce_exact
 from ..errors import DeriveError
 from ..files import LectureFormat, lecture_format
 from ..present.report import BatchReporter, Reporter, json_text, sample_line
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ..check.claims import Report
     from ..fit.training import FitResult
     from ..present.matrix import MatrixGradient
+    from ..present.update import Update
 
 SpecRef = str | Path | Mapping[str, Any]
 TRAIN_CHUNK = 2000  # steps between progress reports
@@ -395,6 +396,20 @@ class Model:
                 for p in self.network.parameters
             }
         return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}
+
+    def update(self, name: str, gradient: Number | None = None) -> Update | None:
+        """``name``'s update by the spec's optimiser: the rule, then two steps with their numbers and why each line
+        is there, as ``derive grad`` prints it after the derivation; None for plain gradient descent, for a
+        quantity the optimiser does not move, and for one sample's gradient of a batch (``w5[2]``).
+
+        ``gradient`` is ∂E/∂name at the spec's numbers when it is already derived (else it is derived here).
+        """
+        from ..present.update import update_of
+
+        if sample_suffix(name)[1] is not None or name not in self.network.symbols:
+            return None
+        first = as_float(gradient) if gradient is not None else None
+        return update_of(self, name, first)
 
     def layer_gradient(self, key: str) -> MatrixGradient:
         """∂E/∂W{l} or ∂E/∂b{l} for a whole layer, keyed as the exported module's params (``derive grad SPEC W3``)."""

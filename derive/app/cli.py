@@ -368,12 +368,18 @@ def grad(
     if isinstance(derivation, MatrixGradient):
         _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return
+    # an optimiser beyond plain gradient descent: its rule and two steps of this parameter follow the derivation
+    update = model.update(param, derivation.value)
     if fmt == "json":
-        _emit(_json(derivation.to_dict(digits)), output)
+        data = derivation.to_dict(digits)
+        if update is not None:
+            data["update"] = update.to_dict(digits)
+        _emit(_json(data), output)
     elif fmt == "latex":
-        _emit(derivation.latex(digits), output)
+        _emit(derivation.latex(digits) + ("" if update is None else update.latex(digits)), output)
     else:
-        _emit(derivation.text(digits, closed_form, _width(output)), output)
+        text = derivation.text(digits, closed_form, _width(output))
+        _emit(text if update is None else text + "\n" + update.text(digits), output)
 
 
 LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.files.LECTURE_SUFFIXES
