@@ -363,3 +363,40 @@ def test_the_rule_as_read_is_the_rule_the_module_runs(setting):
             read[term.target] = float(term.expr.xreplace(read))
         for symbol in [PARAMETER, *(opt.symbol(name) for name in opt.state)]:
             assert read[symbol] == pytest.approx(ran[symbol], rel=1e-13, abs=1e-15)
+
+
+def numbers_in(text):
+    """Every number pdftotext reads from a page: 0.0082167041, −0.099999939, 6.7514226 × 10−6."""
+    import re
+
+    text = text.replace("−", "-")
+    found = []
+    for m in re.finditer(r"(-?\d+(?:\.\d+)?)(?:\s*×\s*10\s*(-?\d+))?", text):
+        found.append(float(m.group(1)) * (10 ** int(m.group(2)) if m.group(2) else 1))
+    return found
+
+
+@pytest.mark.parametrize(("setting", "lang"), [("adam", "en"), ("sgd-nesterov-decay", "en"), ("adamw-decay", "zh")])
+def test_the_lecture_works_two_steps_of_the_optimiser_with_torch_optim_s_numbers(tmp_path, setting, lang):
+    """The PDF's update section (read back with pdftotext) shows each line's number as torch.optim computes it."""
+    from conftest import need_tex
+
+    need_tex(lang)
+    torch = require_torch()
+    net = {**xor("mean"), "rate": RATE, "training": SETTINGS[setting]}
+    net["X"], net["T"] = net["X"][1:2], net["T"][1:2]  # one sample: the lecture's derivations are its own
+    path = tmp_path / "net.toml"
+    path.write_text(toml(net, names=True))
+    pdf = tmp_path / "lecture.pdf"
+    result = derive_cli("lecture", str(path), "--lang", lang, "-o", str(pdf))
+    assert result.returncode == 0, result.stderr
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    heading = "优化器的一步" if lang == "zh" else "One step of the optimiser"
+    section = text[text.index(heading) :]
+    shown = numbers_in(section[: section.index("exp_avg" if "adam" in setting else "momentum_buffer")])
+    # the lecture's update is written for the output layer's first weight: layer 1, row 0, column 0
+    steps = torch_steps(torch, net, SETTINGS[setting], 2, (1, 0, 0))
+    for t, step in enumerate(steps, start=1):
+        for key, value in expected_lines(SETTINGS[setting], step, t).items():
+            assert any(abs(n - value) <= 1e-7 * abs(value) + 1e-15 for n in shown), (key, value)
+    assert ("偏差修正" if lang == "zh" else "Bias correction") in section or "adam" not in setting

@@ -66,6 +66,7 @@ from .plan import (
     Text,
     say,
 )
+from .update import WithUpdate, update_blocks
 
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
@@ -179,6 +180,7 @@ class _Builder:
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(batch.spec.published.values) if batch.spec.published else {}
         self.optimizer = Optimizer.of(batch.spec)
+        self.update_values: dict[sp.Symbol, float] = {}  # the numbers of the update's step-by-step lines
 
     # -- helpers ------------------------------------------------------------------
 
@@ -314,7 +316,7 @@ class _Builder:
             source=source,
             sections=tuple(sections),
             network=self.net,
-            point=self.point,
+            point=WithUpdate(self.update_values, self.point) if self.update_values else self.point,
             digits=self.options.digits,
         )
 
@@ -1044,6 +1046,11 @@ class _Builder:
                 )
             )
         ]
+        # another optimiser: its rule for the output layer's weight derived in full, and that weight's first two steps
+        weight = self.representative(self.net.output_layer)
+        known = None if self.batch.is_batch else self.derivation(weight.name).value
+        shown, self.update_values = update_blocks(self.batch, weight, None if known is None else float(known))
+        blocks.extend(shown)
         if not spec.training.update_biases and any(self.net.info[p].kind == "bias" for p in self.parameters):
             blocks.append(Paragraph((say("biases_fixed"),)))
         header = (say("parameter"), say("old"), say("gradient"), say("new"))

@@ -177,6 +177,17 @@ class Update:
 
     # -- the lines ---------------------------------------------------------------
 
+    def setting_lines(self, latex: bool = False) -> list[Shown]:
+        """η and each setting the rule uses, with its value: η = 0.5, β1 = 0.9, …"""
+        used = set().union(*(term.expr.free_symbols for term in self.terms))
+        names, _ = self._renaming("t", latex)
+        lines = [Shown(EquationChain(names[RATE], (Value(self.optimizer.learning_rate),)), {}, "", "")]
+        for key, symbol in SETTING.items():
+            if symbol in used:
+                value = float(getattr(self.optimizer.settings, key))
+                lines.append(Shown(EquationChain(names[symbol], (Value(value),)), {}, "", ""))
+        return lines
+
     def rule(self, latex: bool = False) -> list[Shown]:
         """The rule at step t, a line per quantity, in symbols."""
         names, _ = self._renaming("t", latex)
