@@ -147,20 +147,82 @@ def test_bad_settings_are_refused_with_their_key(tmp_path, training, message):
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-def test_what_works_one_plain_step_by_hand_refuses_another_optimiser(tmp_path):
+def student_net(path, base):
+    """A student's network from their spec file (tomllib, not derive): the base with the drawn inputs and targets."""
+    import tomllib
+
+    data = tomllib.loads(path.read_text())
+    net = copy.deepcopy(base)
+    net["X"], net["T"] = [data["layers"][0]["values"]], [data["layers"][-1]["targets"]]
+    for layer, table in zip(net["layers"], data["layers"][1:]):
+        layer["W"], layer["b"] = table["weights"], table["bias"]
+    return net
+
+
+def answers(path):
+    lines = [line.split(" = ") for line in path.read_text().splitlines() if " = " in line and not line.startswith("#")]
+    return {name: float(value) for name, value in lines}
+
+
+@pytest.mark.parametrize("setting", ["adam", "sgd-nesterov-decay", "rmsprop-momentum-decay", "adamw-decay"])
+def test_exercises_ask_for_the_optimiser_s_first_step_and_their_answers_are_torch_optim_s(tmp_path, setting):
+    from conftest import need_tex
+
+    need_tex()
+    torch = require_torch()
+    base = {**xor("mean"), "rate": RATE, "training": SETTINGS[setting]}
+    base["X"], base["T"] = base["X"][1:2], base["T"][1:2]
+    path = tmp_path / "base.toml"
+    path.write_text(toml(base, names=True))
+    folder = tmp_path / "class"
+    made = derive_cli("exercises", str(path), "--students", "2", "--seed", "3", "-o", str(folder))
+    assert made.returncode == 0, made.stderr
+    for label in ("01", "02"):
+        net = student_net(folder / f"student-{label}.toml", base)
+        (step,) = torch_steps(torch, net, SETTINGS[setting], 1, (0, 0, 0))  # the sheet's weight: the first
+        given = answers(folder / f"student-{label}-answers.txt")
+        w = "w_h1_1_x1"
+        expected = {f"{w}@1": step["after"], f"dE/d{w}": step["gradient"]}
+        expected.update({f"{k}({w})@1": v for k, v in step.items() if k not in ("gradient", "before", "after")})
+        assert set(expected) <= set(given), given
+        for name, value in expected.items():
+            assert given[name] == pytest.approx(value, rel=1e-9), name
+        graded = derive_cli(
+            "check", str(folder / f"student-{label}.toml"), "--claims", str(folder / f"student-{label}-answers.txt")
+        )
+        assert graded.returncode == 0, graded.stdout
+        key = subprocess.run(
+            ["pdftotext", str(folder / f"student-{label}-key.pdf"), "-"], capture_output=True, text=True, check=True
+        ).stdout
+        worked = numbers_in(key[key.index("first step of") :])
+        for name, value in expected_lines(SETTINGS[setting], step, 1).items():
+            assert any(abs(n - value) <= 1e-7 * abs(value) + 1e-15 for n in worked), (label, name, value)
+
+
+def test_the_lecture_s_exercise_is_the_optimiser_s_first_step(tmp_path):
+    from conftest import need_tex
+
+    need_tex()
+    torch = require_torch()
+    net = {**xor("mean"), "rate": RATE, "training": SETTINGS["adam"]}
+    net["X"], net["T"] = net["X"][1:2], net["T"][1:2]
     path = tmp_path / "adam.toml"
-    text = toml({**xor("mean"), "rate": 0.05, "training": SETTINGS["adam"]}, names=True)
-    path.write_text(text)
-    sheets = derive_cli("exercises", str(path), "--students", "2", "--seed", "1", "-o", str(tmp_path / "class"))
-    assert sheets.returncode == 2 and "plain gradient descent" in sheets.stderr
-    one = tmp_path / "one.toml"  # a single sample: the lecture's exercises would be allowed but for the optimiser
-    one.write_text(toml({**single(xor("mean")), "rate": 0.05, "training": SETTINGS["adam"]}, names=True))
-    lecture = derive_cli("lecture", str(one), "--exercises", "--format", "tex", "-o", str(tmp_path / "l.tex"))
-    assert lecture.returncode == 2 and "plain gradient descent" in lecture.stderr
-    plain = derive_cli("lecture", str(one), "--format", "tex", "-o", str(tmp_path / "p.tex"))
-    assert plain.returncode == 0, plain.stderr
-    tex = (tmp_path / "p.tex").read_text()
-    assert "One step of the optimiser" in tex and "adam" in tex
+    path.write_text(toml(net, names=True))
+    pdf = tmp_path / "lecture.pdf"
+    result = derive_cli("lecture", str(path), "--exercises", "-o", str(pdf))
+    assert result.returncode == 0, result.stderr
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    exercises = text[text.rindex("Carry out the first step of adam") :]
+    assert "exp_avg(w_y1_h1_1)@1" in exercises
+    (step,) = torch_steps(torch, net, SETTINGS["adam"], 1, (1, 0, 0))  # the output layer's first weight
+    shown = numbers_in(exercises)
+    for name, value in expected_lines(SETTINGS["adam"], step, 1).items():
+        assert any(abs(n - value) <= 1e-7 * abs(value) + 1e-15 for n in shown), (name, value)
+    plain = tmp_path / "plain.toml"
+    plain.write_text(toml({**net, "training": {}}, names=True))
+    tex = tmp_path / "plain.tex"
+    assert derive_cli("lecture", str(plain), "--exercises", "--format", "tex", "-o", str(tex)).returncode == 0
+    assert "first step of" not in tex.read_text()  # plain gradient descent keeps its one-line update
 
 
 def test_adam_learns_the_digits_in_ten_epochs(tmp_path):

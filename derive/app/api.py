@@ -24,7 +24,6 @@ import sympy as sp
 from ..codegen.engine import Breakdown, Compiled
 from ..core.chain import BatchDerivation, Derivation, derive, derive_all, derive_batch, exact_point
 from ..core.network import LOSS_SYMBOL, Network, SymbolKind
-from ..core.optimizer import Optimizer
 from ..core.point import Point
 from ..core.policy import Number, as_float, reduce_exact
 from ..errors import DeriveError
@@ -491,13 +490,6 @@ class Model:
         if fmt == "html" and keep_tex:
             raise DeriveError("keep_tex keeps the LaTeX source next to a PDF; an HTML lecture has none")
         check_target(target)
-        if exercises and Optimizer.of(self.spec).settings_beyond_sgd:
-            raise DeriveError(
-                "the lecture's exercises ask for a step of plain gradient descent, and this spec trains with "
-                + Optimizer.of(self.spec).describe(),
-                where=self.spec.source,
-                hint="leave out --exercises, or train with the default optimizer (sgd without momentum or decay)",
-            )
         if exercises and self.is_batch:
             raise DeriveError(
                 f"the lecture's exercises are worked on one sample, and this spec holds {self.samples}",

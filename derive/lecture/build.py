@@ -66,7 +66,7 @@ from .plan import (
     Text,
     say,
 )
-from .update import WithUpdate, update_blocks
+from .update import WithUpdate, first_step, update_blocks
 
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
@@ -1335,30 +1335,24 @@ class _Builder:
                         ),
                     )
                 )
-        # 2. one update by hand
-        eta = self.model.spec.training.learning_rate
-        g = self.run.gradients[w.name]
-        old = self.run.old[w.name]
-        items.append(
-            Exercise(
-                (Paragraph((say("ex_update", weight=Math(w)),)),),
-                (
-                    Paragraph(
-                        (
-                            say(
-                                "ex_update_answer",
-                                weight=Math(w),
-                                old=Num(old),
-                                eta=Num(eta),
-                                g=Num(g),
-                                new=Num(self.run.new[w.name]),
-                            ),
-                        )
-                    ),
-                ),
-                (Claim(f"{w.name}'", self.run.new[w.name]),),  # gradable: `derive check SPEC w5'=…`
+        # 2. one update by hand: for another optimiser, its first step, line by line
+        worked = first_step(self.batch, w)
+        if worked is not None:
+            self.update_values.update(worked.values)
+            items.append(Exercise(worked.question, worked.answer, tuple(Claim(n, v) for n, v in worked.claims)))
+        else:
+            eta = self.model.spec.training.learning_rate
+            g = self.run.gradients[w.name]
+            old = self.run.old[w.name]
+            new = self.run.new[w.name]
+            answer = say("ex_update_answer", weight=Math(w), old=Num(old), eta=Num(eta), g=Num(g), new=Num(new))
+            items.append(
+                Exercise(
+                    (Paragraph((say("ex_update", weight=Math(w)),)),),
+                    (Paragraph((answer,)),),
+                    (Claim(f"{w.name}'", new),),  # gradable: `derive check SPEC w5'=…`
+                )
             )
-        )
         # 3. another activation for the first hidden neuron
         h = net.layers[1].neurons[0]
         assert h.net is not None

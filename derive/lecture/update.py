@@ -7,12 +7,13 @@ engine's numbers); this module only arranges them into blocks with their sentenc
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sympy as sp
 
 from ..present.update import Update, update_of
-from .plan import Block, Code, Equations, Line, Math, Paragraph, Text, say
+from .plan import Block, Code, Equations, Line, Math, Paragraph, Table, Text, say
 
 if TYPE_CHECKING:
     from ..core.worked import Worked
@@ -73,3 +74,53 @@ class WithUpdate(Mapping[sp.Symbol, float]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    """An exercise on the first step of the spec's optimiser for one weight: the question (the rule and its
+    settings), the worked answer, what a student hands in (derive check's names: ``exp_avg(w1)@1``, ``w1@1``)
+    and the numbers the answer's lines stand for."""
+
+    question: tuple[Block, ...]
+    answer: tuple[Block, ...]
+    claims: tuple[tuple[str, float], ...]
+    values: dict[sp.Symbol, float]
+
+
+def first_step(model: Worked, weight: sp.Symbol) -> FirstStep | None:
+    """The exercise for ``weight``; None for plain gradient descent (its exercise is p' = p − η·∂E/∂p)."""
+    update = update_of(model, weight.name, steps=1)
+    if update is None or not update.steps:
+        return None
+    step = update.steps[0]
+    rule = (*update.setting_lines(latex=True), *update.rule(latex=True))
+    # the names the answers are handed in under (derive check's), for each quantity the rule writes
+    named = tuple(
+        (Math(line.chain.lhs), Code(line.check)) for line in update.step_lines(step, latex=True) if line.check
+    )
+    question: tuple[Block, ...] = (
+        Paragraph((say("opt_exercise", optimizer=Text(update.optimizer.name), weight=Math(weight)),)),
+        Equations(tuple(Line(line.chain) for line in rule)),
+        Table((say("symbol"), say("opt_check_name")), named, (False, False)),
+    )
+    lines = [update.gradient_line(step, latex=True), *update.step_lines(step, latex=True)]
+    answer: tuple[Block, ...] = (
+        Paragraph((say("opt_exercise_answer", weight=Math(weight)),)),
+        Equations(tuple(Line(line.chain) for line in lines)),
+    )
+    claims = tuple(
+        (line.check, float(step.after[term.target]))
+        for line, term in zip(update.step_lines(step), update.terms)
+        if line.check
+    )
+    return FirstStep(question, answer, claims, step_values(update))
+
+
+def step_values(update: Update) -> dict[sp.Symbol, float]:
+    """The numbers every LaTeX line of the update's steps stands for (a plan's point takes them)."""
+    values: dict[sp.Symbol, float] = {}
+    for step in update.steps:
+        for line in update.step_lines(step, latex=True):
+            values.update(line.values)
+    return values
