@@ -441,8 +441,7 @@ def _steps(model: Worked, optimizer: Optimizer, name: str, first: float | None, 
                 value = kept[term.target]
             else:
                 computed = evaluate(term.expr, values)
-                assert computed is not None
-                value = float(computed)
+                value = float("nan") if computed is None else float(computed)  # a diverged step shows as nan
             after[term.target] = value
             values[term.target] = value
         found.append(Step(t, before, after))
@@ -457,5 +456,4 @@ def _gradient(model: Worked, symbol: sp.Symbol, points: Sequence[Mapping[sp.Symb
     else:
         value = derive(network, symbol, points[0]).value
     result = as_float(value)
-    assert result is not None
-    return result
+    return float("nan") if result is None else result
