@@ -113,7 +113,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Shown:
+class UpdateLine:
     """A line of the update in one spelling: the chain, the numbers its symbols stand for, and why."""
 
     chain: EquationChain
@@ -177,33 +177,33 @@ class Update:
 
     # -- the lines ---------------------------------------------------------------
 
-    def setting_lines(self, latex: bool = False) -> list[Shown]:
+    def setting_lines(self, latex: bool = False) -> list[UpdateLine]:
         """η and each setting the rule uses, with its value: η = 0.5, β1 = 0.9, …"""
         used = set().union(*(term.expr.free_symbols for term in self.terms))
         names, _ = self._renaming("t", latex)
-        lines = [Shown(EquationChain(names[RATE], (Value(self.optimizer.learning_rate),)), {}, "", "")]
+        lines = [UpdateLine(EquationChain(names[RATE], (Value(self.optimizer.learning_rate),)), {}, "", "")]
         for key, symbol in SETTING.items():
             if symbol in used:
                 value = float(getattr(self.optimizer.settings, key))
-                lines.append(Shown(EquationChain(names[symbol], (Value(value),)), {}, "", ""))
+                lines.append(UpdateLine(EquationChain(names[symbol], (Value(value),)), {}, "", ""))
         return lines
 
-    def rule(self, latex: bool = False) -> list[Shown]:
+    def rule(self, latex: bool = False) -> list[UpdateLine]:
         """The rule at step t, a line per quantity, in symbols."""
         names, _ = self._renaming("t", latex)
         lines = []
         for term in self.terms:
             lhs = self._target(term.target, "t", latex)
-            lines.append(Shown(EquationChain(lhs, (Formula(term.expr.xreplace(names)),)), {}, term.why, ""))
+            lines.append(UpdateLine(EquationChain(lhs, (Formula(term.expr.xreplace(names)),)), {}, term.why, ""))
             names[term.target] = lhs
         return lines
 
-    def gradient_line(self, step: Step, latex: bool = False) -> Shown:
+    def gradient_line(self, step: Step, latex: bool = False) -> UpdateLine:
         """g_t = its value (the derivation's, at the parameters before the step)."""
         g = self._symbol(GRADIENT, step.t, latex)
-        return Shown(EquationChain(g, (Value(step.before[GRADIENT]),)), {}, "gradient", "")
+        return UpdateLine(EquationChain(g, (Value(step.before[GRADIENT]),)), {}, "gradient", "")
 
-    def step_lines(self, step: Step, latex: bool = False) -> list[Shown]:
+    def step_lines(self, step: Step, latex: bool = False) -> list[UpdateLine]:
         """Each line of the rule at ``step.t``: symbols, then numbers, then the value."""
         names, settings = self._renaming(step.t, latex)
         values = {symbol: float(getattr(self.optimizer.settings, key)) for key, symbol in settings.items()}
@@ -216,7 +216,7 @@ class Update:
             expr = term.expr.xreplace(names)
             values[lhs] = step.after[term.target]
             chain = EquationChain(lhs, (Formula(expr), Substituted(expr), Value(step.after[term.target])))
-            lines.append(Shown(chain, dict(values), term.why, self._check_name(term.target, step.t)))
+            lines.append(UpdateLine(chain, dict(values), term.why, self._check_name(term.target, step.t)))
             names[term.target] = lhs
         return lines
 
@@ -390,7 +390,7 @@ def _step_text(step: int | str) -> str:
     return f"({step})" if isinstance(step, str) and "-" in step else str(step)
 
 
-def _latex_row(line: Shown, digits: int) -> str:
+def _latex_row(line: UpdateLine, digits: int) -> str:
     sides = LatexChainPrinter({}, line.values, digits).sides(line.chain)
     return sides[0] + " &= " + " = ".join(sides[1:])
 
