@@ -468,6 +468,27 @@ def with_values(
     return changed
 
 
+def with_training(spec: Spec, settings: Mapping[str, Any], option: Callable[[str], str] | None = None) -> Spec:
+    """A copy of ``spec`` whose [training] takes ``settings`` (``{"optimizer": "adam", "beta1": 0.8}``) over its own.
+
+    Checked by the same code as a spec's [training], so the errors are the same one-liners; ``option(key)``
+    names where a setting came from (``--beta1``) instead of ``training.beta1``. A new ``optimizer`` starts
+    from its own defaults (the spec's momentum is not Adam's); without one, the spec's optimiser keeps its
+    settings and takes the new ones, and a setting it does not take is refused (sgd takes no beta1).
+    """
+    t = spec.training
+    table: dict[str, Any] = {"learning_rate": t.learning_rate, "update_biases": t.update_biases, "steps": t.steps}
+    name = settings.get("optimizer", t.optimizer)
+    if name == t.optimizer:
+        defaults = TrainingSpec()
+        table["optimizer"] = t.optimizer
+        for key in OPTIMIZERS[t.optimizer]:
+            if getattr(t, key) != getattr(defaults, key):
+                table[key] = getattr(t, key)
+    table.update(settings)
+    return replace(spec, training=_SettingsValidator(spec.source, option).training(table))
+
+
 FAST_TOML_FROM = 64_000  # characters: below, the standard parser's time does not matter
 
 
@@ -1273,6 +1294,19 @@ class _Validator:
             f"{out.activation!r} gives outputs outside (0, 1)",
             f'set activation = "sigmoid" in {key}, or use activation = "softmax" with loss kind "cross_entropy"',
         )
+
+
+class _SettingsValidator(_Validator):
+    """The spec's checks of [training], with each error at the option a setting came from (``--beta1``)."""
+
+    def __init__(self, source: str, option: Callable[[str], str] | None) -> None:
+        super().__init__(source)
+        self.option = option
+
+    def fail(self, key: str, message: str, hint: str = "") -> SpecError:
+        if self.option is None:
+            return super().fail(key, message, hint)
+        return SpecError(message, where=self.option(key.removeprefix("training.")), hint=hint)
 
 
 def check_steps(steps: int, parameters: int, where: str) -> None:
