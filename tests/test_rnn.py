@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import require_torch
+from conftest import require, require_torch
 from rnn_oracle import compute, toml, train
 
 REL = 1e-9
@@ -218,3 +218,29 @@ def test_bad_rnn_specs_are_refused_at_their_key(tmp_path, what):
     assert "Traceback" not in out.stderr
     assert key in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) <= 3
+
+
+def test_the_array_api_module_on_torch_tensors_equals_torch(case, tmp_path):
+    """`export --backend array-api`: PyTorch float64 tensors in, tensors out, gradients equal to autograd's."""
+    torch = require_torch()
+    require("array_api_compat", "array")
+    net, path = case
+    want = compute(torch, net)
+    module_path = tmp_path / "rnnapi.py"
+    out = derive_cli("export", str(path), "--backend", "array-api", "-o", str(module_path))
+    assert out.returncode == 0, out.stderr
+    spec = importlib.util.spec_from_file_location("rnnapi", module_path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    X = torch.tensor(net["X"], dtype=torch.float64)
+    T = torch.tensor(net["T"], dtype=torch.float64)
+    params = module.init_params(like=X)
+    loss, grads = module.loss_and_gradients(params, X, T)
+    assert isinstance(loss, torch.Tensor) and all(isinstance(g, torch.Tensor) for g in grads.values())
+    assert close(float(loss), want["E"])
+    for name, (key, index) in module.PARAMETER_INDEX.items():
+        assert close(float(grads[key][index]), want["grads"][name]), name
+    numpy_grads = module.gradients(module.init_params(), np.array(net["X"]), np.array(net["T"]))
+    for name, (key, index) in module.PARAMETER_INDEX.items():
+        assert close(numpy_grads[key][index], want["grads"][name]), name

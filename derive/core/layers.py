@@ -646,7 +646,7 @@ class Recurrent:
             "h_0 = 0: every step's x_t W",
             f"# in one product, then a loop over the {steps} steps (each needs the state before it)",
             f"xw{l} = {prev}.dot(W{l}.T)" + (f" + b{l}" if biased else ""),
-            f"h = np.zeros(({prev}.shape[0], {units}))",
+            f"h = np.zeros_like(xw{l}[:, 0])  # h_0 = 0",
             f"zs{l}, hs{l} = [], []",
             f"for t in range({steps}):",
             f"    zt = xw{l}[:, t] + h.dot(U{l}.T)",
