@@ -244,3 +244,13 @@ def test_the_array_api_module_on_torch_tensors_equals_torch(case, tmp_path):
     numpy_grads = module.gradients(module.init_params(), np.array(net["X"]), np.array(net["T"]))
     for name, (key, index) in module.PARAMETER_INDEX.items():
         assert close(numpy_grads[key][index], want["grads"][name]), name
+
+
+def test_whole_matrices_of_an_rnn_are_refused_and_u_is_known(tmp_path):
+    path = tmp_path / "rnn.toml"
+    path.write_text(toml(NETS["tanh-T4-D2-H3-single"]))
+    for key in ("W2", "U2"):
+        out = derive_cli("grad", str(path), key)
+        assert out.returncode == 2 and "an rnn layer" in out.stderr, out.stderr
+    out = derive_cli("grad", "mazur", "U2")
+    assert out.returncode == 2 and "not recurrent" in out.stderr

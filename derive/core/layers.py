@@ -638,7 +638,7 @@ class Recurrent:
     def recurrent_forward_lines(self, layer: LayerSpec, prev: str, f: Code) -> list[str]:
         """z_t and h_t step by step; ``f(name)`` is the activation's lines and expression for the array ``name``."""
         l = layer.number
-        steps, units, _ = self.sizes(layer)
+        steps, _units, _ = self.sizes(layer)
         biased = layer.bias.kind is not BiasKind.NONE
         temps, code = f("zt")
         return [
