@@ -80,7 +80,7 @@ def loss(params, X, T):
     z3 += b3
     # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
     a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
-    return np.sum(0.5*(T - a3)**2, axis=1).mean()
+    return 0.5 * ((T - a3)**2).sum() / X.shape[0]
 
 
 def loss_and_gradients(params, X, T):
@@ -122,7 +122,7 @@ def loss_and_gradients(params, X, T):
     else:
         grads["W2"] = d2.T @ X
     grads["b2"] = d2.sum()
-    return np.sum(0.5*(T - a3)**2, axis=1).mean(), grads
+    return 0.5 * ((T - a3)**2).sum() / X.shape[0], grads
 
 
 def gradients(params, X, T):
