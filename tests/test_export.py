@@ -314,6 +314,16 @@ def test_bench_runs_and_reports_json():
         assert first["results"]["jax.jit"]["ratio_to_jax"] == 1.0
 
 
+def test_bench_without_jax_says_so_and_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if JAX were not installed
+    result = CliRunner().invoke(main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile"])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if "JAX" in line)
+    assert warning.startswith("warning: JAX is not installed") and "[bench]" in warning
+    assert "| jax.jit |" not in result.stdout and "Left out: JAX is not installed" in result.stdout
+    assert "| generated |" in result.stdout and "1 thread" in result.stdout
+
+
 def test_training_with_the_exported_module_matches_the_oracle():
     module = load(vector_module(Model.load("mazur")))
     params = module.init_params()

@@ -84,10 +84,71 @@ JAX = "jax.jit"
 GEMMS = "GEMMs alone"
 
 
+@dataclass(frozen=True)
+class Target:
+    """A goal for the generated module on some shapes (issue 24): at most ``limit`` of a contender, or a share."""
+
+    shapes: tuple[tuple[str, int, str], ...]  # (name prefix, batch, dtype)
+    measure: str  # "vs hand-written", "vs JAX" or "GEMMs' share"
+    limit: float
+
+    def applies(self, name: str, batch: int, dtype: str) -> bool:
+        return any(name.startswith(n) and batch == b and dtype == d for n, b, d in self.shapes)
+
+    def met(self, value: float) -> bool:
+        return value >= self.limit if self.measure == "GEMMs' share" else value <= self.limit
+
+
+_NARROW = (("784-30-10", 64, "float64"), ("784-30-10", 256, "float64"))
+_WIDE = (("784-256-256-10", 256, "float64"), ("1024-1024-1024-10", 128, "float64"))
+TARGETS = (
+    Target(_NARROW, "vs hand-written", 0.95),
+    Target(_NARROW, "vs JAX", 1.0),
+    Target(_NARROW, "GEMMs' share", 0.85),
+    Target(_WIDE, "vs hand-written", 1.0),
+    Target(_WIDE, "vs JAX", 1.0),
+    Target(_WIDE, "GEMMs' share", 0.95),
+    Target((("mazur", 1, "float64"),), "vs hand-written", 0.8),
+    Target((("mazur", 1, "float64"),), "vs JAX", 1.0),
+    Target((("784-30-10", 64, "float32"), ("784-256-256-10", 256, "float32")), "vs hand-written", 1.0),
+    Target((("784-30-10", 1, "float64"),), "vs hand-written", 1.0),  # batch 1 keeps its lead
+)
+_KEYS = {"vs hand-written": "ratio_to_hand_written", "vs JAX": "ratio_to_jax", "GEMMs' share": "gemm_share"}
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target that applies to a measured shape, with the generated module's figure and whether it is met."""
+    out = []
+    for shape in data["shapes"]:
+        for target in TARGETS:
+            if not target.applies(shape["name"], shape["batch"], shape["dtype"]):
+                continue
+            value = shape["results"][GENERATED][_KEYS[target.measure]]
+            out.append(
+                {
+                    "shape": shape["name"],
+                    "batch": shape["batch"],
+                    "dtype": shape["dtype"],
+                    "measure": target.measure,
+                    "limit": target.limit,
+                    "value": value,
+                    "met": None if value is None else target.met(value),
+                }
+            )
+    return out
+
+
 @dataclass
 class Result:
     shape: Shape
     samples: dict[str, list[float]] = field(default_factory=dict)  # implementation → seconds per call, per round
+    rounds: dict[str, int] = field(default_factory=dict)  # implementation → which interleaved group timed it
+
+    def add(self, samples: dict[str, list[float]]) -> None:
+        """Samples of one group of implementations timed in the same rounds."""
+        group = len(set(self.rounds.values()))
+        self.samples.update(samples)
+        self.rounds.update({impl: group for impl in samples})
 
     @property
     def times(self) -> dict[str, float]:
@@ -103,13 +164,24 @@ class Result:
         return (q3 - q1) / statistics.median(values)
 
     def ratio(self, impl: str, to: str = HAND_WRITTEN) -> float | None:
-        times = self.times
-        return times[impl] / times[to] if to in times else None
+        """impl's time over ``to``'s: the median of the rounds' ratios when both ran in the same rounds.
+
+        A round's two samples were taken back to back, so on a shared machine a busy moment
+        slows both; the ratio of the medians is the fallback for implementations timed apart.
+        """
+        if to not in self.samples:
+            return None
+        if impl == to:
+            return 1.0
+        mine, theirs = self.samples[impl], self.samples[to]
+        if self.rounds.get(impl) is not None and self.rounds.get(impl) == self.rounds.get(to):
+            return statistics.median(a / b for a, b in zip(mine, theirs))
+        return statistics.median(mine) / statistics.median(theirs)
 
     def gemm_share(self, impl: str) -> float | None:
         """The GEMMs alone over this implementation's time: 1.0 is the limit of doing the same products."""
-        times = self.times
-        return times[GEMMS] / times[impl] if GEMMS in times else None
+        share = self.ratio(GEMMS, impl) if GEMMS in self.samples else None
+        return share
 
     def gflops(self, impl: str) -> float:
         return 2 * self.shape.macs() / self.times[impl] / 1e9
@@ -332,12 +404,13 @@ def run(
         results = []
         for shape in shapes:
             say(f"{shape.name}, batch {shape.batch}, {shape.dtype}…")
-            results.append(measure(shape, budget, torch_compile))
+            results.append(measure(shape, budget, torch_compile, threads))
         # once more at the end: on a shared machine one reading can catch a busy moment
         peak = max(peak, gemm_gflops())
     data = _data(results, peak, info)
     data["left_out"] = left_out(torch_compile)
     data["notes"] = notes
+    data["targets"] = targets(data)
     return data
 
 
@@ -387,7 +460,7 @@ def _check(
         np.testing.assert_allclose(value, want, rtol=rtol, atol=rtol * 1e-3, err_msg=f"{name}: {key}")
 
 
-def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
+def measure(shape: Shape, budget: float, torch_compile: bool, threads: int = 1) -> Result:
     """Time every implementation on one shape, after checking they agree."""
     model = _Loaded(load_spec(shape.builtin) if shape.builtin else parse_spec(shape.spec_text(), "<bench>"))
     generated = compile_module(vector_module(model), "generated")
@@ -430,15 +503,20 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
         values = _scalar_arguments(model, params, X, T)
         fns["closed form (scalar)"] = lambda: scalar.gradients(**values)
     result = Result(shape)
-    # the NumPy implementations and JAX are interleaved round by round; PyTorch runs apart, after
-    # them, because its OpenMP threads keep spinning after each call and would slow BLAS
-    result.samples.update(sample_times(fns, budget))
     torch_fns = _torch_fns(shape, base_params, X, T, torch_compile)
     if api is not None and torch_fns:
         torch_fns["array API (torch)"] = _array_api_on_torch(api, params, X, T)
-    for name, fn in torch_fns.items():
+    for fn in torch_fns.values():
         fn()  # warm up: torch.compile compiles here, outside the timings
-        result.samples.update(sample_times({name: fn}, budget))
+    if threads == 1:
+        # every implementation in the same rounds: on one thread PyTorch keeps no OpenMP workers spinning
+        result.add(sample_times({**fns, **torch_fns}, budget))
+    else:
+        # the NumPy implementations and JAX round by round; PyTorch apart, after them, because its
+        # OpenMP threads keep spinning after each call and would slow BLAS
+        result.add(sample_times(fns, budget))
+        for name, fn in torch_fns.items():
+            result.add(sample_times({name: fn}, budget))
     return result
 
 
@@ -490,6 +568,7 @@ def _data(results: list[Result], peak: float, threads: dict[str, Any]) -> dict[s
                         "median_seconds": t,
                         "spread": r.spread(impl),
                         "rounds": len(r.samples[impl]),
+                        "timed_with": sorted(other for other, g in r.rounds.items() if g == r.rounds[impl]),
                         "ratio_to_hand_written": r.ratio(impl),
                         "ratio_to_jax": r.ratio(impl, JAX),
                         "gemm_share": r.gemm_share(impl),
@@ -569,9 +648,10 @@ def table(data: dict[str, Any]) -> str:
         f"{m['processor']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}{versions}",
         f"{blas_line(data)}; float64 GEMM 2048×2048: {data['gemm_gflops']:.1f} GFLOP/s",
         "",
-        "Each row times the batch-mean loss and every gradient (closed form: the gradients alone); medians over "
-        "interleaved rounds, ± the interquartile range. GEMMs' share: the time the same matrix products take alone, "
-        "over the row's time (100 % is the limit).",
+        "Each row times the batch-mean loss and every gradient (closed form: the gradients alone). Median seconds "
+        "over interleaved rounds, ± their interquartile range; ratios are medians of the rounds' ratios (two "
+        "samples taken back to back). GEMMs' share: the time the same matrix products take alone over the row's "
+        "time (100 % is the limit).",
         "",
         "| shape | dtype | batch | implementation | median | ± | vs hand-written | vs JAX | GEMMs' share |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -583,6 +663,18 @@ def table(data: dict[str, Any]) -> str:
                 f"{100 * r['spread']:.0f}% | {_ratio(r['ratio_to_hand_written'])} | {_ratio(r['ratio_to_jax'])} | "
                 f"{_share(r['gemm_share']) if impl != GEMMS else ''} |"
             )
+    if data.get("targets"):
+        lines += [
+            "",
+            "| target (generated) | dtype | batch | measure | goal | measured | met |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in data["targets"]:
+            share = t["measure"] == "GEMMs' share"
+            goal = f"≥ {100 * t['limit']:.0f}%" if share else f"≤ {t['limit']:.2f}×"
+            value = "" if t["value"] is None else f"{100 * t['value']:.1f}%" if share else f"{t['value']:.3f}×"
+            met = {True: "yes", False: "no", None: "not measured"}[t["met"]]
+            lines.append(f"| {t['shape']} | {t['dtype']} | {t['batch']} | {t['measure']} | {goal} | {value} | {met} |")
     if data.get("notes"):
         lines += ["", *(f"Note: {note}" for note in data["notes"])]
     if data.get("left_out"):
