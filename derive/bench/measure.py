@@ -143,6 +143,7 @@ class Result:
     shape: Shape
     samples: dict[str, list[float]] = field(default_factory=dict)  # implementation → seconds per call, per round
     rounds: dict[str, int] = field(default_factory=dict)  # implementation → which interleaved group timed it
+    first_call: dict[str, float] = field(default_factory=dict)  # seconds of a first call that compiles (jit)
 
     def add(self, samples: dict[str, list[float]]) -> None:
         """Samples of one group of implementations timed in the same rounds."""
@@ -187,13 +188,18 @@ class Result:
         return 2 * self.shape.macs() / self.times[impl] / 1e9
 
 
+SAMPLE_SECONDS = 0.0005  # calls are grouped into samples of about this length
+MAX_ROUNDS = 1000
+
+
 def sample_times(
     fns: dict[str, Callable[[], object]], budget: float = 1.0, min_rounds: int = 9
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round, in interleaved rounds.
 
     Each round runs every implementation once (each sample grouped to last
-    ≳ 2 ms), so drifts in clock speed or cache state hit all of them alike.
+    ≳ 0.5 ms), so drifts in clock speed or cache state hit all of them alike. Short samples keep
+    most of them clear of the moments another process takes the core (a shared machine).
     """
     numbers = {}
     once = {}
@@ -202,9 +208,9 @@ def sample_times(
         start = time.perf_counter()
         fn()
         once[name] = max(time.perf_counter() - start, 1e-7)
-        numbers[name] = max(1, int(0.002 / once[name]))
+        numbers[name] = max(1, int(SAMPLE_SECONDS / once[name]))
     per_round = sum(once[n] * numbers[n] for n in fns)
-    rounds = min(200, max(min_rounds, int(budget * len(fns) / per_round)))
+    rounds = min(MAX_ROUNDS, max(min_rounds, int(budget * len(fns) / per_round)))
     samples: dict[str, list[float]] = {name: [] for name in fns}
     gc.disable()
     try:
@@ -491,9 +497,12 @@ def measure(shape: Shape, budget: float, torch_compile: bool, threads: int = 1) 
         if value.dtype != dtype or not value.flags.c_contiguous:
             raise AssertionError(f"the module's {key} is not a C-contiguous {dtype} array")
     jax_fn = _jax_fn(shape, params, X, T)
+    jax_compile = 0.0
     if jax_fn is not None:
         fns[JAX] = jax_fn
+        start = time.perf_counter()
         _check(JAX, jax_fn(), expected, rtol)  # type: ignore[arg-type]
+        jax_compile = time.perf_counter() - start
     api = _array_api_module(model)
     if api is not None:
         fns["array API (NumPy)"] = lambda: api.loss_and_gradients(params, X, T)
@@ -506,8 +515,12 @@ def measure(shape: Shape, budget: float, torch_compile: bool, threads: int = 1) 
     torch_fns = _torch_fns(shape, base_params, X, T, torch_compile)
     if api is not None and torch_fns:
         torch_fns["array API (torch)"] = _array_api_on_torch(api, params, X, T)
-    for fn in torch_fns.values():
+    for name, fn in torch_fns.items():
+        start = time.perf_counter()
         fn()  # warm up: torch.compile compiles here, outside the timings
+        result.first_call[name] = time.perf_counter() - start
+    if jax_fn is not None:
+        result.first_call[JAX] = jax_compile
     if threads == 1:
         # every implementation in the same rounds: on one thread PyTorch keeps no OpenMP workers spinning
         result.add(sample_times({**fns, **torch_fns}, budget))
@@ -563,6 +576,7 @@ def _data(results: list[Result], peak: float, threads: dict[str, Any]) -> dict[s
                 "sizes": list(r.shape.sizes),
                 "batch": r.shape.batch,
                 "dtype": r.shape.dtype,
+                "first_call_seconds": r.first_call,
                 "results": {
                     impl: {
                         "median_seconds": t,
@@ -663,6 +677,10 @@ def table(data: dict[str, Any]) -> str:
                 f"{100 * r['spread']:.0f}% | {_ratio(r['ratio_to_hand_written'])} | {_ratio(r['ratio_to_jax'])} | "
                 f"{_share(r['gemm_share']) if impl != GEMMS else ''} |"
             )
+    for impl in ("torch.compile", JAX):
+        firsts = [shape["first_call_seconds"][impl] for shape in data["shapes"] if impl in shape["first_call_seconds"]]
+        if firsts:
+            lines += ["", f"{impl}'s first call (compiling, not timed): {min(firsts):.2f}–{max(firsts):.2f} s a shape."]
     if data.get("targets"):
         lines += [
             "",
