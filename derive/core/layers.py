@@ -143,8 +143,8 @@ def transposed_forward(size: int, prev_size: int) -> bool:
 
     Measured at one thread with OpenBLAS 0.3 (SkylakeX kernel, on AMD Zen 4), batches of 64 and 256:
     from 256 or more inputs into a layer whose size is not a multiple of 16, (W aᵀ)ᵀ took 0.65–0.8× the
-    time of a Wᵀ for 30 neurons and 0.85–1.0× for 10, 20, 48 and 100; for 16, 32 and 64 neurons it was
-    slower (up to 1.2×), for 1024 neurons 1.2× slower, and in float32 slower at every size tried.
+    time of a Wᵀ for 30 neurons and 0.85–1.0× for 10, 20, 48 and 100; for 16, 32 and 64 neurons 0.93–1.22×,
+    for 1024 neurons 1.2×, and in float32 slower at every size tried (1.2× for 784→30 at batch 256).
     """
     return prev_size >= 256 and size <= 128 and size % 16 != 0
 
