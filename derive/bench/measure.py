@@ -419,7 +419,7 @@ def run(
         results = []
         for shape in shapes:
             say(f"{shape.name}, batch {shape.batch}, {shape.dtype}…")
-            results.append(measure(shape, budget, torch_compile, threads))
+            results.append(measure(shape, budget, torch_compile))
         # once more at the end: on a shared machine one reading can catch a busy moment
         peak = max(peak, gemm_gflops())
     data = _data(results, peak, info)
@@ -475,7 +475,7 @@ def _check(
         np.testing.assert_allclose(value, want, rtol=rtol, atol=rtol * 1e-3, err_msg=f"{name}: {key}")
 
 
-def measure(shape: Shape, budget: float, torch_compile: bool, threads: int = 1) -> Result:
+def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
     """Time every implementation on one shape, after checking they agree."""
     model = _Loaded(load_spec(shape.builtin) if shape.builtin else parse_spec(shape.spec_text(), "<bench>"))
     generated = compile_module(vector_module(model), "generated")
@@ -530,15 +530,12 @@ def measure(shape: Shape, budget: float, torch_compile: bool, threads: int = 1) 
         result.first_call[name] = time.perf_counter() - start
     if jax_fn is not None:
         result.first_call[JAX] = jax_compile
-    if threads == 1:
-        # every implementation in the same rounds: on one thread PyTorch keeps no OpenMP workers spinning
-        result.add(sample_times({**fns, **torch_fns}, budget))
-    else:
-        # the NumPy implementations and JAX round by round; PyTorch apart, after them, because its
-        # OpenMP threads keep spinning after each call and would slow BLAS
-        result.add(sample_times(fns, budget))
-        for name, fn in torch_fns.items():
-            result.add(sample_times({name: fn}, budget))
+    # the NumPy implementations round by round; JAX and PyTorch each apart, after them: their runtimes'
+    # threads keep spinning for a while after a call and would slow whatever ran next in a round
+    jax_fns = {JAX: fns.pop(JAX)} if JAX in fns else {}
+    result.add(sample_times(fns, budget))
+    for name, fn in {**jax_fns, **torch_fns}.items():
+        result.add(sample_times({name: fn}, budget))
     return result
 
 
@@ -676,9 +673,11 @@ def table(data: dict[str, Any]) -> str:
         f"{blas_line(data)}; float64 GEMM 2048×2048: {data['gemm_gflops']:.1f} GFLOP/s",
         "",
         "Each row times the batch-mean loss and every gradient (closed form: the gradients alone). Median seconds "
-        "over interleaved rounds, ± their interquartile range; ratios are medians of the rounds' ratios (two "
-        "samples taken back to back); best: the fastest sample, the least disturbed on a busy machine. GEMMs' "
-        "share: the time the same matrix products take alone over the row's time (100 % is the limit).",
+        "± their interquartile range. The NumPy rows run in interleaved rounds and their ratios are medians of the "
+        "rounds' ratios (two samples taken back to back); JAX and PyTorch run apart, after them (their threads "
+        "spin on after a call), and their ratios are ratios of medians. Best: the fastest sample, the least "
+        "disturbed on a busy machine. GEMMs' share: the time the same matrix products take alone over the row's "
+        "time (100 % is the limit).",
         "",
         "| shape | dtype | batch | implementation | median | ± | best | vs hand-written | vs JAX | GEMMs' share |",
         "|---|---|---|---|---|---|---|---|---|---|",
