@@ -47,7 +47,7 @@ from ..errors import DeriveError, TooLargeError
 from ..present.render import Code, render_python
 from ..spec.reading import BiasKind, LayerSpec, Spec
 from .arrayapi import array_api_lines
-from .numpy_printer import cse_lines, numpy_code, one_exponential, stabilize
+from .numpy_printer import cse_lines, is_sigmoid_of, numpy_code, one_exponential, sigmoid_in_place_lines, stabilize
 
 if TYPE_CHECKING:
     from ..core.network import Network
@@ -210,6 +210,16 @@ class VectorModule:
         if rule.fprime_in_out is not None and not temps and _single_call(code) and not z_needed and not keep_z:
             # f' is written in a{l}, so z{l} is dead: the ufunc writes into its buffer (no new array)
             return [head + f"; computed in place, as f' needs only a{l}", f"a{l} = {code[:-1]}, out=z{l})"]
+        if (
+            self.backend == NUMPY
+            and rule.fprime_in_out is not None
+            and not z_needed
+            and not keep_z
+            and is_sigmoid_of(rule.f, X)
+        ):
+            # σ step by step in z{l}'s buffer: the same passes as the one-line form, no temporary arrays
+            in_place = sigmoid_in_place_lines(f"z{l}", f"a{l}")
+            return [head + f"; computed in place, as f' needs only a{l}", *in_place]
         return [head, *temps, f"a{l} = {code}"]
 
     def forward_lines(self, keep_z: bool = False) -> list[str]:

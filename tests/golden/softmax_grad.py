@@ -54,8 +54,13 @@ def forward(params, X):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -76,8 +81,13 @@ def loss(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -98,8 +108,13 @@ def loss_and_gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
@@ -147,8 +162,13 @@ def gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
