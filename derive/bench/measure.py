@@ -566,7 +566,7 @@ def _data(results: list[Result], peak: float, threads: dict[str, Any]) -> dict[s
     return {
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": _cpu_model() or platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -604,6 +604,18 @@ def _data(results: list[Result], peak: float, threads: dict[str, Any]) -> dict[s
             for r in results
         ],
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as Linux reports it (platform.processor() says only x86_64 there), or ""."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _versions() -> dict[str, str]:

@@ -141,7 +141,7 @@ class Dense:
 def transposed_forward(size: int, prev_size: int) -> bool:
     """Whether a dense layer's z = a Wᵀ is computed as (W aᵀ)ᵀ (in float64; float32 keeps a Wᵀ).
 
-    Measured at one thread with OpenBLAS 0.3 (SkylakeX kernel, on AMD Zen 4), batches of 64 and 256:
+    Measured at one thread with OpenBLAS 0.3.31 (SkylakeX kernel, a 2-vCPU Intel Xeon), batches of 64 and 256:
     from 256 or more inputs into a layer whose size is not a multiple of 16, (W aᵀ)ᵀ took 0.65–0.8× the
     time of a Wᵀ for 30 neurons and 0.85–1.0× for 10, 20, 48 and 100; for 16, 32 and 64 neurons 0.93–1.22×,
     for 1024 neurons 1.2×, and in float32 slower at every size tried (1.2× for 784→30 at batch 256).
