@@ -704,7 +704,11 @@ def table(data: dict[str, Any]) -> str:
     for impl in ("torch.compile", JAX):
         firsts = [shape["first_call_seconds"][impl] for shape in data["shapes"] if impl in shape["first_call_seconds"]]
         if firsts:
-            lines += ["", f"{impl}'s first call (compiling, not timed): {min(firsts):.2f}–{max(firsts):.2f} s a shape."]
+            lines += [
+                "",
+                f"{impl}'s first call on a shape (it compiles there when it must; not timed): "
+                f"{min(firsts):.2f}–{max(firsts):.2f} s.",
+            ]
     if data.get("targets"):
         lines += [
             "",
