@@ -14,7 +14,7 @@ HASH       := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 STAMP_RUN  := $(VENV)/.installed-run-$(HASH)
 STAMP_TEST := $(VENV)/.installed-test-$(HASH)
 
-# `make demo` needs only the package; `make test` adds the test tools and PyTorch (an oracle).
+# `make demo` needs only the package; `make test` adds the test tools, the bench's contenders (JAX) and PyTorch (an oracle).
 install: $(STAMP_RUN)
 install-test: $(STAMP_TEST)
 
@@ -29,7 +29,7 @@ $(STAMP_RUN): pyproject.toml Makefile | $(VENV)/bin/python
 	touch $@
 
 $(STAMP_TEST): $(STAMP_RUN)
-	$(BIN)/python -m pip install --quiet -e '.[fast,test]'
+	$(BIN)/python -m pip install --quiet -e '.[fast,test,bench]'
 	@# PyTorch is a test oracle. 2.13.0 is the local CPU build; any other version downloads gigabytes.
 	@if $(BIN)/python -m pip install --quiet '$(TORCH)'; then :; \
 	elif [ -n "$(CI)" ]; then echo "error: could not install $(TORCH), and CI needs it" >&2; exit 1; \

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import require_torch
+from conftest import require, require_torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oracles import (
@@ -291,6 +291,7 @@ def test_a_big_network_exports_compactly():
 
 
 def test_bench_runs_and_reports_json():
+    require("threadpoolctl", "bench")  # the thread count and BLAS kernel are read through it
     result = CliRunner().invoke(
         main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile", "--format", "json"]
     )
@@ -299,8 +300,28 @@ def test_bench_runs_and_reports_json():
     assert data["gemm_gflops"] > 0
     first = data["shapes"][0]
     assert first["name"].startswith("mazur")
-    assert {"generated", "hand-written", "closed form (scalar)"} <= set(first["results"])
+    assert {"generated", "hand-written", "closed form (scalar)", "GEMMs alone"} <= set(first["results"])
     assert first["results"]["hand-written"]["ratio_to_hand_written"] == 1.0
+    # one thread unless asked, and the BLAS library says so itself (threadpoolctl)
+    assert data["threads"] == 1
+    assert any(pool["num_threads"] == 1 for pool in data["blas"])
+    for shape in data["shapes"]:
+        results = shape["results"]
+        assert results["GEMMs alone"]["gemm_share"] == 1.0
+        assert results["generated"]["gemm_share"] > 0
+        assert results["generated"]["spread"] >= 0 and results["generated"]["rounds"] >= 9
+    if require("jax", "bench"):
+        assert first["results"]["jax.jit"]["ratio_to_jax"] == 1.0
+
+
+def test_bench_without_jax_says_so_and_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if JAX were not installed
+    result = CliRunner().invoke(main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile"])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if "JAX" in line)
+    assert warning.startswith("warning: JAX is not installed") and "[bench]" in warning
+    assert "| jax.jit |" not in result.stdout and "Left out: JAX is not installed" in result.stdout
+    assert "| generated |" in result.stdout and "1 thread" in result.stdout
 
 
 def test_training_with_the_exported_module_matches_the_oracle():

@@ -98,7 +98,10 @@ def test_make_demo_installs_only_the_package_and_make_test_adds_the_test_tools()
     assert "test" not in installs[0] and "torch" not in demo and "texlive-xetex" not in demo
     assert "derive lecture mazur -o output/mazur.pdf" in demo
     test = _dry_run("test")
-    assert "-e '.[fast,test]'" in test and "torch==2.13.0" in test and "pytest" in test
+    assert "-e '.[fast,test,bench]'" in test and "torch==2.13.0" in test and "pytest" in test
+    # the bench extra brings JAX's CPU wheels (no CUDA) and threadpoolctl
+    bench = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["bench"]
+    assert any(dep.startswith("jax[cpu]") for dep in bench) and any(dep.startswith("threadpoolctl") for dep in bench)
 
 
 def test_the_distribution_has_a_name_of_its_own_and_every_install_hint_names_it():

@@ -514,17 +514,26 @@ def export(spec: str, output: str | None, style: str, backend: str) -> None:
     "--torch-compile/--no-torch-compile",
     default=True,
     show_default=True,
-    help="Also time torch.compile (its first compile takes ~40 s a shape).",
+    help="Also time torch.compile (its first compile takes seconds a shape).",
 )
-@click.option("--quick", is_flag=True, help="Only the small shapes (Mazur and 784-30-10).")
+@click.option("--quick", is_flag=True, help="Only the small shapes (Mazur and 784-30-10 at batch 1 and 64).")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Threads for BLAS, JAX and PyTorch alike.",
+)
 @OUTPUT
 @QUIET
 @friendly
-def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str | None, quiet: bool) -> None:
-    """Time the generated module against hand-written backprop and PyTorch, in one run."""
-    from ..bench.measure import SHAPES, run, table
+def bench(
+    fmt: str, budget: float, torch_compile: bool, quick: bool, threads: int, output: str | None, quiet: bool
+) -> None:
+    """Time the generated module against hand-written backprop, JAX, PyTorch and the GEMMs alone, in one run."""
+    from ..bench.measure import QUICK, SHAPES, run, table
 
-    shapes = SHAPES[:3] if quick else SHAPES
+    shapes = SHAPES[:QUICK] if quick else SHAPES
 
     def log(message: str) -> None:
         if _progress_wanted(quiet):
@@ -534,7 +543,7 @@ def bench(fmt: str, budget: float, torch_compile: bool, quick: bool, output: str
 
     for note in left_out(torch_compile):  # before the minutes of timing, not after
         _warn(note)
-    data = run(shapes, budget=budget, torch_compile=torch_compile, log=log)
+    data = run(shapes, budget=budget, torch_compile=torch_compile, log=log, threads=threads)
     _emit(_json(data) if fmt == "json" else table(data), output)
 
 

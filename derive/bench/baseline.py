@@ -4,7 +4,8 @@ This is the yardstick of `derive bench`: the generated modules must beat it.
 It is deliberately ordinary, not a straw man: batched matrix products, the
 activation's output reused for its derivative, the softmax/cross-entropy δ
 written as a − t, no needless copies. It knows the activations and losses of
-the benchmark shapes by name, as hand-written code does.
+the benchmark shapes by name, as hand-written code does. The loss comes from the same forward pass (log-softmax
+from the shifted nets), as a person writing both at once would.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ def sigmoid(z: Array) -> Array:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def softmax(z: Array) -> Array:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class Backprop:
     """Gradients of the batch-mean loss for a fully connected network with per-neuron biases."""
 
@@ -31,6 +27,10 @@ class Backprop:
         self.loss = loss
 
     def gradients(self, params: dict[str, Array], X: Array, T: Array) -> dict[str, Array]:
+        return self.loss_and_gradients(params, X, T)[1]
+
+    def loss_and_gradients(self, params: dict[str, Array], X: Array, T: Array) -> tuple[float, dict[str, Array]]:
+        """The batch-mean loss and its gradients, in one forward and one backward pass."""
         n_layers = len(self.activations)
         a = X
         outs = [X]
@@ -42,16 +42,23 @@ class Backprop:
             elif name == "relu":
                 a = np.maximum(z, 0.0)
             elif name == "softmax":
-                a = softmax(z)
+                shifted = z - z.max(axis=1, keepdims=True)
+                e = np.exp(shifted)
+                total = e.sum(axis=1, keepdims=True)
+                a = e / total
+                log_a = shifted - np.log(total)
             else:
                 raise ValueError(name)
             outs.append(a)
         n = X.shape[0]
         last = self.activations[-1]
         if self.loss == "cross_entropy" and last == "softmax":
+            loss = -np.sum(T * log_a) / n
             delta = (a - T) / n
         elif self.loss == "half_sse" and last == "sigmoid":
-            delta = (a - T) * a * (1.0 - a) / n
+            error = a - T
+            loss = 0.5 * np.sum(error * error) / n
+            delta = error * a * (1.0 - a) / n
         else:
             raise ValueError((self.loss, last))
         grads: dict[str, Array] = {}
@@ -68,4 +75,4 @@ class Backprop:
                     delta = back * (a_prev > 0)
                 else:
                     raise ValueError(name)
-        return grads
+        return float(loss), grads

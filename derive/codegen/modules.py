@@ -48,7 +48,7 @@ from ..errors import DeriveError, TooLargeError
 from ..present.render import Code, render_python
 from ..spec.reading import BiasKind, LayerSpec, Spec
 from .arrayapi import array_api_lines
-from .numpy_printer import cse_lines, numpy_code, one_exponential, stabilize
+from .numpy_printer import cse_lines, is_sigmoid_of, numpy_code, one_exponential, sigmoid_in_place_lines, stabilize
 
 if TYPE_CHECKING:
     from ..core.network import Network
@@ -200,8 +200,10 @@ class VectorModule:
         if isinstance(rule, LayerMap):
             return [
                 f"# a{l} = exp(z{l}) / Σ_k exp(z{l}_k), shifted by the row maximum (the map is shift-invariant)",
-                f"e{l} = np.exp(z{l} - z{l}.max(axis=1, keepdims=True))",
-                f"a{l} = e{l} / e{l}.sum(axis=1, keepdims=True)",
+                f"shifted{l} = z{l} - z{l}.max(axis=1, keepdims=True)",
+                f"e{l} = np.exp(shifted{l})",
+                f"sum_e{l} = e{l}.sum(axis=1, keepdims=True)",
+                f"a{l} = e{l} / sum_e{l}",
             ]
         temps, code = _elementwise(rule.f, {X: f"z{l}"}, f"f{l}_")
         head = f"# a{l} = f(z{l}),  f(x) = {rule.formula}"
@@ -209,6 +211,16 @@ class VectorModule:
         if rule.fprime_in_out is not None and not temps and _single_call(code) and not z_needed and not keep_z:
             # f' is written in a{l}, so z{l} is dead: the ufunc writes into its buffer (no new array)
             return [head + f"; computed in place, as f' needs only a{l}", f"a{l} = {code[:-1]}, out=z{l})"]
+        if (
+            self.backend == NUMPY
+            and rule.fprime_in_out is not None
+            and not z_needed
+            and not keep_z
+            and is_sigmoid_of(rule.f, X)
+        ):
+            # σ step by step in z{l}'s buffer: the same passes as the one-line form, no temporary arrays
+            in_place = sigmoid_in_place_lines(f"z{l}", f"a{l}")
+            return [head + f"; computed in place, as f' needs only a{l}", *in_place]
         return [head, *temps, f"a{l} = {code}"]
 
     def forward_lines(self, keep_z: bool = False) -> list[str]:
@@ -226,7 +238,7 @@ class VectorModule:
                     )
                 )
                 continue
-            lines.extend(kind.forward_lines(layer, self.prev_name(layer)))
+            lines.extend(kind.forward_lines(layer, self.prev_name(layer), self.layers[layer.number - 2].exposed_size))
             lines.extend(self.activation_lines(layer, keep_z))
         return lines
 
@@ -284,6 +296,26 @@ class VectorModule:
 
     def per_sample_loss(self) -> tuple[list[str], str]:
         """Lines and an expression for the per-sample loss summed over outputs, shape (batch,)."""
+        lines, expr, names = self.loss_terms()
+        temps, code = _elementwise(expr, names, "l")
+        return [*lines, *temps], f"np.sum({code}, axis=1)"
+
+    def total_loss(self) -> tuple[list[str], str]:
+        """Lines and an expression for E of the batch: every term summed at once, its constant factor outside."""
+        lines, expr, names = self.loss_terms()
+        coeff, rest = expr.as_coeff_Mul()
+        temps, code = _elementwise(rest, names, "l")
+        total = f"{_grouped(code)}.sum()"
+        if coeff == -1:
+            total = f"-{total}"
+        elif coeff != 1:
+            total = f"{_f(float(coeff))} * {total}"
+        if self.reduction == "mean":
+            total += " / X.shape[0]"
+        return [*lines, *temps], total
+
+    def loss_terms(self) -> tuple[list[str], sp.Expr, dict[sp.Symbol, str]]:
+        """Lines the loss needs first, its per-output expression (with the 1/outputs of a mean) and its names."""
         out = self.output
         L = out.number
         rule = self.loss_rule
@@ -302,21 +334,17 @@ class VectorModule:
             # log of a softmax output: z − logsumexp(z), never log(0)
             per_output = per_output.xreplace({sp.log(O): LOG_O})
             names[LOG_O] = f"log_a{L}"
-            lines.append(
-                f"log_a{L} = (z{L} - z{L}.max(axis=1, keepdims=True)) - np.log(e{L}.sum(axis=1, keepdims=True))"
-            )
+            lines.append(f"log_a{L} = shifted{L} - np.log(sum_e{L})  # the forward pass's shifted nets and sum")
             if self.log_parts() is not None:
                 # log(1 − a) = log Σ_(k≠j) e^z_k − log Σ_k e^z_k for the big output; log1p(−a) for a ≤ 1/2
                 per_output = per_output.xreplace({sp.log(1 - O): LOG_1MO})
                 names[LOG_1MO] = f"log1m_a{L}"
                 lines.append(
                     f"log1m_a{L} = np.where(big{L}, (m_rest{L} - z{L}.max(axis=1, keepdims=True)) + "
-                    f"np.log(s_rest{L}) - np.log(e{L}.sum(axis=1, keepdims=True)), "
+                    f"np.log(s_rest{L}) - np.log(sum_e{L}), "
                     f"np.log1p(-np.where(big{L}, 0.0, a{L})))"
                 )
-        temps, code = _elementwise(per_output * scale, names, "l")
-        lines.extend(temps)
-        return lines, f"np.sum({code}, axis=1)"
+        return lines, per_output * scale, names
 
     def output_delta_lines(self, reduction: str = "") -> list[str]:
         """δL, averaged over the batch when the loss is the batch mean (``reduction``: the spec's unless given)."""
@@ -335,10 +363,12 @@ class VectorModule:
             g_d = sp.factor(sp.cancel(g * d.xreplace({Y: O})))
             g_u = sp.factor(sp.cancel(g * u.xreplace({Y: O})))
             names = {T: "T", O: f"a{L}"}
-            temps_d, code_d = _elementwise(g_d, names, "d")
+            minus = g_d.could_extract_minus_sign()  # −t: subtracted, not negated and added (one pass fewer)
+            temps_d, code_d = _elementwise(-g_d if minus else g_d, names, "d")
             temps_u, code_u = _elementwise(g_u, names, "u")
             code_v = numpy_code(v.xreplace({Y: O}), names)
-            code = f"{code_d} + {_grouped(code_v)} * np.sum({code_u}, axis=1, keepdims=True)"
+            code = f"{_grouped(code_v)} * {_grouped(code_u)}.sum(axis=1, keepdims=True)"
+            code = f"{code} - {_grouped(code_d)}" if minus else f"{code} + {code_d}"
             of = "" if parts is None else " (of E's terms other than B·log(1 − a))"
             lines = [
                 f"# δ{L} = Jᵀ ∂E/∂a{L}   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)",
@@ -630,7 +660,7 @@ class VectorModule:
     def bodies(self) -> dict[str, list[str]]:
         """The derived lines of forward, loss, loss_and_gradients and gradients, for this backend."""
         L = self.output.number
-        loss_lines, loss_code = self.per_sample_loss()
+        loss_lines, loss_code = self.total_loss()
         forward = self.forward_lines()
         if not any(re.search(rf"\ba{L}\b", line) for line in [*loss_lines, loss_code]):
             forward = [line for line in forward if not line.startswith(f"a{L} = ")]  # log-softmax needs no a{L}
@@ -638,14 +668,14 @@ class VectorModule:
         rest = self.rest_lines()
         bodies = {
             "forward": [*unpack, *self.forward_lines(), f"return a{L}"],
-            "loss_body": [*unpack, *forward, *rest, *loss_lines, f"return {loss_code}.{self.reduction}()"],
+            "loss_body": [*unpack, *forward, *rest, *loss_lines, f"return {loss_code}"],
             "loss_and_gradients": [
                 *unpack,
                 *self.forward_lines(),
                 *rest,
                 *loss_lines,
                 *self.backward_lines(),
-                f"return {loss_code}.{self.reduction}(), grads",
+                f"return {loss_code}, grads",
             ],
             "gradients": [*unpack, *self.forward_lines(), *rest, *self.backward_lines(), "return grads"],
         }

@@ -26,6 +26,27 @@ class _Sigmoid(sp.Function):
     nargs = 1
 
 
+def is_sigmoid_of(expr: sp.Expr, arg: sp.Symbol) -> bool:
+    """Whether a formula is σ(arg) once stabilized (1/(1 + exp(−x)), or `sigmoid`)."""
+    return stabilize(expr) == _Sigmoid(arg)
+
+
+def sigmoid_in_place_lines(z: str, a: str) -> list[str]:
+    """σ(z) as 1/(1 + e^−max(z, floor)) step by step in z's own buffer (NumPy only: the array API has no out=).
+
+    The same formula as the printed σ, without its four temporary arrays; the last line names the result ``a``.
+    """
+    floor = f"({SIGMOID_FLOOR!r} if {z}.dtype == np.float64 else {SIGMOID_FLOOR_32!r})"
+    return [
+        f"# 1/(1 + e^−max({z}, −708)), −87 in float32: e^−{z} cannot overflow, a tiny σ keeps its precision",
+        f"np.maximum({z}, {floor}, out={z})",
+        f"np.negative({z}, out={z})",
+        f"np.exp({z}, out={z})",
+        f"{z} += 1",
+        f"{a} = np.reciprocal({z}, out={z})",
+    ]
+
+
 class _ExpOfNegAbs(sp.Function):
     """e^−|u|: never above 1; even in u."""
 

@@ -54,13 +54,23 @@ def forward(params, X):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
-    # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
+    # a3 = f(z3),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a3
+    # 1/(1 + e^−max(z3, −708)), −87 in float32: e^−z3 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0), out=z3)
+    np.negative(z3, out=z3)
+    np.exp(z3, out=z3)
+    z3 += 1
+    a3 = np.reciprocal(z3, out=z3)
     return a3
 
 
@@ -73,14 +83,24 @@ def loss(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
-    # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
-    return np.sum(0.5*(T - a3)**2, axis=1).mean()
+    # a3 = f(z3),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a3
+    # 1/(1 + e^−max(z3, −708)), −87 in float32: e^−z3 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0), out=z3)
+    np.negative(z3, out=z3)
+    np.exp(z3, out=z3)
+    z3 += 1
+    a3 = np.reciprocal(z3, out=z3)
+    return 0.5 * ((T - a3)**2).sum() / X.shape[0]
 
 
 def loss_and_gradients(params, X, T):
@@ -92,13 +112,23 @@ def loss_and_gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
-    # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
+    # a3 = f(z3),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a3
+    # 1/(1 + e^−max(z3, −708)), −87 in float32: e^−z3 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0), out=z3)
+    np.negative(z3, out=z3)
+    np.exp(z3, out=z3)
+    z3 += 1
+    a3 = np.reciprocal(z3, out=z3)
     single = X.shape[0] == 1
     grads = {}
     # δ3 = ∂E/∂a3 ⊙ f'(z3)   (BP1), with ∂E/∂a ⊙ f'(a) = o*(1 - o)*(o - t)
@@ -122,7 +152,7 @@ def loss_and_gradients(params, X, T):
     else:
         grads["W2"] = d2.T @ X
     grads["b2"] = d2.sum()
-    return np.sum(0.5*(T - a3)**2, axis=1).mean(), grads
+    return 0.5 * ((T - a3)**2).sum() / X.shape[0], grads
 
 
 def gradients(params, X, T):
@@ -134,13 +164,23 @@ def gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
-    # a3 = f(z3),  f(x) = 1/(1 + exp(-x))
-    a3 = 1/(np.exp(-np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0))) + 1)
+    # a3 = f(z3),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a3
+    # 1/(1 + e^−max(z3, −708)), −87 in float32: e^−z3 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z3, (-708.0 if z3.dtype == np.float64 else -87.0), out=z3)
+    np.negative(z3, out=z3)
+    np.exp(z3, out=z3)
+    z3 += 1
+    a3 = np.reciprocal(z3, out=z3)
     single = X.shape[0] == 1
     grads = {}
     # δ3 = ∂E/∂a3 ⊙ f'(z3)   (BP1), with ∂E/∂a ⊙ f'(a) = o*(1 - o)*(o - t)

@@ -54,14 +54,21 @@ def forward(params, X):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = np.exp(z3 - z3.max(axis=1, keepdims=True))
-    a3 = e3 / e3.sum(axis=1, keepdims=True)
+    shifted3 = z3 - z3.max(axis=1, keepdims=True)
+    e3 = np.exp(shifted3)
+    sum_e3 = e3.sum(axis=1, keepdims=True)
+    a3 = e3 / sum_e3
     return a3
 
 
@@ -74,15 +81,22 @@ def loss(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = np.exp(z3 - z3.max(axis=1, keepdims=True))
-    log_a3 = (z3 - z3.max(axis=1, keepdims=True)) - np.log(e3.sum(axis=1, keepdims=True))
-    return np.sum(-log_a3*T, axis=1).mean()
+    shifted3 = z3 - z3.max(axis=1, keepdims=True)
+    e3 = np.exp(shifted3)
+    sum_e3 = e3.sum(axis=1, keepdims=True)
+    log_a3 = shifted3 - np.log(sum_e3)  # the forward pass's shifted nets and sum
+    return -(log_a3*T).sum() / X.shape[0]
 
 
 def loss_and_gradients(params, X, T):
@@ -94,20 +108,27 @@ def loss_and_gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = np.exp(z3 - z3.max(axis=1, keepdims=True))
-    a3 = e3 / e3.sum(axis=1, keepdims=True)
-    log_a3 = (z3 - z3.max(axis=1, keepdims=True)) - np.log(e3.sum(axis=1, keepdims=True))
+    shifted3 = z3 - z3.max(axis=1, keepdims=True)
+    e3 = np.exp(shifted3)
+    sum_e3 = e3.sum(axis=1, keepdims=True)
+    a3 = e3 / sum_e3
+    log_a3 = shifted3 - np.log(sum_e3)  # the forward pass's shifted nets and sum
     single = X.shape[0] == 1
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + a3 * np.sum(T, axis=1, keepdims=True)
+    d3 = a3 * T.sum(axis=1, keepdims=True) - T
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
@@ -116,7 +137,7 @@ def loss_and_gradients(params, X, T):
         grads["W3"] = d3.T.dot(a2)
         grads["b3"] = d3[0]
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
         grads["b3"] = d3.sum(axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
     d2 = d3.dot(W3)
@@ -129,7 +150,7 @@ def loss_and_gradients(params, X, T):
     else:
         grads["W2"] = d2.T @ X
         grads["b2"] = d2.sum(axis=0)
-    return np.sum(-log_a3*T, axis=1).mean(), grads
+    return -(log_a3*T).sum() / X.shape[0], grads
 
 
 def gradients(params, X, T):
@@ -141,19 +162,26 @@ def gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     z2 = X.dot(W2.T)
     z2 += b2
-    # a2 = f(z2),  f(x) = 1/(1 + exp(-x))
-    a2 = 1/(np.exp(-np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0))) + 1)
+    # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
+    # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
+    np.maximum(z2, (-708.0 if z2.dtype == np.float64 else -87.0), out=z2)
+    np.negative(z2, out=z2)
+    np.exp(z2, out=z2)
+    z2 += 1
+    a2 = np.reciprocal(z2, out=z2)
     # z3 = a2 W3ᵀ + b3
     z3 = a2.dot(W3.T)
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = np.exp(z3 - z3.max(axis=1, keepdims=True))
-    a3 = e3 / e3.sum(axis=1, keepdims=True)
+    shifted3 = z3 - z3.max(axis=1, keepdims=True)
+    e3 = np.exp(shifted3)
+    sum_e3 = e3.sum(axis=1, keepdims=True)
+    a3 = e3 / sum_e3
     single = X.shape[0] == 1
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + a3 * np.sum(T, axis=1, keepdims=True)
+    d3 = a3 * T.sum(axis=1, keepdims=True) - T
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
@@ -162,7 +190,7 @@ def gradients(params, X, T):
         grads["W3"] = d3.T.dot(a2)
         grads["b3"] = d3[0]
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
         grads["b3"] = d3.sum(axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
     d2 = d3.dot(W3)

@@ -71,8 +71,10 @@ def forward(params, X):
     z3 = a2 @ W3.T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = xp.exp(z3 - xp.max(z3, axis=1, keepdims=True))
-    a3 = e3 / xp.sum(e3, axis=1, keepdims=True)
+    shifted3 = z3 - xp.max(z3, axis=1, keepdims=True)
+    e3 = xp.exp(shifted3)
+    sum_e3 = xp.sum(e3, axis=1, keepdims=True)
+    a3 = e3 / sum_e3
     return a3
 
 
@@ -92,9 +94,11 @@ def loss(params, X, T):
     z3 = a2 @ W3.T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = xp.exp(z3 - xp.max(z3, axis=1, keepdims=True))
-    log_a3 = (z3 - xp.max(z3, axis=1, keepdims=True)) - xp.log(xp.sum(e3, axis=1, keepdims=True))
-    return xp.mean(xp.sum(-log_a3*T, axis=1))
+    shifted3 = z3 - xp.max(z3, axis=1, keepdims=True)
+    e3 = xp.exp(shifted3)
+    sum_e3 = xp.sum(e3, axis=1, keepdims=True)
+    log_a3 = shifted3 - xp.log(sum_e3)  # the forward pass's shifted nets and sum
+    return -xp.sum(log_a3*T) / X.shape[0]
 
 
 def loss_and_gradients(params, X, T):
@@ -113,14 +117,16 @@ def loss_and_gradients(params, X, T):
     z3 = a2 @ W3.T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = xp.exp(z3 - xp.max(z3, axis=1, keepdims=True))
-    a3 = e3 / xp.sum(e3, axis=1, keepdims=True)
-    log_a3 = (z3 - xp.max(z3, axis=1, keepdims=True)) - xp.log(xp.sum(e3, axis=1, keepdims=True))
+    shifted3 = z3 - xp.max(z3, axis=1, keepdims=True)
+    e3 = xp.exp(shifted3)
+    sum_e3 = xp.sum(e3, axis=1, keepdims=True)
+    a3 = e3 / sum_e3
+    log_a3 = shifted3 - xp.log(sum_e3)  # the forward pass's shifted nets and sum
     single = X.shape[0] == 1
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + a3 * xp.sum(T, axis=1, keepdims=True)
+    d3 = a3 * xp.sum(T, axis=1, keepdims=True) - T
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
@@ -129,7 +135,7 @@ def loss_and_gradients(params, X, T):
         grads["W3"] = d3.T @ a2
         grads["b3"] = d3[0]
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
         grads["b3"] = xp.sum(d3, axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
     d2 = d3 @ W3
@@ -142,7 +148,7 @@ def loss_and_gradients(params, X, T):
     else:
         grads["W2"] = d2.T @ X
         grads["b2"] = xp.sum(d2, axis=0)
-    return xp.mean(xp.sum(-log_a3*T, axis=1)), grads
+    return -xp.sum(log_a3*T) / X.shape[0], grads
 
 
 def gradients(params, X, T):
@@ -161,13 +167,15 @@ def gradients(params, X, T):
     z3 = a2 @ W3.T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
-    e3 = xp.exp(z3 - xp.max(z3, axis=1, keepdims=True))
-    a3 = e3 / xp.sum(e3, axis=1, keepdims=True)
+    shifted3 = z3 - xp.max(z3, axis=1, keepdims=True)
+    e3 = xp.exp(shifted3)
+    sum_e3 = xp.sum(e3, axis=1, keepdims=True)
+    a3 = e3 / sum_e3
     single = X.shape[0] == 1
     grads = {}
     # δ3 = Jᵀ ∂E/∂a3   (BP1 for a layer map: J = diag(D) + u vᵀ, from the derived Jacobian)
     # δ3 = g ⊙ D + v ⊙ Σ_k g_k u_k,  g = ∂E/∂a = -t/o, D = y, u = -y, v = y
-    d3 = -T + a3 * xp.sum(T, axis=1, keepdims=True)
+    d3 = a3 * xp.sum(T, axis=1, keepdims=True) - T
     if not single:  # E is the batch mean
         d3 /= X.shape[0]
     # ∂E/∂W3 = δ3ᵀ a2   (BP4)
@@ -176,7 +184,7 @@ def gradients(params, X, T):
         grads["W3"] = d3.T @ a2
         grads["b3"] = d3[0]
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
         grads["b3"] = xp.sum(d3, axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
     d2 = d3 @ W3

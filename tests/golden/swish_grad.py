@@ -80,7 +80,7 @@ def loss(params, X, T):
     z3 += b3
     # a3 = f(z3),  f(x) = x
     a3 = z3
-    return np.sum((T - a3)**2, axis=1).mean()
+    return ((T - a3)**2).sum() / X.shape[0]
 
 
 def loss_and_gradients(params, X, T):
@@ -110,7 +110,7 @@ def loss_and_gradients(params, X, T):
     if single:
         grads["W3"] = d3.T.dot(a2)
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
     grads["b3"] = d3.sum()
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = z2*exp(-z2)/(1 + exp(-z2))**2 + 1/(1 + exp(-z2))
     d2 = d3.dot(W3)
@@ -122,7 +122,7 @@ def loss_and_gradients(params, X, T):
     else:
         grads["W2"] = d2.T @ X
     grads["b2"] = d2.sum()
-    return np.sum((T - a3)**2, axis=1).mean(), grads
+    return ((T - a3)**2).sum() / X.shape[0], grads
 
 
 def gradients(params, X, T):
@@ -152,7 +152,7 @@ def gradients(params, X, T):
     if single:
         grads["W3"] = d3.T.dot(a2)
     else:
-        grads["W3"] = (a2.T @ d3).T
+        grads["W3"] = d3.T @ a2
     grads["b3"] = d3.sum()
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = z2*exp(-z2)/(1 + exp(-z2))**2 + 1/(1 + exp(-z2))
     d2 = d3.dot(W3)
