@@ -630,16 +630,27 @@ def train(
     default=None,
     help="A file of claims: one NAME = VALUE a line, # comments.",
 )
+@click.option(
+    "--min-digits",
+    type=click.IntRange(1, 50),
+    default=None,
+    help="Require at least K significant digits, correctly rounded [default: the spec's [grading] digits, else lenient].",
+)
 @FORMAT
 @friendly
-def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, fmt: str) -> None:
+def check_command(
+    spec: str, claims: tuple[str, ...], claims_file: str | None, min_digits: int | None, fmt: str
+) -> None:
     """Check published numbers: each CLAIM is NAME=VALUE, e.g. out_o1=0.75136507 dE/dw5=0.082167041.
 
     NAME is a symbol of the spec, E, an output's error E_o1, delta_h1, dE/dX,
     dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and any of these
-    after N updates as NAME@N (NAME' is NAME@1). A claim is ok when it is the
-    computed value rounded or truncated to the digits it shows. Exit status:
-    0 all ok, 1 some wrong, 2 bad input.
+    after N updates as NAME@N (NAME' is NAME@1). A claim is judged exactly
+    (up to 50 digits) against the spec's numbers as written. With required
+    digits (--min-digits, or a student's variant) it must show that many,
+    correctly rounded; otherwise a truncation also passes (diagnosis
+    truncated). A wrong claim is diagnosed when a named mistake reproduces
+    it. Exit status: 0 all ok, 1 some wrong, 2 bad input.
     """
     from ..check.claims import argument_claims, check, load_claims, report_json, report_text
     from .api import Model
@@ -649,7 +660,7 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
         given += load_claims(claims_file)
     if not given:
         raise DeriveError("no claims to check", hint="give NAME=VALUE arguments or --claims FILE")
-    report = check(Model.load(spec), given)
+    report = check(Model.load(spec), given, min_digits)
     if fmt == "json":
         _dump(report_json(report))
     else:

@@ -12,6 +12,7 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from ..errors import TooLargeError
 from .layers import dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
-from .policy import POLICY, Number, reduce_exact, to_number
+from .policy import POLICY, Number, decimal_constants, decimal_float, reduce_exact, to_number, written_numbers
 from .policy import exact as exactly
 from .rules import Activation, LayerMap, X
 
@@ -165,6 +166,11 @@ def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number 
     return to_number(value)
 
 
+@functools.lru_cache(maxsize=4096)  # a layer's neurons share their activation's formula
+def _exact_constants(expr: sp.Expr) -> sp.Expr:
+    return decimal_constants(expr)
+
+
 def erfc_form(expr: sp.Expr) -> sp.Expr:
     """c + c·erf(u) written c·erfc(−u): gelu at a net of −300 is 1 + erf(−212) = e^−45000-ish.
 
@@ -223,9 +229,13 @@ def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Sy
 
 
 class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
-    """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read."""
+    """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read.
 
-    def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
+    A given float is the decimal written in the spec (:func:`~derive.core.policy.written`: 0.05 is 1/20);
+    ``digits`` asks for at least that many digits (``derive check`` judging a long claim).
+    """
+
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float], digits: int = 0) -> None:
         self.net = net
         self.point = point
         if isinstance(point, Point):
@@ -233,7 +243,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         else:
             nets = [float(point[s]) for s in net.net_definitions if s in point]
             largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
-        self.digits = POLICY.digits_for(largest)
+        self.digits = max(POLICY.digits_for(largest), digits)
+        self._written = written_numbers(net.spec)  # numbers written with more digits than a float keeps
         self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
@@ -243,13 +254,24 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
     def _given(self, symbol: sp.Symbol) -> sp.Float | None:
         value = self.point.get(symbol)
-        return None if value is None else sp.Float(value, self.digits)
+        return None if value is None else decimal_float(self._as_written(symbol.name, value), self.digits)
 
-    def _weights(self, index: int) -> list[list[float]] | None:
+    def _as_written(self, name: str, value: float | sp.Float) -> float | sp.Float:
+        """The spec's number as written, where the point still holds it (not after training)."""
+        given = self._written.get(name)
+        return given if given is not None and isinstance(value, float) and value == given else value
+
+    def _weights(self, index: int) -> list[list[sp.Float]] | None:
+        symbols = self.net.layers[index].weights
         if isinstance(self.point, Point):
-            return self.point.arrays.weights[index].tolist()
-        rows = [[self.point.get(w) for w in row] for row in self.net.layers[index].weights]
-        return None if any(v is None for row in rows for v in row) else rows  # type: ignore[return-value]
+            given = self.point.arrays.weights[index].tolist()
+        else:
+            given = [[self.point.get(w) for w in row] for row in symbols]
+            if any(v is None for row in given for v in row):
+                return None
+        if self._written:
+            given = [[self._as_written(s.name, w) for s, w in zip(srow, row)] for srow, row in zip(symbols, given)]
+        return [[decimal_float(w, self.digits) for w in row] for row in given]
 
     def _biases(self, index: int) -> list[Number | None]:
         return [None if b is None else self._given(b) for b in self.net.layers[index].biases]
@@ -264,7 +286,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         return None
 
     def _define(self, definition: sp.Expr, known: Mapping[sp.Symbol, Number | None]) -> Number | None:
-        definition = erfc_form(definition)  # before the numbers go in: erf of a Float evaluates at once
+        # before the numbers go in: erf of a Float evaluates at once; a constant is the decimal written
+        definition = _exact_constants(erfc_form(definition))
         values = {}
         for s in definition.free_symbols:
             v = known.get(s)
