@@ -668,6 +668,41 @@ def check_command(
     sys.exit(1 if report.wrong else 0)
 
 
+@main.command("grade")
+@click.argument("class_dir", metavar="CLASS_DIR", type=click.Path(file_okay=False))
+@click.argument("submissions", metavar="SUBMISSIONS_DIR", type=click.Path(file_okay=False))
+@output_option("Write the gradebook to this file (whole or not at all; - is standard output).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV for a spreadsheet, JSON for programs.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on standard error.")
+@friendly
+def grade_command(class_dir: str, submissions: str, output: str | None, fmt: str, quiet: bool) -> None:
+    """A gradebook of a class set: each SUBMISSIONS_DIR/student-NN.txt checked against CLASS_DIR's variant.
+
+    CLASS_DIR is what `derive exercises` wrote. Columns: student,status,score,total,reason, then one per
+    question (ok, wrong: DIAGNOSIS, or missing). A missing or unreadable submission scores 0 and never
+    stops the gradebook. Exit status: 0 when the gradebook was written, 2 for bad arguments.
+    """
+    from ..grading.gradebook import grade_class, gradebook_csv, gradebook_json
+    from .api import Model
+
+    log = _stage_reporter(quiet)
+    book = grade_class(class_dir, submissions, load=Model, log=log)
+    if book.ignored:
+        shown = ", ".join(book.ignored[:5]) + (f", … ({len(book.ignored) - 5} more)" if len(book.ignored) > 5 else "")
+        click.echo(f"note: not named like a student of the class, not graded: {shown}", err=True)
+    if fmt == "json":
+        _dump(gradebook_json(book), output)
+    else:
+        _emit(gradebook_csv(book), output)
+
+
 # -- derive fit ------------------------------------------------------------------
 
 

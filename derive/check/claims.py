@@ -735,13 +735,16 @@ def _passes(claimed: Decimal, how: str, required: int) -> bool:
     return how == "rounded" or claimed != 0
 
 
+MISTAKE_DIGITS = 3  # significant digits a wrong claim shows before a named mistake may explain it (0.2 fits many)
+
+
 def _diagnose(result: Checked, note: Note | None, values: _Values) -> Diagnosis | None:
     """The first named mistake that reproduces the claim (see :mod:`derive.check.mistakes`), rounding codes last."""
     from .exact import FLOAT_DIGITS
     from .mistakes import candidates, reproduces
 
     claimed = result.claim.value
-    if result.match == "none":
+    if result.match == "none" and significant_digits(claimed) >= MISTAKE_DIGITS:
         for candidate in candidates(result.quantity, values):
             if reproduces(claimed, candidate.value) and not reproduces(claimed, result.computed):
                 return Diagnosis(candidate.code, candidate.value, candidate.detail)
@@ -766,6 +769,12 @@ def compute(model: Worked, names: Sequence[str]) -> list[float]:
     values = _Values(model)
     values.prepare(q.step for q in quantities)
     return [values.value(q) for q in quantities]
+
+
+def canonical_names(model: Worked, names: Sequence[str]) -> dict[str, str]:
+    """Each name's canonical quantity (``∂E/∂w1`` and ``dE/dw1`` are one) → the name as given."""
+    resolver = _Names(model.network, model.samples)
+    return {resolver.resolve(name, name).name: name for name in names}
 
 
 MAX_EXPLAINED_QUANTITIES = 64  # quantities a wrong claim's explanation may recompute (a count, not a clock)
