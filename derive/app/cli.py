@@ -860,10 +860,10 @@ def fit(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["pdf", "html"]),
+    type=click.Choice(["pdf", "html", "moodle"]),
     default="pdf",
     show_default=True,
-    help="PDF (LaTeX), or self-contained web pages (no TeX needed).",
+    help="PDF (LaTeX), self-contained web pages (no TeX needed), or a Moodle XML question bank.",
 )
 @click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
 @click.option(
@@ -893,8 +893,10 @@ def exercises(
 
     Writes DIR/student-NN.toml (the variant's spec), student-NN-sheet.pdf,
     student-NN-key.pdf (answers with the working; .html with --format html),
-    student-NN-answers.txt and variants.toml. Grade a student with
-    `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`.
+    student-NN-answers.txt and variants.toml; --format moodle writes
+    moodle-questions.xml (one category per student) instead of sheets and keys.
+    Grade a student with `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`,
+    a class with `derive grade DIR SUBMISSIONS_DIR`.
     """
     from ..sheets.classes import build_class, check_format, write_class
     from .api import Model
@@ -912,11 +914,10 @@ def exercises(
     seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt)
     sheets, keys = ("sheet", "answer key") if students == 1 else ("sheets", "answer keys")
     lectures_too = f", {students} lecture{'s' if students != 1 else ''}" if lectures else ""
-    click.echo(
-        f"wrote {students} {sheets}, {students} {keys}{lectures_too}, their specs and variants.toml "
-        f"to {target} ({seconds:.1f} s)",
-        err=True,
-    )
+    made = f"{students} {sheets}, {students} {keys}{lectures_too}"
+    if fmt == "moodle":
+        made = f"a Moodle question bank ({len(class_set.question_names) * students} questions)"
+    click.echo(f"wrote {made}, their specs and variants.toml to {target} ({seconds:.1f} s)", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
