@@ -338,6 +338,13 @@ class _Names:
         self.symbols = [n for n, i in info.items() if i.kind != "delta"]
         self.outputs = {n.label: n for n in network.output_layer.neurons}
         self.neurons = {n.label: n for layer in network.layers[1:] for n in layer.neurons}
+        # a net named n (net_names = ["n"]): its δ is delta_n, as the lecture writes δ_n
+        self.by_net = {
+            n.net.name.removeprefix("net_"): n.label
+            for layer in network.layers[1:]
+            for n in layer.neurons
+            if n.net is not None
+        }
 
     def resolve(self, written: str, where: str) -> Quantity:
         text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
@@ -418,8 +425,12 @@ class _Names:
             return self._ratio(ratio["num"], ratio["den"], where)
         if base.startswith("E_") and base[2:] in self.outputs:
             return Quantity(Kind.ERROR, base[2:])
+        if base.startswith("δ"):  # the lecture's δ_h1
+            base = "delta_" + base[1:].lstrip("_")
         if base.startswith("delta_") and base[6:] in self.neurons:
             return Quantity(Kind.DELTA, base[6:])
+        if base.startswith("delta_") and base[6:] in self.by_net:  # δ spelled like its net, as the lecture prints it
+            return Quantity(Kind.DELTA, self.by_net[base[6:]])
         choices = [
             *self.symbols,
             *LOSS_NAMES,
@@ -837,7 +848,7 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     step = target.quantity.step
     in_order = sorted(used.values(), key=lambda r: (r.quantity.step != step, position[id(r)]))
     inputs = tuple(r.claim for r in in_order)
-    wrong = tuple(r.claim for r in in_order if not r.ok)
+    wrong = tuple(r.claim for r in in_order if r.match == "none")  # a wrong number (not one too short)
     if not is_ok(target.claim.value, recomputed):
         cause = "here"
     elif wrong:
@@ -908,7 +919,8 @@ def diagnosis_text(result: Checked) -> str:
     exact = result.exact if result.exact is not None else Decimal(result.computed)
     if d.code == "truncated":
         rounded = _rounded_text(exact, significant_digits(claim.value))
-        return f"matches only when truncated: rounded to {significant_digits(claim.value)} digits it is {rounded}"
+        k = significant_digits(claim.value)
+        return f"matches only when truncated: rounded to {k} digit{'s' if k != 1 else ''} it is {rounded}"
     shown = required_digits_shown(claim.value)
     if result.required:
         return f"shows {shown} significant digit{'s' if shown != 1 else ''}; at least {result.required} are required"
