@@ -70,7 +70,10 @@ class MazurExact:
         w1, w2, w3, w4, w5, w6, w7, w8 = self.w
         self.net_h = [w1 * self.i[0] + w2 * self.i[1] + self.b1, w3 * self.i[0] + w4 * self.i[1] + self.b1]
         self.out_h = [sigmoid(n) for n in self.net_h]
-        self.net_o = [w5 * self.out_h[0] + w6 * self.out_h[1] + self.b2, w7 * self.out_h[0] + w8 * self.out_h[1] + self.b2]
+        self.net_o = [
+            w5 * self.out_h[0] + w6 * self.out_h[1] + self.b2,
+            w7 * self.out_h[0] + w8 * self.out_h[1] + self.b2,
+        ]
         self.out_o = [sigmoid(n) for n in self.net_o]
         self.E = sum((t - o) ** 2 / 2 for t, o in zip(self.t, self.out_o))
         self.dE_dout_o = [o - t for o, t in zip(self.out_o, self.t)]
@@ -124,7 +127,7 @@ def test_25_digit_claims_are_judged_exactly_right_and_off_by_two_in_the_last_dig
     right = [f"{name}={digits(v, 25)}" for name, v in quantities.items()]
     results, code = checked("mazur", *right)
     assert code == 0 and all(r["verdict"] == "ok" and r["digits"] == 25 for r in results), results
-    for r, (name, value) in zip(results, quantities.items()):
+    for r, (_name, value) in zip(results, quantities.items()):
         assert r["claimed_text"] == digits(value, 25)  # the claim exactly as written
         assert isinstance(r["claimed"], float)  # and still a number
     for by in (2, -2):
@@ -136,13 +139,13 @@ def test_25_digit_claims_are_judged_exactly_right_and_off_by_two_in_the_last_dig
 
 def test_a_50_digit_claim_is_judged_exactly(mazur):
     claim = digits(mazur.out_h[0], 50)
-    results, code = checked("mazur", f"out_h1={claim}", f"out_h1={off_in_last_digit(claim, 1)}")
+    results, _code = checked("mazur", f"out_h1={claim}", f"out_h1={off_in_last_digit(claim, 1)}")
     assert [r["verdict"] for r in results] == ["ok", "wrong"]
 
 
 def test_the_spec_numbers_are_the_decimals_written_0_3775_is_exact():
     # 0.05·0.15 + 0.10·0.20 + 0.35 is 0.3775 exactly (in floats 0.37749999999999995)
-    results, code = checked("mazur", "net_h1=0.3775", "net_h1=0.3774", "net_h1=0.37750000000000000000000000000")
+    results, _code = checked("mazur", "net_h1=0.3775", "net_h1=0.3774", "net_h1=0.37750000000000000000000000000")
     assert [r["verdict"] for r in results] == ["ok", "wrong", "ok"]
     assert results[0]["match"] == "exact"
 
@@ -173,7 +176,7 @@ def test_micrograds_neuron_with_the_bias_as_written_and_a_loss_without_targets(t
     n = mpmath.mpf("6.8813735870195432") - 6
     slope = 1 - mpmath.tanh(n) ** 2  # 0.49999999999999987642…
     assert digits(slope, 20) == "0.49999999999999987642"
-    results, code = checked(
+    results, _code = checked(
         spec, "do/dn=0.5000000000000000", f"do/dn={digits(slope, 20)}", f"delta_n={digits(slope, 20)}", "δ_n=0.5"
     )
     assert [r["verdict"] for r in results] == ["wrong", "ok", "ok", "ok"]  # δ by its net's name, as the lecture
@@ -183,7 +186,9 @@ def test_micrograds_neuron_with_the_bias_as_written_and_a_loss_without_targets(t
 def test_a_claim_after_updates_beyond_float_precision_is_replayed_at_high_precision(mazur):
     after = mazur.step().step().step()
     claim = digits(after.E, 25)
-    results, code = checked("mazur", f"E@3={claim}", f"E@3={off_in_last_digit(claim, 2)}", f"w1@3={digits(after.w[0], 25)}")
+    results, _code = checked(
+        "mazur", f"E@3={claim}", f"E@3={off_in_last_digit(claim, 2)}", f"w1@3={digits(after.w[0], 25)}"
+    )
     assert [r["verdict"] for r in results] == ["ok", "wrong", "ok"]
 
 
@@ -195,7 +200,7 @@ def test_beyond_the_replay_budget_it_says_so_and_exits_2():
 
 
 def test_float64_decides_a_short_claim_after_many_updates():
-    results, code = checked("mazur", "E@9999=0.0000351085")
+    results, _code = checked("mazur", "E@9999=0.0000351085")
     assert results[0]["verdict"] == "ok"
 
 
@@ -219,7 +224,7 @@ def test_min_digits_requires_correctly_rounded_answers(mazur):
 
 
 def test_an_exactly_short_value_is_never_too_few_digits():
-    results, code = checked("mazur", "i1=0.05", "w1=0.15", "net_h1=0.3775", "w1'=0.15", "--min-digits", "6")
+    results, _code = checked("mazur", "i1=0.05", "w1=0.15", "net_h1=0.3775", "w1'=0.15", "--min-digits", "6")
     assert [r["verdict"] for r in results] == ["ok", "ok", "ok", "wrong"]
     assert results[3]["diagnosis"] == "too_few_digits"  # w1 not updated at all: 0.1497807…
 
@@ -246,7 +251,9 @@ def test_a_variant_records_the_required_digits_and_check_enforces_them(class_set
     spec = class_set / "student-01.toml"
     assert "[grading]\ndigits = 6" in spec.read_text()
     answers = answers_of(class_set, "01")
-    short = {name: str(Decimal(v).quantize(Decimal(1).scaleb(Decimal(v).adjusted() - 1))) for name, v in answers.items()}
+    short = {
+        name: str(Decimal(v).quantize(Decimal(1).scaleb(Decimal(v).adjusted() - 1))) for name, v in answers.items()
+    }
     results, code = checked(spec, *(f"{n}={v}" for n, v in short.items()))
     assert code == 1 and all(r["diagnosis"] == "too_few_digits" for r in results), results
     results, code = checked(spec, *(f"{n}={v}" for n, v in answers.items()))
@@ -281,9 +288,10 @@ def test_one_path(mazur):
 def test_missing_activation_derivative(mazur):
     without = mazur.dE_dout_o[0] * mazur.out_h[0]  # ∂E/∂w5 without σ′(net_o1)
     hidden = mazur.delta_h[0] / mazur.slope_h[0]  # δ_h1 without σ′(net_h1)
-    assert diagnosis_of(f"dE/dw5={digits(without, 9)}", f"delta_h1={digits(hidden, 9)}") == [
-        "missing_activation_derivative"
-    ] * 2
+    assert (
+        diagnosis_of(f"dE/dw5={digits(without, 9)}", f"delta_h1={digits(hidden, 9)}")
+        == ["missing_activation_derivative"] * 2
+    )
 
 
 def test_sign(mazur):
@@ -294,9 +302,10 @@ def test_sign(mazur):
 
 def test_loss_factor(mazur):
     without_half = sum((t - o) ** 2 for t, o in zip(mazur.t, mazur.out_o))
-    assert diagnosis_of(f"E={digits(without_half, 9)}", f"dE/dw5={digits(2 * mazur.gradients()[4], 9)}") == [
-        "loss_factor"
-    ] * 2
+    assert (
+        diagnosis_of(f"E={digits(without_half, 9)}", f"dE/dw5={digits(2 * mazur.gradients()[4], 9)}")
+        == ["loss_factor"] * 2
+    )
 
 
 def test_updated_weights_too_early(mazur):
@@ -317,7 +326,7 @@ def test_rounded_intermediate(mazur):
     assert diagnosis_of(f"out_h1={h1}", f"out_h2={h2}", f"net_o1={claim}") == [None, None, "rounded_intermediate"]
 
 
-def test_rounded_intermediate_before_truncated_a_textbook_err6():
+def test_rounded_intermediate_before_truncated_a_textbook_err6(tmp_path):
     # Err6 = 0.1311 from a rounded O6 = 0.474 (the true 0.131169 rounds to 0.1312): both codes fit, rounding first
     spec = """
 name = "textbook"
@@ -336,16 +345,16 @@ targets = [1.0]
     mpmath.mp.dps = DPS
     o = sigmoid(mpmath.mpf("-0.1043"))
     assert digits(o, 3) == "0.474"
-    err = (mpmath.mpf("0.474") * (1 - mpmath.mpf("0.474")) * (1 - mpmath.mpf("0.474")))  # δ from the rounded O6
+    err = mpmath.mpf("0.474") * (1 - mpmath.mpf("0.474")) * (1 - mpmath.mpf("0.474"))  # δ from the rounded O6
     assert digits(err, 4) == "0.1311"
     true = o * (1 - o) * (1 - o)
     assert digits(true, 4) == "0.1312" and digits(true, 4, ROUND_DOWN) == "0.1311"
     path = Path(pytest.importorskip("tempfile").mkdtemp()) / "textbook.toml"
     path.write_text(spec)
     try:
-        results, code = checked(path, "out_o=0.474", "delta_o=-0.1311")
+        results, _ = checked(path, "out_o=0.474", "delta_o=-0.1311")
         assert results[1]["verdict"] == "ok" and results[1]["diagnosis"] == "rounded_intermediate"
-        results, code = checked(path, "out_o=0.474", "delta_o=-0.1311", "--min-digits", "4")
+        results, _code = checked(path, "out_o=0.474", "delta_o=-0.1311", "--min-digits", "4")
         assert results[1]["verdict"] == "wrong" and results[1]["diagnosis"] == "rounded_intermediate"
     finally:
         shutil.rmtree(path.parent)
@@ -372,7 +381,7 @@ def test_no_learning_rate(mazur, tmp_path):
     assert diagnosis_of(f"w5'={digits(mazur.w[4] - g[4], 9)}") == ["loss_factor"]  # η = 0.5: the first code
 
 
-def test_wrong_sample():
+def test_wrong_sample(tmp_path):
     spec = """
 name = "two"
 [loss]
@@ -388,13 +397,12 @@ bias = 0.6
 targets = [[0.2], [0.7]]
 """
     mpmath.mp.dps = DPS
-    second = sigmoid(mpmath.mpf("0.40") * mpmath.mpf("0.30") + mpmath.mpf("0.45") * mpmath.mpf("0.20") + mpmath.mpf("0.6"))
-    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "two.toml"
+    second = sigmoid(
+        mpmath.mpf("0.40") * mpmath.mpf("0.30") + mpmath.mpf("0.45") * mpmath.mpf("0.20") + mpmath.mpf("0.6")
+    )
+    path = tmp_path / "two.toml"
     path.write_text(spec)
-    try:
-        assert diagnosis_of(f"out_o[1]={digits(second, 9)}", spec=path) == ["wrong_sample"]
-    finally:
-        shutil.rmtree(path.parent)
+    assert diagnosis_of(f"out_o[1]={digits(second, 9)}", spec=path) == ["wrong_sample"]
 
 
 def test_the_text_says_each_diagnosis_in_a_sentence(mazur):
@@ -471,8 +479,14 @@ def test_moodle_xml_parses_with_a_category_per_student_and_the_answers_files_val
     assert len(numerical) == 2 * 6
     for question in numerical:
         # Moodle's documented elements of a numerical question
-        for tag in ("name/text", "questiontext/text", "generalfeedback/text", "defaultgrade", "answer/text",
-                    "answer/tolerance"):
+        for tag in (
+            "name/text",
+            "questiontext/text",
+            "generalfeedback/text",
+            "defaultgrade",
+            "answer/text",
+            "answer/tolerance",
+        ):
             assert question.find(tag) is not None, tag
         assert question.find("questiontext").get("format") == "html"
         assert question.find("answer").get("fraction") == "100"

@@ -762,9 +762,14 @@ def _diagnose(result: Checked, note: Note | None, values: _Values) -> Diagnosis 
         if note is not None and note.cause == "upstream":
             return Diagnosis("wrong_input", note.recomputed)
     # what the other claims' rounded numbers give, where the value itself does not round to the claim
-    if result.match != "rounded" and note is not None and note.cause == "rounding":
-        if significant_digits(claimed) <= FLOAT_DIGITS and _rounds_to(claimed, note.recomputed):
-            return Diagnosis("rounded_intermediate", note.recomputed)
+    if (
+        result.match != "rounded"
+        and note is not None
+        and note.cause == "rounding"
+        and significant_digits(claimed) <= FLOAT_DIGITS
+        and _rounds_to(claimed, note.recomputed)
+    ):
+        return Diagnosis("rounded_intermediate", note.recomputed)
     if result.match == "truncated" and claimed != 0 and required_digits_shown(claimed) >= result.required:
         return Diagnosis("truncated")
     if result.match in ("rounded", "truncated"):

@@ -210,7 +210,7 @@ class Precise:
         if step == 0:
             return ExactPoint(self.network, start, digits + extra)
         given = self._replay(step, digits)[0][sample]
-        return ExactPoint(self.network, given, digits + extra)  # type: ignore[arg-type]
+        return ExactPoint(self.network, given, digits + extra)
 
     def _at_point(self, q: Quantity, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:
         from ..core.chain import local_factor
@@ -263,7 +263,9 @@ class Precise:
 
     # -- N updates replayed ------------------------------------------------------
 
-    def _replay(self, steps: int, digits: int) -> tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]:
+    def _replay(
+        self, steps: int, digits: int
+    ) -> tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]:
         """Each sample's given numbers after ``steps`` updates at ``digits`` digits, and the optimiser's buffers."""
         import sympy as sp
 
@@ -297,7 +299,7 @@ class Precise:
         from ..core.chain import ExactPoint
 
         for t in range(1, steps + 1):
-            exact = [ExactPoint(net, {**s, **values}, digits + extra) for s in samples]  # type: ignore[arg-type]
+            exact = [ExactPoint(net, {**s, **values}, digits + extra) for s in samples]
             updated = {}
             for p in parameters:
                 is_bias = net.info[p.name].kind == "bias"
@@ -321,14 +323,14 @@ class Precise:
                     env[target] = sp.Float(expr.xreplace(env).evalf(digits), digits)
                 updated[p] = env[PARAMETER]
                 for name in optimizer.state:
-                    state[name][p.name] = env[optimizer.symbol(name)]  # type: ignore[assignment]
-            values = updated  # type: ignore[assignment]
+                    state[name][p.name] = env[optimizer.symbol(name)]
+            values = updated
         result = ([{**s, **values} for s in samples], state)
-        self._replayed[key] = result  # type: ignore[assignment]
-        return result  # type: ignore[return-value]
+        self._replayed[key] = result
+        return result
 
 
-class _Overlay(dict):  # type: ignore[type-arg]
+class _Overlay(dict):
     """A point with some values set over it (a dict over a lazy mapping)."""
 
     def __init__(self, under: Mapping[sp.Symbol, object]) -> None:
@@ -356,7 +358,7 @@ def _exact(symbol: sp.Symbol, point: Mapping[sp.Symbol, object], digits: int) ->
         return None
     import sympy as sp
 
-    return sp.Float(value, digits)  # type: ignore[arg-type]
+    return sp.Float(value, digits)
 
 
 def _at(expr: sp.Expr, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:

@@ -144,7 +144,7 @@ def _paths(q: Quantity, symbol: sp.Symbol, values: _Values) -> Iterator[Candidat
     paths = [d.paths for d in derivations]
     if len(paths[0]) > 1:
         for i, path in enumerate(paths[0]):
-            terms = [float(ps[i].value) for ps in paths if ps[i].value is not None]
+            terms = [float(v) for ps in paths if (v := ps[i].value) is not None]
             if len(terms) == len(paths):
                 via = " → ".join(s.name for s in reversed(path.nodes))
                 yield Candidate("one_path", _reduce(terms, values, q), f"the path {via}")
@@ -272,7 +272,9 @@ def _too_early(q: Quantity, values: _Values) -> Iterator[Candidate]:
             if value is None:
                 return
             updated[p] = float(value)
-    given = {s: start[s] for s in (*net.input_layer.outs, *(n.target for n in net.output_layer.neurons)) if s is not None}
+    given = {
+        s: start[s] for s in (*net.input_layer.outs, *(n.target for n in net.output_layer.neurons)) if s is not None
+    }
     after = exact_point(net, {**given, **updated})
     from .claims import Kind
 
@@ -287,7 +289,7 @@ def _too_early(q: Quantity, values: _Values) -> Iterator[Candidate]:
         yield Candidate("updated_weights_too_early", float(value), "the δs below from the updated weights above")
 
 
-class _Layered(dict):  # type: ignore[type-arg]
+class _Layered(dict):
     """A float point with some values replaced (updated weights, recomputed δs)."""
 
     def __init__(self, under: Mapping[sp.Symbol, float], over: Mapping[sp.Symbol, float]) -> None:
@@ -300,7 +302,7 @@ class _Layered(dict):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or key in self.under
 
-    def keys(self):  # type: ignore[no-untyped-def, override]
+    def keys(self):  # type: ignore[no-untyped-def]
         return _Keys(self)
 
 

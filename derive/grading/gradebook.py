@@ -118,10 +118,8 @@ def read_class(folder: str | Path) -> ClassFolder:
         spec = entry.get("spec") if isinstance(entry, dict) else None
         match = _SPEC_FILE.match(spec) if isinstance(spec, str) else None
         if match is None:
-            raise DeriveError(
-                "expected spec = \"student-NN.toml\"", where=f"{where}: variants[{i}].spec"
-            )
-        students.append(Student(match["label"], root / spec))
+            raise DeriveError('expected spec = "student-NN.toml"', where=f"{where}: variants[{i}].spec")
+        students.append(Student(match["label"], root / match.group(0)))
     labels = [s.label for s in students]
     if len(set(labels)) != len(labels):
         raise DeriveError("a student is listed twice", where=f"{where}: variants")

@@ -91,8 +91,8 @@ class MoodleRenderer:
             return caption + "<p>" + html.escape(rf"\[ {body} \]", quote=False) + "</p>"
         if isinstance(b, Table):
             head = "".join(f"<th>{self.sentence(h)}</th>" for h in b.header)
-            rows = "".join("<tr>" + "".join(f"<td>{self.field(c)}</td>" for c in row) + "</tr>" for row in b.rows)
-            return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            body = "".join("<tr>" + "".join(f"<td>{self.field(c)}</td>" for c in row) + "</tr>" for row in b.rows)
+            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         if isinstance(b, Exercises):
             return ""
         raise TypeError(f"no Moodle form for {type(b).__name__}")

@@ -249,7 +249,10 @@ def sheet_plan(
     spec_file = f"student-{label}.toml"
     if part == SHEET:
         work = Exercises(
-            exercises, say("sheet_intro"), part="questions", hand_in=say("sheet_hand_in", digits=spec.required_digits or HAND_IN_DIGITS)
+            exercises,
+            say("sheet_intro"),
+            part="questions",
+            hand_in=say("sheet_hand_in", digits=spec.required_digits or HAND_IN_DIGITS),
         )
         last = Section(say("sheet_questions"), (work,), key="questions", numbered=False)
     else:

@@ -11,10 +11,10 @@ import keyword
 import math
 import re
 import tomllib
-from decimal import Decimal
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -624,7 +624,9 @@ class _Validator:
         self.keys(table, GRADING_KEYS, "grading")
         digits = table.get("digits", 0)
         if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 50:
-            raise self.fail("grading.digits", f"expected a whole number of digits from 1 to 50, got {_describe(digits)}")
+            raise self.fail(
+                "grading.digits", f"expected a whole number of digits from 1 to 50, got {_describe(digits)}"
+            )
         return digits
 
     def published(self, table: Any, spec: Spec) -> PublishedSpec:
