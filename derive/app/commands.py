@@ -56,12 +56,13 @@ def new(
     return text
 
 
-def grade(spec: SpecRef, claims: str | Path) -> Report:
-    """Check a claims file (a student's answers, an article's numbers) against a spec: ``derive check SPEC --claims FILE``."""
+def grade(spec: SpecRef, claims: str | Path, min_digits: int | None = None) -> Report:
+    """Check a claims file (a student's answers, an article's numbers) against a spec: ``derive check SPEC --claims FILE``
+    (``min_digits``: ``--min-digits``; None takes the spec's ``[grading] digits``)."""
     from ..check.claims import check, load_claims
     from .api import Model
 
-    return check(Model.load(spec), load_claims(claims))
+    return check(Model.load(spec), load_claims(claims), min_digits)
 
 
 def benchmark(
