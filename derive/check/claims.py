@@ -8,10 +8,14 @@ error differentiated by X, through every path), one chain-rule factor such as
 ``dout_o1/dnet_o1``, and any of these after N updates of gradient descent with
 the spec's learning rate: ``X@N``, where ``X'`` is ``X@1``.
 
-A claim is ok when it is the computed value rounded or truncated to the digits
-it shows. For a wrong claim the quantity is recomputed from its inputs as the
-*other claims* give them: a claim that follows from a wrong input carries a
-mistake made upstream; one that does not is where the working goes wrong.
+A claim is judged exactly (:mod:`derive.check.exact`): it is ok when it is the
+value itself, or the value correctly rounded to the digits it shows, or — when
+no digits are required (``--min-digits``, a variant's ``[grading] digits``) —
+its truncation, with the diagnosis ``truncated``. A wrong claim gets a named
+mistake when one reproduces it (:mod:`derive.check.mistakes`); otherwise the
+quantity is recomputed from its inputs as the *other claims* give them: a claim
+that follows from a wrong input carries a mistake made upstream; one that does
+not is where the working goes wrong.
 
 Everything here returns data; :func:`report_text` and :func:`report_json` only
 format it. Values come from the library (the spec's point, the compiled

@@ -162,7 +162,7 @@ class Precise:
     def given(self, q: Quantity) -> Decimal | None:
         """The exact decimal of a number the spec gives (an input, a target; a parameter the steps leave alone)."""
         from ..core.optimizer import Optimizer
-        from ..core.policy import written
+        from ..core.policy import written, written_numbers
         from .claims import Kind
 
         if q.kind is not Kind.VALUE or q.of == "E":
@@ -171,7 +171,9 @@ class Precise:
         if kind in ("input", "target") or (kind in ("weight", "bias") and q.step == 0):
             point = self.model.points
             assert point is not None
-            return written(point[max(q.sample, 1) - 1][self.network.symbols[q.of]])
+            value = point[max(q.sample, 1) - 1][self.network.symbols[q.of]]
+            as_written = written_numbers(self.model.spec).get(q.of)  # written with more digits than a float keeps
+            return written(as_written if as_written is not None and as_written == value else value)
         if kind in ("weight", "bias") and not Optimizer.of(self.model.spec).updates(kind == "bias"):
             return self.given(replace(q, step=0))
         return None

@@ -50,6 +50,7 @@ CODES = (
 )
 SQUARED_LOSSES = ("half_sse", "sse", "mse")
 MAX_MISTAKE_PATHS = 16  # gradients with more paths are not searched path by path
+MAX_TOO_EARLY_PARAMETERS = 256  # the layer-by-layer update is replayed by hand for networks worked by hand
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _too_early(q: Quantity, values: _Values) -> Iterator[Candidate]:
 
     net = values.network
     optimizer = Optimizer.of(values.model.spec)
-    if optimizer.stateful or len(net.layers) < 3:
+    if optimizer.stateful or len(net.layers) < 3 or len(net.parameters) > MAX_TOO_EARLY_PARAMETERS:
         return
     start = values.points[0][0]
     known: dict[sp.Symbol, float] = {}
