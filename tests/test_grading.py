@@ -453,6 +453,19 @@ def test_the_gradebook_has_ok_missing_and_unreadable_rows(class_set, tmp_path):
     assert data["ignored"] == ["README"]
 
 
+def test_the_gradebook_from_python_is_the_commands(class_set, tmp_path):
+    import derive
+
+    (tmp_path / "student-02.txt").write_text("".join(f"{n} = {v}\n" for n, v in answers_of(class_set, "02").items()))
+    book = derive.gradebook(class_set, tmp_path)
+    assert [(r.student, r.status, r.score) for r in book.rows] == [
+        ("01", "missing", 0),
+        ("02", "ok", 6),
+        ("03", "missing", 0),
+    ]
+    assert run("grade", class_set, tmp_path).stdout.splitlines()[2].startswith("02,ok,6,6,")
+
+
 def test_the_gradebook_refuses_bad_arguments_with_status_2(class_set, tmp_path):
     for args in ([tmp_path / "nope", tmp_path], [tmp_path, tmp_path], [class_set, tmp_path / "nope"]):
         result = run("grade", *args)

@@ -561,13 +561,14 @@ class Model:
             breakdown=engine.breakdown(history),
         )
 
-    def check(self, claims: Mapping[str, float | str] | Sequence[str]) -> Report:
-        """Check published numbers, ``{"out_o1": 0.75136507, "dE/dw5": "0.082167041"}`` or ``["E=0.298"]``: ``derive check``."""
+    def check(self, claims: Mapping[str, float | str] | Sequence[str], min_digits: int | None = None) -> Report:
+        """Check published numbers, ``{"out_o1": 0.75136507, "dE/dw5": "0.082167041"}`` or ``["E=0.298"]``: ``derive check``
+        (``min_digits``: ``--min-digits``; None takes the spec's ``[grading] digits``)."""
         from ..check.claims import argument_claims, check
 
         pairs = claims.items() if isinstance(claims, Mapping) else None
         texts = [f"{name}={value}" for name, value in pairs] if pairs is not None else list(claims)
-        return check(self, argument_claims(texts))
+        return check(self, argument_claims(texts), min_digits)
 
     def fit(
         self,

@@ -692,8 +692,7 @@ def grade_command(class_dir: str, submissions: str, output: str | None, fmt: str
     from ..grading.gradebook import grade_class, gradebook_csv, gradebook_json
     from .api import Model
 
-    log = _stage_reporter(quiet)
-    book = grade_class(class_dir, submissions, load=Model, log=log)
+    book = grade_class(class_dir, submissions, load=Model, log=_stage_reporter(quiet))
     if book.ignored:
         shown = ", ".join(book.ignored[:5]) + (f", … ({len(book.ignored) - 5} more)" if len(book.ignored) > 5 else "")
         click.echo(f"note: not named like a student of the class, not graded: {shown}", err=True)

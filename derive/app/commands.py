@@ -15,6 +15,7 @@ from ..spec.reading import load_spec
 
 if TYPE_CHECKING:
     from ..check.claims import Report
+    from ..grading.gradebook import Gradebook
     from .api import SpecRef
 
 
@@ -63,6 +64,15 @@ def grade(spec: SpecRef, claims: str | Path, min_digits: int | None = None) -> R
     from .api import Model
 
     return check(Model.load(spec), load_claims(claims), min_digits)
+
+
+def gradebook(class_dir: str | Path, submissions: str | Path) -> Gradebook:
+    """Every student's submission in ``submissions`` checked against their variant in ``class_dir``:
+    ``derive grade CLASS_DIR SUBMISSIONS_DIR`` (:func:`~derive.grading.gradebook.gradebook_csv` writes its CSV)."""
+    from ..grading.gradebook import grade_class
+    from .api import Model
+
+    return grade_class(class_dir, submissions, load=Model)
 
 
 def benchmark(
