@@ -204,6 +204,30 @@ def test_float64_decides_a_short_claim_after_many_updates():
     assert results[0]["verdict"] == "ok"
 
 
+def shown(value, k):
+    """As derive prints a number to k digits: correctly rounded, trailing zeros dropped."""
+    text = digits(value, k)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@pytest.mark.parametrize("k", [20, 50])
+def test_grad_prints_up_to_50_digits_each_correctly_rounded(mazur, k):
+    result = run("grad", "mazur", "w1", "--digits", k)
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", " ")
+    g = mazur.gradients()[0]
+    path1 = mazur.delta_o[0] * mazur.w[4] * mazur.slope_h[0] * mazur.i[0]
+    for value in (mazur.out_o[0], mazur.out_h[0], mazur.slope_o[0], mazur.slope_h[0], path1, g, mazur.delta_h[0]):
+        assert shown(value, k) in text, shown(value, k)
+    assert f"∂E/∂w1 = {shown(g, k)}" in text
+
+
+def test_more_digits_than_a_float_for_every_gradient_at_once_is_refused():
+    for args in (["--all"], ["W3"]):
+        result = run("grad", "mazur", *args, "--digits", 30)
+        assert result.exit_code == 2 and "at most 17 digits" in result.output
+
+
 # --------------------------------------------------------------------------
 # required digits
 

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import sympy as sp
 
 from ..codegen.engine import Breakdown, Compiled
-from ..core.chain import BatchDerivation, Derivation, derive, derive_all, derive_batch, exact_point
+from ..core.chain import BatchDerivation, Derivation, ExactPoint, derive, derive_all, derive_batch, exact_point
 from ..core.network import LOSS_SYMBOL, Network, SymbolKind
 from ..core.optimizer import Optimizer
 from ..core.point import Point
-from ..core.policy import Number, reduce_exact
+from ..core.policy import POLICY, Number, reduce_exact
 from ..errors import DeriveError
 from ..files import LectureFormat, lecture_format
+from ..present.numbers import FLOAT_DIGITS
 from ..present.report import BatchReporter, Reporter, json_text, sample_line
 from ..spec.reading import (
     BUILTIN_ACTIVATIONS,
@@ -328,7 +329,7 @@ class Model:
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)
 
-    def derivation(self, name: str) -> Shown | MatrixGradient:
+    def derivation(self, name: str, digits: int = 0) -> Shown | MatrixGradient:
         """∂E/∂name for a weight, bias, input, net or out, with its printed forms (see :class:`Shown`):
         ``derive grad SPEC NAME``.
 
@@ -336,6 +337,8 @@ class Model:
         A whole layer named as an exported module names it (``W3``, ``b3``) gives the layer's
         :class:`~derive.present.matrix.MatrixGradient` (∂E/∂W3 = δ3 (a2)ᵀ with its entries by spec name), as
         ``derive grad SPEC W3`` prints it; a spec's own names come first (Mazur's ``b2`` is its bias).
+        ``digits`` beyond a float's (up to 50): every number is computed from the spec's decimals to that many
+        digits and more, so each one printed is correctly rounded (``derive grad --digits 50``).
         """
         if name not in self.network.symbols:
             from ..present.matrix import is_matrix_key
@@ -343,9 +346,9 @@ class Model:
             if is_matrix_key(name):
                 return self.layer_gradient(name)
         _, n = sample_suffix(name)
-        return Shown(self.derived(name), (n, self.samples) if n is not None and self.is_batch else None)
+        return Shown(self.derived(name, digits), (n, self.samples) if n is not None and self.is_batch else None)
 
-    def derived(self, name: str) -> Derivation | BatchDerivation:
+    def derived(self, name: str, digits: int = 0) -> Derivation | BatchDerivation:
         """∂E/∂name for a weight, bias, input, net or out.
 
         For a batch, a :class:`BatchDerivation`: each sample's ∂E[n]/∂name, and their mean or sum.
@@ -359,9 +362,15 @@ class Model:
                     where=self.spec.source,
                     hint=f"samples are numbered 1 to {self.samples}",
                 )
-            return self.sample(n).derived(base)
+            return self.sample(n).derived(base, digits)
         symbol = self.symbol(name)
         points = self.points
+        if digits > FLOAT_DIGITS and points is not None and self.is_batch:
+            raise DeriveError(
+                f"--digits {digits}: more digits than a float holds are worked for one sample, not a batch",
+                where=self.spec.source,
+                hint=f"ask for one sample's, {name}[1], or at most {FLOAT_DIGITS} digits",
+            )
         if points is not None and self.is_batch:
             kind = self.network.info[name].kind
             if kind not in (SymbolKind.WEIGHT, SymbolKind.BIAS):
@@ -372,7 +381,12 @@ class Model:
                     hint=f"ask for one sample's: {name}[1] … {name}[{self.samples}] (derive grad SPEC {name}[1])",
                 )
             return derive_batch(self.network, symbol, points, self.spec.loss.reduction, worked=self.spec.worked)
-        return derive(self.network, symbol, self.point)
+        point = self.point
+        if digits > FLOAT_DIGITS and point is not None:
+            # every digit shown from the spec's decimals, with 20 more to round from
+            precise = ExactPoint(self.network, point, digits + POLICY.exact_digits, keep=True)
+            return derive(self.network, symbol, point, exact=precise)
+        return derive(self.network, symbol, point)
 
     def derivations(self) -> dict[str, Shown]:
         """A derivation for every weight and bias (for a batch, each over the batch)."""

@@ -39,6 +39,14 @@ DIGITS = click.option(
     show_default=True,
     help="Significant digits of printed numbers.",
 )
+MAX_FLOAT_DIGITS = 17  # digits other commands print: a float64's
+GRAD_DIGITS = click.option(
+    "--digits",
+    type=click.IntRange(3, 50),
+    default=8,
+    show_default=True,
+    help="Significant digits of printed numbers, each correctly rounded (beyond 15: from the spec's decimals).",
+)
 
 
 def friendly(command: F) -> F:
@@ -307,7 +315,7 @@ def show(spec: str, full: bool, fmt: str, digits: int, output: str | None) -> No
     show_default=True,
     help="Plain text for reading, JSON for programs, LaTeX (an align* of every step) for documents.",
 )
-@DIGITS
+@GRAD_DIGITS
 @OUTPUT
 @friendly
 def grad(
@@ -338,6 +346,16 @@ def grad(
                 where="--format",
                 hint="give one weight or bias, e.g. w5; --format json holds a matrix's LaTeX",
             )
+    if digits > MAX_FLOAT_DIGITS and (all_ or param not in model.network.symbols):
+        from ..present.matrix import is_matrix_key
+
+        if all_ or (param is not None and is_matrix_key(param)):
+            what = "--all" if all_ else f"the layer matrix {param}"
+            raise DeriveError(
+                f"{what} prints float64 gradients, at most {MAX_FLOAT_DIGITS} digits",
+                where=f"--digits {digits}",
+                hint="ask for one weight or bias (derive grad SPEC w5 --digits 50) for more",
+            )
     if all_:
         model.network.require_numbers(
             "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"
@@ -364,7 +382,7 @@ def grad(
     assert param is not None
     from ..present.matrix import MatrixGradient
 
-    derivation = model.derivation(param)  # W3, b3: a whole layer, unless the spec has names of its own so
+    derivation = model.derivation(param, digits)  # W3, b3: a whole layer, unless the spec has names of its own so
     if isinstance(derivation, MatrixGradient):
         _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return

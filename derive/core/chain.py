@@ -23,7 +23,16 @@ from ..errors import TooLargeError
 from .layers import dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
-from .policy import POLICY, Number, decimal_constants, decimal_float, reduce_exact, to_number, written_numbers
+from .policy import (
+    POLICY,
+    Number,
+    decimal_constants,
+    decimal_float,
+    kept,
+    reduce_exact,
+    to_number,
+    written_numbers,
+)
 from .policy import exact as exactly
 from .rules import Activation, LayerMap, X
 
@@ -66,7 +75,7 @@ class Path:
             if f.value is None:
                 return None
             product *= f.value
-        return to_number(sp.sympify(product, strict=True))
+        return to_number(sp.sympify(product, strict=True), kept(*(f.value for f in self.factors)))
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,8 @@ class DeltaTerm:
     def value(self) -> Number | None:
         if self.delta_value is None or self.local.value is None:
             return None
-        return to_number(sp.sympify(self.delta_value, strict=True) * self.local.value)
+        product = sp.sympify(self.delta_value, strict=True) * self.local.value
+        return to_number(product, kept(self.delta_value, self.local.value))
 
 
 @dataclass(frozen=True)
@@ -161,9 +171,10 @@ def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number 
     if not needed <= point.keys():
         return None
     value = erfc_form(expr).xreplace({s: exactly(point[s]) for s in needed})
+    keep = getattr(point, "keep", False)  # an exact point asked to keep every digit
     if not value.is_Number:
-        value = value.evalf(EXACT_DIGITS)
-    return to_number(value)
+        value = value.evalf(point.digits if keep else EXACT_DIGITS)  # type: ignore[attr-defined]
+    return to_number(value, keep)
 
 
 @functools.lru_cache(maxsize=4096)  # a layer's neurons share their activation's formula
@@ -232,12 +243,14 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
     """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read.
 
     A given float is the decimal written in the spec (:func:`~derive.core.policy.written`: 0.05 is 1/20);
-    ``digits`` asks for at least that many digits (``derive check`` judging a long claim).
+    ``digits`` asks for at least that many digits (``derive check`` judging a long claim); ``keep``: what is
+    evaluated at this point keeps them, as sympy Floats (``derive grad --digits 50``).
     """
 
-    def __init__(self, net: Network, point: Mapping[sp.Symbol, float], digits: int = 0) -> None:
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float], digits: int = 0, keep: bool = False) -> None:
         self.net = net
         self.point = point
+        self.keep = keep  # values computed from it keep every digit (derive grad --digits 50)
         if isinstance(point, Point):
             largest = point.largest_net()
         else:
@@ -476,7 +489,7 @@ def derive(
     parts = [p.value for p in paths] if paths else [t.value for t in terms]
     value = None
     if parts and all(v is not None for v in parts):
-        value = to_number(sp.Add(*(exactly(v) for v in parts)))
+        value = to_number(sp.Add(*(exactly(v) for v in parts)), kept(*parts))
     elif not parts:  # an output's ∂E/∂out: one factor, no δ
         value = factor_value(net, derivation.expression, exact)
     if value is None:
@@ -516,7 +529,9 @@ def _term(
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
     delta_value: Number | None = (
-        to_number(sp.sympify(exact[neuron.delta], strict=True)) if exact and neuron.delta in exact else None
+        to_number(sp.sympify(exact[neuron.delta], strict=True), getattr(exact, "keep", False))
+        if exact and neuron.delta in exact
+        else None
     )
     if delta_value is None and point is not None:
         delta_value = point.get(neuron.delta)

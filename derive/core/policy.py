@@ -108,14 +108,27 @@ def exact(value: Number) -> sp.Float:
     return value if isinstance(value, sp.Float) else sp.Float(value, 17)
 
 
-def to_number(value: sp.Expr) -> Number | None:
-    """A float, or the sympy Float itself when float64 would turn it into inf or 0; None for no number."""
+def to_number(value: sp.Expr, keep: bool = False) -> Number | None:
+    """A float, or the sympy Float itself when float64 would turn it into inf or 0; None for no number.
+
+    ``keep``: every digit of a sympy Float is kept (``derive grad --digits 50``).
+    """
     if not value.is_Number or value in (sp.nan, sp.zoo, sp.oo, -sp.oo) or value.is_finite is False:
         return None  # is_finite: a Float nan or inf, which the comparisons above do not catch
+    if keep and isinstance(value, sp.Float):
+        return value
     as_float = float(value)
     if not value.is_zero and (math.isinf(as_float) or abs(as_float) < SMALLEST_NORMAL):
         return sp.Float(value, 17)
     return as_float
+
+
+KEPT_BITS = 120  # a sympy Float this precise was kept for its digits (to_number's keep), not for its range
+
+
+def kept(*values: Number | None) -> bool:
+    """Whether a value computed from these keeps its digits: one of them is a kept sympy Float."""
+    return any(isinstance(v, sp.Float) and v._prec >= KEPT_BITS for v in values)
 
 
 def as_float(value: Number | None) -> float | None:
