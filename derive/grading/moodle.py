@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ..lecture.plan import Block, Count, Equations, Exercises, Field, Math, Num, Paragraph, Say, Table, Text
+from ..lecture.plan import Block, Count, Equations, Exercises, Field, Math, Num, Paragraph, Say, Table, Text, say
 from ..lecture.plan import Code as CodeField
 
 if TYPE_CHECKING:
@@ -143,9 +143,7 @@ def sheet_questions(quiz: ET.Element, sheet: Sheet, category: str, lang: str, di
             q = _sub(quiz, "question", type="numerical")
             _sub(_sub(q, "name"), "text", f"student-{label} Q{number}: {claim.name}")
             asked = "".join(questions.block(b) for b in exercise.question)
-            hand_in = html.escape(
-                f"Give {claim.name} to at least {required} significant digits, correctly rounded.", quote=False
-            )
+            hand_in = questions.sentence(say("moodle_hand_in", name=CodeField(claim.name), digits=required))
             _text_element(q, "questiontext", f"{context}<h4>Q{number}</h4>{asked}<p>{hand_in}</p>")
             worked = "".join(answers.block(b) for b in exercise.answer)
             _text_element(q, "generalfeedback", worked)
