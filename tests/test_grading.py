@@ -192,6 +192,30 @@ def test_a_claim_after_updates_beyond_float_precision_is_replayed_at_high_precis
     assert [r["verdict"] for r in results] == ["ok", "wrong", "ok"]
 
 
+def test_adam_after_two_steps_is_replayed_at_high_precision(tmp_path):
+    # torch.optim.Adam's rule, worked in mpmath at 60 digits from the decimals (biases not trained)
+    mpmath.mp.dps = DPS
+    m = mpmath.mpf
+    lr, b1, b2, eps = m("0.01"), m("0.9"), m("0.999"), m("1e-8")
+    net = MazurExact()
+    avg, sq = [m(0)] * 8, [m(0)] * 8
+    for t in (1, 2):
+        g = net.gradients()
+        avg = [b1 * a + (1 - b1) * gi for a, gi in zip(avg, g)]
+        sq = [b2 * v + (1 - b2) * gi**2 for v, gi in zip(sq, g)]
+        step = [lr / (1 - b1**t) * a / (mpmath.sqrt(v) / mpmath.sqrt(1 - b2**t) + eps) for a, v in zip(avg, sq)]
+        net = MazurExact([w - s for w, s in zip(net.w, step)])
+    spec = tmp_path / "adam.toml"
+    text = run("examples", "mazur").output
+    spec.write_text(text.replace("learning_rate = 0.5", 'learning_rate = 0.01\noptimizer = "adam"'))
+    claims = [f"E@2={digits(net.E, 25)}", f"w5@2={digits(net.w[4], 25)}", f"exp_avg(w5)@2={digits(avg[4], 25)}"]
+    results, code = checked(spec, *claims)
+    assert code == 0, results
+    wrong = [f"{c.split('=')[0]}={off_in_last_digit(c.split('=')[1], 2)}" for c in claims]
+    results, code = checked(spec, *wrong)
+    assert [r["verdict"] for r in results] == ["wrong"] * 3
+
+
 def test_beyond_the_replay_budget_it_says_so_and_exits_2():
     result = run("check", "mazur", "E@1000=0.1234567890123456789012345")
     assert result.exit_code == 2
