@@ -16,6 +16,7 @@ import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import sympy as sp
 
@@ -242,15 +243,18 @@ def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Sy
 class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
     """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read.
 
-    A given float is the decimal written in the spec (:func:`~derive.core.policy.written`: 0.05 is 1/20);
     ``digits`` asks for at least that many digits (``derive check`` judging a long claim); ``keep``: what is
-    evaluated at this point keeps them, as sympy Floats (``derive grad --digits 50``).
+    evaluated at this point keeps them, as sympy Floats (``derive grad --digits 50``). With either, a given
+    float is the decimal written in the spec (:func:`~derive.core.policy.written`: 0.05 is 1/20, not the
+    float nearest it); without, the float itself, exactly (the two differ by 1e-17 relative: beyond the
+    digits shown, and reading 784·30 decimals costs 0.2 s).
     """
 
     def __init__(self, net: Network, point: Mapping[sp.Symbol, float], digits: int = 0, keep: bool = False) -> None:
         self.net = net
         self.point = point
         self.keep = keep  # values computed from it keep every digit (derive grad --digits 50)
+        self.decimals = keep or digits > 0  # given floats read as the spec's decimals
         if isinstance(point, Point):
             largest = point.largest_net()
         else:
@@ -262,19 +266,30 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
         self._memo: dict[sp.Symbol, Number | None] = {}
+        self._weight_rows: dict[int, list[list[Any]] | None] = {}
 
     # -- given numbers -------------------------------------------------------
 
     def _given(self, symbol: sp.Symbol) -> sp.Float | None:
         value = self.point.get(symbol)
-        return None if value is None else decimal_float(self._as_written(symbol.name, value), self.digits)
+        if value is None:
+            return None
+        if not self.decimals:
+            return sp.Float(value, self.digits)
+        return decimal_float(self._as_written(symbol.name, value), self.digits)
 
     def _as_written(self, name: str, value: float | sp.Float) -> float | sp.Float:
         """The spec's number as written, where the point still holds it (not after training)."""
         given = self._written.get(name)
         return given if given is not None and isinstance(value, float) and value == given else value
 
-    def _weights(self, index: int) -> list[list[sp.Float]] | None:
+    def _weights(self, index: int) -> list[list[Any]] | None:
+        if index not in self._weight_rows:  # read by the forward pass and by the δs below
+            self._weight_rows[index] = self._read_weights(index)
+        return self._weight_rows[index]
+
+    def _read_weights(self, index: int) -> list[list[Any]] | None:
+        """The layer's weights: the floats (exact binary), or with ``decimals`` the spec's decimals."""
         symbols = self.net.layers[index].weights
         if isinstance(self.point, Point):
             given = self.point.arrays.weights[index].tolist()
@@ -282,6 +297,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             given = [[self.point.get(w) for w in row] for row in symbols]
             if any(v is None for row in given for v in row):
                 return None
+        if not self.decimals:
+            return given
         if self._written:
             given = [[self._as_written(s.name, w) for s, w in zip(srow, row)] for srow, row in zip(symbols, given)]
         return [[decimal_float(w, self.digits) for w in row] for row in given]
