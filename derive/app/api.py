@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import sympy as sp
 
 from ..codegen.engine import Breakdown, Compiled
@@ -160,8 +161,27 @@ class Model:
 
     @cached_property
     def network(self) -> Network:
-        """The symbolic network, built on first use (a big network has many symbols)."""
-        return Network(self.spec)
+        """The symbolic network, built on first use (a big network has many symbols).
+
+        A max pool passes on each window's largest input, as the float pass finds it (for a batch: in the
+        worked sample; :meth:`_sample_networks` has each sample's own).
+        """
+        return Network(self.spec, self._routes if self._max_pools else None)
+
+    @property
+    def _max_pools(self) -> bool:
+        return any(layer.kind.startswith("maxpool") for layer in self.spec.layers)
+
+    def _routes(self, index: int) -> list[int]:
+        self.network.require_numbers("max pooling", "give the input layer values")
+        return self._engine.routes(index, self.spec.worked - 1)
+
+    def _sample_networks(self) -> list[Network] | None:
+        """A batch with max pools: each sample's network, routed by its own numbers (else None: one for all)."""
+        if not (self._max_pools and self.is_batch):
+            return None
+        engine = self._engine
+        return [Network(self.spec, partial(engine.routes, sample=n)) for n in range(self.samples)]
 
     # -- loading ------------------------------------------------------------------
 
@@ -268,6 +288,10 @@ class Model:
             return None
         points = tuple(self._engine.points())
         for n, point in enumerate(points, start=1):
+            arrays = point.arrays
+            if all(np.isfinite(a).all() for a in (*arrays.nets[1:], *arrays.outs[1:])):
+                self._check_bce_outputs(point)
+                continue  # the usual case, seen at once; else the first bad number is named below
             for layer in self.network.layers[1:]:
                 for neuron in layer.neurons:
                     for symbol in (neuron.net, neuron.out):
@@ -380,7 +404,14 @@ class Model:
                     where=self.spec.source,
                     hint=f"ask for one sample's: {name}[1] … {name}[{self.samples}] (derive grad SPEC {name}[1])",
                 )
-            return derive_batch(self.network, symbol, points, self.spec.loss.reduction, worked=self.spec.worked)
+            return derive_batch(
+                self.network,
+                symbol,
+                points,
+                self.spec.loss.reduction,
+                worked=self.spec.worked,
+                networks=self._sample_networks(),
+            )
         point = self.point
         if digits > FLOAT_DIGITS and point is not None:
             # every digit shown from the spec's decimals, with 20 more to round from
@@ -393,8 +424,11 @@ class Model:
         points = self.points
         if points is not None and self.is_batch:
             reduction = self.spec.loss.reduction
+            networks = self._sample_networks()
             return {
-                p.name: Shown(derive_batch(self.network, p, points, reduction, worked=self.spec.worked))
+                p.name: Shown(
+                    derive_batch(self.network, p, points, reduction, worked=self.spec.worked, networks=networks)
+                )
                 for p in self.network.parameters
             }
         return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}

@@ -825,8 +825,13 @@ def fit(
     if not math.isfinite(result.train_loss):
         click.echo(f"warning: training diverged: the loss is {result.train_loss}; try a smaller --lr", err=True)
     if not result.scaling_folded:
+        why = (
+            "is a convolution, whose kernels are shared by every input position"
+            if model.spec.layers[1].geometry is not None
+            else "has no bias per neuron"
+        )
         click.echo(
-            f"warning: layer 2 has no bias per neuron to absorb the {scale} scaling: "
+            f"warning: layer 2 {why}, so it cannot absorb the {scale} scaling: "
             "the saved parameters expect scaled inputs",
             err=True,
         )

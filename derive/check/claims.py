@@ -545,7 +545,7 @@ class _Values:
         return (q.kind is Kind.VALUE and q.of == "E") or q.kind in (Kind.ERROR, Kind.GRAD, Kind.PARTIAL)
 
     def _value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
-        from ..core.chain import derive, evaluate, local_factor
+        from ..core.chain import derive, evaluate, gradient_at, local_factor
         from ..core.network import LOSS_SYMBOL
 
         net = self.network
@@ -558,6 +558,8 @@ class _Values:
             result = evaluate(net.output_errors[self._output(q.of).out], p)
         elif q.kind is Kind.DELTA:
             result = p[self._neuron(q.of).delta]
+        elif q.kind is Kind.GRAD and net.has_max_pools:
+            result = gradient_at(net, net.symbols[q.wrt], p)  # a max pool routes by the point's own numbers
         elif q.kind is Kind.GRAD:
             result = derive(net, net.symbols[q.wrt], p).value
         elif q.kind is Kind.PARTIAL:

@@ -61,6 +61,7 @@ class Compiled:
         out = spec.layers[-1]
         # one row a sample (the batch of the spec); nan where the spec leaves the numbers out
         self.x = np.array(inputs if inputs is not None else [[np.nan] * spec.layers[0].size] * samples, dtype=float)
+        self._routes: dict[int, Array] = {}
         self.t = np.array(targets_given if targets_given is not None else [[np.nan] * out.size] * samples, dtype=float)
         self.reduction = spec.loss.reduction
         # the exported module's code, without the spec's numbers (the engine holds them), with trace()
@@ -71,9 +72,13 @@ class Compiled:
     def _params(self) -> dict[str, Array]:
         """The parameters as the exported module names them (W2, b2, …)."""
         params: dict[str, Array] = {}
+        layers = self.network.spec.layers
         for index in range(1, len(self.weights)):
             number = index + 1
-            params[f"W{number}"] = self.weights[index]
+            if not layers[index].weight_names:  # a pool has no parameters
+                continue
+            # a conv's kernels are kept as a matrix, a row per output channel (the names' order); the module's W is 4-D
+            params[f"W{number}"] = self.weights[index].reshape(layers[index].parameter_shape)
             bias = self.biases[index]
             if bias is not None:
                 params[f"b{number}"] = bias
@@ -82,7 +87,15 @@ class Compiled:
     def _batch(self, x: Array | None, t: Array | None) -> tuple[Array, Array]:
         X = np.atleast_2d(self.x if x is None else x)
         T = np.broadcast_to(self.t if t is None else t, (X.shape[0], self.t.shape[-1]))
+        shape = self.network.spec.layers[0].shape
+        if shape:  # maps: (batch, C, H, W) for the module, a flat row per sample here
+            X = X.reshape(X.shape[0], *shape)
         return X, T
+
+    @staticmethod
+    def _rows(array: Array) -> Array:
+        """A layer's numbers as a row per sample, maps flattened channel first (the neurons' order)."""
+        return array.reshape(array.shape[0], -1) if array.ndim > 2 else array
 
     # -- passes --------------------------------------------------------------
 
@@ -92,12 +105,29 @@ class Compiled:
         with np.errstate(all="ignore"):  # a diverging run is reported by the caller, not by warnings
             found = self._module.trace(self._params(), X, T)
         numbers = [int(layer.number) for layer in self.network.spec.layers[1:]]
+        rows = self._rows
+        if x is None:  # the spec's own batch: its max pools' winners, for the derivations
+            self._routes = {n - 1: found[f"r{n}"] for n in numbers if f"r{n}" in found}
         return Trace(
-            nets=[X, *(found[f"z{n}"] for n in numbers)],
-            outs=[X, *(found[f"a{n}"] for n in numbers)],
-            deltas=[np.zeros(0), *(found[f"d{n}"] for n in numbers)],
+            nets=[rows(X), *(rows(found[f"z{n}"]) for n in numbers)],
+            outs=[rows(X), *(rows(found[f"a{n}"]) for n in numbers)],
+            deltas=[np.zeros(0), *(rows(found[f"d{n}"]) for n in numbers)],
             losses=np.asarray(found["losses"], dtype=float),
         )
+
+    def routes(self, index: int, sample: int = 0) -> list[int]:
+        """Max-pool layer ``index``'s winners for one sample: for each of its nets, the previous layer's out it
+        passes on (flat, channel first), as the float pass chose them (the first largest of each window)."""
+        from ..core.layers import windows
+
+        if index not in self._routes:
+            self.trace()
+        layer = self.network.spec.layers[index]
+        assert layer.geometry is not None
+        table = windows(layer.geometry)
+        entry = self._routes[index][sample].reshape(layer.geometry.in_shape[0], -1)  # (C, positions)
+        spatial = table.spatial[np.arange(table.positions), entry]  # the winner's position in its channel
+        return (spatial + np.arange(entry.shape[0])[:, None] * table.area).reshape(-1).tolist()
 
     def forward(self, x: Array | None = None) -> tuple[list[Array], list[Array]]:
         """Nets and outs of every layer for a batch (rows are samples)."""
@@ -115,7 +145,11 @@ class Compiled:
         grad_b: list[Array | None] = [None]
         for index in range(1, len(self.weights)):
             number = index + 1
-            grad_w.append(np.asarray(grads[f"W{number}"]))
+            if f"W{number}" not in grads:  # a pool
+                grad_w.append(np.zeros((0, 0)))
+                grad_b.append(None)
+                continue
+            grad_w.append(np.asarray(grads[f"W{number}"]).reshape(self.weights[index].shape))
             grad_b.append(None if self.biases[index] is None else np.asarray(grads[f"b{number}"]))
         return float(loss), grad_w, grad_b
 
@@ -175,11 +209,13 @@ class Compiled:
         """One update with the module's loss_and_gradients and its update (the optimiser's rule); the loss before it."""
         with np.errstate(all="ignore"):
             params = self._params()
-            loss, grads = self._module.loss_and_gradients(params, self.x, self.t)
+            loss, grads = self._module.loss_and_gradients(params, *self._batch(None, None))
             new, self.state = self._module.update(params, grads, self.state, learning_rate)
         for index in range(1, len(self.weights)):
             number = index + 1
-            self.weights[index] = new[f"W{number}"]
+            if f"W{number}" not in new:  # a pool
+                continue
+            self.weights[index] = new[f"W{number}"].reshape(self.weights[index].shape)
             if self.biases[index] is not None:
                 self.biases[index] = new[f"b{number}"]
         return float(loss)
@@ -222,6 +258,8 @@ class Compiled:
         """The optimiser's buffer ``name`` (torch's: exp_avg, momentum_buffer, …) for every trained parameter."""
         arrays = self.state.get(name, {})
         numbers = [layer.number for layer in self.network.spec.layers[1:]]
+        flat = {key: value.reshape(value.shape[0], -1) for key, value in arrays.items() if np.ndim(value) > 2}
+        arrays = {**arrays, **flat}
         weights = [None, *(arrays.get(f"W{n}") for n in numbers)]
         biases = [None, *(arrays.get(f"b{n}") for n in numbers)]
         return self._by_name(weights, biases)  # biases the optimiser leaves alone have no buffer
@@ -229,12 +267,12 @@ class Compiled:
     def current_loss(self) -> float:
         """E at the current parameters, over the spec's batch."""
         with np.errstate(all="ignore"):
-            return float(self._module.loss(self._params(), self.x, self.t))
+            return float(self._module.loss(self._params(), *self._batch(None, None)))
 
     def outputs(self) -> list[list[float]]:
         """The outputs of every sample, a row a sample."""
         with np.errstate(all="ignore"):
-            return np.asarray(self._module.forward(self._params(), self.x), dtype=float).tolist()
+            return np.asarray(self._module.forward(self._params(), self._batch(None, None)[0]), dtype=float).tolist()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ or as validated identifiers.
 
 from __future__ import annotations
 
+import math
 import re
 import types
 from functools import lru_cache
@@ -24,7 +25,7 @@ import sympy as sp
 from ..core.chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from ..core.init import SOURCE as INIT_SOURCE
 from ..core.init import scheme as init_scheme
-from ..core.layers import kind_of
+from ..core.layers import MAP_SOURCE, kind_of
 from ..core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
 from ..core.rules import (
     LOG_1MO,
@@ -214,15 +215,24 @@ class VectorModule:
         """z = a Wᵀ + b and a = f(z), layer by layer; ``keep_z``: never write an activation into z's buffer."""
         lines: list[str] = []
         for layer in self.layers[1:]:
-            l = layer.number
-            lines.extend(kind_of(layer).forward_lines(layer, "X" if l == 2 else f"a{l - 1}"))
+            lines.extend(kind_of(layer).forward_lines(layer, self.prev_name(layer)))
             lines.extend(self.activation_lines(layer, keep_z))
         return lines
+
+    def prev_name(self, layer: LayerSpec) -> str:
+        """What a layer reads: X or a{l−1}; a dense layer reads maps flattened, channel first (torch.flatten)."""
+        l = layer.number
+        name = "X" if l == 2 else f"a{l - 1}"
+        if layer.geometry is None and self.layers[l - 2].shape:
+            return f"{name}.reshape({name}.shape[0], -1)"
+        return name
 
     def unpack_lines(self) -> list[str]:
         lines = []
         for layer in self.layers[1:]:
             l = layer.number
+            if not layer.weight_names:  # a pool has no parameters
+                continue
             lines.append(f'W{l} = params["W{l}"]')
             if layer.bias.kind is not BiasKind.NONE:
                 lines.append(f'b{l} = params["b{l}"]')
@@ -368,15 +378,16 @@ class VectorModule:
         assert fprime is not None
         temps, code = _elementwise(fprime, {Y: f"a{l}", X: f"z{l}"}, f"p{l}_")
         following = self.layers[l]  # layer l + 1 (layers are numbered from 1, indexed from 0)
-        lines = kind_of(following).back_lines(following)
+        lines = kind_of(following).back_lines(following, layer.shape)
         if fprime != 1:
             lines.append(f"d{l} *= {code}")  # in place: the product above is a fresh array
         shown = sp.sstr(fprime.xreplace({Y: sp.Symbol(f"a{l}"), X: sp.Symbol(f"z{l}")}))
-        return [f"# δ{l} = (δ{l + 1} W{l + 1}) ⊙ f'(z{l})   (BP2), f' = {shown}", *temps, *lines]
+        back = f"δ{l + 1} W{l + 1}" if following.geometry is None else f"δ{l + 1} sent back through layer {l + 1}"
+        return [f"# δ{l} = ({back}) ⊙ f'(z{l})   (BP2), f' = {shown}", *temps, *lines]
 
     def gradient_lines(self, layer: LayerSpec) -> list[str]:
         l = layer.number
-        return kind_of(layer).gradient_lines(layer, "X" if l == 2 else f"a{l - 1}", self.layers[l - 2].size)
+        return kind_of(layer).gradient_lines(layer, self.prev_name(layer), self.layers[l - 2].size)
 
     def backward_lines(self) -> list[str]:
         lines = ["single = X.shape[0] == 1", "grads = {}"]
@@ -417,6 +428,7 @@ class VectorModule:
         for i in range(len(self.layers) - 1, 1, -1):
             lines += self.hidden_delta_lines(self.layers[i - 1])
         numbers = [n for layer in self.layers[1:] for n in (f"z{layer.number}", f"a{layer.number}", f"d{layer.number}")]
+        numbers += [f"r{layer.number}" for layer in self.layers[1:] if layer.kind.startswith("maxpool")]
         entries = ", ".join(f'"{n}": {n}' for n in numbers)
         return [*lines, f'return {{{entries}, "losses": {loss_code}}}']
 
@@ -426,6 +438,9 @@ class VectorModule:
         lines.append("PARAMETER_INDEX = {}")
         for i, layer in enumerate(self.layers[1:], start=1):
             l = layer.number
+            if layer.geometry is not None:
+                lines += self.map_parameter_index_lines(layer)
+                continue
             n, m = layer.size, self.layers[i - 1].size
             default = all(layer.weight_names[j][k] == f"w{l}_{j + 1}_{k + 1}" for j in range(n) for k in range(m))
             if default:
@@ -447,11 +462,30 @@ class VectorModule:
                     lines.append(f"PARAMETER_INDEX.update({{{entries}}})")
         return lines
 
+    def map_parameter_index_lines(self, layer: LayerSpec) -> list[str]:
+        """A conv's kernel weights w{l}_o_i_r_c → ("W{l}", (o−1, i−1, r−1, c−1)), its biases b{l}_o; a pool: none."""
+        if not layer.weight_names:
+            return []
+        l = layer.number
+        shape = layer.parameter_shape
+        loops = " ".join(f"for {v} in range({n})" for v, n in zip("oirc", shape))
+        name = "_".join(f"{{{v} + 1}}" for v in "oirc"[: len(shape)])
+        index = ", ".join("oirc"[: len(shape)])
+        lines = [f'PARAMETER_INDEX.update({{f"w{l}_{name}": ("W{l}", ({index})) {loops}}})']
+        if layer.bias.kind is BiasKind.SHARED:
+            lines.append(f"PARAMETER_INDEX[{layer.bias.names[0]!r}] = ('b{l}', ())")
+        elif layer.bias.kind is BiasKind.PER_NEURON:
+            lines.append(f'PARAMETER_INDEX.update({{f"b{l}_{{o + 1}}": ("b{l}", (o,)) for o in range({shape[0]})}})')
+        return lines
+
     def init_lines(self) -> list[str]:
         """The entries of init_params' dict: the spec's numbers, or draws from the seed's streams."""
         lines = []
         for i, layer in enumerate(self.layers[1:], start=1):
             l = layer.number
+            if layer.geometry is not None:
+                lines += self.map_init_lines(layer)
+                continue
             if not self.parameters:
                 lines.append(f'"W{l}": np.zeros(({layer.size}, {self.layers[i - 1].size})),')
             elif layer.weights:
@@ -467,6 +501,28 @@ class VectorModule:
                     lines.append(f'"b{l}": np.zeros({len(values)}),')
                 else:
                     lines.append(f'"b{l}": np.array({_array(values)}),')
+        return lines
+
+    def map_init_lines(self, layer: LayerSpec) -> list[str]:
+        """A conv's kernels (C_out, C_in, *kernel), torch's layout, and its biases; a pool has none."""
+        if not layer.weight_names:
+            return []
+        l, shape = layer.number, layer.parameter_shape
+        if not self.parameters:
+            lines = [f'"W{l}": np.zeros({shape}),']
+        elif layer.weights:
+            lines = [f'"W{l}": np.array({_array(layer.weights)}).reshape({shape}),']
+        else:
+            lines = [f'"W{l}": {init_scheme(layer)}(seed, {l}, {shape[0]}, {math.prod(shape[1:])}).reshape({shape}),']
+        if layer.bias.kind is BiasKind.SHARED:
+            lines.append(f'"b{l}": np.array({_f(layer.bias.values[0])}),')
+        elif layer.bias.kind is BiasKind.PER_NEURON:
+            values = layer.bias.values
+            lines.append(
+                f'"b{l}": np.zeros({len(values)}),'
+                if all(v == 0 for v in values)
+                else f'"b{l}": np.array({_array(values)}),'
+            )
         return lines
 
     # -- the module ----------------------------------------------------------------
@@ -531,7 +587,7 @@ class VectorModule:
 
     def source(self) -> str:
         spec = self.spec
-        seeded = self.parameters and any(not layer.weights for layer in self.layers[1:])
+        seeded = self.parameters and any(not layer.weights and layer.weight_names for layer in self.layers[1:])
         seed_doc = (
             "Seeded layers draw from np.random.default_rng([seed, layer]); seed=None is the spec's SEED."
             if seeded
@@ -559,6 +615,7 @@ class VectorModule:
             seed=spec.seed,
             parameter_index=[Code(line) for line in self.parameter_index_lines()],
             init_source=Code(INIT_SOURCE) if seeded else None,
+            map_source=Code(MAP_SOURCE) if any(layer.geometry is not None for layer in self.layers) else None,
             seeded=seeded,
             seed_doc=Code(seed_doc),
             init=[Code(line) for line in self.init_lines()],

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
+import mpmath
 import sympy as sp
 
 from ..errors import TooLargeError
-from .layers import dyadic
+from .layers import Dyadic, dyadic
 from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
 from .policy import (
@@ -29,13 +31,14 @@ from .policy import (
     Number,
     decimal_constants,
     decimal_float,
+    float_at,
     kept,
     reduce_exact,
     to_number,
     written_numbers,
 )
 from .policy import exact as exactly
-from .rules import Activation, LayerMap, X
+from .rules import Activation, LayerMap, X, Y
 
 MAX_PATHS = 16  # above this, show the δ form instead of listing paths
 MAX_CLOSED_FORM_NODES = 60_000
@@ -267,6 +270,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         self._loss: list[Number | None] = []
         self._memo: dict[sp.Symbol, Number | None] = {}
         self._weight_rows: dict[int, list[list[Any]] | None] = {}
+        self._dyadics: dict[int, list[list[Dyadic]] | None] = {}
 
     # -- given numbers -------------------------------------------------------
 
@@ -275,7 +279,7 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         if value is None:
             return None
         if not self.decimals:
-            return sp.Float(value, self.digits)
+            return sp.Float(value, self.digits) if isinstance(value, sp.Float) else float_at(value, self.digits)
         return decimal_float(self._as_written(symbol.name, value), self.digits)
 
     def _as_written(self, name: str, value: float | sp.Float) -> float | sp.Float:
@@ -303,6 +307,13 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             given = [[self._as_written(s.name, w) for s, w in zip(srow, row)] for srow, row in zip(symbols, given)]
         return [[decimal_float(w, self.digits) for w in row] for row in given]
 
+    def _dyadic_weights(self, index: int) -> list[list[Dyadic]] | None:
+        """Layer ``index``'s weights as (m, e) pairs, converted once for every net's exact sum."""
+        if index not in self._dyadics:
+            weights = self._weights(index)
+            self._dyadics[index] = None if weights is None else [[dyadic(w) for w in row] for row in weights]
+        return self._dyadics[index]
+
     def _biases(self, index: int) -> list[Number | None]:
         return [None if b is None else self._given(b) for b in self.net.layers[index].biases]
 
@@ -326,6 +337,22 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             values[s] = exactly(v)
         return self._rounded(definition.xreplace(values))
 
+    def _elementwise(self, template: sp.Expr, var: sp.Symbol, value: Number | None) -> Number | None:
+        """An activation's f or f' at one value: piecewise-linear rules (relu and kin) directly in mpmath, at
+        the precision sympy's Floats would use; any other formula through sympy (:meth:`_define`)."""
+        if value is None:
+            return None
+        fast = _piecewise_linear(template, var)
+        if fast is None:
+            return self._define(template, {var: value})
+        exact = exactly(value)
+        with mpmath.workdps(self.digits):
+            given = mpmath.mpf(exact._mpf_) if isinstance(exact, sp.Float) else mpmath.mpf(exact)
+            result = fast(given)
+            if result is given:  # relu of a positive net, the identity: the value itself
+                return value
+            return sp.Float._new(result._mpf_, given.context.prec, zero=False)
+
     def _outs(self, index: int) -> list[Number | None]:
         if index == 0:
             return [self._given(s) for s in self.net.input_layer.outs]
@@ -339,17 +366,17 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         if index not in self._forward:
             layer = self.net.layers[index]
             prev = self._outs(index - 1)
-            weights = self._weights(index)
+            weights = self._dyadic_weights(index)
             biases = self._biases(index)
             nets: list[Number | None] = [None] * layer.size
             if weights is not None and all(o is not None for o in prev):
                 outs_dyadic = [dyadic(o) for o in prev if o is not None]
-                for j, row in enumerate(weights):
+                for j in range(layer.size):
                     if layer.biases[j] is None or biases[j] is not None:
-                        nets[j] = layer.kind.exact_net(row, outs_dyadic, biases[j], self.digits)
+                        nets[j] = layer.kind.exact_net(layer, j, weights, outs_dyadic, biases[j], self.digits)
             rule = layer.rule
             if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
-                outs = [self._define(rule.f, {X: z}) for z in nets]
+                outs = [self._elementwise(rule.f, X, z) for z in nets]
             else:
                 known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
                 outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
@@ -374,17 +401,30 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
             else:
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
-                weights = self._weights(index + 1)
-                nxt = self.net.layers[index + 1].kind
+                weights = self._dyadic_weights(index + 1)
+                nxt = self.net.layers[index + 1]
                 above_dyadic = None if any(d is None for d in above) else [dyadic(d) for d in above if d is not None]
-                columns = list(zip(*weights)) if weights is not None else []
+                rule = layer.rule
+                zero = sp.Float(0, self.digits)
                 for h, n in enumerate(layer.neurons):
                     assert n.net is not None
-                    local = self._define(self.net.dout_dnet(n.out, n.net), known)
-                    if not columns or local is None or above_dyadic is None:
+                    if isinstance(rule, Activation):  # f' of the net, or of the out (rules.Activation.derivative)
+                        if rule.fprime_in_out is not None:
+                            local = self._elementwise(rule.fprime_in_out, Y, outs[h])
+                        else:
+                            local = self._elementwise(rule.fprime, X, nets[h])
+                    else:
+                        local = self._define(self.net.dout_dnet(n.out, n.net), known)
+                    if weights is None or local is None or above_dyadic is None:
                         result.append(None)
                         continue
-                    back = nxt.exact_back(columns[h], above_dyadic, self.digits)
+                    if local == 0:  # a relu at rest, a pool entry that did not win: nothing flows back
+                        result.append(zero)
+                        continue
+                    if local == 1:  # a relu at work, a pool's f' = 1: the sum itself
+                        result.append(nxt.kind.exact_back(nxt, h, weights, above_dyadic, self.digits))
+                        continue
+                    back = nxt.kind.exact_back(nxt, h, weights, above_dyadic, self.digits)
                     result.append(self._rounded(sp.Float(back, self.digits) * exactly(local)))
             self._deltas[index] = result
         return self._deltas[index]
@@ -440,6 +480,37 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
 
 # --------------------------------------------------------------------------
 # the graph
+
+
+@cache
+def _piecewise_linear(template: sp.Expr, var: sp.Symbol) -> Callable[[mpmath.mpf], mpmath.mpf] | None:
+    """A function for an expression of ``var`` built only from sums, products, max, min, Heaviside and
+    numbers (relu, leaky relu, the identity, and their derivatives), else None."""
+
+    def build(e: sp.Expr) -> Callable[[mpmath.mpf], mpmath.mpf] | None:
+        if e == var:
+            return lambda v: v
+        if e.is_Number:
+            constant = mpmath.mpf(e.p) / e.q if e.is_Rational else mpmath.mpf(str(e))
+            return lambda v: constant
+        parts = [build(a) for a in e.args]
+        if any(p is None for p in parts):
+            return None
+        fs = [p for p in parts if p is not None]
+        if isinstance(e, sp.Add):
+            return lambda v: mpmath.fsum(f(v) for f in fs)
+        if isinstance(e, sp.Mul):
+            return lambda v: mpmath.fprod(f(v) for f in fs)
+        if isinstance(e, sp.Max):
+            return lambda v: max(f(v) for f in fs)
+        if isinstance(e, sp.Min):
+            return lambda v: min(f(v) for f in fs)
+        if isinstance(e, sp.Heaviside) and len(fs) == 2:
+            arg, at_zero = fs
+            return lambda v: mpmath.mpf(1) if arg(v) > 0 else (mpmath.mpf(0) if arg(v) < 0 else at_zero(v))
+        return None
+
+    return build(template) if template.free_symbols <= {var} else None
 
 
 def local_factor(net: Network, head: sp.Symbol, tail: sp.Symbol) -> sp.Expr | None:
@@ -555,6 +626,18 @@ def _term(
     return DeltaTerm(neuron, definition, delta_value, local)
 
 
+def gradient_at(net: Network, quantity: sp.Symbol, point: Mapping[sp.Symbol, float]) -> float:
+    """∂E/∂quantity as Σ_j δ_j · ∂net_j/∂quantity with the point's own δs (the compiled passes'), for a
+    weight or bias: no path is walked, so a max pool's winners are the point's, whatever the network's."""
+    total = 0.0
+    for head, factor in net.edges_from(quantity):
+        delta = net.neuron_of(head).delta
+        assert delta is not None
+        value = evaluate(factor, point)
+        total += float(point[delta]) * (float(value) if value is not None else math.nan)
+    return total
+
+
 def derive_all(net: Network, point: Mapping[sp.Symbol, float] | None = None) -> dict[str, Derivation]:
     """A derivation for every weight and bias (biases too when they are not trained)."""
     memo: dict[sp.Symbol, int] = {}
@@ -613,8 +696,17 @@ def derive_batch(
     reduction: str,
     memo: dict[sp.Symbol, int] | None = None,
     worked: int = 1,
+    networks: Sequence[Network] | None = None,
 ) -> BatchDerivation:
-    """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values."""
+    """∂E/∂quantity for a batch: :func:`derive` at each sample's point, then the mean or sum of the values.
+
+    ``networks``: each sample's own (a max pool routes each sample by its numbers); else ``net`` for all.
+    """
+    if networks is not None:
+        samples = tuple(derive(n, quantity, p) for n, p in zip(networks, points))
+        return BatchDerivation(
+            quantity, reduction, samples, reduce_exact([d.value for d in samples], reduction), worked
+        )
     memo = {} if memo is None else memo
     samples = tuple(derive(net, quantity, p, memo=memo) for p in points)
     value = reduce_exact([d.value for d in samples], reduction)
@@ -670,7 +762,7 @@ class _Expander:
             # counted from the layer kind's rule without making the sum
             prev = self.net.layers[info.layer - 1]
             out_size = 1 if prev.index == 0 else self.size(prev.outs[0])  # an input is a symbol of size 1
-            self._sizes[key] = layer.kind.net_size(prev.size, out_size, layer.biases[row] is not None)
+            self._sizes[key] = layer.kind.net_size(layer, row, prev.size, out_size)
         if key not in self._sizes:
             neuron = layer.neurons[row]
             representative = {SymbolKind.NET: neuron.net, SymbolKind.OUT: neuron.out, SymbolKind.DELTA: neuron.delta}

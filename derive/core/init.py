@@ -44,6 +44,12 @@ def weights(spec: Spec, index: int) -> np.ndarray:
     layer = spec.layers[index]
     if layer.weights:
         return np.array(layer.weights, dtype=float)
+    if layer.geometry is not None:  # a conv's kernels, a row per output channel (fan-in C_in·kh·kw); a pool has none
+        if not layer.weight_names:
+            return np.zeros((0, 0))
+        n, m = len(layer.weight_names), layer.geometry.fan_in
+        result_map: np.ndarray = _namespace[scheme(layer)](spec.seed, layer.number, n, m)
+        return result_map
     n, m = layer.size, spec.layers[index - 1].size
     result: np.ndarray = _namespace[scheme(layer)](spec.seed, layer.number, n, m)
     return result

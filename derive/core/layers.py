@@ -9,18 +9,24 @@ A kind says how a layer's nets are made from the previous layer's outs and its p
 - its lines of generated code (:class:`derive.codegen.modules.VectorModule`), as templates of real code.
 
 The activation is not part of the kind: every kind's nets go through the layer's activation rule.
-Dense is the first kind; a convolution or a recurrence is another class here, not branches elsewhere.
+Dense is the first kind; a convolution and a pooling are others (a shared kernel weight is a weight with
+many uses, as a shared bias is); a recurrence will be another class here, not branches elsewhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
 
-import mpmath
+import numpy as np
 import sympy as sp
+from mpmath.libmp import dps_to_prec, from_int, from_man_exp, mpf_div, round_nearest
 
-from ..spec.reading import BiasKind, LayerSpec
+from ..spec.maps import CONV_KINDS, POOL_KINDS
+from ..spec.reading import BiasKind, Geometry, LayerSpec
 
 Dyadic = tuple[int, int]  # m · 2**e, exactly
 
@@ -33,6 +39,23 @@ class Use:
     factor: sp.Expr
 
 
+class LayerView(Protocol):
+    """What a kind reads of a network's layer (:class:`derive.core.network.Layer`)."""
+
+    @property
+    def spec(self) -> LayerSpec: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def weights(self) -> Sequence[Sequence[sp.Symbol]]: ...
+    @property
+    def biases(self) -> tuple[sp.Symbol | None, ...]: ...
+    @property
+    def deltas(self) -> tuple[sp.Symbol, ...]: ...
+    @property
+    def routes(self) -> Sequence[int]: ...
+
+
 class Dense:
     """A fully connected layer: net_j = Σ_k w_jk · out_k + b_j (Nielsen's z = W a + b)."""
 
@@ -40,62 +63,71 @@ class Dense:
 
     # -- the maths -----------------------------------------------------------------
 
-    @staticmethod
-    def net(weights: Sequence[sp.Expr], outs: Sequence[sp.Expr], bias: sp.Expr | None) -> sp.Expr:
+    def net(self, layer: LayerView, outs: Sequence[sp.Expr], j: int) -> sp.Expr:
         """net_j from row j of the weights, the previous layer's outs and the neuron's bias."""
-        total = sp.Add(*(w * o for w, o in zip(weights, outs)))
+        total = sp.Add(*(w * o for w, o in zip(layer.weights[j], outs)))
+        bias = layer.biases[j]
         return total + bias if bias is not None else total
 
-    @staticmethod
-    def weight_uses(row: int, col: int, outs: Sequence[sp.Expr]) -> list[Use]:
+    def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
         """w_jk is used once: in net_j, where ∂net_j/∂w_jk = out_k."""
         return [Use(row, outs[col])]
 
-    @staticmethod
-    def bias_uses(row: int | None, size: int) -> list[Use]:
+    def bias_index(self, layer: LayerSpec, j: int) -> int:
+        """Which of the layer's bias names neuron j adds (one per neuron)."""
+        return j
+
+    def bias_uses(self, layer: LayerView, row: int | None) -> list[Use]:
         """A neuron's bias feeds its own net; a shared bias feeds every net of the layer (one use each)."""
-        rows = range(size) if row is None else (row,)
+        rows = range(layer.size) if row is None else (row,)
         return [Use(j, sp.S.One) for j in rows]
 
-    @staticmethod
-    def out_uses(col: int, weight_column: Sequence[sp.Expr]) -> list[Use]:
+    def out_uses(self, layer: LayerView, k: int) -> list[Use]:
         """out_k of the previous layer feeds every net j, with ∂net_j/∂out_k = w_jk."""
-        return [Use(j, w) for j, w in enumerate(weight_column)]
+        return [Use(j, row[k]) for j, row in enumerate(layer.weights)]
 
-    @staticmethod
-    def back(deltas: Sequence[sp.Expr], weight_column: Sequence[sp.Expr]) -> sp.Expr:
+    def out_heads(self, layer: LayerView, k: int) -> range:
+        """The nets out_k of the previous layer feeds (:meth:`out_uses` without the factors): all of them."""
+        return range(layer.size)
+
+    def back(self, layer: LayerView, k: int) -> sp.Expr:
         """∂E/∂out_k of the previous layer: Σ_j δ_j w_jk (BP2 before the activation's derivative)."""
-        return sp.Add(*(d * w for d, w in zip(deltas, weight_column)))
+        return sp.Add(*(d * row[k] for d, row in zip(layer.deltas, layer.weights)))
 
-    @staticmethod
-    def net_size(prev_size: int, prev_out_size: int, biased: bool) -> int:
+    def net_size(self, layer: LayerView, j: int, prev_size: int, prev_out_size: int) -> int:
         """Nodes of net_j's closed form when each previous out has ``prev_out_size`` nodes, without building it."""
+        biased = layer.biases[j] is not None
         return (prev_size + biased > 1) + 2 * prev_size + prev_size * prev_out_size + biased
 
     # -- floats and exact numbers -------------------------------------------------------
 
-    @staticmethod
-    def net_terms(weights: Sequence[float], outs: Sequence[float], bias: float | None) -> list[float]:
+    def net_terms(self, layer: LayerView, outs: Sequence[sp.Symbol], j: int, value: Value) -> list[float]:
         """The terms of net_j's sum as floats (their size tells rounding noise from a true 0)."""
-        terms = [w * o for w, o in zip(weights, outs)]
-        return [*terms, bias] if bias is not None else terms
+        terms = [value(w) * value(o) for w, o in zip(layer.weights[j], outs)]
+        bias = layer.biases[j]
+        return [*terms, value(bias)] if bias is not None else terms
 
-    @staticmethod
     def exact_net(
-        weights: Sequence[float], outs: Sequence[Dyadic], bias: sp.Float | float | None, digits: int
+        self,
+        layer: LayerView,
+        j: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
     ) -> sp.Float:
-        """net_j exactly (Σ w·o + b in integers), rounded once to ``digits``."""
-        return exact_dot(weights, outs, bias, digits)
+        """net_j exactly (Σ w·o + b in integers), rounded once to ``digits``; ``weights`` as (m, e) pairs."""
+        return exact_sum(weights[j], outs, bias, digits)
 
-    @staticmethod
-    def exact_back(weight_column: Sequence[float], deltas: Sequence[Dyadic], digits: int) -> sp.Float:
-        """Σ_j δ_j w_jk exactly, rounded once to ``digits``."""
-        return exact_dot(weight_column, deltas, None, digits)
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        """Σ_j δ_j w_jk exactly, rounded once to ``digits``; ``weights`` as (m, e) pairs."""
+        return exact_sum([row[k] for row in weights], deltas, None, digits)
 
     # -- generated lines (the exported module) ---------------------------------------------
 
-    @staticmethod
-    def forward_lines(layer: LayerSpec, prev: str) -> list[str]:
+    def forward_lines(self, layer: LayerSpec, prev: str) -> list[str]:
         """z = a Wᵀ + b for a batch (rows are samples)."""
         l = layer.number
         biased = layer.bias.kind is not BiasKind.NONE
@@ -105,14 +137,14 @@ class Dense:
             *([f"z{l} += b{l}"] if biased else []),
         ]
 
-    @staticmethod
-    def back_lines(layer: LayerSpec) -> list[str]:
+    def back_lines(self, layer: LayerSpec, prev_shape: tuple[int, ...] = ()) -> list[str]:
         """δ of the previous layer before its activation's derivative: δ{l} W{l} (BP2)."""
         l = layer.number
+        if prev_shape:  # the previous layer's maps were flattened into this one: back to their shape
+            return [f"d{l - 1} = d{l}.dot(W{l}).reshape(a{l - 1}.shape)"]
         return [f"d{l - 1} = d{l}.dot(W{l})"]
 
-    @staticmethod
-    def gradient_lines(layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
+    def gradient_lines(self, layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
         """∂E/∂W = δᵀ a (BP4) and ∂E/∂b = Σ δ (BP3) for a batch, in the grads dict."""
         l = layer.number
         kind = layer.bias.kind
@@ -137,16 +169,435 @@ class Dense:
         return lines
 
 
-KINDS = {Dense.name: Dense()}
+@dataclass(frozen=True)
+class Windows:
+    """Where each window of a conv or pool layer reads: ``spatial[p, e]`` is the flat position (within one
+    channel) of entry e of position p's window, or −1 where it falls on the zero padding."""
+
+    spatial: np.ndarray  # (positions, entries) of int
+    positions: int  # output positions per channel (Ho·Wo)
+    entries: int  # window entries per channel (kh·kw)
+    area: int  # input positions per channel (H·W)
 
 
-def kind_of(layer: LayerSpec) -> Dense:
+@cache
+def windows(geometry: Geometry) -> Windows:
+    """The window table of a layer's geometry (made once per geometry)."""
+    sides, out_sides = geometry.in_shape[1:], geometry.out_shape[1:]
+    grids = np.meshgrid(
+        *(np.arange(o) * s for o, s in zip(out_sides, geometry.stride)),
+        *(np.arange(k) for k in geometry.kernel),
+        indexing="ij",
+    )
+    d = geometry.dims
+    flat = np.zeros(grids[0].shape, dtype=np.int64)
+    inside = np.ones(grids[0].shape, dtype=bool)
+    for axis in range(d):
+        coordinate = grids[axis] + grids[d + axis] - geometry.padding[axis]
+        inside &= (coordinate >= 0) & (coordinate < sides[axis])
+        flat = flat * sides[axis] + coordinate
+    flat = np.where(inside, flat, -1)
+    positions, entries = math.prod(out_sides), math.prod(geometry.kernel)
+    return Windows(flat.reshape(positions, entries), positions, entries, math.prod(sides))
+
+
+@dataclass(frozen=True)
+class Link:
+    """One product of a map layer's net: out ``k`` of the previous layer into net ``j``, through kernel entry
+    ``col`` of output channel ``row`` (a pool has no weights: row −1)."""
+
+    j: int
+    k: int
+    row: int
+    col: int
+
+
+class MapKind:
+    """What conv and pool layers share: nets made from windows of the previous layer's maps."""
+
+    name = ""
+
+    def links_into(self, layer: LayerView, j: int) -> list[Link]:
+        raise NotImplementedError
+
+    def links_from(self, layer: LayerView, k: int) -> list[Link]:
+        raise NotImplementedError
+
+    def factor(self, layer: LayerView, link: Link) -> sp.Expr:
+        """∂net_j/∂out_k along one link: the kernel weight, or a pool's constant."""
+        raise NotImplementedError
+
+    def coefficient(self, link: Link, weights: Sequence[Sequence[Dyadic]]) -> Dyadic:
+        """The link's factor as (m, e) (a kernel weight's value)."""
+        raise NotImplementedError
+
+    # -- the maths, from the links -----------------------------------------------------
+
+    def net(self, layer: LayerView, outs: Sequence[sp.Expr], j: int) -> sp.Expr:
+        total = sp.Add(*(self.factor(layer, link) * outs[link.k] for link in self.links_into(layer, j)))
+        bias = layer.biases[j]
+        return total + bias if bias is not None else total
+
+    def bias_index(self, layer: LayerSpec, j: int) -> int:
+        """Which of the layer's bias names neuron j adds: its channel's."""
+        assert layer.geometry is not None
+        return j // windows(layer.geometry).positions
+
+    def bias_uses(self, layer: LayerView, row: int | None) -> list[Use]:
+        """A channel's bias feeds every position of its map; a shared bias every position of every map."""
+        assert layer.spec.geometry is not None
+        positions = windows(layer.spec.geometry).positions
+        rows = range(layer.size) if row is None else range(row * positions, (row + 1) * positions)
+        return [Use(j, sp.S.One) for j in rows]
+
+    def out_uses(self, layer: LayerView, k: int) -> list[Use]:
+        return [Use(link.j, self.factor(layer, link)) for link in self.links_from(layer, k)]
+
+    def out_heads(self, layer: LayerView, k: int) -> list[int]:
+        """The nets out_k of the previous layer feeds (:meth:`out_uses` without the factors)."""
+        return [link.j for link in self.links_from(layer, k)]
+
+    def back(self, layer: LayerView, k: int) -> sp.Expr:
+        deltas = layer.deltas
+        return sp.Add(*(deltas[link.j] * self.factor(layer, link) for link in self.links_from(layer, k)))
+
+    def net_size(self, layer: LayerView, j: int, prev_size: int, prev_out_size: int) -> int:
+        terms = len(self.links_into(layer, j))
+        biased = layer.biases[j] is not None
+        return (terms + biased > 1) + 2 * terms + terms * prev_out_size + biased
+
+    def net_terms(self, layer: LayerView, outs: Sequence[sp.Symbol], j: int, value: Value) -> list[float]:
+        terms = [_float_of(self.factor(layer, link), value) * value(outs[link.k]) for link in self.links_into(layer, j)]
+        bias = layer.biases[j]
+        return [*terms, value(bias)] if bias is not None else terms
+
+    def exact_net(
+        self,
+        layer: LayerView,
+        j: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
+    ) -> sp.Float:
+        links = self.links_into(layer, j)
+        return exact_sum(
+            [self.coefficient(link, weights) for link in links], [outs[link.k] for link in links], bias, digits
+        )
+
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        links = self.links_from(layer, k)
+        return exact_sum(
+            [self.coefficient(link, weights) for link in links], [deltas[link.j] for link in links], None, digits
+        )
+
+
+class Conv(MapKind):
+    """A convolution (torch's cross-correlation): net_{o,p} = Σ_{i,e} w_{o,i,e} · out_{i, p+e} + b_o.
+
+    One kernel weight is used at every position of its output channel's map: its uses are those positions
+    (those whose window entry falls on the zero padding multiply 0, and are not uses).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def links_into(self, layer: LayerView, j: int) -> list[Link]:
+        geometry = _geometry(layer)
+        o, p = divmod(j, windows(geometry).positions)
+        return [Link(j, k, o, col) for k, col in _conv_tables(geometry)[0][p]]
+
+    def links_from(self, layer: LayerView, k: int) -> list[Link]:
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        return [Link(o * positions + p, k, o, col) for o in range(geometry.out_shape[0]) for p, col in out_of]
+
+    def out_heads(self, layer: LayerView, k: int) -> list[int]:
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        return [o * positions + p for o in range(geometry.out_shape[0]) for p, _ in out_of]
+
+    def factor(self, layer: LayerView, link: Link) -> sp.Expr:
+        return layer.weights[link.row][link.col]
+
+    def coefficient(self, link: Link, weights: Sequence[Sequence[Dyadic]]) -> Dyadic:
+        return weights[link.row][link.col]
+
+    def exact_net(
+        self,
+        layer: LayerView,
+        j: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
+    ) -> sp.Float:
+        """net_j exactly, from the compact window table (no Link objects: a LeNet has 240,000 links)."""
+        geometry = _geometry(layer)
+        o, p = divmod(j, windows(geometry).positions)
+        row = weights[o]
+        into = _conv_tables(geometry)[0][p]
+        return exact_sum([row[col] for _, col in into], [outs[k] for k, _ in into], bias, digits)
+
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        """Σ δ·w over the nets out_k feeds, exactly."""
+        geometry = _geometry(layer)
+        positions = windows(geometry).positions
+        out_of = _conv_tables(geometry)[1][k]
+        coefficients = [weights[o][col] for o in range(len(weights)) for _, col in out_of]
+        values = [deltas[o * positions + p] for o in range(len(weights)) for p, _ in out_of]
+        return exact_sum(coefficients, values, None, digits)
+
+    def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
+        """w_{o,c} is used at every position p of map o whose window entry c is an input: ∂net/∂w = that out."""
+        geometry = _geometry(layer)
+        table = windows(geometry)
+        channel, entry = divmod(col, table.entries)
+        uses = []
+        for p, spatial in enumerate(table.spatial[:, entry].tolist()):
+            if spatial >= 0:
+                uses.append(Use(row * table.positions + p, outs[channel * table.area + spatial]))
+        return uses
+
+    # -- generated lines (the exported module: MAP_SOURCE's functions) --------------------
+
+    def forward_lines(self, layer: LayerSpec, prev: str) -> list[str]:
+        """z = W ⋆ a + b for a batch of maps: im2col, then one GEMM."""
+        g = _spec_geometry(layer)
+        l = layer.number
+        biased = layer.bias.kind is not BiasKind.NONE
+        return [
+            f"# z{l} = W{l} ⋆ a{l - 1}{' + b' + str(l) if biased else ''}: every {_window_word(g)} window of "
+            f"a{l - 1} a row of cols{l} (im2col), times the kernels",
+            f"z{l}, cols{l} = _conv({prev}, W{l}, {f'b{l}' if biased else 'None'}, {g.stride}, {g.padding})",
+        ]
+
+    def back_lines(self, layer: LayerSpec, prev_shape: tuple[int, ...] = ()) -> list[str]:
+        """δ of the previous layer before its f' (BP2): each window's Wᵀδ added back where it read."""
+        g = _spec_geometry(layer)
+        l = layer.number
+        return [
+            f"# each window's W{l}ᵀ δ{l} added back where the window read a{l - 1}",
+            f"d{l - 1} = _conv_back(d{l}, W{l}, a{l - 1}.shape, {g.stride}, {g.padding})",
+        ]
+
+    def gradient_lines(self, layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
+        """∂E/∂W (each kernel weight's sum over its uses) and ∂E/∂b (over each channel's positions)."""
+        l = layer.number
+        axes = (0, *range(2, 1 + len(layer.shape)))
+        lines = [
+            f"# ∂E/∂W{l}: each kernel weight's δ{l} · input summed over its uses (every position), as one product",
+            f'grads["W{l}"] = _kernel_gradient(d{l}, cols{l}, W{l}.shape)',
+        ]
+        if layer.bias.kind is BiasKind.PER_NEURON:
+            lines += [
+                f"# ∂E/∂b{l}: δ{l} summed over each channel's positions (BP3)",
+                f'grads["b{l}"] = d{l}.sum(axis={axes})',
+            ]
+        elif layer.bias.kind is BiasKind.SHARED:
+            lines += [
+                f"# ∂E/∂b{l}: every δ{l} (BP3; one bias for every position of every map)",
+                f'grads["b{l}"] = d{l}.sum()',
+            ]
+        return lines
+
+
+class Pool(MapKind):
+    """Max or average pooling, channel by channel: no parameters, no activation.
+
+    Average: net = (1/K) Σ the window, so each input gets 1/K of the δ. Max: net is the window's first largest
+    input (as torch picks it, decided by the float pass: ``layer.routes``), which gets the whole δ; the others 0.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.maximum = name.startswith("max")
+
+    def _window(self, layer: LayerView, j: int) -> list[int]:
+        table = windows(_geometry(layer))
+        channel, p = divmod(j, table.positions)
+        return [channel * table.area + s for s in table.spatial[p].tolist() if s >= 0]
+
+    def links_into(self, layer: LayerView, j: int) -> list[Link]:
+        if self.maximum:
+            return [Link(j, layer.routes[j], -1, 0)]
+        return [Link(j, k, -1, 0) for k in self._window(layer, j)]
+
+    def links_from(self, layer: LayerView, k: int) -> list[Link]:
+        links = _pool_from(_geometry(layer))[k]
+        if self.maximum:
+            routes = layer.routes
+            return [link for link in links if routes[link.j] == k]
+        return links
+
+    def factor(self, layer: LayerView, link: Link) -> sp.Expr:
+        return sp.S.One if self.maximum else sp.Rational(1, windows(_geometry(layer)).entries)
+
+    def exact_net(
+        self,
+        layer: LayerView,
+        j: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
+    ) -> sp.Float:
+        links = self.links_into(layer, j)
+        return _exact_mean(
+            [outs[link.k] for link in links], 1 if self.maximum else windows(_geometry(layer)).entries, digits
+        )
+
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        links = self.links_from(layer, k)
+        return _exact_mean(
+            [deltas[link.j] for link in links], 1 if self.maximum else windows(_geometry(layer)).entries, digits
+        )
+
+    def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
+        return []  # a pool has no weights
+
+    # -- generated lines (the exported module: MAP_SOURCE's functions) --------------------
+
+    def forward_lines(self, layer: LayerSpec, prev: str) -> list[str]:
+        """z = each window's largest entry (and r: which it is), or each window's mean."""
+        g = _spec_geometry(layer)
+        l = layer.number
+        if self.maximum:
+            return [
+                f"# z{l} = the largest entry of each {_window_word(g)} window of a{l - 1} (r{l}: which one)",
+                f"z{l}, r{l} = _maxpool({prev}, {g.kernel}, {g.stride})",
+            ]
+        return [
+            f"# z{l} = the mean of each {_window_word(g)} window of a{l - 1}",
+            f"z{l} = _avgpool({prev}, {g.kernel}, {g.stride})",
+        ]
+
+    def back_lines(self, layer: LayerSpec, prev_shape: tuple[int, ...] = ()) -> list[str]:
+        """δ of the previous layer (BP2; it has f'): routed to each window's winner, or 1/K to every entry."""
+        g = _spec_geometry(layer)
+        l = layer.number
+        if self.maximum:
+            return [
+                f"# each window's δ{l} to the entry that won it",
+                f"d{l - 1} = _maxpool_back(d{l}, r{l}, a{l - 1}.shape, {g.kernel}, {g.stride})",
+            ]
+        return [
+            f"# 1/{math.prod(g.kernel)} of each window's δ{l} to every entry of it",
+            f"d{l - 1} = _avgpool_back(d{l}, a{l - 1}.shape, {g.kernel}, {g.stride})",
+        ]
+
+    def gradient_lines(self, layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
+        return []  # no parameters
+
+
+Value = Callable[[sp.Symbol], float]
+
+KINDS: dict[str, Dense | Conv | Pool] = {
+    Dense.name: Dense(),
+    **{name: Conv(name) for name in CONV_KINDS},
+    **{name: Pool(name) for name in POOL_KINDS},
+}
+Kind = Dense | Conv | Pool
+
+
+def kind_of(layer: LayerSpec) -> Kind:
     """The kind of a (non-input) layer."""
     return KINDS[layer.kind]
 
 
+def _geometry(layer: LayerView) -> Geometry:
+    return _spec_geometry(layer.spec)
+
+
+def _spec_geometry(layer: LayerSpec) -> Geometry:
+    geometry = layer.geometry
+    assert geometry is not None, "a map layer has a geometry"
+    return geometry
+
+
+@cache
+def _conv_tables(geometry: Geometry) -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+    """The links of a conv, without the output channel (every channel reads the same windows):
+
+    - ``into[p]``: (k, col) for every input k that position p's window reads, with the kernel column col;
+    - ``out_of[k]``: (p, col) for every position whose window reads input k, in the order of p.
+    """
+    table = windows(geometry)
+    in_channels = geometry.in_shape[0]
+    into: list[list[tuple[int, int]]] = []
+    out_of: list[list[tuple[int, int]]] = [[] for _ in range(in_channels * table.area)]
+    for p, row in enumerate(table.spatial.tolist()):
+        here = [
+            (i * table.area + s, i * table.entries + e) for i in range(in_channels) for e, s in enumerate(row) if s >= 0
+        ]
+        into.append(here)
+        for k, col in here:
+            out_of[k].append((p, col))
+    return into, out_of
+
+
+@cache
+def _pool_from(geometry: Geometry) -> list[list[Link]]:
+    """out k of the previous layer → the windows of its channel that hold it."""
+    table = windows(geometry)
+    channels = geometry.in_shape[0]
+    result: list[list[Link]] = [[] for _ in range(channels * table.area)]
+    for p, row in enumerate(table.spatial.tolist()):
+        for s in row:
+            if s >= 0:
+                for c in range(channels):
+                    result[c * table.area + s].append(Link(c * table.positions + p, c * table.area + s, -1, 0))
+    return result
+
+
+def _float_of(expr: sp.Expr, value: Value) -> float:
+    return value(expr) if isinstance(expr, sp.Symbol) else float(expr)
+
+
+def _exact_mean(values: Sequence[Dyadic], count: int, digits: int) -> sp.Float:
+    """(Σ values) / count exactly, rounded once to ``digits`` (a max pool's single winner: count 1)."""
+    if not values:
+        return sp.Float(0, digits)
+    low = min(e for _, e in values)
+    total = sum(m << (e - low) for m, e in values)
+    if count == 1:
+        return rounded(total, low, digits)
+    exact_total = from_man_exp(total, low)  # exact: as many bits as the integer has
+    prec = dps_to_prec(digits)
+    return sp.Float._new(mpf_div(exact_total, from_int(count), prec, round_nearest), prec, zero=False)  # one rounding
+
+
+def exact_sum(
+    coefficients: Sequence[Dyadic], values: Sequence[Dyadic], bias: sp.Float | float | None, digits: int
+) -> sp.Float:
+    """Σ c·v (+ b) computed exactly in integers (c and v as (m, e) pairs), rounded once to ``digits``."""
+    terms = [(mc * mv, ec + ev) for (mc, ec), (mv, ev) in zip(coefficients, values) if mc and mv]
+    if bias is not None:
+        terms.append(dyadic(bias))
+    if not terms:
+        return sp.Float(0, digits)
+    low = min(e for _, e in terms)
+    total = sum(m << (e - low) for m, e in terms)
+    return rounded(total, low, digits)
+
+
 # --------------------------------------------------------------------------
 # exact sums
+
+
+def rounded(mantissa: int, exponent: int, digits: int) -> sp.Float:
+    """mantissa · 2**exponent rounded once to ``digits`` significant digits, as a sympy Float (made directly from
+    mpmath's parts: a few µs, where sp.Float(mpf, digits) takes a string round trip)."""
+    prec = dps_to_prec(digits)
+    return sp.Float._new(from_man_exp(mantissa, exponent, prec, round_nearest), prec, zero=False)
 
 
 def dyadic(value: float | sp.Float) -> Dyadic:
@@ -154,20 +605,89 @@ def dyadic(value: float | sp.Float) -> Dyadic:
     if isinstance(value, float):
         numerator, denominator = value.as_integer_ratio()
         return numerator, 1 - denominator.bit_length()
-    sign, mantissa, exponent, _ = sp.Float(value)._mpf_
+    parts = value._mpf_ if isinstance(value, sp.Float) else sp.Float(value)._mpf_
+    sign, mantissa, exponent, _ = parts
     return (-mantissa if sign else mantissa), exponent
 
 
-def exact_dot(weights: Sequence[float], outs: Sequence[Dyadic], bias: sp.Float | float | None, digits: int) -> sp.Float:
-    """Σ w·o (+ b) computed exactly in integers, then rounded to ``digits``: a net, or the sum of a hidden δ.
+# --------------------------------------------------------------------------
+# the map kinds' generated code: functions copied into an exported module that has conv or pool layers
+# (kept as source text, as derive.core.init's are; the lines below call them)
 
-    ``outs`` are (m, e) pairs (see :func:`dyadic`); weights and bias are the given floats.
-    """
-    ws = [dyadic(w) for w in weights]
-    terms = [(mw * mo, ew + eo) for (mw, ew), (mo, eo) in zip(ws, outs)]
-    if bias is not None:
-        terms.append(dyadic(bias))
-    low = min(e for _, e in terms)
-    total = sum(m << (e - low) for m, e in terms)
-    with mpmath.workdps(digits):
-        return sp.Float(mpmath.mpf((total, low)), digits)
+MAP_SOURCE = '''
+def _windows(a, kernel, stride, padding):
+    """Every window of the maps a (batch, C, *sides), zero-padded: a view (batch, C, *positions, *kernel)."""
+    if any(padding):
+        a = np.pad(a, [(0, 0), (0, 0), *[(p, p) for p in padding]])
+    view = np.lib.stride_tricks.sliding_window_view(a, kernel, axis=tuple(range(2, 2 + len(kernel))))
+    return view[(slice(None), slice(None), *[slice(None, None, s) for s in stride])]
+
+
+def _conv(a, W, b, stride, padding):
+    """z = W ⋆ a + b (torch's conv: a cross-correlation) and the windows as rows of `cols` (im2col): one GEMM."""
+    d = W.ndim - 2
+    windows = _windows(a, W.shape[2:], stride, padding)
+    positions = windows.shape[2 : 2 + d]
+    cols = windows.transpose(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d)).reshape(-1, W[0].size)
+    z = cols.dot(W.reshape(W.shape[0], -1).T).reshape(a.shape[0], *positions, W.shape[0])
+    z = np.moveaxis(z, -1, 1)
+    if b is not None:
+        z = z + (b.reshape(-1, *[1] * d) if b.ndim else b)
+    return z, cols
+
+
+def _kernel_gradient(delta, cols, shape):
+    """∂E/∂W of a conv: for each kernel weight the sum over its uses (every position) of δ · the input there."""
+    return np.moveaxis(delta, 1, -1).reshape(-1, shape[0]).T.dot(cols).reshape(shape)
+
+
+def _scatter(pieces, shape, stride, padding):
+    """The adjoint of _windows: pieces (batch, C, *positions, *kernel) added back where each window read."""
+    d = len(stride)
+    positions = pieces.shape[2 : 2 + d]
+    padded = np.zeros((*shape[:2], *[s + 2 * p for s, p in zip(shape[2:], padding)]))
+    for offset in np.ndindex(*pieces.shape[2 + d :]):  # a loop over the kernel's offsets, not over positions
+        target = [slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(offset, stride, positions)]
+        padded[(slice(None), slice(None), *target)] += pieces[(..., *offset)]
+    return padded[(slice(None), slice(None), *[slice(p, p + s) for p, s in zip(padding, shape[2:])])]
+
+
+def _conv_back(delta, W, shape, stride, padding):
+    """∂E/∂a of a conv's input (BP2 before f'): each window's Wᵀδ, added back where the window read."""
+    d = W.ndim - 2
+    pieces = np.moveaxis(delta, 1, -1).reshape(-1, W.shape[0]).dot(W.reshape(W.shape[0], -1))
+    pieces = pieces.reshape(delta.shape[0], *delta.shape[2:], *W.shape[1:])
+    return _scatter(np.moveaxis(pieces, 1 + d, 1), shape, stride, padding)
+
+
+def _maxpool(a, kernel, stride):
+    """Each window's largest entry, and which entry it is (the first largest in the window, as torch picks)."""
+    windows = _windows(a, kernel, stride, (0,) * len(kernel))
+    flat = windows.reshape(*windows.shape[: 2 + len(kernel)], -1)
+    route = flat.argmax(axis=-1)
+    return np.take_along_axis(flat, route[..., None], axis=-1)[..., 0], route
+
+
+def _maxpool_back(delta, route, shape, kernel, stride):
+    """δ of a max pool's input: each window's δ goes to the entry that won it; the others get 0."""
+    entries = np.arange(int(np.prod(kernel))).reshape(kernel)
+    pieces = np.where(route[(..., *[None] * len(kernel))] == entries, delta[(..., *[None] * len(kernel))], 0.0)
+    return _scatter(pieces, shape, stride, (0,) * len(kernel))
+
+
+def _avgpool(a, kernel, stride):
+    """Each window's mean."""
+    windows = _windows(a, kernel, stride, (0,) * len(kernel))
+    return windows.mean(axis=tuple(range(-len(kernel), 0)))
+
+
+def _avgpool_back(delta, shape, kernel, stride):
+    """δ of an average pool's input: 1/K of each window's δ to every entry of it."""
+    share = delta / int(np.prod(kernel))
+    pieces = np.broadcast_to(share[(..., *[None] * len(kernel))], (*share.shape, *kernel))
+    return _scatter(pieces, shape, stride, (0,) * len(kernel))
+'''.strip()
+
+
+def _window_word(geometry: Geometry) -> str:
+    return "×".join(map(str, geometry.kernel))

@@ -26,7 +26,7 @@ import sympy as sp
 from ..errors import DeriveError, listing, shorten, suggest
 from ..spec.naming import latex_name
 from ..spec.reading import BiasKind, LayerSpec, Spec
-from .layers import Dense, kind_of
+from .layers import Kind, kind_of
 from .rules import (
     SYMMETRIC_FROM,
     Activation,
@@ -165,7 +165,7 @@ class Layer:
         return self.index == len(self.network.spec.layers) - 1
 
     @property
-    def kind(self) -> Dense:
+    def kind(self) -> Kind:
         """How the layer's nets are made from the previous outs (the input layer has no kind)."""
         assert self.index > 0, "the input layer has no nets"
         return kind_of(self.spec)
@@ -201,18 +201,26 @@ class Layer:
         if bias.kind is BiasKind.SHARED:
             return (symbols[bias.names[0]],) * self.size
         if bias.kind is BiasKind.PER_NEURON:
-            return tuple(symbols[b] for b in bias.names)
+            if len(bias.names) == self.size:
+                return tuple(symbols[b] for b in bias.names)
+            index = partial(self.kind.bias_index, self.spec)  # a conv's: one per channel
+            return tuple(symbols[bias.names[index(j)]] for j in range(self.size))
         return (None,) * self.size
 
     @property
+    def routes(self) -> Sequence[int]:
+        """A max pool's winners: for each of its nets, the previous layer's out it passes on (the float pass's)."""
+        return self.network.routes(self.index)
+
+    @cached_property
     def nets(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.net for n in self.neurons if n.net is not None)
 
-    @property
+    @cached_property
     def outs(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.out for n in self.neurons)
 
-    @property
+    @cached_property
     def deltas(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.delta for n in self.neurons if n.delta is not None)
 
@@ -377,8 +385,11 @@ class Definitions(Mapping[sp.Symbol, sp.Expr]):
 class Network:
     """A spec turned into sympy symbols and local definitions, made on demand."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, routes: Callable[[int], Sequence[int]] | None = None) -> None:
+        """``routes(index)``: a max-pool layer's winners, one previous out per net, decided by the float pass."""
         self.spec = spec
+        self._routes = routes
+        self._routed: dict[int, tuple[int, ...]] = {}
         layers: list[Layer] = []
         for index, lspec in enumerate(spec.layers):
             rule = None if index == 0 else activation(lspec.activation, f"{spec.source}: layers[{index}].activation")
@@ -388,6 +399,23 @@ class Network:
         # a layer map's outs and Jacobian are made for the whole layer at once, by layer index
         self._layer_map_outs: dict[int, tuple[sp.Expr, ...]] = {}
         self._jacobians: dict[int, tuple[tuple[sp.Expr, ...], ...]] = {}
+
+    @cached_property
+    def has_max_pools(self) -> bool:
+        """Whether a layer routes by numbers (a max pool): then each point has its own routes."""
+        return any(layer.kind.startswith("maxpool") for layer in self.spec.layers)
+
+    def routes(self, index: int) -> Sequence[int]:
+        """The winners of max-pool layer ``index`` (see :class:`derive.core.layers.Pool`)."""
+        if self._routes is None:
+            raise DeriveError(
+                "max pooling passes on the largest input of each window, which needs the inputs' numbers",
+                where=self.spec.source,
+                hint='give the input layer values (or values = "random")',
+            )
+        if index not in self._routed:
+            self._routed[index] = tuple(self._routes(index))
+        return self._routed[index]
 
     @cached_property
     def info(self) -> Mapping[str, SymbolInfo]:
@@ -476,7 +504,7 @@ class Network:
                 return [(LOSS_SYMBOL, self.dE_dout[node])]
             nxt = layers[info.layer + 1]
             assert info.row is not None
-            return [(nxt.nets[u.row], u.factor) for u in nxt.kind.out_uses(info.row, nxt.weights.column(info.row))]
+            return [(nxt.nets[u.row], u.factor) for u in nxt.kind.out_uses(nxt, info.row)]
         if info.kind is SymbolKind.NET:
             neuron = self.neuron_of(node)
             edges = [(m.out, self.dout_dnet(m.out, node)) for m in self.feeds(neuron)]
@@ -484,11 +512,25 @@ class Network:
         layer = layers[info.layer]
         if info.kind is SymbolKind.WEIGHT:
             assert info.row is not None and info.col is not None
-            uses = layer.kind.weight_uses(info.row, info.col, layers[info.layer - 1].outs)
+            uses = layer.kind.weight_uses(layer, layers[info.layer - 1].outs, info.row, info.col)
             return [(layer.nets[u.row], u.factor) for u in uses]
         if info.kind is SymbolKind.BIAS:  # a shared bias: one use per neuron
-            return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(info.row, layer.size)]
+            return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(layer, info.row)]
         return []
+
+    def heads_from(self, node: sp.Symbol) -> list[sp.Symbol]:
+        """The heads of :meth:`edges_from` (for counting paths: an elementwise net's one edge needs no factor)."""
+        info = self.info.get(node.name)
+        if info is not None and info.kind is SymbolKind.NET:
+            layer = self.layers[info.layer]
+            if isinstance(layer.rule, Activation) and layer.rule.fprime != 0:
+                assert info.row is not None
+                return [layer.neurons[info.row].out]
+        if info is not None and info.kind in (SymbolKind.OUT, SymbolKind.INPUT) and info.layer < len(self.layers) - 1:
+            nxt = self.layers[info.layer + 1]
+            assert info.row is not None
+            return [nxt.nets[j] for j in nxt.kind.out_heads(nxt, info.row)]
+        return [head for head, _ in self.edges_from(node)]
 
     def count_paths(self, node: sp.Symbol, memo: dict[sp.Symbol, int] | None = None) -> int:
         """How many paths lead from ``node`` to E (counted, not listed; ``memo`` keeps the counts of nodes seen).
@@ -502,7 +544,7 @@ class Network:
             if top == LOSS_SYMBOL or top in memo:
                 stack.pop()
                 continue
-            heads = [head for head, _ in self.edges_from(top)]
+            heads = self.heads_from(top)
             waiting = [h for h in heads if h != LOSS_SYMBOL and h not in memo]
             if waiting:
                 stack.extend(waiting)
@@ -520,9 +562,18 @@ class Network:
         counts: dict[str, int] = {}
         for layer in self.layers[1:]:
             per_net = [count(n.net) for n in layer.neurons if n.net is not None]
+            bias = layer.spec.bias
+            if layer.spec.geometry is not None:  # a kernel weight or a channel's bias: the sum over its uses
+                prev = self.layers[layer.index - 1].outs
+                for row, names in enumerate(layer.spec.weight_names):
+                    for col, name in enumerate(names):
+                        counts[name] = sum(per_net[u.row] for u in layer.kind.weight_uses(layer, prev, row, col))
+                for row, name in enumerate(bias.names):
+                    uses = layer.kind.bias_uses(layer, None if bias.kind is BiasKind.SHARED else row)
+                    counts[name] = sum(per_net[u.row] for u in uses)
+                continue
             for names, c in zip(layer.spec.weight_names, per_net):
                 counts.update(dict.fromkeys(names, c))
-            bias = layer.spec.bias
             if bias.kind is BiasKind.SHARED:
                 counts.setdefault(bias.names[0], sum(per_net))
             else:
@@ -554,7 +605,7 @@ class Network:
             return None
         assert info.row is not None
         layer = self.layers[info.layer]
-        return layer.kind.net(layer.weights[info.row], self.layers[info.layer - 1].outs, layer.biases[info.row])
+        return layer.kind.net(layer, self.layers[info.layer - 1].outs, info.row)
 
     @cached_property
     def out_definitions(self) -> Mapping[sp.Symbol, sp.Expr]:
@@ -674,7 +725,7 @@ class Network:
         if layer.is_output:
             return self._output_delta(n)
         nxt = self.layers[info.layer + 1]
-        return nxt.kind.back(nxt.deltas, nxt.weights.column(n.index)) * self.dout_dnet(n.out, n.net)
+        return nxt.kind.back(nxt, n.index) * self.dout_dnet(n.out, n.net)
 
     def _output_delta(self, n: Neuron) -> sp.Expr:
         out_layer = self.output_layer

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import mpmath
 import sympy as sp
+from mpmath.libmp import dps_to_prec, from_float, round_nearest
 
 if TYPE_CHECKING:
     from ..spec.reading import Spec
@@ -108,7 +109,13 @@ def decimal_constants(expr: sp.Expr) -> sp.Expr:
 
 def exact(value: Number) -> sp.Float:
     """A number as a sympy Float holding it exactly (17 digits hold a float)."""
-    return value if isinstance(value, sp.Float) else sp.Float(value, 17)
+    return value if isinstance(value, sp.Float) else float_at(value, 17)
+
+
+def float_at(value: float, digits: int) -> sp.Float:
+    """A float as a sympy Float of ``digits`` digits, made from its bits (no decimal string in between)."""
+    prec = dps_to_prec(digits)
+    return sp.Float._new(from_float(float(value), prec, round_nearest), prec, zero=False)
 
 
 def to_number(value: sp.Expr, keep: bool = False) -> Number | None:

@@ -83,7 +83,12 @@ def fit(
     module = compile_module(vector_module(model), model.spec.name)
     train, test = split(data, options.test_fraction, options.seed)
     scaled = scaling(train.X, options.scale)
-    X, T = scaled.apply(train.X), train.T
+    shape = model.spec.layers[0].shape  # maps: a data row is one sample's maps, flattened channel first
+
+    def shaped(rows: np.ndarray) -> np.ndarray:
+        return rows.reshape(rows.shape[0], *shape) if shape else rows
+
+    X, T = shaped(scaled.apply(train.X)), train.T
     lr = model.spec.training.learning_rate if options.learning_rate is None else options.learning_rate
     reporting = 0.0
 
@@ -110,7 +115,7 @@ def fit(
         train_loss, train_accuracy = float(module.loss(params, X, T)), module.accuracy(params, X, T)
         test_loss = test_accuracy = None
         if test is not None:
-            test_X = scaled.apply(test.X)
+            test_X = shaped(scaled.apply(test.X))
             test_loss, test_accuracy = (
                 float(module.loss(params, test_X, test.T)),
                 module.accuracy(params, test_X, test.T),
@@ -140,7 +145,7 @@ def fold_scaling(params: dict[str, np.ndarray], scaled: Scaling) -> dict[str, np
     if scaled.kind == "none":
         return dict(params)
     W, b = params["W2"], params.get("b2")
-    if b is None or b.ndim != 1:
+    if b is None or b.ndim != 1 or W.ndim != 2:  # a kernel is shared across positions: no per-input scale fits it
         return None
     W_raw = W / scaled.scale
     return {**params, "W2": W_raw, "b2": b - W_raw @ scaled.shift}

@@ -49,12 +49,7 @@ class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
         if info is not None and info.kind is SymbolKind.NET and value != 0 and info.row is not None:
             layer = self.net.layers[info.layer]
             prev = self.net.layers[layer.index - 1]
-            bias = layer.biases[info.row]
-            terms = layer.kind.net_terms(
-                [self.point[w] for w in layer.weights[info.row]],
-                [self.point[o] for o in prev.outs],
-                self.point[bias] if bias is not None else None,
-            )
+            terms = layer.kind.net_terms(layer, prev.outs, info.row, self.point.__getitem__)
             scale = max((abs(t) for t in terms), default=0.0)
             if POLICY.is_noise(value, scale):
                 value = 0.0

@@ -22,7 +22,7 @@ import sympy as sp
 from ..core.network import LOSS_SYMBOL, Network
 from ..core.point import LazyMapping
 from ..core.rules import Activation, LayerMap
-from ..spec.reading import BiasKind
+from ..spec.reading import BiasKind, LayerSpec
 from . import printing as pr
 from .display import shown_value
 from .report import combined
@@ -125,6 +125,23 @@ def overview_text(
     return fold(_overview_lines(model, digits, full, width), width)
 
 
+def _maps(shape: tuple[int, ...]) -> str:
+    """(2, 3, 3) → "2 maps of 3×3"."""
+    return f"{shape[0]} map{'s' if shape[0] != 1 else ''} of {'×'.join(map(str, shape[1:]))}"
+
+
+def map_words(layer: LayerSpec) -> str:
+    """A conv or pool layer in words: "conv2d 3×3 stride 1 padding 1 → 2 maps of 6×6"."""
+    g = layer.geometry
+    assert g is not None
+    words = f"{layer.kind} {'×'.join(map(str, g.kernel))}"
+    if any(s != 1 for s in g.stride) or layer.kind.startswith(("max", "avg")):
+        words += f" stride {'×'.join(map(str, g.stride))}"
+    if any(g.padding):
+        words += f" padding {'×'.join(map(str, g.padding))}"
+    return f"{words} → {_maps(g.out_shape)}"
+
+
 def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -> str:
     net = model.network
     point = model.point
@@ -139,7 +156,18 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
         if limit is not None and layer.size > limit:
             names += f", … ({layer.size} in all)"
         what = "input" if layer.rule is None else _rule_text(layer.rule)
+        geometry = layer.spec.geometry
+        if geometry is not None:
+            what = map_words(layer.spec) + ("" if layer.spec.kind.startswith(("max", "avg")) else f", {what}")
+        elif layer.spec.shape:
+            what = f"input, {_maps(layer.spec.shape)}"
+        if layer.spec.shape and not full:  # maps: the first and last names say the order (channel, row, column)
+            outs = layer.outs
+            where = "channel, row, column" if len(layer.spec.shape) == 3 else "channel, position"
+            names = f"{outs[0].name} … {outs[-1].name} ({where})"
         lines.append(f"  layer {layer.number} ({layer.size} neuron{'s' if layer.size != 1 else ''}, {what}): {names}")
+        if geometry is not None and not layer.spec.weight_names:
+            continue  # a pool: no parameters
         if layer.index > 0:
             bias = layer.spec.bias
             btext = {
@@ -148,7 +176,10 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
             }.get(bias.kind, "biases " + ", ".join(bias.names[:8]) + (" …" if len(bias.names) > 8 else ""))
             weight_names = layer.spec.weight_names
             first, last = weight_names[0][0], weight_names[-1][-1]
-            lines.append(f"    weights {first} … {last} ({layer.size}×{len(weight_names[0])}), {btext}")
+            shape = "×".join(map(str, layer.spec.parameter_shape))
+            if geometry is not None:
+                shape += ": out channel, in channel, kernel " + ("row, column" if geometry.dims == 2 else "position")
+            lines.append(f"    weights {first} … {last} ({shape}), {btext}")
     rule = net.loss_rule
     mean = " / (number of outputs)" if rule.mean_over_outputs else ""
     if model.is_batch:

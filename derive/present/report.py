@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,9 @@ import sympy as sp
 from ..core.chain import BatchDerivation, DeltaTerm, Derivation, Factor, Path, evaluate
 from ..core.network import LOSS_SYMBOL
 from ..core.policy import Number, as_float
+from ..core.uses import shared_uses
 from ..errors import TooLargeError
-from . import equations
+from . import equations, uses
 from . import printing as pr
 from .equations import (
     EquationChain,
@@ -96,6 +98,8 @@ class Reporter:
         self.digits = digits
         self.text_printer = TextChainPrinter(self.point, digits)
         self.latex_printer = LatexChainPrinter(self.names, self.point, digits)
+        # a kernel weight or a conv bias: the sum over its uses (positions), listed or folded into maps
+        self.uses = shared_uses(derivation.network, derivation.quantity)
 
     # -- formatting helpers --------------------------------------------------
 
@@ -214,7 +218,9 @@ class Reporter:
     def steps(self) -> list[Step]:
         """Path form: one step per path, then their sum. δ form: one step per δ term, then the sum."""
         q = self.d.quantity
-        if self.d.paths:
+        if self.uses is not None and not uses.listed(self.uses):
+            return [self.folded_step()]
+        if self.d.paths and self.uses is None:
             parts = tuple(self.path_step(p) for p in self.d.paths)
         else:
             parts = tuple(self.term_step(t) for t in self.d.terms)
@@ -222,6 +228,26 @@ class Reporter:
             return list(parts)
         total = self.product("sum", LOSS_SYMBOL, q, parts, self.d.value)
         return [*parts, total]
+
+    def folded_step(self) -> Step:
+        """A shared parameter's sum over more uses than are listed: one step, its value (the maps show the rest)."""
+        q = self.d.quantity
+        lhs = Partial(LOSS_SYMBOL, q)
+        value = "?" if self.d.value is None else self.latex_printer.number(self.d.value)
+        latex_parts = (self.latex_printer.quantity(lhs), value)
+        words = f"Σ δ · ∂z/∂{q.name} over its {self.uses.count if self.uses else 0} uses"
+        return Step(
+            kind="sum",
+            quantity=self.text_printer.quantity(lhs),
+            quantity_latex=latex_parts[0],
+            expr=sp.Symbol(words),
+            expression=words,
+            latex=" = ".join(latex_parts),
+            numbers="",
+            value=self.d.value,
+            latex_parts=latex_parts,
+            equation=definition(lhs, sp.Symbol(words), self.d.value),
+        )
 
     def delta_steps(self) -> list[Step]:
         """The δ form, shown besides the paths when they are listed."""
@@ -253,8 +279,11 @@ class Reporter:
             "local_latex": pr.latex(self.d.expression, self.names),
             "steps": [s.to_json() for s in self.steps()],
         }
-        if self.d.paths and self.d.terms:
+        if self.d.paths and self.d.terms and self.uses is None:
             data["delta_form"] = [s.to_json() for s in self.delta_steps()]
+        if self.uses is not None:
+            data["form"] = "uses" if uses.listed(self.uses) else "maps"
+            data["uses"] = uses.uses_json(uses.use_maps(self.d, self.uses))
         if closed is None:
             data["expression_note"] = why
         return data
@@ -297,13 +326,15 @@ class Reporter:
         if missing:
             lines += ["(symbolic only: " + ", ".join(missing) + " not given)", ""]
         head = f"∂E/∂{q.name} by the chain rule"
-        if d.paths:
+        if self.uses is not None:
+            lines.extend(self._uses_lines(head, width))
+        elif d.paths:
             noun = "path" if d.path_count == 1 else "paths"
             lines.append(f"{head}: {d.path_count} {noun} from {q.name} to E")
         else:
             lines.append(f"{head}: {d.path_count} paths from {q.name} to E, folded into δ form (BP2)")
         lines.append("")
-        steps = self.steps()
+        steps = self.steps() if self.uses is None or uses.listed(self.uses) else []
         for i, step in enumerate(steps):
             if step.kind == "path":
                 if len(d.paths) > 1:
@@ -313,14 +344,19 @@ class Reporter:
             elif step.kind in ("term", "delta"):
                 lines.extend(self._term_lines(step))
             elif step.kind == "sum":
-                lines.append(f"sum over {'paths' if d.paths else 'terms'}:")
+                noun = "uses" if self.uses is not None else "paths" if d.paths else "terms"
+                lines.append(f"sum over {noun}:")
                 if self.point:
                     lines.append(f"  ∂E/∂{q.name} = {step.numbers}")
                     lines.append(f"  ∂E/∂{q.name} = {self.num(step.value)}")
                 else:
                     lines.append(f"  ∂E/∂{q.name} = the sum of the {len(step.parts)} terms above")
             lines.append("")
-        if d.paths and d.terms and len(d.paths) > 1:
+        if self.uses is not None and uses.listed(self.uses) and self.point:
+            lines.append("the same uses as maps, position by position:")
+            lines += uses.table_block(d, uses.use_maps(d, self.uses), width)
+            lines.append("")
+        if d.paths and d.terms and len(d.paths) > 1 and self.uses is None:
             lines.append("the same sum in δ form (each δ = ∂E/∂net, shared by every path through it):")
             for step in self.delta_steps():
                 lines.extend(self._term_lines(step))
@@ -338,6 +374,23 @@ class Reporter:
                 lines.append("closed form:")
                 lines.append(f"  ∂E/∂{q.name} = {body}")
         return "\n".join(lines).rstrip() + "\n"
+
+    def _uses_lines(self, head: str, width: int | None) -> list[str]:
+        """The head of a shared parameter's text: what it is, its uses; beyond the listed ones, the maps."""
+        assert self.uses is not None
+        d, count = self.d, self.uses.count
+        noun = "use" if count == 1 else "uses"
+        lines = [f"{head}: a sum over {count} {noun}", ""]
+        prose = [
+            *uses.describe(self.uses, d),
+            f"(Through the layers after it, that is {d.path_count:,} paths to E, summed by the δs: BP2.)",
+        ]
+        for paragraph in prose:  # wrapped as prose, not folded as an equation
+            lines += textwrap.wrap(paragraph, width) if width else [paragraph]
+        if not uses.listed(self.uses):
+            lines.append("")
+            lines += uses.folded_lines(d, uses.use_maps(d, self.uses), self.digits, width)
+        return lines
 
     def _factor_lines(self, step: Step, indent: str = "  ") -> list[str]:
         width = max(len(step.quantity), 1)
@@ -363,6 +416,10 @@ class Reporter:
         delta, local = step.parts
         lines = [f"  {delta.quantity.split(' = ')[0]} · {local.quantity}"]
         lines.extend(self._factor_lines(delta, "    "))
+        if self.uses is not None and delta.expr == 0:
+            why = uses.zero_delta_note(self.d.network, self.d.terms[0].neuron.layer)
+            if why:
+                lines.append(f"      ({why})")
         lines.extend(self._factor_lines(local, "    "))
         if self.point:
             lines.append(f"    term = {step.numbers} = {self.num(step.value)}")

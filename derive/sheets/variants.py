@@ -86,6 +86,12 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
             hint="give the input layer one sample (values = [...]) for the exercises; "
             "`derive lecture` and `derive check` work on the batch",
         )
+    if any(layer.geometry is not None for layer in base.layers):
+        raise DeriveError(
+            "exercise sheets for conv and pool layers are not built yet",
+            where=base.source,
+            hint="`derive lecture`, `derive grad` and `derive check` work on this network",
+        )
     widest = max(layer.size for layer in base.layers)
     if widest > MAX_WIDTH:
         raise DeriveError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import SpecError, listing, shorten, suggest
 from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
+from .maps import MAP_KINDS, flatten_nested, input_shape, map_layer, position_names
 
 BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
 BUILTIN_LOSSES = tuple(LOSSES)
@@ -104,8 +105,8 @@ OPTIMIZERS: dict[str, tuple[str, ...]] = {
     "adamw": ("weight_decay", "beta1", "beta2", "eps"),
 }
 INIT_KEYS = ("seed", "scheme")
-INPUT_LAYER_KEYS = ("names", "size", "values", "values_file", "out_names", "samples")
-LAYER_KINDS = ("dense",)  # derive.core.layers.KINDS: the kinds a spec may name
+INPUT_LAYER_KEYS = ("names", "size", "shape", "values", "values_file", "out_names", "samples")
+LAYER_KINDS = ("dense", *MAP_KINDS)  # derive.core.layers.KINDS: the kinds a spec may name
 LAYER_KEYS = (
     "kind",
     "names",
@@ -146,6 +147,28 @@ class BiasSpec:
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """Where a conv or pool layer's windows sit (every shape channel first: (C, H, W) or (C, L))."""
+
+    kind: str  # conv2d, maxpool1d, …
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]  # zeros on each side (a conv's; pools have none)
+
+    @property
+    def dims(self) -> int:
+        """How many spatial axes (1 or 2)."""
+        return len(self.kernel)
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one window: C_in · kh · kw."""
+        return self.in_shape[0] * math.prod(self.kernel)
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     """One layer: its neurons' names, and for non-input layers how they compute."""
 
@@ -162,10 +185,21 @@ class LayerSpec:
     target_names: tuple[str, ...] = ()
     by_size: bool = False  # given as size = N: Nielsen's generated names (w2_1_1, z2_1, a2_1)
     kind: str = "dense"  # how the layer's nets are made (derive.core.layers); the input layer has none
+    shape: tuple[int, ...] = ()  # an input, conv or pool layer's maps (C, H, W) or (C, L); () for a flat layer
+    geometry: Geometry | None = None  # a conv or pool layer's windows
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def parameter_shape(self) -> tuple[int, ...]:
+        """The shape of the layer's weights in an exported module: (n, m) for dense, (C_out, C_in, kh, kw) for conv."""
+        if self.geometry is not None:
+            return (
+                (len(self.weight_names), self.geometry.in_shape[0], *self.geometry.kernel) if self.weight_names else ()
+            )
+        return (len(self.weight_names), len(self.weight_names[0]) if self.weight_names else 0)
 
     @property
     def values(self) -> tuple[float, ...] | None:
@@ -821,11 +855,21 @@ class _Validator:
             if k in LAYER_KEYS and k not in INPUT_LAYER_KEYS:
                 raise self.fail(f"{key}.{k}", "the input layer (the first) takes no " + k)
         self.keys(table, INPUT_LAYER_KEYS, key)
-        n = self.sizes(table, key)
-        if "names" in table:
-            names = self.names(table["names"], f"{key}.names", n)
+        shape: tuple[int, ...] = ()
+        if "shape" in table:
+            shape = input_shape(self, table, key)
+            n = math.prod(shape)
+            if n > MAX_NEURONS:
+                raise self.fail(f"{key}.shape", f"{n:,} inputs; the limit is {MAX_NEURONS:,}")
+            names = tuple(f"x{s}" for s in position_names(shape))
+            if "values" in table:  # nested like the shape: flat rows from here on
+                table = {**table, "values": flatten_nested(self, table["values"], shape, f"{key}.values")}
         else:
-            names = tuple(f"x{j}" for j in range(1, n + 1))
+            n = self.sizes(table, key)
+            if "names" in table:
+                names = self.names(table["names"], f"{key}.names", n)
+            else:
+                names = tuple(f"x{j}" for j in range(1, n + 1))
         self.input_table = table
         self.samples = self.sample_count(table, key)
         batch = self.given_numbers(table, key, "values", n, seed)
@@ -838,6 +882,7 @@ class _Validator:
             out_names=names,
             samples=batch,
             by_size="names" not in table,
+            shape=shape,
         )
 
     def sample_count(self, table: dict[str, Any], key: str) -> int | None:
@@ -863,13 +908,15 @@ class _Validator:
         is_output: bool,
         seed: int,
     ) -> LayerSpec:
-        self.keys(table, LAYER_KEYS, key)
         kind = table.get("kind", "dense")
         if kind not in LAYER_KINDS:
             hint = (suggest(kind, LAYER_KINDS) if isinstance(kind, str) else "") or "layer kinds: " + ", ".join(
                 LAYER_KINDS
             )
             raise self.fail(f"{key}.kind", f"unknown layer kind {_describe(kind)}", hint)
+        if kind in MAP_KINDS:
+            return map_layer(self, table, key, prev, is_output, kind)
+        self.keys(table, LAYER_KEYS, key)
         number = prev.number + 1
         n = self.sizes(table, key)
         by_size = "names" not in table
@@ -886,39 +933,9 @@ class _Validator:
         net_names = self.names(table["net_names"], f"{key}.net_names", n) if "net_names" in table else net_default
         out_names = self.names(table["out_names"], f"{key}.out_names", n) if "out_names" in table else out_default
 
-        activation = table.get("activation", "")
-        if not isinstance(activation, str) or not activation.strip():
-            raise self.fail(
-                f"{key}.activation",
-                "missing: give a built-in activation (" + ", ".join(BUILTIN_ACTIVATIONS) + ") or a formula in x",
-            )
-        activation = self.text(activation, f"{key}.activation", 400).strip()
-        if _looks_like_name(activation):
-            activation = builtin_activation(activation) or activation  # ReLU, Sigmoid: the table's spelling
-        builtin = ACTIVATIONS.get(activation)
-        if builtin is not None and builtin.layer_map and not is_output:
-            raise self.fail(f"{key}.activation", f"{activation} is allowed on the output layer only")
-        if builtin is not None and builtin.layer_map and n < 2:
-            raise self.fail(f"{key}.activation", f"{activation} over a single neuron is the constant 1; use sigmoid")
-        if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
-            hint = suggest(activation, BUILTIN_ACTIVATIONS)
-            if hint or activation != "x":
-                raise self.fail(
-                    f"{key}.activation",
-                    f"unknown activation {activation!r}",
-                    hint or "built in: " + ", ".join(BUILTIN_ACTIVATIONS) + "; or a formula in x",
-                )
-
+        activation = self.activation(table, key, is_output, n)
         m = prev.size
-        self.parameters += n * (m + 1)
-        estimate = self.parameters * BYTES_PER_PARAMETER
-        if estimate > MEMORY_BUDGET:  # before a weight is drawn or named
-            raise self.fail(
-                key,
-                f"{self.parameters:,} weights and biases up to this layer would take about {estimate / 2**30:.1f} GiB "
-                f"(≈ {BYTES_PER_PARAMETER} bytes each); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
-                "derive names and derives every parameter; make the layers narrower",
-            )
+        self.count_parameters(key, n * (m + 1))
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
         elif by_size or (prev.by_size and prev.number > 1):  # an input layer's x1, x2 … are real names
@@ -962,6 +979,44 @@ class _Validator:
             target_names=target_default if is_output else (),
             by_size=by_size,
         )
+
+    def activation(self, table: dict[str, Any], key: str, is_output: bool, size: int) -> str:
+        """A layer's activation: a built-in's name (as the table spells it) or a formula in x."""
+        activation = table.get("activation", "")
+        if not isinstance(activation, str) or not activation.strip():
+            raise self.fail(
+                f"{key}.activation",
+                "missing: give a built-in activation (" + ", ".join(BUILTIN_ACTIVATIONS) + ") or a formula in x",
+            )
+        activation = self.text(activation, f"{key}.activation", 400).strip()
+        if _looks_like_name(activation):
+            activation = builtin_activation(activation) or activation  # ReLU, Sigmoid: the table's spelling
+        builtin = ACTIVATIONS.get(activation)
+        if builtin is not None and builtin.layer_map and not is_output:
+            raise self.fail(f"{key}.activation", f"{activation} is allowed on the output layer only")
+        if builtin is not None and builtin.layer_map and size < 2:
+            raise self.fail(f"{key}.activation", f"{activation} over a single neuron is the constant 1; use sigmoid")
+        if _looks_like_name(activation) and activation not in BUILTIN_ACTIVATIONS:
+            hint = suggest(activation, BUILTIN_ACTIVATIONS)
+            if hint or activation != "x":
+                raise self.fail(
+                    f"{key}.activation",
+                    f"unknown activation {activation!r}",
+                    hint or "built in: " + ", ".join(BUILTIN_ACTIVATIONS) + "; or a formula in x",
+                )
+        return activation
+
+    def count_parameters(self, key: str, added: int) -> None:
+        """Count a layer's weights and biases; refuse before any is drawn or named when they would not fit."""
+        self.parameters += added
+        estimate = self.parameters * BYTES_PER_PARAMETER
+        if estimate > MEMORY_BUDGET:
+            raise self.fail(
+                key,
+                f"{self.parameters:,} weights and biases up to this layer would take about {estimate / 2**30:.1f} GiB "
+                f"(≈ {BYTES_PER_PARAMETER} bytes each); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
+                "derive names and derives every parameter; make the layers narrower",
+            )
 
     def published_number(self, value: Any, key: str) -> str:
         """A published number as printed: a TOML number, or a string when its trailing zeros matter ("0.40")."""
