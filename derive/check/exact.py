@@ -32,6 +32,7 @@ from ..errors import DeriveError
 if TYPE_CHECKING:
     import sympy as sp
 
+    from ..core.network import Network
     from ..core.worked import Worked
     from .claims import Quantity
 
@@ -155,8 +156,11 @@ class Precise:
     def __init__(self, model: Worked) -> None:
         self.model = model
         self.network = model.network
+        # a batch through max pools: each sample's network routes by its own winners (the model knows them)
+        sample_networks = getattr(model, "_sample_networks", None)
+        self.networks: list[Network] | None = sample_networks() if sample_networks is not None else None
         self.reduction = model.spec.loss.reduction
-        self._derivations: dict[sp.Symbol, sp.Expr] = {}
+        self._derivations: dict[tuple[int, sp.Symbol], sp.Expr] = {}
         self._replayed: dict[int, tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]] = {}
 
     def given(self, q: Quantity) -> Decimal | None:
@@ -209,17 +213,18 @@ class Precise:
         assert points is not None
         start = points[sample]
         extra = max(0, _saturation_digits(start.largest_net()))
+        net = self.networks[sample] if self.networks else self.network
         if step == 0:
-            return ExactPoint(self.network, start, digits + extra)
+            return ExactPoint(net, start, digits + extra)
         given = self._replay(step, digits)[0][sample]
-        return ExactPoint(self.network, given, digits + extra)
+        return ExactPoint(net, given, digits + extra)
 
     def _at_point(self, q: Quantity, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:
         from ..core.chain import local_factor
         from ..core.network import LOSS_SYMBOL
         from .claims import Kind
 
-        net = self.network
+        net = getattr(point, "net", self.network)  # the sample's own (max pools route by its numbers)
         if q.kind is Kind.VALUE:
             symbol = LOSS_SYMBOL if q.of == "E" else net.symbols[q.of]
             return _exact(symbol, point, digits)
@@ -230,24 +235,27 @@ class Precise:
             assert neuron.delta is not None
             return _exact(neuron.delta, point, digits)
         if q.kind is Kind.GRAD:
-            return _at(self._gradient(net.symbols[q.wrt]), point, digits)
+            return _at(self._gradient(net.symbols[q.wrt], net), point, digits)
         if q.kind is Kind.PARTIAL:
-            return self._partial(q.of, q.wrt, point, digits)
+            return self._partial(q.of, q.wrt, point, digits, net)
         factor = local_factor(net, net.symbols[q.of], net.symbols[q.wrt])
         assert factor is not None
         return _at(factor, point, digits)
 
-    def _gradient(self, symbol: sp.Symbol) -> sp.Expr:
-        """∂E/∂symbol in δ form (Σ δ·∂net/∂symbol), derived once."""
+    def _gradient(self, symbol: sp.Symbol, net: Network | None = None) -> sp.Expr:
+        """∂E/∂symbol in δ form (Σ δ·∂net/∂symbol), derived once for each network."""
         from ..core.chain import derive
 
-        if symbol not in self._derivations:
-            self._derivations[symbol] = derive(self.network, symbol).delta_expression
-        return self._derivations[symbol]
+        net = net or self.network
+        key = (id(net), symbol)
+        if key not in self._derivations:
+            self._derivations[key] = derive(net, symbol).delta_expression
+        return self._derivations[key]
 
-    def _partial(self, label: str, wrt: str, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:
+    def _partial(
+        self, label: str, wrt: str, point: Mapping[sp.Symbol, object], digits: int, net: Network
+    ) -> sp.Expr | None:
         """dE_k/dX: output k's error alone through BP1 and BP2 (as :meth:`_Values._partial`), exactly."""
-        net = self.network
         out_k = _output(net, label).out
         dE_k = net.dE_dout[out_k]
         symbol = net.symbols[wrt]
@@ -261,7 +269,7 @@ class Precise:
         for layer in reversed(net.layers[1:-1]):
             for h in layer.neurons:
                 alone[h.delta] = _at(net.delta_definitions[h.delta], alone, digits)
-        return _at(self._gradient(symbol), alone, digits)
+        return _at(self._gradient(symbol, net), alone, digits)
 
     # -- N updates replayed ------------------------------------------------------
 
@@ -278,6 +286,13 @@ class Precise:
         if key in self._replayed:
             return self._replayed[key]
         cost = self.steps_cost(steps)
+        if self.network.has_max_pools:
+            raise DeriveError(
+                f"a claim after {steps:,} updates with more digits than float64 holds needs the updates replayed "
+                "at high precision, and a max pool routes by each step's own numbers (not replayed)",
+                where=self.model.spec.source,
+                hint=f"claim at most {FLOAT_DIGITS} significant digits after updates of a max-pool network",
+            )
         if cost > REPLAY_BUDGET:
             raise DeriveError(
                 f"a claim after {steps:,} updates with more digits than float64 holds needs the updates replayed "

@@ -86,7 +86,8 @@ def candidates(q: Quantity, values: _Values) -> Iterator[Candidate]:
 
     net = values.network
     symbol = _differentiated(q, values)
-    if symbol is not None:
+    # a batch through max pools routes each sample by its own winners: no path is walked in one network
+    if symbol is not None and not (net.has_max_pools and values.samples > 1):
         yield from _paths(q, symbol, values)
     yield from _sign(q, values)
     yield from _loss_factor(q, values)
@@ -231,6 +232,8 @@ def _transposed(name: str, values: _Values) -> str | None:
     net = values.network
     info = net.info[name]
     layer = net.layers[info.layer]
+    if layer.spec.kind != "dense":  # a kernel's indices are not (into, from)
+        return None
     j, k = info.row, info.col
     if j is None or k is None or j == k or k >= len(layer.weights) or j >= len(layer.weights[k]):
         return None
