@@ -303,3 +303,10 @@ def test_a_conv_net_learns_the_digits(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["test_accuracy"] >= 0.93, summary
+
+
+def test_a_conv_layers_whole_matrix_is_refused_with_the_way_to_ask():
+    """∂E/∂W2 of a conv is no δ·aᵀ outer product (each kernel weight is used at many positions)."""
+    out = derive_cli("grad", "tinyconv", "W2")
+    assert out.returncode == 2
+    assert "no δ·aᵀ outer product" in out.stderr and "w2_1_1_1_1" in out.stderr

@@ -25,9 +25,8 @@ import sympy as sp
 from ..codegen.engine import Breakdown, Compiled
 from ..core.chain import BatchDerivation, Derivation, ExactPoint, derive, derive_all, derive_batch, exact_point
 from ..core.network import LOSS_SYMBOL, Network, SymbolKind
-from ..core.optimizer import Optimizer
 from ..core.point import Point
-from ..core.policy import POLICY, Number, reduce_exact
+from ..core.policy import POLICY, Number, as_float, reduce_exact
 from ..errors import DeriveError
 from ..files import LectureFormat, lecture_format
 from ..present.numbers import FLOAT_DIGITS
@@ -40,6 +39,7 @@ from ..spec.reading import (
     load_spec,
     parse_spec,
     validate_spec,
+    with_training,
     with_values,
 )
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ..check.claims import Report
     from ..fit.training import FitResult
     from ..present.matrix import MatrixGradient
+    from ..present.update import Update
 
 SpecRef = str | Path | Mapping[str, Any]
 TRAIN_CHUNK = 2000  # steps between progress reports
@@ -231,6 +232,16 @@ class Model:
             seeded=lambda index: seeded(self.spec, index).tolist(),
         )
         return Model(spec)
+
+    def with_training(self, settings: Mapping[str, Any]) -> Model:
+        """A new model whose [training] takes these settings over the spec's, checked as the spec's keys are.
+
+        >>> Model.load("mazur").with_training({"optimizer": "adam", "beta1": 0.8}).spec.training.beta1
+        0.8
+
+        A new optimizer starts from its own defaults; errors name the setting as ``derive fit``'s option (``--beta1``).
+        """
+        return Model(with_training(self.spec, _plain(dict(settings)), _option_name))
 
     # -- what a notebook shows ------------------------------------------------------
 
@@ -433,6 +444,20 @@ class Model:
             }
         return {name: Shown(d) for name, d in derive_all(self.network, self.point).items()}
 
+    def update(self, name: str, gradient: Number | None = None) -> Update | None:
+        """``name``'s update by the spec's optimiser: the rule, then two steps with their numbers and why each line
+        is there, as ``derive grad`` prints it after the derivation; None for plain gradient descent, for a
+        quantity the optimiser does not move, and for one sample's gradient of a batch (``w5[2]``).
+
+        ``gradient`` is ∂E/∂name at the spec's numbers when it is already derived (else it is derived here).
+        """
+        from ..present.update import update_of
+
+        if sample_suffix(name)[1] is not None or name not in self.network.symbols:
+            return None
+        first = as_float(gradient) if gradient is not None else None
+        return update_of(self, name, first)
+
     def layer_gradient(self, key: str) -> MatrixGradient:
         """∂E/∂W{l} or ∂E/∂b{l} for a whole layer, keyed as the exported module's params (``derive grad SPEC W3``)."""
         from ..present.matrix import is_matrix_key, matrix_gradient
@@ -513,13 +538,6 @@ class Model:
         if fmt == "html" and keep_tex:
             raise DeriveError("keep_tex keeps the LaTeX source next to a PDF; an HTML lecture has none")
         check_target(target)
-        if exercises and Optimizer.of(self.spec).settings_beyond_sgd:
-            raise DeriveError(
-                "the lecture's exercises ask for a step of plain gradient descent, and this spec trains with "
-                + Optimizer.of(self.spec).describe(),
-                where=self.spec.source,
-                hint="leave out --exercises, or train with the default optimizer (sgd without momentum or decay)",
-            )
         if exercises and self.is_batch:
             raise DeriveError(
                 f"the lecture's exercises are worked on one sample, and this spec holds {self.samples}",
@@ -631,12 +649,27 @@ class Model:
         one_hot: bool | None = None,
         path: str | Path | None = None,
         progress: Callable[[int, float, float], None] | None = None,
+        training: Mapping[str, Any] | None = None,
     ) -> FitResult:
         """Train on a data set with the generated module: ``derive fit`` (the same defaults).
 
         ``data`` is ``"digits"``, a ``.npz`` or a ``.csv`` file; the trained parameters are written to
-        ``path`` (``.npz``) when it is given; ``progress(epoch, loss, accuracy)`` after each epoch.
+        ``path`` (``.npz``) when it is given; ``progress(epoch, loss, accuracy)`` after each epoch;
+        ``training`` overrides the spec's optimiser settings (:meth:`with_training`: ``{"optimizer": "adam"}``).
         """
+        if training:
+            return self.with_training(training).fit(
+                data,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                test_fraction=test_fraction,
+                seed=seed,
+                scale=scale,
+                one_hot=one_hot,
+                path=path,
+                progress=progress,
+            )
         from ..files import check_target
         from ..fit.data import load_data
         from ..fit.training import FitOptions, save_params, target_range
@@ -701,6 +734,11 @@ def sample_suffix(name: str) -> tuple[str, int | None]:
         if index.isdigit() and len(index) <= 6 and base:
             return base, int(index)
     return name, None
+
+
+def _option_name(key: str) -> str:
+    """How ``derive fit`` spells a [training] key as an option: weight_decay is --weight-decay."""
+    return "--lr" if key == "learning_rate" else "--" + key.replace("_", "-")
 
 
 def _plain(value: Any) -> Any:

@@ -386,12 +386,18 @@ def grad(
     if isinstance(derivation, MatrixGradient):
         _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return
+    # an optimiser beyond plain gradient descent: its rule and two steps of this parameter follow the derivation
+    update = model.update(param, derivation.value)
     if fmt == "json":
-        _emit(_json(derivation.to_dict(digits)), output)
+        data = derivation.to_dict(digits)
+        if update is not None:
+            data["update"] = update.to_dict(digits)
+        _emit(_json(data), output)
     elif fmt == "latex":
-        _emit(derivation.latex(digits), output)
+        _emit(derivation.latex(digits) + ("" if update is None else update.latex(digits)), output)
     else:
-        _emit(derivation.text(digits, closed_form, _width(output)), output)
+        text = derivation.text(digits, closed_form, _width(output))
+        _emit(text if update is None else text + "\n" + update.text(digits), output)
 
 
 LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.files.LECTURE_SUFFIXES
@@ -743,6 +749,20 @@ def grade_command(class_dir: str, submissions: str, output: str | None, fmt: str
 )
 @LEARNING_RATE
 @click.option(
+    "--optimizer",
+    default=None,
+    help="Override the spec's optimizer: sgd, rmsprop, adam or adamw (torch.optim's, with its defaults).",
+)
+@click.option("--momentum", type=float, default=None, help="sgd's and rmsprop's momentum (default 0).")
+@click.option("--nesterov/--no-nesterov", default=None, help="sgd: Nesterov momentum (needs --momentum).")
+@click.option(
+    "--weight-decay", type=float, default=None, help="L2 weight decay (adamw: the decoupled decay, default 0.01)."
+)
+@click.option("--alpha", type=float, default=None, help="rmsprop's smoothing constant (default 0.99).")
+@click.option("--beta1", type=float, default=None, help="adam's and adamw's first beta (default 0.9).")
+@click.option("--beta2", type=float, default=None, help="adam's and adamw's second beta (default 0.999).")
+@click.option("--eps", type=float, default=None, help="rmsprop's, adam's and adamw's epsilon (default 1e-8).")
+@click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.25,
@@ -779,6 +799,14 @@ def fit(
     epochs: int,
     batch_size: int,
     learning_rate: float | None,
+    optimizer: str | None,
+    momentum: float | None,
+    nesterov: bool | None,
+    weight_decay: float | None,
+    alpha: float | None,
+    beta1: float | None,
+    beta2: float | None,
+    eps: float | None,
     test_fraction: float,
     seed: int,
     scale: str,
@@ -787,7 +815,10 @@ def fit(
     fmt: str,
     quiet: bool,
 ) -> None:
-    """Train SPEC's network on a data set with its generated module (mini-batches, the spec's optimiser)."""
+    """Train SPEC's network on a data set with its generated module (mini-batches, the spec's optimiser).
+
+    --optimizer and its settings override the spec's [training] and are checked as its keys are.
+    """
     from ..core.optimizer import Optimizer
     from ..files import check_target
     from ..fit.data import load_data
@@ -801,6 +832,19 @@ def fit(
     if output:
         check_target(output)  # before training, not after
     model = Model.load(spec)
+    given = {
+        "optimizer": optimizer,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "weight_decay": weight_decay,
+        "alpha": alpha,
+        "beta1": beta1,
+        "beta2": beta2,
+        "eps": eps,
+    }
+    settings = {key: value for key, value in given.items() if value is not None}
+    if settings:
+        model = model.with_training(settings)
     sizes = [layer.size for layer in model.spec.layers]
     data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
     if output:

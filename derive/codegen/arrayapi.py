@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 
 from ..errors import DeriveError
@@ -45,6 +46,8 @@ _FUNCTIONS = {
         "minimum",
         "where",
         "full_like",
+        "zeros_like",
+        "stack",
         "clip",
         "sum",
         "max",
@@ -103,7 +106,8 @@ def _line(line: str) -> str:
     indent = code[: len(code) - len(code.lstrip())]
     code = code.strip()
     if code.endswith(":"):
-        if any(isinstance(n, (ast.Call, ast.Attribute)) for n in ast.walk(_parse(code))):
+        loop = code.startswith("for ") and re.fullmatch(r"for \w+ in range\([-\d, ]+\):", code)
+        if not loop and any(isinstance(n, (ast.Call, ast.Attribute)) for n in ast.walk(_parse(code))):
             raise DeriveError(f"cannot write for the array API: {code}")  # headers are plain tests in derive's code
         return indent + code + comment
     (statement,) = ast.parse(code).body
@@ -195,6 +199,12 @@ class _Splicer:
             return product if node is self.whole else f"({product})"
         if method in _REDUCTIONS:
             return f"{NAMESPACE}.{method}({', '.join([self.emit(receiver), *self.arguments(node, skip_out=False)])})"
+        if method == "reshape" and node.args and not node.keywords:
+            shape = ", ".join(self.emit(a) for a in node.args)
+            return f"{NAMESPACE}.reshape({self.emit(receiver)}, ({shape}{',' if len(node.args) == 1 else ''}))"
+        if method == "append" and isinstance(receiver, ast.Name) and len(node.args) == 1:
+            return None  # a Python list of arrays (one a time step), stacked afterwards
+
         raise DeriveError(f"cannot write for the array API: the method .{method}() in {self.code}")
 
     def operand(self, node: ast.AST) -> str:

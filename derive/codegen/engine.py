@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.chain import exact_point
 from ..core.init import weights as init_weights
+from ..core.layers import weight_arrays, weight_matrix
 from ..core.network import LOSS_SYMBOL, Network
 from ..core.point import Arrays, Point
 from ..core.policy import Number, reduce_exact
@@ -75,10 +76,8 @@ class Compiled:
         layers = self.network.spec.layers
         for index in range(1, len(self.weights)):
             number = index + 1
-            if not layers[index].weight_names:  # a pool has no parameters
-                continue
-            # a conv's kernels are kept as a matrix, a row per output channel (the names' order); the module's W is 4-D
-            params[f"W{number}"] = self.weights[index].reshape(layers[index].parameter_shape)
+            # kept as a matrix, a row per unit in the names' order: a conv's W is 4-D in the module, an rnn's [W | U]
+            params.update(weight_arrays(layers[index], self.weights[index]))
             bias = self.biases[index]
             if bias is not None:
                 params[f"b{number}"] = bias
@@ -143,13 +142,15 @@ class Compiled:
             loss, grads = self._module.loss_and_gradients(self._params(), X, T)
         grad_w: list[Array] = [np.zeros((0, 0))]
         grad_b: list[Array | None] = [None]
+        layers = self.network.spec.layers
         for index in range(1, len(self.weights)):
             number = index + 1
-            if f"W{number}" not in grads:  # a pool
+            matrix = weight_matrix(layers[index], grads)
+            if matrix is None:  # a pool
                 grad_w.append(np.zeros((0, 0)))
                 grad_b.append(None)
                 continue
-            grad_w.append(np.asarray(grads[f"W{number}"]).reshape(self.weights[index].shape))
+            grad_w.append(matrix)
             grad_b.append(None if self.biases[index] is None else np.asarray(grads[f"b{number}"]))
         return float(loss), grad_w, grad_b
 
@@ -211,11 +212,13 @@ class Compiled:
             params = self._params()
             loss, grads = self._module.loss_and_gradients(params, *self._batch(None, None))
             new, self.state = self._module.update(params, grads, self.state, learning_rate)
+        layers = self.network.spec.layers
         for index in range(1, len(self.weights)):
             number = index + 1
-            if f"W{number}" not in new:  # a pool
+            matrix = weight_matrix(layers[index], new)
+            if matrix is None:  # a pool
                 continue
-            self.weights[index] = new[f"W{number}"].reshape(self.weights[index].shape)
+            self.weights[index] = matrix
             if self.biases[index] is not None:
                 self.biases[index] = new[f"b{number}"]
         return float(loss)
@@ -258,9 +261,7 @@ class Compiled:
         """The optimiser's buffer ``name`` (torch's: exp_avg, momentum_buffer, …) for every trained parameter."""
         arrays = self.state.get(name, {})
         numbers = [layer.number for layer in self.network.spec.layers[1:]]
-        flat = {key: value.reshape(value.shape[0], -1) for key, value in arrays.items() if np.ndim(value) > 2}
-        arrays = {**arrays, **flat}
-        weights = [None, *(arrays.get(f"W{n}") for n in numbers)]
+        weights = [None, *(weight_matrix(layer, arrays) for layer in self.network.spec.layers[1:])]
         biases = [None, *(arrays.get(f"b{n}") for n in numbers)]
         return self._by_name(weights, biases)  # biases the optimiser leaves alone have no buffer
 

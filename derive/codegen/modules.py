@@ -25,7 +25,7 @@ import sympy as sp
 from ..core.chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from ..core.init import SOURCE as INIT_SOURCE
 from ..core.init import scheme as init_scheme
-from ..core.layers import MAP_SOURCE, kind_of
+from ..core.layers import MAP_SOURCE, Recurrent, kind_of
 from ..core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
 from ..core.rules import (
     LOG_1MO,
@@ -215,7 +215,18 @@ class VectorModule:
         """z = a Wᵀ + b and a = f(z), layer by layer; ``keep_z``: never write an activation into z's buffer."""
         lines: list[str] = []
         for layer in self.layers[1:]:
-            lines.extend(kind_of(layer).forward_lines(layer, self.prev_name(layer)))
+            kind = kind_of(layer)
+            if isinstance(kind, Recurrent):  # the activation is applied inside the loop over the steps
+                rule = self.rules[layer.number]
+                assert isinstance(rule, Activation)
+                f = rule.f
+                lines.extend(
+                    kind.recurrent_forward_lines(
+                        layer, self.prev_name(layer), lambda z, f=f: _elementwise(f, {X: z}, "f")
+                    )
+                )
+                continue
+            lines.extend(kind.forward_lines(layer, self.prev_name(layer)))
             lines.extend(self.activation_lines(layer, keep_z))
         return lines
 
@@ -223,7 +234,9 @@ class VectorModule:
         """What a layer reads: X or a{l−1}; a dense layer reads maps flattened, channel first (torch.flatten)."""
         l = layer.number
         name = "X" if l == 2 else f"a{l - 1}"
-        if layer.geometry is None and self.layers[l - 2].shape:
+        if self.layers[l - 2].steps:  # an rnn before it: the last state
+            return f"a{l - 1}[:, -1]"
+        if layer.geometry is None and layer.kind == "dense" and self.layers[l - 2].shape:
             return f"{name}.reshape({name}.shape[0], -1)"
         return name
 
@@ -234,6 +247,8 @@ class VectorModule:
             if not layer.weight_names:  # a pool has no parameters
                 continue
             lines.append(f'W{l} = params["W{l}"]')
+            if layer.steps:
+                lines.append(f'U{l} = params["U{l}"]')
             if layer.bias.kind is not BiasKind.NONE:
                 lines.append(f'b{l} = params["b{l}"]')
         return lines
@@ -376,8 +391,17 @@ class VectorModule:
         uses_out = rule.fprime_in_out is not None
         fprime = rule.fprime_in_out if uses_out else rule.fprime
         assert fprime is not None
-        temps, code = _elementwise(fprime, {Y: f"a{l}", X: f"z{l}"}, f"p{l}_")
         following = self.layers[l]  # layer l + 1 (layers are numbered from 1, indexed from 0)
+        kind = kind_of(layer)
+        if isinstance(kind, Recurrent):
+            fp = fprime
+            last = kind_of(following).back_lines(following, ())
+            return [
+                f"# ∂E/∂h_{layer.steps} = δ{l + 1} W{l + 1}: layer {l + 1} reads the last state",
+                *last,
+                *kind.recurrent_back_lines(layer, lambda a, z: _elementwise(fp, {Y: a, X: z}, f"p{l}_")),
+            ]
+        temps, code = _elementwise(fprime, {Y: f"a{l}", X: f"z{l}"}, f"p{l}_")
         lines = kind_of(following).back_lines(following, layer.shape)
         if fprime != 1:
             lines.append(f"d{l} *= {code}")  # in place: the product above is a fresh array
@@ -387,7 +411,7 @@ class VectorModule:
 
     def gradient_lines(self, layer: LayerSpec) -> list[str]:
         l = layer.number
-        return kind_of(layer).gradient_lines(layer, self.prev_name(layer), self.layers[l - 2].size)
+        return kind_of(layer).gradient_lines(layer, self.prev_name(layer), self.layers[l - 2].exposed_size)
 
     def backward_lines(self) -> list[str]:
         lines = ["single = X.shape[0] == 1", "grads = {}"]
@@ -441,7 +465,10 @@ class VectorModule:
             if layer.geometry is not None:
                 lines += self.map_parameter_index_lines(layer)
                 continue
-            n, m = layer.size, self.layers[i - 1].size
+            if layer.steps:
+                lines += self.rnn_parameter_index_lines(layer)
+                continue
+            n, m = layer.size, self.layers[i - 1].exposed_size
             default = all(layer.weight_names[j][k] == f"w{l}_{j + 1}_{k + 1}" for j in range(n) for k in range(m))
             if default:
                 lines.append(
@@ -460,6 +487,21 @@ class VectorModule:
                 else:
                     entries = ", ".join(f"{b!r}: ('b{l}', ({j},))" for j, b in enumerate(layer.bias.names))
                     lines.append(f"PARAMETER_INDEX.update({{{entries}}})")
+        return lines
+
+    def rnn_parameter_index_lines(self, layer: LayerSpec) -> list[str]:
+        """An rnn's input weights w{l}_j_k → ("W{l}", (j−1, k−1)), recurrent u{l}_j_k → ("U{l}", …), biases b{l}_j."""
+        l = layer.number
+        units = len(layer.weight_names)
+        features = len(layer.weight_names[0]) - units
+        lines = [
+            f'PARAMETER_INDEX.update({{f"w{l}_{{j + 1}}_{{k + 1}}": ("W{l}", (j, k)) for j in range({units}) for k in range({features})}})',
+            f'PARAMETER_INDEX.update({{f"u{l}_{{j + 1}}_{{k + 1}}": ("U{l}", (j, k)) for j in range({units}) for k in range({units})}})',
+        ]
+        if layer.bias.kind is BiasKind.SHARED:
+            lines.append(f"PARAMETER_INDEX[{layer.bias.names[0]!r}] = ('b{l}', ())")
+        elif layer.bias.kind is BiasKind.PER_NEURON:
+            lines.append(f'PARAMETER_INDEX.update({{f"b{l}_{{j + 1}}": ("b{l}", (j,)) for j in range({units})}})')
         return lines
 
     def map_parameter_index_lines(self, layer: LayerSpec) -> list[str]:
@@ -486,12 +528,15 @@ class VectorModule:
             if layer.geometry is not None:
                 lines += self.map_init_lines(layer)
                 continue
+            if layer.steps:
+                lines += self.rnn_init_lines(layer)
+                continue
             if not self.parameters:
-                lines.append(f'"W{l}": np.zeros(({layer.size}, {self.layers[i - 1].size})),')
+                lines.append(f'"W{l}": np.zeros(({layer.size}, {self.layers[i - 1].exposed_size})),')
             elif layer.weights:
                 lines.append(f'"W{l}": np.array({_array(layer.weights)}),')
             else:
-                n, m = layer.size, self.layers[i - 1].size
+                n, m = layer.size, self.layers[i - 1].exposed_size
                 lines.append(f'"W{l}": {init_scheme(layer)}(seed, {l}, {n}, {m}),')
             if layer.bias.kind is BiasKind.SHARED:
                 lines.append(f'"b{l}": np.array({_f(layer.bias.values[0])}),')
@@ -501,6 +546,32 @@ class VectorModule:
                     lines.append(f'"b{l}": np.zeros({len(values)}),')
                 else:
                     lines.append(f'"b{l}": np.array({_array(values)}),')
+        return lines
+
+    def rnn_init_lines(self, layer: LayerSpec) -> list[str]:
+        """An rnn's W{l} (H, D) and U{l} (H, H): the spec's, or [W | U] drawn as one matrix and split."""
+        l = layer.number
+        units = len(layer.weight_names)
+        features = len(layer.weight_names[0]) - units
+        if not self.parameters:
+            lines = [f'"W{l}": np.zeros(({units}, {features})),', f'"U{l}": np.zeros(({units}, {units})),']
+        elif layer.weights:
+            lines = [
+                f'"W{l}": np.array({_array([row[:features] for row in layer.weights])}),',
+                f'"U{l}": np.array({_array([row[features:] for row in layer.weights])}),',
+            ]
+        else:
+            drawn = f"{init_scheme(layer)}(seed, {l}, {units}, {features + units})"
+            lines = [f'**dict(zip(("W{l}", "U{l}"), np.hsplit({drawn}, [{features}]))),  # [W | U], one draw']
+        if layer.bias.kind is BiasKind.SHARED:
+            lines.append(f'"b{l}": np.array({_f(layer.bias.values[0])}),')
+        elif layer.bias.kind is BiasKind.PER_NEURON:
+            values = layer.bias.values
+            lines.append(
+                f'"b{l}": np.zeros({len(values)}),'
+                if all(v == 0 for v in values)
+                else f'"b{l}": np.array({_array(values)}),'
+            )
         return lines
 
     def map_init_lines(self, layer: LayerSpec) -> list[str]:

@@ -23,8 +23,8 @@ import mpmath
 import sympy as sp
 
 from ..errors import TooLargeError
-from .layers import Dyadic, dyadic
-from .network import LOSS_SYMBOL, Network, Neuron, SymbolKind
+from .layers import Dense, Dyadic, Recurrent, dyadic, exact_sum
+from .network import LOSS_SYMBOL, Layer, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
 from .policy import (
     POLICY,
@@ -365,23 +365,57 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                 self.forward(lower)
         if index not in self._forward:
             layer = self.net.layers[index]
-            prev = self._outs(index - 1)
+            prev = self._read(index - 1)
             weights = self._dyadic_weights(index)
             biases = self._biases(index)
             nets: list[Number | None] = [None] * layer.size
-            if weights is not None and all(o is not None for o in prev):
+            rule = layer.rule
+            if isinstance(layer.kind, Recurrent) and isinstance(rule, Activation):
+                outs: list[Number | None] = self._recurrent_forward(layer, prev, weights, biases, nets, rule)
+            elif weights is not None and all(o is not None for o in prev):
                 outs_dyadic = [dyadic(o) for o in prev if o is not None]
                 for j in range(layer.size):
                     if layer.biases[j] is None or biases[j] is not None:
                         nets[j] = layer.kind.exact_net(layer, j, weights, outs_dyadic, biases[j], self.digits)
-            rule = layer.rule
-            if isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
+            if isinstance(layer.kind, Recurrent):
+                pass  # the states are made step by step, above
+            elif isinstance(rule, Activation):  # f of each net: the rule's formula, without making out_j = f(net_j)
                 outs = [self._elementwise(rule.f, X, z) for z in nets]
             else:
                 known: dict[sp.Symbol, Number | None] = dict(zip(layer.nets, nets))
                 outs = [self._define(self.net.out_definitions[o], known) for o in layer.outs]
             self._forward[index] = (nets, outs)
         return self._forward[index]
+
+    def _read(self, index: int) -> list[Number | None]:
+        """The outs of layer ``index`` that the next layer reads (an rnn's last states)."""
+        outs = self._outs(index)
+        layer = self.net.layers[index]
+        if index > 0 and isinstance(layer.kind, Recurrent):
+            return [outs[n] for n in layer.kind.exposed(layer.spec)]
+        return outs
+
+    def _recurrent_forward(
+        self,
+        layer: Layer,
+        prev: list[Number | None],
+        weights: list[list[Dyadic]] | None,
+        biases: list[Number | None],
+        nets: list[Number | None],
+        rule: Activation,
+    ) -> list[Number | None]:
+        """An rnn's states step by step: z_t from the inputs and h_{t−1}, then h_t = f(z_t); ``nets`` filled in."""
+        outs: list[Number | None] = [None] * layer.size
+        if weights is None or any(o is None for o in prev) or any(b is None for b in biases if b is not None):
+            return outs
+        known = [dyadic(o) for o in prev if o is not None]
+        for n in range(layer.size):
+            nets[n] = layer.kind.exact_net(layer, n, weights, known, biases[n], self.digits)
+            outs[n] = self._elementwise(rule.f, X, nets[n])
+            if outs[n] is None:
+                return outs
+            known.append(dyadic(outs[n]))
+        return outs
 
     def deltas(self, index: int) -> list[Number | None]:
         """The δs of layer ``index``."""
@@ -398,6 +432,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                 # bce ∘ softmax: the chain-rule δ is 0/0 where an output is 1 to more digits than we carry
                 definitions = self.net.stable_output_deltas or self.net.delta_definitions
                 result = [self._define(definitions[d], known) for d in layer.deltas]
+            elif isinstance(layer.kind, Recurrent):
+                result = self._recurrent_deltas(index, nets, outs)
             else:
                 # δ_h = (Σ_i δ_i w_ih) · ∂out_h/∂net_h (the hidden δ definition, BP2), the sum exactly
                 above = self.deltas(index + 1)
@@ -428,6 +464,41 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
                     result.append(self._rounded(sp.Float(back, self.digits) * exactly(local)))
             self._deltas[index] = result
         return self._deltas[index]
+
+    def _recurrent_deltas(
+        self, index: int, nets: list[Number | None], outs: list[Number | None]
+    ) -> list[Number | None]:
+        """BPTT exactly, last step first: δ_t = f′(z_t) · (Σ_j δ_{t+1},j u_jk + [t = T] Σ_i δ_i w_ik of the next layer)."""
+        layer = self.net.layers[index]
+        kind = layer.kind
+        rule = layer.rule
+        assert isinstance(kind, Recurrent) and isinstance(rule, Activation)
+        result: list[Number | None] = [None] * layer.size
+        own_weights = self._dyadic_weights(index)
+        above = self.deltas(index + 1)
+        nxt = self.net.layers[index + 1]
+        next_weights = self._dyadic_weights(index + 1)
+        if own_weights is None or next_weights is None or any(d is None for d in above):
+            return result
+        above_dyadic = [dyadic(d) for d in above if d is not None]
+        later: dict[int, Dyadic] = {}
+        for n in reversed(range(layer.size)):
+            if rule.fprime_in_out is not None:
+                local = self._elementwise(rule.fprime_in_out, Y, outs[n])
+            else:
+                local = self._elementwise(rule.fprime, X, nets[n])
+            coefficients, values = kind.self_back_terms(layer, n, own_weights, later)
+            read = self.net.read_index(index, n)
+            if read is not None:
+                assert isinstance(nxt.kind, Dense), "a dense layer reads an rnn's last state"
+                more = nxt.kind.back_terms(nxt, read, next_weights, above_dyadic)
+                coefficients, values = coefficients + more[0], values + more[1]
+            if local is None:
+                return result
+            back = exact_sum(coefficients, values, None, self.digits)
+            result[n] = back if local == 1 else self._rounded(back * exactly(local))
+            later[n] = dyadic(result[n])
+        return result
 
     def loss(self) -> Number | None:
         if not self._loss:
@@ -756,9 +827,9 @@ class _Expander:
             return 1
         layer = self.net.layers[info.layer]
         assert info.row is not None
-        row = info.row if layer.is_output else 0
+        row = info.row if layer.is_output or not isinstance(layer.kind, Dense) else 0  # dense neurons are alike
         key = (info.kind, info.layer, row)
-        if key not in self._sizes and info.kind is SymbolKind.NET:
+        if key not in self._sizes and info.kind is SymbolKind.NET and not isinstance(layer.kind, Recurrent):
             # counted from the layer kind's rule without making the sum
             prev = self.net.layers[info.layer - 1]
             out_size = 1 if prev.index == 0 else self.size(prev.outs[0])  # an input is a symbol of size 1
@@ -795,6 +866,12 @@ def expand_definitions(
     keep: frozenset[sp.Symbol] = frozenset(),
 ) -> sp.Expr:
     """``expr`` with every net, out and δ but those in ``keep`` replaced by its definition (``deltas`` first)."""
+    if any(isinstance(layer.kind, Recurrent) for layer in net.layers[1:]):
+        raise TooLargeError(
+            f"the closed form of {label} nests every time step inside the next (a recurrent layer): "
+            "derive shows the sum over steps and the δs instead",
+            limit=limit,
+        )
     if len(net.layers) > MAX_CLOSED_FORM_LAYERS:  # nested this deep, sympy's own recursion would fail first
         raise TooLargeError(
             f"the closed form of ∂E/∂{label} would be nested {len(net.layers)} layers deep "

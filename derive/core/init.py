@@ -50,6 +50,10 @@ def weights(spec: Spec, index: int) -> np.ndarray:
         n, m = len(layer.weight_names), layer.geometry.fan_in
         result_map: np.ndarray = _namespace[scheme(layer)](spec.seed, layer.number, n, m)
         return result_map
-    n, m = layer.size, spec.layers[index - 1].size
+    if layer.kind == "rnn":  # [W | U] drawn as one matrix: the fan-in of a state is D + H
+        n, m = len(layer.weight_names), len(layer.weight_names[0])
+        result_rnn: np.ndarray = _namespace[scheme(layer)](spec.seed, layer.number, n, m)
+        return result_rnn
+    n, m = layer.size, spec.layers[index - 1].exposed_size
     result: np.ndarray = _namespace[scheme(layer)](spec.seed, layer.number, n, m)
     return result

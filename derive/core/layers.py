@@ -16,7 +16,7 @@ many uses, as a shared bias is); a recurrence will be another class here, not br
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
@@ -52,6 +52,8 @@ class LayerView(Protocol):
     def biases(self) -> tuple[sp.Symbol | None, ...]: ...
     @property
     def deltas(self) -> tuple[sp.Symbol, ...]: ...
+    @property
+    def outs(self) -> tuple[sp.Symbol, ...]: ...
     @property
     def routes(self) -> Sequence[int]: ...
 
@@ -118,6 +120,12 @@ class Dense:
     ) -> sp.Float:
         """net_j exactly (Σ w·o + b in integers), rounded once to ``digits``; ``weights`` as (m, e) pairs."""
         return exact_sum(weights[j], outs, bias, digits)
+
+    def back_terms(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic]
+    ) -> tuple[list[Dyadic], list[Dyadic]]:
+        """The products of Σ_j δ_j w_jk, as (coefficients, values)."""
+        return [row[k] for row in weights], list(deltas)
 
     def exact_back(
         self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
@@ -498,14 +506,241 @@ class Pool(MapKind):
         return []  # no parameters
 
 
-Value = Callable[[sp.Symbol], float]
+class Recurrent:
+    """A recurrent layer: h_t = f(W x_t + U h_{t−1} + b), h_0 = 0, over the T steps of the input sequence.
 
-KINDS: dict[str, Dense | Conv | Pool] = {
+    Its neurons are its states, step first: neuron n = t·H + j is unit j at step t (from 0). Its weight rows are
+    [W | U]: row j holds w_j1 … w_jD, then u_j1 … u_jH. An input weight w_jk is used at every step (in z_t,j,
+    with ∂z/∂w = x_t,k); a recurrent weight u_jk at every step but the first (∂z_t,j/∂u_jk = h_{t−1},k): its
+    gradient is a sum over time. A state feeds the next step's nets (its *own* layer's) as well as, at the last
+    step, the next layer: δ_t = f′(z_t) ⊙ (Uᵀ δ_{t+1} + ∂E/∂h_t), ∂E/∂h_t from the next layer only at t = T.
+    """
+
+    name = "rnn"
+
+    @staticmethod
+    def sizes(layer: LayerSpec) -> tuple[int, int, int]:
+        """(T, H, D): steps, units, input features."""
+        units = len(layer.weight_names)
+        return layer.steps, units, len(layer.weight_names[0]) - units
+
+    # -- the maths -----------------------------------------------------------------
+
+    def net(self, layer: LayerView, outs: Sequence[sp.Expr], n: int) -> sp.Expr:
+        _steps, units, features = self.sizes(layer.spec)
+        t, j = divmod(n, units)
+        row = layer.weights[j]
+        terms = [row[k] * outs[t * features + k] for k in range(features)]
+        if t > 0:
+            own = layer.outs
+            terms += [row[features + k] * own[(t - 1) * units + k] for k in range(units)]
+        bias = layer.biases[n]
+        return sp.Add(*terms, *([bias] if bias is not None else []))
+
+    def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
+        """w_jk: in z_t,j at every step t (factor x_t,k); u_jk: at every step after the first (factor h_{t−1},k)."""
+        steps, units, features = self.sizes(layer.spec)
+        if col < features:
+            return [Use(t * units + row, outs[t * features + col]) for t in range(steps)]
+        own = layer.outs
+        k = col - features
+        return [Use(t * units + row, own[(t - 1) * units + k]) for t in range(1, steps)]
+
+    def bias_index(self, layer: LayerSpec, n: int) -> int:
+        return n % self.sizes(layer)[1]
+
+    def bias_uses(self, layer: LayerView, row: int | None) -> list[Use]:
+        """A unit's bias is added at every step; a shared one at every unit of every step."""
+        steps, units, _ = self.sizes(layer.spec)
+        if row is None:
+            return [Use(n, sp.S.One) for n in range(layer.size)]
+        return [Use(t * units + row, sp.S.One) for t in range(steps)]
+
+    def out_uses(self, layer: LayerView, k: int) -> list[Use]:
+        """Input x_t,d feeds every unit's net at step t, through w_jd."""
+        _, units, features = self.sizes(layer.spec)
+        t, d = divmod(k, features)
+        return [Use(t * units + j, layer.weights[j][d]) for j in range(units)]
+
+    def out_heads(self, layer: LayerView, k: int) -> list[int]:
+        _, units, features = self.sizes(layer.spec)
+        t = k // features
+        return [t * units + j for j in range(units)]
+
+    def back(self, layer: LayerView, k: int) -> sp.Expr:
+        return sp.Add(*(layer.deltas[u.row] * u.factor for u in self.out_uses(layer, k)))
+
+    def self_uses(self, layer: LayerView, n: int) -> list[Use]:
+        """State h_t,k feeds every unit's net at step t + 1, through u_jk (none after the last step)."""
+        steps, units, features = self.sizes(layer.spec)
+        t, k = divmod(n, units)
+        if t + 1 >= steps:
+            return []
+        return [Use((t + 1) * units + j, layer.weights[j][features + k]) for j in range(units)]
+
+    def self_back(self, layer: LayerView, n: int) -> sp.Expr:
+        """Σ_j δ_{t+1},j u_jk: what flows back to h_t,k from the next step (BPTT's Uᵀ δ_{t+1})."""
+        return sp.Add(*(layer.deltas[u.row] * u.factor for u in self.self_uses(layer, n)))
+
+    def exposed(self, layer: LayerSpec) -> range:
+        """The neurons the next layer reads: the states of the last step."""
+        steps, units, _ = self.sizes(layer)
+        return range((steps - 1) * units, steps * units)
+
+    # -- floats and exact numbers ---------------------------------------------------
+
+    def net_terms(self, layer: LayerView, outs: Sequence[sp.Symbol], n: int, value: Value) -> list[float]:
+        _steps, units, features = self.sizes(layer.spec)
+        t, j = divmod(n, units)
+        row = layer.weights[j]
+        terms = [value(row[k]) * value(outs[t * features + k]) for k in range(features)]
+        if t > 0:
+            terms += [value(row[features + k]) * value(layer.outs[(t - 1) * units + k]) for k in range(units)]
+        bias = layer.biases[n]
+        return [*terms, value(bias)] if bias is not None else terms
+
+    def exact_net(
+        self,
+        layer: LayerView,
+        n: int,
+        weights: Sequence[Sequence[Dyadic]],
+        outs: Sequence[Dyadic],
+        bias: sp.Float | float | None,
+        digits: int,
+    ) -> sp.Float:
+        """z_t,j exactly; ``outs`` holds the input sequence, then this layer's states so far."""
+        steps, units, features = self.sizes(layer.spec)
+        t, j = divmod(n, units)
+        row = weights[j]
+        coefficients = list(row[:features])
+        values = [outs[t * features + k] for k in range(features)]
+        if t > 0:
+            start = steps * features + (t - 1) * units
+            coefficients += row[features:]
+            values += outs[start : start + units]
+        return exact_sum(coefficients, values, bias, digits)
+
+    def back_terms(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic]
+    ) -> tuple[list[Dyadic], list[Dyadic]]:
+        """The products of Σ_j δ_t,j w_jd for input k = (t, d), as (coefficients, values)."""
+        _, units, features = self.sizes(layer.spec)
+        t, d = divmod(k, features)
+        return [weights[j][d] for j in range(units)], [deltas[t * units + j] for j in range(units)]
+
+    def exact_back(
+        self, layer: LayerView, k: int, weights: Sequence[Sequence[Dyadic]], deltas: Sequence[Dyadic], digits: int
+    ) -> sp.Float:
+        return exact_sum(*self.back_terms(layer, k, weights, deltas), None, digits)
+
+    # -- generated lines (the exported module) -----------------------------------------
+
+    def recurrent_forward_lines(self, layer: LayerSpec, prev: str, f: Code) -> list[str]:
+        """z_t and h_t step by step; ``f(name)`` is the activation's lines and expression for the array ``name``."""
+        l = layer.number
+        steps, _units, _ = self.sizes(layer)
+        biased = layer.bias.kind is not BiasKind.NONE
+        temps, code = f("zt")
+        return [
+            f"# z{l}_t = x_t W{l}ᵀ + h_(t−1) U{l}ᵀ{' + b' + str(l) if biased else ''},  h_t = a{l}_t = f(z{l}_t),  "
+            "h_0 = 0: every step's x_t W",
+            f"# in one product, then a loop over the {steps} steps (each needs the state before it)",
+            f"xw{l} = {prev}.dot(W{l}.T)" + (f" + b{l}" if biased else ""),
+            f"h = np.zeros_like(xw{l}[:, 0])  # h_0 = 0",
+            f"zs{l}, hs{l} = [], []",
+            f"for t in range({steps}):",
+            f"    zt = xw{l}[:, t] + h.dot(U{l}.T)",
+            *(f"    {line}" for line in temps),
+            f"    h = {code}",
+            f"    zs{l}.append(zt)",
+            f"    hs{l}.append(h)",
+            f"z{l} = np.stack(zs{l}, axis=1)",
+            f"a{l} = np.stack(hs{l}, axis=1)",
+        ]
+
+    def recurrent_back_lines(self, layer: LayerSpec, fprime: Code) -> list[str]:
+        """BPTT: d{l} holds ∂E/∂h_T from the next layer; δ_t = (that at T, plus δ_(t+1) U) ⊙ f'(z_t), last first."""
+        l = layer.number
+        steps, _, _ = self.sizes(layer)
+        temps, code = fprime(f"a{l}[:, t]", f"z{l}[:, t]")
+        return [
+            f"# through time, last step first: δ{l}_t = (∂E/∂h_t + δ{l}_(t+1) U{l}) ⊙ f'(z{l}_t); "
+            f"∂E/∂h_t comes from layer {l + 1} at t = {steps} only",
+            f"g = d{l}",
+            f"ds{l} = []",
+            f"for t in range({steps - 1}, -1, -1):",
+            *(f"    {line}" for line in temps),
+            f"    dt = g * ({code})" if code != "1" else "    dt = g",
+            f"    ds{l}.append(dt)",
+            f"    g = dt.dot(U{l})",
+            f"d{l} = np.stack(ds{l}[::-1], axis=1)",
+        ]
+
+    def back_lines(self, layer: LayerSpec, prev_shape: tuple[int, ...] = ()) -> list[str]:
+        """Nothing: an rnn reads the input layer, which has no δ."""
+        return []
+
+    def gradient_lines(self, layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
+        """Each weight's gradient is a sum over time: W over every step, U over every step after the first."""
+        l = layer.number
+        _, units, features = self.sizes(layer)
+        lines = [
+            f"# ∂E/∂W{l} = Σ_t δ{l}_tᵀ x_t,  ∂E/∂U{l} = Σ_(t≥2) δ{l}_tᵀ h_(t−1): sums over time, as one product each",
+            f'grads["W{l}"] = d{l}.reshape(-1, {units}).T.dot({prev}.reshape(-1, {features}))',
+            f'grads["U{l}"] = d{l}[:, 1:].reshape(-1, {units}).T.dot(a{l}[:, :-1].reshape(-1, {units}))',
+        ]
+        if layer.bias.kind is BiasKind.PER_NEURON:
+            lines += [f"# ∂E/∂b{l} = Σ_t δ{l}_t (BP3 over the steps)", f'grads["b{l}"] = d{l}.sum(axis=(0, 1))']
+        elif layer.bias.kind is BiasKind.SHARED:
+            lines += [f"# ∂E/∂b{l} = every δ{l} (one bias for every unit and step)", f'grads["b{l}"] = d{l}.sum()']
+        return lines
+
+    def self_back_terms(
+        self, layer: LayerView, n: int, weights: Sequence[Sequence[Dyadic]], deltas: Mapping[int, Dyadic]
+    ) -> tuple[list[Dyadic], list[Dyadic]]:
+        """The products of Σ_j δ_{t+1},j u_jk for state n = (t, k), as (coefficients, values)."""
+        steps, units, features = self.sizes(layer.spec)
+        t, k = divmod(n, units)
+        if t + 1 >= steps:
+            return [], []
+        return [weights[j][features + k] for j in range(units)], [deltas[(t + 1) * units + j] for j in range(units)]
+
+
+Value = Callable[[sp.Symbol], float]
+Code = Callable[..., tuple[list[str], str]]  # names of arrays → (temporary lines, an expression), for the module
+
+KINDS: dict[str, Dense | Conv | Pool | Recurrent] = {
+    Recurrent.name: Recurrent(),
     Dense.name: Dense(),
     **{name: Conv(name) for name in CONV_KINDS},
     **{name: Pool(name) for name in POOL_KINDS},
 }
-Kind = Dense | Conv | Pool
+Kind = Dense | Conv | Pool | Recurrent
+
+
+def weight_arrays(layer: LayerSpec, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """A layer's weight matrix (a row per unit, the names' order) as the exported module's arrays: W{l} for a
+    dense layer, W{l} of torch's (C_out, C_in, kh, kw) for a conv, W{l} and U{l} for an rnn, none for a pool."""
+    l = layer.number
+    if not layer.weight_names:
+        return {}
+    if layer.kind == Recurrent.name:
+        features = len(layer.weight_names[0]) - len(layer.weight_names)
+        return {f"W{l}": matrix[:, :features], f"U{l}": matrix[:, features:]}
+    if layer.geometry is not None:
+        return {f"W{l}": matrix.reshape(layer.parameter_shape)}
+    return {f"W{l}": matrix}
+
+
+def weight_matrix(layer: LayerSpec, arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The inverse of :func:`weight_arrays`: the module's arrays as the layer's matrix (None if they are absent)."""
+    l = layer.number
+    if not layer.weight_names or f"W{l}" not in arrays:
+        return None
+    if layer.kind == Recurrent.name:
+        return np.hstack([np.asarray(arrays[f"W{l}"]), np.asarray(arrays[f"U{l}"])])
+    w = np.asarray(arrays[f"W{l}"])
+    return w.reshape(w.shape[0], -1) if w.ndim > 2 else w
 
 
 def kind_of(layer: LayerSpec) -> Kind:

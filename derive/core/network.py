@@ -26,7 +26,7 @@ import sympy as sp
 from ..errors import DeriveError, listing, shorten, suggest
 from ..spec.naming import latex_name
 from ..spec.reading import BiasKind, LayerSpec, Spec
-from .layers import Kind, kind_of
+from .layers import Kind, Recurrent, kind_of
 from .rules import (
     SYMMETRIC_FROM,
     Activation,
@@ -219,6 +219,13 @@ class Layer:
     @cached_property
     def outs(self) -> tuple[sp.Symbol, ...]:
         return tuple(n.out for n in self.neurons)
+
+    @cached_property
+    def exposed(self) -> tuple[sp.Symbol, ...]:
+        """The outs the next layer reads: an rnn's last states; every out otherwise."""
+        if self.index > 0 and isinstance(self.kind, Recurrent):
+            return tuple(self.outs[n] for n in self.kind.exposed(self.spec))
+        return self.outs
 
     @cached_property
     def deltas(self) -> tuple[sp.Symbol, ...]:
@@ -502,9 +509,16 @@ class Network:
         if info.kind in (SymbolKind.OUT, SymbolKind.INPUT):
             if info.layer == len(layers) - 1:
                 return [(LOSS_SYMBOL, self.dE_dout[node])]
-            nxt = layers[info.layer + 1]
             assert info.row is not None
-            return [(nxt.nets[u.row], u.factor) for u in nxt.kind.out_uses(nxt, info.row)]
+            layer = layers[info.layer]
+            edges: list[tuple[sp.Symbol, sp.Expr]] = []
+            if info.layer > 0 and isinstance(layer.kind, Recurrent):  # a state feeds the next step's nets
+                edges += [(layer.nets[u.row], u.factor) for u in layer.kind.self_uses(layer, info.row)]
+            read = self.read_index(info.layer, info.row)
+            if read is not None:
+                nxt = layers[info.layer + 1]
+                edges += [(nxt.nets[u.row], u.factor) for u in nxt.kind.out_uses(nxt, read)]
+            return edges
         if info.kind is SymbolKind.NET:
             neuron = self.neuron_of(node)
             edges = [(m.out, self.dout_dnet(m.out, node)) for m in self.feeds(neuron)]
@@ -512,11 +526,19 @@ class Network:
         layer = layers[info.layer]
         if info.kind is SymbolKind.WEIGHT:
             assert info.row is not None and info.col is not None
-            uses = layer.kind.weight_uses(layer, layers[info.layer - 1].outs, info.row, info.col)
+            uses = layer.kind.weight_uses(layer, layers[info.layer - 1].exposed, info.row, info.col)
             return [(layer.nets[u.row], u.factor) for u in uses]
         if info.kind is SymbolKind.BIAS:  # a shared bias: one use per neuron
             return [(layer.nets[u.row], u.factor) for u in layer.kind.bias_uses(layer, info.row)]
         return []
+
+    def read_index(self, index: int, row: int) -> int | None:
+        """Where out ``row`` of layer ``index`` sits among the outs the next layer reads (None: it reads it not)."""
+        layer = self.layers[index]
+        if index > 0 and isinstance(layer.kind, Recurrent):
+            exposed = layer.kind.exposed(layer.spec)
+            return row - exposed.start if row in exposed else None
+        return row
 
     def heads_from(self, node: sp.Symbol) -> list[sp.Symbol]:
         """The heads of :meth:`edges_from` (for counting paths: an elementwise net's one edge needs no factor)."""
@@ -529,6 +551,8 @@ class Network:
         if info is not None and info.kind in (SymbolKind.OUT, SymbolKind.INPUT) and info.layer < len(self.layers) - 1:
             nxt = self.layers[info.layer + 1]
             assert info.row is not None
+            if info.layer > 0 and isinstance(self.layers[info.layer].kind, Recurrent):
+                return [head for head, _ in self.edges_from(node)]
             return [nxt.nets[j] for j in nxt.kind.out_heads(nxt, info.row)]
         return [head for head, _ in self.edges_from(node)]
 
@@ -563,8 +587,8 @@ class Network:
         for layer in self.layers[1:]:
             per_net = [count(n.net) for n in layer.neurons if n.net is not None]
             bias = layer.spec.bias
-            if layer.spec.geometry is not None:  # a kernel weight or a channel's bias: the sum over its uses
-                prev = self.layers[layer.index - 1].outs
+            if layer.spec.geometry is not None or isinstance(layer.kind, Recurrent):  # the sum over its uses
+                prev = self.layers[layer.index - 1].exposed
                 for row, names in enumerate(layer.spec.weight_names):
                     for col, name in enumerate(names):
                         counts[name] = sum(per_net[u.row] for u in layer.kind.weight_uses(layer, prev, row, col))
@@ -605,7 +629,7 @@ class Network:
             return None
         assert info.row is not None
         layer = self.layers[info.layer]
-        return layer.kind.net(layer, self.layers[info.layer - 1].outs, info.row)
+        return layer.kind.net(layer, self.layers[info.layer - 1].exposed, info.row)
 
     @cached_property
     def out_definitions(self) -> Mapping[sp.Symbol, sp.Expr]:
@@ -724,8 +748,14 @@ class Network:
         assert n.net is not None
         if layer.is_output:
             return self._output_delta(n)
-        nxt = self.layers[info.layer + 1]
-        return nxt.kind.back(nxt, n.index) * self.dout_dnet(n.out, n.net)
+        back: list[sp.Expr] = []
+        if isinstance(layer.kind, Recurrent):  # BPTT: from the next step's nets, Σ_j δ_{t+1},j u_jk
+            back.append(layer.kind.self_back(layer, n.index))
+        read = self.read_index(info.layer, n.index)
+        if read is not None:
+            nxt = self.layers[info.layer + 1]
+            back.append(nxt.kind.back(nxt, read))
+        return sp.Add(*back) * self.dout_dnet(n.out, n.net)
 
     def _output_delta(self, n: Neuron) -> sp.Expr:
         out_layer = self.output_layer

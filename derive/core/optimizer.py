@@ -34,6 +34,30 @@ class Assignment:
     expr: sp.Expr
 
 
+# the settings as a person reads the rule: η is RATE; each symbol's value is the optimiser's (Optimizer.settings)
+SETTINGS = ("momentum", "weight_decay", "alpha", "beta1", "beta2", "eps")
+SETTING = {key: sp.Symbol(key, positive=True) for key in SETTINGS}
+# quantities of a step that no buffer keeps, named so the rule can be read a line at a time
+DECAYED_GRADIENT = sp.Symbol("decayed_gradient", real=True)  # g + λ·p
+DECAYED_PARAMETER = sp.Symbol("decayed_parameter", real=True)  # AdamW's p·(1 − η·λ), before the step
+EXP_AVG_HAT = sp.Symbol("exp_avg_hat", real=True)  # Adam's bias-corrected averages
+EXP_AVG_SQ_HAT = sp.Symbol("exp_avg_sq_hat", real=True)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of the rule as a person reads it: ``target = expr``, and ``why`` (a word key: ``why_<why>``).
+
+    The symbols are :meth:`Optimizer.rule`'s, the settings are SETTING's symbols, and a line may name a
+    quantity no buffer keeps (DECAYED_GRADIENT, EXP_AVG_HAT, …); a symbol on the right stands for the value
+    it has at that point, as in the rule.
+    """
+
+    target: sp.Symbol
+    expr: sp.Expr
+    why: str
+
+
 @dataclass(frozen=True)
 class Optimizer:
     """An optimiser with its settings (a spec's [training]); ``state`` are torch's names for its buffers."""
@@ -111,6 +135,54 @@ class Optimizer:
             denominator = sp.sqrt(v) / sp.sqrt(1 - b2**STEP) + f(t.eps)
             steps.append(Assignment(p, p - lr / (1 - b1**STEP) * m / denominator))
         return steps
+
+    def terms(self) -> list[Term]:
+        """The rule as a textbook writes it, a line per quantity with why it is there: the same step as
+        :meth:`rule` (which groups Adam's bias correction as torch computes it), with the settings as symbols
+        (their values: :meth:`setting_values`) and Adam's m̂ and v̂ written out."""
+        t, p, g, lr = self.settings, PARAMETER, GRADIENT, RATE
+        k = SETTING
+        lines: list[Term] = []
+        if t.weight_decay and self.name != "adamw":
+            lines.append(Term(DECAYED_GRADIENT, g + k["weight_decay"] * p, "weight_decay"))
+            g = DECAYED_GRADIENT
+        if self.name == "sgd":
+            if t.momentum > 0:
+                buf = self.symbol("momentum_buffer")
+                lines.append(Term(buf, k["momentum"] * buf + g, "momentum_sum"))
+                if t.nesterov:
+                    lines.append(Term(p, p - lr * (g + k["momentum"] * buf), "nesterov_step"))
+                else:
+                    lines.append(Term(p, p - lr * buf, "momentum_step"))
+            else:
+                lines.append(Term(p, p - lr * g, "descent"))
+        elif self.name == "rmsprop":
+            avg = self.symbol("square_avg")
+            lines.append(Term(avg, k["alpha"] * avg + (1 - k["alpha"]) * g**2, "square_avg"))
+            scaled = g / (sp.sqrt(avg) + k["eps"])
+            if t.momentum > 0:
+                buf = self.symbol("momentum_buffer")
+                lines.append(Term(buf, k["momentum"] * buf + scaled, "rms_momentum"))
+                lines.append(Term(p, p - lr * buf, "momentum_step"))
+            else:
+                lines.append(Term(p, p - lr * scaled, "rms_step"))
+        else:  # adam, adamw
+            m, v = self.symbol("exp_avg"), self.symbol("exp_avg_sq")
+            start = p
+            if self.name == "adamw" and t.weight_decay:
+                lines.append(Term(DECAYED_PARAMETER, p * (1 - lr * k["weight_decay"]), "decoupled_decay"))
+                start = DECAYED_PARAMETER
+            lines.append(Term(m, k["beta1"] * m + (1 - k["beta1"]) * g, "first_moment"))
+            lines.append(Term(v, k["beta2"] * v + (1 - k["beta2"]) * g**2, "second_moment"))
+            lines.append(Term(EXP_AVG_HAT, m / (1 - k["beta1"] ** STEP), "bias_correction"))
+            lines.append(Term(EXP_AVG_SQ_HAT, v / (1 - k["beta2"] ** STEP), "bias_correction_sq"))
+            lines.append(Term(p, start - lr * EXP_AVG_HAT / (sp.sqrt(EXP_AVG_SQ_HAT) + k["eps"]), "adaptive_step"))
+        return lines
+
+    def setting_values(self) -> dict[sp.Symbol, float]:
+        """The value of each setting symbol :meth:`terms` uses, and η's."""
+        values = {SETTING[key]: float(getattr(self.settings, key)) for key in SETTINGS}
+        return {**values, RATE: float(self.learning_rate)}
 
     def update(self, parameter: sp.Expr, gradient: sp.Expr, is_bias: bool = False) -> sp.Expr | None:
         """The parameter after one step of a stateless optimiser, in the given expressions; None with state."""

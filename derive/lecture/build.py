@@ -66,6 +66,7 @@ from .plan import (
     Text,
     say,
 )
+from .update import WithUpdate, first_step, update_blocks
 
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer
@@ -179,6 +180,7 @@ class _Builder:
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(batch.spec.published.values) if batch.spec.published else {}
         self.optimizer = Optimizer.of(batch.spec)
+        self.update_values: dict[sp.Symbol, float] = {}  # the numbers of the update's step-by-step lines
 
     # -- helpers ------------------------------------------------------------------
 
@@ -314,7 +316,7 @@ class _Builder:
             source=source,
             sections=tuple(sections),
             network=self.net,
-            point=self.point,
+            point=WithUpdate(self.update_values, self.point) if self.update_values else self.point,
             digits=self.options.digits,
         )
 
@@ -1044,6 +1046,11 @@ class _Builder:
                 )
             )
         ]
+        # another optimiser: its rule for the output layer's weight derived in full, and that weight's first two steps
+        weight = self.representative(self.net.output_layer)
+        known = None if self.batch.is_batch else self.derivation(weight.name).value
+        shown, self.update_values = update_blocks(self.batch, weight, None if known is None else float(known))
+        blocks.extend(shown)
         if not spec.training.update_biases and any(self.net.info[p].kind == "bias" for p in self.parameters):
             blocks.append(Paragraph((say("biases_fixed"),)))
         header = (say("parameter"), say("old"), say("gradient"), say("new"))
@@ -1328,30 +1335,24 @@ class _Builder:
                         ),
                     )
                 )
-        # 2. one update by hand
-        eta = self.model.spec.training.learning_rate
-        g = self.run.gradients[w.name]
-        old = self.run.old[w.name]
-        items.append(
-            Exercise(
-                (Paragraph((say("ex_update", weight=Math(w)),)),),
-                (
-                    Paragraph(
-                        (
-                            say(
-                                "ex_update_answer",
-                                weight=Math(w),
-                                old=Num(old),
-                                eta=Num(eta),
-                                g=Num(g),
-                                new=Num(self.run.new[w.name]),
-                            ),
-                        )
-                    ),
-                ),
-                (Claim(f"{w.name}'", self.run.new[w.name]),),  # gradable: `derive check SPEC w5'=…`
+        # 2. one update by hand: for another optimiser, its first step, line by line
+        worked = first_step(self.batch, w)
+        if worked is not None:
+            self.update_values.update(worked.values)
+            items.append(Exercise(worked.question, worked.answer, tuple(Claim(n, v) for n, v in worked.claims)))
+        else:
+            eta = self.model.spec.training.learning_rate
+            g = self.run.gradients[w.name]
+            old = self.run.old[w.name]
+            new = self.run.new[w.name]
+            answer = say("ex_update_answer", weight=Math(w), old=Num(old), eta=Num(eta), g=Num(g), new=Num(new))
+            items.append(
+                Exercise(
+                    (Paragraph((say("ex_update", weight=Math(w)),)),),
+                    (Paragraph((answer,)),),
+                    (Claim(f"{w.name}'", new),),  # gradable: `derive check SPEC w5'=…`
+                )
             )
-        )
         # 3. another activation for the first hidden neuron
         h = net.layers[1].neurons[0]
         assert h.net is not None

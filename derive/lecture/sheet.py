@@ -25,6 +25,7 @@ from ..core.rules import Activation
 from ..present.display import display_point
 from ..present.equations import Contribution, Partial, definition, product, total
 from ..present.numbers import DEFAULT_DIGITS, format_number
+from ..present.update import Update, update_of
 from .plan import (
     Block,
     Claim,
@@ -43,6 +44,7 @@ from .plan import (
     Text,
     say,
 )
+from .update import WithUpdate, first_step, step_values
 
 MAX_FORWARD_NEURONS = 12  # neurons whose forward pass is worked out in the key (the output layer always is)
 MAX_DEFINITIONS = 12  # neurons whose net and out are defined on the sheet
@@ -166,7 +168,16 @@ class _Questions:
         )
 
     def update(self, parameter: sp.Symbol) -> Exercise:
-        """p' = p − η·∂E/∂p: the gradient from the derivation, p' from one training step."""
+        """p' = p − η·∂E/∂p: the gradient from the derivation, p' from one training step; for another optimiser,
+        its first step (every line of its rule, from the optimiser's own terms and the engine's numbers)."""
+        worked = first_step(self.model, parameter)
+        if worked is not None:
+            hand_in = ", ".join(f"{name} = {format_number(value, self.digits)}" for name, value in worked.claims)
+            return Exercise(
+                worked.question,
+                (*worked.answer, Paragraph((say("sheet_answer", claim=Code(hand_in)),))),
+                tuple(Claim(name, value) for name, value in worked.claims),
+            )
         derivation = derive(self.net, parameter, self.model.point)
         assert derivation.value is not None
         rate = self.model.spec.training.learning_rate
@@ -233,6 +244,12 @@ def sheet_plan(
     symbols += [n.target for n in net.output_layer.neurons if n.target is not None]
     cells: list[tuple[Field, Field]] = [(Math(s), Num(model.point[s], digits)) for s in symbols]
     cells.append((say("sheet_rate"), Num(spec.training.learning_rate, digits)))
+    worked = _optimiser_step(model, exercises)
+    if worked is not None:  # the optimiser's settings are given too; its exercise's lines substitute numbers
+        update, values = worked
+        cells += [
+            (Math(line.chain.lhs), Num(line.chain.value or 0.0, digits)) for line in update.setting_lines(True)[1:]
+        ]
     rows = []
     for start in range(0, len(cells), GIVENS_PER_ROW):
         chunk = cells[start : start + GIVENS_PER_ROW]
@@ -271,10 +288,20 @@ def sheet_plan(
         source=spec_file,
         sections=(network, givens, last),
         network=net,
-        point=display_point(net, model.point),
+        point=WithUpdate(values, display_point(net, model.point)) if worked else display_point(net, model.point),
         digits=digits,
         subtitle=say("sheet_heading" if part == SHEET else "key_heading", label=Text(label)),
     )
+
+
+def _optimiser_step(model: Worked, exercises: tuple[Exercise, ...]) -> tuple[Update, dict[sp.Symbol, float]] | None:
+    """The optimiser's step a sheet asks for (its weight is the one handed in after one step: ``w1@1``), with the
+    numbers its lines stand for; None when the sheet asks for plain gradient descent."""
+    weights = [c.name[:-2] for e in exercises for c in e.claims if c.name.endswith("@1") and "(" not in c.name]
+    if not weights:
+        return None
+    update = update_of(model, weights[0], steps=1)
+    return None if update is None else (update, step_values(update))
 
 
 __all__ = ["KEY", "SHEET", "sheet_exercises", "sheet_plan"]

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DeriveError
 from .printing import format_number
 
-MATRIX_KEY = re.compile(r"(?P<kind>[Wb])(?P<layer>[0-9]{1,9})\Z")  # a layer number, never thousands of digits
+MATRIX_KEY = re.compile(r"(?P<kind>[WUb])(?P<layer>[0-9]{1,9})\Z")  # U: an rnn's; never thousands of digits
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,24 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
             hint=f"e.g. W{last} for the output layer's weights",
         )
     layer = layers[number]
+    spec = layer.spec
+    if spec.geometry is not None or spec.steps:
+        what = "a pool" if spec.geometry is not None and not spec.weight_names else f"{spec.kind} layer"
+        what = what if what.startswith("a ") else ("an " if what[0] in "aeiour" else "a ") + what
+        example = spec.weight_names[0][0] if spec.weight_names else ""
+        raise DeriveError(
+            f"∂E/∂{key}: layer {number} is {what}, whose weights are each used many times, so its gradient is no "
+            "δ·aᵀ outer product",
+            where=network.spec.source,
+            hint=(f"derive grad SPEC {example} shows one weight's sum over its uses; " if example else "")
+            + "derive grad SPEC --all gives every entry",
+        )
+    if m["kind"] == "U":
+        raise DeriveError(
+            f"no {key}: layer {number} is not recurrent (U{number} is an rnn's recurrent weights)",
+            where=network.spec.source,
+            hint=f"W{number} or b{number}",
+        )
     network.require_numbers(f"derive grad {key}")
     if getattr(model, "is_batch", False):
         form = f"δ{number} (a{number - 1})ᵀ" if m["kind"] == "W" else f"δ{number}"

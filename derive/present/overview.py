@@ -159,11 +159,19 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
         geometry = layer.spec.geometry
         if geometry is not None:
             what = map_words(layer.spec) + ("" if layer.spec.kind.startswith(("max", "avg")) else f", {what}")
+        elif layer.spec.shape and len(net.layers) > 1 and net.layers[1].spec.steps:
+            what = f"input, a sequence of {layer.spec.shape[0]} steps of {layer.spec.shape[1]} features"
+        elif layer.spec.steps:
+            units = layer.spec.exposed_size
+            what = f"rnn, {units} units × {layer.spec.steps} steps, {what}"
         elif layer.spec.shape:
             what = f"input, {_maps(layer.spec.shape)}"
-        if layer.spec.shape and not full:  # maps: the first and last names say the order (channel, row, column)
+        if (layer.spec.shape or layer.spec.steps) and not full:  # the first and last names say the order
             outs = layer.outs
-            where = "channel, row, column" if len(layer.spec.shape) == 3 else "channel, position"
+            if layer.spec.steps or (len(net.layers) > 1 and net.layers[1].spec.steps):
+                where = "unit, step" if layer.spec.steps else "feature, step"
+            else:
+                where = "channel, row, column" if len(layer.spec.shape) == 3 else "channel, position"
             names = f"{outs[0].name} … {outs[-1].name} ({where})"
         lines.append(f"  layer {layer.number} ({layer.size} neuron{'s' if layer.size != 1 else ''}, {what}): {names}")
         if geometry is not None and not layer.spec.weight_names:
@@ -177,6 +185,12 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
             weight_names = layer.spec.weight_names
             first, last = weight_names[0][0], weight_names[-1][-1]
             shape = "×".join(map(str, layer.spec.parameter_shape))
+            if layer.spec.steps:
+                units = layer.spec.exposed_size
+                features = len(weight_names[0]) - units
+                last_w = weight_names[-1][features - 1]
+                shape = f"{units}×{features}; recurrent u{layer.number}_1_1 … {weight_names[-1][-1]} ({units}×{units})"
+                first, last = weight_names[0][0], last_w
             if geometry is not None:
                 shape += ": out channel, in channel, kernel " + ("row, column" if geometry.dims == 2 else "position")
             lines.append(f"    weights {first} … {last} ({shape}), {btext}")

@@ -344,7 +344,9 @@ class Reporter:
             elif step.kind in ("term", "delta"):
                 lines.extend(self._term_lines(step))
             elif step.kind == "sum":
-                noun = "uses" if self.uses is not None else "paths" if d.paths else "terms"
+                noun = "paths" if d.paths else "terms"
+                if self.uses is not None:
+                    noun = "steps" if self.uses.steps else "uses"
                 lines.append(f"sum over {noun}:")
                 if self.point:
                     lines.append(f"  ∂E/∂{q.name} = {step.numbers}")
@@ -353,7 +355,9 @@ class Reporter:
                     lines.append(f"  ∂E/∂{q.name} = the sum of the {len(step.parts)} terms above")
             lines.append("")
         if self.uses is not None and uses.listed(self.uses) and self.point:
-            lines.append("the same uses as maps, position by position:")
+            lines.append(
+                "the same steps in a table:" if self.uses.steps else "the same uses as maps, position by position:"
+            )
             lines += uses.table_block(d, uses.use_maps(d, self.uses), width)
             lines.append("")
         if d.paths and d.terms and len(d.paths) > 1 and self.uses is None:
@@ -379,7 +383,7 @@ class Reporter:
         """The head of a shared parameter's text: what it is, its uses; beyond the listed ones, the maps."""
         assert self.uses is not None
         d, count = self.d, self.uses.count
-        noun = "use" if count == 1 else "uses"
+        noun = ("time step" if count == 1 else "time steps") if self.uses.steps else ("use" if count == 1 else "uses")
         lines = [f"{head}: a sum over {count} {noun}", ""]
         prose = [
             *uses.describe(self.uses, d),
@@ -415,6 +419,9 @@ class Reporter:
         q = self.d.quantity.name
         delta, local = step.parts
         lines = [f"  {delta.quantity.split(' = ')[0]} · {local.quantity}"]
+        if self.uses is not None and self.uses.steps:  # name the step: z2_1_t3 is step 3
+            net = delta.quantity.split("∂E/∂")[-1]
+            lines.insert(0, f"  step t = {net.rsplit('_t', 1)[-1]}:")
         lines.extend(self._factor_lines(delta, "    "))
         if self.uses is not None and delta.expr == 0:
             why = uses.zero_delta_note(self.d.network, self.d.terms[0].neuron.layer)

@@ -66,6 +66,8 @@ def describe(uses: SharedUses, d: Derivation) -> list[str]:
     q = uses.parameter.name
     layer = d.network.layers[uses.layer]
     number = layer.number
+    if uses.steps:
+        return _describe_steps(uses, d)
     if uses.offset:
         channel, *where = uses.offset
         at = f"row {where[0] + 1}, column {where[1] + 1}" if len(where) == 2 else f"position {where[0] + 1}"
@@ -92,6 +94,40 @@ def describe(uses: SharedUses, d: Derivation) -> list[str]:
     ]
 
 
+def _describe_steps(uses: SharedUses, d: Derivation) -> list[str]:
+    """An rnn's parameter: used at every time step, so its gradient is a sum over time."""
+    q = uses.parameter.name
+    layer = d.network.layers[uses.layer]
+    l, steps = layer.number, uses.grid[0]
+    unit = uses.channels[0] + 1
+    if uses.recurrent is not None:
+        what = (
+            f"{q} is the recurrent weight into unit {unit} from the previous state's unit {uses.recurrent + 1}: "
+            f"z{l}_{unit}_t adds {q} · (a{l}_{uses.recurrent + 1} at step t − 1) at every step t = 2 … {steps} "
+            "(at t = 1 the previous state is h_0 = 0)"
+        )
+        factor = f"a{l}_{uses.recurrent + 1} at the step before"
+    elif uses.feature is not None:
+        what = (
+            f"{q} is the input weight into unit {unit} from feature {uses.feature + 1}: z{l}_{unit}_t adds "
+            f"{q} · x{uses.feature + 1}_t at every step t = 1 … {steps}"
+        )
+        factor = f"x{uses.feature + 1} at that step"
+    elif len(uses.channels) > 1:
+        what = f"{q} is one bias shared by every unit at every step"
+        factor = "1"
+    else:
+        what = f"{q} is unit {unit}'s bias, added at every step t = 1 … {steps}"
+        factor = "1"
+    product = "δ" if factor == "1" else f"δ · ({factor})"
+    return [
+        f"{what}.",
+        f"So ∂E/∂{q} is a sum over time, one term per step: ∂E/∂z_t · ∂z_t/∂{q} = {product}. Each δ_t comes "
+        f"from the step after it (BPTT): δ_t = f′(z_t) · (Σ_j u_j· δ_(t+1),j + ∂E/∂h_t), and only the last "
+        f"step, t = {steps}, gets ∂E/∂h from the layer after.",
+    ]
+
+
 def map_rows(values: Sequence[Number | None], grid: tuple[int, ...], digits: int = MAP_DIGITS) -> list[list[str]]:
     """A map's entries as text, a row per grid row (a 1-D map: one row)."""
     columns = grid[-1]
@@ -99,12 +135,15 @@ def map_rows(values: Sequence[Number | None], grid: tuple[int, ...], digits: int
     return [cells[i : i + columns] for i in range(0, len(cells), columns)]
 
 
-def table_lines(rows: list[list[str]], width: int | None, indent: str = "    ") -> list[str]:
-    """A table of a map, rows and columns numbered from 1, cut into blocks of columns that fit ``width``."""
+def table_lines(
+    rows: list[list[str]], width: int | None, indent: str = "    ", row_labels: tuple[str, ...] = ()
+) -> list[str]:
+    """A table of a map, rows and columns numbered from 1 (or rows labelled), cut into blocks that fit ``width``."""
     if not rows:
         return []
     cell = max(len(c) for row in rows for c in row)
-    label = len(str(len(rows)))
+    names = list(row_labels) or [str(r + 1) for r in range(len(rows))]
+    label = max(len(n) for n in names)
     per_block = len(rows[0])
     if width is not None:
         per_block = max(1, (width - len(indent) - label - 2) // (cell + 1))
@@ -114,7 +153,7 @@ def table_lines(rows: list[list[str]], width: int | None, indent: str = "    ") 
         head = " " * (label + 2) + " ".join(str(c + 1).rjust(cell) for c in range(start, stop))
         lines.append(indent + head.rstrip())
         for r, row in enumerate(rows):
-            lines.append(indent + f"{str(r + 1).rjust(label)}: " + " ".join(v.rjust(cell) for v in row[start:stop]))
+            lines.append(indent + f"{names[r].rjust(label)}: " + " ".join(v.rjust(cell) for v in row[start:stop]))
         if stop < len(rows[0]):
             lines.append("")
     return lines
@@ -133,6 +172,8 @@ def table_block(d: Derivation, maps: UseMaps, width: int | None) -> list[str]:
     q = uses.parameter.name
     layer = d.network.layers[uses.layer]
     lines = [f"  entries to {MAP_DIGITS} significant digits; {BLANK}: not a use"]
+    if uses.steps:
+        return lines + _step_tables(d, maps, width)
     per_channel = uses.positions
     multiplied = any(f is not None and f != 1 for f in uses.factors)
     for i, channel in enumerate(uses.channels):
@@ -144,6 +185,23 @@ def table_block(d: Derivation, maps: UseMaps, width: int | None) -> list[str]:
             lines.append("")
             lines.append(f"  what {q} multiplies at each position (∂z/∂{q}: the input under its kernel entry)")
             lines.extend(table_lines(map_rows(maps.factors[chunk], uses.grid), width))
+    return lines
+
+
+def _step_tables(d: Derivation, maps: UseMaps, width: int | None) -> list[str]:
+    """An rnn parameter's δ and factor at each step (columns t = 1 … T), a row per unit."""
+    uses = maps.uses
+    rows_d = map_rows(maps.deltas, (len(uses.channels) * uses.grid[0],))[0]
+    rows_f = map_rows(maps.factors, (len(uses.channels) * uses.grid[0],))[0]
+    steps = uses.grid[0]
+    lines = [""]
+    for i, unit in enumerate(uses.channels):
+        lines.append(f"  unit {unit + 1}, step t = 1 … {steps}:")
+        lines.extend(
+            table_lines(
+                [rows_d[i * steps : (i + 1) * steps], rows_f[i * steps : (i + 1) * steps]], width, row_labels=("δ", "×")
+            )
+        )
     return lines
 
 

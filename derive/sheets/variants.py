@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from ..core.optimizer import Optimizer
 from ..errors import DeriveError
 from ..lecture.sheet import HAND_IN_DIGITS
 from ..spec.reading import MAX_NAME_LENGTH, MAX_TITLE_LENGTH, Spec, parse_spec, read_spec
@@ -72,13 +71,6 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
         raise DeriveError(f"need at least one student, got {students}")
     text, source, folder = read_spec(ref)
     base = parse_spec(text, source, folder)
-    if Optimizer.of(base).settings_beyond_sgd:
-        raise DeriveError(
-            "exercises ask for a step of plain gradient descent, and this spec trains with "
-            + Optimizer.of(base).describe(),
-            where=base.source,
-            hint="drop the optimizer settings from [training] for the exercises",
-        )
     if base.is_batch:
         raise DeriveError(
             f"exercises are drawn for one sample, and this spec holds {base.samples}",

@@ -74,13 +74,13 @@ def map_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
     from .reading import Geometry, LayerSpec
 
     conv = kind in CONV_KINDS
-    v.keys(table, CONV_KEYS if conv else POOL_KEYS, key)
     if is_output:
         raise v.fail(
             f"{key}.kind",
             f"a {kind} layer cannot be the output layer",
             "add a dense layer after it (size = number of outputs): it flattens the maps in (channel, row, column) order",
         )
+    v.keys(table, CONV_KEYS if conv else POOL_KEYS, key)
     dims = dims_of(kind)
     if not prev.shape:
         after = "a dense layer" if prev.number > 1 else "an input layer without a shape"

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import SpecError, listing, shorten, suggest
 from .builtins import ACTIVATIONS, CONSTANTS, FUNCTIONS, LOSSES, SOFTMAX, builtin_activation, builtin_loss
 from .maps import MAP_KINDS, flatten_nested, input_shape, map_layer, position_names
+from .sequences import RNN, input_names, rnn_layer
 
 BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
 BUILTIN_LOSSES = tuple(LOSSES)
@@ -106,7 +107,7 @@ OPTIMIZERS: dict[str, tuple[str, ...]] = {
 }
 INIT_KEYS = ("seed", "scheme")
 INPUT_LAYER_KEYS = ("names", "size", "shape", "values", "values_file", "out_names", "samples")
-LAYER_KINDS = ("dense", *MAP_KINDS)  # derive.core.layers.KINDS: the kinds a spec may name
+LAYER_KINDS = ("dense", *MAP_KINDS, RNN)  # derive.core.layers.KINDS: the kinds a spec may name
 LAYER_KEYS = (
     "kind",
     "names",
@@ -187,10 +188,16 @@ class LayerSpec:
     kind: str = "dense"  # how the layer's nets are made (derive.core.layers); the input layer has none
     shape: tuple[int, ...] = ()  # an input, conv or pool layer's maps (C, H, W) or (C, L); () for a flat layer
     geometry: Geometry | None = None  # a conv or pool layer's windows
+    steps: int = 0  # an rnn layer's time steps T (its neurons are its H states at each step)
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def exposed_size(self) -> int:
+        """How many outs the next layer reads: an rnn's H states at the last step; every neuron otherwise."""
+        return self.size // self.steps if self.steps else self.size
 
     @property
     def parameter_shape(self) -> tuple[int, ...]:
@@ -318,8 +325,13 @@ class Spec:
         """Every weight and bias name, layer by layer (shared biases once)."""
         names: list[str] = []
         for layer in self.layers[1:]:
-            for row in layer.weight_names:
-                names.extend(row)
+            if layer.steps:  # an rnn's rows are [W | U]: its input weights first, then its recurrent ones
+                features = len(layer.weight_names[0]) - len(layer.weight_names)
+                names.extend(w for row in layer.weight_names for w in row[:features])
+                names.extend(u for row in layer.weight_names for u in row[features:])
+            else:
+                for row in layer.weight_names:
+                    names.extend(row)
             names.extend(layer.bias.names)  # a shared bias has one name; names are unique (check_unique)
         return tuple(names)
 
@@ -458,6 +470,27 @@ def with_values(
     changed = replace(spec, layers=tuple(layers), published=None)
     check.check_loss_fits(changed)
     return changed
+
+
+def with_training(spec: Spec, settings: Mapping[str, Any], option: Callable[[str], str] | None = None) -> Spec:
+    """A copy of ``spec`` whose [training] takes ``settings`` (``{"optimizer": "adam", "beta1": 0.8}``) over its own.
+
+    Checked by the same code as a spec's [training], so the errors are the same one-liners; ``option(key)``
+    names where a setting came from (``--beta1``) instead of ``training.beta1``. A new ``optimizer`` starts
+    from its own defaults (the spec's momentum is not Adam's); without one, the spec's optimiser keeps its
+    settings and takes the new ones, and a setting it does not take is refused (sgd takes no beta1).
+    """
+    t = spec.training
+    table: dict[str, Any] = {"learning_rate": t.learning_rate, "update_biases": t.update_biases, "steps": t.steps}
+    name = settings.get("optimizer", t.optimizer)
+    if name == t.optimizer:
+        defaults = TrainingSpec()
+        table["optimizer"] = t.optimizer
+        for key in OPTIMIZERS[t.optimizer]:
+            if getattr(t, key) != getattr(defaults, key):
+                table[key] = getattr(t, key)
+    table.update(settings)
+    return replace(spec, training=_SettingsValidator(spec.source, option).training(table))
 
 
 FAST_TOML_FROM = 64_000  # characters: below, the standard parser's time does not matter
@@ -829,6 +862,10 @@ class _Validator:
                 layer = self.input_layer(table, key, seed)
             else:
                 layer = self.layer(table, key, layers[-1], is_output, seed)
+                if layer.kind == RNN and layers[0].by_size:  # a sequence's inputs: x1_t1 (feature 1 at step 1)
+                    steps, features = layers[0].shape
+                    renamed = input_names(steps, features)
+                    layers[0] = replace(layers[0], names=renamed, out_names=renamed)
             total += layer.size
             if total > MAX_NEURONS:
                 raise self.fail(key, f"more than {MAX_NEURONS} neurons in all")
@@ -916,6 +953,8 @@ class _Validator:
             raise self.fail(f"{key}.kind", f"unknown layer kind {_describe(kind)}", hint)
         if kind in MAP_KINDS:
             return map_layer(self, table, key, prev, is_output, kind)
+        if kind == RNN:
+            return rnn_layer(self, table, key, prev, is_output)
         self.keys(table, LAYER_KEYS, key)
         number = prev.number + 1
         n = self.sizes(table, key)
@@ -934,7 +973,7 @@ class _Validator:
         out_names = self.names(table["out_names"], f"{key}.out_names", n) if "out_names" in table else out_default
 
         activation = self.activation(table, key, is_output, n)
-        m = prev.size
+        m = prev.exposed_size  # an rnn before it: its last state
         self.count_parameters(key, n * (m + 1))
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
@@ -1273,6 +1312,19 @@ class _Validator:
             f"{out.activation!r} gives outputs outside (0, 1)",
             f'set activation = "sigmoid" in {key}, or use activation = "softmax" with loss kind "cross_entropy"',
         )
+
+
+class _SettingsValidator(_Validator):
+    """The spec's checks of [training], with each error at the option a setting came from (``--beta1``)."""
+
+    def __init__(self, source: str, option: Callable[[str], str] | None) -> None:
+        super().__init__(source)
+        self.option = option
+
+    def fail(self, key: str, message: str, hint: str = "") -> SpecError:
+        if self.option is None:
+            return super().fail(key, message, hint)
+        return SpecError(message, where=self.option(key.removeprefix("training.")), hint=hint)
 
 
 def check_steps(steps: int, parameters: int, where: str) -> None:
