@@ -26,13 +26,14 @@ __all__ = [
     "example_text",
     "examples",
     "grade",
+    "gradebook",
     "load",
     "load_spec",
     "new",
     "parse_spec",
 ]
 
-from .app.commands import benchmark, example_text, examples, grade, new
+from .app.commands import benchmark, example_text, examples, grade, gradebook, new
 from .errors import DeriveError, SpecError
 from .spec.reading import load_spec, parse_spec
 

@@ -124,6 +124,7 @@ API_OF_COMMAND = {
     "examples": "derive.examples",
     "new": "derive.new",
     "bench": "derive.benchmark",
+    "grade": "derive.gradebook",
 }
 
 

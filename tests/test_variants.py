@@ -74,8 +74,15 @@ def test_without_weights_only_inputs_targets_name_and_title_change():
         assert spec.title.endswith(f"(variant {v.label})")
         assert spec.published is None  # the article's numbers are the original example's, not the variant's
         assert spec.title_zh.endswith(f"（变式 {v.label}）")
+        assert spec.required_digits == 6  # what the sheet asks, recorded for derive check
         same = replace(
-            spec, name=base.name, title=base.title, title_zh=base.title_zh, source=base.source, published=base.published
+            spec,
+            name=base.name,
+            title=base.title,
+            title_zh=base.title_zh,
+            source=base.source,
+            published=base.published,
+            required_digits=base.required_digits,
         )
         layers = list(same.layers)
         layers[0] = replace(layers[0], samples=base.layers[0].samples)

@@ -23,12 +23,13 @@ import numpy as np
 import sympy as sp
 
 from ..codegen.engine import Breakdown, Compiled
-from ..core.chain import BatchDerivation, Derivation, derive, derive_all, derive_batch, exact_point
+from ..core.chain import BatchDerivation, Derivation, ExactPoint, derive, derive_all, derive_batch, exact_point
 from ..core.network import LOSS_SYMBOL, Network, SymbolKind
 from ..core.point import Point
-from ..core.policy import Number, as_float, reduce_exact
+from ..core.policy import POLICY, Number, as_float, reduce_exact
 from ..errors import DeriveError
 from ..files import LectureFormat, lecture_format
+from ..present.numbers import FLOAT_DIGITS
 from ..present.report import BatchReporter, Reporter, json_text, sample_line
 from ..spec.reading import (
     BUILTIN_ACTIVATIONS,
@@ -363,7 +364,7 @@ class Model:
     def symbol(self, name: str) -> sp.Symbol:
         return self.network.lookup(name)
 
-    def derivation(self, name: str) -> Shown | MatrixGradient:
+    def derivation(self, name: str, digits: int = 0) -> Shown | MatrixGradient:
         """∂E/∂name for a weight, bias, input, net or out, with its printed forms (see :class:`Shown`):
         ``derive grad SPEC NAME``.
 
@@ -371,6 +372,8 @@ class Model:
         A whole layer named as an exported module names it (``W3``, ``b3``) gives the layer's
         :class:`~derive.present.matrix.MatrixGradient` (∂E/∂W3 = δ3 (a2)ᵀ with its entries by spec name), as
         ``derive grad SPEC W3`` prints it; a spec's own names come first (Mazur's ``b2`` is its bias).
+        ``digits`` beyond a float's (up to 50): every number is computed from the spec's decimals to that many
+        digits and more, so each one printed is correctly rounded (``derive grad --digits 50``).
         """
         if name not in self.network.symbols:
             from ..present.matrix import is_matrix_key
@@ -378,9 +381,9 @@ class Model:
             if is_matrix_key(name):
                 return self.layer_gradient(name)
         _, n = sample_suffix(name)
-        return Shown(self.derived(name), (n, self.samples) if n is not None and self.is_batch else None)
+        return Shown(self.derived(name, digits), (n, self.samples) if n is not None and self.is_batch else None)
 
-    def derived(self, name: str) -> Derivation | BatchDerivation:
+    def derived(self, name: str, digits: int = 0) -> Derivation | BatchDerivation:
         """∂E/∂name for a weight, bias, input, net or out.
 
         For a batch, a :class:`BatchDerivation`: each sample's ∂E[n]/∂name, and their mean or sum.
@@ -394,9 +397,15 @@ class Model:
                     where=self.spec.source,
                     hint=f"samples are numbered 1 to {self.samples}",
                 )
-            return self.sample(n).derived(base)
+            return self.sample(n).derived(base, digits)
         symbol = self.symbol(name)
         points = self.points
+        if digits > FLOAT_DIGITS and points is not None and self.is_batch:
+            raise DeriveError(
+                f"--digits {digits}: more digits than a float holds are worked for one sample, not a batch",
+                where=self.spec.source,
+                hint=f"ask for one sample's, {name}[1], or at most {FLOAT_DIGITS} digits",
+            )
         if points is not None and self.is_batch:
             kind = self.network.info[name].kind
             if kind not in (SymbolKind.WEIGHT, SymbolKind.BIAS):
@@ -414,7 +423,12 @@ class Model:
                 worked=self.spec.worked,
                 networks=self._sample_networks(),
             )
-        return derive(self.network, symbol, self.point)
+        point = self.point
+        if digits > FLOAT_DIGITS and point is not None:
+            # every digit shown from the spec's decimals, with 20 more to round from
+            precise = ExactPoint(self.network, point, digits + POLICY.exact_digits, keep=True)
+            return derive(self.network, symbol, point, exact=precise)
+        return derive(self.network, symbol, point)
 
     def derivations(self) -> dict[str, Shown]:
         """A derivation for every weight and bias (for a batch, each over the batch)."""
@@ -613,13 +627,14 @@ class Model:
             breakdown=engine.breakdown(history),
         )
 
-    def check(self, claims: Mapping[str, float | str] | Sequence[str]) -> Report:
-        """Check published numbers, ``{"out_o1": 0.75136507, "dE/dw5": "0.082167041"}`` or ``["E=0.298"]``: ``derive check``."""
+    def check(self, claims: Mapping[str, float | str] | Sequence[str], min_digits: int | None = None) -> Report:
+        """Check published numbers, ``{"out_o1": 0.75136507, "dE/dw5": "0.082167041"}`` or ``["E=0.298"]``: ``derive check``
+        (``min_digits``: ``--min-digits``; None takes the spec's ``[grading] digits``)."""
         from ..check.claims import argument_claims, check
 
         pairs = claims.items() if isinstance(claims, Mapping) else None
         texts = [f"{name}={value}" for name, value in pairs] if pairs is not None else list(claims)
-        return check(self, argument_claims(texts))
+        return check(self, argument_claims(texts), min_digits)
 
     def fit(
         self,

@@ -39,6 +39,14 @@ DIGITS = click.option(
     show_default=True,
     help="Significant digits of printed numbers.",
 )
+MAX_FLOAT_DIGITS = 17  # digits other commands print: a float64's
+GRAD_DIGITS = click.option(
+    "--digits",
+    type=click.IntRange(3, 50),
+    default=8,
+    show_default=True,
+    help="Significant digits of printed numbers, each correctly rounded (beyond 15: from the spec's decimals).",
+)
 
 
 def friendly(command: F) -> F:
@@ -307,7 +315,7 @@ def show(spec: str, full: bool, fmt: str, digits: int, output: str | None) -> No
     show_default=True,
     help="Plain text for reading, JSON for programs, LaTeX (an align* of every step) for documents.",
 )
-@DIGITS
+@GRAD_DIGITS
 @OUTPUT
 @friendly
 def grad(
@@ -338,6 +346,16 @@ def grad(
                 where="--format",
                 hint="give one weight or bias, e.g. w5; --format json holds a matrix's LaTeX",
             )
+    if digits > MAX_FLOAT_DIGITS and (all_ or param not in model.network.symbols):
+        from ..present.matrix import is_matrix_key
+
+        if all_ or (param is not None and is_matrix_key(param)):
+            what = "--all" if all_ else f"the layer matrix {param}"
+            raise DeriveError(
+                f"{what} prints float64 gradients, at most {MAX_FLOAT_DIGITS} digits",
+                where=f"--digits {digits}",
+                hint="ask for one weight or bias (derive grad SPEC w5 --digits 50) for more",
+            )
     if all_:
         model.network.require_numbers(
             "derive grad --all", "ask for one parameter (`derive grad SPEC PARAM` works without numbers)"
@@ -364,7 +382,7 @@ def grad(
     assert param is not None
     from ..present.matrix import MatrixGradient
 
-    derivation = model.derivation(param)  # W3, b3: a whole layer, unless the spec has names of its own so
+    derivation = model.derivation(param, digits)  # W3, b3: a whole layer, unless the spec has names of its own so
     if isinstance(derivation, MatrixGradient):
         _emit(_json(derivation.to_dict()) if fmt == "json" else derivation.text(digits), output)
         return
@@ -645,16 +663,27 @@ def train(
     default=None,
     help="A file of claims: one NAME = VALUE a line, # comments.",
 )
+@click.option(
+    "--min-digits",
+    type=click.IntRange(1, 50),
+    default=None,
+    help="Require at least K significant digits, correctly rounded [default: the spec's [grading] digits, else lenient].",
+)
 @FORMAT
 @friendly
-def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, fmt: str) -> None:
+def check_command(
+    spec: str, claims: tuple[str, ...], claims_file: str | None, min_digits: int | None, fmt: str
+) -> None:
     """Check published numbers: each CLAIM is NAME=VALUE, e.g. out_o1=0.75136507 dE/dw5=0.082167041.
 
     NAME is a symbol of the spec, E, an output's error E_o1, delta_h1, dE/dX,
     dE_o1/dX, one chain-rule factor such as dout_o1/dnet_o1, and any of these
-    after N updates as NAME@N (NAME' is NAME@1). A claim is ok when it is the
-    computed value rounded or truncated to the digits it shows. Exit status:
-    0 all ok, 1 some wrong, 2 bad input.
+    after N updates as NAME@N (NAME' is NAME@1). A claim is judged exactly
+    (up to 50 digits) against the spec's numbers as written. With required
+    digits (--min-digits, or a student's variant) it must show that many,
+    correctly rounded; otherwise a truncation also passes (diagnosis
+    truncated). A wrong claim is diagnosed when a named mistake reproduces
+    it. Exit status: 0 all ok, 1 some wrong, 2 bad input.
     """
     from ..check.claims import argument_claims, check, load_claims, report_json, report_text
     from .api import Model
@@ -664,12 +693,46 @@ def check_command(spec: str, claims: tuple[str, ...], claims_file: str | None, f
         given += load_claims(claims_file)
     if not given:
         raise DeriveError("no claims to check", hint="give NAME=VALUE arguments or --claims FILE")
-    report = check(Model.load(spec), given)
+    report = check(Model.load(spec), given, min_digits)
     if fmt == "json":
         _dump(report_json(report))
     else:
         click.echo(report_text(report, claims_file or ""), nl=False)
     sys.exit(1 if report.wrong else 0)
+
+
+@main.command("grade")
+@click.argument("class_dir", metavar="CLASS_DIR", type=click.Path(file_okay=False))
+@click.argument("submissions", metavar="SUBMISSIONS_DIR", type=click.Path(file_okay=False))
+@output_option("Write the gradebook to this file (whole or not at all; - is standard output).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV for a spreadsheet, JSON for programs.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on standard error.")
+@friendly
+def grade_command(class_dir: str, submissions: str, output: str | None, fmt: str, quiet: bool) -> None:
+    """A gradebook of a class set: each SUBMISSIONS_DIR/student-NN.txt checked against CLASS_DIR's variant.
+
+    CLASS_DIR is what `derive exercises` wrote. Columns: student,status,score,total,reason, then one per
+    question (ok, wrong: DIAGNOSIS, or missing). A missing or unreadable submission scores 0 and never
+    stops the gradebook. Exit status: 0 when the gradebook was written, 2 for bad arguments.
+    """
+    from ..grading.gradebook import grade_class, gradebook_csv, gradebook_json
+    from .api import Model
+
+    book = grade_class(class_dir, submissions, load=Model, log=_stage_reporter(quiet))
+    if book.ignored:
+        shown = ", ".join(book.ignored[:5]) + (f", … ({len(book.ignored) - 5} more)" if len(book.ignored) > 5 else "")
+        click.echo(f"note: not named like a student of the class, not graded: {shown}", err=True)
+    if fmt == "json":
+        _dump(gradebook_json(book), output)
+    else:
+        _emit(gradebook_csv(book), output)
 
 
 # -- derive fit ------------------------------------------------------------------
@@ -872,10 +935,10 @@ def fit(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["pdf", "html"]),
+    type=click.Choice(["pdf", "html", "moodle"]),
     default="pdf",
     show_default=True,
-    help="PDF (LaTeX), or self-contained web pages (no TeX needed).",
+    help="PDF (LaTeX), self-contained web pages (no TeX needed), or a Moodle XML question bank.",
 )
 @click.option("--weights", is_flag=True, help="Draw new weights and biases too, not only inputs and targets.")
 @click.option(
@@ -905,8 +968,10 @@ def exercises(
 
     Writes DIR/student-NN.toml (the variant's spec), student-NN-sheet.pdf,
     student-NN-key.pdf (answers with the working; .html with --format html),
-    student-NN-answers.txt and variants.toml. Grade a student with
-    `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`.
+    student-NN-answers.txt and variants.toml; --format moodle writes
+    moodle-questions.xml (one category per student) instead of sheets and keys.
+    Grade a student with `derive check DIR/student-NN.toml --claims THEIR-ANSWERS.txt`,
+    a class with `derive grade DIR SUBMISSIONS_DIR`.
     """
     from ..sheets.classes import build_class, check_format, write_class
     from .api import Model
@@ -924,11 +989,10 @@ def exercises(
     seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt)
     sheets, keys = ("sheet", "answer key") if students == 1 else ("sheets", "answer keys")
     lectures_too = f", {students} lecture{'s' if students != 1 else ''}" if lectures else ""
-    click.echo(
-        f"wrote {students} {sheets}, {students} {keys}{lectures_too}, their specs and variants.toml "
-        f"to {target} ({seconds:.1f} s)",
-        err=True,
-    )
+    made = f"{students} {sheets}, {students} {keys}{lectures_too}"
+    if fmt == "moodle":
+        made = f"a Moodle question bank ({len(class_set.question_names) * students} questions)"
+    click.echo(f"wrote {made}, their specs and variants.toml to {target} ({seconds:.1f} s)", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

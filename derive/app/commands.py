@@ -15,6 +15,7 @@ from ..spec.reading import load_spec
 
 if TYPE_CHECKING:
     from ..check.claims import Report
+    from ..grading.gradebook import Gradebook
     from .api import SpecRef
 
 
@@ -56,12 +57,22 @@ def new(
     return text
 
 
-def grade(spec: SpecRef, claims: str | Path) -> Report:
-    """Check a claims file (a student's answers, an article's numbers) against a spec: ``derive check SPEC --claims FILE``."""
+def grade(spec: SpecRef, claims: str | Path, min_digits: int | None = None) -> Report:
+    """Check a claims file (a student's answers, an article's numbers) against a spec: ``derive check SPEC --claims FILE``
+    (``min_digits``: ``--min-digits``; None takes the spec's ``[grading] digits``)."""
     from ..check.claims import check, load_claims
     from .api import Model
 
-    return check(Model.load(spec), load_claims(claims))
+    return check(Model.load(spec), load_claims(claims), min_digits)
+
+
+def gradebook(class_dir: str | Path, submissions: str | Path) -> Gradebook:
+    """Every student's submission in ``submissions`` checked against their variant in ``class_dir``:
+    ``derive grade CLASS_DIR SUBMISSIONS_DIR`` (:func:`~derive.grading.gradebook.gradebook_csv` writes its CSV)."""
+    from ..grading.gradebook import grade_class
+    from .api import Model
+
+    return grade_class(class_dir, submissions, load=Model)
 
 
 def benchmark(

@@ -8,10 +8,14 @@ error differentiated by X, through every path), one chain-rule factor such as
 ``dout_o1/dnet_o1``, and any of these after N updates of gradient descent with
 the spec's learning rate: ``X@N``, where ``X'`` is ``X@1``.
 
-A claim is ok when it is the computed value rounded or truncated to the digits
-it shows. For a wrong claim the quantity is recomputed from its inputs as the
-*other claims* give them: a claim that follows from a wrong input carries a
-mistake made upstream; one that does not is where the working goes wrong.
+A claim is judged exactly (:mod:`derive.check.exact`): it is ok when it is the
+value itself, or the value correctly rounded to the digits it shows, or — when
+no digits are required (``--min-digits``, a variant's ``[grading] digits``) —
+its truncation, with the diagnosis ``truncated``. A wrong claim gets a named
+mistake when one reproduces it (:mod:`derive.check.mistakes`); otherwise the
+quantity is recomputed from its inputs as the *other claims* give them: a claim
+that follows from a wrong input carries a mistake made upstream; one that does
+not is where the working goes wrong.
 
 Everything here returns data; :func:`report_text` and :func:`report_json` only
 format it. Values come from the library (the spec's point, the compiled
@@ -158,6 +162,11 @@ def argument_claims(arguments: Sequence[str]) -> list[Claim]:
 # verdicts
 
 
+def required_digits_shown(number: Decimal) -> int:
+    """Significant digits a claim shows, for a required count: a 0 (0.0, 0.000) shows none."""
+    return 0 if number == 0 else significant_digits(number)
+
+
 def significant_digits(number: Decimal) -> int:
     digits = number.as_tuple().digits
     while len(digits) > 1 and digits[0] == 0:
@@ -189,15 +198,30 @@ def _is_ok(claimed: Decimal, computed: float) -> bool:
     unit, noise = _unit(claimed), POLICY.slack(v)
     if abs(v - claimed) <= unit / 2 + noise:  # rounded
         return True
-    if claimed == 0:  # truncated towards zero, from either side
-        return abs(v) < unit - noise
+    if claimed == 0:  # a 0 shows no significant digit: it is never a truncation
+        return False
     if claimed.is_signed():
         return claimed - unit + noise < v <= claimed + noise
     return claimed - noise <= v < claimed + unit - noise
 
 
-def agreeing_digits(claimed: Decimal, computed: float) -> int:
-    """How many leading significant digits of the claim are right (rounded or truncated there)."""
+def agreeing_digits(claimed: Decimal, computed: float | Decimal) -> int:
+    """How many leading significant digits of the claim are right (rounded or truncated there).
+
+    A Decimal ``computed`` is a value from the exact pass: compared without float64's noise.
+    """
+    if isinstance(computed, Decimal):
+        from .exact import Match, match
+
+        if claimed == 0:
+            return 1 if match(claimed, computed) is not Match.NONE else 0
+        with localcontext(prec=_PRECISION):
+            for k in range(significant_digits(claimed), 0, -1):
+                quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
+                for r in (ROUND_HALF_UP, ROUND_DOWN):
+                    if match(claimed.quantize(quantum, rounding=r), computed) is not Match.NONE:
+                        return k
+        return 0
     if computed == 0 or claimed == 0:
         return significant_digits(claimed) if is_ok(claimed, computed) else 0
     with localcontext(prec=_PRECISION):
@@ -265,6 +289,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """A named mistake (see :mod:`derive.check.mistakes`): its code, and what reproduces the claim."""
+
+    code: str
+    value: float | None = None  # the value the mistake gives (None for too_few_digits)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Checked:
     """One claim with its computed value and verdict."""
 
@@ -274,6 +307,10 @@ class Checked:
     ok: bool
     digits: int  # significant digits that agree
     note: Note | None = None
+    match: str = "rounded"  # exact, rounded, truncated or none (see derive.check.exact)
+    exact: Decimal | None = None  # the value to the digits that decided the verdict
+    diagnosis: Diagnosis | None = None
+    required: int = 0  # significant digits required (0: lenient)
 
     @property
     def verdict(self) -> str:
@@ -284,6 +321,7 @@ class Checked:
 class Report:
     spec: str
     results: tuple[Checked, ...]
+    required: int = 0  # significant digits every claim must show (0: lenient, truncations pass)
 
     @property
     def wrong(self) -> int:
@@ -304,6 +342,13 @@ class _Names:
         self.symbols = [n for n, i in info.items() if i.kind != "delta"]
         self.outputs = {n.label: n for n in network.output_layer.neurons}
         self.neurons = {n.label: n for layer in network.layers[1:] for n in layer.neurons}
+        # a net named n (net_names = ["n"]): its δ is delta_n, as the lecture writes δ_n
+        self.by_net = {
+            n.net.name.removeprefix("net_"): n.label
+            for layer in network.layers[1:]
+            for n in layer.neurons
+            if n.net is not None
+        }
 
     def resolve(self, written: str, where: str) -> Quantity:
         text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
@@ -384,8 +429,12 @@ class _Names:
             return self._ratio(ratio["num"], ratio["den"], where)
         if base.startswith("E_") and base[2:] in self.outputs:
             return Quantity(Kind.ERROR, base[2:])
+        if base.startswith("δ"):  # the lecture's δ_h1
+            base = "delta_" + base[1:].lstrip("_")
         if base.startswith("delta_") and base[6:] in self.neurons:
             return Quantity(Kind.DELTA, base[6:])
+        if base.startswith("delta_") and base[6:] in self.by_net:  # δ spelled like its net, as the lecture prints it
+            return Quantity(Kind.DELTA, self.by_net[base[6:]])
         choices = [
             *self.symbols,
             *LOSS_NAMES,
@@ -619,20 +668,119 @@ class _Values:
 # checking
 
 
-def check(model: Worked, claims: Sequence[Claim]) -> Report:
-    """Every claim against the value computed from the spec; wrong ones explained where other claims allow."""
+def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None) -> Report:
+    """Every claim against the value computed from the spec; wrong ones explained where other claims allow.
+
+    ``min_digits``: the significant digits every claim must show, correctly rounded (``--min-digits``);
+    None takes the spec's ``[grading] digits`` (a student's variant records what the sheet asks), and
+    without it the check is lenient: a truncation passes, with the diagnosis ``truncated``.
+    """
     model.network.require_numbers("derive check")
+    required = min_digits if min_digits is not None else model.spec.required_digits
     names = _Names(model.network, model.samples)
     quantities = [names.resolve(c.name, c.where) for c in claims]
     values = _Values(model)
     values.prepare(q.step for q in quantities)
+    from .exact import Precise
+
+    precise = Precise(model)
     results = []
     for claim, q in zip(claims, quantities):
         computed = values.value(q)
-        ok = is_ok(claim.value, computed)
-        results.append(Checked(claim, q, computed, ok, agreeing_digits(claim.value, computed)))
-    explained = [r if r.ok else replace(r, note=_explain(i, results, values)) for i, r in enumerate(results)]
-    return Report(model.spec.source, tuple(explained))
+        judged = _judge(claim, q, computed, precise)
+        ok = _passes(claim.value, judged.match.value, required)
+        results.append(
+            Checked(
+                claim,
+                q,
+                computed,
+                ok,
+                agreeing_digits(claim.value, judged.value),
+                match=judged.match.value,
+                exact=judged.value,
+                required=required,
+            )
+        )
+    explained = []
+    for i, r in enumerate(results):
+        if r.ok and r.match in ("exact", "rounded"):
+            explained.append(r)
+            continue
+        note = _explain(i, results, values)
+        # rounded inputs: some claim it was recomputed from is not its value exactly
+        rounded = note is not None and any(
+            other.match != "exact" for other in results if any(other.claim is c for c in note.inputs)
+        )
+        explained.append(replace(r, note=note, diagnosis=_diagnose(r, note if rounded else None, values)))
+    return Report(model.spec.source, tuple(explained), required)
+
+
+def _judge(claim: Claim, q: Quantity, computed: float, precise: Any) -> Any:
+    """The claim's :class:`~derive.check.exact.Judged` verdict, from the exact pass (or float64 where it decides)."""
+    from .exact import FLOAT_DIGITS, Judged, decide, digits_needed, judge, match
+
+    given = precise.given(q)
+    if given is not None:  # a number the spec gives: its decimal, exactly
+        return Judged(match(claim.value, given), given, 0)
+    if q.step and significant_digits(claim.value) <= FLOAT_DIGITS:
+        # after N updates: the generated module's float64 training decides when no boundary lies within its trust
+        value = Decimal(computed)
+        decided = decide(claim.value, value, abs(value) * Decimal(repr(POLICY.noise)))
+        if decided is not None:
+            return Judged(decided, value, 0)
+    return judge(claim.value, lambda digits: precise.value(q, digits), digits_needed(claim.value))
+
+
+def _rounds_to(claimed: Decimal, value: float) -> bool:
+    """The claim is ``value`` rounded (not merely truncated) to its digits, within float64's rounding."""
+    from .exact import unit
+
+    v = Decimal(value)
+    with localcontext(prec=_PRECISION):
+        return abs(v - claimed) <= unit(claimed) / 2 + abs(v) * Decimal(repr(POLICY.noise))
+
+
+def _passes(claimed: Decimal, how: str, required: int) -> bool:
+    """The verdict from how the claim matches: exact always; with required digits, rounded to at least them;
+    leniently, rounded or truncated, but never a truncation that shows no significant digit."""
+    if how == "exact":
+        return True
+    if how == "none":
+        return False
+    if required:
+        return how == "rounded" and required_digits_shown(claimed) >= required
+    return how == "rounded" or claimed != 0
+
+
+MISTAKE_DIGITS = 3  # significant digits a wrong claim shows before a named mistake may explain it (0.2 fits many)
+
+
+def _diagnose(result: Checked, note: Note | None, values: _Values) -> Diagnosis | None:
+    """The first named mistake that reproduces the claim (see :mod:`derive.check.mistakes`), rounding codes last."""
+    from .exact import FLOAT_DIGITS
+    from .mistakes import candidates, reproduces
+
+    claimed = result.claim.value
+    if result.match == "none" and significant_digits(claimed) >= MISTAKE_DIGITS:
+        for candidate in candidates(result.quantity, values):
+            if reproduces(claimed, candidate.value) and not reproduces(claimed, result.computed):
+                return Diagnosis(candidate.code, candidate.value, candidate.detail)
+        if note is not None and note.cause == "upstream":
+            return Diagnosis("wrong_input", note.recomputed)
+    # what the other claims' rounded numbers give, where the value itself does not round to the claim
+    if (
+        result.match != "rounded"
+        and note is not None
+        and note.cause == "rounding"
+        and significant_digits(claimed) <= FLOAT_DIGITS
+        and _rounds_to(claimed, note.recomputed)
+    ):
+        return Diagnosis("rounded_intermediate", note.recomputed)
+    if result.match == "truncated" and claimed != 0 and required_digits_shown(claimed) >= result.required:
+        return Diagnosis("truncated")
+    if result.match in ("rounded", "truncated"):
+        return Diagnosis("too_few_digits")
+    return None
 
 
 def compute(model: Worked, names: Sequence[str]) -> list[float]:
@@ -643,6 +791,12 @@ def compute(model: Worked, names: Sequence[str]) -> list[float]:
     values = _Values(model)
     values.prepare(q.step for q in quantities)
     return [values.value(q) for q in quantities]
+
+
+def canonical_names(model: Worked, names: Sequence[str]) -> dict[str, str]:
+    """Each name's canonical quantity (``∂E/∂w1`` and ``dE/dw1`` are one) → the name as given."""
+    resolver = _Names(model.network, model.samples)
+    return {resolver.resolve(name, name).name: name for name in names}
 
 
 MAX_EXPLAINED_QUANTITIES = 64  # quantities a wrong claim's explanation may recompute (a count, not a clock)
@@ -658,6 +812,8 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     from ..core.chain import evaluate
 
     target = results[index]
+    if significant_digits(target.claim.value) > 15:  # recomputed in float64: no word on digits beyond it
+        return None
 
     def claimed(q: Quantity) -> Checked | None:
         # the nearest claim of that quantity before this one, else the first after it
@@ -703,7 +859,7 @@ def _explain(index: int, results: Sequence[Checked], values: _Values) -> Note | 
     step = target.quantity.step
     in_order = sorted(used.values(), key=lambda r: (r.quantity.step != step, position[id(r)]))
     inputs = tuple(r.claim for r in in_order)
-    wrong = tuple(r.claim for r in in_order if not r.ok)
+    wrong = tuple(r.claim for r in in_order if r.match == "none")  # a wrong number (not one too short)
     if not is_ok(target.claim.value, recomputed):
         cause = "here"
     elif wrong:
@@ -743,6 +899,54 @@ def note_text(result: Checked) -> str:
     return f"goes wrong at this step: from {_listing(note.inputs)} it is {recomputed}"
 
 
+def diagnosis_text(result: Checked) -> str:
+    """The named mistake as a sentence, or an empty string."""
+    d = result.diagnosis
+    if d is None:
+        return ""
+    claim = result.claim
+    value = "" if d.value is None else _shown(d.value, claim)
+    q = result.quantity
+    if d.code == "one_path":
+        return f"one path's contribution only: {d.detail} gives {value}; ∂E/∂{q.wrt} sums every path"
+    if d.code == "missing_activation_derivative":
+        return f"a chain product missing an activation's derivative: {d.detail} it is {value}"
+    if d.code == "sign":
+        return f"the sign is wrong: {d.detail} gives {value}"
+    if d.code == "loss_factor":
+        return f"off by a factor of 2, as from the loss's ½: {d.detail} is {value}"
+    if d.code == "updated_weights_too_early":
+        return f"computed with weights already updated ({d.detail}): that gives {value}"
+    if d.code == "wrong_sample":
+        return f"another sample's value: {d.detail} is {value}"
+    if d.code == "transposed_weight":
+        return f"a transposed weight: {d.detail} gradient is {value}"
+    if d.code == "no_learning_rate":
+        return f"the learning rate left out: {d.detail} is {value}"
+    if d.code == "wrong_input":
+        return note_text(result)
+    if d.code == "rounded_intermediate":
+        return note_text(result)
+    exact = result.exact if result.exact is not None else Decimal(result.computed)
+    if d.code == "truncated":
+        rounded = _rounded_text(exact, significant_digits(claim.value))
+        k = significant_digits(claim.value)
+        return f"matches only when truncated: rounded to {k} digit{'s' if k != 1 else ''} it is {rounded}"
+    shown = required_digits_shown(claim.value)
+    if result.required:
+        return f"shows {shown} significant digit{'s' if shown != 1 else ''}; at least {result.required} are required"
+    return "shows no significant digit: a 0 passes only when the value rounds to it"
+
+
+def _rounded_text(value: Decimal, digits: int) -> str:
+    """``value`` rounded half-up to ``digits`` significant digits, as a plain decimal."""
+    if value == 0:
+        return "0"
+    with localcontext(prec=_PRECISION):
+        quantum = Decimal(1).scaleb(value.adjusted() - digits + 1)
+        return format(value.quantize(quantum, rounding=ROUND_HALF_UP), "f")
+
+
 def report_text(report: Report, source: str = "") -> str:
     """The report as a table: claimed, computed, agreeing digits, verdict, and a note under each wrong claim."""
     rows = report.results
@@ -750,12 +954,17 @@ def report_text(report: Report, source: str = "") -> str:
     lines = [
         f"{report.spec}: {len(rows)} claim{'s' if len(rows) != 1 else ''}"
         + (f" from {source}" if source else "")
-        + f", {ok} ok, {report.wrong} wrong",
+        + f", {ok} ok, {report.wrong} wrong"
+        + (
+            f" (at least {report.required} significant digits, correctly rounded)"
+            if report.required
+            else " (lenient: a truncation passes)"
+        ),
         "",
     ]
     width = max(4, *(len(r.claim.name) for r in rows))
     claimed_width = max(7, *(len(r.claim.number) for r in rows))
-    computed = [_shown(r.computed, r.claim) for r in rows]
+    computed = [_computed_column(r) for r in rows]
     computed_width = max(8, *(len(c) for c in computed))
     lines.append(
         f"{'line':>5}  {'name':<{width}}  {'claimed':<{claimed_width}}  {'computed':<{computed_width}}  digits  verdict"
@@ -768,8 +977,11 @@ def report_text(report: Report, source: str = "") -> str:
             f"{line:>5}  {r.claim.name:<{width}}  {r.claim.number:<{claimed_width}}  "
             f"{shown:<{computed_width}}  {digits:<6}  {verdict}"
         )
+        explanation = diagnosis_text(r)
         note = note_text(r)
-        if note:
+        if explanation:
+            lines.append(f"{'':>5}  ↳ {r.diagnosis.code if r.diagnosis else ''}: {explanation}")
+        elif note and not r.ok:
             lines.append(f"{'':>5}  ↳ {note}")
     return "\n".join(lines) + "\n"
 
@@ -791,13 +1003,32 @@ def report_json(report: Report) -> dict[str, Any]:
             {
                 "name": r.claim.name,
                 "claimed": float(r.claim.value),
+                "claimed_text": r.claim.number,
                 "computed": r.computed,
+                "computed_text": _computed_text(r),
                 "verdict": r.verdict,
+                "match": r.match,
                 "digits": r.digits,
                 "shown": r.claim.shown,
+                "required": r.required,
                 "line": r.claim.line,
                 "quantity": r.quantity.name,
+                "diagnosis": r.diagnosis.code if r.diagnosis else None,
+                "diagnosis_text": diagnosis_text(r) or None,
                 "note": note,
             }
         )
-    return {"spec": report.spec, "claims": claims, "wrong": report.wrong}
+    return {"spec": report.spec, "required_digits": report.required, "claims": claims, "wrong": report.wrong}
+
+
+def _computed_column(result: Checked) -> str:
+    """The computed value for the table: two digits more than the claim (the exact pass's digits for a long one)."""
+    if result.exact is not None and result.claim.shown > 15:
+        return _rounded_text(result.exact, result.claim.shown + 2)
+    return _shown(result.computed, result.claim)
+
+
+def _computed_text(result: Checked) -> str:
+    """The value to two digits more than the claim shows (from the exact pass), as a plain decimal."""
+    exact = result.exact if result.exact is not None else Decimal(result.computed)
+    return _rounded_text(exact, max(significant_digits(result.claim.value) + 2, 6))

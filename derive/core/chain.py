@@ -12,10 +12,12 @@ layer above (BP2): that is what keeps deriving every gradient linear in size.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import Any
 
 import mpmath
 import sympy as sp
@@ -24,7 +26,17 @@ from ..errors import TooLargeError
 from .layers import Dense, Dyadic, Recurrent, dyadic, exact_sum
 from .network import LOSS_SYMBOL, Layer, Network, Neuron, SymbolKind
 from .point import LazyMapping, Point
-from .policy import POLICY, Number, float_at, reduce_exact, to_number
+from .policy import (
+    POLICY,
+    Number,
+    decimal_constants,
+    decimal_float,
+    float_at,
+    kept,
+    reduce_exact,
+    to_number,
+    written_numbers,
+)
 from .policy import exact as exactly
 from .rules import Activation, LayerMap, X, Y
 
@@ -67,7 +79,7 @@ class Path:
             if f.value is None:
                 return None
             product *= f.value
-        return to_number(sp.sympify(product, strict=True))
+        return to_number(sp.sympify(product, strict=True), kept(*(f.value for f in self.factors)))
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,8 @@ class DeltaTerm:
     def value(self) -> Number | None:
         if self.delta_value is None or self.local.value is None:
             return None
-        return to_number(sp.sympify(self.delta_value, strict=True) * self.local.value)
+        product = sp.sympify(self.delta_value, strict=True) * self.local.value
+        return to_number(product, kept(self.delta_value, self.local.value))
 
 
 @dataclass(frozen=True)
@@ -162,9 +175,15 @@ def evaluate(expr: sp.Expr, point: Mapping[sp.Symbol, Number] | None) -> Number 
     if not needed <= point.keys():
         return None
     value = erfc_form(expr).xreplace({s: exactly(point[s]) for s in needed})
+    keep = getattr(point, "keep", False)  # an exact point asked to keep every digit
     if not value.is_Number:
-        value = value.evalf(EXACT_DIGITS)
-    return to_number(value)
+        value = value.evalf(point.digits if keep else EXACT_DIGITS)  # type: ignore[attr-defined]
+    return to_number(value, keep)
+
+
+@functools.lru_cache(maxsize=4096)  # a layer's neurons share their activation's formula
+def _exact_constants(expr: sp.Expr) -> sp.Expr:
+    return decimal_constants(expr)
 
 
 def erfc_form(expr: sp.Expr) -> sp.Expr:
@@ -225,21 +244,32 @@ def exact_point(net: Network, point: Mapping[sp.Symbol, float]) -> Mapping[sp.Sy
 
 
 class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
-    """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read."""
+    """See :func:`exact_point`: inputs, parameters and targets as given, the rest recomputed on first read.
 
-    def __init__(self, net: Network, point: Mapping[sp.Symbol, float]) -> None:
+    ``digits`` asks for at least that many digits (``derive check`` judging a long claim); ``keep``: what is
+    evaluated at this point keeps them, as sympy Floats (``derive grad --digits 50``). With either, a given
+    float is the decimal written in the spec (:func:`~derive.core.policy.written`: 0.05 is 1/20, not the
+    float nearest it); without, the float itself, exactly (the two differ by 1e-17 relative: beyond the
+    digits shown, and reading 784·30 decimals costs 0.2 s).
+    """
+
+    def __init__(self, net: Network, point: Mapping[sp.Symbol, float], digits: int = 0, keep: bool = False) -> None:
         self.net = net
         self.point = point
+        self.keep = keep  # values computed from it keep every digit (derive grad --digits 50)
+        self.decimals = keep or digits > 0  # given floats read as the spec's decimals
         if isinstance(point, Point):
             largest = point.largest_net()
         else:
             nets = [float(point[s]) for s in net.net_definitions if s in point]
             largest = max((abs(v) for v in nets if math.isfinite(v)), default=0.0)
-        self.digits = POLICY.digits_for(largest)
+        self.digits = max(POLICY.digits_for(largest), digits)
+        self._written = written_numbers(net.spec)  # numbers written with more digits than a float keeps
         self._forward: dict[int, tuple[list[Number | None], list[Number | None]]] = {}
         self._deltas: dict[int, list[Number | None]] = {}
         self._loss: list[Number | None] = []
         self._memo: dict[sp.Symbol, Number | None] = {}
+        self._weight_rows: dict[int, list[list[Any]] | None] = {}
         self._dyadics: dict[int, list[list[Dyadic]] | None] = {}
 
     # -- given numbers -------------------------------------------------------
@@ -248,13 +278,34 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         value = self.point.get(symbol)
         if value is None:
             return None
-        return sp.Float(value, self.digits) if isinstance(value, sp.Float) else float_at(value, self.digits)
+        if not self.decimals:
+            return sp.Float(value, self.digits) if isinstance(value, sp.Float) else float_at(value, self.digits)
+        return decimal_float(self._as_written(symbol.name, value), self.digits)
 
-    def _weights(self, index: int) -> list[list[float]] | None:
+    def _as_written(self, name: str, value: float | sp.Float) -> float | sp.Float:
+        """The spec's number as written, where the point still holds it (not after training)."""
+        given = self._written.get(name)
+        return given if given is not None and isinstance(value, float) and value == given else value
+
+    def _weights(self, index: int) -> list[list[Any]] | None:
+        if index not in self._weight_rows:  # read by the forward pass and by the δs below
+            self._weight_rows[index] = self._read_weights(index)
+        return self._weight_rows[index]
+
+    def _read_weights(self, index: int) -> list[list[Any]] | None:
+        """The layer's weights: the floats (exact binary), or with ``decimals`` the spec's decimals."""
+        symbols = self.net.layers[index].weights
         if isinstance(self.point, Point):
-            return self.point.arrays.weights[index].tolist()
-        rows = [[self.point.get(w) for w in row] for row in self.net.layers[index].weights]
-        return None if any(v is None for row in rows for v in row) else rows  # type: ignore[return-value]
+            given = self.point.arrays.weights[index].tolist()
+        else:
+            given = [[self.point.get(w) for w in row] for row in symbols]
+            if any(v is None for row in given for v in row):
+                return None
+        if not self.decimals:
+            return given
+        if self._written:
+            given = [[self._as_written(s.name, w) for s, w in zip(srow, row)] for srow, row in zip(symbols, given)]
+        return [[decimal_float(w, self.digits) for w in row] for row in given]
 
     def _dyadic_weights(self, index: int) -> list[list[Dyadic]] | None:
         """Layer ``index``'s weights as (m, e) pairs, converted once for every net's exact sum."""
@@ -276,7 +327,8 @@ class ExactPoint(LazyMapping, Mapping[sp.Symbol, Number]):
         return None
 
     def _define(self, definition: sp.Expr, known: Mapping[sp.Symbol, Number | None]) -> Number | None:
-        definition = erfc_form(definition)  # before the numbers go in: erf of a Float evaluates at once
+        # before the numbers go in: erf of a Float evaluates at once; a constant is the decimal written
+        definition = _exact_constants(erfc_form(definition))
         values = {}
         for s in definition.free_symbols:
             v = known.get(s)
@@ -596,7 +648,7 @@ def derive(
     parts = [p.value for p in paths] if paths else [t.value for t in terms]
     value = None
     if parts and all(v is not None for v in parts):
-        value = to_number(sp.Add(*(exactly(v) for v in parts)))
+        value = to_number(sp.Add(*(exactly(v) for v in parts)), kept(*parts))
     elif not parts:  # an output's ∂E/∂out: one factor, no δ
         value = factor_value(net, derivation.expression, exact)
     if value is None:
@@ -636,7 +688,9 @@ def _term(
     assert neuron.delta is not None
     definition = net.delta_definitions[neuron.delta]
     delta_value: Number | None = (
-        to_number(sp.sympify(exact[neuron.delta], strict=True)) if exact and neuron.delta in exact else None
+        to_number(sp.sympify(exact[neuron.delta], strict=True), getattr(exact, "keep", False))
+        if exact and neuron.delta in exact
+        else None
     )
     if delta_value is None and point is not None:
         delta_value = point.get(neuron.delta)

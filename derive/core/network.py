@@ -797,7 +797,9 @@ class Network:
         missing = []
         if self.spec.layers[0].values is None:
             missing.append("layers[0].values (the inputs)")
-        if self.spec.layers[-1].targets is None:
+        targets = {n.target for n in self.output_layer.neurons if n.target is not None}
+        # a loss in the outputs alone (micrograd's E = o) needs no targets
+        if self.spec.layers[-1].targets is None and targets & self.loss_expression.free_symbols:
             missing.append(f"layers[{len(self.layers) - 1}].targets")
         return missing
 

@@ -50,7 +50,7 @@ MAX_FORWARD_NEURONS = 12  # neurons whose forward pass is worked out in the key 
 MAX_DEFINITIONS = 12  # neurons whose net and out are defined on the sheet
 MAX_LISTED_PATHS = 4  # a gradient with more paths is worked in δ form
 GIVENS_PER_ROW = 3  # (symbol, value) pairs on one row of the table of given numbers
-HAND_IN_DIGITS = 6  # significant digits a student hands in (derive check grades what is shown)
+HAND_IN_DIGITS = 6  # significant digits a student hands in, correctly rounded (a variant records it: [grading])
 
 SHEET, KEY = "sheet", "key"
 
@@ -266,7 +266,10 @@ def sheet_plan(
     spec_file = f"student-{label}.toml"
     if part == SHEET:
         work = Exercises(
-            exercises, say("sheet_intro"), part="questions", hand_in=say("sheet_hand_in", digits=HAND_IN_DIGITS)
+            exercises,
+            say("sheet_intro"),
+            part="questions",
+            hand_in=say("sheet_hand_in", digits=spec.required_digits or HAND_IN_DIGITS),
         )
         last = Section(say("sheet_questions"), (work,), key="questions", numbered=False)
     else:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 DEFAULT_DIGITS = 8
+FLOAT_DIGITS = 15  # significant digits a float64 holds for certain; more are written from a sympy Float's own
 
 
 def format_number(value: Any, digits: int = DEFAULT_DIGITS) -> str:
@@ -21,6 +22,11 @@ def format_number(value: Any, digits: int = DEFAULT_DIGITS) -> str:
         number = sp.Float(value)
         if number.is_zero:
             return "0"
+        if digits > FLOAT_DIGITS and number._prec > 53:  # more digits than a float holds: from its own
+            with mpmath.workprec(number._prec):
+                text = mpmath.nstr(mpmath.mpf(number._mpf_), digits, min_fixed=-5, max_fixed=digits)
+            text = text[:-2] if text.endswith(".0") else text
+            return _exponent_form(text) if "e" in text else text
         as_float = float(number)
         if math.isinf(as_float) or abs(as_float) < 2.2250738585072014e-308:
             return _exponent_form(mpmath.nstr(mpmath.mpf(number._mpf_), digits, min_fixed=0, max_fixed=0))

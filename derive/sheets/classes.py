@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..spec.reading import Spec
 
 ANSWER_DIGITS = 10  # significant digits in the answers file: enough for derive check at any shown precision
-FORMATS = ("pdf", "html")
+FORMATS = ("pdf", "html", "moodle")  # moodle: a Moodle XML question bank instead of sheets and keys
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,9 @@ STUDENT_FILE = re.compile(r"student-\d+(-(sheet|key|answers|lecture))?\.(toml|tx
 def files_of(label: str, lectures: bool = False, fmt: str = "pdf") -> dict[str, str]:
     """The files written for a student, by role."""
     stem = f"student-{label}"
-    files = {
-        "spec": f"{stem}.toml",
-        "sheet": f"{stem}-sheet.{fmt}",
-        "key": f"{stem}-key.{fmt}",
-        "answers": f"{stem}-answers.txt",
-    }
+    files = {"spec": f"{stem}.toml", "answers": f"{stem}-answers.txt"}
+    if fmt != "moodle":  # a Moodle class set's questions and keys are its question bank
+        files.update({"sheet": f"{stem}-sheet.{fmt}", "key": f"{stem}-key.{fmt}"})
     if lectures:
         files["lecture"] = f"{stem}-lecture.{fmt}"
     return files
@@ -186,6 +183,8 @@ def write_class(
     from ..lecture.texbuild import check_tools, compile_pdf
 
     check_format(fmt)
+    if fmt == "moodle" and lectures:
+        raise DeriveError("--lectures writes PDF or HTML lectures, not Moodle questions", hint="drop --lectures")
     if fmt == "pdf":
         check_tools(lang)
     started = time.perf_counter()
@@ -206,6 +205,8 @@ def write_class(
             (staging / files["spec"]).write_text(sheet.variant.toml, encoding="utf-8")
             (staging / files["answers"]).write_text(answers_text(sheet), encoding="utf-8")
             options = Options(lang=lang, digits=digits, exercises=True)
+            if fmt == "moodle":
+                continue
             if fmt == "html":
                 (staging / files["sheet"]).write_text(sheet_html(sheet, False, lang, digits), encoding="utf-8")
                 (staging / files["key"]).write_text(sheet_html(sheet, True, lang, digits), encoding="utf-8")
@@ -218,6 +219,11 @@ def write_class(
             if lectures:
                 builds.append((lecture_tex(sheet.model, options), staging / files["lecture"]))
         (staging / "variants.toml").write_text(variants_toml(class_set, lectures, fmt), encoding="utf-8")
+        if fmt == "moodle":
+            from ..grading.moodle import QUESTION_FILE, moodle_xml
+
+            (staging / QUESTION_FILE).write_text(moodle_xml(class_set, lang, digits), encoding="utf-8")
+            log(f"wrote {QUESTION_FILE}")
 
         def build(job: tuple[str, Path]) -> None:
             compile_pdf(job[0], job[1], lang)
@@ -275,4 +281,4 @@ def recorded_files(directory: Path) -> set[str]:
 def check_format(fmt: str) -> None:
     """PDF or HTML."""
     if fmt not in FORMATS:
-        raise DeriveError(f"--format {fmt}: exercise sheets are {' or '.join(FORMATS)}", hint="use --format pdf")
+        raise DeriveError(f"--format {fmt}: exercise sheets are {', '.join(FORMATS)}", hint="use --format pdf")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeriveError
+from ..lecture.sheet import HAND_IN_DIGITS
 from ..spec.reading import MAX_NAME_LENGTH, MAX_TITLE_LENGTH, Spec, parse_spec, read_spec
 
 NET_MAX = 3.0  # σ'(3) ≈ 0.045: beyond this the sigmoid is flat and the exercise teaches nothing
@@ -183,6 +184,8 @@ class _Drawer:
                 if b is not None:
                     layers[index]["bias"] = round(float(b), 2) if b.ndim == 0 else _numbers(b)
         data["layers"] = layers
+        # what the sheet asks, recorded for derive check: at least this many digits, correctly rounded
+        data["grading"] = {"digits": self.base.required_digits or HAND_IN_DIGITS}
         header = f"# Student {label}'s variant of {self.base.source}, drawn by derive exercises.\n"
         return header + dump_toml(data)
 

@@ -14,6 +14,7 @@ import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -76,7 +77,9 @@ TOP_KEYS = (
     "training",
     "init",
     "published",
+    "grading",
 )
+GRADING_KEYS = ("digits",)  # [grading]: what derive check requires of a student's claims
 PUBLISHED_KEYS = ("source", "source_zh")  # besides numbers named as `derive check` names them
 PUBLISHED_RENAMED = {"loss": "E", "loss_after_step": "E'", "error": "E", "E_total": "E"}  # for the hint
 LOSS_KEYS = ("kind", "expr", "reduction")
@@ -272,6 +275,7 @@ class Spec:
     description_zh: str = ""
     published: PublishedSpec | None = None
     of_batch: tuple[int, int] | None = None  # (n, N): this is sample n (from 1) of a batch of N
+    required_digits: int = 0  # [grading] digits: significant digits derive check requires (0: lenient)
 
     @property
     def display_source(self) -> str:
@@ -397,7 +401,7 @@ def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) ->
             f"brackets nested {depth} deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
         )
     try:
-        data = _fast_toml(text) or tomllib.loads(text)
+        data = _fast_toml(text) or tomllib.loads(text, parse_float=_parse_float)
     except tomllib.TOMLDecodeError as exc:
         line = _single_bracket_layers(text)
         if line:
@@ -570,7 +574,7 @@ class _Validator:
     def number(self, value: Any, key: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_describe(value)}")
-        result = float(value)
+        result = value if type(value) is WrittenFloat else float(value)
         if not math.isfinite(result):
             raise self.fail(key, f"expected a finite number, got {value}")
         return result
@@ -676,7 +680,21 @@ class _Validator:
             check_steps(training.steps, self.parameters, f"{self.source}: training.steps")
         if "published" in data:
             spec = replace(spec, published=self.published(data["published"], spec))
+        if "grading" in data:
+            spec = replace(spec, required_digits=self.grading(data["grading"]))
         return spec
+
+    def grading(self, table: Any) -> int:
+        """[grading] digits = K: every claim checked against this spec shows K significant digits, rounded."""
+        if not isinstance(table, dict):
+            raise self.fail("grading", f"expected a table, got {_describe(table)}")
+        self.keys(table, GRADING_KEYS, "grading")
+        digits = table.get("digits", 0)
+        if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 50:
+            raise self.fail(
+                "grading.digits", f"expected a whole number of digits from 1 to 50, got {_describe(digits)}"
+            )
+        return digits
 
     def published(self, table: Any, spec: Spec) -> PublishedSpec:
         """The published numbers, named as ``derive check`` names them (one grammar, one verdict rule)."""
@@ -1385,7 +1403,27 @@ def _plain_float(value: Any) -> float:
     """A TOML number as a float; TypeError for anything else (booleans included)."""
     if type(value) is float or type(value) is int:
         return float(value)
+    if type(value) is WrittenFloat:
+        return value
     raise TypeError(value)
+
+
+class WrittenFloat(float):
+    """A spec's number written with more digits than its float keeps (6.8813735870195432): the float, and
+    ``text``, the decimal as written, for the exact pass (:func:`derive.core.policy.written`)."""
+
+    text: str
+
+
+def _parse_float(text: str) -> float:
+    """TOML's parse_float: a float, or a :class:`WrittenFloat` when the float's shortest form loses digits."""
+    value = float(text)
+    cleaned = text.replace("_", "")
+    if math.isfinite(value) and Decimal(cleaned) != Decimal(repr(value)):
+        written = WrittenFloat(value)
+        written.text = cleaned
+        return written
+    return value
 
 
 def _looks_like_name(text: str) -> bool:
