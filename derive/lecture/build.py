@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import sympy as sp
 
@@ -178,6 +179,7 @@ class _Builder:
         self.explained: set[str] = set()  # activations whose formula and notes were shown
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(batch.spec.published.values) if batch.spec.published else {}
+        self._slip: tuple[list[float], list[float]] | None = None  # the updated-weights slip's run, when asked
         self.optimizer = Optimizer.of(batch.spec)
 
     # -- helpers ------------------------------------------------------------------
@@ -234,48 +236,91 @@ class _Builder:
     def published_note(
         self, key: str, symbol: Field, value: float, after: int = 0, one_fewer: float | None = None
     ) -> Paragraph | None:
-        """A note when the published article prints a different number for this quantity (``after`` N updates).
+        """A note on what each published source prints for this quantity (``after`` N updates).
 
         The verdict is ``derive check``'s: right when it is the value rounded or truncated to the digits shown.
-        ``one_fewer`` is the quantity after ``after`` − 1 updates: a published number that matches it by the
-        same rule is named as an off-by-one in the count.
+        A differing number gets a cause only when one reproduces it (:mod:`.sources`): another source printing
+        the right value, one update fewer (``one_fewer`` is the quantity after ``after`` − 1 updates), or the
+        hidden δs computed with the output weights already updated; otherwise the note says no cause is known.
         """
-        if key not in self.published:
-            return None
-        from decimal import Decimal
-
-        from ..check.claims import is_ok, significant_digits
-
-        text = self.published[key]
-        printed = Decimal(text)
-        digits = significant_digits(printed)
         published = self.model.spec.published
-        assert published is not None
-        zh = self.options.lang == "zh" and published.source_zh
-        source = Text(published.source_zh if zh else published.source)
-        when = {"steps": after} if after > 1 else {}
+        if published is None:
+            return None
+        from ..check.claims import significant_digits
+        from .sources import agrees, printed
+
+        zh = self.options.lang == "zh"
+        found = printed(published, key, value, zh)
+        if not found:
+            return None
+        when: dict[str, Field | int] = {"steps": after} if after > 1 else {}
         prefix = "published_after_" if after > 1 else "published_step_" if after == 1 else "published_"
-        if is_ok(printed, float(value)):
-            return Paragraph(
-                (say(prefix + "agrees", what=symbol, printed=Text(text), source=source, **when),), note=True
+        right = [p for p in found if p.agrees]
+        sentences: list[Say] = []
+        if right:
+            names = self.source_names([p.source for p in right])
+            plural = "s" if len(right) > 1 else ""
+            sentences.append(
+                say(prefix + "agrees" + plural, what=symbol, printed=Text(right[0].text), source=names, **when)
             )
-        if after > 1 and one_fewer is not None and is_ok(printed, float(one_fewer)):
-            prefix, when = "published_after_one_fewer", {"steps": after, "fewer": after - 1}
-        else:
-            prefix += "differs"
-        return Paragraph(
-            (
-                say(
-                    prefix,
-                    what=symbol,
-                    printed=Text(text),
-                    value=Num(value, max(digits, self.options.digits)),
-                    source=source,
-                    **when,
-                ),
-            ),
-            note=True,
-        )
+        for p in found:
+            if p.agrees:
+                continue
+            digits = significant_digits(Decimal(p.text))
+            fields: dict[str, Field | int] = {
+                "what": symbol,
+                "printed": Text(p.text),
+                "value": Num(value, max(digits, self.options.digits)),
+                "source": Text(p.source),
+                **when,
+            }
+            slip = self.updated_weights_value(key, after)
+            if after > 1 and one_fewer is not None and agrees(p.text, float(one_fewer)):
+                sentences.append(say("published_after_one_fewer", fewer=after - 1, **fields))
+            elif slip is not None and agrees(p.text, slip):
+                out = self.net.output_layer
+                sentences.append(
+                    say(
+                        prefix + "updated_weights",
+                        first=Math(out.weights[0][0]),
+                        last=Math(out.weights[-1][-1]),
+                        slip=Num(slip, max(digits, self.options.digits)),
+                        **fields,
+                    )
+                )
+            elif right:
+                sentences.append(say("published_copy_slip", **fields))
+            else:
+                sentences.append(say(prefix + "differs", **fields))
+        return Paragraph(tuple(sentences), note=True)
+
+    def source_names(self, names: list[str]) -> Field:
+        """Sources named together: "A and B" (the word files' "and")."""
+        if len(names) == 1:
+            return Text(names[0])
+        from .latex import words
+
+        joiner = words(self.options.lang)["and_word"]
+        return Text(", ".join(names[:-1]) + joiner + names[-1])
+
+    def updated_weights_value(self, key: str, after: int) -> float | None:
+        """``key`` (E or an output) after ``after`` updates whose hidden δs use the already-updated weights above."""
+        if after < 1 or len(self.net.layers) < 3:
+            return None
+        if self._slip is None or len(self._slip[0]) < after + 1:
+            from .sources import updated_weights_run
+
+            self._slip = updated_weights_run(self.batch, after) or ([], [])
+        losses, outputs = self._slip
+        if not losses:
+            return None
+        stem = key.partition("@")[0].rstrip("'")
+        if stem == "E":
+            return losses[after]
+        names = [o.name for o in self.net.output_layer.outs]
+        if stem in names and len(losses) == after + 1:
+            return outputs[names.index(stem)]
+        return None
 
     # -- the plan -----------------------------------------------------------------
 
