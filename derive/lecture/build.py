@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..core.worked import Worked
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import sympy as sp
@@ -401,7 +401,10 @@ class _Builder:
                 drawn[(layer.index, j)] = node_id
                 heights[node_id] = y
                 kind = "input" if layer.index == 0 else ("output" if self.is_output(layer) else "hidden")
-                nodes.append(Node(node_id, x, y, None if small else layer.neurons[j].out, kind))
+                neuron = layer.neurons[j]
+                # a small copy labels each neuron by its short name (h1), so a path can be read off it
+                tag = neuron.label if small and layer.index > 0 and not layer.spec.by_size else None
+                nodes.append(Node(node_id, x, y, neuron.out, kind, tag=tag))
             if layer.size > MAX_DRAWN_NEURONS:
                 dots.append((x, step_y * ((count - 1) / 2 - 4)))
             tops[layer.index] = step_y * (count - 1) / 2
@@ -467,9 +470,10 @@ class _Builder:
         net = self.net
         first = net.layers[1].neurons[0]
         assert first.net is not None
-        blocks: list[Block] = [
-            Paragraph((say("notation_intro", net=Math(first.net), out=Math(first.out)),)),
-        ]
+        which = say("first_output") if self.is_output(net.layers[1]) else say("first_hidden")
+        intro: list[Say] = [say("notation_intro", net=Math(first.net), out=Math(first.out), which=which)]
+        intro.extend(self.naming_sentences())
+        blocks: list[Block] = [Paragraph(tuple(intro))]
         rows: list[tuple[Field, ...]] = []
         symbols = len(net.info) - sum(1 for i in net.info.values() if i.kind == "delta")
         for layer in net.layers if symbols <= MAX_NOTATION_ROWS else ():
@@ -511,10 +515,8 @@ class _Builder:
             say("meaning"),
             say("value_of_sample", n=worked) if self.batch.is_batch else say("value"),
         )
-        if rows:
-            blocks.append(Table(header, tuple(rows), (False, False, True)))
-        else:
-            blocks.append(self.layer_summary())
+        table = Table(header, tuple(rows), (False, False, True)) if rows else self.layer_summary()
+        table = replace(table, caption=say("table_follows"))  # kept on the table's page
         example = next((p for p in self.parameters if count_paths(net, self.sym(p), self.memo) > 1), None)
         blocks += [
             Paragraph((say("chain_one"),)),
@@ -525,7 +527,48 @@ class _Builder:
         if example is not None:
             paths = count_paths(net, self.sym(example), self.memo)
             blocks.append(Paragraph((say("chain_example", weight=Math(self.sym(example)), n=paths),)))
+        # the table after the chain rule: the short text fills the page the network's drawing leaves
+        blocks.append(table)
         return Section(say("notation"), tuple(blocks), key="notation")
+
+    def naming_sentences(self) -> list[Say]:
+        """How a weight's name reads (into which neuron, from which), and the targets, before any formula uses them."""
+        net = self.net
+        layer = net.layers[1]
+        w = layer.weights[0][0]
+        out: list[Say] = [
+            say("weight_naming", weight=Math(w), dst=self.neuron(layer, 0), src=self.neuron(net.layers[0], 0))
+        ]
+        top = net.output_layer
+        first = top.neurons[0]
+        if first.target is not None:
+            if top.size == 2:
+                last = top.neurons[-1]
+                assert last.target is not None
+                out.append(
+                    say(
+                        "targets_two",
+                        first=Math(first.target),
+                        last=Math(last.target),
+                        out_first=Math(first.out),
+                        out_last=Math(last.out),
+                    )
+                )
+            elif top.size > 1:
+                last = top.neurons[-1]
+                assert last.target is not None
+                out.append(
+                    say(
+                        "targets_many",
+                        first=Math(first.target),
+                        last=Math(last.target),
+                        out_first=Math(first.out),
+                        out_last=Math(last.out),
+                    )
+                )
+            else:
+                out.append(say("targets_one", target=Math(first.target), out=Math(first.out)))
+        return out
 
     def layer_summary(self) -> Table:
         """One row per layer: what its symbols are called and how many there are."""
@@ -542,19 +585,18 @@ class _Builder:
                 )
                 continue
             w0, w1 = layer.weights[0][0], layer.weights[-1][-1]
-            rows.append(
-                (
-                    Count(layer.number),
-                    say(
-                        "summary_layer",
-                        net=Math(n0.net) if n0.net is not None else Count(0),
-                        out=Math(n0.out),
-                        first=Math(w0),
-                        last=Math(w1),
-                    ),
-                    Count(layer.size),
-                )
+            names: dict[str, Field | int] = {
+                "net": Math(n0.net) if n0.net is not None else Count(0),
+                "out": Math(n0.out),
+                "first": Math(w0),
+                "last": Math(w1),
+            }
+            meaning = (
+                say("summary_output", target=Math(n0.target), **names)
+                if n0.target is not None
+                else say("summary_layer", **names)
             )
+            rows.append((Count(layer.number), meaning, Count(layer.size)))
         return Table(
             (say("layer"), say("meaning"), say("neurons")),
             tuple(rows),
@@ -614,7 +656,8 @@ class _Builder:
             ),
         ]
         if len(derivative) > 1:
-            blocks.append(Paragraph((say("why_in_out"),), note=True))
+            key = "why_in_out" if rule.name in ("sigmoid", "tanh") else "why_in_out_other"
+            blocks.append(Paragraph((say(key),), note=True))
         if rule.name in ("sigmoid", "tanh"):
             blocks.append(Paragraph((say("why_saturation"),), note=True))
         return blocks
@@ -640,7 +683,11 @@ class _Builder:
             sides.append(Substituted(substituted))
         sides.append(Value(value))
         kind = net.loss_rule.name
-        intro = say("loss_intro_custom") if kind == "custom" else say("loss_intro", name=say("loss_" + kind))
+        targets = {n.target for n in net.output_layer.neurons if n.target is not None}
+        if kind != "custom":
+            intro = say("loss_intro", name=say("loss_" + kind))
+        else:
+            intro = say("loss_intro_custom" if expr.free_symbols & targets else "loss_intro_custom_no_target")
         blocks: list[Block] = [
             Paragraph((intro,)),
             Equations((Line(EquationChain(LOSS_SYMBOL, tuple(sides))),)),
@@ -793,8 +840,11 @@ class _Builder:
             return []  # pragma: no cover - an output neuron always has a target symbol
         term = self.net.loss_rule.term(out, neuron.target, outputs.size)
         chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
-        key = "why_dE_dout_half" if self.net.loss_rule.name == "half_sse" else "why_dE_dout"
-        return [Paragraph((say(key, out=Math(out)),), note=True), Equations((Line(chain),))]
+        if self.net.loss_rule.name == "half_sse":
+            note = say("why_dE_dout_half", out=Math(out), term=Math(term))
+        else:
+            note = say("why_dE_dout", out=Math(out))
+        return [Paragraph((note,), note=True), Equations((Line(chain),))]
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
@@ -920,7 +970,7 @@ class _Builder:
     def equations_section(self) -> Section:
         net = self.net
         out = net.output_layer
-        hidden = net.layers[-2] if len(net.layers) > 2 else out
+        below = net.layers[-2]  # the layer under the output: hidden, or the inputs when there is none
         o = out.neurons[0]
         w = out.weights[0][0]
         assert o.net is not None and o.delta is not None
@@ -931,7 +981,7 @@ class _Builder:
             (
                 say("n_w"),
                 Math(w),
-                say("m_w", src=Math(hidden.neurons[0].out) if hidden is not out else Math(o.out), dst=Math(o.out)),
+                say("m_w", src=Math(below.neurons[0].out), dst=Math(o.out)),
             ),
             (say("n_delta"), Math(o.delta), say("m_delta")),
             (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),
@@ -944,7 +994,7 @@ class _Builder:
         ]
         if isinstance(out.rule, LayerMap):
             blocks.append(Paragraph((say("bp1_softmax"),)))
-        blocks.append(Paragraph((say("bp_seen"),)))
+        blocks.append(Paragraph((say("bp_seen" if len(net.layers) > 2 else "bp_seen_no_hidden"),)))
         if self.batch.is_batch:  # BP3 and BP4 are one sample's; a batch's gradient is their mean (or sum)
             blocks.append(Paragraph((say("bp_batch_" + self.batch.spec.loss.reduction, n=self.batch.samples),)))
         matrices: list[Block] = []

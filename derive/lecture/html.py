@@ -122,10 +122,13 @@ class HtmlRenderer:
         for k, row in enumerate(self.latex.rows(Line(line.chain))):
             cells = split_top(row, "&")
             lhs, rhs = cells[0].strip(), "".join(cells[1:]).strip()
+            # each "= side" its own <math>, so that a narrow screen wraps the chain between sides
+            sides = [p.strip() for p in split_top(rhs, "=")] if rhs.startswith("=") else [rhs]
+            pieces = [("= " + p) if rhs.startswith("=") else p for p in (sides[1:] if rhs.startswith("=") else sides)]
             rows.append(
                 {
                     "lhs": mathml(lhs, displaystyle=True) if lhs else Html(""),
-                    "rhs": mathml(rhs, displaystyle=True) if rhs else Html(""),
+                    "rhs": Html("".join(f'<span class="side">{mathml(p, displaystyle=True)}</span>' for p in pieces if p)),
                     "tag": self.sentence(line.tag) if line.tag is not None and k == 0 else None,
                     "colour": PATH_COLOURS[line.colour % len(PATH_COLOURS)] if line.colour is not None else None,
                 }
@@ -212,7 +215,7 @@ class HtmlRenderer:
 
     def diagram(self, d: Diagram) -> Html:
         """The network as SVG: the PDF's coordinates (cm, y up) at PX_PER_CM, labels as MathML."""
-        radius = 0.2 if d.small else 0.55
+        radius = 0.33 if d.small else 0.55
         margin = 0.4 if d.small else 1.2
         xs = [n.x for n in d.nodes] + [x for x, _ in d.dots]
         ys = [n.y for n in d.nodes] + [y for _, y in d.dots]
@@ -279,7 +282,14 @@ class HtmlRenderer:
                     f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius * PX_PER_CM:.1f}" stroke="{stroke}" '
                     f'fill="{fill}" stroke-width="1.5"/>'
                 )
-                if n.label is not None:
+                if d.small and n.tag is not None:  # a small copy: the neuron's short name, as plain SVG text
+                    labels.append(
+                        f'<text class="node-label" x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle" '
+                        f'font-size="11" font-family="serif">{html_escape(n.tag)}</text>'
+                    )
+                elif d.small and n.label is not None:
+                    labels.append(self._label(cx, cy, self.names[n.label], "small"))
+                elif n.label is not None:
                     labels.append(self._label(cx, cy, self.names[n.label], "node"))
                 continue
             text = (self.names[n.label] if n.label is not None else "1") + (
@@ -303,8 +313,10 @@ class HtmlRenderer:
 
     def _label(self, x: float, y: float, latex: str, kind: str) -> str:
         """A MathML label centred at (x, y), in a foreignObject."""
-        w, h = (150, 28) if kind != "node" else (60, 28)
+        w, h = (150, 28) if kind not in ("node", "small") else (60, 28)
         size, colour = ("12px", "rgb(90,90,90)") if kind == "biaslabel" else ("13px", "inherit")
+        if kind == "small":
+            size = "10px"
         backing = "background:rgba(255,255,255,0.9);padding:0 2px;" if kind in ("edge", "bias") else ""
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'

@@ -345,6 +345,8 @@ class LatexRenderer:
                 label = self.names[n.label] if n.label is not None else "1"
                 if n.value is not None:
                     label += " = " + self.printer.number(n.value)
+            elif n.tag is not None:  # a small copy: the neuron's short name
+                label = rf"\text{{{_text(n.tag, self.unicode_ok)}}}"
             else:
                 label = self.names[n.label] if n.label is not None else ""
             style = {
@@ -475,7 +477,7 @@ def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[di
         return min(max(base, 3 + subsections[0]["keep"]), 30)
     lines = 0
     for b in blocks[:2]:
-        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 2
+        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 5
         if b["kind"] != "paragraph":
             break
     else:  # only an intro paragraph: keep it with the first subsection's heading and start too
