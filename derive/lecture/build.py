@@ -403,7 +403,7 @@ class _Builder:
                 kind = "input" if layer.index == 0 else ("output" if self.is_output(layer) else "hidden")
                 neuron = layer.neurons[j]
                 # a small copy labels each neuron by its short name (h1), so a path can be read off it
-                tag = neuron.label if small and layer.index > 0 and not layer.spec.by_size else None
+                tag = neuron.label if small and not layer.spec.by_size else None
                 nodes.append(Node(node_id, x, y, neuron.out, kind, tag=tag))
             if layer.size > MAX_DRAWN_NEURONS:
                 dots.append((x, step_y * ((count - 1) / 2 - 4)))

@@ -122,13 +122,19 @@ class HtmlRenderer:
         for k, row in enumerate(self.latex.rows(Line(line.chain))):
             cells = split_top(row, "&")
             lhs, rhs = cells[0].strip(), "".join(cells[1:]).strip()
-            # each "= side" its own <math>, so that a narrow screen wraps the chain between sides
+            # each "= side" its own group of <math>s, split between factors and terms, so that a narrow
+            # screen wraps a chain between its sides, and a long product between its factors
             sides = [p.strip() for p in split_top(rhs, "=")] if rhs.startswith("=") else [rhs]
             pieces = [("= " + p) if rhs.startswith("=") else p for p in (sides[1:] if rhs.startswith("=") else sides)]
+            groups = [
+                "".join(f'<span class="piece">{mathml(t, displaystyle=True)}</span>' for t in wrap_points(p))
+                for p in pieces
+                if p
+            ]
             rows.append(
                 {
                     "lhs": mathml(lhs, displaystyle=True) if lhs else Html(""),
-                    "rhs": Html("".join(f'<span class="side">{mathml(p, displaystyle=True)}</span>' for p in pieces if p)),
+                    "rhs": Html("".join(f'<span class="side">{g}</span>' for g in groups)),
                     "tag": self.sentence(line.tag) if line.tag is not None and k == 0 else None,
                     "colour": PATH_COLOURS[line.colour % len(PATH_COLOURS)] if line.colour is not None else None,
                 }
@@ -427,6 +433,44 @@ class HtmlRenderer:
             "sections": sections,
             "subtitle": self.sentence(plan.subtitle) if plan.subtitle else None,
         }
+
+
+_OPERATORS = (r"\cdot", "+")
+_OPENERS = re.compile(r"\\(left|bigl|Bigl|biggl|Biggl|begin)\b")
+_CLOSERS = re.compile(r"\\(right|bigr|Bigr|biggr|Biggr|end)\b")
+
+
+def wrap_points(latex: str, least: int = 12) -> list[str]:
+    r"""``latex`` cut before each top-level ``\cdot`` and ``+`` (outside braces, \left…\right and
+    environments), each piece at least ``least`` characters: places a long product or sum may wrap."""
+    pieces: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    while i < len(latex):
+        ch = latex[i]
+        if ch == "\\":
+            m = re.match(r"\\([A-Za-z]+|.)", latex[i:])
+            name = m.group(0) if m else "\\"
+            if _OPENERS.match(name):
+                depth += 1
+            elif _CLOSERS.match(name):
+                depth -= 1
+            elif depth == 0 and name == _OPERATORS[0] and i - start >= least:
+                pieces.append(latex[start:i].strip())
+                start = i
+            i += len(name)
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "+" and depth == 0 and i - start >= least:
+            pieces.append(latex[start:i].strip())
+            start = i
+        i += 1
+    pieces.append(latex[start:].strip())
+    return [p for p in pieces if p]
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
