@@ -28,7 +28,10 @@ from ..present.equations import (
     Quantity,
     Side,
     Substituted,
+    chain_depth,
+    chain_ordered,
     reading_order,
+    tidy,
 )
 from ..present.numbers import latex_number
 from ..present.render import render
@@ -118,7 +121,7 @@ class LatexRenderer:
         self.words = words(plan.lang)
         self.unicode_ok = plan.lang != "en"  # pdflatex has no glyphs beyond Latin-1
         self.names = plan.network.latex
-        self.printer = LatexChainPrinter(self.names, plan.point, plan.digits)
+        self.printer = LatexChainPrinter(self.names, plan.point, plan.digits, chain_depth(plan.network))
 
     # -- sentences ------------------------------------------------------------
 
@@ -223,7 +226,9 @@ class LatexRenderer:
             show: Callable[[sp.Basic], str] = (
                 self.printer.formula if isinstance(side, Formula) else self.printer.substituted
             )
-            return _break(side.expr, show, SIDE_WIDTH)
+            depth = self.printer.depth
+            order = (lambda fs: chain_ordered(fs, depth)) if depth is not None else None
+            return _break(tidy(side.expr), show, SIDE_WIDTH, order)
         if isinstance(side, Numbers):
             joiner = self.printer.times if side.op == "*" else self.printer.plus
             texts = [self.printer.bracketed(v) for v in side.values]
@@ -418,8 +423,13 @@ class LatexRenderer:
         }
 
 
-def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[str]:
-    """Rows for a long expression: sums split into terms, products into factors."""
+def _break(
+    expr: sp.Expr,
+    show: Callable[[sp.Basic], str],
+    width: int,
+    order: Callable[[list[sp.Basic]], list[sp.Basic]] | None = None,
+) -> list[str]:
+    """Rows for a long expression: sums split into terms, products into factors (in ``order``)."""
     whole = show(expr)
     if visible_width(whole) <= width:
         return [whole]
@@ -440,6 +450,8 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
         return lines
     if isinstance(expr, sp.Mul):
         factors = list(sp.Mul.make_args(expr))
+        if order is not None and not all(f.is_Symbol for f in factors):
+            factors = order(factors)
         lines = []
         current = ""
         for factor in factors:
@@ -448,11 +460,13 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
                 # a long bracket gets rows of its own
                 if current:
                     lines.append(current)
-                inner = _break(factor, show, width - 4)
+                inner = _break(factor, show, width - 4, order)
                 lead = r"\cdot " if lines else ""
-                lines.append(lead + r"\Bigl(" + inner[0])
+                # the bracket spans rows, so no \left…\right: big enough for the fractions it encloses
+                big = ("\\biggl(", "\\biggr)") if any(r"\frac" in row for row in inner) else ("\\Bigl(", "\\Bigr)")
+                lines.append(lead + big[0] + inner[0])
                 lines.extend(r"\quad " + row for row in inner[1:])
-                lines[-1] += r"\Bigr)"
+                lines[-1] += big[1]
                 current = ""
                 continue
             if isinstance(factor, sp.Add):
