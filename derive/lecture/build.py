@@ -41,6 +41,7 @@ from ..present.equations import (
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..spec.reading import BUILTIN_SUFFIX
+from .teaching import bp_derivation, fast_section, mazur_step
 from .plan import (
     Block,
     Claim,
@@ -100,6 +101,7 @@ class Options:
     digits: int = DEFAULT_DIGITS
     steps: int | None = None
     exercises: bool = False
+    mazur_steps: bool = False  # Mazur's intermediate step ∂E/∂out_h = Σ_o ∂E_o/∂out_h in the hidden layer
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,7 @@ class _Builder:
             self.loss_section(),
             *self.layer_sections(),
             self.equations_section(),
+            fast_section(self),
             self.closed_section(),
             *([self.combination_section()] if batch else []),
             self.update_section(),
@@ -805,6 +808,8 @@ class _Builder:
                 blocks.append(
                     Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
                 )
+        if self.options.mazur_steps and not self.is_output(layer):
+            blocks.extend(mazur_step(self, layer, info.row))
         else:
             folded = "folded_output" if self.is_output(layer) else "folded"
             blocks.append(Paragraph((say(folded, weight=Math(weight), n=d.path_count),)))
@@ -994,6 +999,7 @@ class _Builder:
         ]
         if isinstance(out.rule, LayerMap):
             blocks.append(Paragraph((say("bp1_softmax"),)))
+        blocks.extend(bp_derivation(self))
         blocks.append(Paragraph((say("bp_seen" if len(net.layers) > 2 else "bp_seen_no_hidden"),)))
         if self.batch.is_batch:  # BP3 and BP4 are one sample's; a batch's gradient is their mean (or sum)
             blocks.append(Paragraph((say("bp_batch_" + self.batch.spec.loss.reduction, n=self.batch.samples),)))

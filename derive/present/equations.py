@@ -63,6 +63,14 @@ class Product:
 
 
 @dataclass(frozen=True)
+class Grouped:
+    """A sum of products of quantities, times common factors: (∂E/∂net_o1 · ∂net_o1/∂out_h1 + …) · ∂out_h1/∂net_h1."""
+
+    terms: tuple[tuple[Quantity, ...], ...]
+    factor: tuple[Quantity, ...] = ()
+
+
+@dataclass(frozen=True)
 class Numbers:
     """Values joined by an operator ("*" or "+"), negatives bracketed."""
 
@@ -86,7 +94,7 @@ class Value:
     value: float
 
 
-Side: TypeAlias = Formula | Substituted | Product | Numbers | Elided | Value
+Side: TypeAlias = Formula | Substituted | Product | Grouped | Numbers | Elided | Value
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,11 @@ class ChainPrinter:
             return self.substituted(side.expr)
         if isinstance(side, Product):
             return self.times.join(self.quantity(q) for q in side.quantities)
+        if isinstance(side, Grouped):
+            inner = self.plus.join(self.times.join(self.quantity(q) for q in term) for term in side.terms)
+            if not side.factor:
+                return inner
+            return self.bracket_text(inner) + "".join(self.times + self.quantity(q) for q in side.factor)
         if isinstance(side, Numbers):
             joiner = self.times if side.op == "*" else self.plus
             return joiner.join(self.bracketed(v) for v in side.values)
