@@ -1360,6 +1360,35 @@ class _Builder:
 
     # -- exercises ---------------------------------------------------------------------
 
+    def change_exercise(self, w: sp.Symbol) -> Exercise:
+        """How much E changes when ``w`` grows by a little: ∂E/∂w times the change, against the true change."""
+        step = 0.01
+        g = self.run.gradients[w.name]
+        before = self.batch.loss
+        assert before is not None
+        probe = self.batch.compiled()
+        info = self.net.info[w.name]
+        assert info.row is not None and info.col is not None
+        probe.weights[info.layer][info.row, info.col] += step
+        after = probe.current_loss()
+        return Exercise(
+            (Paragraph((say("ex_change", weight=Math(w), step=Num(step)),)),),
+            (
+                Paragraph(
+                    (
+                        say(
+                            "ex_change_answer",
+                            weight=Math(w),
+                            step=Num(step),
+                            g=Num(g),
+                            estimate=Num(g * step),
+                            change=Num(after - before),
+                        ),
+                    )
+                ),
+            ),
+        )
+
     def exercises_section(self) -> Section:
         net = self.net
         out = net.output_layer
@@ -1429,41 +1458,26 @@ class _Builder:
                         ),
                     )
                 )
-        # 2. one update by hand
-        eta = self.model.spec.training.learning_rate
-        g = self.run.gradients[w.name]
-        old = self.run.old[w.name]
-        items.append(
-            Exercise(
-                (Paragraph((say("ex_update", weight=Math(w)),)),),
-                (
-                    Paragraph(
-                        (
-                            say(
-                                "ex_update_answer",
-                                weight=Math(w),
-                                old=Num(old),
-                                eta=Num(eta),
-                                g=Num(g),
-                                new=Num(self.run.new[w.name]),
-                            ),
-                        )
-                    ),
-                ),
-                (Claim(f"{w.name}'", self.run.new[w.name]),),  # gradable: `derive check SPEC w5'=…`
-            )
-        )
-        # 3. another activation for the first hidden neuron
-        h = net.layers[1].neurons[0]
+        # 2. the effect of a change, to first order (the update table already answers "one update by hand")
+        items.append(self.change_exercise(w))
+        # 3. another activation for the first hidden neuron (tanh, or the sigmoid where it already is tanh)
+        first = net.layers[1]
+        h = first.neurons[0]
         assert h.net is not None
         z = self.exact[h.net]
-        t = math.tanh(z)
-        items.append(
-            Exercise(
-                (Paragraph((say("ex_tanh", out=Math(h.out), net=Math(h.net)),)),),
-                (Paragraph((say("ex_tanh_answer", net=Math(h.net), z=Num(z), out=Num(t), slope=Num(1 - t * t)),)),),
+        if len(net.layers) > 2:
+            if isinstance(first.rule, Activation) and first.rule.name == "tanh":
+                s = 1 / (1 + math.exp(-z))
+                question, answer, value, slope = "ex_sigmoid", "ex_sigmoid_answer", s, s * (1 - s)
+            else:
+                t = math.tanh(z)
+                question, answer, value, slope = "ex_tanh", "ex_tanh_answer", t, 1 - t * t
+            items.append(
+                Exercise(
+                    (Paragraph((say(question, out=Math(h.out), net=Math(h.net)),)),),
+                    (Paragraph((say(answer, net=Math(h.net), z=Num(z), out=Num(value), slope=Num(slope)),)),),
+                )
             )
-        )
         # 4. a new input value
         x = net.input_layer.neurons[0].out
         w1 = net.layers[1].weights[0][0]

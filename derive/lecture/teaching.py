@@ -150,20 +150,14 @@ def fast_section(b: _Builder) -> Section:
     n = len(weights)
     blocks: list[Block] = [
         Paragraph(
+            (say("fast_paths", weight=Math(w), paths=paths, factors=factors, mults=paths * (factors - 1), n=n, total=total),)
+        ),
+        Paragraph(
             (
-                say(
-                    "fast_paths",
-                    weight=Math(w),
-                    paths=paths,
-                    factors=factors,
-                    mults=paths * (factors - 1),
-                    n=n,
-                    total=total,
-                ),
                 say("fast_deltas", bp=bp, n=n),
-                say("fast_ratio", ratio=round(total / bp)) if total > 1.5 * bp else say("fast_small"),
+                say("fast_ratio", ratio=_times(total / bp)) if total > 1.5 * bp else say("fast_small"),
             )
-        )
+        ),
     ]
     if sizes != REFERENCE_SIZES:
         ref_paths, _, ref_total = path_work(REFERENCE_SIZES)
@@ -175,13 +169,18 @@ def fast_section(b: _Builder) -> Section:
                         "fast_reference",
                         paths=ref_paths,
                         total=Num(float(ref_total), 3),
-                        bp=Num(float(ref_bp), 3),
-                        ratio=round(ref_total / ref_bp),
+                        bp=ref_bp,
+                        ratio=_times(ref_total / ref_bp),
                     ),
                 )
             )
         )
     return Section(say("fast"), tuple(blocks), key="fast")
+
+
+def _times(ratio: float) -> Count | Num:
+    """A ratio as a reader says it: 2.5 times, 9,144 times."""
+    return Count(round(ratio)) if ratio >= 10 else Num(ratio, 2)
 
 
 # -- Mazur's intermediate step -------------------------------------------------------------

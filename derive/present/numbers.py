@@ -45,8 +45,8 @@ def _exponent_form(text: str) -> str:
 def distinct_digits(value: Any, digits: int = DEFAULT_DIGITS) -> int:
     """``digits``, or more where ``value`` would read as a whole number it is not (1 − 6.9e-13 is not 1:
     a factor out·(1 − out) must never read 1·(1 − 1)); at most float64's 17."""
-    if not isinstance(value, float) or value == 0 or not math.isfinite(value):
-        return digits
+    if not isinstance(value, float) or value == 0 or not math.isfinite(value) or abs(value) >= 10 ** (digits - 1):
+        return digits  # a large number rounded to its digits reads as rounded, not as exact
     gap = abs(value - round(value))  # how far from the nearest whole number
     while digits < 17:
         shown = float(format_number(value, digits))
