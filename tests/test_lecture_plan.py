@@ -48,6 +48,7 @@ def test_the_lecture_runs_backwards_from_the_output(plan):
         "layer3",
         "layer2",
         "bp",
+        "fast",
         "closed",
         "update",
         "training",

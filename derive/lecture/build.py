@@ -808,8 +808,8 @@ class _Builder:
                 blocks.append(
                     Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
                 )
-        if self.options.mazur_steps and not self.is_output(layer):
-            blocks.extend(mazur_step(self, layer, info.row))
+                if self.options.mazur_steps and not self.is_output(layer):
+                    blocks.extend(mazur_step(self, layer, info.row))
         else:
             folded = "folded_output" if self.is_output(layer) else "folded"
             blocks.append(Paragraph((say(folded, weight=Math(weight), n=d.path_count),)))
