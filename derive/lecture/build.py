@@ -605,6 +605,7 @@ class _Builder:
             tuple(rows),
             (True, False, True),
             note=say("summary_note", n=len(self.parameters)),
+            wrap=1,  # the names of a layer with targets are long: the column wraps within the page
         )
 
     # -- forward pass ---------------------------------------------------------------

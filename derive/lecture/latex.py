@@ -22,6 +22,7 @@ from ..present.equations import (
     Elided,
     EquationChain,
     Formula,
+    Grouped,
     LatexChainPrinter,
     Numbers,
     Partial,
@@ -229,6 +230,21 @@ class LatexRenderer:
             depth = self.printer.depth
             order = (lambda fs: chain_ordered(fs, depth)) if depth is not None else None
             return _break(tidy(side.expr), show, SIDE_WIDTH, order)
+        if isinstance(side, Grouped):
+            # (a·b + c·d + …) · e over rows: the bracket spans them, sized for the fractions inside
+            rows, current = [], ""
+            for t in self.printer.grouped_terms(side):
+                candidate = f"{current} + {t}" if current else t
+                if current and visible_width(candidate) > SIDE_WIDTH:
+                    rows.append(current)
+                    current = "+ " + t
+                else:
+                    current = candidate
+            rows.append(current)
+            if side.factor:
+                rows[0] = r"\biggl(" + rows[0]
+                rows[-1] += r"\biggr)" + "".join(self.printer.times + self.printer.quantity(q) for q in side.factor)
+            return rows
         if isinstance(side, Numbers):
             joiner = self.printer.times if side.op == "*" else self.printer.plus
             texts = [self.printer.bracketed(v) for v in side.values]

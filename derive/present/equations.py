@@ -185,7 +185,7 @@ class ChainPrinter:
         if isinstance(side, Product):
             return self.times.join(self.quantity(q) for q in side.quantities)
         if isinstance(side, Grouped):
-            inner = self.plus.join(self.times.join(self.quantity(q) for q in term) for term in side.terms)
+            inner = self.plus.join(self.grouped_terms(side))
             if not side.factor:
                 return inner
             return self.bracket_text(inner) + "".join(self.times + self.quantity(q) for q in side.factor)
@@ -202,6 +202,11 @@ class ChainPrinter:
                 factor = self.bracket_text(factor)
             return factor + self.times + self.bracket_text(total)
         return self.number(side.value)
+
+    def grouped_terms(self, side: Grouped) -> list[str]:
+        """The terms of a grouped sum; more than three are shown by the first two, "…" and the last."""
+        terms = [self.times.join(self.quantity(q) for q in term) for term in side.terms]
+        return terms if len(terms) <= 3 else [*terms[:2], self.dots, terms[-1]]
 
     def sides(self, chain: EquationChain) -> list[str]:
         """The lhs, then every side that says something new.
@@ -366,6 +371,8 @@ class _ReadingOrder:
             return None
         if any(f.is_Rational and not f.is_Integer for f in factors):
             return None
+        if any(f.is_Pow and f.exp.is_negative for f in factors):
+            return None  # a fraction: sympy's own \frac
 
         ordered = chain_ordered(factors, depth)
         joiner = self._settings["mul_symbol_latex"]  # type: ignore[attr-defined]
