@@ -374,7 +374,7 @@ class _Builder:
         if self.edges() <= MAX_LABELLED_EDGES:
             sentences.append(say("edge_labels"))
         if any(layer.spec.bias.kind == "shared" for layer in self.net.layers[1:]):
-            sentences.append(say("bias_boxes"))
+            sentences.append(say("bias_nodes" if self.edges() <= MAX_LABELLED_EDGES else "bias_boxes"))
         return Section(say("network"), (Paragraph(tuple(sentences)), self.diagram()), key="network")
 
     def diagram(self, highlight: tuple[tuple[sp.Symbol, ...], ...] = ()) -> Diagram:
@@ -461,10 +461,20 @@ class _Builder:
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
-            # one box under the layer: lines from it to every neuron would cross the weights' labels
-            nodes.append(
-                Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
-            )
+            if not labelled:
+                # one box under the layer: lines from it to every neuron would cross everything
+                nodes.append(
+                    Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
+                )
+                continue
+            # a node of its own, as Mazur draws it: below, between this layer and the one before, with a dashed
+            # edge into each neuron of its layer (below the weights' labels, which sit near the edges' ends)
+            low = min(tops[layer.index], tops[layer.index - 1])
+            x = step_x * (layer.index - 0.3)
+            nodes.append(Node(bias_id, x, -low - 1.4, first, "bias", self.point[first]))
+            for j in range(layer.size):
+                if (layer.index, j) in drawn:
+                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
         return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
 
     # -- notation -----------------------------------------------------------------

@@ -326,7 +326,7 @@ class HtmlRenderer:
         backing = "background:rgba(255,255,255,0.9);padding:0 2px;" if kind in ("edge", "bias") else ""
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
-            f'<div xmlns="http://www.w3.org/1999/xhtml" style="{_CENTRED}font-size:{size};color:{colour}">'
+            f'<div xmlns="http://www.w3.org/1999/xhtml" class="label-{kind}" style="{_CENTRED}font-size:{size};color:{colour}">'
             f'<span style="{backing}">{mathml(latex)}</span></div></foreignObject>'
         )
 
