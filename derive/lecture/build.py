@@ -150,6 +150,11 @@ def network_diagram(model: Worked) -> Diagram:
     return _Builder(model, Options(steps=0)).diagram()
 
 
+def network_sketch(model: Worked) -> Diagram:
+    """A small drawing of the network with each neuron's name and no numbers (an exercise sheet shows it)."""
+    return _Builder(model, Options(steps=0)).diagram(highlight=((),))
+
+
 class _Builder:
     def __init__(self, batch: Worked, options: Options) -> None:
         batch.network.require_numbers("derive lecture")

@@ -25,6 +25,7 @@ from ..core.rules import Activation
 from ..present.display import display_point
 from ..present.equations import Contribution, Partial, definition, product, total
 from ..present.numbers import DEFAULT_DIGITS, format_number
+from .build import network_sketch
 from .plan import (
     Block,
     Claim,
@@ -214,6 +215,7 @@ def sheet_plan(
             shown += 1
     blocks: list[Block] = [
         Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
+        network_sketch(model),  # a small drawing: which neuron is which
         Equations(tuple(definitions)),
     ]
     if shown > MAX_DEFINITIONS:
