@@ -281,7 +281,7 @@ def test_the_readme_counts_the_pages_built(tmp_path, mazur_build, big_build):
         "784": len(page_lines(big_build[0])),
     }
     assert f"writes `output/mazur.pdf` ({counts['mazur']} pages; {counts['zh']} in Chinese" in readme
-    assert f"784-30-10 lecture has {counts['784']} pages" in readme
+    assert f"784-30-10 lecture (`tests/fixtures/mnist_784_30_10.toml`) has {counts['784']} pages" in readme
 
 
 def test_an_answer_key_does_not_end_on_a_stray_line(tmp_path):
@@ -323,7 +323,8 @@ const wide = [...document.querySelectorAll('.eqs, figure, .display, .scroll')]
 const coloured = [...document.querySelectorAll('.eqs .rhs[style]')].map(e => getComputedStyle(e).color);
 const figures = [...document.querySelectorAll('figure svg')].map(s => s.getBoundingClientRect().right);
 document.body.setAttribute('data-metrics', JSON.stringify({
-  page: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth), width: window.innerWidth,
+  page: Math.max(...[...document.body.querySelectorAll('*')].map(e => e.getBoundingClientRect().right)),
+  width: window.innerWidth,
   wide: wide, coloured: coloured,
   figure_right: Math.max(...figures), note_font: ns.fontSize, body_font: bs.fontSize,
   note_border: parseFloat(ns.borderLeftWidth), note_background: ns.backgroundColor}));

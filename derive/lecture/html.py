@@ -16,6 +16,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from ..present.equations import EquationChain
 from ..present.mathml import mathml as _mathml
 from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
@@ -112,6 +113,10 @@ class HtmlRenderer:
             return Html(f"<code>{html_escape(f.text)}</code>")
         if isinstance(f, Num):
             return mathml(latex_number(f.value, f.digits or self.plan.digits))
+        if isinstance(f.expr, EquationChain):  # "δ_o1 = 0.138": a narrow table cell may wrap after the "="
+            sides = self.latex.printer.sides(f.expr)
+            pieces = [sides[0] + " ="] + [f"{side} =" for side in sides[1:-1]] + sides[-1:] if len(sides) > 1 else sides
+            return Html(" ".join(f'<span class="piece">{mathml(p)}</span>' for p in pieces))
         return mathml(self.latex.math(f.expr, inline=True))
 
     # -- equations ---------------------------------------------------------------
