@@ -139,7 +139,9 @@ def test_every_symbol_is_introduced_before_it_is_used(big_build):
 
 def test_path_diagrams_label_every_neuron(mazur_build, tmp_path):
     _, _, tex = mazur_build
-    small = re.findall(r"^\s*\\node\[(?:neuron|inputneuron|outputneuron),small\] \(\w+\) at \([^)]*\) \{(.*)\};$", tex, re.M)
+    small = re.findall(
+        r"^\s*\\node\[(?:neuron|inputneuron|outputneuron),small\] \(\w+\) at \([^)]*\) \{(.*)\};$", tex, re.M
+    )
     assert small and all(label.strip() for label in small)
     assert {"$\\text{h1}$", "$\\text{o2}$"} <= set(small)
     page = build(tmp_path, "mazur", "html").read_text()
@@ -169,14 +171,12 @@ def test_why_notes_are_boxed_in_normal_type(mazur_build, tmp_path):
 def test_products_read_in_the_chain_rules_order(mazur_build, tanh_build):
     _, _, tex = mazur_build
     # the closed form: the activation beside its derivative, the loss's factor first
-    assert (
-        r"f{\left(\mathrm{net}_{h1} \right)} \cdot \left(1 - f{\left(\mathrm{net}_{h1} \right)}\right)" in tex
-    )
+    assert r"f{\left(\mathrm{net}_{h1} \right)} \cdot \left(1 - f{\left(\mathrm{net}_{h1} \right)}\right)" in tex
     assert (
         r"\left(f{\left(\mathrm{net}_{o1} \right)} - \mathrm{target}_{o1}\right)\,f{\left(\mathrm{net}_{o1} \right)}\,"
         r"\left(1 - f{\left(\mathrm{net}_{o1} \right)}\right)" in tex
     )
-    _, text, ttex = tanh_build
+    _, _, ttex = tanh_build
     assert "sinh" not in ttex and r"\tanh{\left(\mathrm{out}_{y} - \mathrm{target}_{y} \right)}" in ttex
     # δ_g1: the numbers stand in the formula's order, δ_y · w · (1 − out²)
     row = next(line for line in ttex.splitlines() if line.strip().startswith(r"\delta_{g1} &="))
@@ -286,7 +286,9 @@ def test_the_readme_counts_the_pages_built(tmp_path, mazur_build, big_build):
 
 def test_an_answer_key_does_not_end_on_a_stray_line(tmp_path):
     need_tex()
-    result = CliRunner().invoke(main, ["exercises", "mazur", "--students", "2", "--seed", "7", "-o", str(tmp_path / "x")])
+    result = CliRunner().invoke(
+        main, ["exercises", "mazur", "--students", "2", "--seed", "7", "-o", str(tmp_path / "x")]
+    )
     assert result.exit_code == 0, result.output
     keys = sorted((tmp_path / "x").rglob("*key*.pdf"))
     assert keys
@@ -376,9 +378,13 @@ def paths_and_work(sizes: tuple[int, ...]) -> tuple[int, int, int]:
     """An oracle for "why it is fast": paths from a first-layer weight, path-by-path and backprop multiplications."""
     paths = math.prod(sizes[2:])
     layers = len(sizes) - 1
-    by_paths = sum(sizes[i] * sizes[i - 1] * math.prod(sizes[i + 1 :]) * (2 * (layers - i) + 2) for i in range(1, layers + 1))
-    backward = sizes[-1] + sum(sizes[i] * (sizes[i + 1] + 1) for i in range(1, layers)) + sum(
-        sizes[i] * sizes[i - 1] for i in range(1, layers + 1)
+    by_paths = sum(
+        sizes[i] * sizes[i - 1] * math.prod(sizes[i + 1 :]) * (2 * (layers - i) + 2) for i in range(1, layers + 1)
+    )
+    backward = (
+        sizes[-1]
+        + sum(sizes[i] * (sizes[i + 1] + 1) for i in range(1, layers))
+        + sum(sizes[i] * sizes[i - 1] for i in range(1, layers + 1))
     )
     return paths, by_paths, backward
 

@@ -41,10 +41,8 @@ from ..present.equations import (
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..spec.reading import BUILTIN_SUFFIX
-from .teaching import bp_derivation, fast_section, mazur_step
 from .plan import (
     Block,
-    Claim,
     Code,
     Count,
     Diagram,
@@ -68,6 +66,7 @@ from .plan import (
     Text,
     say,
 )
+from .teaching import bp_derivation, fast_section, mazur_step
 
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
 MAX_NOTATION_ROWS = 24  # above this, the symbol table summarises each layer

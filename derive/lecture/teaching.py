@@ -53,9 +53,7 @@ def bp_derivation(b: _Builder) -> list[Block]:
         hidden = net.layers[-2]
         h = hidden.neurons[0]
         assert h.net is not None and h.delta is not None
-        groups = tuple(
-            (Partial(LOSS_SYMBOL, m.net), Partial(m.net, h.out)) for m in out.neurons if m.net is not None
-        )
+        groups = tuple((Partial(LOSS_SYMBOL, m.net), Partial(m.net, h.out)) for m in out.neurons if m.net is not None)
         expr = net.delta_definitions[h.delta]
         bp2 = EquationChain(
             h.delta,
@@ -65,9 +63,7 @@ def bp_derivation(b: _Builder) -> list[Block]:
                 Formula(expr),
             ),
         )
-        blocks.append(
-            Paragraph((say("bp_why2", net=Math(h.net), out=Math(h.out), local=Math(Partial(h.out, h.net))),))
-        )
+        blocks.append(Paragraph((say("bp_why2", net=Math(h.net), out=Math(h.out), local=Math(Partial(h.out, h.net))),)))
         blocks.append(Equations((Line(bp2),)))
     # BP3 and BP4: a bias enters its net with coefficient 1, a weight with the output it carries
     w = out.weights[0][0]
@@ -92,11 +88,14 @@ def bp_derivation(b: _Builder) -> list[Block]:
     lines.append(
         Line(
             EquationChain(
-                Partial(LOSS_SYMBOL, w), (Product((Partial(LOSS_SYMBOL, o.net), Partial(o.net, w))), Formula(src * o.delta))
+                Partial(LOSS_SYMBOL, w),
+                (Product((Partial(LOSS_SYMBOL, o.net), Partial(o.net, w))), Formula(src * o.delta)),
             )
         )
     )
-    blocks.append(Paragraph((say("bp_why34_shared" if bias is not None and out.spec.bias.kind == "shared" else "bp_why34"),)))
+    blocks.append(
+        Paragraph((say("bp_why34_shared" if bias is not None and out.spec.bias.kind == "shared" else "bp_why34"),))
+    )
     blocks.append(Equations(tuple(lines)))
     return blocks
 
@@ -150,7 +149,17 @@ def fast_section(b: _Builder) -> Section:
     n = len(weights)
     blocks: list[Block] = [
         Paragraph(
-            (say("fast_paths", weight=Math(w), paths=paths, factors=factors, mults=paths * (factors - 1), n=n, total=total),)
+            (
+                say(
+                    "fast_paths",
+                    weight=Math(w),
+                    paths=paths,
+                    factors=factors,
+                    mults=paths * (factors - 1),
+                    n=n,
+                    total=total,
+                ),
+            )
         ),
         Paragraph(
             (
@@ -241,4 +250,4 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
     ]
 
 
-__all__ = ["Count", "bp_derivation", "backprop_work", "fast_section", "mazur_step", "path_work"]
+__all__ = ["Count", "backprop_work", "bp_derivation", "fast_section", "mazur_step", "path_work"]
