@@ -502,7 +502,7 @@ def _break(
 def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
     """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
     so that no heading ends a page; at most 30 lines, half a page."""
-    base = 16 if level == 1 else 9
+    base = 12 if level == 1 else 8  # lines: the heading, its first paragraph and a little of what follows
     if not blocks and subsections:
         return min(max(base, 3 + subsections[0]["keep"]), 30)
     lines = 0
