@@ -47,13 +47,16 @@ def distinct_digits(value: Any, digits: int = DEFAULT_DIGITS) -> int:
     a factor out·(1 − out) must never read 1·(1 − 1)); at most float64's 17."""
     if not isinstance(value, float) or value == 0 or not math.isfinite(value) or abs(value) >= 10 ** (digits - 1):
         return digits  # a large number rounded to its digits reads as rounded, not as exact
+    shown = float(format_number(value, digits))
+    if shown != round(shown) or shown == value:
+        return digits  # it does not read as a whole number, or it is one
     gap = abs(value - round(value))  # how far from the nearest whole number
     while digits < 17:
+        digits += 1
         shown = float(format_number(value, digits))
         # stop when the number is exact, or reads as no whole number with its distance from one shown to 1 %
         if shown == value or (shown != round(shown) and abs(shown - value) <= 0.01 * gap):
             break
-        digits += 1
     return digits
 
 
