@@ -434,3 +434,11 @@ def test_the_chinese_lecture_has_every_new_part(tmp_path):
         assert part in words, part
     assert overflowing_pages(pdf) == []
     assert subprocess.run(["pdfinfo", str(pdf)], capture_output=True, check=True).returncode == 0
+
+
+def test_a_number_gets_more_digits_only_where_it_would_read_as_a_whole_number():
+    from derive.present.numbers import latex_number
+
+    assert latex_number(1 - 6.9144001e-13) == "0.99999999999931"  # not 1
+    assert latex_number(100 / 28, 2) == "3.6" and latex_number(0.75136507) == "0.75136507"
+    assert latex_number(1.0) == "1" and latex_number(5.00000004) == "5.00000004"
