@@ -73,7 +73,9 @@ def test_mazur_lecture_shows_every_computed_value(mazur_pdf):
     # the article's typo appears once, where the lecture points it out, never as a computed value
     flat = " ".join(text.split())
     assert flat.count("0.75136079") == 1
-    assert "prints outo1 = 0.75136079; the exact value is 0.75136507" in flat
+    # the copy's typo is the copy's: Mazur's own article prints the right value, and the note says which prints what
+    assert "copy of Mazur’s article prints outo1 = 0.75136079, not 0.75136507" in flat
+    assert "Mazur’s article prints outo1 = 0.75136507, which agrees" in flat
 
 
 def test_mazur_lecture_in_chinese(tmp_path):
@@ -183,17 +185,25 @@ def test_exercises_have_worked_answers_on_a_separate_page(tmp_path):
     exercise_page = next(i for i, p in enumerate(pages) if "Exercises" in p)
     answer_page = next(i for i, p in enumerate(pages) if "Answers" in p)
     assert answer_page > exercise_page
-    _, _, inner = backprop(mazur())
-    stepped, _ = train(mazur(), 1)
+    e, grad, inner = backprop(mazur())
     z_h1 = inner["z"][1][0]
+    theta = mazur().flat()
+    theta[5] += 0.01  # w5 larger by 0.01: the change of E, to first order and by a new forward pass
+    changed, _, _ = backprop(mazur().with_flat(theta))
     expected = {
-        "w5 after one update": g8(stepped.flat()[5]),
+        "first-order change of E": g8(grad[5] * 0.01),
+        "true change of E": g8(changed - e),
         "tanh'(net_h1)": g8(1 - math.tanh(z_h1) ** 2),
     }
     for what, value in expected.items():
         assert value in pages[answer_page], what
         assert value not in pages[exercise_page], what
     assert "negative" in pages[answer_page]  # the sign exercise is answered with its reason
+    # no answer stands in the text before the exercises (the update of w5 does: it is no longer asked)
+    body = "".join(pages[:exercise_page])
+    for what, value in expected.items():
+        assert value not in body, what
+    assert "update of" not in pages[exercise_page]
 
 
 HOSTILE = r"\input{/etc/passwd} $x$ 100% {}} \\ \write18{ls} #&_^~ \def\x{y}"

@@ -48,6 +48,7 @@ def test_the_lecture_runs_backwards_from_the_output(plan):
         "layer3",
         "layer2",
         "bp",
+        "fast",
         "closed",
         "update",
         "training",
@@ -142,14 +143,18 @@ def test_the_numbers_are_the_oracles(plan):
 
 
 def test_the_published_misprints_are_pointed_out(plan):
-    differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith("differs")]
+    wrong = ("differs", "copy_slip", "updated_weights", "one_fewer")
+    differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith(wrong)]
     values = {f["printed"].text: f["value"].value for f in differs}
-    # exactly the article's wrong numbers (as `derive check` judges them: rounded or truncated is right)
-    assert set(values) == {"0.75136079", "0.291027924", "0.015912196", "0.984065734"}
-    agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key.endswith("agrees")]
-    assert {"0.35891648", "0.298371109", "0.149780716", "0.772928465"} <= set(agree)
+    # exactly the sources' wrong numbers (as `derive check` judges them: rounded or truncated is right)
+    assert set(values) == {"0.75136079", "0.291027924", "0.0000351085", "0.015912196", "0.984065734"}
+    agree = [dict(s.fields)["printed"].text for s in sentences(plan) if s.key.endswith(("agrees", "agreess"))]
+    assert {"0.35891648", "0.298371109", "0.149780716", "0.772928465", "0.75136507"} <= set(agree)
     _, _, inner = backprop(mazur())
     assert values["0.75136079"] == pytest.approx(inner["a"][2][0], rel=1e-12)
+    # the copy's typo is the copy's: Mazur's own article prints the right value
+    (slip,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_copy_slip"]
+    assert slip["source"].text.startswith("the Chinese copy")
     _, history = train(mazur(), 10_000)  # the oracle's own loop
     # the article's E "after 10,000 updates" is the loss after 9,999: the lecture says so, with the right number
     (fewer,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_after_one_fewer"]
@@ -309,17 +314,35 @@ def test_value_sides_are_the_last(plan):
 
 
 def test_published_keys_are_checked_with_a_suggestion():
-    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", "out_o3 = 0.75136079")
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136507", "out_o3 = 0.75136507")
     with pytest.raises(SpecError) as info:
         parse_spec(text, "m.toml")
     assert "published.out_o3" in str(info.value) and "out_o1" in str(info.value)
+    # in another source's table, the message names that table
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", "out_o3 = 0.75136079")
+    with pytest.raises(SpecError, match=r"published\.chinese_copy\.out_o3: unknown key"):
+        parse_spec(text, "m.toml")
+
+
+def test_each_source_of_published_numbers_has_its_own_numbers():
+    spec = parse_spec(builtin_example_text("mazur"), "m.toml")
+    assert spec.published is not None
+    assert ("out_o1", "0.75136507") in spec.published.values  # Mazur's own article prints the right value
+    (copy,) = spec.published.others
+    assert ("out_o1", "0.75136079") in copy.values and copy.source.startswith("the Chinese copy")
+    nameless = builtin_example_text("mazur").replace('source = "the Chinese copy of Mazur\'s article"\n', "")
+    with pytest.raises(SpecError, match=r"published\.chinese_copy\.source: missing"):
+        parse_spec(nameless, "m.toml")
+    nested = builtin_example_text("mazur") + "[published.chinese_copy.deeper]\nsource = 'x'\n"
+    with pytest.raises(SpecError, match=r"published\.chinese_copy\.deeper"):
+        parse_spec(nested, "m.toml")
 
 
 def test_published_values_must_be_numbers():
-    text = builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.75x"')
+    text = builtin_example_text("mazur").replace("out_o1 = 0.75136507", 'out_o1 = "0.75x"')
     with pytest.raises(SpecError, match=r"published\.out_o1"):
         parse_spec(text, "m.toml")
-    kept = parse_spec(builtin_example_text("mazur").replace("out_o1 = 0.75136079", 'out_o1 = "0.7510"'), "m.toml")
+    kept = parse_spec(builtin_example_text("mazur").replace("out_o1 = 0.75136507", 'out_o1 = "0.7510"'), "m.toml")
     assert ("out_o1", "0.7510") in kept.published.values  # a string keeps the digits as printed
 
 
@@ -393,7 +416,8 @@ def test_digits_option_reaches_every_number_but_the_misprint_note():
     source = tex_source(Model.load("mazur"), Options(digits=5))
     assert "0.75137" in source
     # 8 digits only where the published misprint needs them to be seen
-    assert source.count("0.75136507") == 1 and "exact value is $0.75136507$" in source
+    # (once as Mazur's article prints it, once as the value the copy's typo misses)
+    assert source.count("0.75136507") == 2 and "not $0.75136507$" in source
 
 
 def _intro(plan, key):

@@ -69,7 +69,7 @@ def test_closed_form_size_guard_is_fast_and_clear():
     [
         ("w2_1_11", True, "w^{2}_{1,11}"),
         ("z3_2", True, "z^{3}_{2}"),
-        ("b2", True, "b^{2}"),
+        ("b2", True, "b^{(2)}"),
         ("b1", False, "b_{1}"),
         ("w5", False, "w_{5}"),
         ("w11", False, "w_{11}"),
@@ -91,7 +91,7 @@ def test_nielsen_defaults_for_layers_given_by_size():
     assert [s.name for s in net.parameters][:3] == ["w2_1_1", "w2_1_2", "w2_2_1"]
     assert "b2" in net.symbols and "b3_1" in net.symbols
     assert {"x1", "x2", "z2_1", "a2_3", "z3_1", "a3_1", "y1"} <= set(net.symbols)
-    assert net.latex[net.symbols["b2"]] == "b^{2}"
+    assert net.latex[net.symbols["b2"]] == "b^{(2)}"
     assert net.missing_numbers() == ["layers[0].values (the inputs)", "layers[2].targets"]
 
 

@@ -521,8 +521,11 @@ class Model:
         digits: int = 8,
         keep_tex: bool = False,
         progress: Callable[[str], None] | None = None,
+        mazur_steps: bool = False,
     ) -> list[Path]:
         """Write the lecture to ``path`` (its suffix picks the format unless ``format`` is given); the files written.
+
+        ``mazur_steps`` adds Mazur's intermediate step ∂E/∂out_h = Σ_o ∂E_o/∂out_h in the hidden layer.
 
         pdf needs TeX (when it is missing, the LaTeX source is written and a DeriveError says how to
         install it); tex is the source alone; html is one self-contained page and needs nothing.
@@ -545,7 +548,7 @@ class Model:
                 hint="leave out --exercises for a batch, or give the input layer one sample",
             )
         check_steps(self.spec.training.steps if steps is None else steps, len(self.spec.parameter_names), "steps")
-        options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
+        options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises, mazur_steps=mazur_steps)
         say("deriving the gradients and planning the lecture")
         if fmt == "html":
             return [write_atomic(target, html_source(self, options))]

@@ -429,6 +429,12 @@ LECTURE_FORMATS = ("pdf", "tex", "html")  # the suffixes that pick one: derive.f
     help="Training steps to plot [default: the spec's training.steps].",
 )
 @click.option("--exercises", is_flag=True, help="Add a page of exercises and a separate answer key.")
+@click.option(
+    "--mazur-steps",
+    is_flag=True,
+    help="Add Mazur's intermediate step in the hidden layer: dE/dout_h1 = dE_o1/dout_h1 + dE_o2/dout_h1, "
+    "one part per output's error, where the path sum starts to look like the delta sum.",
+)
 @DIGITS
 @QUIET
 @friendly
@@ -440,6 +446,7 @@ def lecture(
     lang: str,
     steps: int | None,
     exercises: bool,
+    mazur_steps: bool,
     digits: int,
     quiet: bool,
 ) -> None:
@@ -456,7 +463,7 @@ def lecture(
     if output == "-":  # the source, to standard output
         from ..lecture import Options, html_source, tex_source
 
-        options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises)
+        options = Options(lang=lang, digits=digits, steps=steps, exercises=exercises, mazur_steps=mazur_steps)
         click.echo((html_source if fmt == "html" else tex_source)(model, options), nl=False)
         return
     if target is None:
@@ -471,6 +478,7 @@ def lecture(
         digits=digits,
         keep_tex=keep_tex,
         progress=_stage_reporter(quiet),
+        mazur_steps=mazur_steps,
     )
     wrote(*written)
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from ..core.worked import Worked
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 import sympy as sp
 
@@ -66,6 +67,7 @@ from .plan import (
     Text,
     say,
 )
+from .teaching import bp_derivation, fast_section, mazur_step
 from .update import WithUpdate, first_step, update_blocks
 
 MAX_LISTED_PATHS = 4  # a representative weight with more paths is shown in δ form only
@@ -100,6 +102,7 @@ class Options:
     digits: int = DEFAULT_DIGITS
     steps: int | None = None
     exercises: bool = False
+    mazur_steps: bool = False  # Mazur's intermediate step ∂E/∂out_h = Σ_o ∂E_o/∂out_h in the hidden layer
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,11 @@ def network_diagram(model: Worked) -> Diagram:
     return _Builder(model, Options(steps=0)).diagram()
 
 
+def network_sketch(model: Worked) -> Diagram:
+    """A small drawing of the network with each neuron's name and no numbers (an exercise sheet shows it)."""
+    return _Builder(model, Options(steps=0)).diagram(highlight=((),))
+
+
 class _Builder:
     def __init__(self, batch: Worked, options: Options) -> None:
         batch.network.require_numbers("derive lecture")
@@ -179,6 +187,7 @@ class _Builder:
         self.explained: set[str] = set()  # activations whose formula and notes were shown
         self.loss_explained = False  # the note on where ∂E/∂out comes from, shown once
         self.published = dict(batch.spec.published.values) if batch.spec.published else {}
+        self._slip: tuple[list[float], list[float]] | None = None  # the updated-weights slip's run, when asked
         self.optimizer = Optimizer.of(batch.spec)
         self.update_values: dict[sp.Symbol, float] = {}  # the numbers of the update's step-by-step lines
 
@@ -236,48 +245,91 @@ class _Builder:
     def published_note(
         self, key: str, symbol: Field, value: float, after: int = 0, one_fewer: float | None = None
     ) -> Paragraph | None:
-        """A note when the published article prints a different number for this quantity (``after`` N updates).
+        """A note on what each published source prints for this quantity (``after`` N updates).
 
         The verdict is ``derive check``'s: right when it is the value rounded or truncated to the digits shown.
-        ``one_fewer`` is the quantity after ``after`` − 1 updates: a published number that matches it by the
-        same rule is named as an off-by-one in the count.
+        A differing number gets a cause only when one reproduces it (:mod:`.sources`): another source printing
+        the right value, one update fewer (``one_fewer`` is the quantity after ``after`` − 1 updates), or the
+        hidden δs computed with the output weights already updated; otherwise the note says no cause is known.
         """
-        if key not in self.published:
-            return None
-        from decimal import Decimal
-
-        from ..check.claims import is_ok, significant_digits
-
-        text = self.published[key]
-        printed = Decimal(text)
-        digits = significant_digits(printed)
         published = self.model.spec.published
-        assert published is not None
-        zh = self.options.lang == "zh" and published.source_zh
-        source = Text(published.source_zh if zh else published.source)
-        when = {"steps": after} if after > 1 else {}
+        if published is None:
+            return None
+        from ..check.claims import significant_digits
+        from .sources import agrees, printed
+
+        zh = self.options.lang == "zh"
+        found = printed(published, key, value, zh)
+        if not found:
+            return None
+        when: dict[str, Field | int] = {"steps": after} if after > 1 else {}
         prefix = "published_after_" if after > 1 else "published_step_" if after == 1 else "published_"
-        if is_ok(printed, float(value)):
-            return Paragraph(
-                (say(prefix + "agrees", what=symbol, printed=Text(text), source=source, **when),), note=True
+        right = [p for p in found if p.agrees]
+        sentences: list[Say] = []
+        if right:
+            names = self.source_names([p.source for p in right])
+            plural = "s" if len(right) > 1 else ""
+            sentences.append(
+                say(prefix + "agrees" + plural, what=symbol, printed=Text(right[0].text), source=names, **when)
             )
-        if after > 1 and one_fewer is not None and is_ok(printed, float(one_fewer)):
-            prefix, when = "published_after_one_fewer", {"steps": after, "fewer": after - 1}
-        else:
-            prefix += "differs"
-        return Paragraph(
-            (
-                say(
-                    prefix,
-                    what=symbol,
-                    printed=Text(text),
-                    value=Num(value, max(digits, self.options.digits)),
-                    source=source,
-                    **when,
-                ),
-            ),
-            note=True,
-        )
+        for p in found:
+            if p.agrees:
+                continue
+            digits = significant_digits(Decimal(p.text))
+            fields: dict[str, Field | int] = {
+                "what": symbol,
+                "printed": Text(p.text),
+                "value": Num(value, max(digits, self.options.digits)),
+                "source": Text(p.source),
+                **when,
+            }
+            slip = self.updated_weights_value(key, after)
+            if after > 1 and one_fewer is not None and agrees(p.text, float(one_fewer)):
+                sentences.append(say("published_after_one_fewer", fewer=after - 1, **fields))
+            elif slip is not None and agrees(p.text, slip):
+                out = self.net.output_layer
+                sentences.append(
+                    say(
+                        prefix + "updated_weights",
+                        first=Math(out.weights[0][0]),
+                        last=Math(out.weights[-1][-1]),
+                        slip=Num(slip, max(digits, self.options.digits)),
+                        **fields,
+                    )
+                )
+            elif right:
+                sentences.append(say("published_copy_slip", **fields))
+            else:
+                sentences.append(say(prefix + "differs", **fields))
+        return Paragraph(tuple(sentences), note=True)
+
+    def source_names(self, names: list[str]) -> Field:
+        """Sources named together: "A and B" (the word files' "and")."""
+        if len(names) == 1:
+            return Text(names[0])
+        from .latex import words
+
+        joiner = words(self.options.lang)["and_word"]
+        return Text(", ".join(names[:-1]) + joiner + names[-1])
+
+    def updated_weights_value(self, key: str, after: int) -> float | None:
+        """``key`` (E or an output) after ``after`` updates whose hidden δs use the already-updated weights above."""
+        if after < 1 or len(self.net.layers) < 3:
+            return None
+        if self._slip is None or len(self._slip[0]) < after + 1:
+            from .sources import updated_weights_run
+
+            self._slip = updated_weights_run(self.batch, after) or ([], [])
+        losses, outputs = self._slip
+        if not losses:
+            return None
+        stem = key.partition("@")[0].rstrip("'")
+        if stem == "E":
+            return losses[after]
+        names = [o.name for o in self.net.output_layer.outs]
+        if stem in names and len(losses) == after + 1:
+            return outputs[names.index(stem)]
+        return None
 
     # -- the plan -----------------------------------------------------------------
 
@@ -295,6 +347,7 @@ class _Builder:
             self.loss_section(),
             *self.layer_sections(),
             self.equations_section(),
+            fast_section(self),
             self.closed_section(),
             *([self.combination_section()] if batch else []),
             self.update_section(),
@@ -328,7 +381,7 @@ class _Builder:
         if self.edges() <= MAX_LABELLED_EDGES:
             sentences.append(say("edge_labels"))
         if any(layer.spec.bias.kind == "shared" for layer in self.net.layers[1:]):
-            sentences.append(say("bias_boxes"))
+            sentences.append(say("bias_nodes" if self.edges() <= MAX_LABELLED_EDGES else "bias_boxes"))
         return Section(say("network"), (Paragraph(tuple(sentences)), self.diagram()), key="network")
 
     def diagram(self, highlight: tuple[tuple[sp.Symbol, ...], ...] = ()) -> Diagram:
@@ -358,7 +411,10 @@ class _Builder:
                 drawn[(layer.index, j)] = node_id
                 heights[node_id] = y
                 kind = "input" if layer.index == 0 else ("output" if self.is_output(layer) else "hidden")
-                nodes.append(Node(node_id, x, y, None if small else layer.neurons[j].out, kind))
+                neuron = layer.neurons[j]
+                # a small copy labels each neuron by its short name (h1), so a path can be read off it
+                tag = neuron.label if small and not layer.spec.by_size else None
+                nodes.append(Node(node_id, x, y, neuron.out, kind, tag=tag))
             if layer.size > MAX_DRAWN_NEURONS:
                 dots.append((x, step_y * ((count - 1) / 2 - 4)))
             tops[layer.index] = step_y * (count - 1) / 2
@@ -412,10 +468,20 @@ class _Builder:
             bias_id = f"bias{layer.index}"
             first = layer.biases[0]
             assert first is not None
-            # one box under the layer: lines from it to every neuron would cross the weights' labels
-            nodes.append(
-                Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
-            )
+            if not labelled:
+                # one box under the layer: lines from it to every neuron would cross everything
+                nodes.append(
+                    Node(bias_id, step_x * layer.index, -tops[layer.index] - 1.0, first, "bias", self.point[first])
+                )
+                continue
+            # a node of its own, as Mazur draws it: below, between this layer and the one before, with a dashed
+            # edge into each neuron of its layer (below the weights' labels, which sit near the edges' ends)
+            low = min(tops[layer.index], tops[layer.index - 1])
+            x = step_x * (layer.index - 0.3)
+            nodes.append(Node(bias_id, x, -low - 1.4, first, "bias", self.point[first]))
+            for j in range(layer.size):
+                if (layer.index, j) in drawn:
+                    edges.append(Edge(bias_id, drawn[(layer.index, j)]))
         return Diagram(tuple(nodes), tuple(edges), tuple(dots), small)
 
     # -- notation -----------------------------------------------------------------
@@ -424,9 +490,10 @@ class _Builder:
         net = self.net
         first = net.layers[1].neurons[0]
         assert first.net is not None
-        blocks: list[Block] = [
-            Paragraph((say("notation_intro", net=Math(first.net), out=Math(first.out)),)),
-        ]
+        which = say("first_output") if self.is_output(net.layers[1]) else say("first_hidden")
+        intro: list[Say] = [say("notation_intro", net=Math(first.net), out=Math(first.out), which=which)]
+        intro.extend(self.naming_sentences())
+        blocks: list[Block] = [Paragraph(tuple(intro))]
         rows: list[tuple[Field, ...]] = []
         symbols = len(net.info) - sum(1 for i in net.info.values() if i.kind == "delta")
         for layer in net.layers if symbols <= MAX_NOTATION_ROWS else ():
@@ -468,10 +535,8 @@ class _Builder:
             say("meaning"),
             say("value_of_sample", n=worked) if self.batch.is_batch else say("value"),
         )
-        if rows:
-            blocks.append(Table(header, tuple(rows), (False, False, True)))
-        else:
-            blocks.append(self.layer_summary())
+        table = Table(header, tuple(rows), (False, False, True)) if rows else self.layer_summary()
+        table = replace(table, caption=say("table_follows"))  # kept on the table's page
         example = next((p for p in self.parameters if count_paths(net, self.sym(p), self.memo) > 1), None)
         blocks += [
             Paragraph((say("chain_one"),)),
@@ -482,7 +547,48 @@ class _Builder:
         if example is not None:
             paths = count_paths(net, self.sym(example), self.memo)
             blocks.append(Paragraph((say("chain_example", weight=Math(self.sym(example)), n=paths),)))
+        # the table after the chain rule: the short text fills the page the network's drawing leaves
+        blocks.append(table)
         return Section(say("notation"), tuple(blocks), key="notation")
+
+    def naming_sentences(self) -> list[Say]:
+        """How a weight's name reads (into which neuron, from which), and the targets, before any formula uses them."""
+        net = self.net
+        layer = net.layers[1]
+        w = layer.weights[0][0]
+        out: list[Say] = [
+            say("weight_naming", weight=Math(w), dst=self.neuron(layer, 0), src=self.neuron(net.layers[0], 0))
+        ]
+        top = net.output_layer
+        first = top.neurons[0]
+        if first.target is not None:
+            if top.size == 2:
+                last = top.neurons[-1]
+                assert last.target is not None
+                out.append(
+                    say(
+                        "targets_two",
+                        first=Math(first.target),
+                        last=Math(last.target),
+                        out_first=Math(first.out),
+                        out_last=Math(last.out),
+                    )
+                )
+            elif top.size > 1:
+                last = top.neurons[-1]
+                assert last.target is not None
+                out.append(
+                    say(
+                        "targets_many",
+                        first=Math(first.target),
+                        last=Math(last.target),
+                        out_first=Math(first.out),
+                        out_last=Math(last.out),
+                    )
+                )
+            else:
+                out.append(say("targets_one", target=Math(first.target), out=Math(first.out)))
+        return out
 
     def layer_summary(self) -> Table:
         """One row per layer: what its symbols are called and how many there are."""
@@ -499,24 +605,24 @@ class _Builder:
                 )
                 continue
             w0, w1 = layer.weights[0][0], layer.weights[-1][-1]
-            rows.append(
-                (
-                    Count(layer.number),
-                    say(
-                        "summary_layer",
-                        net=Math(n0.net) if n0.net is not None else Count(0),
-                        out=Math(n0.out),
-                        first=Math(w0),
-                        last=Math(w1),
-                    ),
-                    Count(layer.size),
-                )
+            names: dict[str, Field | int] = {
+                "net": Math(n0.net) if n0.net is not None else Count(0),
+                "out": Math(n0.out),
+                "first": Math(w0),
+                "last": Math(w1),
+            }
+            meaning = (
+                say("summary_output", target=Math(n0.target), **names)
+                if n0.target is not None
+                else say("summary_layer", **names)
             )
+            rows.append((Count(layer.number), meaning, Count(layer.size)))
         return Table(
             (say("layer"), say("meaning"), say("neurons")),
             tuple(rows),
             (True, False, True),
             note=say("summary_note", n=len(self.parameters)),
+            wrap=1,  # the names of a layer with targets are long: the column wraps within the page
         )
 
     # -- forward pass ---------------------------------------------------------------
@@ -571,7 +677,8 @@ class _Builder:
             ),
         ]
         if len(derivative) > 1:
-            blocks.append(Paragraph((say("why_in_out"),), note=True))
+            key = "why_in_out" if rule.name in ("sigmoid", "tanh") else "why_in_out_other"
+            blocks.append(Paragraph((say(key),), note=True))
         if rule.name in ("sigmoid", "tanh"):
             blocks.append(Paragraph((say("why_saturation"),), note=True))
         return blocks
@@ -597,7 +704,11 @@ class _Builder:
             sides.append(Substituted(substituted))
         sides.append(Value(value))
         kind = net.loss_rule.name
-        intro = say("loss_intro_custom") if kind == "custom" else say("loss_intro", name=say("loss_" + kind))
+        targets = {n.target for n in net.output_layer.neurons if n.target is not None}
+        if kind != "custom":
+            intro = say("loss_intro", name=say("loss_" + kind))
+        else:
+            intro = say("loss_intro_custom" if expr.free_symbols & targets else "loss_intro_custom_no_target")
         blocks: list[Block] = [
             Paragraph((intro,)),
             Equations((Line(EquationChain(LOSS_SYMBOL, tuple(sides))),)),
@@ -715,6 +826,8 @@ class _Builder:
                 blocks.append(
                     Equations((Line(total(lhs, tuple(p.value for p in d.paths), d.value)),), say("sum_of_paths"))
                 )
+                if self.options.mazur_steps and not self.is_output(layer):
+                    blocks.extend(mazur_step(self, layer, info.row))
         else:
             folded = "folded_output" if self.is_output(layer) else "folded"
             blocks.append(Paragraph((say(folded, weight=Math(weight), n=d.path_count),)))
@@ -750,8 +863,11 @@ class _Builder:
             return []  # pragma: no cover - an output neuron always has a target symbol
         term = self.net.loss_rule.term(out, neuron.target, outputs.size)
         chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
-        key = "why_dE_dout_half" if self.net.loss_rule.name == "half_sse" else "why_dE_dout"
-        return [Paragraph((say(key, out=Math(out)),), note=True), Equations((Line(chain),))]
+        if self.net.loss_rule.name == "half_sse":
+            note = say("why_dE_dout_half", out=Math(out), term=Math(term))
+        else:
+            note = say("why_dE_dout", out=Math(out))
+        return [Paragraph((note,), note=True), Equations((Line(chain),))]
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
@@ -877,7 +993,7 @@ class _Builder:
     def equations_section(self) -> Section:
         net = self.net
         out = net.output_layer
-        hidden = net.layers[-2] if len(net.layers) > 2 else out
+        below = net.layers[-2]  # the layer under the output: hidden, or the inputs when there is none
         o = out.neurons[0]
         w = out.weights[0][0]
         assert o.net is not None and o.delta is not None
@@ -888,7 +1004,7 @@ class _Builder:
             (
                 say("n_w"),
                 Math(w),
-                say("m_w", src=Math(hidden.neurons[0].out) if hidden is not out else Math(o.out), dst=Math(o.out)),
+                say("m_w", src=Math(below.neurons[0].out), dst=Math(o.out)),
             ),
             (say("n_delta"), Math(o.delta), say("m_delta")),
             (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),
@@ -901,7 +1017,8 @@ class _Builder:
         ]
         if isinstance(out.rule, LayerMap):
             blocks.append(Paragraph((say("bp1_softmax"),)))
-        blocks.append(Paragraph((say("bp_seen"),)))
+        blocks.extend(bp_derivation(self))
+        blocks.append(Paragraph((say("bp_seen" if len(net.layers) > 2 else "bp_seen_no_hidden"),)))
         if self.batch.is_batch:  # BP3 and BP4 are one sample's; a batch's gradient is their mean (or sum)
             blocks.append(Paragraph((say("bp_batch_" + self.batch.spec.loss.reduction, n=self.batch.samples),)))
         matrices: list[Block] = []
@@ -1266,6 +1383,35 @@ class _Builder:
 
     # -- exercises ---------------------------------------------------------------------
 
+    def change_exercise(self, w: sp.Symbol) -> Exercise:
+        """How much E changes when ``w`` grows by a little: ∂E/∂w times the change, against the true change."""
+        step = 0.01
+        g = self.run.gradients[w.name]
+        before = self.batch.loss
+        assert before is not None
+        probe = self.batch.compiled()
+        info = self.net.info[w.name]
+        assert info.row is not None and info.col is not None
+        probe.weights[info.layer][info.row, info.col] += step
+        after = probe.current_loss()
+        return Exercise(
+            (Paragraph((say("ex_change", weight=Math(w), step=Num(step)),)),),
+            (
+                Paragraph(
+                    (
+                        say(
+                            "ex_change_answer",
+                            weight=Math(w),
+                            step=Num(step),
+                            g=Num(g),
+                            estimate=Num(g * step),
+                            change=Num(after - before),
+                        ),
+                    )
+                ),
+            ),
+        )
+
     def exercises_section(self) -> Section:
         net = self.net
         out = net.output_layer
@@ -1335,35 +1481,32 @@ class _Builder:
                         ),
                     )
                 )
-        # 2. one update by hand: for another optimiser, its first step, line by line
+        # 2. for another optimiser, its first step, line by line; for plain gradient descent the effect of a
+        # change, to first order (the update table already answers "one update by hand")
         worked = first_step(self.batch, w)
         if worked is not None:
             self.update_values.update(worked.values)
             items.append(Exercise(worked.question, worked.answer, tuple(Claim(n, v) for n, v in worked.claims)))
         else:
-            eta = self.model.spec.training.learning_rate
-            g = self.run.gradients[w.name]
-            old = self.run.old[w.name]
-            new = self.run.new[w.name]
-            answer = say("ex_update_answer", weight=Math(w), old=Num(old), eta=Num(eta), g=Num(g), new=Num(new))
-            items.append(
-                Exercise(
-                    (Paragraph((say("ex_update", weight=Math(w)),)),),
-                    (Paragraph((answer,)),),
-                    (Claim(f"{w.name}'", new),),  # gradable: `derive check SPEC w5'=…`
-                )
-            )
-        # 3. another activation for the first hidden neuron
-        h = net.layers[1].neurons[0]
+            items.append(self.change_exercise(w))
+        # 3. another activation for the first hidden neuron (tanh, or the sigmoid where it already is tanh)
+        first = net.layers[1]
+        h = first.neurons[0]
         assert h.net is not None
         z = self.exact[h.net]
-        t = math.tanh(z)
-        items.append(
-            Exercise(
-                (Paragraph((say("ex_tanh", out=Math(h.out), net=Math(h.net)),)),),
-                (Paragraph((say("ex_tanh_answer", net=Math(h.net), z=Num(z), out=Num(t), slope=Num(1 - t * t)),)),),
+        if len(net.layers) > 2:
+            if isinstance(first.rule, Activation) and first.rule.name == "tanh":
+                s = 1 / (1 + math.exp(-z))
+                question, answer, value, slope = "ex_sigmoid", "ex_sigmoid_answer", s, s * (1 - s)
+            else:
+                t = math.tanh(z)
+                question, answer, value, slope = "ex_tanh", "ex_tanh_answer", t, 1 - t * t
+            items.append(
+                Exercise(
+                    (Paragraph((say(question, out=Math(h.out), net=Math(h.net)),)),),
+                    (Paragraph((say(answer, net=Math(h.net), z=Num(z), out=Num(value), slope=Num(slope)),)),),
+                )
             )
-        )
         # 4. a new input value
         x = net.input_layer.neurons[0].out
         w1 = net.layers[1].weights[0][0]

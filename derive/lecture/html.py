@@ -16,6 +16,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from ..present.equations import EquationChain
 from ..present.mathml import mathml as _mathml
 from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
@@ -112,6 +113,10 @@ class HtmlRenderer:
             return Html(f"<code>{html_escape(f.text)}</code>")
         if isinstance(f, Num):
             return mathml(latex_number(f.value, f.digits or self.plan.digits))
+        if isinstance(f.expr, EquationChain):  # "δ_o1 = 0.138": a narrow table cell may wrap after the "="
+            sides = self.latex.printer.sides(f.expr)
+            pieces = [sides[0] + " ="] + [f"{side} =" for side in sides[1:-1]] + sides[-1:] if len(sides) > 1 else sides
+            return Html(" ".join(f'<span class="piece">{mathml(p)}</span>' for p in pieces))
         return mathml(self.latex.math(f.expr, inline=True))
 
     # -- equations ---------------------------------------------------------------
@@ -122,10 +127,19 @@ class HtmlRenderer:
         for k, row in enumerate(self.latex.rows(Line(line.chain))):
             cells = split_top(row, "&")
             lhs, rhs = cells[0].strip(), "".join(cells[1:]).strip()
+            # each "= side" its own group of <math>s, split between factors and terms, so that a narrow
+            # screen wraps a chain between its sides, and a long product between its factors
+            sides = [p.strip() for p in split_top(rhs, "=")] if rhs.startswith("=") else [rhs]
+            pieces = [("= " + p) if rhs.startswith("=") else p for p in (sides[1:] if rhs.startswith("=") else sides)]
+            groups = [
+                "".join(f'<span class="piece">{mathml(t, displaystyle=True)}</span>' for t in wrap_points(p))
+                for p in pieces
+                if p
+            ]
             rows.append(
                 {
                     "lhs": mathml(lhs, displaystyle=True) if lhs else Html(""),
-                    "rhs": mathml(rhs, displaystyle=True) if rhs else Html(""),
+                    "rhs": Html("".join(f'<span class="side">{g}</span>' for g in groups)),
                     "tag": self.sentence(line.tag) if line.tag is not None and k == 0 else None,
                     "colour": PATH_COLOURS[line.colour % len(PATH_COLOURS)] if line.colour is not None else None,
                 }
@@ -212,7 +226,7 @@ class HtmlRenderer:
 
     def diagram(self, d: Diagram) -> Html:
         """The network as SVG: the PDF's coordinates (cm, y up) at PX_PER_CM, labels as MathML."""
-        radius = 0.2 if d.small else 0.55
+        radius = 0.33 if d.small else 0.55
         margin = 0.4 if d.small else 1.2
         xs = [n.x for n in d.nodes] + [x for x, _ in d.dots]
         ys = [n.y for n in d.nodes] + [y for _, y in d.dots]
@@ -279,7 +293,14 @@ class HtmlRenderer:
                     f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius * PX_PER_CM:.1f}" stroke="{stroke}" '
                     f'fill="{fill}" stroke-width="1.5"/>'
                 )
-                if n.label is not None:
+                if d.small and n.tag is not None:  # a small copy: the neuron's short name, as plain SVG text
+                    labels.append(
+                        f'<text class="node-label" x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle" '
+                        f'font-size="11" font-family="serif">{html_escape(n.tag)}</text>'
+                    )
+                elif d.small and n.label is not None:
+                    labels.append(self._label(cx, cy, self.names[n.label], "small"))
+                elif n.label is not None:
                     labels.append(self._label(cx, cy, self.names[n.label], "node"))
                 continue
             text = (self.names[n.label] if n.label is not None else "1") + (
@@ -303,12 +324,14 @@ class HtmlRenderer:
 
     def _label(self, x: float, y: float, latex: str, kind: str) -> str:
         """A MathML label centred at (x, y), in a foreignObject."""
-        w, h = (150, 28) if kind != "node" else (60, 28)
+        w, h = (150, 28) if kind not in ("node", "small") else (60, 28)
         size, colour = ("12px", "rgb(90,90,90)") if kind == "biaslabel" else ("13px", "inherit")
+        if kind == "small":
+            size = "10px"
         backing = "background:rgba(255,255,255,0.9);padding:0 2px;" if kind in ("edge", "bias") else ""
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
-            f'<div xmlns="http://www.w3.org/1999/xhtml" style="{_CENTRED}font-size:{size};color:{colour}">'
+            f'<div xmlns="http://www.w3.org/1999/xhtml" class="label-{kind}" style="{_CENTRED}font-size:{size};color:{colour}">'
             f'<span style="{backing}">{mathml(latex)}</span></div></foreignObject>'
         )
 
@@ -415,6 +438,44 @@ class HtmlRenderer:
             "sections": sections,
             "subtitle": self.sentence(plan.subtitle) if plan.subtitle else None,
         }
+
+
+_OPERATORS = (r"\cdot", "+")
+_OPENERS = re.compile(r"\\(left|bigl|Bigl|biggl|Biggl|begin)\b")
+_CLOSERS = re.compile(r"\\(right|bigr|Bigr|biggr|Biggr|end)\b")
+
+
+def wrap_points(latex: str, least: int = 12) -> list[str]:
+    r"""``latex`` cut before each top-level ``\cdot`` and ``+`` (outside braces, \left…\right and
+    environments), each piece at least ``least`` characters: places a long product or sum may wrap."""
+    pieces: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    while i < len(latex):
+        ch = latex[i]
+        if ch == "\\":
+            m = re.match(r"\\([A-Za-z]+|.)", latex[i:])
+            name = m.group(0) if m else "\\"
+            if _OPENERS.match(name):
+                depth += 1
+            elif _CLOSERS.match(name):
+                depth -= 1
+            elif depth == 0 and name == _OPERATORS[0] and i - start >= least:
+                pieces.append(latex[start:i].strip())
+                start = i
+            i += len(name)
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "+" and depth == 0 and i - start >= least:
+            pieces.append(latex[start:i].strip())
+            start = i
+        i += 1
+    pieces.append(latex[start:].strip())
+    return [p for p in pieces if p]
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:

@@ -22,13 +22,17 @@ from ..present.equations import (
     Elided,
     EquationChain,
     Formula,
+    Grouped,
     LatexChainPrinter,
     Numbers,
     Partial,
     Quantity,
     Side,
     Substituted,
+    chain_depth,
+    chain_ordered,
     reading_order,
+    tidy,
 )
 from ..present.numbers import latex_number
 from ..present.render import render
@@ -118,7 +122,7 @@ class LatexRenderer:
         self.words = words(plan.lang)
         self.unicode_ok = plan.lang != "en"  # pdflatex has no glyphs beyond Latin-1
         self.names = plan.network.latex
-        self.printer = LatexChainPrinter(self.names, plan.point, plan.digits)
+        self.printer = LatexChainPrinter(self.names, plan.point, plan.digits, chain_depth(plan.network))
 
     # -- sentences ------------------------------------------------------------
 
@@ -223,7 +227,24 @@ class LatexRenderer:
             show: Callable[[sp.Basic], str] = (
                 self.printer.formula if isinstance(side, Formula) else self.printer.substituted
             )
-            return _break(side.expr, show, SIDE_WIDTH)
+            depth = self.printer.depth
+            order = (lambda fs: chain_ordered(fs, depth)) if depth is not None else None
+            return _break(tidy(side.expr), show, SIDE_WIDTH, order)
+        if isinstance(side, Grouped):
+            # (a·b + c·d + …) · e over rows: the bracket spans them, sized for the fractions inside
+            rows, current = [], ""
+            for t in self.printer.grouped_terms(side):
+                candidate = f"{current} + {t}" if current else t
+                if current and visible_width(candidate) > SIDE_WIDTH:
+                    rows.append(current)
+                    current = "+ " + t
+                else:
+                    current = candidate
+            rows.append(current)
+            if side.factor:
+                rows[0] = r"\biggl(" + rows[0]
+                rows[-1] += r"\biggr)" + "".join(self.printer.times + self.printer.quantity(q) for q in side.factor)
+            return rows
         if isinstance(side, Numbers):
             joiner = self.printer.times if side.op == "*" else self.printer.plus
             texts = [self.printer.bracketed(v) for v in side.values]
@@ -345,6 +366,8 @@ class LatexRenderer:
                 label = self.names[n.label] if n.label is not None else "1"
                 if n.value is not None:
                     label += " = " + self.printer.number(n.value)
+            elif n.tag is not None:  # a small copy: the neuron's short name
+                label = rf"\text{{{_text(n.tag, self.unicode_ok)}}}"
             else:
                 label = self.names[n.label] if n.label is not None else ""
             style = {
@@ -416,8 +439,13 @@ class LatexRenderer:
         }
 
 
-def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[str]:
-    """Rows for a long expression: sums split into terms, products into factors."""
+def _break(
+    expr: sp.Expr,
+    show: Callable[[sp.Basic], str],
+    width: int,
+    order: Callable[[list[sp.Basic]], list[sp.Basic]] | None = None,
+) -> list[str]:
+    """Rows for a long expression: sums split into terms, products into factors (in ``order``)."""
     whole = show(expr)
     if visible_width(whole) <= width:
         return [whole]
@@ -438,6 +466,8 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
         return lines
     if isinstance(expr, sp.Mul):
         factors = list(sp.Mul.make_args(expr))
+        if order is not None and not all(f.is_Symbol for f in factors):
+            factors = order(factors)
         lines = []
         current = ""
         for factor in factors:
@@ -446,11 +476,13 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
                 # a long bracket gets rows of its own
                 if current:
                     lines.append(current)
-                inner = _break(factor, show, width - 4)
+                inner = _break(factor, show, width - 4, order)
                 lead = r"\cdot " if lines else ""
-                lines.append(lead + r"\Bigl(" + inner[0])
+                # the bracket spans rows, so no \left…\right: big enough for the fractions it encloses
+                big = ("\\biggl(", "\\biggr)") if any(r"\frac" in row for row in inner) else ("\\Bigl(", "\\Bigr)")
+                lines.append(lead + big[0] + inner[0])
                 lines.extend(r"\quad " + row for row in inner[1:])
-                lines[-1] += r"\Bigr)"
+                lines[-1] += big[1]
                 current = ""
                 continue
             if isinstance(factor, sp.Add):
@@ -470,12 +502,12 @@ def _break(expr: sp.Expr, show: Callable[[sp.Basic], str], width: int) -> list[s
 def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
     """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
     so that no heading ends a page; at most 30 lines, half a page."""
-    base = 16 if level == 1 else 9
+    base = 12 if level == 1 else 8  # lines: the heading, its first paragraph and a little of what follows
     if not blocks and subsections:
         return min(max(base, 3 + subsections[0]["keep"]), 30)
     lines = 0
     for b in blocks[:2]:
-        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 2
+        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 5
         if b["kind"] != "paragraph":
             break
     else:  # only an intro paragraph: keep it with the first subsection's heading and start too

@@ -146,6 +146,7 @@ class Node:
     label: sp.Symbol | None
     kind: str  # input, hidden, output, bias
     value: float | None = None  # a bias node shows its value
+    tag: str | None = None  # a short name for a small drawing's label (the spec's h1 for out_h1)
 
 
 @dataclass(frozen=True)

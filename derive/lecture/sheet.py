@@ -26,6 +26,7 @@ from ..present.display import display_point
 from ..present.equations import Contribution, Partial, definition, product, total
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..present.update import Update, update_of
+from .build import network_sketch
 from .plan import (
     Block,
     Claim,
@@ -225,6 +226,7 @@ def sheet_plan(
             shown += 1
     blocks: list[Block] = [
         Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
+        network_sketch(model),  # a small drawing: which neuron is which
         Equations(tuple(definitions)),
     ]
     if shown > MAX_DEFINITIONS:

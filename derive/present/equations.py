@@ -9,11 +9,12 @@ earlier one, or as the bracketed value, is dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from . import printing as pr
 from .branches import branch_at
@@ -62,6 +63,14 @@ class Product:
 
 
 @dataclass(frozen=True)
+class Grouped:
+    """A sum of products of quantities, times common factors: (∂E/∂net_o1 · ∂net_o1/∂out_h1 + …) · ∂out_h1/∂net_h1."""
+
+    terms: tuple[tuple[Quantity, ...], ...]
+    factor: tuple[Quantity, ...] = ()
+
+
+@dataclass(frozen=True)
 class Numbers:
     """Values joined by an operator ("*" or "+"), negatives bracketed."""
 
@@ -85,7 +94,7 @@ class Value:
     value: float
 
 
-Side: TypeAlias = Formula | Substituted | Product | Numbers | Elided | Value
+Side: TypeAlias = Formula | Substituted | Product | Grouped | Numbers | Elided | Value
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,11 @@ class ChainPrinter:
             return self.substituted(side.expr)
         if isinstance(side, Product):
             return self.times.join(self.quantity(q) for q in side.quantities)
+        if isinstance(side, Grouped):
+            inner = self.plus.join(self.grouped_terms(side))
+            if not side.factor:
+                return inner
+            return self.bracket_text(inner) + "".join(self.times + self.quantity(q) for q in side.factor)
         if isinstance(side, Numbers):
             joiner = self.times if side.op == "*" else self.plus
             return joiner.join(self.bracketed(v) for v in side.values)
@@ -188,6 +202,11 @@ class ChainPrinter:
                 factor = self.bracket_text(factor)
             return factor + self.times + self.bracket_text(total)
         return self.number(side.value)
+
+    def grouped_terms(self, side: Grouped) -> list[str]:
+        """The terms of a grouped sum; more than three are shown by the first two, "…" and the last."""
+        terms = [self.times.join(self.quantity(q) for q in term) for term in side.terms]
+        return terms if len(terms) <= 3 else [*terms[:2], self.dots, terms[-1]]
 
     def sides(self, chain: EquationChain) -> list[str]:
         """The lhs, then every side that says something new.
@@ -263,8 +282,57 @@ def reading_order(expr: sp.Add) -> list[sp.Basic]:
     return sorted(sp.Add.make_args(expr), key=key)
 
 
+Depth: TypeAlias = Callable[[sp.Symbol], float]
+
+
+def chain_depth(network: Any) -> Depth:
+    """How far along the chain from the input to E a symbol sits: an input 0, a layer's net, out and δ its index,
+    a weight half a layer below its neuron, a target beyond every layer (the loss's own factor comes first)."""
+    info = network.info
+    top = len(network.layers)
+
+    def depth(symbol: sp.Symbol) -> float:
+        i = info.get(getattr(symbol, "name", ""))
+        if i is None:
+            return -1.0
+        kind = str(i.kind)
+        if kind == "target":
+            return top + 1.0
+        if kind in ("weight", "bias"):
+            return i.layer - 0.5
+        return float(i.layer)
+
+    return depth
+
+
+def chain_ordered(factors: list[sp.Basic], depth: Depth) -> list[sp.Basic]:
+    """Factors in the chain rule's order, from E back to the input; an activation before its derivative."""
+
+    def key(f: sp.Basic) -> tuple[float, int]:
+        symbols = [s for s in f.free_symbols if isinstance(s, sp.Symbol)]
+        deepest = max((depth(s) for s in symbols), default=-2.0)
+        return (-deepest, 0 if f.is_Symbol or isinstance(f, sp.Function) else 1)
+
+    return sorted(factors, key=key)
+
+
+def tidy(expr: sp.Basic) -> sp.Basic:
+    """sinh(a)/cosh(a) written tanh(a), as a person writes it (log cosh's derivative)."""
+    for s in expr.atoms(sp.sinh):
+        (a,) = s.args
+        expr = expr.subs(sp.sinh(a) / sp.cosh(a), sp.tanh(a))
+    return expr
+
+
 class _ReadingOrder:
-    """Sums in reading order, ½ written in front: ½(target − out)², not (−out + target)²/2."""
+    """Sums in reading order, ½ written in front: ½(target − out)², not (−out + target)²/2.
+
+    With a ``depth`` (:func:`chain_depth`), a product with more than symbols in it is written in the order of
+    the chain rule, from E back to the input: (out − target) · f(net)(1 − f(net)) · w, an activation beside
+    its derivative; a plain product of symbols (i1 w1) keeps sympy's order.
+    """
+
+    depth: Depth | None = None
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         text = ""
@@ -284,7 +352,32 @@ class _ReadingOrder:
         if coeff.is_Rational and not coeff.is_Integer and abs(coeff.p) == 1 and rest != 1:
             sign = "- " if coeff < 0 else ""
             return rf"{sign}\frac{{1}}{{{coeff.q}}}\," + self.parenthesize(rest, 50)  # type: ignore[attr-defined]
-        return str(super()._print_Mul(expr))  # type: ignore[misc]
+        chained = self._chain_order(expr)
+        return chained if chained is not None else str(super()._print_Mul(expr))  # type: ignore[misc]
+
+    def _chain_order(self, expr: sp.Mul) -> str | None:
+        depth = self.depth
+        if depth is None:
+            return None
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff not in (1, -1) and not isinstance(coeff, sp.Float):
+            return None
+        factors = list(sp.Mul.make_args(rest))
+        if isinstance(coeff, sp.Float):
+            factors.append(coeff)
+        elif coeff == -1 and len(factors) > 1 and any(isinstance(f, sp.Float) for f in factors):
+            return None  # a sign and a number: sympy's own
+        if len(factors) < 2 or all(f.is_Symbol for f in factors):
+            return None
+        if any(f.is_Rational and not f.is_Integer for f in factors):
+            return None
+        if any(f.is_Pow and f.exp.is_negative for f in factors):
+            return None  # a fraction: sympy's own \frac
+
+        ordered = chain_ordered(factors, depth)
+        joiner = self._settings["mul_symbol_latex"]  # type: ignore[attr-defined]
+        body = joiner.join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in ordered)  # type: ignore[attr-defined]
+        return f"- {body}" if coeff == -1 else body
 
 
 class ReadableLatexPrinter(_ReadingOrder, pr.NamedLatexPrinter):
@@ -303,6 +396,10 @@ class ReadableLatexPrinter(_ReadingOrder, pr.NamedLatexPrinter):
 
 class ReadableValuePrinter(_ReadingOrder, pr.ValueLatexPrinter):
     """Numbers for symbols, in the same order as :class:`ReadableLatexPrinter`; −(−0.3) is 0.3."""
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        """A number already shown (a factor used by value) as every number is: 0.99216592, never 1.0."""
+        return latex_number(float(expr), self.digits)
 
     def _print_exp(self, expr: sp.exp, exp: str | None = None) -> str:
         """e^{−0.1}: an exponent needs no brackets around a negative number."""
@@ -327,10 +424,15 @@ class LatexChainPrinter(ChainPrinter):
     brackets = (r"\left(", r"\right)")
 
     def __init__(
-        self, names: Mapping[sp.Symbol, str], point: Mapping[sp.Symbol, float] | None, digits: int = DEFAULT_DIGITS
+        self,
+        names: Mapping[sp.Symbol, str],
+        point: Mapping[sp.Symbol, float] | None,
+        digits: int = DEFAULT_DIGITS,
+        depth: Depth | None = None,
     ) -> None:
         super().__init__(point, digits)
         self.names = names
+        self.depth = depth  # with it, products are written in the chain rule's order
 
     def quantity(self, q: Quantity) -> str:
         if isinstance(q, Contribution):
@@ -341,10 +443,14 @@ class LatexChainPrinter(ChainPrinter):
         return self.names.get(q) or q.name
 
     def formula(self, expr: sp.Basic) -> str:
-        return str(ReadableLatexPrinter(self.names).doprint(expr))
+        printer = ReadableLatexPrinter(self.names)
+        printer.depth = self.depth
+        return str(printer.doprint(tidy(expr)))
 
     def substituted(self, expr: sp.Basic) -> str:
-        return str(ReadableValuePrinter(self.point, self.names, self.digits).doprint(expr))
+        printer = ReadableValuePrinter(self.point, self.names, self.digits)
+        printer.depth = self.depth
+        return str(printer.doprint(tidy(expr)))
 
     def number(self, value: float) -> str:
         return latex_number(value, self.digits)

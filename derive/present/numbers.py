@@ -48,9 +48,27 @@ def _exponent_form(text: str) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def distinct_digits(value: Any, digits: int = DEFAULT_DIGITS) -> int:
+    """``digits``, or more where ``value`` would read as a whole number it is not (1 − 6.9e-13 is not 1:
+    a factor out·(1 − out) must never read 1·(1 − 1)); at most float64's 17."""
+    if not isinstance(value, float) or value == 0 or not math.isfinite(value) or abs(value) >= 10 ** (digits - 1):
+        return digits  # a large number rounded to its digits reads as rounded, not as exact
+    shown = float(format_number(value, digits))
+    if shown != round(shown) or shown == value:
+        return digits  # it does not read as a whole number, or it is one
+    gap = abs(value - round(value))  # how far from the nearest whole number
+    while digits < 17:
+        digits += 1
+        shown = float(format_number(value, digits))
+        # stop when the number is exact, or reads as no whole number with its distance from one shown to 1 %
+        if shown == value or (shown != round(shown) and abs(shown - value) <= 0.01 * gap):
+            break
+    return digits
+
+
 def latex_number(value: Any, digits: int = DEFAULT_DIGITS) -> str:
-    """``value`` as LaTeX: 3.5101878 \\times 10^{-5} instead of 3.5101878e-5."""
-    text = format_number(value, digits)
+    """``value`` as LaTeX: 3.5101878 \\times 10^{-5} instead of 3.5101878e-5; never a whole number it is not."""
+    text = format_number(value, distinct_digits(value, digits))
     if "e" in text:
         mantissa, exponent = text.split("e")
         return rf"{mantissa} \times 10^{{{exponent}}}"

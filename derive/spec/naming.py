@@ -30,7 +30,7 @@ def latex_name(name: str, nielsen: bool = False) -> str:
 
     ``nielsen`` names (generated from ``size``) read ``w2_1_11`` as
     :math:`w^{2}_{1,11}`, ``z3_2`` as :math:`z^{3}_{2}` and ``b2`` as
-    :math:`b^{2}`. Other names read Mazur's way: ``net_h1`` →
+    :math:`b^{(2)}` (a bare superscript would read as a power). Other names read Mazur's way: ``net_h1`` →
     :math:`\\mathrm{net}_{h1}`, ``w5`` → :math:`w_{5}`, ``w11`` → :math:`w_{11}`.
     """
     if nielsen:
@@ -40,7 +40,7 @@ def latex_name(name: str, nielsen: bool = False) -> str:
             return f"{m['stem']}^{{{m['layer']}}}_{{{sub}}}"
         m = _NIELSEN_SHARED.match(name)
         if m:
-            return f"{m['stem']}^{{{m['layer']}}}"
+            return f"{m['stem']}^{{({m['layer']})}}"  # b^{(4)}: a bare b^{4} reads as a fourth power
     m = _PREFIXED.match(name)
     if m:  # net_h1 → net_{h1}; w_h1_x1 → w_{h1,x1} (into h1, from x1)
         parts = [p for p in m["rest"].split("_") if p]

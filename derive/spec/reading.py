@@ -257,6 +257,13 @@ class PublishedSpec:
     source: str
     values: tuple[tuple[str, str], ...]
     source_zh: str = ""
+    # other sources, each a sub-table of [published] with its own source names and numbers: where a copy
+    # of the article prints a number differently, the lecture says which source prints what
+    others: tuple[PublishedSpec, ...] = ()
+
+    def sources(self) -> tuple[PublishedSpec, ...]:
+        """This source, then the others."""
+        return (self, *self.others)
 
 
 @dataclass(frozen=True)
@@ -696,10 +703,13 @@ class _Validator:
             )
         return digits
 
-    def published(self, table: Any, spec: Spec) -> PublishedSpec:
-        """The published numbers, named as ``derive check`` names them (one grammar, one verdict rule)."""
+    def published(self, table: Any, spec: Spec, key: str = "published") -> PublishedSpec:
+        """The published numbers, named as ``derive check`` names them (one grammar, one verdict rule).
+
+        A sub-table is another source (a copy of the article) with its own ``source`` and numbers.
+        """
         if not isinstance(table, dict):
-            raise self.fail("published", f"expected a table, got {_describe(table)}")
+            raise self.fail(key, f"expected a table, got {_describe(table)}")
         names: list[str] = ["E"]
         for layer in spec.layers:
             names.extend(layer.out_names)
@@ -709,25 +719,35 @@ class _Validator:
         after = ("E", *spec.layers[-1].out_names)  # NAME@N: after N updates
         source = source_zh = ""
         values: list[tuple[str, str]] = []
-        for key, value in table.items():
-            stem, at, steps = key.partition("@")
-            known = key in names or key in updated or (at and stem in after and steps.isdigit() and int(steps) > 0)
-            if key in PUBLISHED_KEYS:
-                if key == "source":
-                    source = self.text(value, "published.source", MAX_TITLE_LENGTH)
+        others: list[PublishedSpec] = []
+        for name, value in table.items():
+            stem, at, steps = name.partition("@")
+            known = name in names or name in updated or (at and stem in after and steps.isdigit() and int(steps) > 0)
+            if isinstance(value, dict) and not known and name not in PUBLISHED_KEYS:
+                if key != "published":
+                    raise self.fail(f"{key}.{name}", "a source's table holds numbers, not another table")
+                other = self.published(value, spec, f"{key}.{name}")
+                if not other.source:
+                    raise self.fail(f"{key}.{name}.source", 'missing: name the source, e.g. source = "a copy"')
+                others.append(other)
+                continue
+            if name in PUBLISHED_KEYS:
+                if name == "source":
+                    source = self.text(value, f"{key}.source", MAX_TITLE_LENGTH)
                 else:
-                    source_zh = self.text(value, "published.source_zh", MAX_TITLE_LENGTH)
+                    source_zh = self.text(value, f"{key}.source_zh", MAX_TITLE_LENGTH)
                 continue
             if not known:
                 hint = (
-                    f"write {PUBLISHED_RENAMED[key]!r}"
-                    if key in PUBLISHED_RENAMED
-                    else suggest(key, (*names, *updated))
-                    or "keys: source, E, a symbol name, NAME' (after one update), E@N or an output@N (after N)"
+                    f"write {PUBLISHED_RENAMED[name]!r}"
+                    if name in PUBLISHED_RENAMED
+                    else suggest(name, (*names, *updated))
+                    or "keys: source, E, a symbol name, NAME' (after one update), E@N or an output@N (after N),"
+                    " or a sub-table for another source"
                 )
-                raise self.fail(f"published.{key}", "unknown key", hint)
-            values.append((key, self.published_number(value, f"published.{key}")))
-        return PublishedSpec(source=source, values=tuple(values), source_zh=source_zh)
+                raise self.fail(f"{key}.{name}", "unknown key", hint)
+            values.append((name, self.published_number(value, f"{key}.{name}")))
+        return PublishedSpec(source=source, values=tuple(values), source_zh=source_zh, others=tuple(others))
 
     def loss(self, table: Any) -> LossSpec:
         if table is None:
