@@ -162,6 +162,8 @@ def test_on_a_dask_cluster_everything_stays_lazy_and_computes_once(cluster_clien
         ("return np.sum(-log_a3*T, axis=1).mean()", "return xp.mean(xp.sum(-log_a3*T, axis=1))"),
         ("s = 2*a.dot(b)", "s = 2*(a @ b)"),
         ("s = (a + b).dot(c - d)", "s = (a + b) @ (c - d)"),
+        ("z6 = a5.reshape(a5.shape[0], -1).dot(W6.T)", "z6 = xp.reshape(a5, (a5.shape[0], -1)) @ W6.T"),
+        ("d5 = d6.dot(W6).reshape(a5.shape)", "d5 = xp.reshape(d6 @ W6, a5.shape)"),
         ("if not single:  # E is the batch mean", "if not single:  # E is the batch mean"),
         ("# a2 = np.tanh(z2)", "# a2 = np.tanh(z2)"),
     ],

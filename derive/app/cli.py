@@ -556,7 +556,8 @@ def export(spec: str, output: str | None, style: str, backend: str) -> None:
 def bench(
     fmt: str, budget: float, torch_compile: bool, quick: bool, threads: int, output: str | None, quiet: bool
 ) -> None:
-    """Time the generated module against hand-written backprop, JAX, PyTorch and the GEMMs alone, in one run."""
+    """Time the generated module against hand-written backprop, JAX, PyTorch and the GEMMs alone, a LeNet and
+    a recurrent net against PyTorch eager, in one run."""
     from ..bench.measure import QUICK, SHAPES, run, table
 
     shapes = SHAPES[:QUICK] if quick else SHAPES
@@ -570,7 +571,14 @@ def bench(
     for note in left_out(torch_compile):  # before the minutes of timing, not after
         _warn(note)
     data = run(shapes, budget=budget, torch_compile=torch_compile, log=log, threads=threads)
-    _emit(_json(data) if fmt == "json" else table(data), output)
+    from ..bench import conv  # LeNet against PyTorch eager, and `derive grad lenet` against `import sympy`
+    from ..bench.recurrent import measure_rnn, rnn_table
+
+    data["conv"] = conv.run(budget=budget, repeats=1 if quick else 3, log=log)
+    log("timing the recurrent net (T 20, D 8, H 32, batch 32) against a torch loop")
+    data["rnn"] = measure_rnn(budget)
+    text = table(data) + "\n" + conv.table(data["conv"]) + "\n" + rnn_table(data["rnn"])
+    _emit(_json(data) if fmt == "json" else text, output)
 
 
 @main.command()

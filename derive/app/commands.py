@@ -79,6 +79,9 @@ def benchmark(
     *, quick: bool = False, budget: float = 1.0, torch_compile: bool = True, log: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """Time the generated module against hand-written backprop and PyTorch: ``derive bench`` (its JSON data)."""
+    from ..bench import conv
     from ..bench.measure import SHAPES, run
 
-    return run(SHAPES[:3] if quick else SHAPES, budget=budget, torch_compile=torch_compile, log=log)
+    data = run(SHAPES[:3] if quick else SHAPES, budget=budget, torch_compile=torch_compile, log=log)
+    data["conv"] = conv.run(budget=budget, repeats=1 if quick else 3, log=log)
+    return data

@@ -4,10 +4,13 @@ The vectorized module's lines are written once, for NumPy (the fast path);
 this pass rewrites them for any array library: ``np.f`` becomes ``xp.f`` (with
 the standard's name where it differs: arctan → atan), ``a.dot(b)`` becomes
 ``a @ b``, reductions written as methods (``a.sum(axis=0)``) become functions
-(``xp.sum(a, axis=0)``) and ``out=`` buffers are dropped (the standard has
-none). It works on the syntax tree of each line and splices only the nodes
-it rewrites, so everything else keeps the NumPy line's spelling. Anything it
-does not know is refused, never passed through.
+(``xp.sum(a, axis=0)``), as does ``a.reshape(n, -1)`` (``xp.reshape(a, (n, -1))``),
+and ``out=`` buffers are dropped (the standard has none). It works on the
+syntax tree of each line and splices only the nodes it rewrites, so everything
+else keeps the NumPy line's spelling. Anything it does not know is refused,
+never passed through. A conv or pool layer's lines call helper functions the
+module defines, in the standard, for this backend
+(:data:`derive.core.layers.MAP_SOURCE_ARRAY_API`).
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ class _Splicer:
         self.statement = statement
         # a matrix product that is a whole right-hand side needs no brackets
         self.whole = getattr(statement, "value", None)
+        self.bare: set[int] = set()  # nodes printed as a whole argument of a call: no brackets needed
         self.in_arithmetic = {
             id(child)
             for node in ast.walk(statement)
@@ -196,7 +200,13 @@ class _Splicer:
             return None
         if method == "dot" and len(node.args) == 1 and not node.keywords:
             product = f"{self.operand(receiver)} @ {self.operand(node.args[0])}"
-            return product if node is self.whole else f"({product})"
+            return product if node is self.whole or id(node) in self.bare else f"({product})"
+        if method == "reshape" and node.args and not node.keywords:
+            # the standard's reshape takes the shape as one tuple: a.reshape(n, -1) → xp.reshape(a, (n, -1))
+            args = self.arguments(node)
+            shape = args[0] if len(args) == 1 else f"({', '.join(args)})"
+            self.bare.add(id(receiver))
+            return f"{NAMESPACE}.reshape({self.emit(receiver)}, {shape})"
         if method in _REDUCTIONS:
             return f"{NAMESPACE}.{method}({', '.join([self.emit(receiver), *self.arguments(node, skip_out=False)])})"
         if method == "reshape" and node.args and not node.keywords:

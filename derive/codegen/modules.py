@@ -25,7 +25,7 @@ import sympy as sp
 from ..core.chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from ..core.init import SOURCE as INIT_SOURCE
 from ..core.init import scheme as init_scheme
-from ..core.layers import MAP_SOURCE, Recurrent, kind_of
+from ..core.layers import MAP_SOURCE, MAP_SOURCE_ARRAY_API, Recurrent, kind_of
 from ..core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
 from ..core.rules import (
     LOG_1MO,
@@ -698,6 +698,7 @@ class VectorModule:
         return render_python(
             "module.py.j2",
             uses_math=any("math." in line for lines in bodies.values() for line in lines),
+            uses_threading=self.backend == NUMPY and any(layer.geometry is not None for layer in self.layers),
             array_api=self.backend == ARRAY_API,
             doc=Code(self.docstring()),
             name=spec.name,
@@ -716,7 +717,11 @@ class VectorModule:
             seed=spec.seed,
             parameter_index=[Code(line) for line in self.parameter_index_lines()],
             init_source=Code(INIT_SOURCE) if seeded else None,
-            map_source=Code(MAP_SOURCE) if any(layer.geometry is not None for layer in self.layers) else None,
+            map_source=(
+                Code(MAP_SOURCE_ARRAY_API if self.backend == ARRAY_API else MAP_SOURCE)
+                if any(layer.geometry is not None for layer in self.layers)
+                else None
+            ),
             seeded=seeded,
             seed_doc=Code(seed_doc),
             init=[Code(line) for line in self.init_lines()],
@@ -743,15 +748,24 @@ def _diagonal_plus_rank_one(rule: LayerMap) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     coeff = off.get("coeff", 1)
     u = (coeff * off.get(outs[0], 1)).xreplace({outs[0]: Y})
     v = sp.sympify(off.get(outs[1], 1), strict=True).xreplace({outs[1]: Y})
-    d = sp.simplify(jac[0][0] - (u * v).xreplace({Y: outs[0]})).xreplace({outs[0]: Y})
+    d = _simplest(jac[0][0] - (u * v).xreplace({Y: outs[0]})).xreplace({outs[0]: Y})
     for j in range(3):  # the decomposition must reproduce every entry
         for i in range(3):
             expected = u.xreplace({Y: outs[j]}) * v.xreplace({Y: outs[i]})
             if i == j:
                 expected += d.xreplace({Y: outs[j]})
-            if sp.simplify(jac[j][i] - expected) != 0:
+            if _simplest(jac[j][i] - expected) != 0:
                 raise DeriveError(f"cannot vectorize the Jacobian of {rule.name}")
     return d, u, v
+
+
+def _simplest(expr: sp.Expr) -> sp.Expr:
+    """A rational function of the outputs in lowest terms (exact: 0 only when it is 0), else sp.simplify's form.
+
+    cancel first: sp.simplify imports sympy.physics.units on its first call, half a second of every CLI run.
+    """
+    cancelled = sp.cancel(expr)
+    return cancelled if cancelled.is_rational_function() else sp.simplify(expr)
 
 
 def vector_module(model: Specified, backend: str = NUMPY) -> str:

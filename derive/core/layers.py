@@ -395,7 +395,7 @@ class Conv(MapKind):
         return [
             f"# z{l} = W{l} ⋆ a{l - 1}{' + b' + str(l) if biased else ''}: every {_window_word(g)} window of "
             f"a{l - 1} a row of cols{l} (im2col), times the kernels",
-            f"z{l}, cols{l} = _conv({prev}, W{l}, {f'b{l}' if biased else 'None'}, {g.stride}, {g.padding})",
+            f"z{l}, cols{l} = _conv({prev}, W{l}, {f'b{l}' if biased else 'None'}, {g.stride}, {g.padding}, {l})",
         ]
 
     def back_lines(self, layer: LayerSpec, prev_shape: tuple[int, ...] = ()) -> list[str]:
@@ -404,7 +404,7 @@ class Conv(MapKind):
         l = layer.number
         return [
             f"# each window's W{l}ᵀ δ{l} added back where the window read a{l - 1}",
-            f"d{l - 1} = _conv_back(d{l}, W{l}, a{l - 1}.shape, {g.stride}, {g.padding})",
+            f"d{l - 1} = _conv_back(d{l}, W{l}, a{l - 1}.shape, {g.stride}, {g.padding}, cols{l})",
         ]
 
     def gradient_lines(self, layer: LayerSpec, prev: str, prev_size: int) -> list[str]:
@@ -862,77 +862,297 @@ def dyadic(value: float | sp.Float) -> Dyadic:
 # (kept as source text, as derive.core.init's are; the lines below call them)
 
 MAP_SOURCE = '''
-def _windows(a, kernel, stride, padding):
-    """Every window of the maps a (batch, C, *sides), zero-padded: a view (batch, C, *positions, *kernel)."""
+# The helpers keep maps in memory as (C, *sides, batch): a conv's GEMM then runs over every position of every
+# sample at once, contiguous, and its product is already the next layer's maps. What they return are views of
+# that memory in the module's order (batch, C, *sides), so every line outside them reads as usual.
+
+_SCRATCH = threading.local()  # per thread: each conv layer's im2col columns, kept from one call to the next
+
+
+def _columns(layer, shape, dtype):
+    """The buffer for layer `layer`'s im2col columns, kept between calls (one per thread and layer, replaced when
+    the shape changes): a LeNet's are 12 MB at batch 64, and 12 fresh MB a call cost 2,400 page faults, a fifth
+    of the call (measured). Only the helpers read it: its numbers never leave the module."""
+    buffers = _SCRATCH.__dict__.setdefault("columns", {})
+    buffer = buffers.get(layer)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = buffers[layer] = np.empty(shape, dtype)
+    return buffer
+
+
+def _channels_first(a):
+    """The maps a (batch, C, *sides) as (C, *sides, batch): a view (no copy when a came from these helpers)."""
+    return a.transpose(*range(1, a.ndim), 0)
+
+
+def _batch_first(m):
+    """Maps kept as (C, *sides, batch) seen as (batch, C, *sides): a view."""
+    return m.transpose(m.ndim - 1, *range(m.ndim - 1))
+
+
+def _grid(offset, stride, positions):
+    """The index of the entries at window offset `offset` of every window: one strided slice per side."""
+    return (slice(None), *[slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, positions)])
+
+
+def _conv(a, W, b, stride, padding, layer):
+    """z = W ⋆ a + b (torch's conv: a cross-correlation): every window of a as a column of `cols` (im2col, one
+    copy into the layer's buffer), then one GEMM of the kernels with every window of every sample."""
+    m = _channels_first(a)
     if any(padding):
-        a = np.pad(a, [(0, 0), (0, 0), *[(p, p) for p in padding]])
-    view = np.lib.stride_tricks.sliding_window_view(a, kernel, axis=tuple(range(2, 2 + len(kernel))))
-    return view[(slice(None), slice(None), *[slice(None, None, s) for s in stride])]
-
-
-def _conv(a, W, b, stride, padding):
-    """z = W ⋆ a + b (torch's conv: a cross-correlation) and the windows as rows of `cols` (im2col): one GEMM."""
-    d = W.ndim - 2
-    windows = _windows(a, W.shape[2:], stride, padding)
-    positions = windows.shape[2 : 2 + d]
-    cols = windows.transpose(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d)).reshape(-1, W[0].size)
-    z = cols.dot(W.reshape(W.shape[0], -1).T).reshape(a.shape[0], *positions, W.shape[0])
-    z = np.moveaxis(z, -1, 1)
+        padded = np.zeros((m.shape[0], *[s + 2 * p for s, p in zip(m.shape[1:-1], padding)], m.shape[-1]))
+        padded[(slice(None), *[slice(p, p + s) for p, s in zip(padding, m.shape[1:-1])])] = m
+        m = padded
+    else:
+        m = np.ascontiguousarray(m)  # X arrives batch first: one transposing copy, then long runs below
+    kernel = W.shape[2:]
+    positions = [(s - k) // t + 1 for s, k, t in zip(m.shape[1:-1], kernel, stride)]
+    # the windows as a view (C, *kernel, *positions, batch): entry (c, e, p, n) is m[c, p·stride + e, n]
+    steps = m.strides[1:-1]
+    windows = np.ndarray(
+        (m.shape[0], *kernel, *positions, m.shape[-1]),
+        m.dtype,
+        m,
+        0,
+        (m.strides[0], *steps, *[step * t for step, t in zip(steps, stride)], m.strides[-1]),
+    )
+    cols = _columns(layer, windows.shape, windows.dtype)
+    np.copyto(cols, windows)  # the one copy
+    cols = cols.reshape(W[0].size, -1)
+    z = W.reshape(W.shape[0], -1).dot(cols)  # (C_out, positions · batch)
     if b is not None:
-        z = z + (b.reshape(-1, *[1] * d) if b.ndim else b)
-    return z, cols
+        z += b[:, None] if b.ndim else b
+    return _batch_first(z.reshape(W.shape[0], *positions, a.shape[0])), cols
 
 
 def _kernel_gradient(delta, cols, shape):
-    """∂E/∂W of a conv: for each kernel weight the sum over its uses (every position) of δ · the input there."""
-    return np.moveaxis(delta, 1, -1).reshape(-1, shape[0]).T.dot(cols).reshape(shape)
+    """∂E/∂W of a conv: for each kernel weight the sum over its uses (every position of every sample) of
+    δ · the input there, as one GEMM with the forward pass's columns."""
+    return _channels_first(delta).reshape(shape[0], -1).dot(cols.T).reshape(shape)
 
 
 def _scatter(pieces, shape, stride, padding):
-    """The adjoint of _windows: pieces (batch, C, *positions, *kernel) added back where each window read."""
+    """The adjoint of the windows: pieces (C, *kernel, *positions, batch) added back where each window read,
+    as maps (batch, C, *sides); a loop over the kernel's offsets, not over positions."""
     d = len(stride)
-    positions = pieces.shape[2 : 2 + d]
-    padded = np.zeros((*shape[:2], *[s + 2 * p for s, p in zip(shape[2:], padding)]))
-    for offset in np.ndindex(*pieces.shape[2 + d :]):  # a loop over the kernel's offsets, not over positions
-        target = [slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(offset, stride, positions)]
-        padded[(slice(None), slice(None), *target)] += pieces[(..., *offset)]
-    return padded[(slice(None), slice(None), *[slice(p, p + s) for p, s in zip(padding, shape[2:])])]
+    kernel, positions = pieces.shape[1 : 1 + d], pieces.shape[1 + d : 1 + 2 * d]
+    sides = [s + 2 * p for s, p in zip(shape[2:], padding)]
+    out = np.zeros((shape[1], *sides, shape[0]))
+    tiled = all(k <= s for k, s in zip(kernel, stride))  # windows that never overlap: each entry is written once
+    for offset in np.ndindex(*kernel):
+        target = out[_grid(offset, stride, positions)]
+        if tiled:
+            target[...] = pieces[(slice(None), *offset)]
+        else:
+            np.add(target, pieces[(slice(None), *offset)], out=target)
+    if any(padding):
+        out = out[(slice(None), *[slice(p, p + s) for p, s in zip(padding, shape[2:])])]
+    return _batch_first(out)
 
 
-def _conv_back(delta, W, shape, stride, padding):
-    """∂E/∂a of a conv's input (BP2 before f'): each window's Wᵀδ, added back where the window read."""
-    d = W.ndim - 2
-    pieces = np.moveaxis(delta, 1, -1).reshape(-1, W.shape[0]).dot(W.reshape(W.shape[0], -1))
-    pieces = pieces.reshape(delta.shape[0], *delta.shape[2:], *W.shape[1:])
-    return _scatter(np.moveaxis(pieces, 1 + d, 1), shape, stride, padding)
+def _conv_back(delta, W, shape, stride, padding, cols):
+    """∂E/∂a of a conv's input (BP2 before f'): each window's Wᵀδ (one GEMM, written over the forward pass's
+    columns, which ∂E/∂W has used), added back where the window read."""
+    product = np.result_type(W, delta) == cols.dtype
+    pieces = np.dot(W.reshape(W.shape[0], -1).T, _channels_first(delta).reshape(W.shape[0], -1), cols if product else None)
+    return _scatter(pieces.reshape(*W.shape[1:], *delta.shape[2:], delta.shape[0]), shape, stride, padding)
+
+
+def _entries(m, kernel, stride):
+    """For each offset of a window (row-major), that entry of every window of the maps m (C, *sides, batch)."""
+    positions = [(s - k) // t + 1 for s, k, t in zip(m.shape[1:-1], kernel, stride)]
+    return [m[_grid(offset, stride, positions)] for offset in np.ndindex(*kernel)]
 
 
 def _maxpool(a, kernel, stride):
     """Each window's largest entry, and which entry it is (the first largest in the window, as torch picks)."""
-    windows = _windows(a, kernel, stride, (0,) * len(kernel))
-    flat = windows.reshape(*windows.shape[: 2 + len(kernel)], -1)
-    route = flat.argmax(axis=-1)
-    return np.take_along_axis(flat, route[..., None], axis=-1)[..., 0], route
+    entries = _entries(_channels_first(a), kernel, stride)
+    best = entries[0].copy()
+    route = np.zeros(best.shape, np.uint8 if len(entries) <= 256 else np.intp)
+    for e, entry in enumerate(entries[1:], start=1):
+        better = entry > best  # strictly: a tie keeps the earlier entry
+        np.copyto(route, e, where=better)
+        np.maximum(best, entry, out=best)
+    return _batch_first(best), _batch_first(route)
 
 
 def _maxpool_back(delta, route, shape, kernel, stride):
     """δ of a max pool's input: each window's δ goes to the entry that won it; the others get 0."""
-    entries = np.arange(int(np.prod(kernel))).reshape(kernel)
-    pieces = np.where(route[(..., *[None] * len(kernel))] == entries, delta[(..., *[None] * len(kernel))], 0.0)
-    return _scatter(pieces, shape, stride, (0,) * len(kernel))
+    dm, rm = _channels_first(delta), _channels_first(route)
+    sides = shape[2:]
+    # windows side by side that cover every input (LeNet's 2×2, stride 2): each entry is written once, as δ·[won]
+    # (for finite δ: an inf · 0 would be nan where torch has 0)
+    covering = all(k == s and n % k == 0 for k, s, n in zip(kernel, stride, sides)) and np.isfinite(dm).all()
+    out = (np.empty if covering else np.zeros)((shape[1], *sides, shape[0]))
+    tiled = all(k <= s for k, s in zip(kernel, stride))
+    for e, target in enumerate(_entries(out, kernel, stride)):
+        if covering:
+            np.multiply(dm, rm == e, out=target)
+        elif tiled:
+            np.copyto(target, dm, where=rm == e)
+        else:
+            target += np.where(rm == e, dm, 0.0)
+    return _batch_first(out)
 
 
 def _avgpool(a, kernel, stride):
     """Each window's mean."""
-    windows = _windows(a, kernel, stride, (0,) * len(kernel))
-    return windows.mean(axis=tuple(range(-len(kernel), 0)))
+    entries = _entries(_channels_first(a), kernel, stride)
+    total = entries[0].copy()
+    for entry in entries[1:]:
+        total += entry
+    total /= len(entries)
+    return _batch_first(total)
 
 
 def _avgpool_back(delta, shape, kernel, stride):
     """δ of an average pool's input: 1/K of each window's δ to every entry of it."""
-    share = delta / int(np.prod(kernel))
-    pieces = np.broadcast_to(share[(..., *[None] * len(kernel))], (*share.shape, *kernel))
-    return _scatter(pieces, shape, stride, (0,) * len(kernel))
+    share = _channels_first(delta) / int(np.prod(kernel))
+    out = np.zeros((shape[1], *shape[2:], shape[0]))
+    tiled = all(k <= s for k, s in zip(kernel, stride))
+    for target in _entries(out, kernel, stride):
+        if tiled:
+            target[...] = share
+        else:
+            target += share
+    return _batch_first(out)
+'''.strip()
+
+
+# the same functions written against the Python array API standard (the array-api backend): no item assignment
+# (JAX arrays are immutable), so a scatter is built from stack and reshape (zeros between the entries of a stride)
+# and concat (zeros around them), summed over the kernel's offsets
+MAP_SOURCE_ARRAY_API = '''
+def _offsets(kernel):
+    """Every offset of a window, row-major (the order torch numbers a window's entries)."""
+    offsets = [()]
+    for k in kernel:
+        offsets = [(*offset, e) for offset in offsets for e in range(k)]
+    return offsets
+
+
+def _entries(a, kernel, stride):
+    """For each offset of a window, that entry of every window of the maps a (batch, C, *sides); the positions."""
+    positions = [(s - k) // t + 1 for s, k, t in zip(a.shape[2:], kernel, stride)]
+    grids = [
+        (slice(None), slice(None), *[slice(o, o + t * (n - 1) + 1, t) for o, t, n in zip(offset, stride, positions)])
+        for offset in _offsets(kernel)
+    ]
+    return [a[grid] for grid in grids], positions
+
+
+def _zeros(xp, like, shape):
+    return xp.zeros(tuple(shape), dtype=like.dtype, device=device(like))
+
+
+def _reshaped(x, shape):
+    """x reshaped by its own namespace (a parameter may be a NumPy array beside Dask maps)."""
+    return array_namespace(x).reshape(x, shape)
+
+
+def _pad(xp, a, padding):
+    """The maps a (batch, C, *sides) with `padding` zeros before and after each side."""
+    for axis, p in enumerate(padding, start=2):
+        if p:
+            zeros = _zeros(xp, a, [*a.shape[:axis], p, *a.shape[axis + 1 :]])
+            a = xp.concat([zeros, a, zeros], axis=axis)
+    return a
+
+
+def _place(xp, x, axis, offset, step, length):
+    """x's entries along `axis` put at offset, offset + step, … of `length` zeros along that axis."""
+    n = x.shape[axis]
+    if step > 1:  # step − 1 zeros after each entry: stacked beside it, then merged into the axis
+        x = xp.stack([x, *[xp.zeros_like(x)] * (step - 1)], axis=axis + 1)
+        x = xp.reshape(x, (*x.shape[:axis], n * step, *x.shape[axis + 2 :]))
+        x = x[(*[slice(None)] * axis, slice(0, step * (n - 1) + 1))]
+    after = length - offset - x.shape[axis]
+    parts = [_zeros(xp, x, [*x.shape[:axis], offset, *x.shape[axis + 1 :]])] if offset else []
+    parts.append(x)
+    if after:
+        parts.append(_zeros(xp, x, [*x.shape[:axis], after, *x.shape[axis + 1 :]]))
+    # a new array either way: the module's lines multiply δs in place (x may be a view, or a read-only broadcast)
+    return xp.concat(parts, axis=axis) if len(parts) > 1 else xp.asarray(x, copy=True)
+
+
+def _scatter(xp, pieces, shape, stride, padding):
+    """The adjoint of the windows: pieces (batch, C, *kernel, *positions) added back where each window read, as
+    maps of `shape`. One side at a time, the last first: each kernel offset's pieces placed, summed over the
+    offsets (a loop over the kernel's offsets, not over positions)."""
+    d = len(stride)
+    sides = [s + 2 * p for s, p in zip(shape[2:], padding)]
+    for t in reversed(range(d)):  # pieces: (batch, C, kernel_0..kernel_t, positions_0..positions_t, sides_t+1..)
+        total = None
+        for k in range(pieces.shape[2 + t]):
+            placed = _place(xp, pieces[(*[slice(None)] * (2 + t), k)], 2 + 2 * t, k, stride[t], sides[t])
+            total = placed if total is None else total + placed
+        pieces = total
+    if any(padding):
+        pieces = pieces[(slice(None), slice(None), *[slice(p, p + s) for p, s in zip(padding, shape[2:])])]
+    return pieces
+
+
+def _conv(a, W, b, stride, padding, layer):
+    """z = W ⋆ a + b (torch's conv: a cross-correlation): every window of a as a column of `cols` (im2col, one
+    column a window), then a matrix product of the kernels with each sample's columns. (`layer` names the NumPy
+    module's buffer; arrays here are new.)"""
+    xp = array_namespace(a)
+    d = W.ndim - 2
+    entries, positions = _entries(_pad(xp, a, padding), W.shape[2:], stride)
+    cols = xp.reshape(xp.stack(entries, axis=2), (a.shape[0], W.shape[1] * len(entries), -1))  # (batch, C·K, P)
+    z = xp.reshape(_reshaped(W, (W.shape[0], -1)) @ cols, (a.shape[0], W.shape[0], *positions))
+    if b is not None:
+        z = z + (_reshaped(b, (-1, *[1] * d)) if b.ndim else b)
+    return z, cols
+
+
+def _kernel_gradient(delta, cols, shape):
+    """∂E/∂W of a conv: for each kernel weight the sum over its uses (every position of every sample) of
+    δ · the input there: each sample's δ times its columns, summed over the batch."""
+    xp = array_namespace(delta)
+    per_sample = xp.reshape(delta, (delta.shape[0], shape[0], -1)) @ xp.matrix_transpose(cols)
+    return xp.reshape(xp.sum(per_sample, axis=0), shape)
+
+
+def _conv_back(delta, W, shape, stride, padding, cols):
+    """∂E/∂a of a conv's input (BP2 before f'): each window's Wᵀδ, added back where the window read. (`cols`: the
+    NumPy module writes over the forward pass's columns; arrays here are new.)"""
+    xp = array_namespace(delta)
+    pieces = _reshaped(W, (W.shape[0], -1)).T @ xp.reshape(delta, (delta.shape[0], W.shape[0], -1))
+    pieces = xp.reshape(pieces, (delta.shape[0], *W.shape[1:], *delta.shape[2:]))  # (batch, C, *kernel, *positions)
+    return _scatter(xp, pieces, shape, stride, padding)
+
+
+def _maxpool(a, kernel, stride):
+    """Each window's largest entry, and which entry it is (the first largest in the window, as torch picks)."""
+    xp = array_namespace(a)
+    stacked = xp.stack(_entries(a, kernel, stride)[0], axis=-1)
+    return xp.max(stacked, axis=-1), xp.argmax(stacked, axis=-1)
+
+
+def _maxpool_back(delta, route, shape, kernel, stride):
+    """δ of a max pool's input: each window's δ goes to the entry that won it; the others get 0."""
+    xp = array_namespace(delta)
+    zeros = xp.zeros_like(delta)
+    pieces = xp.stack([xp.where(route == e, delta, zeros) for e in range(len(_offsets(kernel)))], axis=2)
+    pieces = xp.reshape(pieces, (*delta.shape[:2], *kernel, *delta.shape[2:]))
+    return _scatter(xp, pieces, shape, stride, (0,) * len(kernel))
+
+
+def _avgpool(a, kernel, stride):
+    """Each window's mean."""
+    xp = array_namespace(a)
+    entries = _entries(a, kernel, stride)[0]
+    return xp.sum(xp.stack(entries, axis=-1), axis=-1) / len(entries)
+
+
+def _avgpool_back(delta, shape, kernel, stride):
+    """δ of an average pool's input: 1/K of each window's δ to every entry of it."""
+    xp = array_namespace(delta)
+    d = len(kernel)
+    share = xp.reshape(delta / len(_offsets(kernel)), (*delta.shape[:2], *[1] * d, *delta.shape[2:]))
+    pieces = xp.broadcast_to(share, (*delta.shape[:2], *kernel, *delta.shape[2:]))
+    return _scatter(xp, pieces, shape, stride, (0,) * d)
 '''.strip()
 
 
