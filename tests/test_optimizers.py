@@ -10,6 +10,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -462,3 +463,20 @@ def test_the_lecture_works_two_steps_of_the_optimiser_with_torch_optim_s_numbers
         for key, value in expected_lines(SETTINGS[setting], step, t).items():
             assert any(abs(n - value) <= 1e-7 * abs(value) + 1e-15 for n in shown), (key, value)
     assert ("偏差修正" if lang == "zh" else "Bias correction") in section or "adam" not in setting
+
+
+def test_an_article_s_numbers_after_an_update_are_not_judged_against_another_optimiser(tmp_path):
+    """Mazur's numbers after the update are plain gradient descent's: a copy of the example switched to
+    Adam gets no "Careful" note on them, while the forward pass's notes (no update involved) stay."""
+    from derive.examples import __file__ as examples
+
+    spec = Path(examples).with_name("mazur.toml").read_text()
+    assert "\nlearning_rate = 0.5\n" in spec
+    path = tmp_path / "mazur-adam.toml"
+    path.write_text(spec.replace("\nlearning_rate = 0.5\n", '\nlearning_rate = 0.5\noptimizer = "adam"\n'))
+    tex = tmp_path / "adam.tex"
+    result = derive_cli("lecture", str(path), "--format", "tex", "-o", str(tex))
+    assert result.returncode == 0, result.stderr
+    text = tex.read_text()
+    assert "0.75136079" in text  # before any update the article's numbers are still compared
+    assert "0.291027924" not in text and "0.35891648" not in text and "0.0000351085" not in text

@@ -255,6 +255,10 @@ class _Builder:
         published = self.model.spec.published
         if published is None:
             return None
+        from ..core.optimizer import Optimizer
+
+        if after and Optimizer.of(self.model.spec).settings_beyond_sgd:
+            return None  # an article's numbers after an update are plain gradient descent's, not this optimiser's
         from ..check.claims import significant_digits
         from .sources import agrees, printed
 
