@@ -6,7 +6,7 @@ fast (paths counted against the work of computing each δ once), and Mazur's int
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import sympy as sp
 
@@ -17,7 +17,25 @@ from ..present.equations import EquationChain, Formula, Grouped, Numbers, Partia
 from .plan import Block, Count, Equations, Line, Math, Num, Paragraph, Section, say
 
 if TYPE_CHECKING:
-    from .build import _Builder
+    from collections.abc import Mapping
+
+    from ..core.network import Network
+
+
+class _Builder(Protocol):
+    """What these sections read of the lecture's builder (:class:`derive.lecture.build._Builder`)."""
+
+    net: Network
+    memo: dict[sp.Symbol, int]
+
+    @property
+    def exact(self) -> Mapping[sp.Symbol, float]: ...
+
+    @property
+    def point(self) -> Mapping[sp.Symbol, float]: ...
+
+    def is_output(self, layer: Layer) -> bool: ...
+
 
 REFERENCE_SIZES = (784, 256, 256, 10)  # the network "why it is fast" compares with: thousands of paths a weight
 MAX_COUNTED_PARAMETERS = 2000  # above this, paths are counted once per layer (every weight of a dense layer alike)
