@@ -6,9 +6,11 @@ this file: one path's product, a chain product without σ′, an update with +, 
 hidden δs from the already-updated output weights, the rounded intermediates, and so on.
 """
 
+import base64
 import csv
 import io
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
@@ -568,3 +570,63 @@ def test_moodle_xml_parses_with_a_category_per_student_and_the_answers_files_val
     assert "0.55" in variant or "values" in variant  # the student's own numbers are in the question text too
     first = numerical[0].find("questiontext/text").text
     assert "Given numbers" in first
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_moodle_questions_carry_the_network_drawing_as_an_svg_file(tmp_path):
+    folder = tmp_path / "moodle"
+    result = run("exercises", "mazur", "--students", 1, "--seed", 9, "-o", folder, "--format", "moodle")
+    assert result.exit_code == 0, result.output
+    root = ET.parse(folder / "moodle-questions.xml").getroot()
+    numerical = [q for q in root if q.get("type") == "numerical"]
+    assert numerical
+    for question in numerical:
+        holder = question.find("questiontext")
+        # Moodle's format: <file name=… path="/" encoding="base64"> beside <text>, inside <questiontext>
+        files = holder.findall("file")
+        assert [(f.get("name"), f.get("path"), f.get("encoding")) for f in files] == [("network.svg", "/", "base64")]
+        svg = ET.fromstring(base64.b64decode(files[0].text, validate=True))
+        assert svg.tag == f"{SVG}svg"
+        # an <img> shows no foreignObject (MathML): every label is plain SVG text, Mazur's six neurons
+        assert svg.find(f".//{SVG}foreignObject") is None
+        assert sorted(t.text for t in svg.iter(f"{SVG}text")) == ["h1", "h2", "i1", "i2", "o1", "o2"]
+        assert len(svg.findall(f".//{SVG}circle")) == 6
+        assert len(svg.findall(f".//{SVG}line")) == 8  # 2·2 + 2·2 weights, no bias drawn in the sketch
+        # the question's HTML shows it by Moodle's file URL, with a text alternative
+        text = question.find("questiontext/text").text
+        images = re.findall(r"<img [^>]*>", text)
+        assert len(images) == 1
+        attributes = dict(re.findall(r'(\w+)="([^"]*)"', images[0]))
+        assert attributes["src"] == "@@PLUGINFILE@@/network.svg"
+        assert "h1" in attributes["alt"]
+        # the worked answer shows no drawing: no file to carry
+        assert question.find("generalfeedback/file") is None
+
+
+def test_every_block_of_a_lecture_has_a_moodle_form():
+    """Not only a sheet's blocks: a full lecture (diagrams with MathML labels, BP1–BP4, matrix forms, the
+    loss curve) renders, each drawing an SVG file with text labels."""
+    from derive.app.api import Model
+    from derive.grading.moodle import MoodleRenderer
+    from derive.lecture import Options, build_plan
+
+    plan = build_plan(Model.load("mazur"), Options(exercises=True))
+    renderer = MoodleRenderer(plan)
+    kinds = set()
+    html = []
+    for section in plan.walk():
+        for block in section.blocks:
+            kinds.add(type(block).__name__)
+            html.append(renderer.block(block))
+    assert {"Diagram", "Plot", "Standard", "MatrixForm", "Table", "Equations", "Paragraph"} <= kinds
+    assert "<math" not in "".join(html)
+    assert set(renderer.files) == {"network.svg", "network-2.svg", "network-3.svg", "loss.svg"}
+    for name, data in renderer.files.items():
+        svg = ET.fromstring(data)
+        assert svg.tag == f"{SVG}svg" and svg.find(f".//{SVG}foreignObject") is None, name
+        assert f'src="@@PLUGINFILE@@/{name}"' in "".join(html)
+    labels = {t.text for t in ET.fromstring(renderer.files["network.svg"]).iter(f"{SVG}text")}
+    # the full drawing's edge and bias labels with Mazur's values, as plain text
+    assert {"w1 = 0.15", "w8 = 0.55", "b1 = 0.35", "b2 = 0.6", "i1", "out_o2"} <= labels
