@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import tomllib
 import xml.etree.ElementTree as ET
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
@@ -61,11 +62,11 @@ def sigmoid(x):
 class MazurExact:
     """Forward and backward pass of Mazur's network at 60 digits; w[k] are w1 … w8."""
 
-    def __init__(self, w=None):
+    def __init__(self, w=None, i=("0.05", "0.10"), t=("0.01", "0.99")):
         mpmath.mp.dps = DPS
         m = mpmath.mpf
-        self.i = [m("0.05"), m("0.10")]
-        self.t = [m("0.01"), m("0.99")]
+        self.i = [m(x) for x in i]
+        self.t = [m(x) for x in t]
         self.b1, self.b2 = m("0.35"), m("0.60")
         self.w = w or [m(x) for x in ("0.15", "0.20", "0.25", "0.30", "0.40", "0.45", "0.50", "0.55")]
         self.eta = m("0.5")
@@ -104,7 +105,7 @@ class MazurExact:
         return hidden + output
 
     def step(self):
-        return MazurExact([w - self.eta * g for w, g in zip(self.w, self.gradients())])
+        return MazurExact([w - self.eta * g for w, g in zip(self.w, self.gradients())], self.i, self.t)
 
 
 @pytest.fixture(scope="module")
@@ -501,6 +502,32 @@ def test_the_gradebook_has_ok_missing_and_unreadable_rows(class_set, tmp_path):
     third = data["students"][2]
     assert third["status"] == "missing" and third["score"] == 0 and "student-03.txt" in third["reason"]
     assert data["ignored"] == ["README"]
+
+
+def test_a_line_answering_no_question_never_costs_the_answers_their_marks(class_set, tmp_path):
+    # student 1's answers worked in mpmath from their variant's inputs and targets (weights as Mazur's)
+    variant = tomllib.loads((class_set / "student-01.toml").read_text())
+    layers = variant["layers"]
+    assert layers[1]["weights"] == [[0.15, 0.2], [0.25, 0.3]] and layers[2]["weights"] == [[0.4, 0.45], [0.5, 0.55]]
+    net = MazurExact(i=[repr(x) for x in layers[0]["values"]], t=[repr(x) for x in layers[2]["targets"]])
+    values = {
+        "out_o2": net.out_o[1],
+        "E": net.E,
+        "dE/dw8": net.gradients()[7],
+        "delta_h2": net.delta_h[1],
+        "dE/dw1": net.gradients()[0],
+        "w1'": net.step().w[0],
+    }
+    lines = [f"{name} = {digits(v, 8)}" for name, v in values.items()]
+    # a claim check cannot judge (after more updates than the replay budget allows) and a wrong one, no questions
+    lines += ["E@401 = 0.12345678901234567890", "out_h1 = 0.5"]
+    (tmp_path / "student-01.txt").write_text("\n".join(lines) + "\n")
+    result = run("grade", class_set, tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)["students"][0]
+    assert first["status"] == "ok" and first["score"] == 6, first
+    assert first["reason"] == "2 lines answering no question (not graded)"
+    assert set(first["answers"].values()) == {"ok"}
 
 
 def test_the_gradebook_from_python_is_the_commands(class_set, tmp_path):
