@@ -283,6 +283,7 @@ def test_an_exactly_short_value_is_never_too_few_digits():
 def test_a_zero_with_no_significant_digit_never_passes_as_a_truncation():
     results, code = checked("mazur", "dE/dw5@1=0.0", "dE/dw5=0.0")
     assert code == 1 and [r["verdict"] for r in results] == ["wrong", "wrong"]
+    assert [r["digits"] for r in results] == [0, 0]  # no digit of it agrees (0.0831…, 0.0822…)
 
 
 @pytest.fixture(scope="module")

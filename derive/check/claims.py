@@ -213,8 +213,8 @@ def agreeing_digits(claimed: Decimal, computed: float | Decimal) -> int:
     if isinstance(computed, Decimal):
         from .exact import Match, match
 
-        if claimed == 0:
-            return 1 if match(claimed, computed) is not Match.NONE else 0
+        if claimed == 0:  # no significant digit: a 0 agrees only when the value rounds to it, never truncated
+            return 1 if match(claimed, computed) in (Match.EXACT, Match.ROUNDED) else 0
         with localcontext(prec=_PRECISION):
             for k in range(significant_digits(claimed), 0, -1):
                 quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
