@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -687,7 +687,7 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
     results = []
     for claim, q in zip(claims, quantities):
         computed = values.value(q)
-        judged = _judge(claim, q, computed, precise)
+        judged = _judge(claim, q, computed, precise, values, required)
         ok = _passes(claim.value, judged.match.value, required)
         results.append(
             Checked(
@@ -715,8 +715,12 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
     return Report(model.spec.source, tuple(explained), required)
 
 
-def _judge(claim: Claim, q: Quantity, computed: float, precise: Any) -> Any:
-    """The claim's :class:`~derive.check.exact.Judged` verdict, from the exact pass (or float64 where it decides)."""
+def _judge(claim: Claim, q: Quantity, computed: float, precise: Any, values: _Values, required: int = 0) -> Any:
+    """The claim's :class:`~derive.check.exact.Judged` verdict, from the exact pass (or float64 where it decides).
+
+    ``required``: the significant digits required; a claim that shows as many is ok whether the value is it
+    exactly or rounds to it, so float64 need not tell those apart.
+    """
     from .exact import FLOAT_DIGITS, Judged, decide, digits_needed, judge, match
 
     given = precise.given(q)
@@ -724,11 +728,34 @@ def _judge(claim: Claim, q: Quantity, computed: float, precise: Any) -> Any:
         return Judged(match(claim.value, given), given, 0)
     if q.step and significant_digits(claim.value) <= FLOAT_DIGITS:
         # after N updates: the generated module's float64 training decides when no boundary lies within its trust
-        value = Decimal(computed)
-        decided = decide(claim.value, value, abs(value) * Decimal(repr(POLICY.noise)))
+        if q.kind is Kind.STATE or values.network.has_max_pools:
+            # an optimiser's buffer is the run's own number; a max pool routes by the step's own numbers, which
+            # the exact pass does not know (it routes by the spec's): the float64 value, trusted to POLICY.noise
+            value = Decimal(computed)
+            error = abs(value) * Decimal(repr(POLICY.noise))
+        else:  # the quantity exactly at the parameters the training reached, their trust carried to it
+            point = values.points[q.step][0]
+            parameters = {p: point[p] for p in values.network.parameters}
+            digits = digits_needed(claim.value)
+            value = precise.at(q, digits, parameters)
+            error = precise.drift(q, digits, parameters, value)
+        decided = decide(claim.value, value, error, exact=required_digits_shown(claim.value) < required)
         if decided is not None:
             return Judged(decided, value, 0)
+        precise.require_replay(q.step, _decided_digits(value, error))
     return judge(claim.value, lambda digits: precise.value(q, digits), digits_needed(claim.value))
+
+
+def _decided_digits(value: Decimal, error: Decimal) -> int:
+    """Significant digits whose rounding boundaries (half a unit apart from the value at most) lie beyond ``error``
+    of ``value`` in most cases: a unit in the last digit of at least 20 errors."""
+    from .exact import FLOAT_DIGITS
+
+    if error == 0 or value == 0:
+        return FLOAT_DIGITS
+    with localcontext(prec=_PRECISION):
+        unit = (20 * error).log10().to_integral_value(rounding=ROUND_CEILING)
+    return max(1, min(FLOAT_DIGITS, value.adjusted() - int(unit) + 1))
 
 
 def _rounds_to(claimed: Decimal, value: float) -> bool:
