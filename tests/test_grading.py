@@ -186,6 +186,60 @@ def test_micrograds_neuron_with_the_bias_as_written_and_a_loss_without_targets(t
     assert results[1]["quantity"] == "do/dn" and results[2]["quantity"] == "delta_neuron"
 
 
+def test_names_as_the_lecture_typesets_them(mazur, tmp_path):
+    claims = {
+        "w_5": ("0.4", "w5"),
+        "w_{5}": ("0.4", "w5"),
+        "w₅": ("0.4", "w5"),
+        r"\delta_{o1}": (digits(mazur.delta_o[0], 9), "delta_o1"),
+        "δ_{h1}": (digits(mazur.delta_h[0], 9), "delta_h1"),
+        r"\mathrm{out}_{o1}": (digits(mazur.out_o[0], 9), "out_o1"),
+        "E_{total}": (digits(mazur.E, 9), "E"),
+        "dE/dw_5": (digits(mazur.gradients()[4], 9), "dE/dw5"),
+        "∂E/∂w_{1}": (digits(mazur.gradients()[0], 9), "dE/dw1"),
+        "dout_{o1}/dnet_{o1}": (digits(mazur.slope_o[0], 9), "dout_o1/dnet_o1"),
+        "w_5'": (digits(mazur.step().w[4], 9), "w5@1"),
+    }
+    results, code = checked("mazur", *(f"{name}={value}" for name, (value, _) in claims.items()))
+    assert code == 0, results
+    assert [r["quantity"] for r in results] == [q for _, q in claims.values()]
+    assert [r["name"] for r in results] == list(claims)  # reported as written
+    listing = tmp_path / "claims.txt"  # and in a claims file
+    listing.write_text("".join(f"{name} = {value}\n" for name, (value, _) in claims.items()))
+    results, code = checked("mazur", "--claims", listing)
+    assert code == 0 and [r["quantity"] for r in results] == [q for _, q in claims.values()]
+    # chain_221 typesets neuron n1's δ as δ_1 (its net is z1), w11 as w_{11}; Nielsen's δ^2_1 is neuron 2_1's
+    for spec, name, quantity in (
+        ("chain_221", "delta_1", "delta_n1"),
+        ("chain_221", "δ_1", "delta_n1"),
+        ("chain_221", "dE/dw_{11}", "dE/dw11"),
+        ("nielsen_tanh", r"\delta^{2}_{1}", "delta_2_1"),
+        ("nielsen_tanh", "delta2_1", "delta_2_1"),
+        ("nielsen_tanh", "w^2_{1,1}", "w2_1_1"),
+        ("nielsen_tanh", "a²₁", "a2_1"),
+    ):
+        (result,), _ = checked(spec, f"{name}=0.1")
+        assert result["quantity"] == quantity, (spec, name)
+
+
+def test_every_symbol_the_lecture_typesets_is_a_claim_name():
+    from derive.app.api import Model
+    from derive.check.claims import spelled
+
+    for example in ("mazur", "chain_221", "nielsen_tanh", "softmax"):
+        network = Model.load(example).network
+        claims = [f"{spelled(latex)}=0.1" for latex in network.latex.values()]
+        assert len(claims) > 20
+        results, _ = checked(example, *claims)  # every one resolves (an unknown name exits 2), to its own symbol
+        expected = [
+            f"delta_{network.neuron_of(s).label}"
+            if s.name in network.info and network.info[s.name].kind == "delta"
+            else s.name
+            for s in network.latex
+        ]
+        assert [r["quantity"] for r in results] == expected
+
+
 def test_a_claim_after_updates_beyond_float_precision_is_replayed_at_high_precision(mazur):
     after = mazur.step().step().step()
     claim = digits(after.E, 25)

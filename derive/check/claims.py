@@ -55,7 +55,12 @@ _STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(
 MAX_CLAIM_DIGITS = 50  # significant digits a claim may show; longer ones are refused
 MAX_CLAIM_EXPONENT = 400  # a claim's decimal exponent, beyond float64's range either side (1e-400 … 1e400)
 _PRECISION = 2 * MAX_CLAIM_DIGITS + 20  # decimal digits of every verdict's arithmetic: a claim's digits and more
-_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]()]{1,200}\Z")  # what a claims file's name may look like before it is quoted
+# what a claims file's name may look like before it is quoted (with the lecture's spellings: w_{5}, \delta^{2}_{1})
+_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]()δ{}^,\\]{1,200}\Z")
+_LATEX_WORD = re.compile(r"\\(?:mathrm|text|mathit|operatorname)\{([^{}]*)\}")
+_SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉"
+_SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+_SPELLED_TOKEN = re.compile(r"[^\W\d_][\w^,]*")  # a name as spelled(): letters first, then _ ^ , and digits
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
@@ -332,6 +337,19 @@ class Report:
 # resolving names
 
 
+def spelled(text: str) -> str:
+    """A name as the lecture typesets it, in plain characters: ``\\mathrm{out}_{o1}`` → ``out_o1``,
+    ``\\delta^{2}_{1}`` → ``δ^2_1``, ``w_{1,2}`` → ``w_1,2``, ``w₅`` → ``w_5``, ``a²₁`` → ``a^2_1``."""
+    text = _LATEX_WORD.sub(r"\1", text).replace("\\delta", "δ").replace("\\partial", "∂")
+    text = re.sub(
+        f"[{_SUBSCRIPT_DIGITS}]+", lambda m: "_" + "".join(str(_SUBSCRIPT_DIGITS.index(c)) for c in m[0]), text
+    )
+    text = re.sub(
+        f"[{_SUPERSCRIPT_DIGITS}]+", lambda m: "^" + "".join(str(_SUPERSCRIPT_DIGITS.index(c)) for c in m[0]), text
+    )
+    return re.sub(r"[{}\s]", "", text)
+
+
 class _Names:
     """Claim names → quantities, for one network."""
 
@@ -349,9 +367,64 @@ class _Names:
             for n in layer.neurons
             if n.net is not None
         }
+        self.known = {
+            *self.symbols,
+            *LOSS_NAMES,
+            *(f"E_{k}" for k in self.outputs),
+            *(f"delta_{k}" for k in self.neurons),
+            *(f"delta_{k}" for k in self.by_net),
+        }
+        self._aliases: dict[str, str] | None = None  # the lecture's spellings, read when a name needs them
+
+    def _lecture_spellings(self) -> dict[str, str]:
+        """Each symbol's name as the lecture typesets it (``w_5`` for w5, ``δ_1`` for δ of neuron n1, ``z^2_1``,
+        ``w^2_1,1``, ``delta2_1``) → its name here; a spelling that is already a name, or names two symbols, is
+        left out."""
+        net = self.network
+        known = self.known
+        found: dict[str, set[str]] = {}
+        for symbol, latex in net.latex.items():
+            info = net.info.get(symbol.name)
+            if info is None:
+                continue
+            name = f"delta_{net.neuron_of(symbol).label}" if info.kind == "delta" else symbol.name
+            key = spelled(latex)
+            variants = {key, key.replace("δ", "delta_"), key.replace("δ", "delta")}
+            for v in list(variants):
+                variants |= {
+                    v.replace("^", ""),
+                    v.replace(",", "_"),
+                    v.replace(",", ""),
+                    v.replace("^", "").replace(",", "_"),
+                }
+            for v in variants:
+                if v and v not in known:
+                    found.setdefault(v, set()).add(name)
+        return {k: next(iter(names)) for k, names in found.items() if len(names) == 1}
+
+    def _plain(self, text: str) -> str:
+        """The claim's name with each symbol as the lecture spells it replaced by its name (``dE/dw_{5}`` →
+        ``dE/dw5``)."""
+        plain = spelled(text)
+        tokens = _SPELLED_TOKEN.findall(plain)
+        if plain == text and all(t in self.known or t[1:] in self.known for t in tokens):
+            return text  # names as check spells them (the lecture's spellings are read only when needed)
+        if self._aliases is None:
+            self._aliases = self._lecture_spellings()
+        aliases = self._aliases
+
+        def name(m: re.Match[str]) -> str:
+            token = m[0]
+            if token in aliases:
+                return aliases[token]
+            if token[0] == "d" and token[1:] in aliases:  # dE/dw_5: the d of a derivative
+                return "d" + aliases[token[1:]]
+            return token
+
+        return _SPELLED_TOKEN.sub(name, plain)
 
     def resolve(self, written: str, where: str) -> Quantity:
-        text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
+        text = self._plain(written.replace("∂", "d").replace("’", "'").replace("′", "'"))
         # the lecture's dE[2]/dw (and dE_o1[2]/dw) is check's dE/dw[2]
         text = _SAMPLE_LOSS.sub(lambda r: f"d{r['loss']}/d{r['rest']}[{r['n']}]{r['after']}", text)
         m = _STEP.match(text)
