@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,12 @@ _STEP = re.compile(r"(?P<base>.+?)(?:\[(?P<sample>\d{1,6})\])?(?:(?P<prime>')|@(
 MAX_CLAIM_DIGITS = 50  # significant digits a claim may show; longer ones are refused
 MAX_CLAIM_EXPONENT = 400  # a claim's decimal exponent, beyond float64's range either side (1e-400 … 1e400)
 _PRECISION = 2 * MAX_CLAIM_DIGITS + 20  # decimal digits of every verdict's arithmetic: a claim's digits and more
-_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]()]{1,200}\Z")  # what a claims file's name may look like before it is quoted
+# what a claims file's name may look like before it is quoted (with the lecture's spellings: w_{5}, \delta^{2}_{1})
+_CLAIM_NAME = re.compile(r"[\w'’′∂/@\[\]()δ{}^,\\]{1,200}\Z")
+_LATEX_WORD = re.compile(r"\\(?:mathrm|text|mathit|operatorname)\{([^{}]*)\}")
+_SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉"
+_SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+_SPELLED_TOKEN = re.compile(r"[^\W\d_][\w^,]*")  # a name as spelled(): letters first, then _ ^ , and digits
 LOSS_NAMES = ("E", "E_total")  # Mazur writes E_total for the loss
 NAME_HELP = (
     "names: a symbol of the spec (an input, weight, bias, net, out or target), E, E_o1 (one output's error), "
@@ -213,8 +218,8 @@ def agreeing_digits(claimed: Decimal, computed: float | Decimal) -> int:
     if isinstance(computed, Decimal):
         from .exact import Match, match
 
-        if claimed == 0:
-            return 1 if match(claimed, computed) is not Match.NONE else 0
+        if claimed == 0:  # no significant digit: a 0 agrees only when the value rounds to it, never truncated
+            return 1 if match(claimed, computed) in (Match.EXACT, Match.ROUNDED) else 0
         with localcontext(prec=_PRECISION):
             for k in range(significant_digits(claimed), 0, -1):
                 quantum = Decimal(1).scaleb(claimed.adjusted() - k + 1)
@@ -332,6 +337,19 @@ class Report:
 # resolving names
 
 
+def spelled(text: str) -> str:
+    """A name as the lecture typesets it, in plain characters: ``\\mathrm{out}_{o1}`` → ``out_o1``,
+    ``\\delta^{2}_{1}`` → ``δ^2_1``, ``w_{1,2}`` → ``w_1,2``, ``w₅`` → ``w_5``, ``a²₁`` → ``a^2_1``."""
+    text = _LATEX_WORD.sub(r"\1", text).replace("\\delta", "δ").replace("\\partial", "∂")
+    text = re.sub(
+        f"[{_SUBSCRIPT_DIGITS}]+", lambda m: "_" + "".join(str(_SUBSCRIPT_DIGITS.index(c)) for c in m[0]), text
+    )
+    text = re.sub(
+        f"[{_SUPERSCRIPT_DIGITS}]+", lambda m: "^" + "".join(str(_SUPERSCRIPT_DIGITS.index(c)) for c in m[0]), text
+    )
+    return re.sub(r"[{}\s]", "", text)
+
+
 class _Names:
     """Claim names → quantities, for one network."""
 
@@ -349,9 +367,64 @@ class _Names:
             for n in layer.neurons
             if n.net is not None
         }
+        self.known = {
+            *self.symbols,
+            *LOSS_NAMES,
+            *(f"E_{k}" for k in self.outputs),
+            *(f"delta_{k}" for k in self.neurons),
+            *(f"delta_{k}" for k in self.by_net),
+        }
+        self._aliases: dict[str, str] | None = None  # the lecture's spellings, read when a name needs them
+
+    def _lecture_spellings(self) -> dict[str, str]:
+        """Each symbol's name as the lecture typesets it (``w_5`` for w5, ``δ_1`` for δ of neuron n1, ``z^2_1``,
+        ``w^2_1,1``, ``delta2_1``) → its name here; a spelling that is already a name, or names two symbols, is
+        left out."""
+        net = self.network
+        known = self.known
+        found: dict[str, set[str]] = {}
+        for symbol, latex in net.latex.items():
+            info = net.info.get(symbol.name)
+            if info is None:
+                continue
+            name = f"delta_{net.neuron_of(symbol).label}" if info.kind == "delta" else symbol.name
+            key = spelled(latex)
+            variants = {key, key.replace("δ", "delta_"), key.replace("δ", "delta")}
+            for v in list(variants):
+                variants |= {
+                    v.replace("^", ""),
+                    v.replace(",", "_"),
+                    v.replace(",", ""),
+                    v.replace("^", "").replace(",", "_"),
+                }
+            for v in variants:
+                if v and v not in known:
+                    found.setdefault(v, set()).add(name)
+        return {k: next(iter(names)) for k, names in found.items() if len(names) == 1}
+
+    def _plain(self, text: str) -> str:
+        """The claim's name with each symbol as the lecture spells it replaced by its name (``dE/dw_{5}`` →
+        ``dE/dw5``)."""
+        plain = spelled(text)
+        tokens = _SPELLED_TOKEN.findall(plain)
+        if plain == text and all(t in self.known or t[1:] in self.known for t in tokens):
+            return text  # names as check spells them (the lecture's spellings are read only when needed)
+        if self._aliases is None:
+            self._aliases = self._lecture_spellings()
+        aliases = self._aliases
+
+        def name(m: re.Match[str]) -> str:
+            token = m[0]
+            if token in aliases:
+                return aliases[token]
+            if token[0] == "d" and token[1:] in aliases:  # dE/dw_5: the d of a derivative
+                return "d" + aliases[token[1:]]
+            return token
+
+        return _SPELLED_TOKEN.sub(name, plain)
 
     def resolve(self, written: str, where: str) -> Quantity:
-        text = written.replace("∂", "d").replace("’", "'").replace("′", "'")
+        text = self._plain(written.replace("∂", "d").replace("’", "'").replace("′", "'"))
         # the lecture's dE[2]/dw (and dE_o1[2]/dw) is check's dE/dw[2]
         text = _SAMPLE_LOSS.sub(lambda r: f"d{r['loss']}/d{r['rest']}[{r['n']}]{r['after']}", text)
         m = _STEP.match(text)
@@ -687,7 +760,7 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
     results = []
     for claim, q in zip(claims, quantities):
         computed = values.value(q)
-        judged = _judge(claim, q, computed, precise)
+        judged = _judge(claim, q, computed, precise, values, required)
         ok = _passes(claim.value, judged.match.value, required)
         results.append(
             Checked(
@@ -715,8 +788,12 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
     return Report(model.spec.source, tuple(explained), required)
 
 
-def _judge(claim: Claim, q: Quantity, computed: float, precise: Any) -> Any:
-    """The claim's :class:`~derive.check.exact.Judged` verdict, from the exact pass (or float64 where it decides)."""
+def _judge(claim: Claim, q: Quantity, computed: float, precise: Any, values: _Values, required: int = 0) -> Any:
+    """The claim's :class:`~derive.check.exact.Judged` verdict, from the exact pass (or float64 where it decides).
+
+    ``required``: the significant digits required; a claim that shows as many is ok whether the value is it
+    exactly or rounds to it, so float64 need not tell those apart.
+    """
     from .exact import FLOAT_DIGITS, Judged, decide, digits_needed, judge, match
 
     given = precise.given(q)
@@ -724,11 +801,34 @@ def _judge(claim: Claim, q: Quantity, computed: float, precise: Any) -> Any:
         return Judged(match(claim.value, given), given, 0)
     if q.step and significant_digits(claim.value) <= FLOAT_DIGITS:
         # after N updates: the generated module's float64 training decides when no boundary lies within its trust
-        value = Decimal(computed)
-        decided = decide(claim.value, value, abs(value) * Decimal(repr(POLICY.noise)))
+        if q.kind is Kind.STATE or values.network.has_max_pools:
+            # an optimiser's buffer is the run's own number; a max pool routes by the step's own numbers, which
+            # the exact pass does not know (it routes by the spec's): the float64 value, trusted to POLICY.noise
+            value = Decimal(computed)
+            error = abs(value) * Decimal(repr(POLICY.noise))
+        else:  # the quantity exactly at the parameters the training reached, their trust carried to it
+            point = values.points[q.step][0]
+            parameters = {p: point[p] for p in values.network.parameters}
+            digits = digits_needed(claim.value)
+            value = precise.at(q, digits, parameters)
+            error = precise.drift(q, digits, parameters, value)
+        decided = decide(claim.value, value, error, exact=required_digits_shown(claim.value) < required)
         if decided is not None:
             return Judged(decided, value, 0)
+        precise.require_replay(q.step, _decided_digits(value, error))
     return judge(claim.value, lambda digits: precise.value(q, digits), digits_needed(claim.value))
+
+
+def _decided_digits(value: Decimal, error: Decimal) -> int:
+    """Significant digits whose rounding boundaries (half a unit apart from the value at most) lie beyond ``error``
+    of ``value`` in most cases: a unit in the last digit of at least 20 errors."""
+    from .exact import FLOAT_DIGITS
+
+    if error == 0 or value == 0:
+        return FLOAT_DIGITS
+    with localcontext(prec=_PRECISION):
+        unit = (20 * error).log10().to_integral_value(rounding=ROUND_CEILING)
+    return max(1, min(FLOAT_DIGITS, value.adjusted() - int(unit) + 1))
 
 
 def _rounds_to(claimed: Decimal, value: float) -> bool:

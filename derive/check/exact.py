@@ -13,10 +13,13 @@ bound of the value. Otherwise ``P`` doubles, up to :data:`MAX_PRECISION` digits;
 sits on a boundary there *is* the boundary (a decimal of at most 51 digits, which a sum of the spec's
 decimals can be exactly). Nothing is judged with a relative slack.
 
-Quantities after N updates (``X@N``) come from the generated module's float64 training first; when the
-claim shows more than :data:`FLOAT_DIGITS` digits, or a boundary lies within float64's trust
-(:attr:`~derive.core.policy.NumberPolicy.noise`) of that value, the N updates are replayed at high
-precision from the spec's decimals, within :data:`REPLAY_BUDGET` steps × parameters.
+Quantities after N updates (``X@N``) come from the generated module's float64 training first: the
+quantity is evaluated exactly at the parameters that training reached (its own float64 evaluation
+may cancel: E near a minimum is a difference of two nearly equal numbers, squared), and its error is
+the parameters' float64 trust (:attr:`~derive.core.policy.NumberPolicy.noise`, relative) carried to it
+(:meth:`Precise.drift`). When the claim shows more than :data:`FLOAT_DIGITS` digits, or a boundary lies
+within that error of the value, the N updates are replayed at high precision from the spec's decimals,
+within :data:`REPLAY_BUDGET` steps × parameters.
 """
 
 from __future__ import annotations
@@ -86,14 +89,19 @@ def match(claimed: Decimal, value: Decimal) -> Match:
     return Match.TRUNCATED if truncated else Match.NONE
 
 
-def decide(claimed: Decimal, value: Decimal, error: Decimal) -> Match | None:
-    """The claim against a value known within ±``error``; None when a boundary lies within that."""
+def decide(claimed: Decimal, value: Decimal, error: Decimal, exact: bool = True) -> Match | None:
+    """The claim against a value known within ±``error``; None when a boundary lies within that.
+
+    ``exact`` False: whether the value is the claim itself does not matter (it would be ok either way, as
+    exact or as rounded); the claim is then no boundary, and a value within ``error`` of it is rounded.
+    """
     if error == 0:
         return match(claimed, value)
     with localcontext(prec=_PRECISION):
-        if any(abs(b - value) <= error for b in boundaries(claimed)):
+        if any(abs(b - value) <= error for b in boundaries(claimed) if exact or b != claimed):
             return None
-    return match(claimed, value)
+    verdict = match(claimed, value)
+    return Match.ROUNDED if verdict is Match.EXACT and not exact else verdict
 
 
 def on_boundary(claimed: Decimal, value: Decimal) -> Decimal:
@@ -162,6 +170,7 @@ class Precise:
         self.reduction = model.spec.loss.reduction
         self._derivations: dict[tuple[int, sp.Symbol], sp.Expr] = {}
         self._replayed: dict[int, tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]] = {}
+        self._parameters: Mapping[sp.Symbol, object] | None = None  # set by at(): parameters instead of a replay
 
     def given(self, q: Quantity) -> Decimal | None:
         """The exact decimal of a number the spec gives (an input, a target; a parameter the steps leave alone)."""
@@ -216,8 +225,60 @@ class Precise:
         net = self.networks[sample] if self.networks else self.network
         if step == 0:
             return ExactPoint(net, start, digits + extra)
+        if self._parameters is not None:  # the float64 training's parameters (see at())
+            given = {**self._given_numbers(sample, digits), **self._parameters}
+            return ExactPoint(net, given, digits + extra)
         given = self._replay(step, digits)[0][sample]
         return ExactPoint(net, given, digits + extra)
+
+    def at(self, q: Quantity, digits: int, parameters: Mapping[sp.Symbol, float | sp.Float]) -> Decimal:
+        """The quantity (after ``q.step`` updates) evaluated exactly at ``parameters`` instead of replayed ones:
+        the float64 training's, each float read as its shortest decimal (as the spec's numbers are), to ``digits``
+        digits."""
+        from .claims import Kind
+
+        assert q.kind is not Kind.STATE  # an optimiser's buffer is the run's, not a function of the parameters
+        saved, self._parameters = self._parameters, parameters
+        try:
+            return self.value(q, digits)
+        finally:
+            self._parameters = saved
+
+    def drift(
+        self, q: Quantity, digits: int, parameters: Mapping[sp.Symbol, float], value: Decimal, trials: int = 3
+    ) -> Decimal:
+        """How far the quantity at ``parameters`` may be from its exact value after the same updates, when each
+        parameter is within float64's trust (``POLICY.noise``, relative) of its exact value: the largest change of
+        the quantity over ``trials`` shifts of every parameter by that much (signs drawn from a fixed seed), times 3,
+        with the evaluation's own error."""
+        import random
+
+        import sympy as sp
+
+        from ..core.policy import POLICY
+
+        rng = random.Random(0)
+        trust = sp.Float(repr(POLICY.noise), digits + GUARD)
+        worst = Decimal(0)
+        for _ in range(trials):
+            shifted = {
+                p: sp.Float(v, digits + GUARD) * (1 + trust * rng.choice((-1, 1))) for p, v in parameters.items()
+            }
+            with localcontext(prec=_PRECISION):
+                worst = max(worst, abs(self.at(q, digits, shifted) - value))
+        with localcontext(prec=_PRECISION):
+            return 3 * worst + abs(value) * Decimal(1).scaleb(-(digits - 2))
+
+    def _given_numbers(self, sample: int, digits: int) -> dict[sp.Symbol, sp.Float]:
+        """A sample's inputs and targets as the spec writes them, at ``digits`` digits."""
+        from ..core.policy import decimal_float
+
+        net = self.network
+        points = self.model.points
+        assert points is not None
+        point = points[sample]
+        given = [*net.input_layer.outs, *(n.target for n in net.output_layer.neurons if n.target is not None)]
+        return {s: decimal_float(point[s], digits) for s in given if s in point}
 
     def _at_point(self, q: Quantity, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:
         from ..core.chain import local_factor
@@ -273,6 +334,39 @@ class Precise:
 
     # -- N updates replayed ------------------------------------------------------
 
+    def require_replay(self, steps: int, decides: int | None = None) -> None:
+        """Refuse (a DeriveError) a replay of ``steps`` updates beyond the budget, or through max pools.
+
+        ``decides``: the significant digits float64's training decides here, when a claim of at most
+        :data:`FLOAT_DIGITS` digits sits nearer a boundary than its error (None: a longer claim).
+        """
+        cost = self.steps_cost(steps)
+        if not self.network.has_max_pools and cost <= REPLAY_BUDGET:
+            return
+        if decides is None:
+            why = f"a claim after {steps:,} updates with more digits than float64 holds"
+            hint = f"claim at most {FLOAT_DIGITS} significant digits after "
+        else:
+            why = (
+                f"a claim after {steps:,} updates that float64's training cannot decide (a rounding boundary of "
+                "the claim lies within the value's error there)"
+            )
+            hint = f"claim at most {decides} significant digit{'s' if decides != 1 else ''} after "
+        if self.network.has_max_pools:
+            raise DeriveError(
+                f"{why} needs the updates replayed at high precision, and a max pool routes by each step's own "
+                "numbers (not replayed)",
+                where=self.model.spec.source,
+                hint=hint + "updates of a max-pool network",
+            )
+        raise DeriveError(
+            f"{why} needs the updates replayed at high precision: {steps:,} steps × "
+            f"{len(self.network.parameters)} parameters = {cost:,}, beyond the budget of {REPLAY_BUDGET:,} "
+            "(high-precision replay budget)",
+            where=self.model.spec.source,
+            hint=hint + "that many updates",
+        )
+
     def _replay(
         self, steps: int, digits: int
     ) -> tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]:
@@ -285,22 +379,7 @@ class Precise:
         key = steps * 10_000 + digits
         if key in self._replayed:
             return self._replayed[key]
-        cost = self.steps_cost(steps)
-        if self.network.has_max_pools:
-            raise DeriveError(
-                f"a claim after {steps:,} updates with more digits than float64 holds needs the updates replayed "
-                "at high precision, and a max pool routes by each step's own numbers (not replayed)",
-                where=self.model.spec.source,
-                hint=f"claim at most {FLOAT_DIGITS} significant digits after updates of a max-pool network",
-            )
-        if cost > REPLAY_BUDGET:
-            raise DeriveError(
-                f"a claim after {steps:,} updates with more digits than float64 holds needs the updates replayed "
-                f"at high precision: {steps:,} steps × {len(self.network.parameters)} parameters = {cost:,}, "
-                f"beyond the budget of {REPLAY_BUDGET:,} (high-precision replay budget)",
-                where=self.model.spec.source,
-                hint=f"claim at most {FLOAT_DIGITS} significant digits after that many updates",
-            )
+        self.require_replay(steps)
         net = self.network
         points = self.model.points
         assert points is not None

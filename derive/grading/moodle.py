@@ -4,7 +4,10 @@ Moodle's XML import format (docs.moodle.org/en/Moodle_XML_format): a ``<quiz>`` 
 elements. Each student gets a ``category`` question (``$course$/NAME exercises/student-07``), then one
 ``numerical`` question per sheet question:
 
-- ``questiontext``: the sheet's network, the student's given numbers and the question, as HTML;
+- ``questiontext``: the sheet's network, the student's given numbers and the question, as HTML; a
+  drawing is an SVG file inside it (``<file name="network.svg" path="/" encoding="base64">``), shown by
+  ``<img src="@@PLUGINFILE@@/network.svg">``: the HTML renderer's drawing with its labels as SVG text
+  (an ``<img>`` shows no MathML);
 - ``answer``: the key's value (as the answers file writes it) with ``fraction="100"`` and an absolute
   ``tolerance`` of half a unit in the last required digit (a truncated last digit falls outside);
 - ``generalfeedback``: the key's worked answer.
@@ -16,16 +19,35 @@ is the LaTeX renderer's.
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ..lecture.plan import Block, Count, Equations, Exercises, Field, Math, Num, Paragraph, Say, Table, Text, say
+from ..lecture.plan import (
+    Block,
+    Count,
+    Diagram,
+    Equations,
+    Exercises,
+    Field,
+    Math,
+    MatrixForm,
+    Num,
+    Paragraph,
+    Plot,
+    Say,
+    Standard,
+    Table,
+    Text,
+    say,
+)
 from ..lecture.plan import Code as CodeField
 
 if TYPE_CHECKING:
+    from ..lecture.html import HtmlRenderer
     from ..lecture.latex import LatexRenderer
     from ..lecture.plan import LecturePlan
     from ..sheets.classes import ClassSet, Sheet
@@ -50,6 +72,7 @@ class MoodleRenderer:
 
         self.tex: LatexRenderer = LatexRenderer(plan)
         self.words = words(plan.lang)
+        self.files: dict[str, bytes] = {}  # the images the HTML shows, by name (``@@PLUGINFILE@@/name``)
 
     def sentence(self, s: Say) -> str:
         template = self.words[s.key]
@@ -93,13 +116,56 @@ class MoodleRenderer:
             head = "".join(f"<th>{self.sentence(h)}</th>" for h in b.header)
             body = "".join("<tr>" + "".join(f"<td>{self.field(c)}</td>" for c in row) + "</tr>" for row in b.rows)
             return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        if isinstance(b, Exercises):
-            return ""
-        raise TypeError(f"no Moodle form for {type(b).__name__}")
+        if isinstance(b, Standard):
+            return _display(self.tex.standard(b.name))
+        if isinstance(b, MatrixForm):
+            return _display(self.tex.matrix(b))
+        if isinstance(b, Diagram):
+            return self.image("network", self.svg().diagram(b), self.diagram_text(b))
+        if isinstance(b, Plot):
+            return self.image("loss", self.svg().plot(b), self.sentence(b.y_label))
+        # the exercises' questions and worked answers are questions and feedback of their own
+        assert isinstance(b, Exercises), type(b).__name__
+        return ""
+
+    def svg(self) -> HtmlRenderer:
+        """The HTML renderer's drawings, with plain SVG text for labels (an <img> shows no MathML)."""
+        from ..lecture.html import HtmlRenderer
+
+        return HtmlRenderer(self.tex.plan, text_labels=True)
+
+    def image(self, stem: str, svg: str, alt: str) -> str:
+        """An <img> of ``svg``, kept in :attr:`files` as ``stem``.svg (``stem``-2.svg for a second drawing)."""
+        data = svg.encode("utf-8")
+        name, k = f"{stem}.svg", 1
+        while self.files.get(name, data) != data:
+            k += 1
+            name = f"{stem}-{k}.svg"
+        self.files[name] = data
+        return f'<p><img src="@@PLUGINFILE@@/{name}" alt="{html.escape(_plain_text(alt))}"></p>'
+
+    def diagram_text(self, d: Diagram) -> str:
+        """The drawing in words, for the <img>'s alt: each layer's neurons (i1, i2; h1, h2; o1, o2)."""
+        layers: dict[float, list[str]] = {}
+        for n in d.nodes:
+            if n.kind in ("input", "hidden", "output"):
+                name = n.tag or (n.label.name if n.label is not None else n.id)
+                layers.setdefault(n.x, []).append(name)
+        words = "; ".join(", ".join(names) for _, names in sorted(layers.items()))
+        return html.escape(self.words["network"], quote=False) + (f": {words}" if words else "")
 
 
 def _math(tex_text: str) -> str:
     return html.escape(rf"\( {tex_text} \)", quote=False)
+
+
+def _display(tex_text: str) -> str:
+    return "<p>" + html.escape(rf"\[ {tex_text} \]", quote=False) + "</p>"
+
+
+def _plain_text(html_text: str) -> str:
+    """HTML as the text it shows (an alt text): tags dropped, entities read."""
+    return html.unescape(re.sub(r"<[^>]*>", "", html_text))
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
@@ -109,9 +175,15 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
     return element
 
 
-def _text_element(parent: ET.Element, tag: str, text: str, fmt: str = "html") -> None:
+def _text_element(
+    parent: ET.Element, tag: str, text: str, fmt: str = "html", files: dict[str, bytes] | None = None
+) -> None:
+    """``<tag format=…><text>…</text>`` with a ``<file>`` for each of ``files`` that the text shows."""
     holder = _sub(parent, tag, format=fmt)
     _sub(holder, "text", text)
+    for name, data in (files or {}).items():
+        if f"@@PLUGINFILE@@/{name}" in text:
+            _sub(holder, "file", base64.b64encode(data).decode("ascii"), name=name, path="/", encoding="base64")
 
 
 def sheet_questions(quiz: ET.Element, sheet: Sheet, category: str, lang: str, digits: int) -> None:
@@ -144,9 +216,10 @@ def sheet_questions(quiz: ET.Element, sheet: Sheet, category: str, lang: str, di
             _sub(_sub(q, "name"), "text", f"student-{label} Q{number}: {claim.name}")
             asked = "".join(questions.block(b) for b in exercise.question)
             hand_in = questions.sentence(say("moodle_hand_in", name=CodeField(claim.name), digits=required))
-            _text_element(q, "questiontext", f"{context}<h4>Q{number}</h4>{asked}<p>{hand_in}</p>")
+            text = f"{context}<h4>Q{number}</h4>{asked}<p>{hand_in}</p>"
+            _text_element(q, "questiontext", text, files=questions.files)
             worked = "".join(answers.block(b) for b in exercise.answer)
-            _text_element(q, "generalfeedback", worked)
+            _text_element(q, "generalfeedback", worked, files=answers.files)
             _sub(q, "defaultgrade", "1")
             _sub(q, "penalty", "0.3333333")
             _sub(q, "hidden", "0")

@@ -11,10 +11,11 @@ with the PDF's path colours. Everything produced here is marked :class:`Html`.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..present.equations import EquationChain
 from ..present.mathml import mathml as _mathml
@@ -44,6 +45,9 @@ from .plan import (
     Text,
 )
 
+if TYPE_CHECKING:
+    import sympy as sp
+
 SHARED_COLOUR = "rgb(0,0,0)"  # an edge shared by every highlighted path: black, as in the PDF
 # the PDF's colours (templates/lecture.tex.j2), as CSS
 PATH_COLOURS = ("rgb(200,40,40)", "rgb(30,90,200)", "rgb(0,140,60)", "rgb(170,90,0)")
@@ -65,8 +69,11 @@ def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> Htm
 
 
 class HtmlRenderer:
-    def __init__(self, plan: LecturePlan) -> None:
+    def __init__(self, plan: LecturePlan, text_labels: bool = False) -> None:
         self.plan = plan
+        # a diagram's labels as plain SVG text, not MathML: an SVG shown as an <img> (Moodle's copy) drops
+        # a foreignObject's HTML
+        self.text_labels = text_labels
         self.words = words(plan.lang)
         self.latex = LatexRenderer(plan)  # the PDF's spelling of every formula
         self.names = plan.network.latex
@@ -284,7 +291,7 @@ class HtmlRenderer:
                     " = " + latex_number(e.value, self.plan.digits) if e.value is not None else ""
                 )
                 lx, ly = sx + (ex - sx) * e.pos, sy + (ey - sy) * e.pos
-                labels.append(self._label(lx, ly, text, "edge"))
+                labels.append(self._label(lx, ly, text, "edge", self._plain(e.label, e.value)))
         for n in d.nodes:
             cx, cy = px(n.x, n.y)
             if n.kind in NODE_STYLES:
@@ -299,9 +306,9 @@ class HtmlRenderer:
                         f'font-size="11" font-family="serif">{html_escape(n.tag)}</text>'
                     )
                 elif d.small and n.label is not None:
-                    labels.append(self._label(cx, cy, self.names[n.label], "small"))
+                    labels.append(self._label(cx, cy, self.names[n.label], "small", n.label.name))
                 elif n.label is not None:
-                    labels.append(self._label(cx, cy, self.names[n.label], "node"))
+                    labels.append(self._label(cx, cy, self.names[n.label], "node", n.label.name))
                 continue
             text = (self.names[n.label] if n.label is not None else "1") + (
                 " = " + latex_number(n.value, self.plan.digits) if n.value is not None else ""
@@ -311,7 +318,8 @@ class HtmlRenderer:
                     f'<rect x="{cx - 62:.1f}" y="{cy - 13:.1f}" width="124" height="26" rx="6" '
                     'fill="rgb(240,240,240)" stroke="rgb(150,150,150)"/>'
                 )
-            labels.append(self._label(cx, cy, text, "bias" if n.kind == "bias" else "biaslabel"))
+            kind = "bias" if n.kind == "bias" else "biaslabel"
+            labels.append(self._label(cx, cy, text, kind, self._plain(n.label, n.value)))
         for x, y in d.dots:
             cx, cy = px(x, y)
             parts.append(f'<text x="{cx:.1f}" y="{cy + 6:.1f}" text-anchor="middle" font-size="22">⋮</text>')
@@ -322,12 +330,24 @@ class HtmlRenderer:
             f'width="{width:.0f}" height="{height:.0f}" role="img">{body}</svg>'
         )
 
-    def _label(self, x: float, y: float, latex: str, kind: str) -> str:
-        """A MathML label centred at (x, y), in a foreignObject."""
+    def _plain(self, symbol: sp.Symbol | None, value: float | None) -> str:
+        """A label as plain text: the symbol's name (w5, out_h1), "1" for a bias node, and its value."""
+        name = symbol.name if symbol is not None else "1"
+        return name + (" = " + format_number(value, self.plan.digits) if value is not None else "")
+
+    def _label(self, x: float, y: float, latex: str, kind: str, plain: str) -> str:
+        """A MathML label centred at (x, y), in a foreignObject; ``plain`` as SVG text with ``text_labels``."""
         w, h = (150, 28) if kind not in ("node", "small") else (60, 28)
         size, colour = ("12px", "rgb(90,90,90)") if kind == "biaslabel" else ("13px", "inherit")
         if kind == "small":
             size = "10px"
+        if self.text_labels:  # a white halo where the PDF backs the label
+            halo = ' stroke="white" stroke-width="3" paint-order="stroke"' if kind in ("edge", "bias") else ""
+            fill = "" if colour == "inherit" else f' fill="{colour}"'
+            return (
+                f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" font-size="{size[:-2]}" '
+                f'font-family="serif"{fill}{halo}>{html_escape(plain)}</text>'
+            )
         backing = "background:rgba(255,255,255,0.9);padding:0 2px;" if kind in ("edge", "bias") else ""
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
@@ -400,6 +420,9 @@ class HtmlRenderer:
 
     def _axis_label(self, x: float, y: float, text: Html) -> str:
         w, h = 200, 26
+        if self.text_labels:  # the sentence's text, its maths' characters in a row
+            shown = html_escape(html.unescape(re.sub(r"<[^>]*>", "", text)))
+            return f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" font-size="13">{shown}</text>'
         return (
             f'<foreignObject x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w}" height="{h}">'
             f'<div xmlns="http://www.w3.org/1999/xhtml" style="{_CENTRED}font-size:13px"><span>{text}</span></div>'
