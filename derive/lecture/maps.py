@@ -339,14 +339,7 @@ class _MapBuilder:
 
     def network_section(self) -> Section:
         net = self.net
-        rows: list[tuple[Field, ...]] = []
-        for layer in net.layers:
-            rows.append((Text(str(layer.number)), self.kind_word(layer), self.shape_word(layer), *self.names(layer)))
-        table = Table(
-            (say("layer"), say("conv_kind"), say("conv_shape"), say("conv_names"), say("conv_parameters")),
-            tuple(rows),
-            (True, False, False, False, False),
-        )
+        table = layers_table(net)
         input_layer = net.input_layer
         shape = input_layer.spec.shape
         intro = say(
@@ -390,51 +383,6 @@ class _MapBuilder:
             (Paragraph((intro,)), table, Paragraph(tuple(naming))),
             key="network",
         )
-
-    def kind_word(self, layer: Layer) -> Field:
-        kind = layer.spec.kind
-        if layer.index == 0:
-            return say("input")
-        if kind.startswith("conv"):
-            g = layer.spec.geometry
-            assert g is not None
-            return say(
-                "conv_kind_conv",
-                channels=g.out_shape[0],
-                kernel=Text("×".join(map(str, g.kernel))),
-                activation=Text(layer.spec.activation),
-            )
-        if "pool" in kind:
-            g = layer.spec.geometry
-            assert g is not None
-            return say(
-                "conv_kind_max" if kind.startswith("max") else "conv_kind_avg",
-                kernel=Text("×".join(map(str, g.kernel))),
-                stride=Text("×".join(map(str, g.stride))),
-            )
-        return say("conv_kind_dense", activation=Text(layer.spec.activation))
-
-    def shape_word(self, layer: Layer) -> Field:
-        shape = layer.spec.shape
-        if shape:
-            return say("conv_maps_of", channels=shape[0], size=Text("×".join(map(str, shape[1:]))))
-        return say("conv_neurons", n=layer.size)
-
-    def names(self, layer: Layer) -> tuple[Field, Field]:
-        l = layer.number
-        spatial = "_c_r_k" if len(layer.spec.shape) == 3 else "_c_k"
-        if layer.index == 0:
-            return Code(f"x{l}{spatial}" if layer.spec.shape else f"x{l}_k"), Text("–")
-        values = Code(f"z{l}{spatial}, a{l}{spatial}") if layer.spec.shape else Code(f"z{l}_j, a{l}_j")
-        count = sum(len(row) for row in layer.weights) + sum(1 for b in dict.fromkeys(layer.biases) if b is not None)
-        if count == 0:
-            return values, Text("–")
-        if layer.spec.kind.startswith("conv"):
-            kernel = "_o_i_r_c" if len(layer.spec.shape) == 3 else "_o_i_c"
-            bias = f", b{l}_o" if layer.biases[0] is not None else ""
-            return values, Code(f"w{l}{kernel}{bias} ({count})")
-        bias = f", b{l}_j" if layer.biases[0] is not None else ""
-        return values, Code(f"w{l}_j_k{bias} ({count})")
 
     # -- the forward pass ----------------------------------------------------------
 
@@ -906,6 +854,66 @@ class _MapBuilder:
         blocks.extend(Paragraph((s,)) for s in sentences)
         blocks.append(Paragraph((say("conv_update_all", after=Num(self.loss_after), before=Num(self.loss_before)),)))
         return Section(say("update_step"), tuple(blocks), key="update")
+
+
+def layers_table(net: Network) -> Table:
+    """The layers: kind, maps, the names of their values and parameters (no numbers: a sheet shows it too)."""
+    rows: list[tuple[Field, ...]] = [
+        (Text(str(layer.number)), kind_word(layer), shape_word(layer), *layer_names(layer)) for layer in net.layers
+    ]
+    return Table(
+        (say("layer"), say("conv_kind"), say("conv_shape"), say("conv_names"), say("conv_parameters")),
+        tuple(rows),
+        (True, False, False, False, False),
+    )
+
+
+def kind_word(layer: Layer) -> Field:
+    kind = layer.spec.kind
+    if layer.index == 0:
+        return say("input")
+    if kind.startswith("conv"):
+        g = layer.spec.geometry
+        assert g is not None
+        return say(
+            "conv_kind_conv",
+            channels=g.out_shape[0],
+            kernel=Text("×".join(map(str, g.kernel))),
+            activation=Text(layer.spec.activation),
+        )
+    if "pool" in kind:
+        g = layer.spec.geometry
+        assert g is not None
+        return say(
+            "conv_kind_max" if kind.startswith("max") else "conv_kind_avg",
+            kernel=Text("×".join(map(str, g.kernel))),
+            stride=Text("×".join(map(str, g.stride))),
+        )
+    return say("conv_kind_dense", activation=Text(layer.spec.activation))
+
+
+def shape_word(layer: Layer) -> Field:
+    shape = layer.spec.shape
+    if shape:
+        return say("conv_maps_of", channels=shape[0], size=Text("×".join(map(str, shape[1:]))))
+    return say("conv_neurons", n=layer.size)
+
+
+def layer_names(layer: Layer) -> tuple[Field, Field]:
+    l = layer.number
+    spatial = "_c_r_k" if len(layer.spec.shape) == 3 else "_c_k"
+    if layer.index == 0:
+        return Code(f"x{l}{spatial}" if layer.spec.shape else f"x{l}_k"), Text("–")
+    values = Code(f"z{l}{spatial}, a{l}{spatial}") if layer.spec.shape else Code(f"z{l}_j, a{l}_j")
+    count = sum(len(row) for row in layer.weights) + sum(1 for b in dict.fromkeys(layer.biases) if b is not None)
+    if count == 0:
+        return values, Text("–")
+    if layer.spec.kind.startswith("conv"):
+        kernel = "_o_i_r_c" if len(layer.spec.shape) == 3 else "_o_i_c"
+        bias = f", b{l}_o" if layer.biases[0] is not None else ""
+        return values, Code(f"w{l}{kernel}{bias} ({count})")
+    bias = f", b{l}_j" if layer.biases[0] is not None else ""
+    return values, Code(f"w{l}_j_k{bias} ({count})")
 
 
 def _nonzero(maps: UseMaps) -> int:
