@@ -266,18 +266,18 @@ class _MapBuilder:
             return _full(layer)
         if index == self.conv_index:
             return self.crop
-        if index == self.conv_index - 1:  # the conv's input: the crop widened by the kernel
+        if index == self.conv_index - 1:  # the conv's input: the inputs the followed weight multiplies there
             geometry = self.conv.spec.geometry
             assert geometry is not None
-            kernel = geometry.kernel if len(geometry.kernel) == 2 else (1, geometry.kernel[0])
             stride = geometry.stride if len(geometry.stride) == 2 else (1, geometry.stride[0])
+            padding = geometry.padding if len(geometry.padding) == 2 else (0, geometry.padding[0])
+            entry = self.uses.offset[1:] if len(self.uses.offset) == 3 else (0, self.uses.offset[1])
             c = self.crop
-            return _Crop(
-                c.row * stride[0],
-                c.col * stride[1],
-                min(MAX_SIDE + kernel[0] - 1, sides[0]),
-                min(MAX_SIDE + kernel[1] - 1, sides[1]),
-            )
+            row = min(max(c.row * stride[0] + entry[0] - padding[0], 0), sides[0] - 1)
+            col = min(max(c.col * stride[1] + entry[1] - padding[1], 0), sides[1] - 1)
+            rows = min((c.rows - 1) * stride[0] + 1, MAX_SIDE, sides[0] - row)
+            cols = min((c.cols - 1) * stride[1] + 1, MAX_SIDE, sides[1] - col)
+            return _Crop(row, col, rows, cols)
         if index == self.conv_index + 1 and self.net.layers[index].spec.kind.endswith("pool2d"):
             geometry = self.net.layers[index].spec.geometry
             assert geometry is not None
@@ -662,7 +662,7 @@ class _MapBuilder:
     def delta_subsection(self) -> Section:
         """δ from the output back to the weight's feature map, layer by layer."""
         net = self.net
-        blocks: list[Block] = [Paragraph((say("conv_delta_intro", l=self.conv.number),))]
+        blocks: list[Block] = [Paragraph((say("conv_delta_intro", l=self.conv.number, c=self.channel + 1),))]
         out = net.output_layer
         # BP1 at the outputs
         lines = []
@@ -717,7 +717,8 @@ class _MapBuilder:
         blocks: list[Block] = [Paragraph((text,))]
         definition_expr = net.delta_definitions[delta]
         if len(sp.Add.make_args(definition_expr)) <= MAX_NET_TERMS:
-            blocks.append(Equations((Line(definition(delta, definition_expr, float(self.exact[delta]))),)))
+            line = Line(definition(delta, definition_expr, float(self.exact[delta])))
+            blocks.append(Equations((line,), say("conv_for_example")))
         if layer.spec.activation in ("relu",) and index == self.conv_index:
             blocks.append(Paragraph((say("conv_relu_delta"),), note=True))
         panels = tuple(self.delta_panel(layer, ch, crop) for ch in channels)
