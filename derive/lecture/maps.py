@@ -714,11 +714,11 @@ class _MapBuilder:
             text = say("conv_delta_through_conv", l=layer.number, after=after.number)
         else:
             text = say("conv_delta_through_dense", l=layer.number, after=after.number)
-        blocks: list[Block] = [Paragraph((text,))]
         definition_expr = net.delta_definitions[delta]
-        if len(sp.Add.make_args(definition_expr)) <= MAX_NET_TERMS:
-            line = Line(definition(delta, definition_expr, float(self.exact[delta])))
-            blocks.append(Equations((line,), say("conv_for_example")))
+        example = len(sp.Add.make_args(definition_expr)) <= MAX_NET_TERMS
+        blocks: list[Block] = [Paragraph((text, say("conv_for_example")) if example else (text,))]
+        if example:
+            blocks.append(Equations((Line(definition(delta, definition_expr, float(self.exact[delta]))),)))
         if layer.spec.activation in ("relu",) and index == self.conv_index:
             blocks.append(Paragraph((say("conv_relu_delta"),), note=True))
         panels = tuple(self.delta_panel(layer, ch, crop) for ch in channels)
@@ -857,6 +857,42 @@ class _MapBuilder:
         return Section(say("update_step"), tuple(blocks), key="update")
 
 
+def map_givens(model: Worked) -> list[Block]:
+    """The input map and the first conv layer's kernels as grids (a sheet gives them; no derived number)."""
+    net = model.network
+    assert model.point is not None
+    point = model.point
+    x = net.input_layer
+    rows, cols = _sides(x)
+    blocks: list[Block] = []
+    if rows <= MAX_SIDE and cols <= MAX_SIDE:
+        panels = tuple(
+            Panel(
+                tuple(
+                    tuple(float(point[x.outs[c * rows * cols + r * cols + k]]) for k in range(cols))
+                    for r in range(rows)
+                ),
+                (),
+                say("conv_input_panel", c=c + 1),
+            )
+            for c in range(min(x.spec.shape[0], 3))
+        )
+        blocks.append(Grid(panels, say("conv_input_grid")))
+    conv = next(layer for layer in net.layers if layer.spec.kind.startswith("conv"))
+    g = conv.spec.geometry
+    assert g is not None
+    kernel_rows, kernel_cols = (g.kernel[0], g.kernel[1]) if len(g.kernel) == 2 else (1, g.kernel[0])
+    entries = kernel_rows * kernel_cols
+    kernels = []
+    for o in range(min(g.out_shape[0], 8)):
+        for i in range(min(g.in_shape[0], 2)):
+            values = [float(point[w]) for w in conv.weights[o][i * entries : (i + 1) * entries]]
+            cells = tuple(tuple(values[r * kernel_cols : (r + 1) * kernel_cols]) for r in range(kernel_rows))
+            kernels.append(Panel(cells, (), say("conv_kernel_panel", o=o + 1, i=i + 1)))
+    blocks.append(Grid(tuple(kernels), say("conv_kernel_grid", l=conv.number, n=g.out_shape[0])))
+    return blocks
+
+
 def layers_table(net: Network) -> Table:
     """The layers: kind, maps, the names of their values and parameters (no numbers: a sheet shows it too)."""
     rows: list[tuple[Field, ...]] = [
@@ -993,7 +1029,19 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
     items.append(
         Exercise(
             (Paragraph((say("conv_ex_weight", partial=Math(lhs), n=uses.count),)),),
-            answer(name, float(d.value), [Paragraph((say("conv_ex_weight_answer"),)), *working]),
+            answer(
+                name,
+                float(d.value),
+                [
+                    Grid(
+                        (b.delta_panel(conv, other, b.layer_crop(b.conv_index)),),
+                        say("conv_ex_delta_map", c=other + 1),
+                        b.crop_note(conv, b.layer_crop(b.conv_index)),
+                    ),
+                    Paragraph((say("conv_ex_weight_answer"),)),
+                    *working,
+                ],
+            ),
             (Claim(name, float(d.value)),),
         )
     )
@@ -1079,6 +1127,10 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
     name = f"delta_{neuron.label}"
     after = net.layers[b.conv_index + 1]
     lines = []
+    if after.index + 1 == len(net.layers) - 1:  # the pool feeds the dense output: its δs from BP1 first
+        for o in net.output_layer.neurons:
+            assert o.delta is not None
+            lines.append(Line(definition(o.delta, net.delta_definitions[o.delta], float(exact[o.delta]))))
     for m in after.neurons:
         assert m.delta is not None
         if m.delta in net.delta_definitions[delta].free_symbols:

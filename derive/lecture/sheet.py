@@ -229,10 +229,16 @@ def sheet_plan(
                 definitions.append(Line(definition(n.net, net.net_definitions[n.net], None)))
                 definitions.append(Line(definition(n.out, net.out_definitions[n.out], None)))
             shown += 1
-    from .maps import has_maps, layers_table
+    from .maps import has_maps, layers_table, map_givens
 
-    if has_maps(net):  # maps: the layers and their names, as the conv lecture has them
-        blocks: list[Block] = [Paragraph((say("conv_sheet_intro"),)), layers_table(net), Equations(tuple(definitions))]
+    if has_maps(net):  # maps: the layers and their names, the input map and the kernels, as the conv lecture has them
+        conv = next(layer for layer in net.layers if layer.spec.kind.startswith("conv"))
+        blocks: list[Block] = [
+            Paragraph((say("conv_sheet_intro", l=conv.number),)),
+            layers_table(net),
+            *map_givens(model),
+            Equations(tuple(definitions), say("conv_sheet_first")),
+        ]
     else:
         blocks = [
             Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
