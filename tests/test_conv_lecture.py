@@ -342,15 +342,30 @@ def test_lenet_exercises_are_refused_in_one_line(tmp_path):
     assert "worked by hand" in result.output.splitlines()[0]
 
 
-def test_a_batch_is_refused_in_one_line(tmp_path):
-    spec = tinyconv()
-    text = (EXAMPLES / "tinyconv.toml").read_text()
-    values = spec["layers"][0]["values"]
-    text = text.replace("values = [[[0.1", "values = [" + repr(values).replace("'", "") + ", [[[0.1", 1)
-    text = text.replace("           [0.3, 0.4, 0.5, 0.6]]]", "           [0.3, 0.4, 0.5, 0.6]]]]", 1)
-    text = text.replace("targets = [0.0, 1.0]", "targets = [[0.0, 1.0], [1.0, 0.0]]")
+def test_a_batch_works_one_sample_and_steps_with_the_batch(tmp_path):
+    """A batch's lecture works one sample through; its update is torch's step on the whole batch, and the
+    exercises' claims name the sample ([k]) so that derive check accepts them on the batch's spec."""
+    torch = require_torch()
+    from conv_oracle import toml
+    from test_conv import NETS
+
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan
+    from derive.lecture.plan import Exercises
+
+    net = NETS["conv2d-pad-maxpool-batch"]
     path = tmp_path / "batch.toml"
-    path.write_text(text)
-    result = run("lecture", str(path), "-o", str(tmp_path / "x.pdf"))
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "one sample" in result.output.splitlines()[0]
+    path.write_text(toml(net))
+    page = build(tmp_path, str(path), ".html").read_text()
+    assert "samples" in page and "whole batch" in page
+    after = train(torch, net, 1, net.get("rate", 0.1))
+    plan = build_plan(Model.load(path), Options(exercises=True))
+    (field,) = [f for _, f in plan.section("kernel_weight").title.fields]
+    w = field.expr.name  # the weight the lecture follows (its choice; the numbers are torch's)
+    assert f"<mn>{g8(after[w])}</mn>" in page
+    (block,) = plan.section("exercises").blocks
+    assert isinstance(block, Exercises)
+    claims = [f"{c.name}={c.value:.12g}" for item in block.items for c in item.claims]
+    assert claims and all("[" in c for c in claims)
+    checked = run("check", str(path), *claims)
+    assert checked.exit_code == 0, checked.output

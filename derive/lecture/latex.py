@@ -62,7 +62,7 @@ from .plan import (
 LINE_WIDTH = 66  # visible characters of one display row, estimated (the text is 16.6 cm wide)
 SIDE_WIDTH = 58  # a side longer than this is broken into rows
 PATH_COLOURS = ("pathA", "pathB", "pathC", "pathD")
-GRID_MARKS = ("", "markUse", "markStrong", "markWin")  # a grid cell's colour by its mark (plan.MARK_*)
+GRID_MARKS = ("", "markUse", "markStrong", "markWin", "markPad")  # a grid cell's colour by its mark (plan.MARK_*)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 

@@ -23,13 +23,13 @@ from ..core.network import LOSS_SYMBOL, Layer, Network
 from ..core.optimizer import Optimizer
 from ..core.rules import Activation
 from ..core.uses import SharedUses, shared_uses
-from ..errors import DeriveError
 from ..present.display import display_point
 from ..present.equations import EquationChain, Partial, definition
 from ..present.numbers import format_number
 from ..present.uses import MAX_LISTED_USES, UseMaps, use_maps
 from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
+    MARK_PAD,
     MARK_STRONG,
     MARK_USE,
     MARK_WIN,
@@ -72,7 +72,7 @@ def has_maps(net: Network) -> bool:
 
 
 def build_map_plan(model: Worked, options: Options) -> LecturePlan:
-    """The conv lecture of ``model`` (a DeriveError for what it cannot teach: no numbers, a batch)."""
+    """The conv lecture of ``model`` (a DeriveError when the spec has no numbers); a batch works one sample."""
     return _MapBuilder(model, options).plan()
 
 
@@ -121,13 +121,12 @@ def _crop_around(values: Sequence[bool], sides: tuple[int, int]) -> _Crop:
 class _MapBuilder:
     def __init__(self, model: Worked, options: Options) -> None:
         model.network.require_numbers("derive lecture")
-        if model.is_batch:
-            raise DeriveError(
-                f"the lecture of a network with conv and pool layers works one sample, and this spec holds "
-                f"{model.samples}",
-                where=model.spec.source,
-                hint="give the input layer one sample (values = [...]); `derive grad` and `derive check` take a batch",
-            )
+        batch = model
+        assert batch.points is not None  # checks every sample's forward pass
+        # a batch's lecture works one sample in full (Spec.worked), as the dense lecture does; the update is the batch's
+        self.sample = batch.spec.worked if batch.is_batch else None
+        if batch.is_batch:
+            model = batch.sample(batch.spec.worked)
         assert model.point is not None
         self.model = model
         self.options = options
@@ -150,8 +149,10 @@ class _MapBuilder:
         self.bias = bias
         self.bias_d = derive(net, bias, self.exact) if bias is not None else None
         self.crop = self._conv_crop()
-        engine = model.compiled()
+        self.batch = batch
+        engine = batch.compiled()
         self.old = engine.parameter_values()
+        _, self.batch_gradients = engine.named_gradients()
         history = engine.train(1)
         self.new = engine.parameter_values()
         self.loss_before, self.loss_after = history[0], engine.current_loss()
@@ -378,11 +379,10 @@ class _MapBuilder:
                 second=Math(last_maps.outs[1]),
             )
         )
-        return Section(
-            say("network"),
-            (Paragraph((intro,)), table, Paragraph(tuple(naming))),
-            key="network",
-        )
+        blocks: list[Block] = [Paragraph((intro,)), table, Paragraph(tuple(naming))]
+        if self.sample is not None:
+            blocks.append(Paragraph((say("conv_batch_note", n=self.batch.samples, k=self.sample),), note=True))
+        return Section(say("network"), tuple(blocks), key="network")
 
     # -- the forward pass ----------------------------------------------------------
 
@@ -626,28 +626,36 @@ class _MapBuilder:
         slides = []
         c0 = self.crop
         positions = [(r, c) for r in range(c0.row, c0.row + c0.rows) for c in range(c0.col, c0.col + c0.cols)]
-        small = _Crop(
-            crop.row, crop.col, min(crop.rows, kernel[0] + stride[0] * 2), min(crop.cols, kernel[1] + stride[1] * 2)
-        )
         if len(positions) > MAX_SLIDES:
             positions = positions[:3]
-        shown_crop = crop if len(positions) == rows * cols and max(in_rows, in_cols) <= MAX_SIDE else small
-        for r, c in positions:
+        # the region the shown windows cover, in input coordinates; beyond the input: the zero padding
+        tops = [r * stride[0] - padding[0] for r, _ in positions]
+        lefts = [c * stride[1] - padding[1] for _, c in positions]
+        first_row, last_row = max(min(tops), -padding[0]), min(max(tops) + kernel[0], in_rows + padding[0])
+        first_col, last_col = max(min(lefts), -padding[1]), min(max(lefts) + kernel[1], in_cols + padding[1])
+        padded = False
+        for (r, c), top, left in zip(positions, tops, lefts):
             marks = []
-            for i in range(shown_crop.row, shown_crop.row + shown_crop.rows):
+            for i in range(first_row, last_row):
                 line = []
-                for j in range(shown_crop.col, shown_crop.col + shown_crop.cols):
-                    top, left = r * stride[0] - padding[0], c * stride[1] - padding[1]
+                for j in range(first_col, last_col):
                     inside = top <= i < top + kernel[0] and left <= j < left + kernel[1]
                     own = (i, j) == (top + entry[0], left + entry[1])
-                    line.append(MARK_STRONG if own else MARK_USE if inside else 0)
+                    outside = not (0 <= i < in_rows and 0 <= j < in_cols)
+                    padded |= outside
+                    line.append(MARK_STRONG if own else MARK_USE if inside else MARK_PAD if outside else 0)
                 marks.append(tuple(line))
-            empty = tuple(tuple(None for _ in range(shown_crop.cols)) for _ in range(shown_crop.rows))
+            empty = tuple(tuple(None for _ in range(last_col - first_col)) for _ in range(last_row - first_row))
             z = conv.neurons[self.channel * rows * cols + r * cols + c].net
             assert z is not None
             slides.append(Panel(empty, tuple(marks), Math(z)))
         blocks: list[Block] = [
-            Grid(tuple(slides), say("conv_slides", w=Math(self.weight), n=len(positions)), None, numbers=False),
+            Grid(
+                tuple(slides),
+                say("conv_slides", w=Math(self.weight), n=len(positions)),
+                say("conv_slides_padding") if padded else None,
+                numbers=False,
+            ),
         ]
         marked = self.use_inputs()
         blocks.append(
@@ -832,6 +840,8 @@ class _MapBuilder:
         sentences: list[Say] = []
         for p, d in pairs:
             g = float(d.value) if d.value is not None else 0.0
+            if self.sample is not None:  # a batch: the step follows the batch's gradient, not the worked sample's
+                g = self.batch_gradients[p.name]
             if plain:
                 sentences.append(
                     say(
@@ -852,6 +862,8 @@ class _MapBuilder:
             else say("conv_update_intro_other", name=Text(self.optimizer.name))
         )
         blocks.append(Paragraph((intro,)))
+        if self.sample is not None:
+            blocks.append(Paragraph((say("conv_update_batch", n=self.batch.samples, k=self.sample),)))
         blocks.extend(Paragraph((s,)) for s in sentences)
         blocks.append(Paragraph((say("conv_update_all", after=Num(self.loss_after), before=Num(self.loss_before)),)))
         return Section(say("update_step"), tuple(blocks), key="update")
@@ -982,8 +994,16 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
     other = (b.channel + 1) % channels if channels > 1 else b.channel
     items: list[Exercise] = []
 
+    def named(name: str) -> str:
+        """A claim's name as derive check reads it: a batch's worked sample k is dE[k]/dX, a3_1_1_1[k]."""
+        if b.sample is None:
+            return name
+        if name.startswith("dE/"):
+            return f"dE[{b.sample}]/" + name[3:]
+        return f"{name}[{b.sample}]"
+
     def answer(name: str, value: float, blocks: list[Block]) -> tuple[Block, ...]:
-        claim = Code(f"{name} = {format_number(value, digits)}")
+        claim = Code(f"{named(name)} = {format_number(value, digits)}")
         return (*blocks, Paragraph((say("sheet_answer", claim=claim),)))
 
     # 1. another kernel weight's gradient: the other channel's weight, or the next entry of this kernel
@@ -1042,7 +1062,7 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
                     *working,
                 ],
             ),
-            (Claim(name, float(d.value)),),
+            (Claim(named(name), float(d.value)),),
         )
     )
     # 2. a conv bias's gradient: the other channel's
@@ -1076,7 +1096,7 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
                         )
                     ],
                 ),
-                (Claim(name, float(bd.value)),),
+                (Claim(named(name), float(bd.value)),),
             )
         )
     # 3. a pooled value: the last entry of the other channel's pooled map
@@ -1116,7 +1136,7 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
                         Equations((Line(definition(n.out, net.net_definitions[n.net], value)),)),
                     ],
                 ),
-                (Claim(n.out.name, value),),
+                (Claim(named(n.out.name), value),),
             )
         )
     # 4. a δ-map entry: the first non-zero δ of the other channel's map (else its first)
@@ -1150,7 +1170,7 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
                 ),
             ),
             answer(name, value, [Equations(tuple(dict.fromkeys(lines)))]),
-            (Claim(name, value),),
+            (Claim(named(name), value),),
         )
     )
     return tuple(items)

@@ -216,7 +216,7 @@ class Panel:
 
     A mark picks the cell's colour: 0 none, 1 :data:`MARK_USE` (what a kernel weight multiplies), 2
     :data:`MARK_STRONG` (a use whose product is not 0, the weight's own kernel entry), 3 :data:`MARK_WIN`
-    (a max pool's winner, a window). Rows and columns are numbered from ``row_start`` and ``col_start``
+    (a max pool's winner), 4 :data:`MARK_PAD` (the zero padding around an input). Rows and columns are numbered from ``row_start`` and ``col_start``
     (1-based, as the names are: a crop of a large map keeps the map's numbers).
     """
 
@@ -227,7 +227,7 @@ class Panel:
     col_start: int = 1
 
 
-MARK_USE, MARK_STRONG, MARK_WIN = 1, 2, 3
+MARK_USE, MARK_STRONG, MARK_WIN, MARK_PAD = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
