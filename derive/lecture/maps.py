@@ -105,13 +105,14 @@ def _full(layer: Layer) -> _Crop:
     return _Crop(0, 0, min(rows, MAX_SIDE), min(cols, MAX_SIDE))
 
 
-def _crop_around(values: Sequence[bool], sides: tuple[int, int]) -> _Crop:
-    """A window of at most MAX_SIDE × MAX_SIDE holding the most ``values`` (the first such, reading order)."""
+def _crop_around(values: Sequence[bool], sides: tuple[int, int], align: tuple[int, int] = (1, 1)) -> _Crop:
+    """A window of at most MAX_SIDE × MAX_SIDE holding the most ``values`` (the first such, reading order),
+    starting on a multiple of ``align`` (a pool's stride: the crop then holds whole pool windows)."""
     rows, cols = sides
     h, w = min(rows, MAX_SIDE), min(cols, MAX_SIDE)
     best, at = -1, (0, 0)
-    for r in range(rows - h + 1):
-        for c in range(cols - w + 1):
+    for r in range(0, rows - h + 1, align[0]):
+        for c in range(0, cols - w + 1, align[1]):
             count = sum(values[(r + i) * cols + c + j] for i in range(h) for j in range(w))
             if count > best:
                 best, at = count, (r, c)
@@ -196,7 +197,12 @@ class _MapBuilder:
         sides = _sides(self.conv)
         if max(sides) <= MAX_SIDE:
             return _full(self.conv)
-        return _crop_around([v != 0 for v in self._deltas(self.conv, self.channel)], sides)
+        align = (1, 1)
+        if self.conv_index + 1 < len(self.net.layers):
+            after = self.net.layers[self.conv_index + 1].spec.geometry
+            if after is not None and after.kind.endswith("pool2d"):
+                align = (after.stride[0], after.stride[1])
+        return _crop_around([v != 0 for v in self._deltas(self.conv, self.channel)], sides, align)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -495,7 +501,11 @@ class _MapBuilder:
         size = "×".join(map(str, g.kernel))
         stride = "×".join(map(str, g.stride))
         blocks: list[Block] = []
-        first = layer.neurons[0]
+        preferred = self.channel if index == self.conv_index + 1 else 0
+        crop = self.layer_crop(index)
+        shown = self.channels_shown(layer, preferred)
+        rows, cols = _sides(layer)
+        first = layer.neurons[shown[0] * rows * cols + crop.row * cols + crop.col]  # the first entry shown
         if maximum:
             blocks.append(Paragraph((say("conv_maxpool", l=layer.number, window=Text(size), stride=Text(stride)),)))
             winners = {k: MARK_WIN for k in layer.routes}
@@ -506,11 +516,9 @@ class _MapBuilder:
         blocks.append(
             Equations((Line(definition(first.out, net.net_definitions[first.net], float(self.exact[first.out]))),))
         )
-        preferred = self.channel if index == self.conv_index + 1 else 0
         prev_crop = self.layer_crop(index - 1)
-        crop = self.layer_crop(index)
         panels = []
-        for c in self.channels_shown(layer, preferred):
+        for c in shown:
             panels.append(
                 self.panel(prev.outs, prev, c, prev_crop, say("conv_a_panel", l=prev.number, c=c + 1), winners)
             )
