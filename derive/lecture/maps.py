@@ -732,7 +732,12 @@ class _MapBuilder:
             text = say("conv_delta_through_dense", l=layer.number, after=after.number)
         definition_expr = net.delta_definitions[delta]
         example = len(sp.Add.make_args(definition_expr)) <= MAX_NET_TERMS
-        blocks: list[Block] = [Paragraph((text, say("conv_for_example")) if example else (text,))]
+        if "pool" in layer.spec.kind:
+            fprime = say("conv_delta_no_fprime", l=layer.number)
+        else:
+            fprime = say("conv_delta_fprime", l=layer.number, name=Text(layer.spec.activation))
+        said = (text, fprime, say("conv_for_example")) if example else (text, fprime)
+        blocks: list[Block] = [Paragraph(said)]
         if example:
             blocks.append(Equations((Line(definition(delta, definition_expr, float(self.exact[delta]))),)))
         if layer.spec.activation in ("relu",) and index == self.conv_index:
