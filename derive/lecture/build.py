@@ -143,6 +143,10 @@ def _run(model: Worked, steps: int, checked: str) -> Run:
 
 def build_plan(model: Worked, options: Options) -> LecturePlan:
     """The lecture for ``model``; raises a DeriveError when the spec has no numbers."""
+    from .maps import build_map_plan, has_maps
+
+    if has_maps(model.network):  # conv and pool layers: one kernel weight's sum over its uses
+        return build_map_plan(model, options)
     return _Builder(model, options).plan()
 
 

@@ -31,6 +31,7 @@ from .plan import (
     Equations,
     Exercises,
     Field,
+    Grid,
     LecturePlan,
     Line,
     Math,
@@ -212,6 +213,8 @@ class HtmlRenderer:
             return {"kind": "svg", "svg": self.diagram(b), "small": b.small}
         if isinstance(b, Plot):
             return {"kind": "svg", "svg": self.plot(b), "small": False}
+        if isinstance(b, Grid):
+            return self.grid(b)
         assert isinstance(b, Exercises)
         # on the page each answer opens under its question: the words for that, where the PDF has its own
         web = f"{b.intro.key}_web"
@@ -227,6 +230,39 @@ class HtmlRenderer:
                 for item in b.items
             ],
             "answer_word": self.sentence(Say("answer_web")),
+        }
+
+    def grid(self, g: Grid) -> dict[str, Any]:
+        """Maps as HTML tables side by side (they wrap on a narrow screen), marked cells coloured."""
+        panels = []
+        for p in g.panels:
+            n = max((len(row) for row in p.cells), default=0)
+            rows = []
+            for r, row in enumerate(p.cells):
+                cells = []
+                for c, value in enumerate(row):
+                    mark = p.marks[r][c] if p.marks else 0
+                    if not g.numbers:
+                        text = ""
+                    elif value is None:
+                        text = "·"
+                    else:
+                        text = format_number(value, g.digits).replace("-", "−")
+                    cells.append({"text": text, "mark": f"m{mark}" if mark else ""})
+                rows.append({"number": p.row_start + r, "cells": cells})
+            panels.append(
+                {
+                    "label": self.field(p.label),
+                    "head": [p.col_start + c for c in range(n)],
+                    "rows": rows,
+                }
+            )
+        return {
+            "kind": "grid",
+            "caption": self.sentence(g.caption) if g.caption else None,
+            "note": self.sentence(g.note) if g.note else None,
+            "panels": panels,
+            "numbers": g.numbers,
         }
 
     # -- the diagram -----------------------------------------------------------------

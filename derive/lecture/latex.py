@@ -45,6 +45,7 @@ from .plan import (
     Equations,
     Exercises,
     Field,
+    Grid,
     LecturePlan,
     Line,
     MatrixForm,
@@ -61,6 +62,7 @@ from .plan import (
 LINE_WIDTH = 66  # visible characters of one display row, estimated (the text is 16.6 cm wide)
 SIDE_WIDTH = 58  # a side longer than this is broken into rows
 PATH_COLOURS = ("pathA", "pathB", "pathC", "pathD")
+GRID_MARKS = ("", "markUse", "markStrong", "markWin", "markPad")  # a grid cell's colour by its mark (plan.MARK_*)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -100,6 +102,8 @@ def visible_width(latex: str) -> float:
             i += len(name) + 1
             if name in ("cdot", "partial", "delta", "eta", "sum", "odot", "dots", "sigma", "tanh", "log"):
                 width += 1 if name not in ("tanh", "log") else 3
+            elif name == "_":  # an escaped underscore of a name (z2_1_1_1) shows as one
+                width += 0.7 if script else 1.0
             continue
         if ch in "^_":
             script = True
@@ -303,6 +307,8 @@ class LatexRenderer:
             return {"kind": "diagram", **self.diagram(b), "keep": min(int((max(ys) - min(ys) + 1.5) / 0.48) + 2, 30)}
         if isinstance(b, Plot):
             return {"kind": "plot", **self.plot(b)}
+        if isinstance(b, Grid):
+            return self.grid(b)
         assert isinstance(b, Exercises)
         return {
             "kind": "exercises",
@@ -313,6 +319,56 @@ class LatexRenderer:
             "part": b.part,
             "hand_in": self.sentence(b.hand_in) if b.hand_in else None,
             "claims": [tex(self.field(Code(f"{c.name} ="))) for item in b.items for c in item.claims],
+        }
+
+    def grid(self, g: Grid) -> dict[str, Any]:
+        """Maps as tabulars side by side (a line may break between them), marked cells coloured."""
+        panels = []
+        tallest = 0
+        for p in g.panels:
+            n = max((len(row) for row in p.cells), default=0)
+            tallest = max(tallest, len(p.cells))
+            if g.numbers:
+                columns = "r" + "|r" * n + "|"
+                head = " & ".join([""] + [rf"\textcolor{{gray}}{{\scriptsize {p.col_start + c}}}" for c in range(n)])
+            else:  # coloured squares only
+                columns = r"@{}c@{\,}" + "|p{2.4mm}" * n + "|"
+                head = ""
+            lines = [
+                rf"\begin{{tabular}}[t]{{@{{}}c@{{}}}}{self.field(p.label)}\\[2pt]",
+                rf"\begin{{tabular}}{{{columns}}}",
+            ]
+            if head:
+                lines.append(head + r" \\")
+            lines.append(rf"\cline{{2-{n + 1}}}")
+            for r, row in enumerate(p.cells):
+                cells = []
+                for c, value in enumerate(row):
+                    mark = p.marks[r][c] if p.marks else 0
+                    colour = rf"\cellcolor{{{GRID_MARKS[mark]}}}" if mark else ""
+                    if not g.numbers:
+                        text = r"\rule{0pt}{2.4mm}"
+                    elif value is None:
+                        text = r"$\cdot$"
+                    else:
+                        text = f"${latex_number(value, g.digits)}$"
+                    cells.append(colour + text)
+                number = rf"\textcolor{{gray}}{{\scriptsize {p.row_start + r}}}" if g.numbers else ""
+                lines.append(" & ".join([number, *cells]) + rf" \\ \cline{{2-{n + 1}}}")
+            lines.append(r"\end{tabular}\end{tabular}")
+            panels.append("\n".join(lines))
+        size = r"\small" if max((len(r) for p in g.panels for r in p.cells), default=0) <= 6 else r"\footnotesize"
+        return {
+            "kind": "grid",
+            "caption": self.sentence(g.caption) if g.caption else None,
+            "note": self.sentence(g.note) if g.note else None,
+            "body": tex(
+                size
+                + r"\setlength{\tabcolsep}{3pt}\arrayrulecolor{gray!60}"
+                + "\n"
+                + "\\hspace{1.5em plus 1em}\n".join(panels)
+            ),
+            "keep": min(tallest + 5, 30),
         }
 
     def standard(self, name: str) -> Tex:

@@ -210,7 +210,39 @@ class Exercises:
     hand_in: Say | None = None
 
 
-Block: TypeAlias = Paragraph | Equations | Standard | MatrixForm | Table | Diagram | Plot | Exercises
+@dataclass(frozen=True)
+class Panel:
+    """One map drawn as a grid of cells: a number per cell (None: a blank cell), and a mark per cell.
+
+    A mark picks the cell's colour: 0 none, 1 :data:`MARK_USE` (what a kernel weight multiplies), 2
+    :data:`MARK_STRONG` (a use whose product is not 0, the weight's own kernel entry), 3 :data:`MARK_WIN`
+    (a max pool's winner), 4 :data:`MARK_PAD` (the zero padding around an input). Rows and columns are numbered from ``row_start`` and ``col_start``
+    (1-based, as the names are: a crop of a large map keeps the map's numbers).
+    """
+
+    cells: tuple[tuple[float | None, ...], ...]
+    marks: tuple[tuple[int, ...], ...]
+    label: Field
+    row_start: int = 1
+    col_start: int = 1
+
+
+MARK_USE, MARK_STRONG, MARK_WIN, MARK_PAD = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Maps side by side (a kernel over its input, a δ map, a pooled map), with a caption above and a note
+    below (what a crop leaves out); the numbers to ``digits`` significant digits."""
+
+    panels: tuple[Panel, ...]
+    caption: Say | None = None
+    note: Say | None = None
+    digits: int = 4
+    numbers: bool = True  # False: coloured cells only (the kernel's positions as it slides)
+
+
+Block: TypeAlias = Paragraph | Equations | Standard | MatrixForm | Table | Diagram | Plot | Exercises | Grid
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ SHEET, KEY = "sheet", "key"
 
 def sheet_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
     """The questions of a sheet with their worked answers and the claims that grade them."""
+    from .maps import conv_exercises, has_maps
+
+    if has_maps(model.network):  # a conv network: a kernel weight's sum over its uses, a bias, a pool, a δ map
+        model.network.require_numbers("derive exercises")
+        return conv_exercises(model, digits)
     return _Questions(model, digits).all()
 
 
@@ -224,11 +229,22 @@ def sheet_plan(
                 definitions.append(Line(definition(n.net, net.net_definitions[n.net], None)))
                 definitions.append(Line(definition(n.out, net.out_definitions[n.out], None)))
             shown += 1
-    blocks: list[Block] = [
-        Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
-        network_sketch(model),  # a small drawing: which neuron is which
-        Equations(tuple(definitions)),
-    ]
+    from .maps import has_maps, layers_table, map_givens
+
+    if has_maps(net):  # maps: the layers and their names, the input map and the kernels, as the conv lecture has them
+        conv = next(layer for layer in net.layers if layer.spec.kind.startswith("conv"))
+        blocks: list[Block] = [
+            Paragraph((say("conv_sheet_intro", l=conv.number),)),
+            layers_table(net),
+            *map_givens(model),
+            Equations(tuple(definitions), say("conv_sheet_first")),
+        ]
+    else:
+        blocks = [
+            Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
+            network_sketch(model),  # a small drawing: which neuron is which
+            Equations(tuple(definitions)),
+        ]
     if shown > MAX_DEFINITIONS:
         blocks.append(Paragraph((say("sheet_more"),)))
     rules = []

@@ -52,7 +52,7 @@ def use_maps(d: Derivation, uses: SharedUses) -> UseMaps:
         fv: Number | None = point.get(factor) if isinstance(factor, sp.Symbol) else as_float(factor)
         deltas.append(dv)
         factors.append(fv)
-        if dv is not None and fv is not None and dv != 0 and fv != 0:
+        if dv is not None and fv is not None and float(dv) != 0 and float(fv) != 0:  # a sympy 0.0 is not == 0
             nonzero += 1
     return UseMaps(uses, tuple(deltas), tuple(factors), nonzero)
 

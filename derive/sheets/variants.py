@@ -32,6 +32,7 @@ NET_MIN = 0.05  # away from relu's kink (and from a net that is zero by accident
 TARGET_GAP = 0.05
 MAX_TRIES = 2000
 MAX_WIDTH = 8  # neurons a layer: a variant is for exercises worked by hand
+MAX_MAP_ENTRIES = 36  # entries of a map layer (all its channels): tinyconv's 4×4 input and 2×3×3 feature maps
 INPUT_STEPS = 20  # inputs k·0.05, k = 1 … 20
 WEIGHT_STEPS = 16  # weights and biases k·0.05, k = 1 … 16
 
@@ -78,13 +79,16 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
             hint="give the input layer one sample (values = [...]) for the exercises; "
             "`derive lecture` and `derive check` work on the batch",
         )
-    if any(layer.geometry is not None for layer in base.layers):
+    maps = [layer for layer in base.layers if layer.shape]
+    largest = max(maps, key=lambda layer: layer.size, default=None)
+    if largest is not None and largest.size > MAX_MAP_ENTRIES:
         raise DeriveError(
-            "exercise sheets for conv and pool layers are not built yet",
+            f"exercises are worked by hand: at most {MAX_MAP_ENTRIES} entries a map layer, "
+            f"this spec's layer {largest.number} has {largest.size}",
             where=base.source,
-            hint="`derive lecture`, `derive grad` and `derive check` work on this network",
+            hint="use a smaller network (tinyconv), or `derive lecture` for a big one",
         )
-    widest = max(layer.size for layer in base.layers)
+    widest = max((layer.size for layer in base.layers if not layer.shape), default=0)
     if widest > MAX_WIDTH:
         raise DeriveError(
             f"exercises are worked by hand: at most {MAX_WIDTH} neurons a layer, this spec has {widest}",
@@ -156,6 +160,9 @@ class _Drawer:
         for z in nets[1:]:
             if not np.all(np.isfinite(z)) or np.any(np.abs(z) > NET_MAX) or np.any(np.abs(z) < NET_MIN):
                 return False
+        for index, layer in enumerate(self.base.layers):  # a max pool's window won by one entry, not by a tie
+            if layer.kind.startswith("maxpool") and not _clear_winners(layer, np.ravel(outs[index - 1][0])):
+                return False
         return bool(np.all(np.abs(outs[-1][0] - t) >= TARGET_GAP))
 
     # -- writing -------------------------------------------------------------
@@ -174,11 +181,19 @@ class _Drawer:
             tail_zh = f"（变式 {label}）"
             data["title_zh"] = str(data["title_zh"])[: MAX_TITLE_LENGTH - len(tail_zh)] + tail_zh
         layers = [dict(layer) for layer in data["layers"]]
-        layers[0]["values"] = _numbers(x)
+        shape = self.base.layers[0].shape
+        layers[0]["values"] = np.reshape(_numbers(x), shape).tolist() if shape else _numbers(x)
         layers[-1]["targets"] = _numbers(t)
         if self.weights:
             for index in range(1, len(layers)):
-                layers[index]["weights"] = [_numbers(row) for row in ws[index]]
+                geometry = self.base.layers[index].geometry
+                if geometry is not None and not geometry.kind.startswith("conv"):
+                    continue  # a pool has no weights
+                if geometry is not None:  # [out][in][kh][kw], torch's layout, as a conv's weights are given
+                    shape = (geometry.out_shape[0], geometry.in_shape[0], *geometry.kernel)
+                    layers[index]["weights"] = np.reshape(_numbers(ws[index]), shape).tolist()
+                else:
+                    layers[index]["weights"] = [_numbers(row) for row in ws[index]]
                 layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
                 b = bs[index]
                 if b is not None:
@@ -196,6 +211,21 @@ def _grid(rng: np.random.Generator, shape: tuple[int, ...], steps: int, positive
     if not positive:
         k = k * rng.choice([-1, 1], size=shape)
     return np.asarray(np.round(k * 0.05, 2), dtype=float)
+
+
+def _clear_winners(layer: Any, previous: np.ndarray) -> bool:
+    """Whether each window of a max pool over ``previous`` (a sample's outs, flat) has one largest entry above 0
+    (or is all 0: a relu at rest, whose δ is 0 whichever entry wins): a student need not know the tie rule."""
+    from ..core.layers import windows
+
+    table = windows(layer.geometry)
+    for channel in range(layer.shape[0]):
+        area = previous[channel * table.area : (channel + 1) * table.area]
+        for row in table.spatial:
+            values = sorted((float(area[s]) for s in row if s >= 0), reverse=True)
+            if len(values) > 1 and values[0] > 0 and values[0] - values[1] < 1e-9:
+                return False
+    return True
 
 
 def _numbers(values: np.ndarray) -> list[float]:
