@@ -143,6 +143,10 @@ def _run(model: Worked, steps: int, checked: str) -> Run:
 
 def build_plan(model: Worked, options: Options) -> LecturePlan:
     """The lecture for ``model``; raises a DeriveError when the spec has no numbers."""
+    from .sequences import build_recurrent_plan, has_rnn
+
+    if has_rnn(model.network):  # backpropagation through time: its own lecture
+        return build_recurrent_plan(model, options)
     return _Builder(model, options).plan()
 
 
@@ -153,6 +157,10 @@ def network_diagram(model: Worked) -> Diagram:
 
 def network_sketch(model: Worked) -> Diagram:
     """A small drawing of the network with each neuron's name and no numbers (an exercise sheet shows it)."""
+    from .sequences import has_rnn, recurrent_sketch
+
+    if has_rnn(model.network):
+        return recurrent_sketch(model)
     return _Builder(model, Options(steps=0)).diagram(highlight=((),))
 
 
