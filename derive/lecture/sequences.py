@@ -455,7 +455,11 @@ class _Recurrent:
         blocks: list[Block] = [
             Paragraph(
                 (
-                    say("rnn_delta_def", delta=Math(self.delta(T - 1, 0)), z=Math(self.net_of(T - 1, 0))),
+                    say(
+                        "rnn_delta_def",
+                        delta=Math(self.delta(T - 1, 0)),
+                        partial=Math(Partial(LOSS_SYMBOL, self.net_of(T - 1, 0))),
+                    ),
                     say("rnn_delta_two_ways", last=T),
                 )
             ),
@@ -495,6 +499,9 @@ class _Recurrent:
         )
         blocks.append(Table(tuple(header), rows, (True,) * len(header), caption=say("rnn_delta_table")))
         return Section(say("rnn_deltas"), tuple(blocks), key="deltas")
+
+    def delta_line(self, d: sp.Symbol) -> Line:
+        return Line(definition(d, self.net.delta_definitions[d], self.value(d)))
 
     # -- 6. the recurrent weight: a sum over steps -----------------------------------------
 
@@ -551,6 +558,7 @@ class _Recurrent:
                         u=Math(c.u),
                         example=Math(Contribution(LOSS_SYMBOL, c.u, (self.net_of(1, c.unit),))) if T > 1 else Math(c.u),
                         t=2,
+                        partial=Math(Partial(LOSS_SYMBOL, c.u)),
                     ),
                 )
             ),
@@ -744,6 +752,7 @@ class _Recurrent:
                             u=Math(c.u),
                             t=last_t + 1,
                             delta=Math(last.delta),
+                            partial=Math(Partial(LOSS_SYMBOL, c.u)),
                             contribution=Math(Contribution(LOSS_SYMBOL, c.u, (self.net_of(last_t, c.unit),))),
                         ),
                     )
@@ -754,7 +763,7 @@ class _Recurrent:
             delta_name = f"delta_{self.net_of(last_t, c.unit).name}"
             answer, claims = self.answer(
                 [(delta_name, float(self.exact[last.delta])), (f"dE/d{c.u.name}", self.gradient(c.u))],
-                [Equations(tuple(self.sum_lines(c.u)))],
+                [Equations((self.delta_line(last.delta), *self.sum_lines(c.u)))],
             )
             items.append(Exercise(tuple(asked), answer, claims))
         # 4. one step of gradient descent for u
