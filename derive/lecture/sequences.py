@@ -95,6 +95,12 @@ def recurrent_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Ex
     return _Recurrent(model, None, digits).exercises()
 
 
+def sheet_intro(model: Worked) -> Say:
+    """An exercise sheet's first sentence for a recurrent network."""
+    r = _Recurrent(model, None)
+    return say("rnn_sheet_intro", steps=r.steps, features=r.features, units=r.units, outputs=r.net.output_layer.size)
+
+
 @dataclass(frozen=True)
 class _Chosen:
     """The parameters worked in full: a recurrent weight u_jk, an input weight w_jd and unit j's bias."""

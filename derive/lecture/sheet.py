@@ -40,6 +40,7 @@ from .plan import (
     Math,
     Num,
     Paragraph,
+    Say,
     Section,
     Table,
     Text,
@@ -58,6 +59,10 @@ SHEET, KEY = "sheet", "key"
 
 def sheet_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
     """The questions of a sheet with their worked answers and the claims that grade them."""
+    from .sequences import has_rnn, recurrent_exercises
+
+    if has_rnn(model.network):  # backpropagation through time: a state, a δ back in time, a sum over steps
+        return recurrent_exercises(model, digits)
     return _Questions(model, digits).all()
 
 
@@ -225,7 +230,7 @@ def sheet_plan(
                 definitions.append(Line(definition(n.out, net.out_definitions[n.out], None)))
             shown += 1
     blocks: list[Block] = [
-        Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
+        Paragraph((_network_intro(model),)),
         network_sketch(model),  # a small drawing: which neuron is which
         Equations(tuple(definitions)),
     ]
@@ -294,6 +299,16 @@ def sheet_plan(
         digits=digits,
         subtitle=say("sheet_heading" if part == SHEET else "key_heading", label=Text(label)),
     )
+
+
+def _network_intro(model: Worked) -> Say:
+    """The sheet's first sentence: the layer sizes, or a recurrent network's steps and units."""
+    from .sequences import has_rnn, sheet_intro
+
+    net = model.network
+    if has_rnn(net):
+        return sheet_intro(model)
+    return say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers)))
 
 
 def _optimiser_step(model: Worked, exercises: tuple[Exercise, ...]) -> tuple[Update, dict[sp.Symbol, float]] | None:

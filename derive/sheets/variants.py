@@ -174,10 +174,12 @@ class _Drawer:
             tail_zh = f"（变式 {label}）"
             data["title_zh"] = str(data["title_zh"])[: MAX_TITLE_LENGTH - len(tail_zh)] + tail_zh
         layers = [dict(layer) for layer in data["layers"]]
-        layers[0]["values"] = _numbers(x)
+        layers[0]["values"] = _shaped(_numbers(x), self.base.layers[0].shape)
         layers[-1]["targets"] = _numbers(t)
         if self.weights:
             for index in range(1, len(layers)):
+                if _recurrent_weights(layers[index], ws[index]):
+                    continue
                 layers[index]["weights"] = [_numbers(row) for row in ws[index]]
                 layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
                 b = bs[index]
@@ -196,6 +198,24 @@ def _grid(rng: np.random.Generator, shape: tuple[int, ...], steps: int, positive
     if not positive:
         k = k * rng.choice([-1, 1], size=shape)
     return np.asarray(np.round(k * 0.05, 2), dtype=float)
+
+
+def _shaped(values: list[float], shape: tuple[int, ...]) -> list[Any]:
+    """An input's numbers nested like its layer's shape ([T, D] for a sequence), flat without one."""
+    if len(shape) < 2:
+        return values
+    nested: list[Any] = np.asarray(values, dtype=float).reshape(shape).tolist()
+    return nested
+
+
+def _recurrent_weights(layer: dict[str, Any], drawn: np.ndarray) -> bool:
+    """An rnn layer's drawn rows [W | U] written as its weights and recurrent_weights (True when it is one)."""
+    if layer.get("kind") != "rnn":
+        return False
+    units = drawn.shape[0]
+    layer["weights"] = [_numbers(row[:-units]) for row in drawn]
+    layer["recurrent_weights"] = [_numbers(row[-units:]) for row in drawn]
+    return True
 
 
 def _numbers(values: np.ndarray) -> list[float]:
