@@ -394,14 +394,14 @@ class _Recurrent:
             cx = width * t
             for j in range(self.units):
                 state = self.state(t, j)
-                tag = f"h{j + 1},{t + 1}" if small else None
+                tag = f"a{j + 1},t{t + 1}" if small else None
                 nodes.append(
                     Node(f"h{t}x{j}", cx + shift * j * (width / STEP_WIDTH), top - rise * j, state, "hidden", tag=tag)
                 )
             low = top - rise * (self.units - 1)
             for k in range(self.features):
                 offset = -0.7 + INPUT_GAP * k if self.features > 1 else 0.0
-                tag = f"x{k + 1},{t + 1}" if small else None
+                tag = f"x{k + 1},t{t + 1}" if small else None
                 nodes.append(
                     Node(
                         f"x{t}x{k}",
@@ -425,14 +425,14 @@ class _Recurrent:
                                 c.u if hot and not small else None,
                                 None,
                                 pos=0.5,
-                                colour=HIGHLIGHT if hot else None,
+                                colour=HIGHLIGHT if hot and not small else None,
                             )
                         )
         out = self.net.output_layer
         ox = width * self.steps + (0.3 if not small else 0.0)
         for o, n in enumerate(out.neurons):
             y = 1.4 * ((out.size - 1) / 2 - o)
-            nodes.append(Node(f"o{o}", ox, y, n.out, "output", tag=f"o{o + 1}" if small else None))
+            nodes.append(Node(f"o{o}", ox, y, n.out, "output"))
             for j in range(self.units):
                 edges.append(Edge(f"h{self.steps - 1}x{j}", f"o{o}"))
         return Diagram(tuple(nodes), tuple(edges), small=small)
