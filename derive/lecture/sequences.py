@@ -67,12 +67,19 @@ if TYPE_CHECKING:
 STEP_WIDTH = 3.3  # cm between time steps in the unrolled drawing (13.2 cm for 4 steps and the output)
 UNIT_RISE = 1.8  # cm between a step's units, which also move right by UNIT_SHIFT (no edge grazes a node)
 UNIT_SHIFT = 0.9
+OUTPUT_GAP = 2.0  # cm from the last step's last unit to the output
+NODE_ROOM = 1.9  # cm beside a step's last unit before the next step's first
 INPUT_DROP = 2.5  # cm from the lowest unit down to the inputs
 INPUT_GAP = 1.2
-MAX_DRAWN_STEPS = 8  # a longer sequence is drawn narrower
+MAX_DRAWN_UNITS = 3  # a wider layer is drawn as units 1, 2, …, H (and the chosen weight's)
+MAX_DRAWN_FEATURES = 3
+DRAWING_WIDTH = 14.0  # cm for the steps (a longer sequence is drawn as steps 1, 2, …, T); the output after them
 SCALES = (2.0, 3.0, 4.0, 6.0)  # U multiplied by the first of these that makes δ grow back in time
 SHOWN_SCALE = 4.0  # the comparison's scale when none makes δ grow (the units saturate)
-HIGHLIGHT = 0  # the colour of the chosen recurrent weight's edges
+HIGHLIGHT = 0
+MAX_TABLE_COLUMNS = (
+    7  # numbers beside the step: more do not fit the page's width  # the colour of the chosen recurrent weight's edges
+)
 
 
 def has_rnn(network: Network) -> bool:
@@ -340,18 +347,26 @@ class _Recurrent:
                 lines.append(Line(definition(z, self.net.net_definitions[z], self.value(z))))
                 lines.append(Line(definition(a, self.net.out_definitions[a], self.value(a))))
         blocks.append(Equations(tuple(lines), caption=say("rnn_forward_first")))
-        header: list[Say] = [say("rnn_col_step")]
-        header += [say("rnn_col_x", k=k + 1) for k in range(self.features)]
-        header += [say("rnn_col_z", layer=self.number, j=j + 1) for j in range(self.units)]
-        header += [say("rnn_col_a", layer=self.number, j=j + 1) for j in range(self.units)]
-        rows: list[tuple[Field, ...]] = []
-        for t in range(self.steps):
-            row: list[Field] = [Count(t + 1)]
-            row += [Num(self.value(self.x(t, k))) for k in range(self.features)]
-            row += [Num(self.value(self.net_of(t, j))) for j in range(self.units)]
-            row += [Num(self.value(self.state(t, j))) for j in range(self.units)]
-            rows.append(tuple(row))
-        blocks.append(Table(tuple(header), tuple(rows), (True,) * len(header), caption=say("rnn_forward_table")))
+        inputs = [say("rnn_col_x", k=k + 1) for k in range(self.features)]
+        nets = [say("rnn_col_z", layer=self.number, j=j + 1) for j in range(self.units)]
+        states = [say("rnn_col_a", layer=self.number, j=j + 1) for j in range(self.units)]
+
+        def column(t: int, which: str) -> list[Field]:
+            if which == "x":
+                return [Num(self.value(self.x(t, k))) for k in range(self.features)]
+            if which == "z":
+                return [Num(self.value(self.net_of(t, j))) for j in range(self.units)]
+            return [Num(self.value(self.state(t, j))) for j in range(self.units)]
+
+        # one table (inputs, nets, outputs) when it fits the page's width; else nets and outputs apart
+        tables = [("x", "z", "a")] if len(inputs) + 2 * self.units <= MAX_TABLE_COLUMNS else [("x", "z"), ("a",)]
+        for parts in tables:
+            header: list[Say] = [say("rnn_col_step")]
+            for part in parts:
+                header += {"x": inputs, "z": nets, "a": states}[part]
+            rows = tuple((Count(t + 1), *(f for part in parts for f in column(t, part))) for t in range(self.steps))
+            caption = say("rnn_forward_table") if parts[0] == "x" else say("rnn_forward_table_outputs")
+            blocks.append(Table(tuple(header), rows, (True,) * len(header), caption=caption))
         out = self.net.output_layer
         out_lines: list[Line] = []
         for n in out.neurons:
@@ -378,79 +393,129 @@ class _Recurrent:
 
     # -- 4. the unrolled graph -----------------------------------------------------------
 
+    def column_width(self) -> float:
+        """cm a step needs: its units step right by UNIT_SHIFT each, so no input edge grazes a lower unit."""
+        return UNIT_SHIFT * (len(self.drawn_units()) - 1) + NODE_ROOM
+
+    def drawn_steps(self) -> list[int | None]:
+        """The steps drawn, from 0, with None for the gap of a long sequence: 1, 2, …, T."""
+        if self.steps * self.column_width() <= DRAWING_WIDTH or self.steps <= 4:  # leave out two steps or none
+            return list(range(self.steps))
+        return [0, 1, None, self.steps - 1]
+
+    def drawn_units(self) -> list[int | None]:
+        """The units drawn in each step, from 0, with None where more are left out (the chosen weight's kept)."""
+        if self.units <= MAX_DRAWN_UNITS:
+            return list(range(self.units))
+        keep = sorted({0, self.chosen.unit, self.chosen.source, self.units - 1})
+        out: list[int | None] = []
+        for j in keep:
+            if out and out[-1] is not None and j > out[-1] + 1:
+                out.append(None)
+            out.append(j)
+        return out
+
+    def drawn_features(self) -> list[int | None]:
+        if self.features <= MAX_DRAWN_FEATURES:
+            return list(range(self.features))
+        return [0, None, self.features - 1]
+
     def unrolled(self, small: bool = False) -> Diagram:
         """x_t below, the units of each step above them, left to right in time, the output after the last step;
         every edge that multiplies by the chosen recurrent weight u (step t − 1's unit k into step t's unit j)
-        in the highlight colour."""
+        in the highlight colour. A long sequence, a wide layer or many features are drawn in part (dots)."""
         c = self.chosen
-        width = STEP_WIDTH if self.steps <= MAX_DRAWN_STEPS / 2 else 13.2 / self.steps
-        if small:
-            width *= 0.7
-        rise, shift = UNIT_RISE, UNIT_SHIFT
-        top = rise * (self.units - 1) / 2
+        steps, units, features = self.drawn_steps(), self.drawn_units(), self.drawn_features()
+        drawn = sum(t is not None for t in steps)
+        width = max(min(STEP_WIDTH, DRAWING_WIDTH / drawn), self.column_width())
+        gap = 1.2  # cm for the dots of the steps left out
+        scale = 0.7 if small else 1.0
+        top = UNIT_RISE * (len(units) - 1) / 2
+        low = top - UNIT_RISE * (len(units) - 1)
         nodes: list[Node] = []
         edges: list[Edge] = []
-        for t in range(self.steps):
-            cx = width * t
-            for j in range(self.units):
-                state = self.state(t, j)
+        dots: list[tuple[float, float]] = []
+
+        def unit_at(slot: int, cx: float) -> tuple[float, float]:
+            return (cx + UNIT_SHIFT * slot) * scale, (top - UNIT_RISE * slot) * scale
+
+        spacing = min(INPUT_GAP, (width - NODE_ROOM + 0.7) / max(len(features) - 1, 1))
+
+        def input_at(slot: int, cx: float) -> tuple[float, float]:
+            offset = -0.7 + spacing * slot if len(features) > 1 else 0.0
+            return (cx + offset) * scale, (low - INPUT_DROP) * scale
+
+        cx = -width
+        for column, t in enumerate(steps):
+            if t is None:  # the steps left out: dots between the steps either side
+                middle = cx + width / 2 + gap / 2
+                dots += [(middle * scale, y * scale) for y in (top, low - INPUT_DROP)]
+                cx += gap
+                continue
+            cx += width
+            for slot, j in enumerate(units):
+                if j is None:
+                    dots.append(unit_at(slot, cx))
+                    continue
+                x, y = unit_at(slot, cx)
                 tag = f"a{j + 1},t{t + 1}" if small else None
-                nodes.append(
-                    Node(f"h{t}x{j}", cx + shift * j * (width / STEP_WIDTH), top - rise * j, state, "hidden", tag=tag)
-                )
-            low = top - rise * (self.units - 1)
-            for k in range(self.features):
-                offset = -0.7 + INPUT_GAP * k if self.features > 1 else 0.0
+                nodes.append(Node(f"h{t}x{j}", x, y, self.state(t, j), "hidden", tag=tag))
+            for slot, k in enumerate(features):
+                x, y = input_at(slot, cx)
+                if k is None:
+                    dots.append((x, y))
+                    continue
                 tag = f"x{k + 1},t{t + 1}" if small else None
-                nodes.append(
-                    Node(
-                        f"x{t}x{k}",
-                        cx + offset * (width / STEP_WIDTH),
-                        low - INPUT_DROP,
-                        self.x(t, k),
-                        "input",
-                        tag=tag,
-                    )
-                )
-                for j in range(self.units):
-                    edges.append(Edge(f"x{t}x{k}", f"h{t}x{j}"))
-            if t > 0:
-                for j in range(self.units):
-                    for k in range(self.units):
-                        hot = j == c.unit and k == c.source
-                        edges.append(
-                            Edge(
-                                f"h{t - 1}x{k}",
-                                f"h{t}x{j}",
-                                c.u if hot and not small else None,
-                                None,
-                                pos=0.5,
-                                colour=HIGHLIGHT if hot and not small else None,
-                            )
+                nodes.append(Node(f"x{t}x{k}", x, y, self.x(t, k), "input", tag=tag))
+                for j in units:
+                    if j is not None:
+                        edges.append(Edge(f"x{t}x{k}", f"h{t}x{j}"))
+            before = steps[column - 1] if column > 0 else None
+            if before is None or before != t - 1:
+                continue
+            for j in units:
+                for k in units:
+                    if j is None or k is None:
+                        continue
+                    hot = j == c.unit and k == c.source
+                    edges.append(
+                        Edge(
+                            f"h{t - 1}x{k}",
+                            f"h{t}x{j}",
+                            c.u if hot and not small else None,
+                            None,
+                            colour=HIGHLIGHT if hot and not small else None,
                         )
+                    )
         out = self.net.output_layer
-        ox = width * self.steps + (0.3 if not small else 0.0)
-        for o, n in enumerate(out.neurons):
-            y = 1.4 * ((out.size - 1) / 2 - o)
+        ox = (cx + UNIT_SHIFT * (len(units) - 1) + OUTPUT_GAP) * scale
+        last = self.steps - 1
+        for o, n in enumerate(out.neurons[:MAX_DRAWN_UNITS]):
+            y = 1.4 * ((min(out.size, MAX_DRAWN_UNITS) - 1) / 2 - o) * scale
             nodes.append(Node(f"o{o}", ox, y, n.out, "output"))
-            for j in range(self.units):
-                edges.append(Edge(f"h{self.steps - 1}x{j}", f"o{o}"))
-        return Diagram(tuple(nodes), tuple(edges), small=small)
+            for j in units:
+                if j is not None:
+                    edges.append(Edge(f"h{last}x{j}", f"o{o}"))
+        return Diagram(tuple(nodes), tuple(edges), tuple(dots), small=small)
 
     def unrolled_section(self) -> Section:
         c = self.chosen
-        uses = self.steps - 1
-        words = [
-            say("rnn_unrolled_intro", steps=self.steps),
-            say(
-                "rnn_unrolled_highlight",
-                u=Math(c.u),
-                n=uses,
-                first=Math(self.state(0, c.source)),
-                into=Math(self.state(1, c.unit)) if self.steps > 1 else Math(self.state(0, c.unit)),
-            ),
-            say("rnn_unrolled_why", u=Math(c.u)),
-        ]
+        words = [say("rnn_unrolled_intro", steps=self.steps)]
+        if self.steps > 1:
+            words += [
+                say(
+                    "rnn_unrolled_highlight",
+                    u=Math(c.u),
+                    n=self.steps - 1,
+                    first=Math(self.state(0, c.source)),
+                    into=Math(self.state(1, c.unit)),
+                ),
+                say("rnn_unrolled_why", u=Math(c.u)),
+            ]
+        if None in self.drawn_steps():
+            words.append(say("rnn_unrolled_steps_left_out", first=3, last=self.steps - 1))
+        if None in self.drawn_units() or None in self.drawn_features():
+            words.append(say("rnn_unrolled_units_left_out"))
         return Section(say("rnn_unrolled"), (Paragraph(tuple(words)), self.unrolled()), key="unrolled")
 
     # -- 5. the δs through time -----------------------------------------------------------
