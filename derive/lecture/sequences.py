@@ -278,23 +278,6 @@ class _Recurrent:
             ),
         ]
         blocks: list[Block] = [Paragraph(tuple(intro))]
-        # unit 1 at the first step and at a later one: the recurrent term appears from step 2 on
-        lines = [
-            Line(EquationChain(self.net_of(0, 0), (Formula(self.net.net_definitions[self.net_of(0, 0)]),))),
-        ]
-        if self.steps > 1:
-            lines.append(
-                Line(EquationChain(self.net_of(1, 0), (Formula(self.net.net_definitions[self.net_of(1, 0)]),)))
-            )
-        lines.append(Line(EquationChain(self.state(0, 0), (Formula(self.net.out_definitions[self.state(0, 0)]),))))
-        blocks.append(Equations(tuple(lines), caption=say("rnn_equations_follow")))
-        if isinstance(rule, Activation):
-            blocks.append(Paragraph((say("rnn_activation", name=self.activation_name(), formula=Math(rule.f)),)))
-        o = out.neurons[0]
-        assert o.net is not None
-        out_lines = [Line(EquationChain(o.net, (Formula(self.net.net_definitions[o.net]),)))]
-        blocks.append(Paragraph((say("rnn_output", last=self.steps, layer=out.number),)))
-        blocks.append(Equations(tuple(out_lines)))
         rows: list[tuple[Field, ...]] = []
         for j, row in enumerate(self.layer.weights):
             for k in range(self.features):
@@ -334,6 +317,20 @@ class _Recurrent:
                 caption=say("rnn_parameters_follow"),
             )
         )
+        # unit 1 at the first step and at a later one: the recurrent term appears from step 2 on
+        lines = []
+        for t in range(min(2, self.steps)):  # each net, then the output the activation makes of it
+            z, a = self.net_of(t, 0), self.state(t, 0)
+            lines.append(Line(EquationChain(z, (Formula(self.net.net_definitions[z]),))))
+            lines.append(Line(EquationChain(a, (Formula(self.net.out_definitions[a]),))))
+        blocks.append(Equations(tuple(lines), caption=say("rnn_equations_follow")))
+        if isinstance(rule, Activation):
+            blocks.append(Paragraph((say("rnn_activation", name=self.activation_name(), formula=Math(rule.f)),)))
+        o = out.neurons[0]
+        assert o.net is not None
+        out_lines = [Line(EquationChain(o.net, (Formula(self.net.net_definitions[o.net]),)))]
+        blocks.append(Paragraph((say("rnn_output", last=self.steps, layer=out.number),)))
+        blocks.append(Equations(tuple(out_lines)))
         return Section(say("network"), tuple(blocks), key="network")
 
     # -- 2. forward ------------------------------------------------------------------
