@@ -152,6 +152,10 @@ def build_plan(model: Worked, options: Options) -> LecturePlan:
 
 def network_diagram(model: Worked) -> Diagram:
     """The lecture's drawing of the network alone (a notebook shows it); the spec needs numbers."""
+    from .sequences import has_rnn, recurrent_diagram
+
+    if has_rnn(model.network):  # unrolled in time
+        return recurrent_diagram(model)
     return _Builder(model, Options(steps=0)).diagram()
 
 

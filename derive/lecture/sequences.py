@@ -97,6 +97,11 @@ def recurrent_sketch(model: Worked) -> Diagram:
     return _Recurrent(model, None).unrolled(small=True)
 
 
+def recurrent_diagram(model: Worked) -> Diagram:
+    """The unrolled network with its numbers' names and the chosen recurrent weight's uses highlighted."""
+    return _Recurrent(model, None).unrolled()
+
+
 def recurrent_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
     """The recurrent exercises with worked answers and the claims ``derive check`` grades."""
     return _Recurrent(model, None, digits).exercises()
