@@ -371,3 +371,57 @@ def test_a_lecture_it_cannot_make_is_one_line_and_exit_2(tmp_path, change, says)
     assert "Traceback" not in run.stderr
     assert says in run.stderr
     assert len([line for line in run.stderr.splitlines() if line.strip()]) <= 2  # the error, and its hint
+
+
+# -- other shapes and activations: the plan's δ table against torch --------------------------------
+
+
+def single_sample_nets() -> dict[str, dict]:
+    from test_rnn import NETS
+
+    out = {}
+    for name, net in NETS.items():
+        one = dict(net, X=net["X"][:1], T=net["T"][:1], single=True)
+        out[name] = one
+    return out
+
+
+@pytest.mark.parametrize("name", list(single_sample_nets()))
+def test_the_delta_table_and_the_parts_of_u_equal_torchs_for_other_networks(name, tmp_path):
+    """tanh, sigmoid and relu; T from 3 to 8, D from 1 to 3, H from 2 to 5; biases or none; softmax outputs."""
+    torch = require_torch()
+    from rnn_oracle import compute, toml
+
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan, html_source, tex_source
+    from derive.lecture.plan import Diagram, Equations, Num, Table
+    from derive.present.equations import Value
+    from derive.spec.reading import parse_spec
+
+    net = single_sample_nets()[name]
+    want = compute(torch, net)
+    model = Model(parse_spec(toml(net), f"{name}.toml"))
+    plan = build_plan(model, Options(exercises=True))
+    deltas = np.array(want["deltas"][0])  # T × H
+    T, H = deltas.shape
+    (table,) = [b for b in plan.section("deltas").blocks if isinstance(b, Table)]
+    for row in table.rows:  # from the last step back: step, δ_1 … δ_H, ‖δ_t‖
+        t = row[0].n - 1
+        shown = [c.value for c in row[1:] if isinstance(c, Num)]
+        assert np.allclose(shown[:H], deltas[t], rtol=1e-12, atol=1e-300), (t, shown)
+        assert shown[H] == pytest.approx(np.linalg.norm(deltas[t]), rel=1e-12)
+    # ∂E/∂u as the sum of its parts: each step's part δ_{j,t} · a_{k,t−1}, the total torch's gradient
+    (sums,) = [b for b in plan.section("recurrent").blocks if isinstance(b, Equations)]
+    values = [line.chain.sides[-1].value for line in sums.lines if isinstance(line.chain.sides[-1], Value)]
+    u = plan.section("recurrent").title.fields[0][1].expr.name  # the chosen recurrent weight, u2_j_k
+    j, k = (int(i) - 1 for i in u.split("_")[1:])
+    states = np.array(want["states"][0])
+    parts = [deltas[t, j] * states[t - 1, k] for t in range(1, T)]
+    assert values[:-1] == pytest.approx(parts, rel=1e-12, abs=1e-300)
+    assert values[-1] == pytest.approx(want["grads"][u], rel=1e-12)
+    (diagram,) = [b for b in plan.section("unrolled").blocks if isinstance(b, Diagram)]
+    assert 1 <= sum(e.colour is not None for e in diagram.edges) <= T - 1
+    # both renderers take the plan, in both languages
+    for lang in ("en", "zh"):
+        assert "{{" not in html_source(model, Options(lang=lang, exercises=True))
+        assert r"\section" in tex_source(model, Options(lang=lang))
