@@ -640,12 +640,9 @@ class _Recurrent:
         terms = self.terms(c.u)
         if terms:
             biggest = max(terms, key=lambda pair: abs(float(pair[1].value or 0)))
-            blocks.append(
-                Paragraph(
-                    (say("rnn_u_largest", t=biggest[0] + 1, last=T),),
-                    note=True,
-                )
-            )
+            # the last step's part is the largest when the δs shrink going back: say why only then
+            key = "rnn_u_largest" if biggest[0] == T - 1 else "rnn_u_largest_earlier"
+            blocks.append(Paragraph((say(key, t=biggest[0] + 1, last=T),), note=True))
         del l
         return Section(say("rnn_u_title", u=Math(c.u)), tuple(blocks), key="recurrent")
 
