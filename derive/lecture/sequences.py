@@ -631,6 +631,7 @@ class _Recurrent:
                         u=Math(c.u),
                         example=Math(Contribution(LOSS_SYMBOL, c.u, (self.net_of(1, c.unit),))) if T > 1 else Math(c.u),
                         t=2,
+                        k=c.source + 1,
                         partial=Math(Partial(LOSS_SYMBOL, c.u)),
                     ),
                 )
@@ -715,7 +716,7 @@ class _Recurrent:
             else (say("rnn_slope_sigmoid") if self.activation_name() == "sigmoid" else say("rnn_slope_other"))
         )
         del rule
-        why = [say("rnn_why_product", last=T), slope, say("rnn_why_vanish"), say("rnn_why_explode")]
+        why = [say("rnn_why_product", last=T, n=max(T - 1, 1)), slope, say("rnn_why_vanish"), say("rnn_why_explode")]
         blocks.append(Paragraph(tuple(why), note=True))
         if T > 1 and norms[-1] > 0:
             here = norms[0] / norms[-1]
