@@ -147,16 +147,28 @@ def build_plan(model: Worked, options: Options) -> LecturePlan:
 
     if has_maps(model.network):  # conv and pool layers: one kernel weight's sum over its uses
         return build_map_plan(model, options)
+    from .sequences import build_recurrent_plan, has_rnn
+
+    if has_rnn(model.network):  # backpropagation through time: its own lecture
+        return build_recurrent_plan(model, options)
     return _Builder(model, options).plan()
 
 
 def network_diagram(model: Worked) -> Diagram:
     """The lecture's drawing of the network alone (a notebook shows it); the spec needs numbers."""
+    from .sequences import has_rnn, recurrent_diagram
+
+    if has_rnn(model.network):  # unrolled in time
+        return recurrent_diagram(model)
     return _Builder(model, Options(steps=0)).diagram()
 
 
 def network_sketch(model: Worked) -> Diagram:
     """A small drawing of the network with each neuron's name and no numbers (an exercise sheet shows it)."""
+    from .sequences import has_rnn, recurrent_sketch
+
+    if has_rnn(model.network):
+        return recurrent_sketch(model)
     return _Builder(model, Options(steps=0)).diagram(highlight=((),))
 
 

@@ -40,6 +40,7 @@ from .plan import (
     Math,
     Num,
     Paragraph,
+    Say,
     Section,
     Table,
     Text,
@@ -63,6 +64,10 @@ def sheet_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exerci
     if has_maps(model.network):  # a conv network: a kernel weight's sum over its uses, a bias, a pool, a δ map
         model.network.require_numbers("derive exercises")
         return conv_exercises(model, digits)
+    from .sequences import has_rnn, recurrent_exercises
+
+    if has_rnn(model.network):  # backpropagation through time: a state, a δ back in time, a sum over steps
+        return recurrent_exercises(model, digits)
     return _Questions(model, digits).all()
 
 
@@ -241,7 +246,7 @@ def sheet_plan(
         ]
     else:
         blocks = [
-            Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
+            Paragraph((_network_intro(model),)),
             network_sketch(model),  # a small drawing: which neuron is which
             Equations(tuple(definitions)),
         ]
@@ -310,6 +315,16 @@ def sheet_plan(
         digits=digits,
         subtitle=say("sheet_heading" if part == SHEET else "key_heading", label=Text(label)),
     )
+
+
+def _network_intro(model: Worked) -> Say:
+    """The sheet's first sentence: the layer sizes, or a recurrent network's steps and units."""
+    from .sequences import has_rnn, sheet_intro
+
+    net = model.network
+    if has_rnn(net):
+        return sheet_intro(model)
+    return say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers)))
 
 
 def _optimiser_step(model: Worked, exercises: tuple[Exercise, ...]) -> tuple[Update, dict[sp.Symbol, float]] | None:

@@ -182,13 +182,15 @@ class _Drawer:
             data["title_zh"] = str(data["title_zh"])[: MAX_TITLE_LENGTH - len(tail_zh)] + tail_zh
         layers = [dict(layer) for layer in data["layers"]]
         shape = self.base.layers[0].shape
-        layers[0]["values"] = np.reshape(_numbers(x), shape).tolist() if shape else _numbers(x)
+        layers[0]["values"] = _shaped(_numbers(x), shape)
         layers[-1]["targets"] = _numbers(t)
         if self.weights:
             for index in range(1, len(layers)):
                 geometry = self.base.layers[index].geometry
                 if geometry is not None and not geometry.kind.startswith("conv"):
                     continue  # a pool has no weights
+                if _recurrent_weights(layers[index], ws[index]):
+                    continue
                 if geometry is not None:  # [out][in][kh][kw], torch's layout, as a conv's weights are given
                     shape = (geometry.out_shape[0], geometry.in_shape[0], *geometry.kernel)
                     layers[index]["weights"] = np.reshape(_numbers(ws[index]), shape).tolist()
@@ -225,6 +227,24 @@ def _clear_winners(layer: Any, previous: np.ndarray) -> bool:
             values = sorted((float(area[s]) for s in row if s >= 0), reverse=True)
             if len(values) > 1 and values[0] > 0 and values[0] - values[1] < 1e-9:
                 return False
+    return True
+
+
+def _shaped(values: list[float], shape: tuple[int, ...]) -> list[Any]:
+    """An input's numbers nested like its layer's shape ([T, D] for a sequence), flat without one."""
+    if len(shape) < 2:
+        return values
+    nested: list[Any] = np.asarray(values, dtype=float).reshape(shape).tolist()
+    return nested
+
+
+def _recurrent_weights(layer: dict[str, Any], drawn: np.ndarray) -> bool:
+    """An rnn layer's drawn rows [W | U] written as its weights and recurrent_weights (True when it is one)."""
+    if layer.get("kind") != "rnn":
+        return False
+    units = drawn.shape[0]
+    layer["weights"] = [_numbers(row[:-units]) for row in drawn]
+    layer["recurrent_weights"] = [_numbers(row[-units:]) for row in drawn]
     return True
 
 

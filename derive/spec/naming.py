@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 _NIELSEN = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)_(?P<j>\d+)(?:_(?P<k>\d+))?\Z")
+_SEQUENCE = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)_(?P<j>\d+)_t(?P<t>\d+)\Z")  # an rnn's z2_1_t3, a2_1_t3
+_INPUT_STEP = re.compile(r"x(?P<k>\d+)_t(?P<t>\d+)\Z")  # a sequence's input x1_t2
 _NIELSEN_SHARED = re.compile(r"(?P<stem>b)(?P<layer>\d+)\Z")
 _PREFIXED = re.compile(r"(?P<stem>[A-Za-z]+)_(?P<rest>[A-Za-z0-9_]+)\Z")
 _STEM_DIGITS = re.compile(r"(?P<stem>[A-Za-z]+?)(?P<digits>\d+)\Z")
@@ -34,6 +36,12 @@ def latex_name(name: str, nielsen: bool = False) -> str:
     :math:`\\mathrm{net}_{h1}`, ``w5`` → :math:`w_{5}`, ``w11`` → :math:`w_{11}`.
     """
     if nielsen:
+        m = _SEQUENCE.match(name)
+        if m:  # unit j at step t: a^{2}_{1,t3}
+            return f"{m['stem']}^{{{m['layer']}}}_{{{m['j']},t{m['t']}}}"
+        m = _INPUT_STEP.match(name)
+        if m:  # feature k at step t: x_{1,t2}
+            return f"x_{{{m['k']},t{m['t']}}}"
         m = _NIELSEN.match(name)
         if m:
             sub = m["j"] if m["k"] is None else f"{m['j']},{m['k']}"
