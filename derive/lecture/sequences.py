@@ -330,13 +330,37 @@ class _Recurrent:
             lines.append(Line(EquationChain(a, (Formula(self.net.out_definitions[a]),))))
         blocks.append(Equations(tuple(lines), caption=say("rnn_equations_follow")))
         if isinstance(rule, Activation):
-            blocks.append(Paragraph((say("rnn_activation", name=self.activation_name(), formula=Math(rule.f)),)))
+            blocks += self.activation_blocks(rule)
         o = out.neurons[0]
         assert o.net is not None
         out_lines = [Line(EquationChain(o.net, (Formula(self.net.net_definitions[o.net]),)))]
         blocks.append(Paragraph((say("rnn_output", last=self.steps, layer=out.number),)))
         blocks.append(Equations(tuple(out_lines)))
         return Section(say("network"), tuple(blocks), key="network")
+
+    def activation_blocks(self, rule: Activation) -> list[Block]:
+        """f and f′, f′ also written in the unit's output when it can be (the backward pass reuses the states)."""
+        from ..core.rules import X, Y
+        from ..present.branches import piecewise_form
+
+        f, fprime = sp.Symbol("f(x)", real=True), sp.Symbol("f'(x)", real=True)
+        derivative: list[Side] = [Formula(piecewise_form(rule.fprime, X))]
+        in_out = rule.fprime_in_out is not None and bool(rule.fprime_in_out.free_symbols)
+        if in_out:
+            assert rule.fprime_in_out is not None
+            derivative.append(Formula(rule.fprime_in_out.xreplace({Y: f})))
+        blocks: list[Block] = [
+            Paragraph((say("rnn_activation", name=Code(self.activation_name())),)),
+            Equations(
+                (
+                    Line(EquationChain(f, (Formula(piecewise_form(rule.f, X)),))),
+                    Line(EquationChain(fprime, tuple(derivative))),
+                )
+            ),
+        ]
+        if in_out:
+            blocks.append(Paragraph((say("rnn_why_in_out"),), note=True))
+        return blocks
 
     # -- 2. forward ------------------------------------------------------------------
 
