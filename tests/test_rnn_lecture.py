@@ -333,13 +333,20 @@ def test_each_students_variant_has_its_own_numbers_and_check_grades_them(tmp_pat
 
 
 def test_variants_with_drawn_weights_keep_u_apart_from_w():
-    from derive.sheets.variants import draw_variants
+    from derive.sheets.variants import NET_MAX, NET_MIN, draw_variants
 
+    biases = set()
     for v in draw_variants("rnn", 3, seed=4, weights=True):
         data = tomllib.loads(v.toml)
         rnn = data["layers"][1]
         assert np.array(rnn["weights"]).shape == (2, 2) and np.array(rnn["recurrent_weights"]).shape == (2, 2)
         assert np.array(data["layers"][0]["values"]).shape == (4, 2)
+        biases.add(tuple(rnn["bias"]))
+        # the numbers written are the ones drawn and checked: every net of every step within the bounds
+        want = bptt(data)
+        nets = np.abs(np.concatenate([want["z"].ravel(), [np.log(want["o"][0] / (1 - want["o"][0]))]]))
+        assert np.all((nets >= NET_MIN) & (nets <= NET_MAX)), nets
+    assert len(biases) > 1  # the biases are drawn too
 
 
 # -- bad input ---------------------------------------------------------------------------------

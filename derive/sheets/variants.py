@@ -178,10 +178,9 @@ class _Drawer:
         layers[-1]["targets"] = _numbers(t)
         if self.weights:
             for index in range(1, len(layers)):
-                if _recurrent_weights(layers[index], ws[index]):
-                    continue
-                layers[index]["weights"] = [_numbers(row) for row in ws[index]]
-                layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
+                if not _recurrent_weights(layers[index], ws[index]):
+                    layers[index]["weights"] = [_numbers(row) for row in ws[index]]
+                    layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
                 b = bs[index]
                 if b is not None:
                     layers[index]["bias"] = round(float(b), 2) if b.ndim == 0 else _numbers(b)
