@@ -311,13 +311,12 @@ class _Recurrent:
             if b is not None and b not in seen:
                 seen.add(b)
                 rows.append((Math(b), say("rnn_b_meaning", j=n + 1), Num(self.value(b))))
-        prev = self.net.layers[out.index - 1]
         for j, row in enumerate(out.weights):
             for k, w in enumerate(row):
                 rows.append(
                     (
                         Math(w),
-                        say("rnn_out_w_meaning", k=k + 1, o=j + 1, steps=prev.spec.steps or 1),
+                        say("rnn_out_w_meaning", k=k + 1, o=j + 1),
                         Num(self.value(w)),
                     )
                 )
@@ -651,7 +650,7 @@ class _Recurrent:
         return lines
 
     def recurrent_section(self) -> Section:
-        c, l = self.chosen, self.number
+        c = self.chosen
         T = self.steps
         blocks: list[Block] = [
             Paragraph(
@@ -682,7 +681,6 @@ class _Recurrent:
             # the last step's part is the largest when the δs shrink going back: say why only then
             key = "rnn_u_largest" if biggest[0] == T - 1 else "rnn_u_largest_earlier"
             blocks.append(Paragraph((say(key, t=biggest[0] + 1, last=T),), note=True))
-        del l
         return Section(say("rnn_u_title", u=Math(c.u)), tuple(blocks), key="recurrent")
 
     def input_section(self) -> Section:
@@ -734,7 +732,6 @@ class _Recurrent:
     def vanishing_section(self) -> Section:
         T = self.steps
         norms = self.norms()
-        rule = self.layer.rule
         blocks: list[Block] = [Paragraph((say("rnn_size_intro"),))]
         compared = self.comparison()
         header: list[Say] = [say("rnn_col_step"), say("rnn_col_norm"), say("rnn_col_ratio")]
@@ -753,7 +750,6 @@ class _Recurrent:
             if self.activation_name() == "tanh"
             else (say("rnn_slope_sigmoid") if self.activation_name() == "sigmoid" else say("rnn_slope_other"))
         )
-        del rule
         why = [say("rnn_why_product", last=T, n=max(T - 1, 1)), slope, say("rnn_why_vanish"), say("rnn_why_explode")]
         blocks.append(Paragraph(tuple(why), note=True))
         if T > 1 and norms[-1] > 0:
