@@ -333,13 +333,20 @@ def test_each_students_variant_has_its_own_numbers_and_check_grades_them(tmp_pat
 
 
 def test_variants_with_drawn_weights_keep_u_apart_from_w():
-    from derive.sheets.variants import draw_variants
+    from derive.sheets.variants import NET_MAX, NET_MIN, draw_variants
 
+    biases = set()
     for v in draw_variants("rnn", 3, seed=4, weights=True):
         data = tomllib.loads(v.toml)
         rnn = data["layers"][1]
         assert np.array(rnn["weights"]).shape == (2, 2) and np.array(rnn["recurrent_weights"]).shape == (2, 2)
         assert np.array(data["layers"][0]["values"]).shape == (4, 2)
+        biases.add(tuple(rnn["bias"]))
+        # the numbers written are the ones drawn and checked: every net of every step within the bounds
+        want = bptt(data)
+        nets = np.abs(np.concatenate([want["z"].ravel(), [np.log(want["o"][0] / (1 - want["o"][0]))]]))
+        assert np.all((nets >= NET_MIN) & (nets <= NET_MAX)), nets
+    assert len(biases) > 1  # the biases are drawn too
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -359,18 +366,56 @@ def without_numbers(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("change", "says"),
-    [(as_batch, "one sequence"), (without_numbers, "values")],
-    ids=["batch", "no-numbers"],
+    ("change", "extra", "says"),
+    [(as_batch, ("--exercises",), "one sample"), (without_numbers, (), "values")],
+    ids=["exercises-of-a-batch", "no-numbers"],
 )
-def test_a_lecture_it_cannot_make_is_one_line_and_exit_2(tmp_path, change, says):
+def test_a_lecture_it_cannot_make_is_one_line_and_exit_2(tmp_path, change, extra, says):
     spec = tmp_path / "bad.toml"
     spec.write_text(change(builtin_example_text("rnn")), encoding="utf-8")
-    run = derive_cli("lecture", str(spec), "--format", "tex", "-o", str(tmp_path / "bad.tex"))
+    run = derive_cli("lecture", str(spec), "--format", "tex", "-o", str(tmp_path / "bad.tex"), *extra)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     assert says in run.stderr
     assert len([line for line in run.stderr.splitlines() if line.strip()]) <= 2  # the error, and its hint
+    assert not (tmp_path / "bad.tex").exists()
+
+
+def test_a_batch_works_one_sequence_and_combines_the_gradients():
+    """The worked sequence's δs are its own loss's (∂E^[1]/∂z, torch's per-sample δs); the update is the batch's."""
+    torch = require_torch()
+    from rnn_oracle import compute
+
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan
+    from derive.lecture.plan import Num, Table
+    from derive.spec.reading import parse_spec
+
+    data = tomllib.loads(as_batch(builtin_example_text("rnn")))
+    rnn, out = data["layers"][1], data["layers"][2]
+    net = {
+        "X": data["layers"][0]["values"],
+        "T": out["targets"],
+        "loss": "half_sse",
+        "reduction": data["loss"].get("reduction", "mean"),
+        "rnn": {"W": rnn["weights"], "U": rnn["recurrent_weights"], "b": rnn["bias"], "activation": "tanh"},
+        "out": {"W": out["weights"], "b": [out["bias"]], "activation": "sigmoid"},
+    }
+    want = compute(torch, net)
+    plan = build_plan(Model(parse_spec(as_batch(builtin_example_text("rnn")), "batch.toml")), Options())
+    assert [s.key for s in plan.sections][:3] == ["network", "samples", "forward"]
+    (table,) = [b for b in plan.section("deltas").blocks if isinstance(b, Table)]
+    for row in table.rows:
+        t = row[0].n - 1
+        shown = [c.value for c in row[1:3]]
+        assert shown == pytest.approx(want["deltas"][0][t], rel=1e-12)
+    (combined,) = [b for b in plan.section("combination").blocks if isinstance(b, Table)]
+    u_row = combined.rows[0]
+    assert u_row[0].expr.name == "u2_1_1"
+    assert isinstance(u_row[-1], Num) and u_row[-1].value == pytest.approx(want["grads"]["u2_1_1"], rel=1e-12)
+    (update,) = [b for b in plan.section("update").blocks if isinstance(b, Table)]
+    by_name = {row[0].expr.name: row for row in update.rows}
+    assert by_name["u2_1_1"][2].value == pytest.approx(want["grads"]["u2_1_1"], rel=1e-12)
 
 
 # -- other shapes and activations: the plan's δ table against torch --------------------------------

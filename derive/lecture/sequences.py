@@ -21,7 +21,6 @@ from ..core.chain import DeltaTerm, Derivation, derive
 from ..core.layers import Recurrent
 from ..core.network import LOSS_SYMBOL, Layer, Network
 from ..core.rules import Activation
-from ..errors import DeriveError
 from ..present.display import display_point
 from ..present.equations import (
     Contribution,
@@ -76,6 +75,9 @@ MAX_DRAWN_FEATURES = 3
 DRAWING_WIDTH = 14.0  # cm for the steps (a longer sequence is drawn as steps 1, 2, …, T); the output after them
 SCALES = (2.0, 3.0, 4.0, 6.0)  # U multiplied by the first of these that makes δ grow back in time
 SHOWN_SCALE = 4.0  # the comparison's scale when none makes δ grow (the units saturate)
+BATCH_LOSS = sp.Symbol("E")  # a batch's loss, apart from the worked sample's E^[n]
+SAMPLE_LOSS = sp.Symbol("E^{[n]}", real=True)  # sample n's own loss, in the batch's formula
+MAX_SAMPLE_COLUMNS = 4
 HIGHLIGHT = 0
 MAX_TABLE_COLUMNS = (
     7  # numbers beside the step: more do not fit the page's width  # the colour of the chosen recurrent weight's edges
@@ -129,13 +131,13 @@ class _Recurrent:
     def __init__(self, model: Worked, options: Options | None, digits: int | None = None) -> None:
         what = "derive lecture" if options is not None else "derive exercises"
         model.network.require_numbers(what)
+        # a batch's lecture works one sequence in full (Spec.worked), as a dense lecture does; the update and the
+        # combined gradients are the batch's
+        self.batch = model
+        self.worked: int | None = model.spec.worked if model.is_batch else None
         if model.is_batch:
-            raise DeriveError(
-                f"the recurrent lecture works one sequence, and this spec holds {model.samples}",
-                where=model.spec.source,
-                hint="give the input layer one sequence (values = [[...], ...]); `derive grad` and `derive check` "
-                "work on the batch",
-            )
+            assert model.points is not None  # checks every sample's forward pass
+            model = model.sample(model.spec.worked)
         assert model.point is not None
         self.model = model
         self.options = options
@@ -153,6 +155,8 @@ class _Recurrent:
         self.number = self.layer.number
         self.derivations: dict[sp.Symbol, Derivation] = {}
         self.chosen = self.choose()
+        # the batch's E, apart from the worked sequence's own E^[n] (the sample network's spelling of E)
+        self.batch_loss = BATCH_LOSS if self.worked is not None else LOSS_SYMBOL
 
     # -- helpers ------------------------------------------------------------------
 
@@ -173,6 +177,14 @@ class _Recurrent:
 
     def x(self, t: int, k: int) -> sp.Symbol:
         return self.net.input_layer.outs[t * self.features + k]
+
+    def claim(self, name: str) -> str:
+        """A claim's name for ``derive check``: a sample's own quantity carries [n] in a batch (a2_1_t2[2])."""
+        return name if self.worked is None else f"{name}[{self.worked}]"
+
+    def gradient_claim(self, q: sp.Symbol) -> str:
+        """∂E/∂q of the worked sequence: dE/dq, or in a batch the sample's own dE[n]/dq."""
+        return f"dE/d{q.name}" if self.worked is None else f"dE[{self.worked}]/d{q.name}"
 
     def value(self, symbol: sp.Symbol) -> float:
         return float(self.point[symbol])
@@ -211,12 +223,13 @@ class _Recurrent:
 
     def plan(self) -> LecturePlan:
         assert self.options is not None
-        spec = self.model.spec
+        spec = self.batch.spec
         lang = self.lang
         title = spec.title_zh if lang == "zh" and spec.title_zh else spec.title
         description = spec.description_zh if lang == "zh" and spec.description_zh else spec.description
         sections = [
             self.network_section(),
+            *([self.samples_section()] if self.worked is not None else []),
             self.forward_section(),
             self.loss_section(),
             self.unrolled_section(),
@@ -224,6 +237,7 @@ class _Recurrent:
             self.recurrent_section(),
             self.input_section(),
             self.vanishing_section(),
+            *([self.combination_section()] if self.worked is not None else []),
             self.update_section(),
         ]
         if self.options.exercises:
@@ -297,13 +311,12 @@ class _Recurrent:
             if b is not None and b not in seen:
                 seen.add(b)
                 rows.append((Math(b), say("rnn_b_meaning", j=n + 1), Num(self.value(b))))
-        prev = self.net.layers[out.index - 1]
         for j, row in enumerate(out.weights):
             for k, w in enumerate(row):
                 rows.append(
                     (
                         Math(w),
-                        say("rnn_out_w_meaning", k=k + 1, o=j + 1, steps=prev.spec.steps or 1),
+                        say("rnn_out_w_meaning", k=k + 1, o=j + 1),
                         Num(self.value(w)),
                     )
                 )
@@ -330,13 +343,37 @@ class _Recurrent:
             lines.append(Line(EquationChain(a, (Formula(self.net.out_definitions[a]),))))
         blocks.append(Equations(tuple(lines), caption=say("rnn_equations_follow")))
         if isinstance(rule, Activation):
-            blocks.append(Paragraph((say("rnn_activation", name=self.activation_name(), formula=Math(rule.f)),)))
+            blocks += self.activation_blocks(rule)
         o = out.neurons[0]
         assert o.net is not None
         out_lines = [Line(EquationChain(o.net, (Formula(self.net.net_definitions[o.net]),)))]
         blocks.append(Paragraph((say("rnn_output", last=self.steps, layer=out.number),)))
         blocks.append(Equations(tuple(out_lines)))
         return Section(say("network"), tuple(blocks), key="network")
+
+    def activation_blocks(self, rule: Activation) -> list[Block]:
+        """f and f′, f′ also written in the unit's output when it can be (the backward pass reuses the states)."""
+        from ..core.rules import X, Y
+        from ..present.branches import piecewise_form
+
+        f, fprime = sp.Symbol("f(x)", real=True), sp.Symbol("f'(x)", real=True)
+        derivative: list[Side] = [Formula(piecewise_form(rule.fprime, X))]
+        in_out = rule.fprime_in_out is not None and bool(rule.fprime_in_out.free_symbols)
+        if in_out:
+            assert rule.fprime_in_out is not None
+            derivative.append(Formula(rule.fprime_in_out.xreplace({Y: f})))
+        blocks: list[Block] = [
+            Paragraph((say("rnn_activation", name=Code(self.activation_name())),)),
+            Equations(
+                (
+                    Line(EquationChain(f, (Formula(piecewise_form(rule.f, X)),))),
+                    Line(EquationChain(fprime, tuple(derivative))),
+                )
+            ),
+        ]
+        if in_out:
+            blocks.append(Paragraph((say("rnn_why_in_out"),), note=True))
+        return blocks
 
     # -- 2. forward ------------------------------------------------------------------
 
@@ -613,7 +650,7 @@ class _Recurrent:
         return lines
 
     def recurrent_section(self) -> Section:
-        c, l = self.chosen, self.number
+        c = self.chosen
         T = self.steps
         blocks: list[Block] = [
             Paragraph(
@@ -644,7 +681,6 @@ class _Recurrent:
             # the last step's part is the largest when the δs shrink going back: say why only then
             key = "rnn_u_largest" if biggest[0] == T - 1 else "rnn_u_largest_earlier"
             blocks.append(Paragraph((say(key, t=biggest[0] + 1, last=T),), note=True))
-        del l
         return Section(say("rnn_u_title", u=Math(c.u)), tuple(blocks), key="recurrent")
 
     def input_section(self) -> Section:
@@ -696,7 +732,6 @@ class _Recurrent:
     def vanishing_section(self) -> Section:
         T = self.steps
         norms = self.norms()
-        rule = self.layer.rule
         blocks: list[Block] = [Paragraph((say("rnn_size_intro"),))]
         compared = self.comparison()
         header: list[Say] = [say("rnn_col_step"), say("rnn_col_norm"), say("rnn_col_ratio")]
@@ -715,7 +750,6 @@ class _Recurrent:
             if self.activation_name() == "tanh"
             else (say("rnn_slope_sigmoid") if self.activation_name() == "sigmoid" else say("rnn_slope_other"))
         )
-        del rule
         why = [say("rnn_why_product", last=T, n=max(T - 1, 1)), slope, say("rnn_why_vanish"), say("rnn_why_explode")]
         blocks.append(Paragraph(tuple(why), note=True))
         if T > 1 and norms[-1] > 0:
@@ -728,21 +762,74 @@ class _Recurrent:
             blocks.append(Paragraph(tuple(sentences)))
         return Section(say("rnn_size_title"), tuple(blocks), key="vanishing")
 
+    # -- a batch: its samples, and their gradients combined --------------------------------
+
+    def how(self) -> Say:
+        return say("batch_" + self.batch.spec.loss.reduction)
+
+    def samples_section(self) -> Section:
+        """The batch's loss as the mean (or sum) of the sequences' losses, and which sequence is worked."""
+        points = self.batch.points
+        loss = self.batch.loss
+        assert points is not None and loss is not None and self.worked is not None
+        count = len(points)
+        n = sp.Symbol("n", integer=True, positive=True)
+        total: sp.Expr = sp.Sum(SAMPLE_LOSS, (n, 1, count))
+        if self.batch.spec.loss.reduction == "mean":
+            total = sp.Mul(sp.Rational(1, count), total, evaluate=False)
+        rows = tuple((Count(k), Num(float(point[LOSS_SYMBOL]), 6)) for k, point in enumerate(points, start=1))
+        blocks: list[Block] = [
+            Paragraph((say("samples_intro", n=count, how=self.how()),)),
+            Equations((Line(EquationChain(BATCH_LOSS, (Formula(total), Value(float(loss))))),)),
+            Table((say("sample"), say("sample_loss")), rows, (True, True)),
+            Paragraph((say("samples_worked", n=self.worked),)),
+        ]
+        return Section(say("samples"), tuple(blocks), key="samples")
+
+    def combination_section(self) -> Section:
+        """The worked parameters' gradients for every sequence, and the batch's: their mean (or sum)."""
+        from ..core.chain import derive_batch
+
+        points = self.batch.points
+        assert points is not None and self.worked is not None
+        count = len(points)
+        shown = min(count, MAX_SAMPLE_COLUMNS)
+        c = self.chosen
+        rows: list[tuple[Field, ...]] = []
+        for q in (c.u, c.w, *([c.b] if c.b is not None else [])):
+            d = derive_batch(self.net, q, points, self.batch.spec.loss.reduction)
+            values = [float(s.value) if s.value is not None else math.nan for s in d.samples]
+            assert d.value is not None
+            rows.append((Math(q), *(Num(v, 6) for v in values[:shown]), Num(float(d.value))))
+        header = (
+            say("parameter"),
+            *(say("sample_gradient", n=k) for k in range(1, shown + 1)),
+            say("batch_gradient", how=self.how()),
+        )
+        blocks: list[Block] = [
+            Paragraph((say("combination_intro", how=self.how(), n=count, k=self.worked),)),
+            Table(header, tuple(rows), (False, *(True for _ in range(shown)), True)),
+        ]
+        if count > shown:
+            left = count - shown
+            blocks.append(Paragraph((say("more_sample_columns" if left > 1 else "one_more_sample_column", n=left),)))
+        return Section(say("combination"), tuple(blocks), key="combination")
+
     # -- 8. the update ------------------------------------------------------------------
 
     def update_section(self) -> Section:
-        engine = self.model.compiled()
+        engine = self.batch.compiled()  # a batch moves by the batch's gradient
         old = engine.parameter_values()
         _, gradients = engine.named_gradients()
         engine.train(1)
         new = engine.parameter_values()
-        rate = self.model.spec.training.learning_rate
+        rate = self.batch.spec.training.learning_rate
         c = self.chosen
         blocks: list[Block] = [
             Paragraph((say("update_intro", eta=Num(rate)), say("why_old_weights_update"))),
             Paragraph((self.update_sentence(c.u, old[c.u.name], gradients[c.u.name], new[c.u.name]),)),
         ]
-        names = list(self.model.spec.parameter_names)
+        names = list(self.batch.spec.parameter_names)
         rows = tuple((Math(self.net.symbols[p]), Num(old[p]), Num(gradients[p]), Num(new[p])) for p in names)
         blocks.append(
             Table((say("parameter"), say("old"), say("gradient"), say("new")), rows, (False, True, True, True))
@@ -753,9 +840,9 @@ class _Recurrent:
         return say(
             "sheet_update_answer",
             weight=Math(q),
-            partial=Math(Partial(LOSS_SYMBOL, q)),
+            partial=Math(Partial(self.batch_loss, q)),
             old=Num(old),
-            eta=Num(self.model.spec.training.learning_rate),
+            eta=Num(self.batch.spec.training.learning_rate),
             g=Num(g),
             new=Num(new),
         )
@@ -780,7 +867,7 @@ class _Recurrent:
             Line(definition(z, self.net.net_definitions[z], self.value(z))),
             Line(definition(a, self.net.out_definitions[a], self.value(a))),
         ]
-        answer, claims = self.answer([(a.name, float(self.exact[a]))], [Equations(tuple(lines))])
+        answer, claims = self.answer([(self.claim(a.name), float(self.exact[a]))], [Equations(tuple(lines))])
         question_state = say("rnn_ex_state", a=Math(a), j=c.unit + 1, t=t + 1, before=max(t, 1))
         items.append(Exercise((Paragraph((question_state,)),), answer, claims))
         # 2. a δ at an earlier step, from the δs of the step after it
@@ -798,7 +885,7 @@ class _Recurrent:
                 for j in range(self.units)
             ]
             lines.append(Line(definition(d, self.net.delta_definitions[d], self.value(d))))
-            name = f"delta_{self.net_of(t, c.unit).name}"
+            name = self.claim(f"delta_{self.net_of(t, c.unit).name}")
             answer, claims = self.answer([(name, float(self.exact[d]))], [Equations(tuple(lines))])
             question = say("rnn_ex_delta", delta=Math(d), t=t + 1, next=t + 2)
             items.append(Exercise((Paragraph((question,)),), answer, claims))
@@ -831,18 +918,19 @@ class _Recurrent:
             ]
             if given:
                 asked.append(Equations(tuple(given), caption=say("rnn_ex_sum_given")))
-            delta_name = f"delta_{self.net_of(last_t, c.unit).name}"
+            delta_name = self.claim(f"delta_{self.net_of(last_t, c.unit).name}")
             answer, claims = self.answer(
-                [(delta_name, float(self.exact[last.delta])), (f"dE/d{c.u.name}", self.gradient(c.u))],
+                [(delta_name, float(self.exact[last.delta])), (self.gradient_claim(c.u), self.gradient(c.u))],
                 [Equations((self.delta_line(last.delta), *self.sum_lines(c.u)))],
             )
             items.append(Exercise(tuple(asked), answer, claims))
         # 4. one step of gradient descent for u
         from ..check.claims import compute
 
-        (new,) = compute(self.model, [f"{c.u.name}'"])
-        step = self.update_sentence(c.u, float(self.exact[c.u]), self.gradient(c.u), new)
+        (new,) = compute(self.batch, [f"{c.u.name}'"])
+        (g,) = compute(self.batch, [f"dE/d{c.u.name}"])  # the batch's gradient moves the weight
+        step = self.update_sentence(c.u, float(self.exact[c.u]), g, new)
         answer, claims = self.answer([(f"{c.u.name}'", new)], [Paragraph((step,))])
-        rate = self.model.spec.training.learning_rate
+        rate = self.batch.spec.training.learning_rate
         items.append(Exercise((Paragraph((say("sheet_update", weight=Math(c.u), eta=Num(rate)),)),), answer, claims))
         return tuple(items)

@@ -190,13 +190,14 @@ class _Drawer:
                 if geometry is not None and not geometry.kind.startswith("conv"):
                     continue  # a pool has no weights
                 if _recurrent_weights(layers[index], ws[index]):
-                    continue
-                if geometry is not None:  # [out][in][kh][kw], torch's layout, as a conv's weights are given
+                    pass  # written as weights and recurrent_weights
+                elif geometry is not None:  # [out][in][kh][kw], torch's layout, as a conv's weights are given
                     shape = (geometry.out_shape[0], geometry.in_shape[0], *geometry.kernel)
                     layers[index]["weights"] = np.reshape(_numbers(ws[index]), shape).tolist()
+                    layers[index].pop("weights_layout", None)
                 else:
                     layers[index]["weights"] = [_numbers(row) for row in ws[index]]
-                layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
+                    layers[index].pop("weights_layout", None)  # written as weights[j][k], the default layout
                 b = bs[index]
                 if b is not None:
                     layers[index]["bias"] = round(float(b), 2) if b.ndim == 0 else _numbers(b)
