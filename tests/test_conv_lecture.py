@@ -369,3 +369,30 @@ def test_a_batch_works_one_sample_and_steps_with_the_batch(tmp_path):
     assert claims and all("[" in c for c in claims)
     checked = run("check", str(path), *claims)
     assert checked.exit_code == 0, checked.output
+
+
+def test_a_shared_bias_sums_every_map(tmp_path):
+    """One bias for both maps (bias = 0.05): its gradient, in the lecture and its exercise, is torch's."""
+    torch = require_torch()
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan
+    from derive.lecture.plan import Exercises
+
+    text = (EXAMPLES / "tinyconv.toml").read_text().replace("bias = [0.1, -0.1]", "bias = 0.05")
+    path = tmp_path / "shared.toml"
+    path.write_text(text)
+    want = compute(torch, oracle_net(tomllib.loads(text)))
+    plan = build_plan(Model.load(path), Options(exercises=True))
+    (block,) = plan.section("exercises").blocks
+    assert isinstance(block, Exercises)
+    claims = {c.name: c.value for item in block.items for c in item.claims}
+    assert claims["dE/db2"] == pytest.approx(want["grads"]["b2"], rel=1e-12)
+    page = build(tmp_path, str(path), ".html").read_text()
+    assert f"<mn>{g8(want['grads']['b2'])}</mn>" in page
+    assert "every map of layer 2" in page
+
+
+def test_lenet_lecture_exercises_are_refused_in_one_line(tmp_path):
+    result = run("lecture", "lenet", "--exercises", "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "worked by hand" in result.output.splitlines()[0]
