@@ -822,12 +822,9 @@ class _MapBuilder:
                         say("conv_sum_nonzero", n=uses.count, nonzero=len(nonzero)),
                     )
                 )
-            else:
-                blocks.append(
-                    Paragraph(
-                        (say("conv_sum_many", n=uses.count, nonzero=len(nonzero), g=Math(lhs), value=Num(value)),)
-                    )
-                )
+            else:  # the sum said with its count; no second sentence saying it again
+                said = say("conv_sum_many", n=uses.count, nonzero=len(nonzero), g=Math(lhs), value=Num(value))
+                return Section(say("conv_sum_title"), (*blocks, Paragraph((said,))), key="sum")
         blocks.append(
             Paragraph((say("conv_sum_total", g=Math(lhs), value=Num(value), n=uses.count, nonzero=self.nonzero),))
         )
