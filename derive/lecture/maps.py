@@ -13,7 +13,7 @@ one training step of the float engine; the renderers only format the plan.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import sympy as sp
@@ -25,7 +25,7 @@ from ..core.rules import Activation
 from ..core.uses import SharedUses, shared_uses
 from ..errors import DeriveError
 from ..present.display import display_point
-from ..present.equations import EquationChain, Partial, definition
+from ..present.equations import Partial, definition
 from ..present.numbers import format_number
 from ..present.uses import MAX_LISTED_USES, UseMaps, use_maps
 from ..spec.reading import BUILTIN_SUFFIX, BiasKind, LayerSpec
@@ -786,23 +786,23 @@ class _MapBuilder:
         else:
             layer = self.conv
             crop = self.crop
-            prev = self.net.layers[self.conv_index - 1]
-            index = {s: k for k, s in enumerate(prev.outs)}
-            # the map of what the weight multiplies, on the conv map's grid
+            # the map of what the weight multiplies, on the conv map's grid; red where δ · input is not 0
             _rows, cols = _sides(layer)
-            factor_cells = []
+            factor_cells, marks = [], []
             for r in range(crop.row, crop.row + crop.rows):
                 line: list[float | None] = []
+                marked: list[int] = []
                 for k in range(crop.col, crop.col + crop.cols):
-                    v = self.maps.factors[r * cols + k]
+                    v, dv = self.maps.factors[r * cols + k], self.maps.deltas[r * cols + k]
                     line.append(None if v is None else float(v))
+                    counts = v is not None and dv is not None and float(v) != 0 and float(dv) != 0
+                    marked.append(MARK_STRONG if counts else 0)
                 factor_cells.append(tuple(line))
-            delta_panel = self.delta_panel(layer, self.channel, crop)
-            strong = tuple(tuple(m for m in row) for row in delta_panel.marks)
+                marks.append(tuple(marked))
+            delta_panel = replace(self.delta_panel(layer, self.channel, crop), marks=tuple(marks))
             factor_panel = Panel(
-                tuple(factor_cells), strong, say("conv_factor_panel", w=Math(w)), crop.row + 1, crop.col + 1
+                tuple(factor_cells), tuple(marks), say("conv_factor_panel", w=Math(w)), crop.row + 1, crop.col + 1
             )
-            del index
             blocks.append(Paragraph((say("conv_sum_folded", n=uses.count, limit=MAX_LISTED_USES),)))
             blocks.append(Grid((delta_panel, factor_panel), say("conv_folded_grid"), self.crop_note(layer, crop)))
             nonzero = [
@@ -1015,8 +1015,6 @@ def _value(f: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
 def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = None) -> tuple[Exercise, ...]:
     """Questions on a conv network with worked answers and claims ``derive check`` grades: another kernel
     weight's gradient, a conv bias's gradient, a pooled value and a δ-map entry."""
-    from .sheet import HAND_IN_DIGITS  # noqa: F401  (the sheets' convention of handing in)
-
     if builder is None:
         builder = _MapBuilder(model, _options(digits))
     b = builder
@@ -1217,7 +1215,3 @@ def _options(digits: int) -> Options:
     from .build import Options
 
     return Options(digits=digits, steps=0)
-
-
-def _chain(lhs: sp.Symbol, expr: sp.Expr, value: float) -> EquationChain:
-    return definition(lhs, expr, value)
