@@ -696,7 +696,10 @@ class _MapBuilder:
     def delta_subsection(self) -> Section:
         """δ from the output back to the weight's feature map, layer by layer."""
         net = self.net
-        blocks: list[Block] = [Paragraph((say("conv_delta_intro", l=self.conv.number, c=self.channel + 1),))]
+        blocks: list[Block] = [
+            Paragraph((say("conv_delta_intro", l=self.conv.number, c=self.channel + 1),)),
+            Paragraph((say("conv_bp_note"),), note=True),
+        ]
         out = net.output_layer
         # BP1 at the outputs
         lines = []
