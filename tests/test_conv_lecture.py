@@ -369,3 +369,64 @@ def test_a_batch_works_one_sample_and_steps_with_the_batch(tmp_path):
     assert claims and all("[" in c for c in claims)
     checked = run("check", str(path), *claims)
     assert checked.exit_code == 0, checked.output
+
+
+def test_a_shared_bias_sums_every_map(tmp_path):
+    """One bias for both maps (bias = 0.05): its gradient, in the lecture and its exercise, is torch's."""
+    torch = require_torch()
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan
+    from derive.lecture.plan import Exercises
+
+    text = (EXAMPLES / "tinyconv.toml").read_text().replace("bias = [0.1, -0.1]", "bias = 0.05")
+    path = tmp_path / "shared.toml"
+    path.write_text(text)
+    want = compute(torch, oracle_net(tomllib.loads(text)))
+    plan = build_plan(Model.load(path), Options(exercises=True))
+    (block,) = plan.section("exercises").blocks
+    assert isinstance(block, Exercises)
+    claims = {c.name: c.value for item in block.items for c in item.claims}
+    assert claims["dE/db2"] == pytest.approx(want["grads"]["b2"], rel=1e-12)
+    page = build(tmp_path, str(path), ".html").read_text()
+    assert f"<mn>{g8(want['grads']['b2'])}</mn>" in page
+    assert "every map of layer 2" in page
+
+
+def test_lenet_lecture_exercises_are_refused_in_one_line(tmp_path):
+    result = run("lecture", "lenet", "--exercises", "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "worked by hand" in result.output.splitlines()[0]
+
+
+def test_the_pictures_mark_torchs_uses_and_winners(torch_tiny):
+    """The coloured cells: the inputs the followed weight multiplies (red where torch's δ there is not 0) and
+    each max pool window's winner (torch's max_pool2d indices)."""
+    torch = require_torch()
+    from derive.app.api import Model
+    from derive.lecture import Options, build_plan
+    from derive.lecture.plan import MARK_STRONG, MARK_USE, MARK_WIN, Grid
+
+    plan = build_plan(Model.load("tinyconv"), Options())
+    w = torch_tiny["weight"]
+    _, _, _, er, ec = (int(i) - 1 for i in w[1:].split("_"))
+    c = torch_tiny["channel"]
+    deltas = torch_tiny["delta"][0][0][c * 9 : (c + 1) * 9]
+    want = [[0] * 4 for _ in range(4)]
+    for r in range(3):
+        for k in range(3):
+            want[r + er][k + ec] = MARK_STRONG if deltas[r * 3 + k] != 0 else MARK_USE
+    grids = [b for b in plan.section("uses").blocks if isinstance(b, Grid) and b.numbers]
+    (panel,) = grids[0].panels
+    assert [list(row) for row in panel.marks] == want
+    # the winners: torch's max_pool2d over layer 2's outputs, 2×2 windows with stride 1
+    a = torch.tensor(torch_tiny["a"][0][0], dtype=torch.float64).reshape(1, 2, 3, 3)
+    _, indices = torch.nn.functional.max_pool2d(a, 2, stride=1, return_indices=True)
+    pooled = next(
+        b
+        for b in plan.section("forward").blocks
+        if isinstance(b, Grid) and any(m == MARK_WIN for p in b.panels for row in p.marks for m in row)
+    )
+    for channel in range(2):
+        winners = {int(i) for i in indices[0, channel].flatten()}
+        marks = pooled.panels[2 * channel].marks
+        assert {r * 3 + k for r in range(3) for k in range(3) if marks[r][k] == MARK_WIN} == winners

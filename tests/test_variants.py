@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from oracles import Net, forward, mazur
 
 from derive.errors import DeriveError
+from derive.lecture.maps import MAX_MAP_ENTRIES
 from derive.sheets.variants import (
-    MAX_MAP_ENTRIES,
     MAX_WIDTH,
     NET_MAX,
     NET_MIN,

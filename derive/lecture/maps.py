@@ -13,7 +13,7 @@ one training step of the float engine; the renderers only format the plan.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import sympy as sp
@@ -23,11 +23,12 @@ from ..core.network import LOSS_SYMBOL, Layer, Network
 from ..core.optimizer import Optimizer
 from ..core.rules import Activation
 from ..core.uses import SharedUses, shared_uses
+from ..errors import DeriveError
 from ..present.display import display_point
-from ..present.equations import EquationChain, Partial, definition
+from ..present.equations import Partial, definition
 from ..present.numbers import format_number
 from ..present.uses import MAX_LISTED_USES, UseMaps, use_maps
-from ..spec.reading import BUILTIN_SUFFIX
+from ..spec.reading import BUILTIN_SUFFIX, BiasKind, LayerSpec
 from .plan import (
     MARK_PAD,
     MARK_STRONG,
@@ -64,6 +65,21 @@ MAX_SLIDES = 9  # positions of the kernel drawn as it slides over the input
 MAX_NET_TERMS = 12  # a dense output's net input written out term by term up to this many inputs
 MAX_LISTED_TERMS = 16  # non-zero products listed in the folded sum
 MAX_OUTPUT_ROWS = 10
+MAX_MAP_ENTRIES = 36  # entries of a map layer (all its channels) on a student's sheet: tinyconv's 4×4 and 2×3×3
+MAX_LECTURE_MAP_ENTRIES = 256  # in a lecture's exercises, whose answers show the working (a LeNet's 3,456 do not)
+
+
+def hand_sized(layers: Sequence[LayerSpec], source: str, limit: int = MAX_MAP_ENTRIES) -> None:
+    """Raise unless every map layer is small enough for exercises worked by hand (a LeNet is not)."""
+    maps = [layer for layer in layers if layer.shape]
+    largest = max(maps, key=lambda layer: layer.size, default=None)
+    if largest is not None and largest.size > limit:
+        raise DeriveError(
+            f"exercises are worked by hand: at most {limit} entries a map layer, "
+            f"this spec's layer {largest.number} has {largest.size}",
+            where=source,
+            hint="use a smaller network (tinyconv) for exercises; `derive lecture` without --exercises teaches this one",
+        )
 
 
 def has_maps(net: Network) -> bool:
@@ -122,6 +138,8 @@ def _crop_around(values: Sequence[bool], sides: tuple[int, int], align: tuple[in
 class _MapBuilder:
     def __init__(self, model: Worked, options: Options) -> None:
         model.network.require_numbers("derive lecture")
+        if options.exercises:
+            hand_sized(model.spec.layers, model.spec.source, MAX_LECTURE_MAP_ENTRIES)
         batch = model
         assert batch.points is not None  # checks every sample's forward pass
         # a batch's lecture works one sample in full (Spec.worked), as the dense lecture does; the update is the batch's
@@ -678,7 +696,10 @@ class _MapBuilder:
     def delta_subsection(self) -> Section:
         """δ from the output back to the weight's feature map, layer by layer."""
         net = self.net
-        blocks: list[Block] = [Paragraph((say("conv_delta_intro", l=self.conv.number, c=self.channel + 1),))]
+        blocks: list[Block] = [
+            Paragraph((say("conv_delta_intro", l=self.conv.number, c=self.channel + 1),)),
+            Paragraph((say("conv_bp_note"),), note=True),
+        ]
         out = net.output_layer
         # BP1 at the outputs
         lines = []
@@ -768,23 +789,23 @@ class _MapBuilder:
         else:
             layer = self.conv
             crop = self.crop
-            prev = self.net.layers[self.conv_index - 1]
-            index = {s: k for k, s in enumerate(prev.outs)}
-            # the map of what the weight multiplies, on the conv map's grid
+            # the map of what the weight multiplies, on the conv map's grid; red where δ · input is not 0
             _rows, cols = _sides(layer)
-            factor_cells = []
+            factor_cells, marks = [], []
             for r in range(crop.row, crop.row + crop.rows):
                 line: list[float | None] = []
+                marked: list[int] = []
                 for k in range(crop.col, crop.col + crop.cols):
-                    v = self.maps.factors[r * cols + k]
+                    v, dv = self.maps.factors[r * cols + k], self.maps.deltas[r * cols + k]
                     line.append(None if v is None else float(v))
+                    counts = v is not None and dv is not None and float(v) != 0 and float(dv) != 0
+                    marked.append(MARK_STRONG if counts else 0)
                 factor_cells.append(tuple(line))
-            delta_panel = self.delta_panel(layer, self.channel, crop)
-            strong = tuple(tuple(m for m in row) for row in delta_panel.marks)
+                marks.append(tuple(marked))
+            delta_panel = replace(self.delta_panel(layer, self.channel, crop), marks=tuple(marks))
             factor_panel = Panel(
-                tuple(factor_cells), strong, say("conv_factor_panel", w=Math(w)), crop.row + 1, crop.col + 1
+                tuple(factor_cells), tuple(marks), say("conv_factor_panel", w=Math(w)), crop.row + 1, crop.col + 1
             )
-            del index
             blocks.append(Paragraph((say("conv_sum_folded", n=uses.count, limit=MAX_LISTED_USES),)))
             blocks.append(Grid((delta_panel, factor_panel), say("conv_folded_grid"), self.crop_note(layer, crop)))
             nonzero = [
@@ -804,12 +825,9 @@ class _MapBuilder:
                         say("conv_sum_nonzero", n=uses.count, nonzero=len(nonzero)),
                     )
                 )
-            else:
-                blocks.append(
-                    Paragraph(
-                        (say("conv_sum_many", n=uses.count, nonzero=len(nonzero), g=Math(lhs), value=Num(value)),)
-                    )
-                )
+            else:  # the sum said with its count; no second sentence saying it again
+                said = say("conv_sum_many", n=uses.count, nonzero=len(nonzero), g=Math(lhs), value=Num(value))
+                return Section(say("conv_sum_title"), (*blocks, Paragraph((said,))), key="sum")
         blocks.append(
             Paragraph((say("conv_sum_total", g=Math(lhs), value=Num(value), n=uses.count, nonzero=self.nonzero),))
         )
@@ -824,8 +842,14 @@ class _MapBuilder:
         lhs = Partial(LOSS_SYMBOL, b)
         value = float(self.bias_d.value)
         n = self._positions(self.conv)
-        deltas = self.conv.deltas[self.channel * n : (self.channel + 1) * n]
-        blocks: list[Block] = [Paragraph((say("conv_bias_intro", b=Math(b), n=n, c=self.channel + 1),))]
+        if self.conv.spec.bias.kind is BiasKind.SHARED:  # one bias for every map: its δ maps all add up
+            deltas = tuple(self.conv.deltas)
+            n = len(deltas)
+            intro = say("conv_bias_shared_intro", b=Math(b), n=n, l=self.conv.number)
+        else:
+            deltas = self.conv.deltas[self.channel * n : (self.channel + 1) * n]
+            intro = say("conv_bias_intro", b=Math(b), n=n, c=self.channel + 1)
+        blocks: list[Block] = [Paragraph((intro,))]
         if n <= MAX_LISTED_USES:
             blocks.append(Equations((Line(definition(lhs, sp.Add(*deltas, evaluate=False), value)),)))
         else:
@@ -994,8 +1018,6 @@ def _value(f: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
 def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = None) -> tuple[Exercise, ...]:
     """Questions on a conv network with worked answers and claims ``derive check`` grades: another kernel
     weight's gradient, a conv bias's gradient, a pooled value and a δ-map entry."""
-    from .sheet import HAND_IN_DIGITS  # noqa: F401  (the sheets' convention of handing in)
-
     if builder is None:
         builder = _MapBuilder(model, _options(digits))
     b = builder
@@ -1083,32 +1105,25 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
     if bias is not None:
         bd = derive(net, bias, exact)
         assert bd.value is not None
-        deltas = conv.deltas[other * positions : (other + 1) * positions]
-        shown = (
-            deltas
-            if positions <= MAX_LISTED_USES
-            else tuple(x for x in deltas if float(exact[x]) != 0)[:MAX_LISTED_TERMS]
-        )
+        shared = conv.spec.bias.kind is BiasKind.SHARED  # one bias for every map: every δ of the layer
+        deltas = tuple(conv.deltas) if shared else conv.deltas[other * positions : (other + 1) * positions]
+        shown = deltas if len(deltas) <= MAX_LISTED_USES else tuple(x for x in deltas if float(exact[x]) != 0)
         lhs_b = Partial(LOSS_SYMBOL, bias)
         name = f"dE/d{bias.name}"
+        if len(shown) <= MAX_LISTED_TERMS:  # the δs written out (beyond: the sum's value, as the lecture says it)
+            expr = sp.Add(*shown, evaluate=False) if shown else sp.S.Zero
+            bias_working: Block = Equations((Line(definition(lhs_b, expr, float(bd.value))),))
+        else:
+            bias_working = Paragraph((say("conv_bias_value", g=Math(lhs_b), value=Num(float(bd.value))),))
+        question = (
+            say("conv_ex_bias_shared", partial=Math(lhs_b), l=conv.number)
+            if shared
+            else say("conv_ex_bias", partial=Math(lhs_b), c=other + 1)
+        )
         items.append(
             Exercise(
-                (Paragraph((say("conv_ex_bias", partial=Math(lhs_b), c=other + 1),)),),
-                answer(
-                    name,
-                    float(bd.value),
-                    [
-                        Equations(
-                            (
-                                Line(
-                                    definition(
-                                        lhs_b, sp.Add(*shown, evaluate=False) if shown else sp.S.Zero, float(bd.value)
-                                    )
-                                ),
-                            )
-                        )
-                    ],
-                ),
+                (Paragraph((question,)),),
+                answer(name, float(bd.value), [bias_working]),
                 (Claim(named(name), float(bd.value)),),
             )
         )
@@ -1203,7 +1218,3 @@ def _options(digits: int) -> Options:
     from .build import Options
 
     return Options(digits=digits, steps=0)
-
-
-def _chain(lhs: sp.Symbol, expr: sp.Expr, value: float) -> EquationChain:
-    return definition(lhs, expr, value)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeriveError
+from ..lecture.maps import hand_sized
 from ..lecture.sheet import HAND_IN_DIGITS
 from ..spec.reading import MAX_NAME_LENGTH, MAX_TITLE_LENGTH, Spec, parse_spec, read_spec
 
@@ -32,7 +33,6 @@ NET_MIN = 0.05  # away from relu's kink (and from a net that is zero by accident
 TARGET_GAP = 0.05
 MAX_TRIES = 2000
 MAX_WIDTH = 8  # neurons a layer: a variant is for exercises worked by hand
-MAX_MAP_ENTRIES = 36  # entries of a map layer (all its channels): tinyconv's 4×4 input and 2×3×3 feature maps
 INPUT_STEPS = 20  # inputs k·0.05, k = 1 … 20
 WEIGHT_STEPS = 16  # weights and biases k·0.05, k = 1 … 16
 
@@ -79,15 +79,7 @@ def draw_variants(ref: str | Path, students: int, seed: int, weights: bool = Fal
             hint="give the input layer one sample (values = [...]) for the exercises; "
             "`derive lecture` and `derive check` work on the batch",
         )
-    maps = [layer for layer in base.layers if layer.shape]
-    largest = max(maps, key=lambda layer: layer.size, default=None)
-    if largest is not None and largest.size > MAX_MAP_ENTRIES:
-        raise DeriveError(
-            f"exercises are worked by hand: at most {MAX_MAP_ENTRIES} entries a map layer, "
-            f"this spec's layer {largest.number} has {largest.size}",
-            where=base.source,
-            hint="use a smaller network (tinyconv), or `derive lecture` for a big one",
-        )
+    hand_sized(base.layers, base.source)  # maps: a LeNet is too big to work by hand
     widest = max((layer.size for layer in base.layers if not layer.shape), default=0)
     if widest > MAX_WIDTH:
         raise DeriveError(
