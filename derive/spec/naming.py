@@ -12,6 +12,8 @@ import re
 _NIELSEN = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)_(?P<j>\d+)(?:_(?P<k>\d+))?\Z")
 _SEQUENCE = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)_(?P<j>\d+)_t(?P<t>\d+)\Z")  # an rnn's z2_1_t3, a2_1_t3
 _INPUT_STEP = re.compile(r"x(?P<k>\d+)_t(?P<t>\d+)\Z")  # a sequence's input x1_t2
+_MAP = re.compile(r"(?P<stem>[a-z])(?P<layer>\d+)(?P<index>(?:_\d+){3,5})\Z")  # a map's a3_1_2_2, a kernel's w2_1_1_3_3
+_INPUT_MAP = re.compile(r"x(?P<index>\d+(?:_\d+){1,2})\Z")  # an input map's x1_2_3: channel, row, column
 _NIELSEN_SHARED = re.compile(r"(?P<stem>b)(?P<layer>\d+)\Z")
 _PREFIXED = re.compile(r"(?P<stem>[A-Za-z]+)_(?P<rest>[A-Za-z0-9_]+)\Z")
 _STEM_DIGITS = re.compile(r"(?P<stem>[A-Za-z]+?)(?P<digits>\d+)\Z")
@@ -42,6 +44,12 @@ def latex_name(name: str, nielsen: bool = False) -> str:
         m = _INPUT_STEP.match(name)
         if m:  # feature k at step t: x_{1,t2}
             return f"x_{{{m['k']},t{m['t']}}}"
+        m = _INPUT_MAP.match(name)
+        if m:  # channel, row, column of the input: x_{1,2,3} (an input has no layer number)
+            return "x_{" + m["index"].replace("_", ",") + "}"
+        m = _MAP.match(name)
+        if m:  # channel, row, column of a map, or a kernel's out, in, row, column: a^{3}_{1,2,2}
+            return f"{m['stem']}^{{{m['layer']}}}_{{{m['index'][1:].replace('_', ',')}}}"
         m = _NIELSEN.match(name)
         if m:
             sub = m["j"] if m["k"] is None else f"{m['j']},{m['k']}"
