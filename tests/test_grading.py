@@ -606,6 +606,11 @@ def test_a_line_answering_no_question_never_costs_the_answers_their_marks(class_
     assert first["status"] == "ok" and first["score"] == 6, first
     assert first["reason"] == "2 lines answering no question (not graded)"
     assert set(first["answers"].values()) == {"ok"}
+    # a name the spec does not have: unreadable, the reason says so without quoting the file
+    (tmp_path / "student-01.txt").write_text("\n".join([*lines[:6], "out_q9 = 0.5"]) + "\n")
+    first = json.loads(run("grade", class_set, tmp_path, "--format", "json").stdout)["students"][0]
+    assert first["status"] == "unreadable" and first["score"] == 0
+    assert first["reason"].endswith("student-01.txt:7: unknown name"), first["reason"]
 
 
 def test_the_gradebook_from_python_is_the_commands(class_set, tmp_path):
