@@ -682,6 +682,35 @@ def test_moodle_xml_parses_with_a_category_per_student_and_the_answers_files_val
     assert "Given numbers" in first
 
 
+def test_moodle_accepts_the_oracles_value_correctly_rounded_and_refuses_one_unit_off(tmp_path):
+    folder = tmp_path / "moodle"
+    assert run("exercises", "mazur", "--students", 2, "--seed", 9, "-o", folder, "--format", "moodle").exit_code == 0
+    root = ET.parse(folder / "moodle-questions.xml").getroot()
+    for label in ("01", "02"):
+        layers = tomllib.loads((folder / f"student-{label}.toml").read_text())["layers"]
+        net = MazurExact(i=[repr(x) for x in layers[0]["values"]], t=[repr(x) for x in layers[2]["targets"]])
+        oracle = {
+            "out_o2": net.out_o[1],
+            "E": net.E,
+            "dE/dw8": net.gradients()[7],
+            "delta_h2": net.delta_h[1],
+            "dE/dw1": net.gradients()[0],
+            "w1'": net.step().w[0],
+        }
+        for name, value in oracle.items():
+            (question,) = [
+                q
+                for q in root
+                if q.find("name/text") is not None and q.find("idnumber").text == f"student-{label}-{name}"
+            ]
+            key = Decimal(question.find("answer/text").text)
+            tolerance = Decimal(question.find("answer/tolerance").text)
+            right = Decimal(digits(value, 6))  # six significant digits, correctly rounded
+            assert abs(right - key) <= tolerance, (label, name)
+            for wrong in (off_in_last_digit(str(right), 1), off_in_last_digit(str(right), -1)):
+                assert abs(Decimal(wrong) - key) > tolerance, (label, name, wrong)
+
+
 SVG = "{http://www.w3.org/2000/svg}"
 
 
