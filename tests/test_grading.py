@@ -324,6 +324,8 @@ def test_grad_prints_up_to_50_digits_each_correctly_rounded(mazur, k):
     for value in (mazur.out_o[0], mazur.out_h[0], mazur.slope_o[0], mazur.slope_h[0], path1, g, mazur.delta_h[0]):
         assert shown(value, k) in text, shown(value, k)
     assert f"∂E/∂w1 = {shown(g, k)}" in text
+    data = json.loads(run("grad", "mazur", "w1", "--digits", k, "--format", "json").output)
+    assert data["value_text"] == shown(g, k) and isinstance(data["value"], float)  # the number, and its digits
 
 
 def test_more_digits_than_a_float_for_every_gradient_at_once_is_refused():
