@@ -303,6 +303,33 @@ def test_a_loss_near_its_minimum_after_updates_is_never_judged_from_float64s_can
             assert run("check", spec, f"E@3000={right}", "--min-digits", k).exit_code == 0
 
 
+def test_adams_buffer_near_a_minimum_is_never_judged_from_float64s_cancelled_gradients(tmp_path):
+    # torch's Adam at η = 0.2 (the mpmath loop of the test above): after 1,500 updates exp_avg(w5) ≈ 4.4e-9 is an
+    # average of gradients that cancel, and float64's is 6e-12 (relative) off: its 12th digit is wrong
+    mpmath.mp.dps = DPS
+    m = mpmath.mpf
+    lr, b1, b2, eps = m("0.2"), m("0.9"), m("0.999"), m("1e-8")
+    net = MazurExact()
+    avg, sq = [m(0)] * 8, [m(0)] * 8
+    for t in range(1, 1501):
+        g = net.gradients()
+        avg = [b1 * a + (1 - b1) * gi for a, gi in zip(avg, g)]
+        sq = [b2 * v + (1 - b2) * gi**2 for v, gi in zip(sq, g)]
+        step = [lr / (1 - b1**t) * a / (mpmath.sqrt(v) / mpmath.sqrt(1 - b2**t) + eps) for a, v in zip(avg, sq)]
+        net = MazurExact([w - s for w, s in zip(net.w, step)])
+    spec = tmp_path / "adam.toml"
+    text = run("examples", "mazur").output
+    spec.write_text(text.replace("learning_rate = 0.5", 'learning_rate = 0.2\noptimizer = "adam"'))
+    for name, value in (("exp_avg(w5)@1500", avg[4]), ("exp_avg_sq(w5)@1500", sq[4]), ("E@1500", net.E)):
+        for k in range(3, 13):
+            right = digits(value, k)
+            for claim, verdict in ((right, 0), (off_in_last_digit(right, 1), 1), (off_in_last_digit(right, -1), 1)):
+                result = run("check", spec, f"{name}={claim}", "--min-digits", k)
+                assert result.exit_code in (verdict, 2), (name, claim, result.output)
+            if k <= 3:  # a short claim is still decided by float64's training
+                assert run("check", spec, f"{name}={right}", "--min-digits", k).exit_code == 0, name
+
+
 def test_float64_decides_a_short_claim_after_many_updates():
     results, _code = checked("mazur", "E@9999=0.0000351085")
     assert results[0]["verdict"] == "ok"
@@ -324,6 +351,8 @@ def test_grad_prints_up_to_50_digits_each_correctly_rounded(mazur, k):
     for value in (mazur.out_o[0], mazur.out_h[0], mazur.slope_o[0], mazur.slope_h[0], path1, g, mazur.delta_h[0]):
         assert shown(value, k) in text, shown(value, k)
     assert f"∂E/∂w1 = {shown(g, k)}" in text
+    data = json.loads(run("grad", "mazur", "w1", "--digits", k, "--format", "json").output)
+    assert data["value_text"] == shown(g, k) and isinstance(data["value"], float)  # the number, and its digits
 
 
 def test_more_digits_than_a_float_for_every_gradient_at_once_is_refused():
@@ -606,6 +635,11 @@ def test_a_line_answering_no_question_never_costs_the_answers_their_marks(class_
     assert first["status"] == "ok" and first["score"] == 6, first
     assert first["reason"] == "2 lines answering no question (not graded)"
     assert set(first["answers"].values()) == {"ok"}
+    # a name the spec does not have: unreadable, the reason says so without quoting the file
+    (tmp_path / "student-01.txt").write_text("\n".join([*lines[:6], "out_q9 = 0.5"]) + "\n")
+    first = json.loads(run("grade", class_set, tmp_path, "--format", "json").stdout)["students"][0]
+    assert first["status"] == "unreadable" and first["score"] == 0
+    assert first["reason"].endswith("student-01.txt:7: unknown name"), first["reason"]
 
 
 def test_the_gradebook_from_python_is_the_commands(class_set, tmp_path):
@@ -675,6 +709,35 @@ def test_moodle_xml_parses_with_a_category_per_student_and_the_answers_files_val
     assert "0.55" in variant or "values" in variant  # the student's own numbers are in the question text too
     first = numerical[0].find("questiontext/text").text
     assert "Given numbers" in first
+
+
+def test_moodle_accepts_the_oracles_value_correctly_rounded_and_refuses_one_unit_off(tmp_path):
+    folder = tmp_path / "moodle"
+    assert run("exercises", "mazur", "--students", 2, "--seed", 9, "-o", folder, "--format", "moodle").exit_code == 0
+    root = ET.parse(folder / "moodle-questions.xml").getroot()
+    for label in ("01", "02"):
+        layers = tomllib.loads((folder / f"student-{label}.toml").read_text())["layers"]
+        net = MazurExact(i=[repr(x) for x in layers[0]["values"]], t=[repr(x) for x in layers[2]["targets"]])
+        oracle = {
+            "out_o2": net.out_o[1],
+            "E": net.E,
+            "dE/dw8": net.gradients()[7],
+            "delta_h2": net.delta_h[1],
+            "dE/dw1": net.gradients()[0],
+            "w1'": net.step().w[0],
+        }
+        for name, value in oracle.items():
+            (question,) = [
+                q
+                for q in root
+                if q.find("name/text") is not None and q.find("idnumber").text == f"student-{label}-{name}"
+            ]
+            key = Decimal(question.find("answer/text").text)
+            tolerance = Decimal(question.find("answer/tolerance").text)
+            right = Decimal(digits(value, 6))  # six significant digits, correctly rounded
+            assert abs(right - key) <= tolerance, (label, name)
+            for wrong in (off_in_last_digit(str(right), 1), off_in_last_digit(str(right), -1)):
+                assert abs(Decimal(wrong) - key) > tolerance, (label, name, wrong)
 
 
 SVG = "{http://www.w3.org/2000/svg}"

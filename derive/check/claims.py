@@ -801,11 +801,16 @@ def _judge(claim: Claim, q: Quantity, computed: float, precise: Any, values: _Va
         return Judged(match(claim.value, given), given, 0)
     if q.step and significant_digits(claim.value) <= FLOAT_DIGITS:
         # after N updates: the generated module's float64 training decides when no boundary lies within its trust
-        if q.kind is Kind.STATE or values.network.has_max_pools:
-            # an optimiser's buffer is the run's own number; a max pool routes by the step's own numbers, which
-            # the exact pass does not know (it routes by the spec's): the float64 value, trusted to POLICY.noise
+        if values.network.has_max_pools:
+            # a max pool routes by the step's own numbers, which the exact pass does not know (it routes by the
+            # spec's): the float64 value, trusted to POLICY.noise
             value = Decimal(computed)
             error = abs(value) * Decimal(repr(POLICY.noise))
+        elif q.kind is Kind.STATE:
+            # an optimiser's buffer is the run's own number, built from float64 gradients: trusted as far as the
+            # last gradient it took in is (relative), which cancels near a minimum as E does
+            value = Decimal(computed)
+            error = abs(value) * max(Decimal(repr(POLICY.noise)), 20 * _gradient_trust(q, precise, values))
         else:  # the quantity exactly at the parameters the training reached, their trust carried to it
             point = values.points[q.step][0]
             parameters = {p: point[p] for p in values.network.parameters}
@@ -817,6 +822,26 @@ def _judge(claim: Claim, q: Quantity, computed: float, precise: Any, values: _Va
             return Judged(decided, value, 0)
         precise.require_replay(q.step, _decided_digits(value, error))
     return judge(claim.value, lambda digits: precise.value(q, digits), digits_needed(claim.value))
+
+
+def _gradient_trust(q: Quantity, precise: Any, values: _Values) -> Decimal:
+    """How far (relative) the float64 gradient of ``q``'s parameter the last update took in may be from the exact one
+    after the same updates: its distance from the exact gradient at the same parameters, and their drift."""
+    from .exact import FLOAT_DIGITS
+
+    step = q.step - 1
+    gradient = Quantity(Kind.GRAD, "", q.wrt, step)
+    digits = FLOAT_DIGITS + 10  # as a claim of FLOAT_DIGITS digits is judged
+    point = values.points[step][0]
+    parameters = {p: point[p] for p in values.network.parameters}
+    exact = precise.at(gradient, digits, parameters) if step else precise.value(gradient, digits)
+    if exact == 0:
+        return Decimal("Infinity")
+    with localcontext(prec=_PRECISION):
+        error = abs(Decimal(values.value(gradient)) - exact)
+        if step:
+            error += precise.drift(gradient, digits, parameters, exact)
+        return error / abs(exact)
 
 
 def _decided_digits(value: Decimal, error: Decimal) -> int:

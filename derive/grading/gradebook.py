@@ -166,10 +166,13 @@ def _grade(student: Student, questions: Sequence[str], path: Path, load: Callabl
         wanted = canonical_names(model, questions)
         try:
             report = check(model, claims)
-        except DeriveError:
+        except DeriveError as refused:
             # a line answering no question may be one check cannot judge (a claim after more updates than the
             # high-precision replay budget): it is not graded, and must not cost the answers their marks
-            asked = [c for c in claims if next(iter(canonical_names(model, [c.name]))) in wanted]
+            try:
+                asked = [c for c in claims if next(iter(canonical_names(model, [c.name]))) in wanted]
+            except DeriveError:  # a name the spec does not have: check's own error says where
+                raise refused from None
             if len(asked) == len(claims):
                 raise
             report = check(model, asked)
@@ -209,8 +212,8 @@ def _grade(student: Student, questions: Sequence[str], path: Path, load: Callabl
 
 
 def _one_line(exc: DeriveError) -> str:
-    """The error in one line, with no text of the file quoted (a quoted name becomes "a name")."""
-    message = re.sub(r"'[^']*'|\"[^\"]*\"", "a name", exc.message)
+    """The error in one line, with no text of the file quoted ("unknown name 'x'" becomes "unknown name")."""
+    message = re.sub(r"\s*(?:'[^']*'|\"[^\"]*\")", "", exc.message).lstrip(": ").strip()
     return " ".join(str(DeriveError(message, exc.where)).split())
 
 
