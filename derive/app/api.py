@@ -706,13 +706,16 @@ class Model:
         The variants are drawn from the spec's file (its comments are kept in each student's copy), so the
         model must be one loaded from a file or a built-in example, unchanged.
         """
+        from ..grading.moodle import question_bank
         from ..sheets.classes import build_class, check_format, write_class
 
         check_format(format)
         ref = self._file_ref()
         class_set = build_class(ref, students, seed, weights, digits, load=Model)
         target = Path(directory) if directory is not None else Path("output") / f"{class_set.name}-exercises"
-        write_class(class_set, target, lang, digits, jobs, progress or (lambda message: None), lectures, format)
+        write_class(
+            class_set, target, lang, digits, jobs, progress or (lambda message: None), lectures, format, question_bank
+        )
         return target
 
     def _file_ref(self) -> str:

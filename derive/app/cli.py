@@ -1002,7 +1002,9 @@ def exercises(
         if watching:
             click.echo(message, err=True)
 
-    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt)
+    from ..grading.moodle import question_bank
+
+    seconds = write_class(class_set, target, lang, digits, workers, progress, lectures, fmt, question_bank)
     sheets, keys = ("sheet", "answer key") if students == 1 else ("sheets", "answer keys")
     lectures_too = f", {students} lecture{'s' if students != 1 else ''}" if lectures else ""
     made = f"{students} {sheets}, {students} {keys}{lectures_too}"

@@ -29,13 +29,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import POLICY
 from ..errors import DeriveError, suggest
 from ..spec.reading import MAX_STEPS, check_steps
+from .quantities import Kind, Quantity, significant_digits
 
 if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims are read and checked first
     import sympy as sp
@@ -172,13 +172,6 @@ def required_digits_shown(number: Decimal) -> int:
     return 0 if number == 0 else significant_digits(number)
 
 
-def significant_digits(number: Decimal) -> int:
-    digits = number.as_tuple().digits
-    while len(digits) > 1 and digits[0] == 0:
-        digits = digits[1:]
-    return max(len(digits), 1)
-
-
 def _unit(number: Decimal) -> Decimal:
     """One unit in the last digit shown: 1e-8 for 0.75136079, 1e-10 for 3.51085e-5."""
     exponent = number.as_tuple().exponent
@@ -239,43 +232,6 @@ def agreeing_digits(claimed: Decimal, computed: float | Decimal) -> int:
 
 # --------------------------------------------------------------------------
 # quantities
-
-
-class Kind(Enum):
-    VALUE = "value"  # a symbol of the spec, or E
-    ERROR = "error"  # E_k: one output's term of the loss
-    DELTA = "delta"  # δ of a neuron
-    GRAD = "grad"  # dE/dX
-    PARTIAL = "partial"  # dE_k/dX
-    FACTOR = "factor"  # d head / d tail along one edge
-    STATE = "state"  # an optimiser's buffer for a parameter, torch's name: exp_avg(w5)
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """What a claim names. ``of`` is a symbol name, "E" or a neuron label; ``wrt`` the symbol differentiated by."""
-
-    kind: Kind
-    of: str
-    wrt: str = ""
-    step: int = 0
-    sample: int = 0  # 1, 2, …: one sample's own; 0: the batch's (reduced over samples), or a single sample
-
-    @property
-    def name(self) -> str:
-        """The canonical spelling: out_o1, E_o1, delta_h1, dE/dw5, dE_o2/dout_h1, dout_o1/dnet_o1, E@10000."""
-        base = {
-            Kind.VALUE: self.of,
-            Kind.ERROR: f"E_{self.of}",
-            Kind.DELTA: f"delta_{self.of}",
-            Kind.GRAD: f"dE/d{self.wrt}",
-            Kind.PARTIAL: f"dE_{self.of}/d{self.wrt}",
-            Kind.FACTOR: f"d{self.of}/d{self.wrt}",
-            Kind.STATE: f"{self.of}({self.wrt})",
-        }[self.kind]
-        if self.sample:
-            base = f"{base}[{self.sample}]"
-        return f"{base}@{self.step}" if self.step else base
 
 
 @dataclass(frozen=True)

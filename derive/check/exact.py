@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..core.network import Network
     from ..core.worked import Worked
-    from .claims import Quantity
+    from .quantities import Quantity
 
 GUARD = 15  # digits between the two evaluations whose difference bounds the error
 MAX_PRECISION = 480  # digits at most: a value still on a boundary there is taken to be on it
@@ -149,7 +149,7 @@ def judge(claimed: Decimal, evaluate: Callable[[int], Decimal], start: int) -> J
 
 def digits_needed(claimed: Decimal) -> int:
     """The precision to start at: enough for the claim's last digit, relative to the claim's size."""
-    from .claims import significant_digits
+    from .quantities import significant_digits
 
     return significant_digits(claimed) + 10
 
@@ -176,7 +176,7 @@ class Precise:
         """The exact decimal of a number the spec gives (an input, a target; a parameter the steps leave alone)."""
         from ..core.optimizer import Optimizer
         from ..core.policy import written, written_numbers
-        from .claims import Kind
+        from .quantities import Kind
 
         if q.kind is not Kind.VALUE or q.of == "E":
             return None
@@ -198,7 +198,7 @@ class Precise:
         """The quantity to ``digits`` significant digits (and a few more)."""
         import sympy as sp
 
-        from .claims import Kind
+        from .quantities import Kind
 
         if q.sample == 0 and self.model.samples > 1 and _reduced(q):
             parts = [self.value(replace(q, sample=n), digits) for n in range(1, self.model.samples + 1)]
@@ -235,7 +235,7 @@ class Precise:
         """The quantity (after ``q.step`` updates) evaluated exactly at ``parameters`` instead of replayed ones:
         the float64 training's, each float read as its shortest decimal (as the spec's numbers are), to ``digits``
         digits."""
-        from .claims import Kind
+        from .quantities import Kind
 
         assert q.kind is not Kind.STATE  # an optimiser's buffer is the run's, not a function of the parameters
         saved, self._parameters = self._parameters, parameters
@@ -283,7 +283,7 @@ class Precise:
     def _at_point(self, q: Quantity, point: Mapping[sp.Symbol, object], digits: int) -> sp.Expr | None:
         from ..core.chain import local_factor
         from ..core.network import LOSS_SYMBOL
-        from .claims import Kind
+        from .quantities import Kind
 
         net = getattr(point, "net", self.network)  # the sample's own (max pools route by its numbers)
         if q.kind is Kind.VALUE:
@@ -481,7 +481,7 @@ def _at(expr: sp.Expr, point: Mapping[sp.Symbol, object], digits: int) -> sp.Exp
 
 
 def _reduced(q: Quantity) -> bool:
-    from .claims import Kind
+    from .quantities import Kind
 
     return (q.kind is Kind.VALUE and q.of == "E") or q.kind in (Kind.ERROR, Kind.GRAD, Kind.PARTIAL)
 

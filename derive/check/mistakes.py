@@ -27,12 +27,33 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import sympy as sp
 
-    from .claims import Quantity, _Values
+    from ..core.network import Network, Neuron
+    from ..core.worked import Worked
+    from .quantities import Quantity
+
+
+class _Values(Protocol):
+    """What a mistake is recomputed from: ``derive check``'s computed values (:class:`derive.check.claims._Values`)."""
+
+    model: Worked
+    network: Network
+    reduction: str
+    points: dict[int, tuple[Mapping[sp.Symbol, float], ...]]
+
+    @property
+    def samples(self) -> int: ...
+
+    def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float: ...
+
+    def _neuron(self, label: str) -> Neuron: ...
+
+    def _output(self, label: str) -> Neuron: ...
+
 
 CODES = (
     "one_path",
@@ -82,7 +103,7 @@ def reproduces(claimed: Decimal, value: float) -> bool:
 
 def candidates(q: Quantity, values: _Values) -> Iterator[Candidate]:
     """Every named mistake's value for the quantity, in the order of :data:`CODES`."""
-    from .claims import Kind
+    from .quantities import Kind
 
     net = values.network
     symbol = _differentiated(q, values)
@@ -109,7 +130,7 @@ def candidates(q: Quantity, values: _Values) -> Iterator[Candidate]:
 
 def _differentiated(q: Quantity, values: _Values) -> sp.Symbol | None:
     """The symbol ∂E/∂· is taken by: a gradient's parameter, a δ's net."""
-    from .claims import Kind
+    from .quantities import Kind
 
     net = values.network
     if q.kind is Kind.GRAD:
@@ -173,7 +194,7 @@ def _paths(q: Quantity, symbol: sp.Symbol, values: _Values) -> Iterator[Candidat
 
 
 def _sign(q: Quantity, values: _Values) -> Iterator[Candidate]:
-    from .claims import Kind
+    from .quantities import Kind
 
     net = values.network
     if q.kind in (Kind.DELTA, Kind.GRAD, Kind.PARTIAL):
@@ -185,7 +206,7 @@ def _sign(q: Quantity, values: _Values) -> Iterator[Candidate]:
 
 
 def _loss_factor(q: Quantity, values: _Values) -> Iterator[Candidate]:
-    from .claims import Kind
+    from .quantities import Kind
 
     if values.model.spec.loss.kind not in SQUARED_LOSSES:
         return
@@ -207,7 +228,7 @@ def _updated(q: Quantity, values: _Values, gradient_scale: float = 1.0, rate: fl
 
     from ..core.chain import evaluate
     from ..core.optimizer import Optimizer
-    from .claims import Kind, Quantity
+    from .quantities import Kind, Quantity
 
     spec = values.model.spec
     optimizer = Optimizer.of(spec)
@@ -280,7 +301,7 @@ def _too_early(q: Quantity, values: _Values) -> Iterator[Candidate]:
         s: start[s] for s in (*net.input_layer.outs, *(n.target for n in net.output_layer.neurons)) if s is not None
     }
     after = exact_point(net, {**given, **updated})
-    from .claims import Kind
+    from .quantities import Kind
 
     if q.kind is Kind.VALUE and q.of == "E":
         value = after.get(LOSS_SYMBOL)

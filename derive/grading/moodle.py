@@ -243,3 +243,8 @@ def moodle_xml(class_set: ClassSet, lang: str = "en", digits: int = 8) -> str:
         sheet_questions(quiz, sheet, category, lang, digits)
     ET.indent(quiz)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(quiz, encoding="unicode") + "\n"
+
+
+def question_bank(class_set: ClassSet, lang: str, digits: int) -> tuple[str, str]:
+    """The class set's question bank as ``derive exercises --format moodle`` writes it: (file name, XML)."""
+    return QUESTION_FILE, moodle_xml(class_set, lang, digits)

@@ -39,7 +39,7 @@ from ..present.equations import (
     product,
     total,
 )
-from ..present.numbers import DEFAULT_DIGITS, format_number
+from ..present.numbers import format_number
 from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
     Block,
@@ -58,6 +58,7 @@ from .plan import (
     MatrixForm,
     Node,
     Num,
+    Options,
     Paragraph,
     Plot,
     Say,
@@ -94,15 +95,6 @@ SHARED = -1  # the colour of an edge shared by every highlighted path
 CHANGED_LOSS = sp.Symbol(
     "E'", real=True
 )  # the loss of an exercise's changed example: never confused with E  # nodes: a closed form larger than this is not printed
-
-
-@dataclass(frozen=True)
-class Options:
-    lang: str = "en"
-    digits: int = DEFAULT_DIGITS
-    steps: int | None = None
-    exercises: bool = False
-    mazur_steps: bool = False  # Mazur's intermediate step ∂E/∂out_h = Σ_o ∂E_o/∂out_h in the hidden layer
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from .plan import (
 
 if TYPE_CHECKING:
     from ..core.worked import Worked
-    from .build import Options
+    from .plan import Options
 
 MAX_SIDE = 8  # rows or columns of a map shown whole; a larger map is cropped to this around what matters
 MAX_CHANNELS = 2  # maps of a layer shown side by side; beyond, the one that matters
@@ -1215,6 +1215,6 @@ def _gradient_nonzero(b: _MapBuilder, w: sp.Symbol) -> bool:
 
 
 def _options(digits: int) -> Options:
-    from .build import Options
+    from .plan import Options
 
     return Options(digits=digits, steps=0)

@@ -16,6 +16,7 @@ import sympy as sp
 
 from ..core.network import Network
 from ..present.equations import EquationChain, Quantity
+from ..present.numbers import DEFAULT_DIGITS
 
 # -- fields of a sentence ---------------------------------------------------------
 
@@ -288,3 +289,14 @@ class LecturePlan:
         for s in self.sections:
             visit(s)
         return out
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a lecture is asked for: its language, digits, training steps, exercises, Mazur's extra step."""
+
+    lang: str = "en"
+    digits: int = DEFAULT_DIGITS
+    steps: int | None = None
+    exercises: bool = False
+    mazur_steps: bool = False  # Mazur's intermediate step ∂E/∂out_h = Σ_o ∂E_o/∂out_h in the hidden layer

@@ -61,7 +61,7 @@ from .plan import (
 
 if TYPE_CHECKING:
     from ..core.worked import Worked
-    from .build import Options
+    from .plan import Options
 
 STEP_WIDTH = 3.3  # cm between time steps in the unrolled drawing (13.2 cm for 4 steps and the output)
 UNIT_RISE = 1.8  # cm between a step's units, which also move right by UNIT_SHIFT (no edge grazes a node)

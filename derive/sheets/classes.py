@@ -167,8 +167,12 @@ def write_class(
     log: Callable[[str], None] = lambda message: None,
     lectures: bool = False,
     fmt: str = "pdf",
+    bank: Callable[[ClassSet, str, int], tuple[str, str]] | None = None,
 ) -> float:
     """Write every file of the class set into ``directory``; returns the seconds it took.
+
+    ``bank`` writes a "moodle" class set's question bank: (file name, its text) for the class set, the
+    language and the digits (:func:`derive.grading.moodle.question_bank`; the caller picks the writer).
 
     ``fmt`` "pdf" builds each sheet and key with LaTeX; "html" writes each as one
     self-contained web page (no TeX needed). With ``lectures``, each student also
@@ -220,10 +224,11 @@ def write_class(
                 builds.append((lecture_tex(sheet.model, options), staging / files["lecture"]))
         (staging / "variants.toml").write_text(variants_toml(class_set, lectures, fmt), encoding="utf-8")
         if fmt == "moodle":
-            from ..grading.moodle import QUESTION_FILE, moodle_xml
-
-            (staging / QUESTION_FILE).write_text(moodle_xml(class_set, lang, digits), encoding="utf-8")
-            log(f"wrote {QUESTION_FILE}")
+            if bank is None:
+                raise ValueError("a Moodle class set needs the writer of its question bank")
+            name, text = bank(class_set, lang, digits)
+            (staging / name).write_text(text, encoding="utf-8")
+            log(f"wrote {name}")
 
         def build(job: tuple[str, Path]) -> None:
             compile_pdf(job[0], job[1], lang)
