@@ -310,3 +310,37 @@ def test_a_conv_layers_whole_matrix_is_refused_with_the_way_to_ask():
     out = derive_cli("grad", "tinyconv", "W2")
     assert out.returncode == 2
     assert "no δ·aᵀ outer product" in out.stderr and "w2_1_1_1_1" in out.stderr
+
+
+def saved_accuracy(tmp_path, spec, params_file, shape):
+    """The held-out-free accuracy on every digit of the saved parameters, fed the way the warning says: the
+    inputs scaled as (X − shift)/scale with the saved shift and scale, then shaped as the module takes them."""
+    from sklearn.datasets import load_digits
+
+    module_file = tmp_path / "module.py"
+    assert derive_cli("export", str(spec), "-o", str(module_file)).returncode == 0
+    loaded = importlib.util.spec_from_file_location("fitted", module_file)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    params = dict(np.load(params_file))
+    scaling = np.load(params_file.with_name(params_file.stem + ".scaling.npz"))
+    digits = load_digits()
+    X = ((digits.data - scaling["shift"]) / scaling["scale"]).reshape(-1, *shape)
+    T = np.eye(10)[digits.target]
+    return module.accuracy(params, X, T)
+
+
+def test_fit_saves_the_scaling_a_conv_cannot_absorb_beside_the_parameters(tmp_path):
+    require("sklearn", "data")
+    spec = tmp_path / "digitsconv.toml"
+    spec.write_text(
+        'name = "digitsconv"\n[loss]\nkind = "cross_entropy"\n[training]\noptimizer = "adam"\nlearning_rate = 0.01\n'
+        "[[layers]]\nshape = [1, 8, 8]\n"
+        '[[layers]]\nkind = "conv2d"\nchannels = 4\nkernel = 3\nactivation = "relu"\nbias = "per_neuron"\n'
+        '[[layers]]\nsize = 10\nactivation = "softmax"\nbias = "per_neuron"\n'
+    )
+    params = tmp_path / "p.npz"
+    out = derive_cli("fit", str(spec), "--data", "digits", "--epochs", "5", "-o", str(params))
+    assert out.returncode == 0, out.stderr
+    assert "shift and scale saved in" in out.stderr and "p.scaling.npz" in out.stderr
+    assert saved_accuracy(tmp_path, spec, params, (1, 8, 8)) >= 0.9

@@ -256,3 +256,22 @@ def test_whole_matrices_of_an_rnn_are_refused_and_u_is_known(tmp_path):
         assert out.returncode == 2 and "an rnn layer" in out.stderr, out.stderr
     out = derive_cli("grad", "mazur", "U2")
     assert out.returncode == 2 and "not recurrent" in out.stderr
+
+
+def test_fit_trains_an_rnn_on_the_digits_rows_as_sequences_and_saves_its_scaling(tmp_path):
+    """Each 8×8 digit read as 8 steps of 8 pixels. The standard scaling, one per pixel, cannot be folded into W2
+    (shared by every step): it is saved beside the parameters, and with it they classify the digits."""
+    require("sklearn", "data")
+    from test_conv import saved_accuracy
+
+    spec = tmp_path / "drnn.toml"
+    spec.write_text(
+        'name = "drnn"\n[loss]\nkind = "cross_entropy"\n[training]\noptimizer = "adam"\nlearning_rate = 0.01\n'
+        '[[layers]]\nshape = [8, 8]\n[[layers]]\nkind = "rnn"\nsize = 32\nactivation = "tanh"\nbias = "per_neuron"\n'
+        '[[layers]]\nsize = 10\nactivation = "softmax"\nbias = "per_neuron"\n'
+    )
+    params = tmp_path / "p.npz"
+    out = derive_cli("fit", str(spec), "--data", "digits", "--epochs", "5", "-o", str(params))
+    assert out.returncode == 0, out.stderr
+    assert "is recurrent" in out.stderr and "p.scaling.npz" in out.stderr
+    assert saved_accuracy(tmp_path, spec, params, (8, 8)) >= 0.85

@@ -675,16 +675,18 @@ class Model:
             )
         from ..files import check_target
         from ..fit.data import load_data
-        from ..fit.training import FitOptions, save_params, target_range
+        from ..fit.training import FitOptions, save_fit, scaling_path, target_range
         from ..fit.training import fit as run_fit
 
         if path is not None:
             check_target(path)  # before training, not after
+            if Path(path).parent.is_dir():
+                check_target(scaling_path(path))
         sizes = [layer.size for layer in self.spec.layers]
         dataset = load_data(str(data), sizes[0], sizes[-1], one_hot, target_range(self))
         result = run_fit(self, dataset, FitOptions(epochs, batch_size, lr, test_fraction, seed, scale), progress)
         if path is not None:
-            save_params(result.params, path)
+            save_fit(result, path)  # with path's .scaling.npz beside it when the params expect scaled inputs
         return result
 
     def exercises(

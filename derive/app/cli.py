@@ -847,7 +847,7 @@ def fit(
     from ..core.optimizer import Optimizer
     from ..files import check_target
     from ..fit.data import load_data
-    from ..fit.training import FitOptions, save_params, target_range
+    from ..fit.training import FitOptions, save_fit, scaling_path, target_range
     from ..fit.training import fit as run_fit
     from ..present.printing import format_number
     from .api import Model
@@ -875,6 +875,8 @@ def fit(
     if output:
         check_target(output)  # now that the data set is read: -o onto it would destroy it
     target = Path(output) if output else Path("output") / f"{model.spec.name}.npz"
+    if target.parent.is_dir():  # where a scaling the parameters cannot absorb goes (never onto an input)
+        check_target(scaling_path(target))
     options = FitOptions(epochs, batch_size, learning_rate, test_fraction, seed, scale)
     if quiet or not sys.stderr.isatty() or epochs == 0:
         result = run_fit(model, data, options)
@@ -893,18 +895,21 @@ def fit(
             result = run_fit(model, data, options, progress)
     if not math.isfinite(result.train_loss):
         click.echo(f"warning: training diverged: the loss is {result.train_loss}; try a smaller --lr", err=True)
-    if not result.scaling_folded:
+    beside = save_fit(result, target)
+    if beside is not None:
+        first = model.spec.layers[1]
         why = (
             "is a convolution, whose kernels are shared by every input position"
-            if model.spec.layers[1].geometry is not None
+            if first.geometry is not None
+            else "is recurrent, its input weights shared by every time step"
+            if first.steps
             else "has no bias per neuron"
         )
         click.echo(
-            f"warning: layer 2 {why}, so it cannot absorb the {scale} scaling: "
-            "the saved parameters expect scaled inputs",
+            f"warning: layer 2 {why}, so it cannot absorb the {scale} scaling: the saved parameters expect "
+            f"inputs scaled as (X - shift)/scale, with shift and scale saved in {beside}",
             err=True,
         )
-    save_params(result.params, target)
     if fmt == "json":
         _dump(result.summary())
     else:

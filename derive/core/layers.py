@@ -439,6 +439,10 @@ class Pool(MapKind):
         self.name = name
         self.maximum = name.startswith("max")
 
+    def window(self, layer: LayerView, j: int) -> list[int]:
+        """The inputs (indices into the layer below's outs) that pooled output ``j`` reads, in torch's order."""
+        return self._window(layer, j)
+
     def _window(self, layer: LayerView, j: int) -> list[int]:
         table = windows(_geometry(layer))
         channel, p = divmod(j, table.positions)

@@ -55,6 +55,7 @@ class FitResult:
     seconds: float  # the training loop alone, without progress reports
     params: dict[str, np.ndarray]  # for raw inputs when ``scaling_folded``
     scaling_folded: bool
+    scaling: Scaling | None = None  # the inputs' (X − shift)/scale the params expect, when it is not folded
 
     def summary(self) -> dict[str, Any]:
         """The JSON answer of `derive fit`."""
@@ -134,6 +135,7 @@ def fit(
         seconds=seconds,
         params=folded if folded is not None else params,
         scaling_folded=folded is not None,
+        scaling=None if folded is not None else scaled,
     )
 
 
@@ -147,8 +149,27 @@ def fold_scaling(params: dict[str, np.ndarray], scaled: Scaling) -> dict[str, np
     W, b = params["W2"], params.get("b2")
     if b is None or b.ndim != 1 or W.ndim != 2:  # a kernel is shared across positions: no per-input scale fits it
         return None
+    if W.shape[1] != scaled.scale.size:  # an rnn's W2 is shared by every time step: one column per feature
+        return None
     W_raw = W / scaled.scale
     return {**params, "W2": W_raw, "b2": b - W_raw @ scaled.shift}
+
+
+def scaling_path(path: str | Path) -> Path:
+    """Where ``derive fit`` saves the inputs' scaling when the parameters cannot absorb it: x.scaling.npz."""
+    target = Path(path)
+    return target.with_name(target.stem + ".scaling.npz")
+
+
+def save_fit(result: FitResult, path: str | Path) -> Path | None:
+    """The trained parameters to ``path``; when they expect scaled inputs, the scaling too (``shift`` and
+    ``scale``: the module takes (X − shift)/scale, X flattened row by row), beside them. Gives that file."""
+    save_params(result.params, path)
+    if result.scaling is None or result.scaling.kind == "none":
+        return None
+    beside = scaling_path(path)
+    save_params({"shift": result.scaling.shift, "scale": result.scaling.scale}, beside)
+    return beside
 
 
 def save_params(params: dict[str, np.ndarray], path: str | Path) -> None:

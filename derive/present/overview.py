@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
-from ..core.network import LOSS_SYMBOL, Network
+from ..core.layers import Pool
+from ..core.network import LOSS_SYMBOL, Layer, Network
 from ..core.point import LazyMapping
 from ..core.rules import Activation, LayerMap
 from ..spec.reading import BiasKind, LayerSpec
@@ -43,6 +45,30 @@ def _rule_text(rule: Activation | LayerMap | None) -> str:
     return f"{rule.name}: f(x) = {rule.formula}"
 
 
+def _weights_entry(lspec: LayerSpec, full: bool) -> dict[str, Any]:
+    """A layer's weight names as JSON: [j][k] for a dense layer, [out][in][kh][kw] for a convolution (torch's
+    layout), weights [j][k] and recurrent_weights [j][k] for an rnn, none for a pool; beyond MAX_JSON_NAMES
+    names (unless ``full``) only their shape."""
+    rows = lspec.weight_names
+    if not rows:
+        return {}  # a pool has no weights
+    g = lspec.geometry
+    named: dict[str, list[list[str]]] = {"weights": [list(row) for row in rows]}
+    shapes: dict[str, list[int]] = {"weights": [len(rows), len(rows[0])]}
+    if lspec.steps:  # rows are [W | U]: the input weights, then the recurrent ones
+        units = len(rows)
+        named = {"weights": [list(r[:-units]) for r in rows], "recurrent_weights": [list(r[-units:]) for r in rows]}
+        shapes = {"weights": [units, len(rows[0]) - units], "recurrent_weights": [units, units]}
+    elif g is not None:  # a kernel per output channel: [in][kh][kw]
+        shapes = {"weights": [g.out_shape[0], g.in_shape[0], *g.kernel]}
+    total = sum(len(r) for r in rows)
+    if not full and total > MAX_JSON_NAMES:
+        return {f"{key}_shape": shape for key, shape in shapes.items()}
+    if g is not None and not lspec.steps:
+        return {"weights": np.reshape(np.array(named["weights"], dtype=object), shapes["weights"]).tolist()}
+    return named
+
+
 def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     """The network as plain data; a big one summarised per layer unless ``full``."""
     net = model.network
@@ -51,11 +77,12 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     for layer in net.layers:
         neurons = layer.neurons
         written = full or layer.index == 0 or net.layers[layer.index - 1].size <= MAX_JSON_SUM
+        pool = "pool" in layer.spec.kind
         entry: dict[str, Any] = {
             "number": layer.number,
             "size": layer.size,
-            "activation": None if layer.rule is None else layer.rule.name,
-            "formula": None if layer.rule is None else layer.rule.formula,
+            "activation": None if layer.rule is None or pool else layer.rule.name,  # a pool has no activation
+            "formula": None if layer.rule is None or pool else layer.rule.formula,
             "neurons": [],
         }
         for n in neurons:
@@ -74,14 +101,19 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
                 if n.target is not None:
                     neuron["target_value"] = point[n.target]
             entry["neurons"].append(neuron)
+        lspec = layer.spec
+        entry["kind"] = lspec.kind
+        if lspec.shape:
+            entry["shape"] = list(lspec.shape)  # an input's [C, H, W], [C, L] or [T, D]
+        if lspec.geometry is not None:  # a map layer: its maps' shape and how its window moves
+            g = lspec.geometry
+            entry.update(shape=list(g.out_shape), kernel=list(g.kernel), stride=list(g.stride), padding=list(g.padding))
+        if lspec.steps:
+            entry["steps"] = lspec.steps
         if layer.index > 0:
-            weight_names = layer.spec.weight_names
-            if full or len(weight_names) * len(weight_names[0]) <= MAX_JSON_NAMES:
-                entry["weights"] = [list(row) for row in weight_names]
-            else:
-                entry["weights_shape"] = [len(weight_names), len(weight_names[0])]
-            entry["bias"] = layer.spec.bias.kind.value
-            entry["bias_names"] = list(layer.spec.bias.names)
+            entry.update(_weights_entry(lspec, full))
+            entry["bias"] = lspec.bias.kind.value
+            entry["bias_names"] = list(lspec.bias.names)
         layers.append(entry)
     values = model.parameter_values()
     parameter_names = model.spec.parameter_names
@@ -152,7 +184,10 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
     lines = [f"{spec.name}: {spec.title}", ""]
     lines.append("layers:")
     for layer in net.layers:
-        names = ", ".join(n.out.name if layer.index == 0 else n.label for n in layer.neurons[:limit])
+        # a neuron by its label where that is a name (Mazur's h1), else by its output (a2_1: "2_1" is no name)
+        names = ", ".join(
+            n.label if layer.index > 0 and n.label[:1].isalpha() else n.out.name for n in layer.neurons[:limit]
+        )
         if limit is not None and layer.size > limit:
             names += f", … ({layer.size} in all)"
         what = "input" if layer.rule is None else _rule_text(layer.rule)
@@ -240,8 +275,14 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
         listed = layer.neurons[:limit]
         # a net that cancels to rounding noise shows as 0, in its own equation and where its out is computed
         shown = _Overlay(point, {n.net: _shown_net(net, n.net, point) for n in listed if n.net is not None and summed})
-        for n in listed:
+        pool = layer.kind if isinstance(layer.kind, Pool) else None
+        below = net.layers[layer.index - 1].outs
+        for j, n in enumerate(listed):
             assert n.net is not None
+            if pool is not None:  # its window, and no activation
+                lines.append(fold(_pool_line(pool, layer, j, below, point, digits), width))
+                lines.append(f"  {n.out.name} = {n.net.name}   (a pool has no activation)")
+                continue
             if summed:
                 lines.append(_equation(n.net, net.net_definitions[n.net], shown, digits, width))
             else:
@@ -259,6 +300,22 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
     lines.append(loss_line.replace("loss: E =", f"loss: E[{model.spec.worked}] =", 1))
     lines += ["", *_samples_table(model, digits, full)]
     return "\n".join(lines) + "\n"
+
+
+def _pool_line(
+    pool: Pool, layer: Layer, j: int, below: tuple[sp.Symbol, ...], point: Mapping[sp.Symbol, float], digits: int
+) -> str:
+    """z3_1_1_1 = max(a2_1_1_1, …) = max(0.46, …) = 0.7 (a2_1_2_1), or the window's mean."""
+    window = [below[k] for k in pool.window(layer, j)]
+    names = ", ".join(s.name for s in window)
+    values = ", ".join(pr.format_number(point[s], digits) for s in window)
+    n = layer.neurons[j]
+    assert n.net is not None
+    value = pr.format_number(point[n.net], digits)
+    if pool.maximum:
+        winner = below[layer.routes[j]].name
+        return f"  {n.net.name} = max({names}) = max({values}) = {value}   (the first largest: {winner})"
+    return f"  {n.net.name} = mean({names}) = mean({values}) = {value}"
 
 
 SAMPLE_TABLE_COLUMNS = 12  # beyond this many values a sample, the table keeps inputs, outputs, targets and E[n]
