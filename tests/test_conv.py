@@ -344,3 +344,24 @@ def test_fit_saves_the_scaling_a_conv_cannot_absorb_beside_the_parameters(tmp_pa
     assert out.returncode == 0, out.stderr
     assert "shift and scale saved in" in out.stderr and "p.scaling.npz" in out.stderr
     assert saved_accuracy(tmp_path, spec, params, (1, 8, 8)) >= 0.9
+
+
+def test_show_describes_map_layers_in_json_and_a_max_pools_window_in_text():
+    out = derive_cli("show", "tinyconv", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    layers = json.loads(out.stdout)["layers"]
+    conv, pool, dense = layers[1], layers[2], layers[3]
+    assert conv["kind"] == "conv2d" and conv["shape"] == [2, 3, 3] and conv["kernel"] == [2, 2]
+    # torch's Conv2d.weight layout [out][in][kh][kw], named w2_o_i_r_c
+    assert conv["weights"] == [[[[f"w2_{o}_1_{r}_{c}" for c in (1, 2)] for r in (1, 2)]] for o in (1, 2)]
+    assert pool["kind"] == "maxpool2d" and "weights" not in pool and pool["activation"] is None
+    assert dense["kind"] == "dense" and len(dense["weights"]) == 2 and len(dense["weights"][0]) == 8
+    text = derive_cli("show", "tinyconv").stdout
+    line = " ".join(text[text.index("  z3_1_1_1 = ") :].split("\n  a3_1_1_1")[0].split())
+    # the 2×2 window at the top left of map 1 (stride 1), in torch's order; the max of its relu outputs
+    assert line.startswith("z3_1_1_1 = max(a2_1_1_1, a2_1_1_2, a2_1_2_1, a2_1_2_2) = max(")
+    x = np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 0.1, 0.2], [0.3, 0.4, 0.5, 0.6]])
+    k = np.array([[0.1, -0.2], [0.3, 0.4]])
+    a = [max(0.0, float((x[r : r + 2, c : c + 2] * k).sum() + 0.1)) for r, c in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    winner = ["a2_1_1_1", "a2_1_1_2", "a2_1_2_1", "a2_1_2_2"][int(np.argmax(a))]
+    assert line.endswith(f"(the first largest: {winner})") and f"= {max(a):.8g}" in line
