@@ -365,3 +365,17 @@ def test_show_describes_map_layers_in_json_and_a_max_pools_window_in_text():
     a = [max(0.0, float((x[r : r + 2, c : c + 2] * k).sum() + 0.1)) for r, c in ((0, 0), (0, 1), (1, 0), (1, 1))]
     winner = ["a2_1_1_1", "a2_1_1_2", "a2_1_2_1", "a2_1_2_2"][int(np.argmax(a))]
     assert line.endswith(f"(the first largest: {winner})") and f"= {max(a):.8g}" in line
+
+
+def test_the_exported_module_says_what_each_layer_is(tmp_path):
+    """A pool is no linear layer: it has no weights, bias or activation; a conv names its maps and kernels."""
+    path = tmp_path / "m.py"
+    assert derive_cli("export", "tinyconv", "-o", str(path)).returncode == 0
+    loaded = importlib.util.spec_from_file_location("tinyconv_module", path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    doc = module.__doc__
+    assert "layer 1: 1 map of 4×4, X of shape (batch, 1, 4, 4)" in doc
+    assert "layer 2: conv2d 2×2 → 2 maps of 3×3, kernels W2, relu" in doc and "a bias per channel" in doc
+    assert "layer 3: maxpool2d 2×2 stride 1×1 → 2 maps of 2×2 (no weights, bias or activation)" in doc
+    assert module.ACTIVATIONS == ("relu", None, "sigmoid")

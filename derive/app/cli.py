@@ -244,12 +244,27 @@ def examples(name: str | None) -> None:
     from ..spec.reading import builtin_example_text, builtin_examples, load_spec
 
     if name is None:
+        rows = []
         for example in builtin_examples():
             spec = load_spec(example)
-            sizes = "-".join(str(layer.size) for layer in spec.layers)
-            click.echo(f"{example:<14} {sizes:<10} {spec.title}")
+            rows.append((example, "-".join(_layer_size(layer) for layer in spec.layers), spec.title))
+        wide = max(len(sizes) for _, sizes, _ in rows)
+        for example, sizes, title in rows:
+            click.echo(f"{example:<14} {sizes:<{max(wide, 10)}} {title}")
         return
     click.echo(builtin_example_text(name), nl=False)
+
+
+def _layer_size(layer: Any) -> str:
+    """A layer in a list of sizes: 64, an input map 1×28×28, maps 6@24×24, an rnn of 2 units rnn2."""
+    if layer.geometry is not None:
+        channels, *sides = layer.geometry.out_shape
+        return f"{channels}@" + "×".join(str(n) for n in sides)
+    if layer.steps:
+        return f"rnn{layer.exposed_size}"
+    if layer.shape:
+        return "×".join(str(n) for n in layer.shape)
+    return str(layer.size)
 
 
 @main.command()

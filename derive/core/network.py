@@ -487,7 +487,17 @@ class Network:
             hint += "\n  also any input, net or out: " + listing(
                 [n for n, i in self.info.items() if i.kind in (SymbolKind.INPUT, SymbolKind.NET, SymbolKind.OUT)], 12
             )
-            hint += "\n  or a whole layer's matrix, as an exported module names it: W2, b2, …"
+            dense = [layer.spec.number for layer in self.layers[1:] if layer.spec.kind == "dense"]
+            if dense:
+                hint += (
+                    f"\n  or a dense layer's whole matrix, as an exported module names it: W{dense[0]}, b{dense[0]}, …"
+                )
+            stem, at, _ = name.partition("@")
+            if at and stem in self.info:
+                hint = (
+                    f"{stem}@N is {stem} after N updates: derive check takes it (derive check SPEC '{name}=…'),"
+                    " derive train --steps N shows every parameter after N"
+                )
             raise DeriveError(f"unknown parameter {shorten(name)}", where=self.spec.source, hint=hint)
         return self.symbols[name]
 

@@ -102,6 +102,16 @@ def is_matrix_key(name: str) -> bool:
     return MATRIX_KEY.match(name) is not None
 
 
+def dense_keys(network: Any) -> str:
+    """The whole-matrix keys ``derive grad`` answers (a dense layer's W and b): "W4, b4 (a dense layer's)"."""
+    dense = [layer.number for layer in network.layers[1:] if layer.spec.kind == "dense"]
+    return (
+        "a dense layer's whole matrix: "
+        + ", ".join(f"W{n}, b{n}" for n in dense[:3])
+        + (", …" if len(dense) > 3 else "")
+    )
+
+
 def matrix_gradient(model: Any, key: str) -> MatrixGradient:
     """∂E/∂``key`` for an exported module's key (W{l}, b{l}), from the compiled passes."""
     m = MATRIX_KEY.match(key)
@@ -112,12 +122,18 @@ def matrix_gradient(model: Any, key: str) -> MatrixGradient:
     if number not in layers:
         first, last = min(layers), max(layers)
         raise DeriveError(
-            f"no layer {number}: weight layers are numbered {first} to {last} (the input layer is 1)",
-            where=key,
+            f"∂E/∂{key}: no layer {number}: layers are numbered {first} to {last} after the input layer (1)",
+            where=network.spec.source,
             hint=f"e.g. W{last} for the output layer's weights",
         )
     layer = layers[number]
     spec = layer.spec
+    if spec.geometry is not None and not spec.weight_names:
+        raise DeriveError(
+            f"∂E/∂{key}: layer {number} is a pool ({spec.kind}): it has no weights or biases",
+            where=network.spec.source,
+            hint=f"{dense_keys(network)}; a pooled value by its name, e.g. derive grad SPEC {layer.outs[0].name}",
+        )
     if spec.geometry is not None or spec.steps:
         what = "a pool" if spec.geometry is not None and not spec.weight_names else f"{spec.kind} layer"
         what = what if what.startswith("a ") else ("an " if what[0] in "aeiour" else "a ") + what

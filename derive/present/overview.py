@@ -24,6 +24,7 @@ from ..core.layers import Pool
 from ..core.network import LOSS_SYMBOL, Layer, Network
 from ..core.point import LazyMapping
 from ..core.rules import Activation, LayerMap
+from ..spec.maps import map_words, maps_words
 from ..spec.reading import BiasKind, LayerSpec
 from . import printing as pr
 from .display import shown_value
@@ -157,23 +158,6 @@ def overview_text(
     return fold(_overview_lines(model, digits, full, width), width)
 
 
-def _maps(shape: tuple[int, ...]) -> str:
-    """(2, 3, 3) → "2 maps of 3×3"."""
-    return f"{shape[0]} map{'s' if shape[0] != 1 else ''} of {'×'.join(map(str, shape[1:]))}"
-
-
-def map_words(layer: LayerSpec) -> str:
-    """A conv or pool layer in words: "conv2d 3×3 stride 1 padding 1 → 2 maps of 6×6"."""
-    g = layer.geometry
-    assert g is not None
-    words = f"{layer.kind} {'×'.join(map(str, g.kernel))}"
-    if any(s != 1 for s in g.stride) or layer.kind.startswith(("max", "avg")):
-        words += f" stride {'×'.join(map(str, g.stride))}"
-    if any(g.padding):
-        words += f" padding {'×'.join(map(str, g.padding))}"
-    return f"{words} → {_maps(g.out_shape)}"
-
-
 def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -> str:
     net = model.network
     point = model.point
@@ -200,7 +184,7 @@ def _overview_lines(model: Worked, digits: int, full: bool, width: int | None) -
             units = layer.spec.exposed_size
             what = f"rnn, {units} units × {layer.spec.steps} steps, {what}"
         elif layer.spec.shape:
-            what = f"input, {_maps(layer.spec.shape)}"
+            what = f"input, {maps_words(layer.spec.shape)}"
         if (layer.spec.shape or layer.spec.steps) and not full:  # the first and last names say the order
             outs = layer.outs
             if layer.spec.steps or (len(net.layers) > 1 and net.layers[1].spec.steps):

@@ -149,7 +149,7 @@ class Reporter:
             equation = equations.total(lhs, values, value)
         numbers = Numbers(tuple(v if v is not None else float("nan") for v in values), "*" if multiply else "+")
         expr = sp.Mul(*(p.expr for p in parts)) if multiply else sp.Add(*(p.expr for p in parts))
-        latex_parts = tuple(self.latex_printer.sides(equation))
+        latex_parts = tuple(side for side in self.latex_printer.sides(equation) if side.strip())  # an empty sum: none
         return Step(
             kind=kind,
             quantity=self.text_printer.side(Product(tuple(p.equation.lhs for p in parts)))
@@ -332,6 +332,13 @@ class Reporter:
         elif d.paths:
             noun = "path" if d.path_count == 1 else "paths"
             lines.append(f"{head}: {d.path_count} {noun} from {q.name} to E")
+        elif d.path_count == 0:
+            why = (
+                "every max pool it feeds passes on another entry of its windows"
+                if d.network.has_max_pools
+                else "nothing it feeds reaches E"
+            )
+            lines.append(f"{head}: no path from {q.name} reaches E ({why}), so ∂E/∂{q.name} = 0")
         else:
             lines.append(f"{head}: {d.path_count} paths from {q.name} to E, folded into δ form (BP2)")
         lines.append("")
@@ -345,6 +352,8 @@ class Reporter:
             elif step.kind in ("term", "delta"):
                 lines.extend(self._term_lines(step))
             elif step.kind == "sum":
+                if not step.parts:  # no path: the header said why it is 0
+                    continue
                 noun = "paths" if d.paths else "terms"
                 if self.uses is not None:
                     noun = "steps" if self.uses.steps else "uses"

@@ -250,3 +250,20 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return f"a string ({value[:30]!r})"
     return repr(value)
+
+
+def maps_words(shape: tuple[int, ...]) -> str:
+    """(2, 3, 3) → "2 maps of 3×3"."""
+    return f"{shape[0]} map{'s' if shape[0] != 1 else ''} of {'×'.join(map(str, shape[1:]))}"
+
+
+def map_words(layer: LayerSpec) -> str:
+    """A conv or pool layer in words: "conv2d 3×3 stride 1 padding 1 → 2 maps of 6×6"."""
+    g = layer.geometry
+    assert g is not None
+    words = f"{layer.kind} {'×'.join(map(str, g.kernel))}"
+    if any(s != 1 for s in g.stride) or layer.kind.startswith(("max", "avg")):
+        words += f" stride {'×'.join(map(str, g.stride))}"
+    if any(g.padding):
+        words += f" padding {'×'.join(map(str, g.padding))}"
+    return f"{words} → {maps_words(g.out_shape)}"

@@ -3,7 +3,7 @@
 Layers (Nielsen's numbering: the input layer is 1, so the first weight matrix is W2):
     layer 1: 2 inputs
     layer 2: 3 neurons, x/(1 + exp(-x)) (f = x/(1 + exp(-x))), one shared bias
-    layer 3: 1 neurons, linear (f = x), one shared bias
+    layer 3: 1 neuron, linear (f = x), one shared bias
 Loss per sample: E = Σ_k [(t - o)**2], with o the output and t the target;
 loss() and gradients() average it over the batch (the rows of X and T).
 
