@@ -19,13 +19,22 @@ from decimal import Decimal
 
 import sympy as sp
 
-from ..core.chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
+from ..core.chain import (
+    Derivation,
+    Factor,
+    count_paths,
+    derive,
+    derive_batch,
+    evaluate,
+    exact_point,
+    factor_value,
+)
 from ..core.network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..core.optimizer import Optimizer
 from ..core.policy import POLICY
 from ..core.rules import Activation, LayerMap
 from ..present.branches import piecewise_form
-from ..present.display import display_point, shown_value
+from ..present.display import ExactWhereLost, display_point, shown_value
 from ..present.equations import (
     Contribution,
     Elided,
@@ -168,7 +177,9 @@ class _Builder:
         self.net: Network = model.network
         self.options = options
         self.exact = model.point
-        self.point = display_point(self.net, model.point)  # rounding noise shown as 0
+        # every number shown from the exact point where floats lost it: σ(61) is 1 in floats, and its δ 0
+        self.exact_values = exact_point(self.net, model.point)
+        self.point = ExactWhereLost(self.net, display_point(self.net, model.point), self.exact_values)
         self.parameters = list(model.spec.parameter_names)
         self.steps = options.steps if options.steps is not None else model.spec.training.steps
         self.memo: dict[sp.Symbol, int] = {}
@@ -190,16 +201,56 @@ class _Builder:
         self._slip: tuple[list[float], list[float]] | None = None  # the updated-weights slip's run, when asked
         self.optimizer = Optimizer.of(batch.spec)
         self.update_values: dict[sp.Symbol, float] = {}  # the numbers of the update's step-by-step lines
+        # a loss such as E = o uses no target: then no target is named, listed or tabled (the spec may give none)
+        targets = {n.target for n in self.net.output_layer.neurons if n.target is not None}
+        self.uses_targets = bool(self.net.loss_expression.free_symbols & targets) and all(
+            t in self.exact for t in targets
+        )
 
     # -- helpers ------------------------------------------------------------------
 
     def derivation(self, name: str) -> Derivation:
         if name not in self.derivations:
-            self.derivations[name] = derive(self.net, self.net.symbols[name], self.exact, memo=self.memo)
+            self.derivations[name] = derive(
+                self.net, self.net.symbols[name], self.exact, memo=self.memo, exact=self.exact_values
+            )
         return self.derivations[name]
+
+    def gradient(self, name: str, value: float | None = None) -> float:
+        """The worked sample's ∂E/∂p (or ``value``, a float the training computed), from the exact point where the
+        float is 0 and the exact value is not: a saturated neuron's gradient of 1.99e-33 is not 0."""
+        g = self.sample_gradients[name] if value is None else value
+        if g != 0 or (value is not None and self.batch.is_batch):
+            return g
+        info = self.net.info[name]
+        layer = self.net.layers[info.layer]
+        try:
+            if info.kind == "weight":
+                assert info.row is not None and info.col is not None
+                delta = layer.neurons[info.row].delta
+                src = self.net.layers[info.layer - 1].neurons[info.col].out
+                assert delta is not None
+                exact = self.exact_values[delta] * self.exact_values[src]
+            elif info.kind == "bias":
+                deltas = [
+                    n.delta
+                    for n, b in zip(layer.neurons, layer.biases)
+                    if b is not None and b.name == name and n.delta is not None
+                ]
+                exact = sp.Add(*(self.exact_values[d] for d in deltas))
+            else:  # pragma: no cover - only weights and biases are parameters
+                return g
+            shown = float(exact)
+        except (KeyError, TypeError, ValueError):
+            return g
+        return shown if math.isfinite(shown) else g
 
     def sym(self, name: str) -> sp.Symbol:
         return self.net.symbols[name]
+
+    def target(self, n: Neuron) -> sp.Symbol | None:
+        """An output neuron's target symbol, when the loss compares the output with it."""
+        return n.target if self.uses_targets else None
 
     def neuron(self, layer: Layer, j: int) -> Field:
         """How the words name a neuron: its spec name, or "j of layer l" for a layer given by size."""
@@ -210,6 +261,18 @@ class _Builder:
             return say("neuron_of_layer", j=j + 1, layer=layer.number)
         return Text(n.label)
 
+    def name_of(self, layer: Layer, j: int) -> Field:
+        """A neuron by its name alone (h1, i1, set alike), or "j of layer l" for a layer given by size."""
+        if layer.spec.by_size:
+            return say("neuron_of_layer", j=j + 1, layer=layer.number)
+        return Text(layer.neurons[j].label)
+
+    def name_encodes(self, layer: Layer, j: int, k: int) -> bool:
+        """Whether weight (j, k)'s name spells the neurons it joins (w_h1_i1, w2_1_1), not a number (Mazur's w1)."""
+        prev = self.net.layers[layer.index - 1]
+        name = layer.weights[j][k].name
+        return name in (f"w_{layer.neurons[j].label}_{prev.neurons[k].label}", f"w{layer.number}_{j + 1}_{k + 1}")
+
     def is_output(self, layer: Layer) -> bool:
         return layer.index == len(self.net.layers) - 1
 
@@ -219,6 +282,21 @@ class _Builder:
     def defines(self, symbol: sp.Symbol, expr: sp.Expr) -> EquationChain:
         """symbol = its definition = with numbers = value; too long a definition is elided."""
         value = shown_value(expr, self.point[symbol], self.exact)
+        numerator, denominator = sp.fraction(expr)
+        if isinstance(denominator, sp.Add) and len(denominator.args) > MAX_SHOWN_TERMS:
+            # a softmax over many outputs: one fraction, its denominator by its ends (e^{z1} + e^{z2} + ⋯ + e^{z10})
+            from ..present.equations import reading_order
+
+            ordered = reading_order(denominator)
+            head, tail = tuple(ordered[:2]), tuple(ordered[-1:])
+            return EquationChain(
+                symbol,
+                (
+                    Elided(head, tail, over=numerator),
+                    Elided(head, tail, over=numerator, numbers=True),
+                    Value(value),
+                ),
+            )
         terms = sp.Add.make_args(expr) if isinstance(expr, sp.Add) else ()
         if len(terms) > MAX_SHOWN_TERMS:
             from ..present.equations import reading_order
@@ -509,8 +587,9 @@ class _Builder:
                 label = self.neuron(layer, n.index)
                 rows.append((Math(n.net), say("net_of", neuron=label), Num(self.point[n.net])))
                 rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out])))
-                if n.target is not None:
-                    rows.append((Math(n.target), say("target_of", neuron=label), Num(self.point[n.target])))
+                target = self.target(n)
+                if target is not None:
+                    rows.append((Math(target), say("target_of", neuron=label), Num(self.point[target])))
         for layer in net.layers[1:] if symbols <= MAX_NOTATION_ROWS else ():
             prev = net.layers[layer.index - 1]
             for j, row in enumerate(layer.weights):
@@ -518,7 +597,7 @@ class _Builder:
                     rows.append(
                         (
                             Math(w),
-                            say("weight_from", src=self.neuron(prev, k), dst=self.neuron(layer, j)),
+                            say("weight_from", src=self.name_of(prev, k), dst=self.name_of(layer, j)),
                             Num(self.point[w]),
                         )
                     )
@@ -560,12 +639,11 @@ class _Builder:
         net = self.net
         layer = net.layers[1]
         w = layer.weights[0][0]
-        out: list[Say] = [
-            say("weight_naming", weight=Math(w), dst=self.neuron(layer, 0), src=self.neuron(net.layers[0], 0))
-        ]
+        key = "weight_naming" if self.name_encodes(layer, 0, 0) else "weight_joins"
+        out: list[Say] = [say(key, weight=Math(w), dst=self.name_of(layer, 0), src=self.name_of(net.layers[0], 0))]
         top = net.output_layer
         first = top.neurons[0]
-        if first.target is not None:
+        if self.target(first) is not None:
             if top.size == 2:
                 last = top.neurons[-1]
                 assert last.target is not None
@@ -617,7 +695,7 @@ class _Builder:
             }
             meaning = (
                 say("summary_output", target=Math(n0.target), **names)
-                if n0.target is not None
+                if self.target(n0) is not None
                 else say("summary_layer", **names)
             )
             rows.append((Count(layer.number), meaning, Count(layer.size)))
@@ -698,7 +776,7 @@ class _Builder:
         fixed = {
             n.target: sp.Integer(int(self.point[n.target]))
             for n in net.output_layer.neurons
-            if n.target is not None and self.point[n.target] in (0, 1)
+            if n.target is not None and self.uses_targets and self.point[n.target] in (0, 1)
         }
         zeros = {t: v for t, v in fixed.items() if v == 0}
         substituted = expr.xreplace(fixed) if fixed else expr
@@ -863,8 +941,8 @@ class _Builder:
         out = factor.wrt
         neuron = self.net.neuron_of(out)
         outputs = self.net.output_layer
-        if neuron.target is None:
-            return []  # pragma: no cover - an output neuron always has a target symbol
+        if neuron.target is None or not self.uses_targets:
+            return []  # E = o: no term of a target to explain
         term = self.net.loss_rule.term(out, neuron.target, outputs.size)
         chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
         if self.net.loss_rule.name == "half_sse":
@@ -882,7 +960,7 @@ class _Builder:
                 continue
             self.defined_deltas.add(n.delta)
             expr = self.net.delta_definitions[n.delta]
-            value = self.exact[n.delta]
+            value = self.point[n.delta]
             chain = definition(n.delta, expr, value)
             if self.is_output(layer) and not isinstance(layer.rule, LayerMap):
                 # δ = ∂E/∂out · ∂out/∂net: each factor substituted once (here, or earlier), δ by their values
@@ -892,7 +970,8 @@ class _Builder:
                 )
                 values = []
                 for of, wrt, factor in factors:
-                    v = evaluate(factor, self.exact)
+                    exact = factor_value(self.net, factor, self.exact_values)  # as the factor's own line shows it
+                    v = float(exact) if exact is not None else evaluate(factor, self.exact)
                     values.append(v)
                     if (of, wrt) not in self.shown_factors:
                         self.shown_factors[(of, wrt)] = v
@@ -931,14 +1010,14 @@ class _Builder:
                     continue
                 src = prev.neurons[k].out
                 # an out shown as 0 (rounding noise of a net that cancels) makes its product 0 on the page too
-                g = 0.0 if self.point[src] == 0 else self.sample_gradients[w.name]
+                g = 0.0 if self.point[src] == 0 else self.gradient(w.name)
                 rows.append(
                     (
                         g,
                         (
                             Math(w),
                             Math(EquationChain(src, (Value(self.point[src]),))),
-                            Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))),
+                            Math(EquationChain(n.delta, (Value(self.point[n.delta]),))),
                             Num(g),
                         ),
                     )
@@ -947,9 +1026,9 @@ class _Builder:
             for j, b in enumerate(layer.biases):
                 n = layer.neurons[j]
                 assert b is not None and n.delta is not None
-                g = self.sample_gradients[b.name]
+                g = self.gradient(b.name)
                 rows.append(
-                    (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))), Num(g)))
+                    (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.point[n.delta]),))), Num(g)))
                 )
         blocks: list[Block] = []
         pending = [n for n in layer.neurons if n.delta not in self.defined_deltas]
@@ -980,7 +1059,7 @@ class _Builder:
             b = layer.biases[0]
             assert b is not None
             deltas = [n.delta for n in layer.neurons if n.delta is not None]
-            g = self.sample_gradients[b.name]
+            g = self.gradient(b.name)
             expr = sp.Add(*deltas[:6]) if len(deltas) <= 6 else None
             chain = (
                 definition(Partial(LOSS_SYMBOL, b), expr, g)
@@ -1008,7 +1087,7 @@ class _Builder:
             (
                 say("n_w"),
                 Math(w),
-                say("m_w", src=Math(below.neurons[0].out), dst=Math(o.out)),
+                say("m_w", src=self.name_of(below, 0), dst=self.name_of(out, 0)),
             ),
             (say("n_delta"), Math(o.delta), say("m_delta")),
             (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),
@@ -1177,7 +1256,8 @@ class _Builder:
         header = (say("parameter"), say("old"), say("gradient"), say("new"))
         if len(self.parameters) <= MAX_UPDATE_ROWS:
             rows = tuple(
-                (Math(self.sym(p)), Num(run.old[p]), Num(run.gradients[p]), Num(run.new[p])) for p in self.parameters
+                (Math(self.sym(p)), Num(run.old[p]), Num(self.gradient(p, run.gradients[p])), Num(run.new[p]))
+                for p in self.parameters
             )
             blocks.append(Table(header, rows, (False, True, True, True)))
         else:
@@ -1288,13 +1368,17 @@ class _Builder:
         for k, (point, outputs) in enumerate(zip(samples, self.run.outputs), start=1):
             shown = display_point(self.net, point)
             for n, value in list(zip(out.neurons, outputs))[:12]:
-                assert n.target is not None
-                row: tuple[Field, ...] = (Math(n.out), Num(shown[n.out]), Num(value), Num(shown[n.target]))
+                target = self.target(n)
+                row: tuple[Field, ...] = (Math(n.out), Num(shown[n.out]), Num(value))
+                if target is not None:
+                    row = (*row, Num(shown[target]))
                 rows.append((Count(k), *row) if self.batch.is_batch else row)
             if len(rows) >= MAX_UPDATE_ROWS:
                 break
-        header: tuple[Say, ...] = (say("output"), say("before_training"), say("after_training"), say("target"))
-        numeric: tuple[bool, ...] = (False, True, True, True)
+        header: tuple[Say, ...] = (say("output"), say("before_training"), say("after_training"))
+        numeric: tuple[bool, ...] = (False, True, True)
+        if self.uses_targets:
+            header, numeric = (*header, say("target")), (*numeric, True)
         if self.batch.is_batch:
             header, numeric = (say("sample"), *header), (True, *numeric)
         blocks.append(Table(header, tuple(rows), numeric))
@@ -1309,7 +1393,7 @@ class _Builder:
         inputs = list(net.input_layer.outs[:3])
         hidden = [n.out for layer in net.layers[1:-1] for n in layer.neurons]
         out = net.output_layer
-        outputs = [*out.outs[:3], *(n.target for n in out.neurons[:3] if n.target is not None)]
+        outputs = [*out.outs[:3], *(t for t in (self.target(n) for n in out.neurons[:3]) if t is not None)]
         return [*inputs, *(hidden if len(inputs) + len(hidden) + len(outputs) <= 7 else []), *outputs]
 
     def reduction_word(self) -> Say:
@@ -1420,17 +1504,25 @@ class _Builder:
         net = self.net
         out = net.output_layer
         o = out.neurons[0]
-        assert o.net is not None and o.target is not None
+        assert o.net is not None
         w = out.weights[0][0]
         prev = net.layers[-2]
         src = prev.neurons[0].out
         items: list[Exercise] = []
         # 1. the sign of a gradient, from the signs of its factors
-        target = self.point[o.target]
-        new_target = round(
-            min(0.99, self.point[o.out] + 0.2) if self.point[o.out] >= target else max(0.01, self.point[o.out] - 0.2), 2
-        )
-        if isinstance(out.rule, Activation) and net.loss_rule.name in ("half_sse", "sse", "mse"):
+        if (
+            o.target is not None
+            and self.uses_targets
+            and isinstance(out.rule, Activation)
+            and net.loss_rule.name in ("half_sse", "sse", "mse")
+        ):
+            target = self.point[o.target]
+            new_target = round(
+                min(0.99, self.point[o.out] + 0.2)
+                if self.point[o.out] >= target
+                else max(0.01, self.point[o.out] - 0.2),
+                2,
+            )
             dE = sp.diff(net.loss_expression, o.out)
             local = net.dout_dnet(o.out, o.net)
             point = dict(self.exact)

@@ -237,12 +237,12 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
         e = error_symbol(above, k)
         part = Partial(e, h.out)
         parts.append(part)
-        value = b.exact[m.delta] * b.exact[row[j]]
+        value = b.point[m.delta] * b.exact[row[j]]
         values.append(value)
         chain = product(
             part,
             (Partial(e, m.net), Partial(m.net, h.out)),
-            (b.point[row[j]], b.exact[m.delta]),  # in the order the formula w·δ is written
+            (b.point[row[j]], b.point[m.delta]),  # in the order the formula w·δ is written
             value,
         )
         # ∂E_o/∂net_o is δ_o: the other outputs' errors do not contain net_o
@@ -250,13 +250,13 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
     total = sum(values)
     lines.insert(0, Line(EquationChain(dE_dout, (Grouped(tuple((p,) for p in parts)),))))
     lines.append(Line(EquationChain(dE_dout, (Numbers(tuple(values), "+"), Value(total)))))
-    slope = b.exact[h.delta] / total if total else None
+    slope = b.point[h.delta] / total if total else None
     if slope is not None:
         lines.append(
             Line(
                 EquationChain(
                     h.delta,
-                    (Product((dE_dout, Partial(h.out, h.net))), Numbers((total, slope)), Value(b.exact[h.delta])),
+                    (Product((dE_dout, Partial(h.out, h.net))), Numbers((total, slope)), Value(b.point[h.delta])),
                 )
             )
         )

@@ -1,0 +1,143 @@
+"""Issue 22, the teacher's second pass over the lectures: saturated numbers, specs without targets,
+wide rows, honest wording.
+
+Each test reads what a student reads (the PDF's text via pdftotext, the LaTeX or HTML source) and takes
+its numbers from an independent computation here, never from derive's own output.
+"""
+
+import html
+import math
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import need_tex
+from test_lecture import text_of
+
+from derive.app.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def build(tmp_path: Path, spec, suffix: str, *args: str, name: str = "lecture") -> Path:
+    out = tmp_path / f"{name}.{suffix}"
+    result = CliRunner().invoke(main, ["lecture", str(spec), "-o", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def flat(text: str) -> str:
+    """One line, without the space pdftotext leaves before a closing bracket after an exponent."""
+    return re.sub(r" \)", ")", " ".join(text.split()))
+
+
+def page_words(page: Path) -> str:
+    """An HTML lecture's text, MathML tokens joined: what a reader sees, in one line."""
+    text = re.sub(r"<[^>]+>", " ", page.read_text())
+    return flat(html.unescape(text))
+
+
+def g8(value: float) -> str:
+    return f"{value:.8g}"
+
+
+def sci(value: float) -> str:
+    """7.1234567 × 10−33, as pdftotext reads a number in scientific notation."""
+    mantissa, exponent = f"{value:.7e}".split("e")
+    return f"{mantissa} × 10−{abs(int(exponent))}"
+
+
+# -- 1. saturated networks --------------------------------------------------------------------------------
+
+SATURATED = """
+name = "tiny"
+title = "Saturated"
+[loss]
+kind = "half_sse"
+[[layers]]
+names = ["x1"]
+values = [30.0]
+[[layers]]
+names = ["h1"]
+activation = "sigmoid"
+weights = [[2.0]]
+bias = 1.0
+[[layers]]
+names = ["o1"]
+activation = "sigmoid"
+weights = [[20.0]]
+bias = 0.0
+targets = [0.5]
+[training]
+learning_rate = 0.5
+"""
+
+
+def saturated_numbers() -> dict[str, float]:
+    """The reviewer's saturated network by hand: σ(61) is 1 in floats, so its slope comes from e^−61."""
+    tail = math.exp(-61.0)
+    slope_h = tail / (1 + tail) ** 2  # σ'(61) = σ(1 − σ), without forming 1 − σ
+    out_o = 1 / (1 + math.exp(-20.0))
+    delta_o = (out_o - 0.5) * math.exp(-20.0) / (1 + math.exp(-20.0)) ** 2  # 1 − σ(20) in floats keeps 8 digits
+    delta_h = delta_o * 20.0 * slope_h
+    return {"slope_h": slope_h, "one_minus": tail / (1 + tail), "delta_h": delta_h, "grad": 30.0 * delta_h}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_saturated_hidden_neuron_shows_its_exact_numbers(tmp_path, lang):
+    need_tex(lang)
+    numbers = saturated_numbers()
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SATURATED)
+    words = flat(text_of(build(tmp_path, spec, "pdf", "--lang", lang)))
+    assert "(1 − 1)" not in words and "1 · (1 − 1)" not in words
+    # out_h1 is written as what it is, 1 − 3.2e-27, and the factor out(1 − out) from it
+    assert f"(1 − {sci(numbers['one_minus'])}) · {sci(numbers['slope_h'])}" in words
+    # δ_h1 is 6.6e-35, not 0, and ∂E/∂w = x1 δ_h1 multiplies that δ
+    assert f"= {sci(numbers['delta_h'])}" in words
+    assert f"30 · {sci(numbers['delta_h'])} = {sci(numbers['grad'])}" in words
+    assert "30 · 0 =" not in words and "= δh1 = 0" not in words
+    # the update table's gradient is the derivation's, not the float's 0
+    assert re.search(r"wh1,x1 2 " + re.escape(sci(numbers["grad"])) + " 2", words), words
+    page = page_words(build(tmp_path, spec, "html", "--lang", lang))
+    assert "1 − 1" not in page and "30 · 0 =" not in page
+    mantissa = f"{numbers['delta_h']:.7e}".split("e")[0]
+    assert mantissa in page
+
+
+# -- 2. a loss without targets ------------------------------------------------------------------------------
+
+E_IS_OUTPUT = """
+name = "eo"
+title = "E equals the output"
+[loss]
+expr = "o"
+[[layers]]
+names = ["x1", "x2"]
+values = [0.5, 1.0]
+[[layers]]
+names = ["o1"]
+activation = "tanh"
+weights = [[0.3, -0.2]]
+weight_names = [["w1", "w2"]]
+bias = 0.1
+bias_names = "b"
+{targets}
+[training]
+learning_rate = 0.5
+"""
+
+
+@pytest.mark.parametrize("targets", ["", "targets = [0.0]"])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_loss_without_targets_builds_and_names_no_target(tmp_path, targets, lang):
+    need_tex(lang)
+    spec = tmp_path / "eo.toml"
+    spec.write_text(E_IS_OUTPUT.format(targets=targets))
+    words = flat(text_of(build(tmp_path, spec, "pdf", "--lang", lang, "--exercises")))
+    assert "target" not in words and "目标" not in words
+    out = math.tanh(0.3 * 0.5 - 0.2 * 1.0 + 0.1)  # E = out_o1
+    assert g8(out) in words
+    page = page_words(build(tmp_path, spec, "html", "--lang", lang))
+    assert "target" not in page and "目标" not in page
