@@ -143,7 +143,7 @@ def test_the_numbers_are_the_oracles(plan):
 
 
 def test_the_published_misprints_are_pointed_out(plan):
-    wrong = ("differs", "copy_slip", "updated_weights", "one_fewer")
+    wrong = ("differs", "copy_slip", "written_slip", "updated_weights", "one_fewer")
     differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith(wrong)]
     values = {f["printed"].text: f["value"].value for f in differs}
     # exactly the sources' wrong numbers (as `derive check` judges them: rounded or truncated is right)
@@ -153,7 +153,7 @@ def test_the_published_misprints_are_pointed_out(plan):
     _, _, inner = backprop(mazur())
     assert values["0.75136079"] == pytest.approx(inner["a"][2][0], rel=1e-12)
     # the copy's typo is the copy's: Mazur's own article prints the right value
-    (slip,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_copy_slip"]
+    (slip,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_written_slip"]
     assert slip["source"].text.startswith("the Chinese copy")
     _, history = train(mazur(), 10_000)  # the oracle's own loop
     # the article's E "after 10,000 updates" is the loss after 9,999: the lecture says so, with the right number
@@ -165,7 +165,8 @@ def test_the_published_misprints_are_pointed_out(plan):
     assert not _rounds_or_truncates_to("0.0000351085", history[10_000])
     assert values["0.291027924"] == pytest.approx(train(mazur(), 1)[1][-1], rel=1e-12)
     after = [s.key for s in sentences(plan) if s.key.startswith("published_after")]
-    assert len(after) == 3
+    # E, two outputs, then that the article's E and outputs come from different runs
+    assert len(after) == 4 and after[-1] == "published_after_two_runs"
     assert all(dict(s.fields)["steps"].n == 10_000 for s in sentences(plan) if s.key.startswith("published_after"))
 
 
@@ -330,7 +331,7 @@ def test_each_source_of_published_numbers_has_its_own_numbers():
     assert ("out_o1", "0.75136507") in spec.published.values  # Mazur's own article prints the right value
     (copy,) = spec.published.others
     assert ("out_o1", "0.75136079") in copy.values and copy.source.startswith("the Chinese copy")
-    nameless = builtin_example_text("mazur").replace('source = "the Chinese copy of Mazur\'s article"\n', "")
+    nameless = builtin_example_text("mazur").replace('source = "the Chinese copy"\n', "")
     with pytest.raises(SpecError, match=r"published\.chinese_copy\.source: missing"):
         parse_spec(nameless, "m.toml")
     nested = builtin_example_text("mazur") + "[published.chinese_copy.deeper]\nsource = 'x'\n"
@@ -416,8 +417,9 @@ def test_digits_option_reaches_every_number_but_the_misprint_note():
     source = tex_source(Model.load("mazur"), Options(digits=5))
     assert "0.75137" in source
     # 8 digits only where the published misprint needs them to be seen
-    # (once as Mazur's article prints it, once as the value the copy's typo misses)
-    assert source.count("0.75136507") == 2 and "not $0.75136507$" in source
+    # (once as Mazur's article prints it, twice in the note on the copy's typo: the value it misses, from which
+    # its own next number is computed)
+    assert source.count("0.75136507") == 3 and "not $0.75136507$" in source
 
 
 def _intro(plan, key):

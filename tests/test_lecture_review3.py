@@ -141,3 +141,89 @@ def test_a_loss_without_targets_builds_and_names_no_target(tmp_path, targets, la
     assert g8(out) in words
     page = page_words(build(tmp_path, spec, "html", "--lang", lang))
     assert "target" not in page and "目标" not in page
+
+
+# -- 3 and 12. wide rows, and the web page's operators and glued words ----------------------------------------
+
+
+def test_the_digits_softmax_is_one_fraction_that_fits(tmp_path):
+    need_tex()
+    from test_lecture import overflowing_pages
+    from test_lecture_review import measure
+
+    pdf = build(tmp_path, "digits", "pdf", "--tex")
+    assert overflowing_pages(pdf) == []
+    tex = pdf.with_suffix(".tex").read_text()
+    # out = e^{z1} / (e^{z1} + e^{z2} + ⋯ + e^{z10}): one fraction, its denominator by its ends
+    assert r"\frac{e^{z^{3}_{1}}}{e^{z^{3}_{1}} + e^{z^{3}_{2}} + \dots + e^{z^{3}_{10}}}" in tex
+    assert r"\cdot \frac{1}{e^{" not in tex
+    page = build(tmp_path, "digits", "html")
+    phone = measure(page, tmp_path, 390)
+    assert phone["page"] <= 390 and phone["wide"] == 0
+
+
+def test_a_continued_row_starts_with_a_binary_operator_and_words_stay_glued(tmp_path):
+    page = build(tmp_path, "mazur", "html").read_text()
+    starts = re.findall(
+        r'<span class="piece"><math[^>]*displaystyle="true"><mrow><mo([^>]*)>(&#x0002B;|&#x000B7;|&#x02212;)</mo>', page
+    )
+    assert starts and all(attrs == ' form="infix"' for attrs, _ in starts), set(starts)
+    # "δs": the s is never carried to the next line alone
+    assert re.search(
+        r'<span style="white-space:nowrap"><math\b(?:(?!</math>).)*&#x003B4;(?:(?!</math>).)*</math>s', page
+    )
+
+
+# -- 4 and 5. what a weight's name says; what each source's numbers show --------------------------------------
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def mazur_outputs() -> tuple[float, float]:
+    h1, h2 = sigmoid(0.15 * 0.05 + 0.2 * 0.1 + 0.35), sigmoid(0.25 * 0.05 + 0.3 * 0.1 + 0.35)
+    return sigmoid(0.4 * h1 + 0.45 * h2 + 0.6), sigmoid(0.5 * h1 + 0.55 * h2 + 0.6)
+
+
+@pytest.fixture(scope="module")
+def mazur_words(tmp_path_factory):
+    need_tex()
+    folder = tmp_path_factory.mktemp("mazur3")
+    pdf = build(folder, "mazur", "pdf", "--tex", "--exercises", "--mazur-steps")
+    return flat(text_of(pdf)), pdf.with_suffix(".tex").read_text()
+
+
+@pytest.fixture(scope="module")
+def mazur_zh(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mazur3zh")
+    return page_words(build(folder, "mazur", "html", "--lang", "zh", "--exercises", "--mazur-steps"))
+
+
+def test_a_numbered_weight_is_not_said_to_be_named_by_its_neurons(mazur_words, mazur_zh, tmp_path):
+    words, tex = mazur_words
+    assert "named by the two neurons" not in words
+    assert "w1 is the weight from neuron i1 into neuron h1" in words
+    assert r"$w_{1}$ is the weight from neuron i1 into neuron h1" in tex  # h1 and i1 set alike, as names
+    assert "命名" not in mazur_zh and "从神经元 i1 进入神经元 h1" in mazur_zh
+    # default names spell the neurons: there the sentence is true and stays
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SATURATED)
+    tiny = page_words(build(tmp_path, spec, "html"))
+    assert "A weight is named by the two neurons it joins" in tiny and "into neuron h1, from x1" in tiny
+
+
+def test_a_misprint_gets_the_cause_its_source_shows(mazur_words, mazur_zh):
+    words, _ = mazur_words
+    out_o1, _ = mazur_outputs()
+    right = f"{out_o1:.8f}"
+    assert right == "0.75136507"
+    next_number = f"{out_o1 - 0.01:.8f}"  # ∂E/∂out_o1 = out_o1 − target_o1, as the copy prints it next
+    assert next_number == "0.74136507"
+    assert f"the Chinese copy prints outo1 = 0.75136079, not {right}" in words
+    assert f"Its own next number, ∂E/∂outo1 = {next_number}, is computed from the right value {right}" in words
+    assert "copying slip" not in words
+    # E after "10,000" updates is 9,999 correct ones; the outputs are 10,000 with the slip: two computations
+    assert "off-by-one" not in words and "come from different computations" in words
+    assert "Mazur’s article and the Chinese copy both print outo2 = 0.772928465" in words
+    assert "它自己的下一个数" in mazur_zh and "来自不同的计算" in mazur_zh

@@ -76,6 +76,7 @@ from .plan import (
     Text,
     say,
 )
+from .sources import Printed
 from .teaching import bp_derivation, fast_section, mazur_step
 from .update import WithUpdate, first_step, update_blocks
 
@@ -379,11 +380,34 @@ class _Builder:
                         **fields,
                     )
                 )
+            elif self.written_slip(key, p) is not None:
+                # the source's own next number, ∂E/∂out, is right: it computed with the right value, then misprinted it
+                out_symbol, next_text = self.written_slip(key, p) or (LOSS_SYMBOL, "")
+                sentences.append(
+                    say(
+                        "published_written_slip",
+                        next=Math(Partial(LOSS_SYMBOL, out_symbol)),
+                        next_printed=Text(next_text),
+                        **fields,
+                    )
+                )
             elif right:
                 sentences.append(say("published_copy_slip", **fields))
             else:
                 sentences.append(say(prefix + "differs", **fields))
         return Paragraph(tuple(sentences), note=True)
+
+    def written_slip(self, key: str, p: Printed) -> tuple[sp.Symbol, str] | None:
+        """(out, what the source prints for ∂E/∂out) when ``key`` is an output the source misprints while its own
+        ∂E/∂out agrees with the exact one: the source computed with the right output and wrote it down wrong."""
+        from .sources import agrees
+
+        out = next((o for o in self.net.output_layer.outs if o.name == key), None)
+        text = p.next_number(f"dE/d{key}")
+        if out is None or text is None:
+            return None
+        exact = evaluate(self.net.dE_dout[out], self.exact)
+        return (out, text) if exact is not None and agrees(text, float(exact)) else None
 
     def source_names(self, names: list[str]) -> Field:
         """Sources named together: "A and B" (the word files' "and")."""
@@ -1361,6 +1385,10 @@ class _Builder:
                 for o, v in zip(self.net.output_layer.outs, self.run.outputs[0])
             ]
         blocks.extend(n for n in notes if n is not None)
+        causes = {s.key for n in notes if n is not None for s in n.sentences}
+        if "published_after_one_fewer" in causes and "published_after_updated_weights" in causes:
+            # the article's E is one run's, its outputs another's: say so, rather than guess at its count
+            blocks.append(Paragraph((say("published_after_two_runs", steps=steps),), note=True))
         out = self.net.output_layer
         samples = self.batch.points
         assert samples is not None
