@@ -227,3 +227,30 @@ def test_a_misprint_gets_the_cause_its_source_shows(mazur_words, mazur_zh):
     assert "off-by-one" not in words and "come from different computations" in words
     assert "Mazur’s article and the Chinese copy both print outo2 = 0.772928465" in words
     assert "它自己的下一个数" in mazur_zh and "来自不同的计算" in mazur_zh
+
+
+# -- 6 and 7. every symbol introduced, one notation, a consistent title ----------------------------------------
+
+
+def test_symbols_are_introduced_and_named_one_way(mazur_words, tmp_path):
+    words, _ = mazur_words
+    # the path label of a contribution is explained before it is used
+    assert "with an output as subscript is the part of the gradient carried along the path through that output" in words
+    assert "bj l b2 bias of neuron j of layer l" in words or "blj b2 bias of neuron j of layer l" in words
+    assert "E = Eo1 + Eo2 , where Eo1 is the error of output o1 alone" in words  # --mazur-steps defines E_o1
+    digits = build(tmp_path, "digits", "tex", name="digits").read_text()
+    jacobian = digits.index(r"J_{ij} = \partial a^L_i/\partial z^L_j")
+    assert jacobian < digits.index(r"\delta^L = J^{\top} \nabla_{a} C") and r"\nabla_{a} E" not in digits
+    # a network named in a and z says ∂E/∂z, not ∂E/∂net, in the sentences and the table headers
+    assert r"\partial E/\partial  z" in digits and r"\mathrm{net}" not in digits
+    assert r"\partial z/\partial p" in digits
+    big = flat(text_of(build(tmp_path, FIXTURES / "mnist_784_30_10.toml", "pdf", name="big")))
+    assert "biasesb21...b230" in big.replace(". . .", "...").replace(" ", "")
+
+
+def test_the_tanh_example_is_titled_by_its_layers_and_explains_the_mean(tmp_path):
+    need_tex()
+    words = flat(text_of(build(tmp_path, "nielsen_tanh", "pdf")))
+    assert words.startswith("A 3-4-3-2 tanh network") and "has 4 layers of 3–4–3–2 neurons" in words
+    assert "three-layer" not in words
+    assert "The mean is taken over the 2 outputs: that is the factor" in words

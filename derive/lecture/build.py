@@ -711,11 +711,20 @@ class _Builder:
                 )
                 continue
             w0, w1 = layer.weights[0][0], layer.weights[-1][-1]
+            # the biases the forward pass adds: each neuron's own (b_1 … b_n), or the one the layer shares
+            own = [b for b in layer.biases if b is not None]
+            if not own:
+                biases = say("summary_no_bias")
+            elif layer.spec.bias.kind == "shared" or len(set(own)) == 1:
+                biases = say("summary_bias", bias=Math(own[0]))
+            else:
+                biases = say("summary_biases", first=Math(own[0]), last=Math(own[-1]))
             names: dict[str, Field | int] = {
                 "net": Math(n0.net) if n0.net is not None else Count(0),
                 "out": Math(n0.out),
                 "first": Math(w0),
                 "last": Math(w1),
+                "biases": biases,
             }
             meaning = (
                 say("summary_output", target=Math(n0.target), **names)
@@ -823,6 +832,9 @@ class _Builder:
             # "target 0" when that alone explains every vanished term; else the coefficient 1 − target too
             only_zeros = _term_count(expr) - _term_count(expr.xreplace(zeros)) == vanished
             blocks.append(Paragraph((say("zero_targets" if only_zeros else "zero_coefficients"),), note=True))
+        if kind == "mse" and net.output_layer.size > 1:  # the ½ of two outputs is their mean, not ½ of half_sse
+            factor = Math(sp.Rational(1, net.output_layer.size))
+            blocks.append(Paragraph((say("mse_mean", n=net.output_layer.size, factor=factor),)))
         if kind == "bce" and isinstance(net.output_layer.rule, LayerMap):
             blocks.append(Paragraph((say("bce_softmax"),), note=True))
         note = self.published_note("E", Math(LOSS_SYMBOL), value)
@@ -1112,6 +1124,11 @@ class _Builder:
                 say("n_w"),
                 Math(w),
                 say("m_w", src=self.name_of(below, 0), dst=self.name_of(out, 0)),
+            ),
+            *(
+                [(say("n_bias"), Math(out.biases[0]), say("m_bias"))]
+                if out.biases and out.biases[0] is not None
+                else []
             ),
             (say("n_delta"), Math(o.delta), say("m_delta")),
             (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),

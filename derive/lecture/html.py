@@ -21,7 +21,7 @@ from ..present.mathml import mathml as _mathml
 from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
 from ..present.render import Html, html_escape, render_html
-from .latex import LatexRenderer, visible_width, words
+from .latex import LatexRenderer, plan_words, visible_width
 from .plan import (
     Block,
     Code,
@@ -67,7 +67,7 @@ def mathml(latex: str, display: bool = False, displaystyle: bool = False) -> Htm
 class HtmlRenderer:
     def __init__(self, plan: LecturePlan) -> None:
         self.plan = plan
-        self.words = words(plan.lang)
+        self.words = plan_words(plan)
         self.latex = LatexRenderer(plan)  # the PDF's spelling of every formula
         self.names = plan.network.latex
         self.diagrams = 0  # numbers each diagram's marker ids: several SVGs share the page

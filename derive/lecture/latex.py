@@ -71,6 +71,22 @@ def words(lang: str) -> dict[str, str]:
     return dict(tomllib.loads(path.read_text(encoding="utf-8")))
 
 
+def plan_words(plan: LecturePlan) -> dict[str, str]:
+    """The words of the plan's language, in the plan's notation: a network named in Nielsen's a and z has its
+    sentences say ∂E/∂z, a_j and y where the words write ∂E/∂net, out_j and target."""
+    found = words(plan.lang)
+    first = plan.network.layers[-1].neurons[0]
+    name = plan.network.latex.get(first.net, "") if first.net is not None else ""
+    if not name.startswith("z"):
+        return found
+    nielsen = {r"\mathrm{net}": " z", r"\mathrm{out}": " a", r"\mathrm{target}": " y"}  # \partial z, not \partialz
+    for key, text in found.items():
+        for ours, his in nielsen.items():
+            text = text.replace(ours, his)
+        found[key] = text
+    return found
+
+
 def languages() -> tuple[str, ...]:
     folder = resources.files("derive.lecture") / "words"
     return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
@@ -119,7 +135,7 @@ def visible_width(latex: str) -> float:
 class LatexRenderer:
     def __init__(self, plan: LecturePlan) -> None:
         self.plan = plan
-        self.words = words(plan.lang)
+        self.words = plan_words(plan)
         self.unicode_ok = plan.lang != "en"  # pdflatex has no glyphs beyond Latin-1
         self.names = plan.network.latex
         self.printer = LatexChainPrinter(self.names, plan.point, plan.digits, chain_depth(plan.network))

@@ -14,7 +14,7 @@ from ..core.chain import count_paths
 from ..core.network import LOSS_SYMBOL, Layer
 from ..core.rules import LayerMap
 from ..present.equations import EquationChain, Formula, Grouped, Numbers, Partial, Product, Value, product
-from .plan import Block, Count, Equations, Line, Math, Num, Paragraph, Section, say
+from .plan import Block, Count, Equations, Line, Math, Num, Paragraph, Section, Text, say
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -262,7 +262,17 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
         )
     names = [error_symbol(above, k) for k in range(above.size)]
     return [
-        Paragraph((say("mazur_step", out=Math(h.out), first=Math(names[0]), last=Math(names[-1])),)),
+        Paragraph(
+            (
+                say(
+                    "mazur_step",
+                    out=Math(h.out),
+                    first=Math(names[0]),
+                    sum=Math(sp.Add(*names, evaluate=False)),
+                    name=Text(above.neurons[0].label),
+                ),
+            )
+        ),
         Equations(tuple(lines)),
         Paragraph((say("mazur_step_after", delta=Math(h.delta)),)),
     ]
