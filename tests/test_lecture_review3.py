@@ -254,3 +254,45 @@ def test_the_tanh_example_is_titled_by_its_layers_and_explains_the_mean(tmp_path
     assert words.startswith("A 3-4-3-2 tanh network") and "has 4 layers of 3–4–3–2 neurons" in words
     assert "three-layer" not in words
     assert "The mean is taken over the 2 outputs: that is the factor" in words
+
+
+# -- 8. why backpropagation is fast, counted right ---------------------------------------------------------------
+
+NO_HIDDEN = """
+name = "nohid"
+title = "One neuron, no hidden layer"
+[loss]
+kind = "half_sse"
+[[layers]]
+names = ["x1", "x2"]
+values = [0.5, 1.0]
+[[layers]]
+names = ["o1"]
+activation = "sigmoid"
+weights = [[0.3, -0.2]]
+weight_names = [["w1", "w2"]]
+bias = 0.1
+bias_names = "b"
+targets = [1.0]
+"""
+
+
+def test_why_backpropagation_is_fast_counts_the_forward_pass(mazur_words, mazur_zh, tmp_path):
+    words, _ = mazur_words
+    sizes = (2, 2, 2)
+    forward = sum(a * b for a, b in zip(sizes, sizes[1:]))  # one product per weight: 8
+    # path by path: w1..w4 have 2 paths of 5 factors (4 products each), w5..w8 one path of 3 (2 products)
+    paths = 4 * 2 * 4 + 4 * 2
+    backward = 2 + 2 * (2 + 1) + forward  # output δs, hidden δs (a sum of 2 and f'), every δ·out
+    assert (paths, backward) == (40, 16)
+    assert f"{backward} multiplications for all 8, against {forward} for the weighted sums of the forward pass" in words
+    assert f"Here that is {paths / backward:.2g} times fewer multiplications" in words
+    assert "less work" not in words and "one more forward pass" not in words
+    tight = mazur_zh.replace(" ", "")
+    assert f"仅为逐条路径计算的1/{paths / backward:.2g}" in tight and "少了" not in tight
+    assert "仅为前者的1/" in tight and "少9" not in tight
+    spec = tmp_path / "nohid.toml"
+    spec.write_text(NO_HIDDEN)
+    nohid = page_words(build(tmp_path, spec, "html"))
+    assert "along a single path of 3 factors" in nohid and "1 paths" not in nohid
+    assert "from the" not in nohid.split("Backpropagation computes")[1].split(".")[0]  # no BP2 clause

@@ -450,7 +450,8 @@ _CLOSERS = re.compile(r"\\(right|end)\b")
 
 
 # a formula with the letters or brackets written against it ("δs", "(0.5)"): one unit a line never breaks
-_GLUED = re.compile(r"([^\s<>]*)(<math\b.*?</math>)([^\s<>]*)")
+# (a bracket before; a few letters, then one closing bracket or punctuation mark after: never a run of CJK text)
+_GLUED = re.compile(r"([(\[]?)(<math\b.*?</math>)([A-Za-z]{0,3}[)\].,;:!?'’）。，、：；]?)")
 
 
 def _glue(m: re.Match[str]) -> str:

@@ -164,6 +164,7 @@ def fast_section(b: _Builder) -> Section:
             total += count * count_paths(net, p, b.memo) * (2 * (len(net.layers) - 1 - layer.index) + 2)
     sizes = tuple(layer.size for layer in net.layers)
     bp = backprop_work(sizes)
+    forward = sum(sizes[i] * sizes[i - 1] for i in range(1, len(sizes)))  # one product per weight
     n = len(weights)
     blocks: list[Block] = [
         Paragraph(
@@ -171,8 +172,9 @@ def fast_section(b: _Builder) -> Section:
                 say(
                     "fast_paths",
                     weight=Math(w),
-                    paths=paths,
-                    factors=factors,
+                    along=say("fast_along", paths=paths, factors=factors)
+                    if paths > 1
+                    else say("fast_along_one", factors=factors),
                     mults=paths * (factors - 1),
                     n=n,
                     total=total,
@@ -181,7 +183,7 @@ def fast_section(b: _Builder) -> Section:
         ),
         Paragraph(
             (
-                say("fast_deltas", bp=bp, n=n),
+                say("fast_deltas" if len(net.layers) > 2 else "fast_deltas_no_hidden", bp=bp, n=n, forward=forward),
                 say("fast_ratio", ratio=_times(total / bp)) if total > 1.5 * bp else say("fast_small"),
             )
         ),
