@@ -279,8 +279,7 @@ targets = [1.0]
 
 def test_why_backpropagation_is_fast_counts_the_forward_pass(mazur_words, mazur_zh, tmp_path):
     words, _ = mazur_words
-    sizes = (2, 2, 2)
-    forward = sum(a * b for a, b in zip(sizes, sizes[1:]))  # one product per weight: 8
+    forward = 2 * 2 + 2 * 2  # one product per weight: 8
     # path by path: w1..w4 have 2 paths of 5 factors (4 products each), w5..w8 one path of 3 (2 products)
     paths = 4 * 2 * 4 + 4 * 2
     backward = 2 + 2 * (2 + 1) + forward  # output δs, hidden δs (a sum of 2 and f'), every δ·out
