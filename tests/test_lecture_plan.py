@@ -624,9 +624,9 @@ def test_the_loss_factor_is_derived_once_from_its_own_term(example, key):
     items = list(blocks_in_order(plan))
     for i, (_, block) in enumerate(items):
         if isinstance(block, Paragraph) and any(isinstance(s, Say) and s.key == key for s in block.sentences):
-            found.append(items[i + 1][1])
+            found.append(block)  # its derivation is set inside the note's box
     assert len(found) == 1, found
-    (line,) = found[0].lines
+    (line,) = found[0].math
     derivative, factor = (side.expr for side in line.chain.sides)
     out = line.chain.lhs.wrt
     assert isinstance(derivative, sp.Derivative) and derivative.variables == (out,)

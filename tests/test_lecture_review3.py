@@ -295,3 +295,34 @@ def test_why_backpropagation_is_fast_counts_the_forward_pass(mazur_words, mazur_
     nohid = page_words(build(tmp_path, spec, "html"))
     assert "along a single path of 3 factors" in nohid and "1 paths" not in nohid
     assert "from the" not in nohid.split("Backpropagation computes")[1].split(".")[0]  # no BP2 clause
+
+
+# -- 9 and 13. the "why" box holds its derivation; the sheet and key read cleanly --------------------------------
+
+
+def test_the_note_on_dE_dout_holds_its_derivation(mazur_words, tmp_path):
+    words, tex = mazur_words
+    note = tex[tex.index(r"\whynote{Where $\partial E/\partial \mathrm{out}_{o1}$ comes from") :]
+    box = note[: note.index(r"\end{align*}}")]  # the box closes after its derivation
+    assert r"\begin{align*}" in box and r"\frac{\partial}{\partial \mathrm{out}_{o1}}" in box
+    assert not re.search(r"∂E/∂ \w", words)  # no stray space between ∂ and its symbol
+    page = build(tmp_path, "mazur", "html").read_text()
+    box = page[page.index('<div class="note"><p>Where') :]
+    assert box.index('<div class="eqs">') < box.index("</div></div></div>")
+
+
+def test_the_sheet_and_key_read_cleanly(tmp_path):
+    need_tex()
+    out = tmp_path / "x"
+    result = CliRunner().invoke(main, ["exercises", "mazur", "--students", "1", "--seed", "7", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    sheet = flat(text_of(out / "student-01-sheet.pdf"))
+    key = flat(text_of(out / "student-01-key.pdf"))
+    for words in (sheet, key):
+        assert "Layers 2 and 3: f (x)" in words and "Layer 2: f" not in words
+    # η · ∂E/∂w1: a positive gradient is not bracketed
+    update = re.search(r"w1 − η ∂E/∂w1 = ([\d.]+) − 0.5 · (\(?[\d.e−-]+\)?) = (\d+\.\d+)", key)
+    assert update, key
+    old, g, new = update.groups()
+    assert not g.startswith("(") and float(old) - 0.5 * float(g) == pytest.approx(float(new), rel=1e-7)
+    assert "--claims student-01-answers.txt" in key and (out / "student-01-answers.txt").exists()

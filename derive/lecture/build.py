@@ -985,7 +985,7 @@ class _Builder:
             note = say("why_dE_dout_half", out=Math(out), term=Math(term))
         else:
             note = say("why_dE_dout", out=Math(out))
-        return [Paragraph((note,), note=True), Equations((Line(chain),))]
+        return [Paragraph((note,), note=True, math=(Line(chain),))]  # the derivation inside the box
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""

@@ -184,7 +184,8 @@ class HtmlRenderer:
             # Chinese runs sentences together; a space there would show (xeCJK drops it in the PDF)
             joiner = "" if self.plan.lang == "zh" else " "
             text = Html(joiner.join(self.sentence(s) for s in b.sentences))
-            return {"kind": "paragraph", "text": text, "note": b.note}
+            rows = [row for line in b.math for row in self.equation_rows(line)]
+            return {"kind": "paragraph", "text": text, "note": b.note, "math": rows}
         if isinstance(b, Equations):
             return {
                 "kind": "equations",

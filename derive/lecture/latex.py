@@ -34,7 +34,7 @@ from ..present.equations import (
     reading_order,
     tidy,
 )
-from ..present.numbers import latex_number
+from ..present.numbers import latex_bracket, latex_number
 from ..present.render import render
 from ..present.texsafe import Tex, escape, tex
 from .plan import (
@@ -173,11 +173,11 @@ class LatexRenderer:
         if isinstance(f, Code):
             text = rf"\texttt{{{_text(f.text, self.unicode_ok).replace('-', '-{}')}}}"  # -- is no dash here
             return rf"\text{{{text}}}" if in_math else text
-        body = (
-            latex_number(f.value, f.digits or self.plan.digits)
-            if isinstance(f, Num)
-            else self.math(f.expr, inline=True)
-        )
+        if isinstance(f, Num):
+            body = latex_number(f.value, f.digits or self.plan.digits)
+            body = latex_bracket(body, f.value) if f.bracket else body
+        else:
+            body = self.math(f.expr, inline=True)
         return body if in_math else f"${body}$"
 
     def math(self, expr: sp.Basic | Quantity | EquationChain, inline: bool = False) -> str:
@@ -280,7 +280,12 @@ class LatexRenderer:
 
     def block(self, b: Block) -> dict[str, Any]:
         if isinstance(b, Paragraph):
-            return {"kind": "paragraph", "text": tex(" ".join(self.sentence(s) for s in b.sentences)), "note": b.note}
+            return {
+                "kind": "paragraph",
+                "text": tex(" ".join(self.sentence(s) for s in b.sentences)),
+                "note": b.note,
+                "math": [tex(r) for line in b.math for r in self.rows(line)],
+            }
         if isinstance(b, Equations):
             rows = [tex(r) for line in b.lines for r in self.rows(line)]
             tagged = any(line.tag is not None for line in b.lines)
