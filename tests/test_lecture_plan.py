@@ -299,8 +299,8 @@ def test_a_hidden_delta_over_a_wide_layer_is_shown_by_its_ends():
     latex = tex_source(Model(parse_spec(text, "wide.toml")), Options())
     line = next(row for row in latex.splitlines() if row.strip().startswith(r"\delta^{2}_{1} &="))
     # (1 − a²) bracketed as a factor; the sum over the 12 neurons above by its first two terms and its last
-    assert r"\left(1 - \left(a^{2}_{1}\right)^{2}\right) \cdot \left(w^{3}_{1,1}" in line
-    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12}\right)" in line
+    assert r"(1 - (a^{2}_{1})^{2}) \cdot (w^{3}_{1,1}" in line  # plain brackets: nothing tall inside
+    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12})" in line
 
 
 def test_value_sides_are_the_last(plan):
@@ -622,7 +622,7 @@ def test_the_loss_factor_is_derived_once_from_its_own_term(example, key):
     plan = build_plan(Model.load(example), Options())
     found = []
     items = list(blocks_in_order(plan))
-    for i, (_, block) in enumerate(items):
+    for _, block in items:
         if isinstance(block, Paragraph) and any(isinstance(s, Say) and s.key == key for s in block.sentences):
             found.append(block)  # its derivation is set inside the note's box
     assert len(found) == 1, found

@@ -326,3 +326,22 @@ def test_the_sheet_and_key_read_cleanly(tmp_path):
     old, g, new = update.groups()
     assert not g.startswith("(") and float(old) - 0.5 * float(g) == pytest.approx(float(new), rel=1e-7)
     assert "--claims student-01-answers.txt" in key and (out / "student-01-answers.txt").exists()
+
+
+# -- 10. closed forms and δ substitutions ------------------------------------------------------------------------
+
+
+def test_closed_forms_keep_an_activation_with_its_derivative(mazur_words, tmp_path):
+    words, tex = mazur_words
+    start = tex.index(r"\section{A closed form}")
+    closed = tex[start : tex.index("where", start)]
+    assert r"f(\mathrm{net}_{h1})(1 - f(\mathrm{net}_{h1}))" in closed  # one unit: no ·, no break
+    assert r"f(\mathrm{net}_{h1}) \cdot" not in closed
+    assert "Write f (x) for the activation of layers 2 and 3 (sigmoid)." in words  # sigmoid in code font
+    assert "net inputs alone" not in words
+    # both hidden δs substitute every factor, each from its own output (an independent forward pass)
+    h1, h2 = sigmoid(0.15 * 0.05 + 0.2 * 0.1 + 0.35), sigmoid(0.25 * 0.05 + 0.3 * 0.1 + 0.35)
+    for h in (h1, h2):
+        assert f"{g8(h)} · (1 − {g8(h)})" in words
+    tanh = build(tmp_path, "nielsen_tanh", "tex", name="tanh").read_text()
+    assert r"\left(z^" not in tanh and r"\tanh{\left(" not in tanh  # no fence grown by the scripts

@@ -48,7 +48,7 @@ from ..present.equations import (
     product,
     total,
 )
-from ..present.numbers import DEFAULT_DIGITS, format_number
+from ..present.numbers import DEFAULT_DIGITS
 from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
     Block,
@@ -1019,18 +1019,7 @@ class _Builder:
                 terms = [m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None]
                 factor = self.net.dout_dnet(n.out, n.net)
                 chain = EquationChain(n.delta, (Elided(tuple(terms[:2]), tuple(terms[-1:]), factor), Value(value)))
-            elif not self.is_output(layer) and self.shown_factors.get((n.out, n.net)) is not None:
-                # ∂out/∂net was substituted above: here it enters by its value, the sum from the layer above by numbers
-                known = self.shown_factors[(n.out, n.net)]
-                assert known is not None
-                nxt = self.net.layers[layer.index + 1]
-                back = sp.Add(
-                    *(m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None)
-                )
-                shown = sp.Float(format_number(known, self.options.digits), self.options.digits + 2)
-                chain = EquationChain(
-                    n.delta, (Formula(expr), Substituted(sp.Mul(shown, back, evaluate=False)), Value(value))
-                )
+            # a hidden δ of a narrow layer: its formula with every number in it, the same for each neuron
             lines.append(Line(chain))
         return lines
 
@@ -1267,8 +1256,9 @@ class _Builder:
             if len(layers) == 1:
                 out.append(say("closed_f_one", f=Math(function(x)), name=name, layer=layers[0].number))
             else:
-                comma = "、" if self.options.lang == "zh" else ", "
-                listed = Text(comma.join(str(layer.number) for layer in layers))
+                listed = self.source_names([str(layer.number) for layer in layers])  # "2 and 3", "2、3"
+                if self.options.lang == "zh":
+                    listed = Text("、".join(str(layer.number) for layer in layers))
                 out.append(say("closed_f_many", f=Math(function(x)), name=name, layers=listed))
         return out
 

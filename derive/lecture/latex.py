@@ -31,6 +31,7 @@ from ..present.equations import (
     Substituted,
     chain_depth,
     chain_ordered,
+    plain_fences,
     reading_order,
     tidy,
 )
@@ -245,7 +246,7 @@ class LatexRenderer:
             )
             depth = self.printer.depth
             order = (lambda fs: chain_ordered(fs, depth)) if depth is not None else None
-            return _break(tidy(side.expr), show, SIDE_WIDTH, order)
+            return [plain_fences(row) for row in _break(tidy(side.expr), show, SIDE_WIDTH, order)]
         if isinstance(side, Grouped):
             # (a·b + c·d + …) · e over rows: the bracket spans them, sized for the fractions inside
             rows, current = [], ""
@@ -491,9 +492,20 @@ def _break(
             factors = order(factors)
         lines = []
         current = ""
-        for factor in factors:
+        paired: set[int] = set()  # f(net)(1 − f(net)): one unit, no · and no break inside
+        for i in range(len(factors) - 1):
+            a, b = factors[i], factors[i + 1]
+            if isinstance(a, sp.Function | sp.Symbol) and isinstance(b, sp.Add) and b.has(a) and i not in paired:
+                paired.add(i + 1)
+        for i, factor in enumerate(factors):
+            if i in paired:
+                continue
             body = show(factor)
-            if isinstance(factor, sp.Add) and visible_width(body) > width:
+            if i + 1 in paired:
+                # numbers keep their ·: 0.59 · (1 − 0.59); symbols are juxtaposed: f(net)(1 − f(net))
+                joiner = r" \cdot " if re.match(r"(\\left)?[-(\d]", body) else ""
+                body = rf"{body}{joiner}\left({show(factors[i + 1])}\right)"
+            elif isinstance(factor, sp.Add) and visible_width(body) > width:
                 # a long bracket gets rows of its own
                 if current:
                     lines.append(current)
@@ -506,7 +518,7 @@ def _break(
                 lines[-1] += big[1]
                 current = ""
                 continue
-            if isinstance(factor, sp.Add):
+            if isinstance(factor, sp.Add) and i + 1 not in paired:
                 body = rf"\left({body}\right)"
             piece = body if not current and not lines else rf"\cdot {body}"
             if current and visible_width(current + piece) > width:

@@ -439,6 +439,9 @@ class LatexChainPrinter(ChainPrinter):
     def fraction(self, numerator: str, denominator: str) -> str:
         return rf"\frac{{{numerator}}}{{{denominator}}}"
 
+    def side(self, side: Side) -> str:
+        return plain_fences(super().side(side))
+
     def __init__(
         self,
         names: Mapping[sp.Symbol, str],
@@ -461,12 +464,12 @@ class LatexChainPrinter(ChainPrinter):
     def formula(self, expr: sp.Basic) -> str:
         printer = ReadableLatexPrinter(self.names)
         printer.depth = self.depth
-        return str(printer.doprint(tidy(expr)))
+        return plain_fences(str(printer.doprint(tidy(expr))))
 
     def substituted(self, expr: sp.Basic) -> str:
         printer = ReadableValuePrinter(self.point, self.names, self.digits)
         printer.depth = self.depth
-        return str(printer.doprint(tidy(expr)))
+        return plain_fences(str(printer.doprint(tidy(expr))))
 
     def number(self, value: float) -> str:
         return latex_number(value, self.digits)
@@ -493,3 +496,22 @@ class LatexChainPrinter(ChainPrinter):
     def when(self, conditions: tuple[sp.Basic, ...]) -> str:
         shown = [str(ReadableLatexPrinter(self.names).doprint(c)) for c in conditions]
         return rf"\quad\left({', '.join(shown)}\right)" if shown else ""
+
+
+_INNERMOST_FENCE = re.compile(r"\\left\((?P<body>(?:(?!\\left|\\right).)*?)\\right\)")
+_TALL = re.compile(r"\\(frac|dfrac|sum|prod|sqrt|begin|int)\b")
+
+
+def plain_fences(latex: str) -> str:
+    r"""``\left( … \right)`` around nothing taller than a line as plain brackets, as TeX's own are: around
+    z^{4}_{1} − y_{1} a sized fence grows with the scripts and reads oversized. Around a fraction it stays."""
+
+    def plain(m: re.Match[str]) -> str:
+        body = m.group("body")
+        return m.group(0) if _TALL.search(body) else f"({body})"
+
+    while True:
+        shown = _INNERMOST_FENCE.sub(plain, latex)
+        if shown == latex:
+            return latex
+        latex = shown

@@ -8,6 +8,7 @@ symbol as its value, bracketed when negative, without touching the tree.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -78,6 +79,17 @@ class NamedLatexPrinter(LatexPrinter):
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self.names.get(expr) or super()._print_Symbol(expr, style)
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        return _plain_argument(expr, str(super()._print_Function(expr, exp)), self._print)
+
+
+def _plain_argument(expr: sp.Function, text: str, show: Any) -> str:
+    """f(z^{2}_{1}) in plain brackets: \\left( \\right) around a symbol with two scripts grows too tall."""
+    if len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol):
+        arg = show(expr.args[0])
+        return text.replace(rf"{{\left({arg} \right)}}", f"({arg})").replace(rf"\left({arg} \right)", f"({arg})")
+    return text
 
 
 class ValueLatexPrinter(LatexPrinter):
