@@ -345,3 +345,18 @@ def test_closed_forms_keep_an_activation_with_its_derivative(mazur_words, tmp_pa
         assert f"{g8(h)} · (1 − {g8(h)})" in words
     tanh = build(tmp_path, "nielsen_tanh", "tex", name="tanh").read_text()
     assert r"\left(z^" not in tanh and r"\tanh{\left(" not in tanh  # no fence grown by the scripts
+
+
+# -- 14. small wording ---------------------------------------------------------------------------------------------
+
+
+def test_small_wording(mazur_words, tmp_path):
+    words, tex = mazur_words
+    assert "Each edge is labelled with its weight’s name and value." in words
+    assert "e.g. from h1 into o1" in words and "from outh1 into outo1" not in words
+    assert "If the hidden layer used" in words and "first hidden layer" not in words  # Mazur has one
+    assert r"\texttt{sigmoid}" in tex and "the sigmoid" not in words
+    big = flat(text_of(build(tmp_path, FIXTURES / "mnist_784_30_10.toml", "pdf", name="big")))
+    # the output layer: 30·10 weights and 10 biases, one derived in full, so 309 others in the table's note
+    assert "The 8 largest of the layer’s other 309 gradients" in big and "none of them is exactly 0" in big
+    assert not re.search(r"(?<![\d,])0 of them are exactly 0", big)

@@ -1074,8 +1074,19 @@ class _Builder:
                 shown = sorted(rows, key=lambda r: -abs(r[0]))[:LARGEST]
                 rest = [r[0] for r in rows if r not in shown]
                 zeros = sum(1 for g in rest if g == 0)
+                zero_words = (
+                    say("largest_no_zero")
+                    if zeros == 0
+                    else say("largest_one_zero")
+                    if zeros == 1
+                    else say("largest_zeros", n=zeros)
+                )
                 note = say(
-                    "largest_note", shown=len(shown), n=len(rows), bound=Num(max(abs(g) for g in rest)), zeros=zeros
+                    "largest_note",
+                    shown=len(shown),
+                    n=len(rows),
+                    bound=Num(max(abs(g) for g in rest)),
+                    zeros=zero_words,
                 )
             blocks.append(
                 Table(header, tuple(r for _, r in shown), (False, True, True, True), note, caption=say("table_intro"))
@@ -1632,9 +1643,14 @@ class _Builder:
             else:
                 t = math.tanh(z)
                 question, answer, value, slope = "ex_tanh", "ex_tanh_answer", t, 1 - t * t
+            layer_words = say("the_first_hidden_layer" if len(net.layers) > 3 else "the_hidden_layer")
             items.append(
                 Exercise(
-                    (Paragraph((say(question, out=Math(h.out), net=Math(h.net)),)),),
+                    (
+                        Paragraph(
+                            (say(question, out=Math(h.out), net=Math(h.net), layer=layer_words, name=Code("sigmoid")),)
+                        ),
+                    ),
                     (Paragraph((say(answer, net=Math(h.net), z=Num(z), out=Num(value), slope=Num(slope)),)),),
                 )
             )
