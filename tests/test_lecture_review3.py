@@ -360,3 +360,59 @@ def test_small_wording(mazur_words, tmp_path):
     # the output layer: 30·10 weights and 10 biases, one derived in full, so 309 others in the table's note
     assert "The 8 largest of the layer’s other 309 gradients" in big and "none of them is exactly 0" in big
     assert not re.search(r"(?<![\d,])0 of them are exactly 0", big)
+
+
+# -- 11. pages fill -----------------------------------------------------------------------------------------------
+
+
+def text_depths(pdf: Path) -> list[float]:
+    """For each page, how far down its text reaches (the page number at the foot set aside), as a fraction."""
+    import subprocess
+
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    depths = []
+    for page in boxes.split("<page ")[1:]:
+        height = float(re.search(r'height="([\d.]+)"', page).group(1))
+        bottoms = [float(y) for y in re.findall(r'yMax="([\d.]+)"', page) if float(y) < height - 80]
+        depths.append(max(bottoms, default=0.0) / height)
+    return depths
+
+
+def page_of(pdf: Path, words: str) -> int:
+    pages = text_of(pdf).split("\f")
+    return next(i for i, page in enumerate(pages) if words in flat(page))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["mazur", "nielsen_tanh", "digits", str(FIXTURES / "mnist_784_30_10.toml"), str(FIXTURES / "tanh_2321.toml")],
+)
+def test_pages_fill_and_what_belongs_together_stays_together(tmp_path, spec):
+    need_tex()
+    pdf = build(tmp_path, spec, "pdf")
+    depths = text_depths(pdf)
+    # every page but the last is mostly full (the text ends about 0.9 down a full page; a heading with its loss
+    # plot cannot share a page that has a third left)
+    assert all(d >= 0.6 for d in depths[:-1]), str([round(d, 2) for d in depths])
+    # the sentence before the loss plot is on the plot's page; a closed form is on its "where" block's page
+    plot = page_of(pdf, "Repeating the update")
+    assert "loss E" in flat(text_of(pdf).split("\f")[plot])
+    closed = text_of(pdf).split("\f")[page_of(pdf, "A closed form")].split("A closed form")[1]
+    if "mnist" not in spec and "no short closed form" not in closed and "too large" not in closed:
+        assert re.search(r"^\s*where\s*$", closed, re.M), closed  # its "where" block begins on its page
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_an_answer_key_ends_on_a_page_worth_printing(tmp_path, lang):
+    need_tex(lang)
+    out = tmp_path / "x"
+    result = CliRunner().invoke(
+        main, ["exercises", "mazur", "--students", "1", "--seed", "7", "--lang", lang, "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    depths = text_depths(out / "student-01-key.pdf")
+    assert depths[-1] >= 0.45, [round(d, 2) for d in depths]
+    sheet = flat(text_of(out / "student-01-sheet.pdf"))
+    assert (
+        "outh1 = f (neth1 )" in sheet or "outh1 = f (neth1)" in sheet
+    )  # an out is its layer's f of its net: one line, defined once below

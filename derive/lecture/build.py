@@ -496,7 +496,9 @@ class _Builder:
         small = bool(highlight)
         width = 6.0 if small else DIAGRAM_WIDTH
         step_x = width / max(1, len(layers) - 1)
-        step_y = 0.9 if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
+        tall = max(min(layer.size, MAX_DRAWN_NEURONS - 1) for layer in layers) > 4
+        # a small copy of a wide network (7 rows with its dots) packs its rows closer: it sits in the text
+        step_y = (0.62 if tall else 0.9) if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
         labelled = not small and self.edges() <= MAX_LABELLED_EDGES
         nodes: list[Node] = []
         dots: list[tuple[float, float]] = []

@@ -8,6 +8,7 @@ escaped; everything produced here is marked :class:`Tex`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import tomllib
@@ -286,16 +287,24 @@ class LatexRenderer:
                 "text": tex(" ".join(self.sentence(s) for s in b.sentences)),
                 "note": b.note,
                 "math": [tex(r) for line in b.math for r in self.rows(line)],
+                "keep": 0,  # set where a drawing follows (section)
             }
         if isinstance(b, Equations):
-            rows = [tex(r) for line in b.lines for r in self.rows(line)]
+            per_line = [[tex(r) for r in self.rows(line)] for line in b.lines]
+            rows = [r for line_rows in per_line for r in line_rows]
+            # a page may break between two chains, never inside one (\\* joins a chain's rows)
+            ends = [k == len(line_rows) - 1 for line_rows in per_line for k in range(len(line_rows))]
             tagged = any(line.tag is not None for line in b.lines)
             return {
                 "kind": "equations",
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "rows": rows,
+                "ends": ends,
+                "keep_before": 0,  # set where a "where" block follows (section)
                 "tagged": tagged,
-                "keep": min(2 * len(rows) + 3, 30),  # lines of height to keep with the caption (fractions are tall)
+                # lines of height to keep with the caption (fractions are tall); a block of several chains may break
+                # between them, so its caption needs only the first few on its page
+                "keep": min(2 * len(rows) + 3, 30 if len(per_line) == 1 else 2 * len(per_line[0]) + 9),
             }
         if isinstance(b, Standard):
             return {"kind": "standard", "body": self.standard(b.name)}
@@ -436,7 +445,16 @@ class LatexRenderer:
 
     def section(self, s: Section, level: int = 1) -> dict[str, Any]:
         blocks = [self.block(b) for b in s.blocks]
+        for b, after in itertools.pairwise(blocks):
+            if b["kind"] == "equations" and not b["caption"] and after["kind"] == "equations" and after["caption"]:
+                # a formula and the "where" block that defines its symbols share a page
+                need = len(b["rows"]) * 2 + min(after["keep"], EQUATIONS_KEEP)
+                b["keep_before"] = need if need <= HEADING_KEEP else 0  # a long formula fills its own page anyway
+            if b["kind"] == "paragraph" and after["kind"] in ("plot", "diagram"):
+                # the sentence that introduces a drawing stays on its page ("Repeating the update 1,000 times:")
+                b["keep"] = 3 + (PLOT_LINES if after["kind"] == "plot" else after["keep"])
         subsections = [self.section(sub, level + 1) for sub in s.subsections]
+        keep = _heading_keep(level, blocks, subsections)
         return {
             "title": self.sentence(s.title),
             "numbered": s.numbered,
@@ -444,7 +462,7 @@ class LatexRenderer:
             "level": level,
             "blocks": blocks,
             "subsections": subsections,
-            "keep": _heading_keep(level, blocks, subsections),
+            "keep": keep,
         }
 
     def context(self) -> dict[str, Any]:
@@ -532,21 +550,30 @@ def _break(
     return [whole]
 
 
+PLOT_LINES = 14  # a loss plot (5 cm) in lines of text
+EQUATIONS_KEEP = 8  # lines of a block of equations a heading keeps with it
+SUBSECTION_START = 6  # lines of a first subsection its section's heading keeps with it
+HEADING_KEEP = 20  # lines at most a heading keeps with it: more leaves a third of a page blank before it
+
+
 def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
     """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
     so that no heading ends a page; at most 30 lines, half a page."""
     base = 12 if level == 1 else 8  # lines: the heading, its first paragraph and a little of what follows
     if not blocks and subsections:
-        return min(max(base, 3 + subsections[0]["keep"]), 30)
+        return min(max(base, 3 + subsections[0]["keep"]), HEADING_KEEP)
     lines = 0
     for b in blocks[:2]:
-        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 5
-        if b["kind"] != "paragraph":
+        # of a block of equations only the first chain needs to share the heading's page (it may break after it)
+        keep = min(b.get("keep", 0), EQUATIONS_KEEP) if b["kind"] == "equations" else b.get("keep", 0)
+        # a paragraph that introduces a drawing keeps the drawing too: its own \keepspace is void after a heading
+        lines += keep if b["kind"] != "paragraph" else keep or (3 if not b["note"] else 5)
+        if b["kind"] != "paragraph" or keep:
             break
-    else:  # only an intro paragraph: keep it with the first subsection's heading and start too
+    else:  # only an intro paragraph: keep it with the first subsection's heading and its first lines
         if len(blocks) <= 2 and subsections:
-            lines += subsections[0]["keep"]
-    return min(max(base, 3 + lines), 30)
+            lines += min(subsections[0]["keep"], SUBSECTION_START)
+    return min(max(base, 3 + lines), HEADING_KEEP)
 
 
 def latex_context(plan: LecturePlan) -> dict[str, Any]:

@@ -202,6 +202,9 @@ class _Questions:
         )
 
 
+ACTIVATION = sp.Function("f", real=True)  # the activation a sheet's layer sentence defines
+
+
 def sheet_plan(
     model: Worked,
     exercises: tuple[Exercise, ...],
@@ -223,7 +226,9 @@ def sheet_plan(
             assert n.net is not None
             if shown < MAX_DEFINITIONS:
                 definitions.append(Line(definition(n.net, net.net_definitions[n.net], None)))
-                definitions.append(Line(definition(n.out, net.out_definitions[n.out], None)))
+                # an elementwise activation is the f its layer's sentence below defines: out = f(net), one line
+                out = ACTIVATION(n.net) if isinstance(layer.rule, Activation) else net.out_definitions[n.out]
+                definitions.append(Line(definition(n.out, out, None)))
             shown += 1
     blocks: list[Block] = [
         Paragraph((say("sheet_network_intro", sizes=Text("–".join(str(layer.size) for layer in net.layers))),)),
@@ -289,10 +294,11 @@ def sheet_plan(
     else:
         # the answers file derive writes beside the sheet; a student's own file has the same lines
         command = Code(f"derive check {spec_file} --claims student-{label}-answers.txt")
-        work = Exercises(exercises, say("sheet_key_intro"), part="answers")
+        # how the key is graded, said with its intro: a line of its own would start a page of its own
+        work = Exercises(exercises, say("sheet_key_intro_graded", command=command), part="answers")
         last = Section(
             say("sheet_answers"),
-            (work, Paragraph((say("sheet_check", command=command),))),
+            (work,),
             key="answers",
             numbered=False,
         )
