@@ -74,7 +74,7 @@ def test_mazur_lecture_shows_every_computed_value(mazur_pdf):
     flat = " ".join(text.split())
     assert flat.count("0.75136079") == 1
     # the copy's typo is the copy's: Mazur's own article prints the right value, and the note says which prints what
-    assert "copy of Mazur’s article prints outo1 = 0.75136079, not 0.75136507" in flat
+    assert "the Chinese copy prints outo1 = 0.75136079, not 0.75136507" in flat
     assert "Mazur’s article prints outo1 = 0.75136507, which agrees" in flat
 
 

@@ -143,7 +143,7 @@ def test_the_numbers_are_the_oracles(plan):
 
 
 def test_the_published_misprints_are_pointed_out(plan):
-    wrong = ("differs", "copy_slip", "updated_weights", "one_fewer")
+    wrong = ("differs", "copy_slip", "written_slip", "updated_weights", "one_fewer")
     differs = [dict(s.fields) for s in sentences(plan) if s.key.startswith("published") and s.key.endswith(wrong)]
     values = {f["printed"].text: f["value"].value for f in differs}
     # exactly the sources' wrong numbers (as `derive check` judges them: rounded or truncated is right)
@@ -153,7 +153,7 @@ def test_the_published_misprints_are_pointed_out(plan):
     _, _, inner = backprop(mazur())
     assert values["0.75136079"] == pytest.approx(inner["a"][2][0], rel=1e-12)
     # the copy's typo is the copy's: Mazur's own article prints the right value
-    (slip,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_copy_slip"]
+    (slip,) = [dict(s.fields) for s in sentences(plan) if s.key == "published_written_slip"]
     assert slip["source"].text.startswith("the Chinese copy")
     _, history = train(mazur(), 10_000)  # the oracle's own loop
     # the article's E "after 10,000 updates" is the loss after 9,999: the lecture says so, with the right number
@@ -165,7 +165,8 @@ def test_the_published_misprints_are_pointed_out(plan):
     assert not _rounds_or_truncates_to("0.0000351085", history[10_000])
     assert values["0.291027924"] == pytest.approx(train(mazur(), 1)[1][-1], rel=1e-12)
     after = [s.key for s in sentences(plan) if s.key.startswith("published_after")]
-    assert len(after) == 3
+    # E, two outputs, then that the article's E and outputs come from different runs
+    assert len(after) == 4 and after[-1] == "published_after_two_runs"
     assert all(dict(s.fields)["steps"].n == 10_000 for s in sentences(plan) if s.key.startswith("published_after"))
 
 
@@ -298,8 +299,8 @@ def test_a_hidden_delta_over_a_wide_layer_is_shown_by_its_ends():
     latex = tex_source(Model(parse_spec(text, "wide.toml")), Options())
     line = next(row for row in latex.splitlines() if row.strip().startswith(r"\delta^{2}_{1} &="))
     # (1 − a²) bracketed as a factor; the sum over the 12 neurons above by its first two terms and its last
-    assert r"\left(1 - \left(a^{2}_{1}\right)^{2}\right) \cdot \left(w^{3}_{1,1}" in line
-    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12}\right)" in line
+    assert r"(1 - (a^{2}_{1})^{2}) \cdot (w^{3}_{1,1}" in line  # plain brackets: nothing tall inside
+    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12})" in line
 
 
 def test_value_sides_are_the_last(plan):
@@ -330,7 +331,7 @@ def test_each_source_of_published_numbers_has_its_own_numbers():
     assert ("out_o1", "0.75136507") in spec.published.values  # Mazur's own article prints the right value
     (copy,) = spec.published.others
     assert ("out_o1", "0.75136079") in copy.values and copy.source.startswith("the Chinese copy")
-    nameless = builtin_example_text("mazur").replace('source = "the Chinese copy of Mazur\'s article"\n', "")
+    nameless = builtin_example_text("mazur").replace('source = "the Chinese copy"\n', "")
     with pytest.raises(SpecError, match=r"published\.chinese_copy\.source: missing"):
         parse_spec(nameless, "m.toml")
     nested = builtin_example_text("mazur") + "[published.chinese_copy.deeper]\nsource = 'x'\n"
@@ -416,8 +417,9 @@ def test_digits_option_reaches_every_number_but_the_misprint_note():
     source = tex_source(Model.load("mazur"), Options(digits=5))
     assert "0.75137" in source
     # 8 digits only where the published misprint needs them to be seen
-    # (once as Mazur's article prints it, once as the value the copy's typo misses)
-    assert source.count("0.75136507") == 2 and "not $0.75136507$" in source
+    # (once as Mazur's article prints it, twice in the note on the copy's typo: the value it misses, from which
+    # its own next number is computed)
+    assert source.count("0.75136507") == 3 and "not $0.75136507$" in source
 
 
 def _intro(plan, key):
@@ -620,11 +622,11 @@ def test_the_loss_factor_is_derived_once_from_its_own_term(example, key):
     plan = build_plan(Model.load(example), Options())
     found = []
     items = list(blocks_in_order(plan))
-    for i, (_, block) in enumerate(items):
+    for _, block in items:
         if isinstance(block, Paragraph) and any(isinstance(s, Say) and s.key == key for s in block.sentences):
-            found.append(items[i + 1][1])
+            found.append(block)  # its derivation is set inside the note's box
     assert len(found) == 1, found
-    (line,) = found[0].lines
+    (line,) = found[0].math
     derivative, factor = (side.expr for side in line.chain.sides)
     out = line.chain.lhs.wrt
     assert isinstance(derivative, sp.Derivative) and derivative.variables == (out,)

@@ -19,13 +19,22 @@ from decimal import Decimal
 
 import sympy as sp
 
-from ..core.chain import Derivation, Factor, count_paths, derive, derive_batch, evaluate
+from ..core.chain import (
+    Derivation,
+    Factor,
+    count_paths,
+    derive,
+    derive_batch,
+    evaluate,
+    exact_point,
+    factor_value,
+)
 from ..core.network import LOSS_SYMBOL, Layer, Network, Neuron
 from ..core.optimizer import Optimizer
 from ..core.policy import POLICY
 from ..core.rules import Activation, LayerMap
 from ..present.branches import piecewise_form
-from ..present.display import display_point, shown_value
+from ..present.display import ExactWhereLost, display_point, shown_value
 from ..present.equations import (
     Contribution,
     Elided,
@@ -39,7 +48,6 @@ from ..present.equations import (
     product,
     total,
 )
-from ..present.numbers import format_number
 from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
     Block,
@@ -68,6 +76,7 @@ from .plan import (
     Text,
     say,
 )
+from .sources import Printed
 from .teaching import bp_derivation, fast_section, mazur_step
 from .update import WithUpdate, first_step, update_blocks
 
@@ -176,7 +185,9 @@ class _Builder:
         self.net: Network = model.network
         self.options = options
         self.exact = model.point
-        self.point = display_point(self.net, model.point)  # rounding noise shown as 0
+        # every number shown from the exact point where floats lost it: σ(61) is 1 in floats, and its δ 0
+        self.exact_values = exact_point(self.net, model.point)
+        self.point = ExactWhereLost(self.net, display_point(self.net, model.point), self.exact_values)
         self.parameters = list(model.spec.parameter_names)
         self.steps = options.steps if options.steps is not None else model.spec.training.steps
         self.memo: dict[sp.Symbol, int] = {}
@@ -198,16 +209,56 @@ class _Builder:
         self._slip: tuple[list[float], list[float]] | None = None  # the updated-weights slip's run, when asked
         self.optimizer = Optimizer.of(batch.spec)
         self.update_values: dict[sp.Symbol, float] = {}  # the numbers of the update's step-by-step lines
+        # a loss such as E = o uses no target: then no target is named, listed or tabled (the spec may give none)
+        targets = {n.target for n in self.net.output_layer.neurons if n.target is not None}
+        self.uses_targets = bool(self.net.loss_expression.free_symbols & targets) and all(
+            t in self.exact for t in targets
+        )
 
     # -- helpers ------------------------------------------------------------------
 
     def derivation(self, name: str) -> Derivation:
         if name not in self.derivations:
-            self.derivations[name] = derive(self.net, self.net.symbols[name], self.exact, memo=self.memo)
+            self.derivations[name] = derive(
+                self.net, self.net.symbols[name], self.exact, memo=self.memo, exact=self.exact_values
+            )
         return self.derivations[name]
+
+    def gradient(self, name: str, value: float | None = None) -> float:
+        """The worked sample's ∂E/∂p (or ``value``, a float the training computed), from the exact point where the
+        float is 0 and the exact value is not: a saturated neuron's gradient of 1.99e-33 is not 0."""
+        g = self.sample_gradients[name] if value is None else value
+        if g != 0 or (value is not None and self.batch.is_batch):
+            return g
+        info = self.net.info[name]
+        layer = self.net.layers[info.layer]
+        try:
+            if info.kind == "weight":
+                assert info.row is not None and info.col is not None
+                delta = layer.neurons[info.row].delta
+                src = self.net.layers[info.layer - 1].neurons[info.col].out
+                assert delta is not None
+                exact = self.exact_values[delta] * self.exact_values[src]
+            elif info.kind == "bias":
+                deltas = [
+                    n.delta
+                    for n, b in zip(layer.neurons, layer.biases)
+                    if b is not None and b.name == name and n.delta is not None
+                ]
+                exact = sp.Add(*(self.exact_values[d] for d in deltas))
+            else:  # pragma: no cover - only weights and biases are parameters
+                return g
+            shown = float(exact)
+        except (KeyError, TypeError, ValueError):
+            return g
+        return shown if math.isfinite(shown) else g
 
     def sym(self, name: str) -> sp.Symbol:
         return self.net.symbols[name]
+
+    def target(self, n: Neuron) -> sp.Symbol | None:
+        """An output neuron's target symbol, when the loss compares the output with it."""
+        return n.target if self.uses_targets else None
 
     def neuron(self, layer: Layer, j: int) -> Field:
         """How the words name a neuron: its spec name, or "j of layer l" for a layer given by size."""
@@ -218,6 +269,18 @@ class _Builder:
             return say("neuron_of_layer", j=j + 1, layer=layer.number)
         return Text(n.label)
 
+    def name_of(self, layer: Layer, j: int) -> Field:
+        """A neuron by its name alone (h1, i1, set alike), or "j of layer l" for a layer given by size."""
+        if layer.spec.by_size:
+            return say("neuron_of_layer", j=j + 1, layer=layer.number)
+        return Text(layer.neurons[j].label)
+
+    def name_encodes(self, layer: Layer, j: int, k: int) -> bool:
+        """Whether weight (j, k)'s name spells the neurons it joins (w_h1_i1, w2_1_1), not a number (Mazur's w1)."""
+        prev = self.net.layers[layer.index - 1]
+        name = layer.weights[j][k].name
+        return name in (f"w_{layer.neurons[j].label}_{prev.neurons[k].label}", f"w{layer.number}_{j + 1}_{k + 1}")
+
     def is_output(self, layer: Layer) -> bool:
         return layer.index == len(self.net.layers) - 1
 
@@ -227,6 +290,21 @@ class _Builder:
     def defines(self, symbol: sp.Symbol, expr: sp.Expr) -> EquationChain:
         """symbol = its definition = with numbers = value; too long a definition is elided."""
         value = shown_value(expr, self.point[symbol], self.exact)
+        numerator, denominator = sp.fraction(expr)
+        if isinstance(denominator, sp.Add) and len(denominator.args) > MAX_SHOWN_TERMS:
+            # a softmax over many outputs: one fraction, its denominator by its ends (e^{z1} + e^{z2} + ⋯ + e^{z10})
+            from ..present.equations import reading_order
+
+            ordered = reading_order(denominator)
+            head, tail = tuple(ordered[:2]), tuple(ordered[-1:])
+            return EquationChain(
+                symbol,
+                (
+                    Elided(head, tail, over=numerator),
+                    Elided(head, tail, over=numerator, numbers=True),
+                    Value(value),
+                ),
+            )
         terms = sp.Add.make_args(expr) if isinstance(expr, sp.Add) else ()
         if len(terms) > MAX_SHOWN_TERMS:
             from ..present.equations import reading_order
@@ -309,11 +387,34 @@ class _Builder:
                         **fields,
                     )
                 )
+            elif self.written_slip(key, p) is not None:
+                # the source's own next number, ∂E/∂out, is right: it computed with the right value, then misprinted it
+                out_symbol, next_text = self.written_slip(key, p) or (LOSS_SYMBOL, "")
+                sentences.append(
+                    say(
+                        "published_written_slip",
+                        next=Math(Partial(LOSS_SYMBOL, out_symbol)),
+                        next_printed=Text(next_text),
+                        **fields,
+                    )
+                )
             elif right:
                 sentences.append(say("published_copy_slip", **fields))
             else:
                 sentences.append(say(prefix + "differs", **fields))
         return Paragraph(tuple(sentences), note=True)
+
+    def written_slip(self, key: str, p: Printed) -> tuple[sp.Symbol, str] | None:
+        """(out, what the source prints for ∂E/∂out) when ``key`` is an output the source misprints while its own
+        ∂E/∂out agrees with the exact one: the source computed with the right output and wrote it down wrong."""
+        from .sources import agrees
+
+        out = next((o for o in self.net.output_layer.outs if o.name == key), None)
+        text = p.next_number(f"dE/d{key}")
+        if out is None or text is None:
+            return None
+        exact = evaluate(self.net.dE_dout[out], self.exact)
+        return (out, text) if exact is not None and agrees(text, float(exact)) else None
 
     def source_names(self, names: list[str]) -> Field:
         """Sources named together: "A and B" (the word files' "and")."""
@@ -402,7 +503,9 @@ class _Builder:
         small = bool(highlight)
         width = 6.0 if small else DIAGRAM_WIDTH
         step_x = width / max(1, len(layers) - 1)
-        step_y = 0.9 if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
+        tall = max(min(layer.size, MAX_DRAWN_NEURONS - 1) for layer in layers) > 4
+        # a small copy of a wide network (7 rows with its dots) packs its rows closer: it sits in the text
+        step_y = (0.62 if tall else 0.9) if small else (2.6 if self.edges() <= MAX_LABELLED_EDGES else 1.6)
         labelled = not small and self.edges() <= MAX_LABELLED_EDGES
         nodes: list[Node] = []
         dots: list[tuple[float, float]] = []
@@ -517,8 +620,9 @@ class _Builder:
                 label = self.neuron(layer, n.index)
                 rows.append((Math(n.net), say("net_of", neuron=label), Num(self.point[n.net])))
                 rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out])))
-                if n.target is not None:
-                    rows.append((Math(n.target), say("target_of", neuron=label), Num(self.point[n.target])))
+                target = self.target(n)
+                if target is not None:
+                    rows.append((Math(target), say("target_of", neuron=label), Num(self.point[target])))
         for layer in net.layers[1:] if symbols <= MAX_NOTATION_ROWS else ():
             prev = net.layers[layer.index - 1]
             for j, row in enumerate(layer.weights):
@@ -526,7 +630,7 @@ class _Builder:
                     rows.append(
                         (
                             Math(w),
-                            say("weight_from", src=self.neuron(prev, k), dst=self.neuron(layer, j)),
+                            say("weight_from", src=self.name_of(prev, k), dst=self.name_of(layer, j)),
                             Num(self.point[w]),
                         )
                     )
@@ -568,12 +672,11 @@ class _Builder:
         net = self.net
         layer = net.layers[1]
         w = layer.weights[0][0]
-        out: list[Say] = [
-            say("weight_naming", weight=Math(w), dst=self.neuron(layer, 0), src=self.neuron(net.layers[0], 0))
-        ]
+        key = "weight_naming" if self.name_encodes(layer, 0, 0) else "weight_joins"
+        out: list[Say] = [say(key, weight=Math(w), dst=self.name_of(layer, 0), src=self.name_of(net.layers[0], 0))]
         top = net.output_layer
         first = top.neurons[0]
-        if first.target is not None:
+        if self.target(first) is not None:
             if top.size == 2:
                 last = top.neurons[-1]
                 assert last.target is not None
@@ -617,15 +720,24 @@ class _Builder:
                 )
                 continue
             w0, w1 = layer.weights[0][0], layer.weights[-1][-1]
+            # the biases the forward pass adds: each neuron's own (b_1 … b_n), or the one the layer shares
+            own = [b for b in layer.biases if b is not None]
+            if not own:
+                biases = say("summary_no_bias")
+            elif layer.spec.bias.kind == "shared" or len(set(own)) == 1:
+                biases = say("summary_bias", bias=Math(own[0]))
+            else:
+                biases = say("summary_biases", first=Math(own[0]), last=Math(own[-1]))
             names: dict[str, Field | int] = {
                 "net": Math(n0.net) if n0.net is not None else Count(0),
                 "out": Math(n0.out),
                 "first": Math(w0),
                 "last": Math(w1),
+                "biases": biases,
             }
             meaning = (
                 say("summary_output", target=Math(n0.target), **names)
-                if n0.target is not None
+                if self.target(n0) is not None
                 else say("summary_layer", **names)
             )
             rows.append((Count(layer.number), meaning, Count(layer.size)))
@@ -706,7 +818,7 @@ class _Builder:
         fixed = {
             n.target: sp.Integer(int(self.point[n.target]))
             for n in net.output_layer.neurons
-            if n.target is not None and self.point[n.target] in (0, 1)
+            if n.target is not None and self.uses_targets and self.point[n.target] in (0, 1)
         }
         zeros = {t: v for t, v in fixed.items() if v == 0}
         substituted = expr.xreplace(fixed) if fixed else expr
@@ -729,6 +841,9 @@ class _Builder:
             # "target 0" when that alone explains every vanished term; else the coefficient 1 − target too
             only_zeros = _term_count(expr) - _term_count(expr.xreplace(zeros)) == vanished
             blocks.append(Paragraph((say("zero_targets" if only_zeros else "zero_coefficients"),), note=True))
+        if kind == "mse" and net.output_layer.size > 1:  # the ½ of two outputs is their mean, not ½ of half_sse
+            factor = Math(sp.Rational(1, net.output_layer.size))
+            blocks.append(Paragraph((say("mse_mean", n=net.output_layer.size, factor=factor),)))
         if kind == "bce" and isinstance(net.output_layer.rule, LayerMap):
             blocks.append(Paragraph((say("bce_softmax"),), note=True))
         note = self.published_note("E", Math(LOSS_SYMBOL), value)
@@ -871,15 +986,15 @@ class _Builder:
         out = factor.wrt
         neuron = self.net.neuron_of(out)
         outputs = self.net.output_layer
-        if neuron.target is None:
-            return []  # pragma: no cover - an output neuron always has a target symbol
+        if neuron.target is None or not self.uses_targets:
+            return []  # E = o: no term of a target to explain
         term = self.net.loss_rule.term(out, neuron.target, outputs.size)
         chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
         if self.net.loss_rule.name == "half_sse":
             note = say("why_dE_dout_half", out=Math(out), term=Math(term))
         else:
             note = say("why_dE_dout", out=Math(out))
-        return [Paragraph((note,), note=True), Equations((Line(chain),))]
+        return [Paragraph((note,), note=True, math=(Line(chain),))]  # the derivation inside the box
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
         """δ of each neuron not yet defined: for the output layer as the product of its first factors."""
@@ -890,7 +1005,7 @@ class _Builder:
                 continue
             self.defined_deltas.add(n.delta)
             expr = self.net.delta_definitions[n.delta]
-            value = self.exact[n.delta]
+            value = self.point[n.delta]
             chain = definition(n.delta, expr, value)
             if self.is_output(layer) and not isinstance(layer.rule, LayerMap):
                 # δ = ∂E/∂out · ∂out/∂net: each factor substituted once (here, or earlier), δ by their values
@@ -900,7 +1015,8 @@ class _Builder:
                 )
                 values = []
                 for of, wrt, factor in factors:
-                    v = evaluate(factor, self.exact)
+                    exact = factor_value(self.net, factor, self.exact_values)  # as the factor's own line shows it
+                    v = float(exact) if exact is not None else evaluate(factor, self.exact)
                     values.append(v)
                     if (of, wrt) not in self.shown_factors:
                         self.shown_factors[(of, wrt)] = v
@@ -912,18 +1028,7 @@ class _Builder:
                 terms = [m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None]
                 factor = self.net.dout_dnet(n.out, n.net)
                 chain = EquationChain(n.delta, (Elided(tuple(terms[:2]), tuple(terms[-1:]), factor), Value(value)))
-            elif not self.is_output(layer) and self.shown_factors.get((n.out, n.net)) is not None:
-                # ∂out/∂net was substituted above: here it enters by its value, the sum from the layer above by numbers
-                known = self.shown_factors[(n.out, n.net)]
-                assert known is not None
-                nxt = self.net.layers[layer.index + 1]
-                back = sp.Add(
-                    *(m.delta * row[n.index] for m, row in zip(nxt.neurons, nxt.weights) if m.delta is not None)
-                )
-                shown = sp.Float(format_number(known, self.options.digits), self.options.digits + 2)
-                chain = EquationChain(
-                    n.delta, (Formula(expr), Substituted(sp.Mul(shown, back, evaluate=False)), Value(value))
-                )
+            # a hidden δ of a narrow layer: its formula with every number in it, the same for each neuron
             lines.append(Line(chain))
         return lines
 
@@ -939,14 +1044,14 @@ class _Builder:
                     continue
                 src = prev.neurons[k].out
                 # an out shown as 0 (rounding noise of a net that cancels) makes its product 0 on the page too
-                g = 0.0 if self.point[src] == 0 else self.sample_gradients[w.name]
+                g = 0.0 if self.point[src] == 0 else self.gradient(w.name)
                 rows.append(
                     (
                         g,
                         (
                             Math(w),
                             Math(EquationChain(src, (Value(self.point[src]),))),
-                            Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))),
+                            Math(EquationChain(n.delta, (Value(self.point[n.delta]),))),
                             Num(g),
                         ),
                     )
@@ -955,9 +1060,9 @@ class _Builder:
             for j, b in enumerate(layer.biases):
                 n = layer.neurons[j]
                 assert b is not None and n.delta is not None
-                g = self.sample_gradients[b.name]
+                g = self.gradient(b.name)
                 rows.append(
-                    (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.exact[n.delta]),))), Num(g)))
+                    (g, (Math(b), Num(1.0), Math(EquationChain(n.delta, (Value(self.point[n.delta]),))), Num(g)))
                 )
         blocks: list[Block] = []
         pending = [n for n in layer.neurons if n.delta not in self.defined_deltas]
@@ -978,8 +1083,19 @@ class _Builder:
                 shown = sorted(rows, key=lambda r: -abs(r[0]))[:LARGEST]
                 rest = [r[0] for r in rows if r not in shown]
                 zeros = sum(1 for g in rest if g == 0)
+                zero_words = (
+                    say("largest_no_zero")
+                    if zeros == 0
+                    else say("largest_one_zero")
+                    if zeros == 1
+                    else say("largest_zeros", n=zeros)
+                )
                 note = say(
-                    "largest_note", shown=len(shown), n=len(rows), bound=Num(max(abs(g) for g in rest)), zeros=zeros
+                    "largest_note",
+                    shown=len(shown),
+                    n=len(rows),
+                    bound=Num(max(abs(g) for g in rest)),
+                    zeros=zero_words,
                 )
             blocks.append(
                 Table(header, tuple(r for _, r in shown), (False, True, True, True), note, caption=say("table_intro"))
@@ -988,7 +1104,7 @@ class _Builder:
             b = layer.biases[0]
             assert b is not None
             deltas = [n.delta for n in layer.neurons if n.delta is not None]
-            g = self.sample_gradients[b.name]
+            g = self.gradient(b.name)
             expr = sp.Add(*deltas[:6]) if len(deltas) <= 6 else None
             chain = (
                 definition(Partial(LOSS_SYMBOL, b), expr, g)
@@ -1016,7 +1132,12 @@ class _Builder:
             (
                 say("n_w"),
                 Math(w),
-                say("m_w", src=Math(below.neurons[0].out), dst=Math(o.out)),
+                say("m_w", src=self.name_of(below, 0), dst=self.name_of(out, 0)),
+            ),
+            *(
+                [(say("n_bias"), Math(out.biases[0]), say("m_bias"))]
+                if out.biases and out.biases[0] is not None
+                else []
             ),
             (say("n_delta"), Math(o.delta), say("m_delta")),
             (say("n_cost"), Math(LOSS_SYMBOL), say("m_cost")),
@@ -1155,8 +1276,9 @@ class _Builder:
             if len(layers) == 1:
                 out.append(say("closed_f_one", f=Math(function(x)), name=name, layer=layers[0].number))
             else:
-                comma = "、" if self.options.lang == "zh" else ", "
-                listed = Text(comma.join(str(layer.number) for layer in layers))
+                listed = self.source_names([str(layer.number) for layer in layers])  # "2 and 3", "2、3"
+                if self.options.lang == "zh":
+                    listed = Text("、".join(str(layer.number) for layer in layers))
                 out.append(say("closed_f_many", f=Math(function(x)), name=name, layers=listed))
         return out
 
@@ -1185,7 +1307,8 @@ class _Builder:
         header = (say("parameter"), say("old"), say("gradient"), say("new"))
         if len(self.parameters) <= MAX_UPDATE_ROWS:
             rows = tuple(
-                (Math(self.sym(p)), Num(run.old[p]), Num(run.gradients[p]), Num(run.new[p])) for p in self.parameters
+                (Math(self.sym(p)), Num(run.old[p]), Num(self.gradient(p, run.gradients[p])), Num(run.new[p]))
+                for p in self.parameters
             )
             blocks.append(Table(header, rows, (False, True, True, True)))
         else:
@@ -1289,6 +1412,10 @@ class _Builder:
                 for o, v in zip(self.net.output_layer.outs, self.run.outputs[0])
             ]
         blocks.extend(n for n in notes if n is not None)
+        causes = {s.key for n in notes if n is not None for s in n.sentences}
+        if "published_after_one_fewer" in causes and "published_after_updated_weights" in causes:
+            # the article's E is one run's, its outputs another's: say so, rather than guess at its count
+            blocks.append(Paragraph((say("published_after_two_runs", steps=steps),), note=True))
         out = self.net.output_layer
         samples = self.batch.points
         assert samples is not None
@@ -1296,13 +1423,17 @@ class _Builder:
         for k, (point, outputs) in enumerate(zip(samples, self.run.outputs), start=1):
             shown = display_point(self.net, point)
             for n, value in list(zip(out.neurons, outputs))[:12]:
-                assert n.target is not None
-                row: tuple[Field, ...] = (Math(n.out), Num(shown[n.out]), Num(value), Num(shown[n.target]))
+                target = self.target(n)
+                row: tuple[Field, ...] = (Math(n.out), Num(shown[n.out]), Num(value))
+                if target is not None:
+                    row = (*row, Num(shown[target]))
                 rows.append((Count(k), *row) if self.batch.is_batch else row)
             if len(rows) >= MAX_UPDATE_ROWS:
                 break
-        header: tuple[Say, ...] = (say("output"), say("before_training"), say("after_training"), say("target"))
-        numeric: tuple[bool, ...] = (False, True, True, True)
+        header: tuple[Say, ...] = (say("output"), say("before_training"), say("after_training"))
+        numeric: tuple[bool, ...] = (False, True, True)
+        if self.uses_targets:
+            header, numeric = (*header, say("target")), (*numeric, True)
         if self.batch.is_batch:
             header, numeric = (say("sample"), *header), (True, *numeric)
         blocks.append(Table(header, tuple(rows), numeric))
@@ -1317,7 +1448,7 @@ class _Builder:
         inputs = list(net.input_layer.outs[:3])
         hidden = [n.out for layer in net.layers[1:-1] for n in layer.neurons]
         out = net.output_layer
-        outputs = [*out.outs[:3], *(n.target for n in out.neurons[:3] if n.target is not None)]
+        outputs = [*out.outs[:3], *(t for t in (self.target(n) for n in out.neurons[:3]) if t is not None)]
         return [*inputs, *(hidden if len(inputs) + len(hidden) + len(outputs) <= 7 else []), *outputs]
 
     def reduction_word(self) -> Say:
@@ -1428,17 +1559,25 @@ class _Builder:
         net = self.net
         out = net.output_layer
         o = out.neurons[0]
-        assert o.net is not None and o.target is not None
+        assert o.net is not None
         w = out.weights[0][0]
         prev = net.layers[-2]
         src = prev.neurons[0].out
         items: list[Exercise] = []
         # 1. the sign of a gradient, from the signs of its factors
-        target = self.point[o.target]
-        new_target = round(
-            min(0.99, self.point[o.out] + 0.2) if self.point[o.out] >= target else max(0.01, self.point[o.out] - 0.2), 2
-        )
-        if isinstance(out.rule, Activation) and net.loss_rule.name in ("half_sse", "sse", "mse"):
+        if (
+            o.target is not None
+            and self.uses_targets
+            and isinstance(out.rule, Activation)
+            and net.loss_rule.name in ("half_sse", "sse", "mse")
+        ):
+            target = self.point[o.target]
+            new_target = round(
+                min(0.99, self.point[o.out] + 0.2)
+                if self.point[o.out] >= target
+                else max(0.01, self.point[o.out] - 0.2),
+                2,
+            )
             dE = sp.diff(net.loss_expression, o.out)
             local = net.dout_dnet(o.out, o.net)
             point = dict(self.exact)
@@ -1513,9 +1652,14 @@ class _Builder:
             else:
                 t = math.tanh(z)
                 question, answer, value, slope = "ex_tanh", "ex_tanh_answer", t, 1 - t * t
+            layer_words = say("the_first_hidden_layer" if len(net.layers) > 3 else "the_hidden_layer")
             items.append(
                 Exercise(
-                    (Paragraph((say(question, out=Math(h.out), net=Math(h.net)),)),),
+                    (
+                        Paragraph(
+                            (say(question, out=Math(h.out), net=Math(h.net), layer=layer_words, name=Code("sigmoid")),)
+                        ),
+                    ),
                     (Paragraph((say(answer, net=Math(h.net), z=Num(z), out=Num(value), slope=Num(slope)),)),),
                 )
             )

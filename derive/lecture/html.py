@@ -22,7 +22,7 @@ from ..present.mathml import mathml as _mathml
 from ..present.mathml import split_top
 from ..present.numbers import format_number, latex_number
 from ..present.render import Html, html_escape, render_html
-from .latex import LatexRenderer, words
+from .latex import LatexRenderer, plan_words, visible_width
 from .plan import (
     Block,
     Code,
@@ -75,7 +75,7 @@ class HtmlRenderer:
         # a diagram's labels as plain SVG text, not MathML: an SVG shown as an <img> (Moodle's copy) drops
         # a foreignObject's HTML
         self.text_labels = text_labels
-        self.words = words(plan.lang)
+        self.words = plan_words(plan)
         self.latex = LatexRenderer(plan)  # the PDF's spelling of every formula
         self.names = plan.network.latex
         self.diagrams = 0  # numbers each diagram's marker ids: several SVGs share the page
@@ -97,7 +97,7 @@ class HtmlRenderer:
                 out.append(self.field(fields[m.group(1)]))
                 pos = m.end()
             out.append(html_escape(segment[pos:]))
-        return Html("".join(out))
+        return Html(_GLUED.sub(_glue, "".join(out)))
 
     def math_field(self, f: Field) -> str:
         """A field inside a word file's math: LaTeX. Text there is derive's own (a name, a count)."""
@@ -140,7 +140,10 @@ class HtmlRenderer:
             sides = [p.strip() for p in split_top(rhs, "=")] if rhs.startswith("=") else [rhs]
             pieces = [("= " + p) if rhs.startswith("=") else p for p in (sides[1:] if rhs.startswith("=") else sides)]
             groups = [
-                "".join(f'<span class="piece">{mathml(t, displaystyle=True)}</span>' for t in wrap_points(p))
+                "".join(
+                    f'<span class="piece">{_infix(mathml(t, displaystyle=True), k > 0)}</span>'
+                    for k, t in enumerate(wrap_points(loose_fences(p)))
+                )
                 for p in pieces
                 if p
             ]
@@ -189,7 +192,8 @@ class HtmlRenderer:
             # Chinese runs sentences together; a space there would show (xeCJK drops it in the PDF)
             joiner = "" if self.plan.lang == "zh" else " "
             text = Html(joiner.join(self.sentence(s) for s in b.sentences))
-            return {"kind": "paragraph", "text": text, "note": b.note}
+            rows = [row for line in b.math for row in self.equation_rows(line)]
+            return {"kind": "paragraph", "text": text, "note": b.note, "math": rows}
         if isinstance(b, Equations):
             return {
                 "kind": "equations",
@@ -500,12 +504,73 @@ class HtmlRenderer:
 
 
 _OPERATORS = (r"\cdot", "+")
-_OPENERS = re.compile(r"\\(left|bigl|Bigl|biggl|Biggl|begin)\b")
-_CLOSERS = re.compile(r"\\(right|bigr|Bigr|biggr|Biggr|end)\b")
+# only \left…\right and environments must stay whole: a sized bracket (\Bigl( … \Bigr)) may be wrapped inside
+_OPENERS = re.compile(r"\\(left|begin)\b")
+_CLOSERS = re.compile(r"\\(right|end)\b")
+
+
+# a formula with the letters or brackets written against it ("δs", "(0.5)"): one unit a line never breaks
+# (a bracket before; a few letters, then one closing bracket or punctuation mark after: never a run of CJK text)
+_GLUED = re.compile(r"([(\[]?)(<math\b.*?</math>)([A-Za-z]{0,3}[)\].,;:!?'’）。，、：；]?)")
+
+
+def _glue(m: re.Match[str]) -> str:
+    if not m.group(1) and not m.group(3):
+        return m.group(0)
+    return f'<span style="white-space:nowrap">{m.group(0)}</span>'
+
+
+WRAP_WIDTH = 30  # a formula wider than this (visible characters) may need to wrap on a phone
+_LEADING_OPERATOR = re.compile(r'^(<math[^>]*>(?:<mrow>)?)<mo(?: form="prefix" lspace="0" rspace="0")?>')
+
+
+def _infix(element: Html, continued: bool) -> Html:
+    """A piece that continues a row ("+ i2 w2", "· 0.5", "− y2 log a2") starts with a binary operator: marked
+    infix, or the browser takes it for a sign and sets "+i2 w2" tight."""
+    if not continued:
+        return element
+    return Html(_LEADING_OPERATOR.sub(r'\1<mo form="infix">', element, count=1))
+
+
+_TALL_LATEX = re.compile(r"\\(frac|sum|prod|begin|sqrt)\b")
+
+
+def loose_fences(latex: str) -> str:
+    r"""Each top-level ``\left( … \right)`` of a long formula as brackets a narrow screen may wrap inside:
+    plain ( ) around a line of terms (as the page shows them anyway), \Big( \Big) around fractions. The
+    PDF keeps \left…\right; a phone wraps (w δ + w δ + ⋯) between its terms."""
+    if visible_width(latex) <= WRAP_WIDTH or r"\left" not in latex:
+        return latex
+    out: list[str] = []
+    stack: list[int] = []  # for each open \left at depth 0: its place in ``out``
+    depth = 0
+    i = 0
+    while i < len(latex):
+        m = re.match(r"\\(left|right)\b\s*(\\\{|\\\}|\\\||.)", latex[i:])
+        if m:
+            if m.group(1) == "left":
+                stack.append(len(out))
+                out.append(m.group(0))
+                depth += 1
+            else:
+                depth -= 1
+                start = stack.pop() if stack else None
+                if start is not None and depth == 0 and m.group(2) in (")", "]"):
+                    inner = "".join(out[start + 1 :])
+                    size = r"\Big" if _TALL_LATEX.search(inner) else ""
+                    out[start] = size + out[start][len(r"\left") :].strip()
+                    out.append(size + m.group(2))
+                else:
+                    out.append(m.group(0))
+            i += len(m.group(0))
+            continue
+        out.append(latex[i])
+        i += 1
+    return "".join(out)
 
 
 def wrap_points(latex: str, least: int = 12) -> list[str]:
-    r"""``latex`` cut before each top-level ``\cdot`` and ``+`` (outside braces, \left…\right and
+    r"""``latex`` cut before each top-level ``\cdot``, ``+`` and binary ``-`` (outside braces, \left…\right and
     environments), each piece at least ``least`` characters: places a long product or sum may wrap."""
     pieces: list[str] = []
     depth = 0
@@ -529,7 +594,7 @@ def wrap_points(latex: str, least: int = 12) -> list[str]:
             depth += 1
         elif ch == "}":
             depth -= 1
-        elif ch == "+" and depth == 0 and i - start >= least:
+        elif ch in "+-" and depth == 0 and i - start >= least and latex[:i].rstrip()[-1:] not in ("=", "(", "+", "-"):
             pieces.append(latex[start:i].strip())
             start = i
         i += 1

@@ -8,6 +8,7 @@ escaped; everything produced here is marked :class:`Tex`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import tomllib
@@ -31,10 +32,11 @@ from ..present.equations import (
     Substituted,
     chain_depth,
     chain_ordered,
+    plain_fences,
     reading_order,
     tidy,
 )
-from ..present.numbers import latex_number
+from ..present.numbers import latex_bracket, latex_number
 from ..present.render import render
 from ..present.texsafe import Tex, escape, tex
 from .plan import (
@@ -71,6 +73,22 @@ def words(lang: str) -> dict[str, str]:
     """Every sentence of a language, from words/<lang>.toml."""
     path = resources.files("derive.lecture") / "words" / f"{lang}.toml"
     return dict(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def plan_words(plan: LecturePlan) -> dict[str, str]:
+    """The words of the plan's language, in the plan's notation: a network named in Nielsen's a and z has its
+    sentences say ∂E/∂z, a_j and y where the words write ∂E/∂net, out_j and target."""
+    found = words(plan.lang)
+    first = plan.network.layers[-1].neurons[0]
+    name = plan.network.latex.get(first.net, "") if first.net is not None else ""
+    if not name.startswith("z"):
+        return found
+    nielsen = {r"\mathrm{net}": " z", r"\mathrm{out}": " a", r"\mathrm{target}": " y"}  # \partial z, not \partialz
+    for key, text in found.items():
+        for ours, his in nielsen.items():
+            text = text.replace(ours, his)
+        found[key] = text
+    return found
 
 
 def languages() -> tuple[str, ...]:
@@ -123,7 +141,7 @@ def visible_width(latex: str) -> float:
 class LatexRenderer:
     def __init__(self, plan: LecturePlan) -> None:
         self.plan = plan
-        self.words = words(plan.lang)
+        self.words = plan_words(plan)
         self.unicode_ok = plan.lang != "en"  # pdflatex has no glyphs beyond Latin-1
         self.names = plan.network.latex
         self.printer = LatexChainPrinter(self.names, plan.point, plan.digits, chain_depth(plan.network))
@@ -161,11 +179,11 @@ class LatexRenderer:
         if isinstance(f, Code):
             text = rf"\texttt{{{_text(f.text, self.unicode_ok).replace('-', '-{}')}}}"  # -- is no dash here
             return rf"\text{{{text}}}" if in_math else text
-        body = (
-            latex_number(f.value, f.digits or self.plan.digits)
-            if isinstance(f, Num)
-            else self.math(f.expr, inline=True)
-        )
+        if isinstance(f, Num):
+            body = latex_number(f.value, f.digits or self.plan.digits)
+            body = latex_bracket(body, f.value) if f.bracket else body
+        else:
+            body = self.math(f.expr, inline=True)
         return body if in_math else f"${body}$"
 
     def math(self, expr: sp.Basic | Quantity | EquationChain, inline: bool = False) -> str:
@@ -233,7 +251,7 @@ class LatexRenderer:
             )
             depth = self.printer.depth
             order = (lambda fs: chain_ordered(fs, depth)) if depth is not None else None
-            return _break(tidy(side.expr), show, SIDE_WIDTH, order)
+            return [plain_fences(row) for row in _break(tidy(side.expr), show, SIDE_WIDTH, order)]
         if isinstance(side, Grouped):
             # (a·b + c·d + …) · e over rows: the bracket spans them, sized for the fractions inside
             rows, current = [], ""
@@ -268,16 +286,29 @@ class LatexRenderer:
 
     def block(self, b: Block) -> dict[str, Any]:
         if isinstance(b, Paragraph):
-            return {"kind": "paragraph", "text": tex(" ".join(self.sentence(s) for s in b.sentences)), "note": b.note}
+            return {
+                "kind": "paragraph",
+                "text": tex(" ".join(self.sentence(s) for s in b.sentences)),
+                "note": b.note,
+                "math": [tex(r) for line in b.math for r in self.rows(line)],
+                "keep": 0,  # set where a drawing follows (section)
+            }
         if isinstance(b, Equations):
-            rows = [tex(r) for line in b.lines for r in self.rows(line)]
+            per_line = [[tex(r) for r in self.rows(line)] for line in b.lines]
+            rows = [r for line_rows in per_line for r in line_rows]
+            # a page may break between two chains, never inside one (\\* joins a chain's rows)
+            ends = [k == len(line_rows) - 1 for line_rows in per_line for k in range(len(line_rows))]
             tagged = any(line.tag is not None for line in b.lines)
             return {
                 "kind": "equations",
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "rows": rows,
+                "ends": ends,
+                "keep_before": 0,  # set where a "where" block follows (section)
                 "tagged": tagged,
-                "keep": min(2 * len(rows) + 3, 30),  # lines of height to keep with the caption (fractions are tall)
+                # lines of height to keep with the caption (fractions are tall); a block of several chains may break
+                # between them, so its caption needs only the first few on its page
+                "keep": min(2 * len(rows) + 3, 30 if len(per_line) == 1 else 2 * len(per_line[0]) + 9),
             }
         if isinstance(b, Standard):
             return {"kind": "standard", "body": self.standard(b.name)}
@@ -470,7 +501,16 @@ class LatexRenderer:
 
     def section(self, s: Section, level: int = 1) -> dict[str, Any]:
         blocks = [self.block(b) for b in s.blocks]
+        for b, after in itertools.pairwise(blocks):
+            if b["kind"] == "equations" and not b["caption"] and after["kind"] == "equations" and after["caption"]:
+                # a formula and the "where" block that defines its symbols share a page
+                need = len(b["rows"]) * 2 + min(after["keep"], EQUATIONS_KEEP)
+                b["keep_before"] = need if need <= HEADING_KEEP else 0  # a long formula fills its own page anyway
+            if b["kind"] == "paragraph" and after["kind"] in ("plot", "diagram"):
+                # the sentence that introduces a drawing stays on its page ("Repeating the update 1,000 times:")
+                b["keep"] = 3 + (PLOT_LINES if after["kind"] == "plot" else after["keep"])
         subsections = [self.section(sub, level + 1) for sub in s.subsections]
+        keep = _heading_keep(level, blocks, subsections)
         return {
             "title": self.sentence(s.title),
             "numbered": s.numbered,
@@ -478,7 +518,7 @@ class LatexRenderer:
             "level": level,
             "blocks": blocks,
             "subsections": subsections,
-            "keep": _heading_keep(level, blocks, subsections),
+            "keep": keep,
         }
 
     def context(self) -> dict[str, Any]:
@@ -526,9 +566,20 @@ def _break(
             factors = order(factors)
         lines = []
         current = ""
-        for factor in factors:
+        paired: set[int] = set()  # f(net)(1 − f(net)): one unit, no · and no break inside
+        for i in range(len(factors) - 1):
+            a, b = factors[i], factors[i + 1]
+            if isinstance(a, sp.Function | sp.Symbol) and isinstance(b, sp.Add) and b.has(a) and i not in paired:
+                paired.add(i + 1)
+        for i, factor in enumerate(factors):
+            if i in paired:
+                continue
             body = show(factor)
-            if isinstance(factor, sp.Add) and visible_width(body) > width:
+            if i + 1 in paired:
+                # numbers keep their ·: 0.59 · (1 − 0.59); symbols are juxtaposed: f(net)(1 − f(net))
+                joiner = r" \cdot " if re.match(r"(\\left)?[-(\d]", body) else ""
+                body = rf"{body}{joiner}\left({show(factors[i + 1])}\right)"
+            elif isinstance(factor, sp.Add) and visible_width(body) > width:
                 # a long bracket gets rows of its own
                 if current:
                     lines.append(current)
@@ -541,7 +592,7 @@ def _break(
                 lines[-1] += big[1]
                 current = ""
                 continue
-            if isinstance(factor, sp.Add):
+            if isinstance(factor, sp.Add) and i + 1 not in paired:
                 body = rf"\left({body}\right)"
             piece = body if not current and not lines else rf"\cdot {body}"
             if current and visible_width(current + piece) > width:
@@ -555,21 +606,30 @@ def _break(
     return [whole]
 
 
+PLOT_LINES = 14  # a loss plot (5 cm) in lines of text
+EQUATIONS_KEEP = 8  # lines of a block of equations a heading keeps with it
+SUBSECTION_START = 6  # lines of a first subsection its section's heading keeps with it
+HEADING_KEEP = 20  # lines at most a heading keeps with it: more leaves a third of a page blank before it
+
+
 def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
     """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
     so that no heading ends a page; at most 30 lines, half a page."""
     base = 12 if level == 1 else 8  # lines: the heading, its first paragraph and a little of what follows
     if not blocks and subsections:
-        return min(max(base, 3 + subsections[0]["keep"]), 30)
+        return min(max(base, 3 + subsections[0]["keep"]), HEADING_KEEP)
     lines = 0
     for b in blocks[:2]:
-        lines += b.get("keep", 0) if b["kind"] != "paragraph" else 3 if not b["note"] else 5
-        if b["kind"] != "paragraph":
+        # of a block of equations only the first chain needs to share the heading's page (it may break after it)
+        keep = min(b.get("keep", 0), EQUATIONS_KEEP) if b["kind"] == "equations" else b.get("keep", 0)
+        # a paragraph that introduces a drawing keeps the drawing too: its own \keepspace is void after a heading
+        lines += keep if b["kind"] != "paragraph" else keep or (3 if not b["note"] else 5)
+        if b["kind"] != "paragraph" or keep:
             break
-    else:  # only an intro paragraph: keep it with the first subsection's heading and start too
+    else:  # only an intro paragraph: keep it with the first subsection's heading and its first lines
         if len(blocks) <= 2 and subsections:
-            lines += subsections[0]["keep"]
-    return min(max(base, 3 + lines), 30)
+            lines += min(subsections[0]["keep"], SUBSECTION_START)
+    return min(max(base, 3 + lines), HEADING_KEEP)
 
 
 def latex_context(plan: LecturePlan) -> dict[str, Any]:

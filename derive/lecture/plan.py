@@ -34,6 +34,7 @@ class Num:
 
     value: float
     digits: int | None = None
+    bracket: bool = False  # inside a product: a negative number in brackets, a positive one bare
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Paragraph:
 
     sentences: tuple[Say, ...]
     note: bool = False
+    math: tuple[Line, ...] = ()  # a note's own derivation, set inside its box
 
 
 @dataclass(frozen=True)

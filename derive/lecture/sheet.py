@@ -27,6 +27,7 @@ from ..present.equations import Contribution, Partial, definition, product, tota
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..present.update import Update, update_of
 from .build import network_sketch
+from .latex import words
 from .plan import (
     Block,
     Claim,
@@ -200,7 +201,7 @@ class _Questions:
             partial=Math(Partial(LOSS_SYMBOL, parameter)),
             old=Num(self.exact[parameter]),
             eta=Num(rate),
-            g=Num(float(derivation.value)),
+            g=Num(float(derivation.value), bracket=True),
             new=Num(value),
         )
         claim = Code(f"{name} = {format_number(value, self.digits)}")
@@ -209,6 +210,9 @@ class _Questions:
             (Paragraph((step,)), Paragraph((say("sheet_answer", claim=claim),))),
             (Claim(name, value),),
         )
+
+
+ACTIVATION = sp.Function("f", real=True)  # the activation a sheet's layer sentence defines
 
 
 def sheet_plan(
@@ -232,7 +236,9 @@ def sheet_plan(
             assert n.net is not None
             if shown < MAX_DEFINITIONS:
                 definitions.append(Line(definition(n.net, net.net_definitions[n.net], None)))
-                definitions.append(Line(definition(n.out, net.out_definitions[n.out], None)))
+                # an elementwise activation is the f its layer's sentence below defines: out = f(net), one line
+                out = ACTIVATION(n.net) if isinstance(layer.rule, Activation) else net.out_definitions[n.out]
+                definitions.append(Line(definition(n.out, out, None)))
             shown += 1
     from .maps import has_maps, layers_table, map_givens
 
@@ -253,9 +259,20 @@ def sheet_plan(
     if shown > MAX_DEFINITIONS:
         blocks.append(Paragraph((say("sheet_more"),)))
     rules = []
-    for layer in net.layers[1:]:
+    layers = list(net.layers[1:])
+    while layers:
+        layer = layers.pop(0)
         if isinstance(layer.rule, Activation):
-            rules.append(say("sheet_activation", layer=layer.number, formula=Math(layer.rule.f)))
+            # layers with the same activation share one sentence: "Layers 2 and 3: f(x) = …"
+            same = [layer]
+            while layers and isinstance(layers[0].rule, Activation) and layers[0].rule.f == layer.rule.f:
+                same.append(layers.pop(0))
+            if len(same) == 1:
+                rules.append(say("sheet_activation", layer=layer.number, formula=Math(layer.rule.f)))
+            else:
+                joined = [str(x.number) for x in same]
+                listed = ", ".join(joined[:-1]) + words(lang)["and_word"] + joined[-1]
+                rules.append(say("sheet_activation_many", layers=Text(listed), formula=Math(layer.rule.f)))
         else:
             rules.append(say("sheet_softmax", layer=layer.number))
     blocks.append(Paragraph(tuple(rules)))
@@ -296,11 +313,13 @@ def sheet_plan(
         )
         last = Section(say("sheet_questions"), (work,), key="questions", numbered=False)
     else:
-        command = Code(f"derive check {spec_file} --claims answers.txt")
-        work = Exercises(exercises, say("sheet_key_intro"), part="answers")
+        # the answers file derive writes beside the sheet; a student's own file has the same lines
+        command = Code(f"derive check {spec_file} --claims student-{label}-answers.txt")
+        # how the key is graded, said with its intro: a line of its own would start a page of its own
+        work = Exercises(exercises, say("sheet_key_intro_graded", command=command), part="answers")
         last = Section(
             say("sheet_answers"),
-            (work, Paragraph((say("sheet_check", command=command),))),
+            (work,),
             key="answers",
             numbered=False,
         )

@@ -2,9 +2,10 @@
 number differs when a cause can be checked.
 
 A cause is named only when derive reproduces the printed number by it, to every digit printed:
-rounding (the number agrees), an off-by-one in a count of updates, another source that prints the
-right value (a copying slip), or the classic slip of computing the hidden δs with the output weights
-already updated (Mazur's 0.291027924). Otherwise the lecture says that it finds no cause.
+rounding (the number agrees), the loss after one update fewer, a slip in writing a number down (the
+same source's next number, ∂E/∂out, is right: it was computed from the right value), or the classic
+slip of computing the hidden δs with the output weights already updated (Mazur's 0.291027924).
+Where another source prints the right value the lecture says so; otherwise that it finds no cause.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Printed:
     source: str
     text: str
     agrees: bool
+    values: tuple[tuple[str, str], ...] = ()  # everything the same source prints (its own next numbers)
+
+    def next_number(self, key: str) -> str | None:
+        """What the same source prints for ``key`` (the number it computed next from this one)."""
+        return dict(self.values).get(key)
 
 
 def printed(published: PublishedSpec, key: str, value: float, zh: bool) -> list[Printed]:
@@ -38,7 +44,7 @@ def printed(published: PublishedSpec, key: str, value: float, zh: bool) -> list[
         found = dict(source.values).get(key)
         if found is not None:
             name = source.source_zh if zh and source.source_zh else source.source
-            out.append(Printed(name, found, is_ok(Decimal(found), float(value))))
+            out.append(Printed(name, found, is_ok(Decimal(found), float(value)), source.values))
     return out
 
 

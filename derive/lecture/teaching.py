@@ -14,7 +14,7 @@ from ..core.chain import count_paths
 from ..core.network import LOSS_SYMBOL, Layer
 from ..core.rules import LayerMap
 from ..present.equations import EquationChain, Formula, Grouped, Numbers, Partial, Product, Value, product
-from .plan import Block, Count, Equations, Line, Math, Num, Paragraph, Section, say
+from .plan import Block, Count, Equations, Line, Math, Num, Paragraph, Section, Text, say
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -164,6 +164,7 @@ def fast_section(b: _Builder) -> Section:
             total += count * count_paths(net, p, b.memo) * (2 * (len(net.layers) - 1 - layer.index) + 2)
     sizes = tuple(layer.size for layer in net.layers)
     bp = backprop_work(sizes)
+    forward = sum(sizes[i] * sizes[i - 1] for i in range(1, len(sizes)))  # one product per weight
     n = len(weights)
     blocks: list[Block] = [
         Paragraph(
@@ -171,8 +172,9 @@ def fast_section(b: _Builder) -> Section:
                 say(
                     "fast_paths",
                     weight=Math(w),
-                    paths=paths,
-                    factors=factors,
+                    along=say("fast_along", paths=paths, factors=factors)
+                    if paths > 1
+                    else say("fast_along_one", factors=factors),
                     mults=paths * (factors - 1),
                     n=n,
                     total=total,
@@ -181,7 +183,7 @@ def fast_section(b: _Builder) -> Section:
         ),
         Paragraph(
             (
-                say("fast_deltas", bp=bp, n=n),
+                say("fast_deltas" if len(net.layers) > 2 else "fast_deltas_no_hidden", bp=bp, n=n, forward=forward),
                 say("fast_ratio", ratio=_times(total / bp)) if total > 1.5 * bp else say("fast_small"),
             )
         ),
@@ -237,12 +239,12 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
         e = error_symbol(above, k)
         part = Partial(e, h.out)
         parts.append(part)
-        value = b.exact[m.delta] * b.exact[row[j]]
+        value = b.point[m.delta] * b.exact[row[j]]
         values.append(value)
         chain = product(
             part,
             (Partial(e, m.net), Partial(m.net, h.out)),
-            (b.point[row[j]], b.exact[m.delta]),  # in the order the formula w·δ is written
+            (b.point[row[j]], b.point[m.delta]),  # in the order the formula w·δ is written
             value,
         )
         # ∂E_o/∂net_o is δ_o: the other outputs' errors do not contain net_o
@@ -250,19 +252,29 @@ def mazur_step(b: _Builder, layer: Layer, j: int) -> list[Block]:
     total = sum(values)
     lines.insert(0, Line(EquationChain(dE_dout, (Grouped(tuple((p,) for p in parts)),))))
     lines.append(Line(EquationChain(dE_dout, (Numbers(tuple(values), "+"), Value(total)))))
-    slope = b.exact[h.delta] / total if total else None
+    slope = b.point[h.delta] / total if total else None
     if slope is not None:
         lines.append(
             Line(
                 EquationChain(
                     h.delta,
-                    (Product((dE_dout, Partial(h.out, h.net))), Numbers((total, slope)), Value(b.exact[h.delta])),
+                    (Product((dE_dout, Partial(h.out, h.net))), Numbers((total, slope)), Value(b.point[h.delta])),
                 )
             )
         )
     names = [error_symbol(above, k) for k in range(above.size)]
     return [
-        Paragraph((say("mazur_step", out=Math(h.out), first=Math(names[0]), last=Math(names[-1])),)),
+        Paragraph(
+            (
+                say(
+                    "mazur_step",
+                    out=Math(h.out),
+                    first=Math(names[0]),
+                    sum=Math(sp.Add(*names, evaluate=False)),
+                    name=Text(above.neurons[0].label),
+                ),
+            )
+        ),
         Equations(tuple(lines)),
         Paragraph((say("mazur_step_after", delta=Math(h.delta)),)),
     ]

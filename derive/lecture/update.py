@@ -68,6 +68,11 @@ class WithUpdate(Mapping[sp.Symbol, float]):
     def __getitem__(self, symbol: sp.Symbol) -> float:
         return self.update[symbol] if symbol in self.update else self.point[symbol]
 
+    def offset(self, symbol: sp.Symbol) -> tuple[int, float] | None:
+        """A saturated out's distance from ±1, as the lecture's point knows it (ExactWhereLost)."""
+        find = getattr(self.point, "offset", None)
+        return None if symbol in self.update or find is None else find(symbol)
+
     def __iter__(self) -> Iterator[sp.Symbol]:
         yield from self.update
         yield from (symbol for symbol in self.point if symbol not in self.update)

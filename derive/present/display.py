@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -70,3 +72,67 @@ class _DisplayPoint(LazyMapping, Mapping[sp.Symbol, float]):
 
     def __len__(self) -> int:
         return len(self.point)
+
+
+class ExactWhereLost(LazyMapping, Mapping[sp.Symbol, float]):
+    """A shown point with the exact point's numbers wherever floats lost them (a saturated network).
+
+    σ(61) is 1 in floats, so out(1 − out) is 0 and every δ below it 0; the exact point keeps
+    3.2e−27. A δ that is 0 in floats but not exactly is read from the exact point. An out that is ±1
+    in floats but not exactly is still read as that float, and :meth:`offset` says how far it is from
+    ±1, so a printer writes 1 − 3.2×10⁻²⁷ instead of a 1 that makes 1 − out read 1 − 1.
+    """
+
+    def __init__(self, net: Network, shown: Mapping[sp.Symbol, float], exact: Mapping[sp.Symbol, Any] | None) -> None:
+        self.net = net
+        self.shown = shown
+        self.exact = exact
+        self._offsets: dict[sp.Symbol, tuple[int, float] | None] = {}
+
+    def _exact_float(self, symbol: sp.Symbol) -> float | None:
+        if self.exact is None:
+            return None
+        try:
+            value = self.exact[symbol]
+        except KeyError:
+            return None
+        if value is None or not getattr(value, "is_Number", True):
+            return None
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            return None
+        return as_float if math.isfinite(as_float) else None
+
+    def __getitem__(self, symbol: sp.Symbol) -> float:
+        value = self.shown[symbol]
+        if value == 0:
+            info = self.net.info.get(getattr(symbol, "name", ""))
+            if info is not None and info.kind is SymbolKind.DELTA:
+                exact = self._exact_float(symbol)
+                if exact:
+                    return exact
+        return value
+
+    def offset(self, symbol: sp.Symbol) -> tuple[int, float] | None:
+        """(±1, how far the exact out is from it) for an out that is exactly ±1 in floats but not exactly; else None."""
+        if symbol in self._offsets:
+            return self._offsets[symbol]
+        found: tuple[int, float] | None = None
+        info = self.net.info.get(getattr(symbol, "name", ""))
+        if info is not None and info.kind is SymbolKind.OUT and info.layer > 0 and self.exact is not None:
+            value = self.shown[symbol]
+            if value in (1.0, -1.0):
+                exact = self.exact.get(symbol) if hasattr(self.exact, "get") else None
+                if exact is not None and getattr(exact, "is_Number", False):
+                    gap = float(exact - int(value))
+                    if gap != 0 and math.isfinite(gap):
+                        found = (int(value), gap)
+        self._offsets[symbol] = found
+        return found
+
+    def __iter__(self) -> Iterator[sp.Symbol]:
+        return iter(self.shown)
+
+    def __len__(self) -> int:
+        return len(self.shown)

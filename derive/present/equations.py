@@ -85,6 +85,8 @@ class Elided:
     head: tuple[sp.Basic, ...]
     tail: tuple[sp.Basic, ...]
     factor: sp.Basic | None = None  # f'(net) · (w δ + … + w δ): a hidden δ over a wide layer
+    over: sp.Basic | None = None  # a numerator: one fraction e^{z1}/(e^{z1} + e^{z2} + ⋯ + e^{z10}) (a softmax)
+    numbers: bool = False  # every term with its numbers substituted
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,9 @@ class ChainPrinter:
         """The conditions that pick a branch, after its formula: "   (z ≤ 0)"."""
         raise NotImplementedError
 
+    def fraction(self, numerator: str, denominator: str) -> str:
+        return f"{numerator} / ({denominator})"
+
     # -- shared ---------------------------------------------------------------
 
     def side(self, side: Side) -> str:
@@ -193,8 +198,11 @@ class ChainPrinter:
             joiner = self.times if side.op == "*" else self.plus
             return joiner.join(self.bracketed(v) for v in side.values)
         if isinstance(side, Elided):
-            pieces = [self.formula(t) for t in side.head] + [self.dots] + [self.formula(t) for t in side.tail]
+            write = self.substituted if side.numbers else self.formula
+            pieces = [write(t) for t in side.head] + [self.dots] + [write(t) for t in side.tail]
             total = self.plus.join(pieces)
+            if side.over is not None:
+                return self.fraction(write(side.over), total)
             if side.factor is None:
                 return total
             factor = self.formula(side.factor)
@@ -335,6 +343,11 @@ class _ReadingOrder:
     depth: Depth | None = None
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        complement = getattr(self, "complement", None)
+        value = complement(expr) if complement is not None else None
+        if value is not None:  # 1 − out for a saturated out: its value (see ValueLatexPrinter.complement)
+            shown = latex_number(value, self.digits)  # type: ignore[attr-defined]
+            return rf"\left({shown}\right)" if value < 0 else shown
         text = ""
         for term in reading_order(expr):
             negative = term.could_extract_minus_sign()
@@ -423,6 +436,12 @@ class LatexChainPrinter(ChainPrinter):
     dots = r"\dots"
     brackets = (r"\left(", r"\right)")
 
+    def fraction(self, numerator: str, denominator: str) -> str:
+        return rf"\frac{{{numerator}}}{{{denominator}}}"
+
+    def side(self, side: Side) -> str:
+        return plain_fences(super().side(side))
+
     def __init__(
         self,
         names: Mapping[sp.Symbol, str],
@@ -445,12 +464,12 @@ class LatexChainPrinter(ChainPrinter):
     def formula(self, expr: sp.Basic) -> str:
         printer = ReadableLatexPrinter(self.names)
         printer.depth = self.depth
-        return str(printer.doprint(tidy(expr)))
+        return plain_fences(str(printer.doprint(tidy(expr))))
 
     def substituted(self, expr: sp.Basic) -> str:
         printer = ReadableValuePrinter(self.point, self.names, self.digits)
         printer.depth = self.depth
-        return str(printer.doprint(tidy(expr)))
+        return plain_fences(str(printer.doprint(tidy(expr))))
 
     def number(self, value: float) -> str:
         return latex_number(value, self.digits)
@@ -458,6 +477,41 @@ class LatexChainPrinter(ChainPrinter):
     def bracketed(self, value: float) -> str:
         return latex_bracket(self.number(value), value)
 
+    def sides(self, chain: EquationChain) -> list[str]:
+        """As every medium's, with a saturated out's value written 1 − 3.2×10⁻²⁷ (its float reads 1)."""
+        parts = super().sides(chain)
+        value = chain.value
+        if value is None or not parts or parts[-1] != self.number(value):
+            return parts
+        formula = next((s.expr for s in chain.sides if isinstance(s, Formula)), None)
+        # out_h1 = … = 1 − 3.2×10⁻²⁷, and ∂net_o1/∂w = out_h1 = 1 − 3.2×10⁻²⁷ (not "= 1" after it)
+        named = chain.lhs if isinstance(chain.lhs, sp.Symbol) else formula if isinstance(formula, sp.Symbol) else None
+        near = pr.offset_of(self.point, named) if named is not None else None
+        if near is not None:
+            whole, gap = near
+            text = f"{whole} {'-' if gap < 0 else '+'} {latex_number(abs(gap), self.digits)}"
+            parts = [p for p in parts[:-1] if p not in (text, f"({text})")] + [text]
+        return parts
+
     def when(self, conditions: tuple[sp.Basic, ...]) -> str:
         shown = [str(ReadableLatexPrinter(self.names).doprint(c)) for c in conditions]
         return rf"\quad\left({', '.join(shown)}\right)" if shown else ""
+
+
+_INNERMOST_FENCE = re.compile(r"\\left\((?P<body>(?:(?!\\left|\\right).)*?)\\right\)")
+_TALL = re.compile(r"\\(frac|dfrac|sum|prod|sqrt|begin|int)\b")
+
+
+def plain_fences(latex: str) -> str:
+    r"""``\left( … \right)`` around nothing taller than a line as plain brackets, as TeX's own are: around
+    z^{4}_{1} − y_{1} a sized fence grows with the scripts and reads oversized. Around a fraction it stays."""
+
+    def plain(m: re.Match[str]) -> str:
+        body = m.group("body")
+        return m.group(0) if _TALL.search(body) else f"({body})"
+
+    while True:
+        shown = _INNERMOST_FENCE.sub(plain, latex)
+        if shown == latex:
+            return latex
+        latex = shown

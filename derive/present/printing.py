@@ -8,6 +8,7 @@ symbol as its value, bracketed when negative, without touching the tree.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -79,6 +80,17 @@ class NamedLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self.names.get(expr) or super()._print_Symbol(expr, style)
 
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        return _plain_argument(expr, str(super()._print_Function(expr, exp)), self._print)
+
+
+def _plain_argument(expr: sp.Function, text: str, show: Any) -> str:
+    """f(z^{2}_{1}) in plain brackets: \\left( \\right) around a symbol with two scripts grows too tall."""
+    if len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol):
+        arg = show(expr.args[0])
+        return text.replace(rf"{{\left({arg} \right)}}", f"({arg})").replace(rf"\left({arg} \right)", f"({arg})")
+    return text
+
 
 class ValueLatexPrinter(LatexPrinter):
     """LaTeX with every symbol replaced by its value; products get an explicit ·."""
@@ -99,9 +111,56 @@ class ValueLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr not in self.values:
             return self.names.get(expr) or super()._print_Symbol(expr, style)
+        near = offset_of(self.values, expr)
+        if near is not None:  # ±1 in floats, not exactly: 1 − 3.2×10⁻²⁷, so that 1 − out never reads 1 − 1
+            whole, gap = near
+            sign = "-" if gap < 0 else "+"
+            text = f"{whole} {sign} {latex_number(abs(gap), self.digits)}"
+            return text if self.bare else f"({text})"
         value = self.values[expr]
         text = latex_number(value, self.digits)
         return rf"\left({text}\right)" if value < 0 and not self.bare else text
+
+    def complement(self, expr: sp.Basic) -> float | None:
+        """The value of 1 − out (1 + out, 1 − out²) for an out that is ±1 in floats but not exactly: printed as
+        that number (3.2×10⁻²⁷), never as 1 − 1."""
+        if not isinstance(expr, sp.Add) or len(expr.args) != 2:
+            return None
+        constant = next((a for a in expr.args if a.is_Integer), None)
+        rest = next((a for a in expr.args if not a.is_Integer), None)
+        if constant is None or rest is None:
+            return None
+        coeff, body = rest.as_coeff_Mul()
+        if coeff not in (1, -1):
+            return None
+        if isinstance(body, sp.Symbol):
+            near = offset_of(self.values, body)
+            if near is not None and int(constant) + int(coeff) * near[0] == 0:
+                return float(coeff) * near[1]
+        elif isinstance(body, sp.Pow) and body.exp == 2 and isinstance(body.base, sp.Symbol):
+            near = offset_of(self.values, body.base)
+            if near is not None and int(constant) == 1 and coeff == -1:
+                whole, gap = near
+                return -2 * whole * gap - gap * gap
+        return None
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        value = self.complement(expr)
+        if value is not None:
+            text = latex_number(value, self.digits)
+            return rf"\left({text}\right)" if value < 0 else text
+        return str(super()._print_Add(expr, order))
+
+    def _needs_mul_brackets(self, expr: sp.Basic, first: bool = False, last: bool = False) -> bool:
+        value = self.complement(expr)
+        if value is not None:
+            return False  # a number: bracketed by itself when negative
+        return bool(super()._needs_mul_brackets(expr, first=first, last=last))
+
+    def parenthesize(self, item: sp.Basic, level: int, is_neg: bool = False, strict: bool = False) -> str:
+        if self.complement(item) is not None:
+            return str(self._print(item))
+        return str(super().parenthesize(item, level, is_neg, strict))
 
     def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
         self.bare = len(expr.args) == 1 and isinstance(expr.args[0], sp.Symbol)
@@ -109,6 +168,12 @@ class ValueLatexPrinter(LatexPrinter):
             return str(super()._print_Function(expr, exp))
         finally:
             self.bare = False
+
+
+def offset_of(values: Mapping[sp.Symbol, float], symbol: sp.Symbol) -> tuple[int, float] | None:
+    """(±1, the gap) when ``values`` knows ``symbol`` is ±1 in floats but not exactly (a saturated out)."""
+    find = getattr(values, "offset", None)
+    return find(symbol) if find is not None else None
 
 
 def text(expr: sp.Basic) -> str:

@@ -250,8 +250,8 @@ class PublishedSpec:
     """Numbers a published article prints for this example, so a lecture can point out where it differs.
 
     Keys are ``derive check`` names: ``E``, any input/net/out name (its forward
-    value), ``w5'`` and ``E'`` (after one update), ``E@N`` and ``out_o1@N``
-    (after N updates). Values keep the digits as printed (text).
+    value), ``dE/dout_o1`` (an output's ∂E/∂out), ``w5'`` and ``E'`` (after one update),
+    ``E@N`` and ``out_o1@N`` (after N updates). Values keep the digits as printed (text).
     """
 
     source: str
@@ -715,6 +715,7 @@ class _Validator:
             names.extend(layer.out_names)
             names.extend(layer.net_names)
         names.extend(spec.parameter_names)
+        names.extend(f"dE/d{o}" for o in spec.layers[-1].out_names)  # ∂E/∂out: a copy's own next number
         updated = ["E'", *(f"{p}'" for p in spec.parameter_names)]
         after = ("E", *spec.layers[-1].out_names)  # NAME@N: after N updates
         source = source_zh = ""
