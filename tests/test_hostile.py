@@ -191,6 +191,17 @@ def test_exercises_deletes_only_the_files_its_variants_toml_recorded(tmp_path):
     assert (out / "student-02.toml").exists() and (out / "student-02-key.html").exists()
 
 
+def test_exercises_refuses_to_replace_or_remove_its_own_input_spec(tmp_path):
+    out = tmp_path / "class"
+    first = derive("exercises", "mazur", "--students", "2", "--seed", "1", "--format", "html", "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for student, students in (("student-01.toml", "2"), ("student-02.toml", "1")):  # replaced, or removed as stale
+        args = ("exercises", str(out / student), "--students", students, "--seed", "2", "--format", "html")
+        refused(derive(*args, "-o", str(out)), f"{student}: is one of this command's inputs")
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 # --------------------------------------------------------------------------
 # signals: a real subprocess stopped in the middle of a build
 
