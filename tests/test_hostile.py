@@ -163,6 +163,22 @@ def test_o_onto_the_spec_is_refused_and_the_spec_survives(tmp_path):
     assert spec.read_text() == text
 
 
+def test_lecture_o_onto_its_spec_is_refused_as_the_input_not_for_its_suffix(tmp_path):
+    from derive.app.api import Model
+    from derive.errors import DeriveError
+
+    spec = tmp_path / "tc.toml"
+    text = derive("examples", "tinyconv").stdout
+    spec.write_text(text)
+    (tmp_path / "link.toml").symlink_to(spec)
+    for target in ("tc.toml", "link.toml"):
+        err = refused(derive("lecture", "tc.toml", "--format", "html", "-o", target, cwd=tmp_path), "would destroy")
+        assert err.startswith(f"error: {target}: is the spec this command reads") and "suffix" not in err
+    with pytest.raises(DeriveError, match="inputs; writing it would destroy it"):
+        Model.load(spec).lecture(spec, format="html")
+    assert spec.read_text() == text
+
+
 def test_fit_o_onto_its_own_data_set_is_refused_before_training(tmp_path):
     data = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
