@@ -163,6 +163,22 @@ def test_o_onto_the_spec_is_refused_and_the_spec_survives(tmp_path):
     assert spec.read_text() == text
 
 
+def test_lecture_o_onto_its_spec_is_refused_as_the_input_not_for_its_suffix(tmp_path):
+    from derive.app.api import Model
+    from derive.errors import DeriveError
+
+    spec = tmp_path / "tc.toml"
+    text = derive("examples", "tinyconv").stdout
+    spec.write_text(text)
+    (tmp_path / "link.toml").symlink_to(spec)
+    for target in ("tc.toml", "link.toml"):
+        err = refused(derive("lecture", "tc.toml", "--format", "html", "-o", target, cwd=tmp_path), "would destroy")
+        assert err.startswith(f"error: {target}: is the spec this command reads") and "suffix" not in err
+    with pytest.raises(DeriveError, match="inputs; writing it would destroy it"):
+        Model.load(spec).lecture(spec, format="html")
+    assert spec.read_text() == text
+
+
 def test_fit_o_onto_its_own_data_set_is_refused_before_training(tmp_path):
     data = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
@@ -189,6 +205,17 @@ def test_exercises_deletes_only_the_files_its_variants_toml_recorded(tmp_path):
     assert mine.read_text() == "my notes" and notes.read_text() == "keep"
     assert not (out / "student-03-sheet.html").exists() and not (out / "student-03.toml").exists()  # derive's, stale
     assert (out / "student-02.toml").exists() and (out / "student-02-key.html").exists()
+
+
+def test_exercises_refuses_to_replace_or_remove_its_own_input_spec(tmp_path):
+    out = tmp_path / "class"
+    first = derive("exercises", "mazur", "--students", "2", "--seed", "1", "--format", "html", "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for student, students in (("student-01.toml", "2"), ("student-02.toml", "1")):  # replaced, or removed as stale
+        args = ("exercises", str(out / student), "--students", students, "--seed", "2", "--format", "html")
+        refused(derive(*args, "-o", str(out)), f"{student}: is one of this command's inputs")
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # --------------------------------------------------------------------------
@@ -538,6 +565,51 @@ def test_a_tiny_spec_with_nine_million_parameters_is_refused_by_a_memory_estimat
     )
     assert len(spec.read_bytes()) < 200
     refused(derive("grad", str(spec), "w2_1_1"), "9,003,000 weights and biases", "memory limit")
+
+
+HEAD = "name = 'h'\nloss = 'half_sse'\n[[layers]]\n"
+TAIL = "[[layers]]\nsize = 1\nactivation = 'sigmoid'\ntargets = [1.0]\n"
+CONV = "[[layers]]\nkind = 'conv2d'\nchannels = {c}\nkernel = 1\npadding = {p}\nactivation = 'relu'\n"
+HUGE_LAYERS = {
+    "padding 4096 around 2×2": HEAD + "shape = [1, 2, 2]\n" + CONV.format(c=1, p=4096) + TAIL,
+    "4096 channels of 300×300": HEAD + "shape = [1, 300, 300]\n" + CONV.format(c=4096, p=0) + TAIL,
+    "conv1d of 4096 channels": HEAD
+    + "shape = [1, 4096]\n[[layers]]\nkind = 'conv1d'\nchannels = 4096\nkernel = 1\nactivation = 'relu'\n"
+    + TAIL,
+    "rnn of 4096 steps × 3000": HEAD + "shape = [4096, 24]\n[[layers]]\nkind = 'rnn'\nsize = 3000\n"
+    "activation = 'tanh'\n" + TAIL,
+    "dense after 100,000 inputs": HEAD + "size = 100000\n[[layers]]\nsize = 1\nactivation = 'relu'\n" + TAIL,
+}
+
+
+@pytest.mark.parametrize("text", HUGE_LAYERS.values(), ids=HUGE_LAYERS.keys())
+def test_a_layer_past_the_neuron_limit_is_refused_from_its_geometry_before_its_names_are_made(text):
+    import tracemalloc
+
+    from derive.errors import SpecError
+    from derive.spec.reading import parse_spec
+
+    tracemalloc.start()
+    with pytest.raises(SpecError, match=r"layers\[1\]: .* neurons up to this layer.*\(neuron limit\)"):
+        parse_spec(text, "h.toml")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20  # the names of 67 million neurons took 4.6 GB
+
+
+def test_a_padded_conv_past_the_neuron_limit_is_refused_under_a_memory_limit(tmp_path):
+    spec = tmp_path / "pad.toml"
+    spec.write_text(HUGE_LAYERS["padding 4096 around 2×2"])
+    limit = "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+    limit += "sys.argv = ['derive', 'show', sys.argv[1]]; runpy.run_module('derive', run_name='__main__')"
+    proc = subprocess.run(
+        [sys.executable, "-c", limit, str(spec)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    refused(proc, "1×8194×8194 = 67,141,636", "neuron limit")
 
 
 def test_784_256_256_10_still_works(tmp_path):

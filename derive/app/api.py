@@ -537,10 +537,10 @@ class Model:
         from ..lecture.texbuild import TexMissing, check_tools, compile_pdf, write_tex
 
         target = Path(path)
+        check_target(target)  # first: the spec itself is refused as an input, whatever its suffix
         fmt = lecture_format(target, format)
         if fmt == "html" and keep_tex:
             raise DeriveError("keep_tex keeps the LaTeX source next to a PDF; an HTML lecture has none")
-        check_target(target)
         if exercises and self.is_batch:
             raise DeriveError(
                 f"the lecture's exercises are worked on one sample, and this spec holds {self.samples}",

@@ -511,9 +511,15 @@ def _lecture_target(spec: str, output: str | None, fmt: str | None) -> tuple[str
         if fmt not in ("tex", "html"):
             raise DeriveError("-o - writes text to standard output: add --format tex or --format html", where="-o")
         return fmt, Path("-")
-    from ..files import lecture_format
+    from ..files import OutputError, lecture_format
 
     target = Path(output)
+    if os.path.isfile(spec) and target.exists() and os.path.samefile(spec, target):  # before its suffix is judged
+        raise OutputError(
+            "is the spec this command reads; writing it would destroy it",
+            where=output,
+            hint="choose another output file",
+        )
     return lecture_format(target, fmt), target
 
 

@@ -196,11 +196,17 @@ def write_class(
         from ..files import check_target
 
         check_target(directory)  # the error naming the missing folder: only the class set's own folder is made
+    names = {
+        "variants.toml",
+        *(name for s in class_set.sheets for name in files_of(s.variant.label, lectures, fmt).values()),
+    }
+    _refuse_inputs(directory, names)  # the spec a class set was drawn from may be one of its students' files
     made = not directory.exists()
     directory.mkdir(exist_ok=True)
     if made:
         track(directory)  # a stop by a signal leaves no empty class folder behind
     earlier = recorded_files(directory)  # what an earlier class set here wrote: the only files ever removed
+    _refuse_inputs(directory, earlier)  # a stale student file this command read is not removed either
     staging = Path(new_temporary(directory, ".derive-exercises-")[1])  # tracked: a signal removes it
     try:
         builds: list[tuple[str, Path]] = []  # LaTeX sources to compile into PDFs
@@ -237,6 +243,8 @@ def write_class(
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(build, builds))  # latexmk runs as a subprocess: threads are enough
         written = sorted(staging.iterdir())
+        # the question bank and the stale files too (variants.toml was read here as the earlier class set's record)
+        _refuse_inputs(directory, ({path.name for path in written} | earlier) - {"variants.toml"})
         with whole():  # a signal waits until the class set is in place
             for path in written:
                 os.replace(path, directory / path.name)
@@ -253,6 +261,14 @@ def write_class(
         untrack(staging)
         untrack(directory)
     return time.perf_counter() - started
+
+
+def _refuse_inputs(directory: Path, names: set[str]) -> None:
+    """Refuse a class set that would replace or remove a file this command read (its spec, say)."""
+    from ..files import refuse_input
+
+    for name in sorted(names):
+        refuse_input(os.path.realpath(directory / name), shown=directory / name)
 
 
 def recorded_files(directory: Path) -> set[str]:

@@ -115,6 +115,7 @@ def map_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
         channels = in_channels
     shape = (channels, *out_sides)
     size = math.prod(shape)
+    v.count_neurons(key, size, f" (this layer's maps are {_dims(shape)} = {size:,})")
     suffixes = position_names(shape)
     names = tuple(f"{number}_{s}" for s in suffixes)
     net_names = tuple(f"z{number}_{s}" for s in suffixes)

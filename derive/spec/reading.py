@@ -563,6 +563,7 @@ class _Validator:
         self.loss_kind = ""
         self.given: list[set[str]] = []  # the keys each [[layers]] table gives, to report names where they were written
         self.parameters = 0  # weights and biases of the layers read so far
+        self.neurons = 0  # neurons of the layers read so far (inputs included)
         self.samples: int | None = None  # how many samples the input layer gives, once it is read
         self.input_table: dict[str, Any] = {}
 
@@ -875,7 +876,6 @@ class _Validator:
         if len(value) < 2:
             raise self.fail("layers", f"need at least 2 layers (input and output), got {len(value)}")
         layers: list[LayerSpec] = []
-        total = 0
         for i, table in enumerate(value):
             key = f"layers[{i}]"
             is_output = i == len(value) - 1
@@ -887,9 +887,6 @@ class _Validator:
                     steps, features = layers[0].shape
                     renamed = input_names(steps, features)
                     layers[0] = replace(layers[0], names=renamed, out_names=renamed)
-            total += layer.size
-            if total > MAX_NEURONS:
-                raise self.fail(key, f"more than {MAX_NEURONS} neurons in all")
             layers.append(layer)
         return tuple(layers)
 
@@ -918,7 +915,7 @@ class _Validator:
             shape = input_shape(self, table, key)
             n = math.prod(shape)
             if n > MAX_NEURONS:
-                raise self.fail(f"{key}.shape", f"{n:,} inputs; the limit is {MAX_NEURONS:,}")
+                raise self.fail(f"{key}.shape", f"{n:,} inputs; the limit is {MAX_NEURONS:,} (neuron limit)")
             names = tuple(f"x{s}" for s in position_names(shape))
             if "values" in table:  # nested like the shape: flat rows from here on
                 table = {**table, "values": flatten_nested(self, table["values"], shape, f"{key}.values")}
@@ -928,6 +925,7 @@ class _Validator:
                 names = self.names(table["names"], f"{key}.names", n)
             else:
                 names = tuple(f"x{j}" for j in range(1, n + 1))
+        self.count_neurons(key, n)
         self.input_table = table
         self.samples = self.sample_count(table, key)
         batch = self.given_numbers(table, key, "values", n, seed)
@@ -995,7 +993,8 @@ class _Validator:
 
         activation = self.activation(table, key, is_output, n)
         m = prev.exposed_size  # an rnn before it: its last state
-        self.count_parameters(key, n * (m + 1))
+        self.count_parameters(key, n * (m + 1))  # first: a layer too wide for memory is told so
+        self.count_neurons(key, n)
         if "weight_names" in table:
             weight_names = self.matrix_names(table["weight_names"], f"{key}.weight_names", n, m)
         elif by_size or (prev.by_size and prev.number > 1):  # an input layer's x1, x2 … are real names
@@ -1065,6 +1064,16 @@ class _Validator:
                     hint or "built in: " + ", ".join(BUILTIN_ACTIVATIONS) + "; or a formula in x",
                 )
         return activation
+
+    def count_neurons(self, key: str, added: int, what: str = "") -> None:
+        """Count a layer's neurons from its size alone; refuse before any is named when the spec passes the limit."""
+        self.neurons += added
+        if self.neurons > MAX_NEURONS:
+            raise self.fail(
+                key,
+                f"{self.neurons:,} neurons up to this layer{what}; the limit is {MAX_NEURONS:,} (neuron limit)",
+                "make the layers smaller",
+            )
 
     def count_parameters(self, key: str, added: int) -> None:
         """Count a layer's weights and biases; refuse before any is drawn or named when they would not fit."""

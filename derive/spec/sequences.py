@@ -47,6 +47,7 @@ def rnn_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
         )
     steps, features = prev.shape
     units = v.sizes(table, key)
+    v.count_neurons(key, steps * units, f" (this layer's {units} states at each of {steps} steps: {steps * units:,})")
     number = prev.number + 1
     activation = v.activation(table, key, False, units)
     v.count_parameters(key, units * (features + units + 1))
