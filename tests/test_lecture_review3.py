@@ -98,6 +98,8 @@ def test_a_saturated_hidden_neuron_shows_its_exact_numbers(tmp_path, lang):
     assert f"= {sci(numbers['delta_h'])}" in words
     assert f"30 · {sci(numbers['delta_h'])} = {sci(numbers['grad'])}" in words
     assert "30 · 0 =" not in words and "= δh1 = 0" not in words
+    meaning = "output of neuron h1" if lang == "en" else "神经元 h1 的输出"
+    assert f"{meaning} 1 − {sci(numbers['one_minus'])}" in words  # the symbol table says the same
     # the update table's gradient is the derivation's, not the float's 0
     assert re.search(r"wh1,x1 2 " + re.escape(sci(numbers["grad"])) + " 2", words), words
     page = page_words(build(tmp_path, spec, "html", "--lang", lang))

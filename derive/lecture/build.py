@@ -619,7 +619,8 @@ class _Builder:
                 assert n.net is not None
                 label = self.neuron(layer, n.index)
                 rows.append((Math(n.net), say("net_of", neuron=label), Num(self.point[n.net])))
-                rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out])))
+                near = self.point.offset(n.out) if isinstance(self.point, ExactWhereLost) else None
+                rows.append((Math(n.out), say("out_of", neuron=label), Num(self.point[n.out], near=near)))
                 target = self.target(n)
                 if target is not None:
                     rows.append((Math(target), say("target_of", neuron=label), Num(self.point[target])))

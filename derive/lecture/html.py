@@ -120,7 +120,7 @@ class HtmlRenderer:
         if isinstance(f, Code):
             return Html(f"<code>{html_escape(f.text)}</code>")
         if isinstance(f, Num):
-            return mathml(latex_number(f.value, f.digits or self.plan.digits))
+            return mathml(self.latex.field(f, in_math=True))
         if isinstance(f.expr, EquationChain):  # "δ_o1 = 0.138": a narrow table cell may wrap after the "="
             sides = self.latex.printer.sides(f.expr)
             pieces = [sides[0] + " ="] + [f"{side} =" for side in sides[1:-1]] + sides[-1:] if len(sides) > 1 else sides

@@ -182,6 +182,9 @@ class LatexRenderer:
         if isinstance(f, Num):
             body = latex_number(f.value, f.digits or self.plan.digits)
             body = latex_bracket(body, f.value) if f.bracket else body
+            if f.near is not None:
+                whole, gap = f.near
+                body = f"{whole} {'-' if gap < 0 else '+'} {latex_number(abs(gap), f.digits or self.plan.digits)}"
         else:
             body = self.math(f.expr, inline=True)
         return body if in_math else f"${body}$"

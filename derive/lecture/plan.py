@@ -35,6 +35,7 @@ class Num:
     value: float
     digits: int | None = None
     bracket: bool = False  # inside a product: a negative number in brackets, a positive one bare
+    near: tuple[int, float] | None = None  # a saturated out: ±1 and its exact distance (1 − 3.2e-27, not 1)
 
 
 @dataclass(frozen=True)
