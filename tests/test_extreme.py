@@ -481,3 +481,45 @@ def test_bce_over_a_saturated_softmax_is_finite_on_every_surface(tmp_path, weigh
         loss, grads = api.loss_and_gradients(api.init_params(like=tX), tX, tT)
         named = {name: float(grads[key][index]) for name, (key, index) in api.PARAMETER_INDEX.items()}
         check(case, float(loss), named, "array-API module on torch tensors")
+
+
+SATURATED = """name = "saturated"
+[loss]
+kind = "half_sse"
+[[layers]]
+names = ["x1"]
+values = [30.0]
+[[layers]]
+names = ["h1"]
+activation = "sigmoid"
+weights = [[2.0]]
+bias = 1.0
+[[layers]]
+names = ["o1"]
+activation = "sigmoid"
+weights = [[20.0]]
+bias = 0.0
+targets = [0.5]
+"""
+
+
+def test_a_saturated_sigmoid_keeps_its_gradient_in_grad_and_grad_all(tmp_path):
+    """σ(61) is 1 in floats, so out(1 − out) would be 0; the exact value is 3.2e-27 and ∂E/∂w_h1_x1 1.99e-33.
+    `grad --all` says what `grad PARAM` says, and no substitution reads 1 − 1 (mpmath is the oracle)."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    h = 1 / (1 + mpmath.exp(-(2 * 30 + 1)))
+    o = 1 / (1 + mpmath.exp(-(20 * h)))
+    want = float((o - mpmath.mpf("0.5")) * o * (1 - o) * 20 * h * (1 - h) * 30)
+    spec = tmp_path / "saturated.toml"
+    spec.write_text(SATURATED)
+    runner = CliRunner()
+    one = runner.invoke(main, ["grad", str(spec), "w_h1_x1"])
+    assert one.exit_code == 0, one.output
+    assert "(1 - 1)" not in one.output and "= 1*(" not in one.output
+    assert f"(1 - {float(1 - h):.8g})" in one.output
+    every = runner.invoke(main, ["grad", str(spec), "--all", "--format", "json"])
+    assert every.exit_code == 0, every.output
+    value = json.loads(every.output)["gradients"]["w_h1_x1"]
+    assert value != 0 and math.isclose(value, want, rel_tol=1e-9)

@@ -53,6 +53,9 @@ SpecRef = str | Path | Mapping[str, Any]
 TRAIN_CHUNK = 2000  # steps between progress reports
 
 
+EXACT_ZEROS_UP_TO = 200  # parameters: up to this many, a gradient 0 in floats is derived exactly (gradient_values)
+
+
 @dataclass(frozen=True)
 class Training:
     """What :meth:`Model.train` gives back: the losses, the outputs and parameters after the run."""
@@ -480,8 +483,12 @@ class Model:
         assert loss is not None, "needs the spec's numbers (Network.require_numbers)"
         _, grads = self._engine.named_gradients()
         values: dict[str, Number | None] = dict(grads)
+        # a 0 of a small network with a path to E may be a saturated σ's 1 − 1 in floats: derived exactly, as
+        # `derive grad PARAM` gives it (1.99e-33, not 0); a big network keeps the compiled passes' numbers
+        zeros = len(grads) <= EXACT_ZEROS_UP_TO and any(v == 0 for v in grads.values())
+        paths = self.path_counts() if zeros else {}
         for name, value in grads.items():
-            if not math.isfinite(value):
+            if not math.isfinite(value) or (value == 0 and paths.get(name, 0) > 0):
                 values[name] = self.derived(name).value
         return loss, values
 

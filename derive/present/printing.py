@@ -59,6 +59,12 @@ class TextValuePrinter(_NumericOrder):
             return expr.name
         value = self.values[expr]
         text = format_number(value, self.digits)
+        if text in ("1", "-1") and value != int(text):
+            # a saturated out, ±1 to the digits shown but not exactly: 1 - 2.0611536e-9, so 1 - out never reads 1 - 1
+            gap = value - int(text)
+            sign = "-" if gap < 0 else "+"
+            text = f"{text} {sign} {format_number(abs(gap), self.digits)}"
+            return text if self.bare else f"({text})"
         return f"({text})" if value < 0 and not self.bare else text
 
     def _print_Function(self, expr: sp.Function) -> str:
