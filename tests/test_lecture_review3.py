@@ -106,6 +106,29 @@ def test_a_saturated_hidden_neuron_shows_its_exact_numbers(tmp_path, lang):
     assert "1 − 1" not in page and "30 · 0 =" not in page
     mantissa = f"{numbers['delta_h']:.7e}".split("e")[0]
     assert mantissa in page
+    # the finite differences cannot see a gradient of 2e-33 (E± are equal floats): said, never "digits agree"
+    assert "digits agree" not in words and "位有效数字一致" not in words
+    assert ("cannot see a gradient this small" if lang == "en" else "看不到如此小的梯度") in words
+
+
+def test_one_output_and_one_neuron_get_sentences_of_their_own(tmp_path):
+    """E of one output has no other terms that drop out; a one-neuron layer's bias feeds no other neuron."""
+    spec = tmp_path / "one.toml"
+    spec.write_text(
+        'name = "one"\n[loss]\nkind = "half_sse"\n[[layers]]\nnames = ["x1", "x2"]\nvalues = [0.5, -0.3]\n'
+        '[[layers]]\nnames = ["o1"]\nactivation = "sigmoid"\nweights = [[0.4, 0.2]]\nbias = 0.1\ntargets = [1.0]\n'
+    )
+    tex = build(tmp_path, spec, "tex", "--format", "tex").read_text()
+    assert "the others drop out" not in tex and "$E$ is the single term" in tex
+    assert "feeds every neuron of the layer" not in tex and "one-neuron layer" in tex
+
+
+def test_the_softmax_note_uses_the_lecture_s_own_target_symbol(tmp_path):
+    """A lecture in Nielsen's a, z and y writes the cross-entropy note with y, and says what [i=j] is."""
+    tex = build(tmp_path, "digits", "tex", "--format", "tex").read_text()
+    note = tex[tex.index("Why $\\delta =") :]
+    note = note[: note.index("}\n")]
+    assert "y_j" in note and "t_j" not in note and "is 1 when $i = j$ and 0 otherwise" in note
 
 
 # -- 2. a loss without targets ------------------------------------------------------------------------------

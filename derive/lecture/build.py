@@ -991,10 +991,11 @@ class _Builder:
             return []  # E = o: no term of a target to explain
         term = self.net.loss_rule.term(out, neuron.target, outputs.size)
         chain = EquationChain(Partial(LOSS_SYMBOL, out), (Formula(sp.Derivative(term, out)), Formula(factor.expr)))
+        one = "_one" if outputs.size == 1 else ""  # E of one output has no other terms to drop
         if self.net.loss_rule.name == "half_sse":
-            note = say("why_dE_dout_half", out=Math(out), term=Math(term))
+            note = say("why_dE_dout_half" + one, out=Math(out), term=Math(term))
         else:
-            note = say("why_dE_dout", out=Math(out))
+            note = say("why_dE_dout" + one, out=Math(out))
         return [Paragraph((note,), note=True, math=(Line(chain),))]  # the derivation inside the box
 
     def delta_lines(self, layer: Layer, neurons: list[Neuron]) -> list[Line]:
@@ -1112,7 +1113,8 @@ class _Builder:
                 if expr is not None
                 else EquationChain(Partial(LOSS_SYMBOL, b), (Elided(tuple(deltas[:2]), tuple(deltas[-1:])), Value(g)))
             )
-            blocks.append(Equations((Line(chain),), say("shared_bias", bias=Math(b))))
+            shared = "shared_bias" if len(deltas) > 1 else "shared_bias_one"  # a layer of one neuron
+            blocks.append(Equations((Line(chain),), say(shared, bias=Math(b))))
         if not blocks:
             return None
         return Section(say("other_parameters", layer=layer.number), tuple(blocks), key=f"others{layer.number}")
@@ -1356,13 +1358,15 @@ class _Builder:
                 blocks.append(n)
         # a finite-difference check of one weight
         fd = (run.fd_plus - run.fd_minus) / (2 * FD_STEP)
-        exact = run.gradients[self.checked]
+        exact = self.gradient(self.checked, run.gradients[self.checked])  # a saturated 1.99e-33, not the float 0
         agree = _agreeing_digits(fd, exact)
+        # a change of E below float64's resolution of E itself is invisible to (E₊ − E₋)/(2h)
+        unresolved = abs(exact) * 2 * FD_STEP < abs(run.fd_plus) * 2**-52 * 4
         blocks.append(
             Paragraph(
                 (
                     say(
-                        "fd_check",
+                        "fd_unresolved" if unresolved else "fd_check",
                         weight=Math(self.sym(self.checked)),
                         h=Num(FD_STEP),
                         plus=Num(run.fd_plus, 14),
