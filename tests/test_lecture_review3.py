@@ -441,3 +441,11 @@ def test_an_answer_key_ends_on_a_page_worth_printing(tmp_path, lang):
     assert (
         "outh1 = f (neth1 )" in sheet or "outh1 = f (neth1)" in sheet
     )  # an out is its layer's f of its net: one line, defined once below
+
+
+def test_a_lone_negative_symbol_is_not_written_twice(tmp_path):
+    """w = (−0.6475) = −0.6475 says nothing the value does not: the substituted bracket is left out."""
+    tex = build(tmp_path, "nielsen_tanh", "tex", "--format", "tex").read_text()
+    plain = re.sub(r"\\textcolor\{\w+\}\{([^{}]*)\}", r"\1", tex).replace(r"\left(", "(").replace(r"\right)", ")")
+    assert not re.search(r"= \(-([\d.]+)\) = -\1\b", plain)
+    assert re.search(r"w\^\{4\}_\{1,1\} = -0\.6475", plain)

@@ -180,6 +180,10 @@ class ChainPrinter:
     def fraction(self, numerator: str, denominator: str) -> str:
         return f"{numerator} / ({denominator})"
 
+    def is_bracketed(self, text: str, value: float) -> bool:
+        """Whether ``text`` is ``value`` in brackets (a lone negative symbol substituted): its value follows."""
+        return text == self.bracketed(value)
+
     # -- shared ---------------------------------------------------------------
 
     def side(self, side: Side) -> str:
@@ -243,7 +247,7 @@ class ChainPrinter:
             text = self.side(side)
             if text in parts:
                 continue
-            if isinstance(side, Substituted) and value is not None and text == self.bracketed(value):
+            if isinstance(side, Substituted) and value is not None and self.is_bracketed(text, value):
                 continue  # a lone negative symbol: its value follows
             parts.append(text)
         return parts
@@ -476,6 +480,9 @@ class LatexChainPrinter(ChainPrinter):
 
     def bracketed(self, value: float) -> str:
         return latex_bracket(self.number(value), value)
+
+    def is_bracketed(self, text: str, value: float) -> bool:
+        return plain_fences(text) == plain_fences(self.bracketed(value))  # (−0.6475) and \left(−0.6475\right) alike
 
     def sides(self, chain: EquationChain) -> list[str]:
         """As every medium's, with a saturated out's value written 1 − 3.2×10⁻²⁷ (its float reads 1)."""
