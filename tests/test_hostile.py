@@ -539,6 +539,49 @@ def test_latex_beyond_the_size_limit_is_refused_before_tex_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_spec_past_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    spec = tmp_path / "big.toml"
+    with open(spec, "wb") as handle:  # sparse: the size is all that is checked
+        handle.truncate(16 * 2**20 + 1)
+    refused(derive("show", str(spec)), "limit of 16,777,216 bytes", "file size limit")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = [" + "0," * 1_100_000 + "0]\n",  # 2.2 MB of zeros: 31 million of them took 5.8 GB
+        "x = [" + "{}," * 1_100_000 + "{}]\n",
+        "".join(f"k{i}=0\n" for i in range(1_100_000)),
+    ],
+    ids=["numbers", "tables", "keys"],
+)
+def test_a_spec_of_too_many_toml_items_is_refused_before_it_is_parsed(text, monkeypatch):
+    import tracemalloc
+
+    from derive.errors import SpecError
+    from derive.spec import reading
+
+    def never(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(reading.tomllib, "loads", never)
+    monkeypatch.setattr(reading, "_fast_toml", never)
+    tracemalloc.start()
+    with pytest.raises(SpecError, match=r"about [12],[\d,]+ TOML items.*the limit is 1,000,000 \(spec item limit\)"):
+        reading.parse_spec(text, "big.toml")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+def test_a_dotted_key_of_30000_parts_is_refused_before_tomllib_takes_its_square(tmp_path):
+    spec = tmp_path / "dots.toml"
+    spec.write_text("a" + ".a" * 30_000 + " = 1\n")  # 60 kB: tomllib took 14 s, 100,000 parts ran out of memory
+    refused(derive("show", str(spec)), "a dotted key 30,001 parts deep", "TOML nesting limit")
+    spec.write_text("[" + ".".join(["t"] * 40) + "]\n")
+    refused(derive("show", str(spec)), "a dotted key 40 parts deep", "TOML nesting limit")
+
+
 def test_toml_nested_500_deep_is_refused(tmp_path):
     spec = tmp_path / "nest.toml"
     spec.write_text("x = " + "[" * 500 + "]" * 500 + "\n")

@@ -62,7 +62,11 @@ MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
 BYTES_PER_PARAMETER = 300  # measured: a named weight (its symbols, value, edges) costs ≈ 270 bytes in one `grad`
 MEMORY_BUDGET = 2**30  # bytes a spec's network may take by that estimate: ≈ 3.5 million weights and biases
-MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3)
+MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3), and the parts of a dotted key
+# a spec's TOML items, counted by these marks before parsing (tomllib takes ≈ 100–400 bytes an item): a spec with
+# every weight of 784-256-256-10 written out (benchmarks/big_specs.py, 2.5 MB) has 540,770
+ITEM_MARKS = (",", ".", "=", "[", "{")
+MAX_SPEC_ITEMS = 1_000_000
 MAX_STEPS = 100_000  # updates any command runs: training.steps, --steps, a claim's X@N (mazur: 3 s)
 MAX_TRAINING_WORK = 1_000_000_000  # steps × weights and biases: a training run's cost, refused before it starts
 
@@ -402,10 +406,23 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
-    depth = _nesting(text)
+    items = sum(map(text.count, ITEM_MARKS))  # C speed: before any work proportional to the items
+    if items > MAX_SPEC_ITEMS:
+        raise SpecError(
+            f"about {items:,} TOML items (counted by their commas, dots, brackets, braces and = signs); the limit "
+            f"is {MAX_SPEC_ITEMS:,} (spec item limit)",
+            where=source,
+            hint="a spec with every weight of a 784-256-256-10 network written out has 540,770; "
+            "leave the weights out to have them drawn from [init] seed",
+        )
+    depth, dots = _nesting(text)
     if depth > MAX_TOML_NESTING:
         raise SpecError(
             f"brackets nested {depth} deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
+        )
+    if dots > MAX_TOML_NESTING:
+        raise SpecError(
+            f"a dotted key {dots + 1:,} parts deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
         )
     try:
         data = _fast_toml(text) or tomllib.loads(text, parse_float=_parse_float)
@@ -521,13 +538,15 @@ def _fast_toml(text: str) -> dict[str, Any] | None:
     return data
 
 
-def _nesting(text: str) -> int:
-    """How deep [ and { nest in TOML text, outside strings and comments (an upper bound for odd text)."""
-    deepest = depth = 0
+def _nesting(text: str) -> tuple[int, int]:
+    """How deep [ and { nest in TOML text, and the most dots in one key, outside strings and comments (upper
+    bounds for odd text: a number's dot counts once). tomllib's time grows with the square of a key's dots."""
+    deepest = depth = dots = most_dots = 0
     i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == "#":
+            dots = 0
             i = text.find("\n", i)
             if i < 0:
                 break
@@ -537,13 +556,20 @@ def _nesting(text: str) -> int:
             while j < n and not text.startswith(quote, j):
                 j += 2 if text[j] == "\\" and c == '"' else 1
             i = j + len(quote) - 1
+        elif c == ".":
+            dots += 1
+            most_dots = max(most_dots, dots)
         elif c in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            dots = 0
         elif c in "]}":
             depth = max(depth - 1, 0)
+            dots = 0
+        elif c in "=,\n":
+            dots = 0
         i += 1
-    return deepest
+    return deepest, most_dots
 
 
 def _single_bracket_layers(text: str) -> int:
