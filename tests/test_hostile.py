@@ -619,8 +619,6 @@ HUGE_LAYERS = {
     "conv1d of 4096 channels": HEAD
     + "shape = [1, 4096]\n[[layers]]\nkind = 'conv1d'\nchannels = 4096\nkernel = 1\nactivation = 'relu'\n"
     + TAIL,
-    "rnn of 4096 steps × 3000": HEAD + "shape = [4096, 24]\n[[layers]]\nkind = 'rnn'\nsize = 3000\n"
-    "activation = 'tanh'\n" + TAIL,
     "dense after 100,000 inputs": HEAD + "size = 100000\n[[layers]]\nsize = 1\nactivation = 'relu'\n" + TAIL,
 }
 

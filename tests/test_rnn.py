@@ -256,3 +256,35 @@ def test_whole_matrices_of_an_rnn_are_refused_and_u_is_known(tmp_path):
         assert out.returncode == 2 and "an rnn layer" in out.stderr, out.stderr
     out = derive_cli("grad", "mazur", "U2")
     assert out.returncode == 2 and "not recurrent" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("shape", "units", "words"),
+    [
+        ("[2000, 1]", 48, "an rnn of 48 units over 2,000 steps has 96,000 states (T·H); the limit is 2,048 (rnn state"),
+        (
+            "[1, 300]",
+            64,
+            "of 300 features has 23,360 weights and biases (H·(D + H + 1)); the limit is 4,096 (rnn param",
+        ),
+        ("[25, 95]", 32, "uses its weights and biases T·H·(D + H + 1) = 102,400 times; the limit is 100,000 (rnn work"),
+    ],
+)
+def test_an_rnn_too_long_or_too_wide_to_work_by_hand_is_refused_at_spec_time(shape, units, words):
+    """T = 2000 steps of 48 units ran `grad` for minutes (≈ 1 ms a state), 300 features a lecture for 100 s."""
+    from derive.errors import SpecError
+    from derive.spec.reading import parse_spec
+
+    text = f"{HEAD}[[layers]]\nshape = {shape}\nvalues = 'random'\n"
+    text += f"[[layers]]\nkind = 'rnn'\nsize = {units}\nactivation = 'tanh'\n{TAIL}"
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "long.toml")
+    assert str(caught.value).startswith("long.toml: layers[1].size: ") and words in str(caught.value)
+
+
+def test_an_rnn_at_its_limits_is_read():
+    from derive.spec.reading import parse_spec
+
+    for shape, units in (("[2048, 1]", 1), ("[24, 95]", 32), ("[45, 1]", 45)):
+        text = f"{HEAD}[[layers]]\nshape = {shape}\nvalues = 'random'\n"
+        parse_spec(text + f"[[layers]]\nkind = 'rnn'\nsize = {units}\nactivation = 'tanh'\n{TAIL}", "ok.toml")

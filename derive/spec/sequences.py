@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 RNN = "rnn"
 RNN_KEYS = ("kind", "size", "activation", "weights", "recurrent_weights", "bias")
+# Every state is derived and shown by itself (sympy: ≈ 1 ms a state; a lecture's equations ≈ 6 ms, and more for each
+# input weight), and each weight is used at every step. At these limits `grad` takes ≈ 3 s and a lecture ≤ 20 s;
+# T = 2000 steps of 48 units (96,000 states) ran for minutes, and a lecture of 64 units over 300 features 100 s.
+MAX_RNN_STATES = 2048  # T·H
+MAX_RNN_PARAMETERS = 4096  # H·(D + H + 1): W, U and b
+MAX_RNN_USES = 100_000  # T·H·(D + H + 1): every weight at every step
 
 
 def input_names(steps: int, features: int) -> tuple[str, ...]:
@@ -47,6 +53,30 @@ def rnn_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
         )
     steps, features = prev.shape
     units = v.sizes(table, key)
+    parameters = units * (features + units + 1)
+    what = f"an rnn of {units:,} unit{'s' if units != 1 else ''} over {steps:,} step{'s' if steps != 1 else ''}"
+    for count, limit, message in (
+        (steps * units, MAX_RNN_STATES, "has {:,} states (T·H); the limit is {:,} (rnn state limit)"),
+        (
+            parameters,
+            MAX_RNN_PARAMETERS,
+            f"of {features:,} features has {{:,}} weights and biases (H·(D + H + 1)); the limit is {{:,}} "
+            "(rnn parameter limit)",
+        ),
+        (
+            steps * parameters,
+            MAX_RNN_USES,
+            f"of {features:,} features uses its weights and biases T·H·(D + H + 1) = {{:,}} times; the limit is {{:,}} "
+            "(rnn work limit)",
+        ),
+    ):
+        if count > limit:
+            raise v.fail(
+                f"{key}.size",
+                f"{what} {message.format(count, limit)}",
+                "shorten the sequence or the features (the input's shape = [T, D]) or use fewer units: "
+                "derive works every state by itself",
+            )
     v.count_neurons(key, steps * units, f" (this layer's {units} states at each of {steps} steps: {steps * units:,})")
     number = prev.number + 1
     activation = v.activation(table, key, False, units)
