@@ -905,7 +905,8 @@ class _Validator:
             key = f"layers[{i}]"
             is_output = i == len(value) - 1
             if i == 0:
-                layer = self.input_layer(table, key, seed)
+                sequence = len(value) > 1 and value[1].get("kind") == RNN
+                layer = self.input_layer(table, key, seed, sequence)
             else:
                 layer = self.layer(table, key, layers[-1], is_output, seed)
                 if layer.kind == RNN and layers[0].by_size:  # a sequence's inputs: x1_t1 (feature 1 at step 1)
@@ -930,14 +931,14 @@ class _Validator:
             return size
         raise self.fail(key, "missing: give names = [...] or size = N")
 
-    def input_layer(self, table: dict[str, Any], key: str, seed: int) -> LayerSpec:
+    def input_layer(self, table: dict[str, Any], key: str, seed: int, sequence: bool = False) -> LayerSpec:
         for k in table:
             if k in LAYER_KEYS and k not in INPUT_LAYER_KEYS:
                 raise self.fail(f"{key}.{k}", "the input layer (the first) takes no " + k)
         self.keys(table, INPUT_LAYER_KEYS, key)
         shape: tuple[int, ...] = ()
         if "shape" in table:
-            shape = input_shape(self, table, key)
+            shape = input_shape(self, table, key, sequence)
             n = math.prod(shape)
             if n > MAX_NEURONS:
                 raise self.fail(f"{key}.shape", f"{n:,} inputs; the limit is {MAX_NEURONS:,} (neuron limit)")
@@ -994,7 +995,12 @@ class _Validator:
             hint = (suggest(kind, LAYER_KINDS) if isinstance(kind, str) else "") or "layer kinds: " + ", ".join(
                 LAYER_KINDS
             )
-            raise self.fail(f"{key}.kind", f"unknown layer kind {_describe(kind)}", hint)
+            what = (
+                f"unknown layer kind {shorten(kind)}"
+                if isinstance(kind, str)
+                else f"expected a layer kind (a string), got {_describe(kind)}"
+            )
+            raise self.fail(f"{key}.kind", what, hint)
         if kind in MAP_KINDS:
             return map_layer(self, table, key, prev, is_output, kind)
         if kind == RNN:
@@ -1500,7 +1506,12 @@ def _describe(value: Any) -> str:
 def _shape(value: Any) -> str:
     if not isinstance(value, list):
         return _describe(value)
-    rows = [len(r) if isinstance(r, list) else "?" for r in value]
+    if value and not any(isinstance(r, list) for r in value):
+        return f"a flat list of {len(value)}, not rows"
+    if not all(isinstance(r, list) for r in value):
+        j = next(j for j, r in enumerate(value) if not isinstance(r, list))
+        return f"a list of {len(value)} whose item {j} is {_describe(value[j])}, not a row"
+    rows = [len(r) for r in value]
     if rows and all(r == rows[0] for r in rows):
         return f"{len(value)}×{rows[0]}"
     return f"{len(value)} rows of lengths {rows}"

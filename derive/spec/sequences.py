@@ -119,8 +119,9 @@ def _recurrent(v: _Validator, value: Any, key: str, units: int) -> tuple[tuple[f
         or len(value) != units
         or not all(isinstance(r, list) and len(r) == units for r in value)
     ):
-        rows = [len(r) if isinstance(r, list) else "?" for r in value] if isinstance(value, list) else None
-        got = f"{len(value)} rows of lengths {rows}" if rows is not None else repr(value)[:30]
+        from .reading import _shape
+
+        got = _shape(value)
         raise v.fail(
             key,
             f"expected a {units}×{units} matrix (recurrent_weights[j][k] into unit j from the previous state's "
