@@ -142,7 +142,7 @@ def _write_through(real: Path, payload: bytes, mode: int, shown: Path) -> None:
 # --------------------------------------------------------------------------
 # inputs: every file derive reads that the user named (spec, claims, data, values files)
 
-MAX_SPEC_BYTES = 64 * 2**20  # a spec with every weight of a 784-256-256-10 network written out is ≈ 3 MB
+MAX_SPEC_BYTES = 16 * 2**20  # a spec with every weight of a 784-256-256-10 network written out is 2.5 MB
 MAX_CLAIMS_BYTES = 4 * 2**20
 MAX_VALUES_BYTES = 64 * 2**20  # a values_file / targets_file
 MAX_DATA_BYTES = 1024 * 2**20  # a `fit --data` file, and the arrays it holds once decompressed

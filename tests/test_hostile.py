@@ -539,6 +539,49 @@ def test_latex_beyond_the_size_limit_is_refused_before_tex_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_spec_past_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    spec = tmp_path / "big.toml"
+    with open(spec, "wb") as handle:  # sparse: the size is all that is checked
+        handle.truncate(16 * 2**20 + 1)
+    refused(derive("show", str(spec)), "limit of 16,777,216 bytes", "file size limit")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = [" + "0," * 1_100_000 + "0]\n",  # 2.2 MB of zeros: 31 million of them took 5.8 GB
+        "x = [" + "{}," * 1_100_000 + "{}]\n",
+        "".join(f"k{i}=0\n" for i in range(1_100_000)),
+    ],
+    ids=["numbers", "tables", "keys"],
+)
+def test_a_spec_of_too_many_toml_items_is_refused_before_it_is_parsed(text, monkeypatch):
+    import tracemalloc
+
+    from derive.errors import SpecError
+    from derive.spec import reading
+
+    def never(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(reading.tomllib, "loads", never)
+    monkeypatch.setattr(reading, "_fast_toml", never)
+    tracemalloc.start()
+    with pytest.raises(SpecError, match=r"about [12],[\d,]+ TOML items.*the limit is 1,000,000 \(spec item limit\)"):
+        reading.parse_spec(text, "big.toml")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+def test_a_dotted_key_of_30000_parts_is_refused_before_tomllib_takes_its_square(tmp_path):
+    spec = tmp_path / "dots.toml"
+    spec.write_text("a" + ".a" * 30_000 + " = 1\n")  # 60 kB: tomllib took 14 s, 100,000 parts ran out of memory
+    refused(derive("show", str(spec)), "a dotted key 30,001 parts deep", "TOML nesting limit")
+    spec.write_text("[" + ".".join(["t"] * 40) + "]\n")
+    refused(derive("show", str(spec)), "a dotted key 40 parts deep", "TOML nesting limit")
+
+
 def test_toml_nested_500_deep_is_refused(tmp_path):
     spec = tmp_path / "nest.toml"
     spec.write_text("x = " + "[" * 500 + "]" * 500 + "\n")
@@ -576,8 +619,6 @@ HUGE_LAYERS = {
     "conv1d of 4096 channels": HEAD
     + "shape = [1, 4096]\n[[layers]]\nkind = 'conv1d'\nchannels = 4096\nkernel = 1\nactivation = 'relu'\n"
     + TAIL,
-    "rnn of 4096 steps × 3000": HEAD + "shape = [4096, 24]\n[[layers]]\nkind = 'rnn'\nsize = 3000\n"
-    "activation = 'tanh'\n" + TAIL,
     "dense after 100,000 inputs": HEAD + "size = 100000\n[[layers]]\nsize = 1\nactivation = 'relu'\n" + TAIL,
 }
 
@@ -638,3 +679,69 @@ def test_a_spec_file_name_that_is_not_utf8_makes_a_web_page(tmp_path):
     assert proc.returncode == 0, proc.stderr
     page = out.read_bytes().decode("utf-8")  # strict: no surrogate escaped into the page
     assert "m\ufffd\ufffd.toml" in page
+
+
+# --------------------------------------------------------------------------
+# messages name the entry that is wrong, and what is wrong with it
+
+MAPS = "[[layers]]\nshape = {shape}\nvalues = {values}\n"
+CONV_2X2 = "[[layers]]\nkind = 'conv2d'\nchannels = 1\nkernel = 2\nactivation = 'relu'\nweights = {weights}\n"
+RNN_2 = "[[layers]]\nkind = 'rnn'\nsize = 2\nactivation = 'tanh'\nweights = [[0.1], [0.2]]\nrecurrent_weights = {u}\n"
+MESSAGES = {
+    "conv after rnn": (
+        MAPS.format(shape="[3, 1]", values="'random'")
+        + RNN_2.format(u="[[0.1, 0.2], [0.3, 0.4]]")
+        + CONV_2X2.format(weights="[[[[0.1, 0.2], [0.3, 0.4]]]]"),
+        "layers[2].kind: a conv2d layer after an rnn layer (its last state is a flat vector)",
+    ),
+    "shape too big": (MAPS.format(shape="[1, 100000, 100000]", values="'random'"), "layers[0].shape[1]: H (height)"),
+    "shape negative": (MAPS.format(shape="[1, -4, 4]", values="'random'"), "shape[1]: H (height) must be a whole"),
+    "shape zero": (MAPS.format(shape="[1, 0, 4]", values="'random'"), "layers[0].shape[1]: H (height) must be"),
+    "shape float": (MAPS.format(shape="[1, 4.0, 4]", values="'random'"), "got 4.0: not a whole number"),
+    "rnn shape zero": (
+        MAPS.format(shape="[0, 2]", values="'random'") + RNN_2.format(u="[[0.1, 0.2], [0.3, 0.4]]"),
+        "layers[0].shape[0]: T (time steps) must be a whole number from 1 to 4096, got 0",
+    ),
+    "values nested too deep": (
+        MAPS.format(shape="[1, 2, 2]", values="[[[0.0, [0.1]], [0.2, 0.3]]]"),
+        "layers[0].values[0][0][1]: expected a number, got a list of 1: nested one level too deep",
+    ),
+    "nan in values": (
+        MAPS.format(shape="[1, 2, 2]", values="[[[0.0, 0.1], [nan, 0.3]]]"),
+        "layers[0].values[0][1][0]: expected a finite number, got nan",
+    ),
+    "weights nested too deep": (
+        MAPS.format(shape="[1, 4, 4]", values="'random'")
+        + CONV_2X2.format(weights="[[[[[0.1], [0.2]], [[0.3], [0.4]]]]]"),
+        "layers[1].weights[0][0][0][0]: expected a number, got a list of 1",
+    ),
+    "weights nested too shallow": (
+        MAPS.format(shape="[1, 4, 4]", values="'random'") + CONV_2X2.format(weights="[[0.1, 0.2], [0.3, 0.4]]"),
+        "layers[1].weights: expected 1×1×2×2 weights ([out][in][kh][kw], torch's layout), got a list of 2 nested 2 deep",
+    ),
+    "nan in weights": (
+        MAPS.format(shape="[1, 4, 4]", values="'random'") + CONV_2X2.format(weights="[[[[0.1, 0.2], [0.3, nan]]]]"),
+        "layers[1].weights[0][0][1][1]: expected a finite number, got nan",
+    ),
+    "flat recurrent weights": (
+        MAPS.format(shape="[3, 1]", values="'random'") + RNN_2.format(u="[0.1, 0.2, 0.3, 0.4]"),
+        "layers[1].recurrent_weights: expected a 2×2 matrix (recurrent_weights[j][k] into unit j from the previous "
+        "state's unit k), got a flat list of 4, not rows",
+    ),
+    "unknown kind": (
+        MAPS.format(shape="[3, 1]", values="'random'") + "[[layers]]\nkind = 'lstm'\nsize = 2\n",
+        "layers[1].kind: unknown layer kind 'lstm'\n  layer kinds: dense, conv1d",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(MESSAGES))
+def test_spec_errors_name_the_wrong_entry_and_the_problem(what):
+    from derive.errors import SpecError
+    from derive.spec.reading import parse_spec
+
+    body, words = MESSAGES[what]
+    tail = "[[layers]]\nsize = 1\nactivation = 'sigmoid'\ntargets = [1.0]\n"
+    with pytest.raises(SpecError) as caught:
+        parse_spec("name = 'h'\nloss = 'half_sse'\n" + body + tail, "h.toml")
+    assert words in str(caught.value), str(caught.value)

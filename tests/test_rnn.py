@@ -275,3 +275,44 @@ def test_fit_trains_an_rnn_on_the_digits_rows_as_sequences_and_saves_its_scaling
     assert out.returncode == 0, out.stderr
     assert "is recurrent" in out.stderr and "p.scaling.npz" in out.stderr
     assert saved_accuracy(tmp_path, spec, params, (8, 8)) >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("shape", "units", "words"),
+    [
+        ("[2000, 1]", 48, "an rnn of 48 units over 2,000 steps has 96,000 states (T·H); the limit is 2,048 (rnn state"),
+        (
+            "[1, 300]",
+            64,
+            "of 300 features has 23,360 weights and biases (H·(D + H + 1)); the limit is 4,096 (rnn param",
+        ),
+        ("[25, 95]", 32, "uses its weights and biases T·H·(D + H + 1) = 102,400 times; the limit is 100,000 (rnn work"),
+    ],
+)
+def test_an_rnn_too_long_or_too_wide_to_work_by_hand_is_refused_by_the_commands_that_work_its_states(
+    tmp_path, shape, units, words
+):
+    """T = 2000 steps of 48 units ran `grad` for minutes (≈ 1 ms a state), 300 features a lecture for 100 s: grad,
+    lecture, exercises and check refuse it with one line and exit 2; the spec is read, and export, train and show
+    (no state by state work) take it."""
+    spec = tmp_path / "long.toml"
+    text = f"{HEAD}[[layers]]\nshape = {shape}\nvalues = 'random'\n"
+    spec.write_text(text + f"[[layers]]\nkind = 'rnn'\nsize = {units}\nactivation = 'tanh'\n{TAIL}")
+    for command in (["grad", str(spec), "u2_1_1"], ["lecture", str(spec), "-o", str(tmp_path / "l.html")]):
+        out = derive_cli(*command)
+        assert out.returncode == 2, out.stderr
+        assert f"layers[1].size: derive {command[0]} works every state by itself" in out.stderr and words in out.stderr
+        assert "Traceback" not in out.stderr
+    assert not (tmp_path / "l.html").exists()
+    out = derive_cli("check", str(spec), "E=1")
+    assert out.returncode == 2 and "derive check works every state" in out.stderr
+    module = tmp_path / "m.py"
+    assert derive_cli("export", str(spec), "-o", str(module)).returncode == 0 and module.exists()
+
+
+def test_an_rnn_at_its_limits_is_read():
+    from derive.spec.reading import parse_spec
+
+    for shape, units in (("[2048, 1]", 1), ("[24, 95]", 32), ("[45, 1]", 45)):
+        text = f"{HEAD}[[layers]]\nshape = {shape}\nvalues = 'random'\n"
+        parse_spec(text + f"[[layers]]\nkind = 'rnn'\nsize = {units}\nactivation = 'tanh'\n{TAIL}", "ok.toml")

@@ -392,6 +392,9 @@ class Model:
         For a batch, a :class:`BatchDerivation`: each sample's ∂E[n]/∂name, and their mean or sum.
         An input, net or out belongs to one sample: ask :meth:`sample` for it.
         """
+        from ..spec.sequences import require_workable
+
+        require_workable(self.spec, "derive grad")
         base, n = sample_suffix(name)
         if n is not None:
             if n > self.samples or n < 1:

@@ -704,7 +704,10 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
     None takes the spec's ``[grading] digits`` (a student's variant records what the sheet asks), and
     without it the check is lenient: a truncation passes, with the diagnosis ``truncated``.
     """
+    from ..spec.sequences import require_workable
+
     model.network.require_numbers("derive check")
+    require_workable(model.spec, "derive check")
     required = min_digits if min_digits is not None else model.spec.required_digits
     names = _Names(model.network, model.samples)
     quantities = [names.resolve(c.name, c.where) for c in claims]

@@ -144,6 +144,9 @@ def _run(model: Worked, steps: int, checked: str) -> Run:
 
 def build_plan(model: Worked, options: Options) -> LecturePlan:
     """The lecture for ``model``; raises a DeriveError when the spec has no numbers."""
+    from ..spec.sequences import require_workable
+
+    require_workable(model.spec, "derive lecture")
     from .maps import build_map_plan, has_maps
 
     if has_maps(model.network):  # conv and pool layers: one kernel weight's sum over its uses

@@ -60,6 +60,9 @@ SHEET, KEY = "sheet", "key"
 
 def sheet_exercises(model: Worked, digits: int = DEFAULT_DIGITS) -> tuple[Exercise, ...]:
     """The questions of a sheet with their worked answers and the claims that grade them."""
+    from ..spec.sequences import require_workable
+
+    require_workable(model.spec, "derive exercises")
     from .maps import conv_exercises, has_maps
 
     if has_maps(model.network):  # a conv network: a kernel weight's sum over its uses, a bias, a pool, a δ map

@@ -34,21 +34,33 @@ def position_names(shape: Sequence[int]) -> list[str]:
     return ["_".join(str(i + 1) for i in index) for index in product(*(range(n) for n in shape))]
 
 
-def input_shape(v: _Validator, table: dict[str, Any], key: str) -> tuple[int, ...]:
-    """``shape = [C, H, W]`` or ``[C, L]`` of the input layer."""
+AXES = {
+    2: (("C", "channels"), ("L", "length")),
+    3: (("C", "channels"), ("H", "height"), ("W", "width")),
+}
+SEQUENCE_AXES = (("T", "time steps"), ("D", "features"))
+
+
+def input_shape(v: _Validator, table: dict[str, Any], key: str, sequence: bool = False) -> tuple[int, ...]:
+    """``shape = [C, H, W]`` or ``[C, L]`` of the input layer (``[T, D]`` when an rnn reads it: ``sequence``)."""
     value = table["shape"]
     for k in ("names", "size"):
         if k in table:
             raise v.fail(f"{key}.{k}", "given with shape, which names the inputs itself (x1_2_3: channel, row, column)")
-    if (
-        not isinstance(value, list)
-        or len(value) not in (2, 3)
-        or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_MAP_SIDE for n in value)
-    ):
+    want = "[T, D] (T time steps of D features)" if sequence else "[C, H, W] or [C, L]"
+    if not isinstance(value, list) or len(value) not in ((2,) if sequence else (2, 3)):
+        count = "2" if sequence else "2 or 3"
         raise v.fail(
-            f"{key}.shape",
-            f"expected [C, H, W] or [C, L]: 2 or 3 whole numbers from 1 to {MAX_MAP_SIDE}, got {_show(value)}",
+            f"{key}.shape", f"expected {want}: {count} whole numbers from 1 to {MAX_MAP_SIDE}, got {_show(value)}"
         )
+    axes = SEQUENCE_AXES if sequence else AXES[len(value)]
+    for i, (n, (letter, meaning)) in enumerate(zip(value, axes)):
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_MAP_SIDE:
+            problem = "not a whole number" if isinstance(n, bool) or not isinstance(n, int) else "out of range"
+            raise v.fail(
+                f"{key}.shape[{i}]",
+                f"{letter} ({meaning}) must be a whole number from 1 to {MAX_MAP_SIDE}, got {_show(n)}: {problem}",
+            )
     return tuple(value)
 
 
@@ -83,7 +95,13 @@ def map_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
     v.keys(table, CONV_KEYS if conv else POOL_KEYS, key)
     dims = dims_of(kind)
     if not prev.shape:
-        after = "a dense layer" if prev.number > 1 else "an input layer without a shape"
+        after = (
+            "an input layer without a shape"
+            if prev.number == 1
+            else "an rnn layer (its last state is a flat vector)"
+            if prev.steps
+            else f"a {prev.kind} layer"
+        )
         raise v.fail(
             f"{key}.kind",
             f"a {kind} layer after {after}: it needs maps",
@@ -186,18 +204,12 @@ def _kernel_weights(
     layout = "[out][in][k]" if len(shape) == 3 else "[out][in][kh][kw]"
     want = "×".join(map(str, shape))
     if not isinstance(value, list) or len(value) != shape[0]:
+        nested = f" nested {_depth(value)} deep ({len(shape)} expected)" if isinstance(value, list) else ""
         raise v.fail(
-            f"{key}.weights",
-            f"expected {want} weights ({layout}, torch's layout), got {_show(value)}",
+            f"{key}.weights", f"expected {want} weights ({layout}, torch's layout), got {_show(value)}{nested}"
         )
-    rows = []
-    for o, block in enumerate(value):
-        if _depth(block) != len(shape) - 1:
-            raise v.fail(
-                f"{key}.weights[{o}]", f"expected {want} weights ({layout}, torch's layout), got {_show(value)}"
-            )
-        rows.append(v.row(_flat(v, block, shape[1:], f"{key}.weights[{o}]"), f"{key}.weights[{o}]"))
-    return tuple(rows)
+    # _flat names the first place that is off (weights[0][0][1]) and each number's own index
+    return tuple(tuple(_flat(v, block, shape[1:], f"{key}.weights[{o}]")) for o, block in enumerate(value))
 
 
 def _per_axis(
@@ -228,9 +240,12 @@ def _depth(value: Any) -> int:
 def _flat(v: _Validator, value: Any, shape: Sequence[int], key: str) -> list[Any]:
     """A nested list shaped ``shape``, flattened in C order; the key names the first place that is off."""
     if len(shape) == 1:
-        if not isinstance(value, list) or len(value) != shape[0] or any(isinstance(x, list) for x in value):
+        if not isinstance(value, list) or len(value) != shape[0]:
             raise v.fail(key, f"expected {shape[0]} numbers, got {_show(value)}")
-        return list(value)
+        for i, x in enumerate(value):
+            if isinstance(x, list):
+                raise v.fail(f"{key}[{i}]", f"expected a number, got {_show(x)}: nested one level too deep")
+        return list(v.row(value, key))  # a bad number is named at its own index
     if not isinstance(value, list) or len(value) != shape[0]:
         raise v.fail(key, f"expected {shape[0]} rows here ({'×'.join(map(str, shape))} in all), got {_show(value)}")
     flat: list[Any] = []

@@ -62,7 +62,11 @@ MAX_TITLE_LENGTH = 200
 MAX_NEURONS = 100_000
 BYTES_PER_PARAMETER = 300  # measured: a named weight (its symbols, value, edges) costs ≈ 270 bytes in one `grad`
 MEMORY_BUDGET = 2**30  # bytes a spec's network may take by that estimate: ≈ 3.5 million weights and biases
-MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3)
+MAX_TOML_NESTING = 32  # brackets and braces inside one another (a spec needs 3), and the parts of a dotted key
+# a spec's TOML items, counted by these marks before parsing (tomllib takes ≈ 100–400 bytes an item): a spec with
+# every weight of 784-256-256-10 written out (benchmarks/big_specs.py, 2.5 MB) has 540,770
+ITEM_MARKS = (",", ".", "=", "[", "{")
+MAX_SPEC_ITEMS = 1_000_000
 MAX_STEPS = 100_000  # updates any command runs: training.steps, --steps, a claim's X@N (mazur: 3 s)
 MAX_TRAINING_WORK = 1_000_000_000  # steps × weights and biases: a training run's cost, refused before it starts
 
@@ -402,10 +406,23 @@ def read_spec(ref: str | Path) -> tuple[str, str, Path | None]:
 
 def parse_spec(text: str, source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Parse and validate TOML text; ``folder`` is where ``values_file`` paths are read from."""
-    depth = _nesting(text)
+    items = sum(map(text.count, ITEM_MARKS))  # C speed: before any work proportional to the items
+    if items > MAX_SPEC_ITEMS:
+        raise SpecError(
+            f"about {items:,} TOML items (counted by their commas, dots, brackets, braces and = signs); the limit "
+            f"is {MAX_SPEC_ITEMS:,} (spec item limit)",
+            where=source,
+            hint="a spec with every weight of a 784-256-256-10 network written out has 540,770; "
+            "leave the weights out to have them drawn from [init] seed",
+        )
+    depth, dots = _nesting(text)
     if depth > MAX_TOML_NESTING:
         raise SpecError(
             f"brackets nested {depth} deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
+        )
+    if dots > MAX_TOML_NESTING:
+        raise SpecError(
+            f"a dotted key {dots + 1:,} parts deep; the limit is {MAX_TOML_NESTING} (TOML nesting limit)", where=source
         )
     try:
         data = _fast_toml(text) or tomllib.loads(text, parse_float=_parse_float)
@@ -521,13 +538,15 @@ def _fast_toml(text: str) -> dict[str, Any] | None:
     return data
 
 
-def _nesting(text: str) -> int:
-    """How deep [ and { nest in TOML text, outside strings and comments (an upper bound for odd text)."""
-    deepest = depth = 0
+def _nesting(text: str) -> tuple[int, int]:
+    """How deep [ and { nest in TOML text, and the most dots in one key, outside strings and comments (upper
+    bounds for odd text: a number's dot counts once). tomllib's time grows with the square of a key's dots."""
+    deepest = depth = dots = most_dots = 0
     i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == "#":
+            dots = 0
             i = text.find("\n", i)
             if i < 0:
                 break
@@ -537,13 +556,20 @@ def _nesting(text: str) -> int:
             while j < n and not text.startswith(quote, j):
                 j += 2 if text[j] == "\\" and c == '"' else 1
             i = j + len(quote) - 1
+        elif c == ".":
+            dots += 1
+            most_dots = max(most_dots, dots)
         elif c in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            dots = 0
         elif c in "]}":
             depth = max(depth - 1, 0)
+            dots = 0
+        elif c in "=,\n":
+            dots = 0
         i += 1
-    return deepest
+    return deepest, most_dots
 
 
 def _single_bracket_layers(text: str) -> int:
@@ -880,7 +906,8 @@ class _Validator:
             key = f"layers[{i}]"
             is_output = i == len(value) - 1
             if i == 0:
-                layer = self.input_layer(table, key, seed)
+                sequence = len(value) > 1 and value[1].get("kind") == RNN
+                layer = self.input_layer(table, key, seed, sequence)
             else:
                 layer = self.layer(table, key, layers[-1], is_output, seed)
                 if layer.kind == RNN and layers[0].by_size:  # a sequence's inputs: x1_t1 (feature 1 at step 1)
@@ -905,14 +932,14 @@ class _Validator:
             return size
         raise self.fail(key, "missing: give names = [...] or size = N")
 
-    def input_layer(self, table: dict[str, Any], key: str, seed: int) -> LayerSpec:
+    def input_layer(self, table: dict[str, Any], key: str, seed: int, sequence: bool = False) -> LayerSpec:
         for k in table:
             if k in LAYER_KEYS and k not in INPUT_LAYER_KEYS:
                 raise self.fail(f"{key}.{k}", "the input layer (the first) takes no " + k)
         self.keys(table, INPUT_LAYER_KEYS, key)
         shape: tuple[int, ...] = ()
         if "shape" in table:
-            shape = input_shape(self, table, key)
+            shape = input_shape(self, table, key, sequence)
             n = math.prod(shape)
             if n > MAX_NEURONS:
                 raise self.fail(f"{key}.shape", f"{n:,} inputs; the limit is {MAX_NEURONS:,} (neuron limit)")
@@ -969,7 +996,12 @@ class _Validator:
             hint = (suggest(kind, LAYER_KINDS) if isinstance(kind, str) else "") or "layer kinds: " + ", ".join(
                 LAYER_KINDS
             )
-            raise self.fail(f"{key}.kind", f"unknown layer kind {_describe(kind)}", hint)
+            what = (
+                f"unknown layer kind {shorten(kind)}"
+                if isinstance(kind, str)
+                else f"expected a layer kind (a string), got {_describe(kind)}"
+            )
+            raise self.fail(f"{key}.kind", what, hint)
         if kind in MAP_KINDS:
             return map_layer(self, table, key, prev, is_output, kind)
         if kind == RNN:
@@ -1475,7 +1507,12 @@ def _describe(value: Any) -> str:
 def _shape(value: Any) -> str:
     if not isinstance(value, list):
         return _describe(value)
-    rows = [len(r) if isinstance(r, list) else "?" for r in value]
+    if value and not any(isinstance(r, list) for r in value):
+        return f"a flat list of {len(value)}, not rows"
+    if not all(isinstance(r, list) for r in value):
+        j = next(j for j, r in enumerate(value) if not isinstance(r, list))
+        return f"a list of {len(value)} whose item {j} is {_describe(value[j])}, not a row"
+    rows = [len(r) for r in value]
     if rows and all(r == rows[0] for r in rows):
         return f"{len(value)}×{rows[0]}"
     return f"{len(value)} rows of lengths {rows}"

@@ -10,10 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .reading import LayerSpec, _Validator
+    from .reading import LayerSpec, Spec, _Validator
 
 RNN = "rnn"
 RNN_KEYS = ("kind", "size", "activation", "weights", "recurrent_weights", "bias")
+# What derive works symbolically, state by state (`grad` of an rnn's quantity, `lecture`, `exercises`, `check`):
+# every state is derived and shown by itself (sympy: ≈ 1 ms a state; a lecture's equations ≈ 6 ms, and more for
+# each input weight), and each weight is used at every step. At these limits `grad` takes ≈ 3 s and a lecture
+# ≤ 20 s; T = 2000 steps of 48 units (96,000 states) ran for minutes, and a lecture of 64 units over 300 features
+# 100 s. Reading the spec, `export`, `fit`, `train` and `show` need none of it (a 28-step rnn of 128 units over 28
+# features exports in 0.15 s), so the limits are checked by the commands that work states (require_workable).
+MAX_RNN_STATES = 2048  # T·H
+MAX_RNN_PARAMETERS = 4096  # H·(D + H + 1): W, U and b
+MAX_RNN_USES = 100_000  # T·H·(D + H + 1): every weight at every step
 
 
 def input_names(steps: int, features: int) -> tuple[str, ...]:
@@ -89,11 +98,54 @@ def _recurrent(v: _Validator, value: Any, key: str, units: int) -> tuple[tuple[f
         or len(value) != units
         or not all(isinstance(r, list) and len(r) == units for r in value)
     ):
-        rows = [len(r) if isinstance(r, list) else "?" for r in value] if isinstance(value, list) else None
-        got = f"{len(value)} rows of lengths {rows}" if rows is not None else repr(value)[:30]
+        from .reading import _shape
+
+        got = _shape(value)
         raise v.fail(
             key,
             f"expected a {units}×{units} matrix (recurrent_weights[j][k] into unit j from the previous state's "
             f"unit k), got {got}",
         )
     return tuple(v.row(row, f"{key}[{j}]") for j, row in enumerate(value))
+
+
+def work_problem(steps: int, features: int, units: int) -> str | None:
+    """Why an rnn of ``units`` over ``steps`` steps of ``features`` is too big to work state by state, or None."""
+    parameters = units * (features + units + 1)
+    what = f"an rnn of {units:,} unit{'s' if units != 1 else ''} over {steps:,} step{'s' if steps != 1 else ''}"
+    for count, limit, message in (
+        (steps * units, MAX_RNN_STATES, "has {:,} states (T·H); the limit is {:,} (rnn state limit)"),
+        (
+            parameters,
+            MAX_RNN_PARAMETERS,
+            f"of {features:,} features has {{:,}} weights and biases (H·(D + H + 1)); the limit is {{:,}} "
+            "(rnn parameter limit)",
+        ),
+        (
+            steps * parameters,
+            MAX_RNN_USES,
+            f"of {features:,} features uses its weights and biases T·H·(D + H + 1) = {{:,}} times; the limit is {{:,}} "
+            "(rnn work limit)",
+        ),
+    ):
+        if count > limit:
+            return f"{what} {message.format(count, limit)}"
+    return None
+
+
+def require_workable(spec: Spec, command: str) -> None:
+    """Refuse ``command`` (one that derives an rnn state by state) when an rnn layer is beyond the limits above."""
+    from ..errors import DeriveError
+
+    for index, layer in enumerate(spec.layers):
+        if layer.kind != RNN:
+            continue
+        steps, features = spec.layers[index - 1].shape
+        problem = work_problem(steps, features, layer.exposed_size)
+        if problem is not None:
+            raise DeriveError(
+                f"layers[{index}].size: {command} works every state by itself, and {problem}",
+                where=spec.source,
+                hint="derive export, fit, train and show take it; for the derivations shorten the sequence or the "
+                "features (the input's shape = [T, D]) or use fewer units",
+            )
