@@ -523,3 +523,24 @@ def test_a_saturated_sigmoid_keeps_its_gradient_in_grad_and_grad_all(tmp_path):
     assert every.exit_code == 0, every.output
     value = json.loads(every.output)["gradients"]["w_h1_x1"]
     assert value != 0 and math.isclose(value, want, rel_tol=1e-9)
+
+
+def test_bce_over_the_sigmoid_written_as_a_formula_is_folded_like_the_built_in(tmp_path_factory):
+    """1/(1 + exp(-x)) at a net of 10,000 is 1 in floats (and to the exact pass's precision), but bce folds into
+    it as into `sigmoid`: E is computed from z, so the spec is taken and its numbers are torch's (found by
+    hypothesis: it was refused as "bce needs outputs in (0, 1)")."""
+    case = Case(
+        sizes=[2, 2],
+        activations=["1/(1 + exp(-x))"],
+        weights=[np.array([[0.0, 0.0], [0.0, -100.0]])],
+        biases=[None],
+        x=np.array([0.0, -100.0]),
+        t=np.array([0.0, 0.0]),
+        loss="bce",
+    )
+    spec = _spec(tmp_path_factory.mktemp("folded"), case)
+    with Strict():
+        result = CliRunner().invoke(main, ["grad", spec, "--all", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    check(case, data["loss"], data["gradients"], "grad --all")

@@ -348,6 +348,11 @@ class Model:
         """
         if self.spec.loss.kind != "bce" or self.spec.layers[-1].activation in BUILTIN_ACTIVATIONS:
             return
+        from ..core.rules import Activation, folded_loss
+
+        rule = self.network.output_layer.rule
+        if isinstance(rule, Activation) and folded_loss(self.network.loss_rule, rule) is not None:
+            return  # bce folds into the activation (1/(1 + exp(-x)) is σ): E is computed from z, never log(0)
         outs = self.network.output_layer.outs
         values: dict[str, float] = {}
         exact: Mapping[sp.Symbol, Number] | None = None
