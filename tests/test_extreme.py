@@ -483,30 +483,11 @@ def test_bce_over_a_saturated_softmax_is_finite_on_every_surface(tmp_path, weigh
         check(case, float(loss), named, "array-API module on torch tensors")
 
 
-SATURATED = """name = "saturated"
-[loss]
-kind = "half_sse"
-[[layers]]
-names = ["x1"]
-values = [30.0]
-[[layers]]
-names = ["h1"]
-activation = "sigmoid"
-weights = [[2.0]]
-bias = 1.0
-[[layers]]
-names = ["o1"]
-activation = "sigmoid"
-weights = [[20.0]]
-bias = 0.0
-targets = [0.5]
-"""
-
-
 def test_a_saturated_sigmoid_keeps_its_gradient_in_grad_and_grad_all(tmp_path):
     """σ(61) is 1 in floats, so out(1 − out) would be 0; the exact value is 3.2e-27 and ∂E/∂w_h1_x1 1.99e-33.
     `grad --all` says what `grad PARAM` says, and no substitution reads 1 − 1 (mpmath is the oracle)."""
     import mpmath
+    from test_lecture_review3 import SATURATED  # the reviewer's saturated network (x1 = 30, σ(61) in h1)
 
     mpmath.mp.dps = 60
     h = 1 / (1 + mpmath.exp(-(2 * 30 + 1)))
