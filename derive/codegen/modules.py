@@ -25,7 +25,7 @@ import sympy as sp
 from ..core.chain import MAX_CLOSED_FORM_NODES, derive, expand_definitions
 from ..core.init import SOURCE as INIT_SOURCE
 from ..core.init import scheme as init_scheme
-from ..core.layers import MAP_SOURCE, MAP_SOURCE_ARRAY_API, Recurrent, kind_of
+from ..core.layers import MAP_SOURCE, MAP_SOURCE_ARRAY_API, Dense, Recurrent, by_neuron, kind_of
 from ..core.optimizer import GRADIENT, PARAMETER, RATE, STEP, Optimizer
 from ..core.rules import (
     LOG_1MO,
@@ -243,6 +243,20 @@ class VectorModule:
             lines.extend(self.activation_lines(layer, keep_z))
         return lines
 
+    def stored_by_neuron(self, layer: LayerSpec) -> bool:
+        """Whether a layer's z, a and δ are transposed views, a neuron's batch contiguous (derive.core.layers.by_neuron)."""
+        if layer.number < 2 or not isinstance(kind_of(layer), Dense) or layer.shape or layer.steps:
+            return False
+        return by_neuron(layer.size, self.layers[layer.number - 2].exposed_size)
+
+    def target_lines(self) -> list[str]:
+        """T copied into the output layer's layout when it is stored neuron by neuron (NumPy; the standard has no layouts)."""
+        if self.backend != NUMPY or not self.stored_by_neuron(self.output):
+            return []
+        return [
+            f"T = np.asfortranarray(T)  # stored neuron by neuron, as a{self.output.number} is: δ's sums run along memory"
+        ]
+
     def prev_name(self, layer: LayerSpec) -> str:
         """What a layer reads: X or a{l−1}; a dense layer reads maps flattened, channel first (torch.flatten)."""
         l = layer.number
@@ -433,7 +447,7 @@ class VectorModule:
                 *kind.recurrent_back_lines(layer, lambda a, z: _elementwise(fp, {Y: a, X: z}, f"p{l}_")),
             ]
         temps, code = _elementwise(fprime, {Y: f"a{l}", X: f"z{l}"}, f"p{l}_")
-        lines = kind_of(following).back_lines(following, layer.shape)
+        lines = kind_of(following).back_lines(following, layer.shape, self.stored_by_neuron(layer))
         if fprime != 1:
             lines.append(f"d{l} *= {code}")  # in place: the product above is a fresh array
         shown = sp.sstr(fprime.xreplace({Y: sp.Symbol(f"a{l}"), X: sp.Symbol(f"z{l}")}))
@@ -478,7 +492,8 @@ class VectorModule:
     def trace_lines(self) -> list[str]:
         """Every layer's z and a, each sample's δ (∂E[n]/∂z, not divided by the batch) and each sample's loss."""
         loss_lines, loss_code = self.per_sample_loss()
-        lines = [*self.unpack_lines(), *self.forward_lines(keep_z=True), *self.rest_lines(), *loss_lines]
+        lines = [*self.unpack_lines(), *self.forward_lines(keep_z=True), *self.target_lines(), *self.rest_lines()]
+        lines += loss_lines
         lines += self.output_delta_lines("sum")
         for i in range(len(self.layers) - 1, 1, -1):
             lines += self.hidden_delta_lines(self.layers[i - 1])
@@ -701,12 +716,20 @@ class VectorModule:
             "loss_and_gradients": [
                 *unpack,
                 *self.forward_lines(),
+                *self.target_lines(),
                 *rest,
                 *loss_lines,
                 *self.backward_lines(),
                 f"return {loss_code}, grads",
             ],
-            "gradients": [*unpack, *self.forward_lines(), *rest, *self.backward_lines(), "return grads"],
+            "gradients": [
+                *unpack,
+                *self.forward_lines(),
+                *self.target_lines(),
+                *rest,
+                *self.backward_lines(),
+                "return grads",
+            ],
         }
         if self.trace:
             bodies["trace"] = self.trace_lines()
