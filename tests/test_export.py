@@ -314,6 +314,27 @@ def test_bench_runs_and_reports_json():
         assert first["results"]["jax.jit"]["ratio_to_jax"] == 1.0
 
 
+def test_bench_pairs_jax_with_the_numpy_rounds_of_the_same_block_of_time():
+    from derive.bench.measure import SHAPES, Result
+
+    result = Result(SHAPES[0])
+    # a quiet block and a block where the machine ran at half speed for everyone: 1.0 and 1.0, never 2.0
+    for block, (numpy_time, jax_time) in enumerate([(1.0, 1.0), (2.0, 2.0), (1.0, 1.0)]):
+        result.add({"generated": [numpy_time] * 5, "hand-written": [numpy_time * 1.1] * 5}, "numpy", block)
+        result.add({"jax.jit": [jax_time] * 5}, "jax", block)
+    result.add({"torch autograd": [3.0] * 5}, "torch autograd")
+    assert result.ratio("generated", "jax.jit") == 1.0  # paired block by block
+    # if the slow block had hit only one side, the medians' ratio would have been its verdict; paired, it counts once
+    skewed = Result(SHAPES[0])
+    for block, (numpy_time, jax_time) in enumerate([(1.0, 1.0), (2.0, 1.0), (1.0, 1.0)]):
+        skewed.add({"generated": [numpy_time] * 5}, "numpy", block)
+        skewed.add({"jax.jit": [jax_time] * 5}, "jax", block)
+    assert skewed.ratio("generated", "jax.jit") == 1.0
+    assert result.ratio("generated") == pytest.approx(1 / 1.1)  # same rounds: the rounds' ratios
+    assert result.ratio("torch autograd", "jax.jit") == 3.0  # apart, one block: the ratio of the medians
+    assert result.rounds["generated"] == result.rounds["hand-written"] != result.rounds["jax.jit"]
+
+
 def test_bench_without_jax_says_so_and_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)  # as if JAX were not installed
     result = CliRunner().invoke(main, ["bench", "--quick", "--budget", "0.05", "--no-torch-compile"])

@@ -145,14 +145,16 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
 class Result:
     shape: Shape
     samples: dict[str, list[float]] = field(default_factory=dict)  # implementation → seconds per call, per round
-    rounds: dict[str, int] = field(default_factory=dict)  # implementation → which interleaved group timed it
+    rounds: dict[str, str] = field(default_factory=dict)  # implementation → the group timed in the same rounds
+    blocks: dict[str, list[int]] = field(default_factory=dict)  # implementation → each sample's block of time
     first_call: dict[str, float] = field(default_factory=dict)  # seconds of a first call that compiles (jit)
 
-    def add(self, samples: dict[str, list[float]]) -> None:
-        """Samples of one group of implementations timed in the same rounds."""
-        group = len(set(self.rounds.values()))
-        self.samples.update(samples)
-        self.rounds.update({impl: group for impl in samples})
+    def add(self, samples: dict[str, list[float]], group: str, block: int = 0) -> None:
+        """Samples of one group of implementations timed in the same rounds, in one block of time."""
+        for impl, values in samples.items():
+            self.samples.setdefault(impl, []).extend(values)
+            self.blocks.setdefault(impl, []).extend([block] * len(values))
+            self.rounds[impl] = group
 
     @property
     def times(self) -> dict[str, float]:
@@ -168,10 +170,12 @@ class Result:
         return (q3 - q1) / statistics.median(values)
 
     def ratio(self, impl: str, to: str = HAND_WRITTEN) -> float | None:
-        """impl's time over ``to``'s: the median of the rounds' ratios when both ran in the same rounds.
+        """impl's time over ``to``'s, as closely paired in time as they were measured.
 
-        A round's two samples were taken back to back, so on a shared machine a busy moment
-        slows both; the ratio of the medians is the fallback for implementations timed apart.
+        Timed in the same rounds: the median of the rounds' ratios (a round's two samples were taken
+        back to back, so a busy moment of a shared machine slows both). Timed in alternating blocks
+        (the NumPy rounds and JAX): the median over the blocks of the ratio of the two blocks' medians,
+        so a slow minute counts once, not for one side only. Otherwise the ratio of the medians.
         """
         if to not in self.samples:
             return None
@@ -180,6 +184,13 @@ class Result:
         mine, theirs = self.samples[impl], self.samples[to]
         if self.rounds.get(impl) is not None and self.rounds.get(impl) == self.rounds.get(to):
             return statistics.median(a / b for a, b in zip(mine, theirs))
+        common = sorted(set(self.blocks[impl]) & set(self.blocks[to]))
+        if len(common) > 1:
+            return statistics.median(
+                statistics.median(v for v, b in zip(mine, self.blocks[impl]) if b == block)
+                / statistics.median(v for v, b in zip(theirs, self.blocks[to]) if b == block)
+                for block in common
+            )
         return statistics.median(mine) / statistics.median(theirs)
 
     def best_ratio(self, impl: str, to: str = HAND_WRITTEN) -> float | None:
@@ -198,6 +209,8 @@ class Result:
 
 
 SAMPLE_SECONDS = 0.0005  # calls are grouped into samples of about this length
+BLOCKS = 5  # the NumPy rounds and JAX alternate in this many blocks of time
+SETTLE_SECONDS = 0.05  # a pause after JAX, whose runtime's threads would slow the next NumPy call (measured 1.3×)
 MAX_ROUNDS = 1000
 
 
@@ -532,10 +545,16 @@ def measure(shape: Shape, budget: float, torch_compile: bool) -> Result:
         result.first_call[JAX] = jax_compile
     # the NumPy implementations round by round; JAX and PyTorch each apart, after them: their runtimes'
     # threads keep spinning for a while after a call and would slow whatever ran next in a round
-    jax_fns = {JAX: fns.pop(JAX)} if JAX in fns else {}
-    result.add(sample_times(fns, budget))
-    for name, fn in {**jax_fns, **torch_fns}.items():
-        result.add(sample_times({name: fn}, budget))
+    # JAX in blocks of time alternating with the NumPy rounds, paired block by block (see Result.ratio); a pause
+    # after each JAX block lets its threads settle before NumPy runs again
+    jax_run = fns.pop(JAX, None)
+    for block in range(BLOCKS):
+        result.add(sample_times(fns, budget / BLOCKS, min_rounds=5), "numpy", block)
+        if jax_run is not None:
+            result.add(sample_times({JAX: jax_run}, budget / BLOCKS, min_rounds=5), "jax", block)
+            time.sleep(SETTLE_SECONDS)
+    for name, fn in torch_fns.items():
+        result.add(sample_times({name: fn}, budget), name)
     return result
 
 
@@ -686,8 +705,9 @@ def table(data: dict[str, Any]) -> str:
         "",
         "Each row times the batch-mean loss and every gradient (closed form: the gradients alone). Median seconds "
         "± their interquartile range. The NumPy rows run in interleaved rounds and their ratios are medians of the "
-        "rounds' ratios (two samples taken back to back); JAX and PyTorch run apart, after them (their threads "
-        "spin on after a call), and their ratios are ratios of medians. Best: the fastest sample, the least "
+        "rounds' ratios (two samples taken back to back). JAX runs apart (its threads would slow the next NumPy "
+        "call), in blocks of time alternating with the NumPy rounds: its ratios are medians over the blocks of the "
+        "two blocks' medians' ratio. PyTorch runs apart, after them, and its ratios are ratios of medians. Best: the fastest sample, the least "
         "disturbed on a busy machine. GEMMs' share: the time the same matrix products take alone over the row's "
         "time (100 % is the limit).",
         "",
