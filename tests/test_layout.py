@@ -150,8 +150,8 @@ def test_layers_stored_neuron_by_neuron_give_pytorchs_numbers(hidden, output, lo
     spec.write_text(DEEP.format(hidden=hidden, output=output, loss=loss, bias=bias))
     model = Model.load(str(spec))
     source = vector_module(model)
-    assert "z2 = (W2 @ X.T).T" in source and "z4 = a3.dot(W4.T)" in source and "z5 = (W5 @ a4.T).T" in source
-    assert "d2 = (W3.T @ d3.T).T" in source and "d3 = (W4.T @ d4.T).T" in source and "d4 = d5.dot(W5)" in source
+    assert "z2 = W2.dot(X.T).T" in source and "z4 = a3.dot(W4.T)" in source and "z5 = W5.dot(a4.T).T" in source
+    assert "d2 = W3.T.dot(d3.T).T" in source and "d3 = W4.T.dot(d4.T).T" in source and "d4 = d5.dot(W5)" in source
     module = compile_module(source)
     params = {k: np.asarray(v, dtype=dtype) for k, v in module.init_params().items()}
     rng = np.random.default_rng(batch + 7)

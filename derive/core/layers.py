@@ -149,7 +149,7 @@ class Dense:
             lines += [
                 f"# as (W{l} a{l - 1}ᵀ)ᵀ, a transposed view: z{l} is stored neuron by neuron, so the sums and maxima",
                 f"# over its {layer.size} neurons (and over the batch) run along memory (measured: 2–4× faster)",
-                f"z{l} = (W{l} @ {prev}.T).T",
+                f"z{l} = W{l}.dot({prev}.T).T",
             ]
         else:
             lines.append(f"z{l} = {prev}.dot(W{l}.T)")  # .dot: the same BLAS call as @, less overhead on small arrays
@@ -165,7 +165,7 @@ class Dense:
             return [f"d{l - 1} = d{l}.dot(W{l}).reshape(a{l - 1}.shape)"]
         if prev_by_neuron:
             return [
-                f"d{l - 1} = (W{l}.T @ d{l}.T).T  # a transposed view: δ{l - 1} stored neuron by neuron, for its sums"
+                f"d{l - 1} = W{l}.T.dot(d{l}.T).T  # a transposed view: δ{l - 1} stored neuron by neuron, for its sums"
             ]
         return [f"d{l - 1} = d{l}.dot(W{l})"]
 

@@ -67,7 +67,7 @@ def forward(params, X):
     # z2 = a1 W2ᵀ + b2
     # as (W2 a1ᵀ)ᵀ, a transposed view: z2 is stored neuron by neuron, so the sums and maxima
     # over its 30 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z2 = (W2 @ X.T).T
+    z2 = W2.dot(X.T).T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
     # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
@@ -79,7 +79,7 @@ def forward(params, X):
     # z3 = a2 W3ᵀ + b3
     # as (W3 a2ᵀ)ᵀ, a transposed view: z3 is stored neuron by neuron, so the sums and maxima
     # over its 10 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z3 = (W3 @ a2.T).T
+    z3 = W3.dot(a2.T).T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
     shifted3 = z3 - z3.max(axis=1, keepdims=True)
@@ -98,7 +98,7 @@ def loss(params, X, T):
     # z2 = a1 W2ᵀ + b2
     # as (W2 a1ᵀ)ᵀ, a transposed view: z2 is stored neuron by neuron, so the sums and maxima
     # over its 30 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z2 = (W2 @ X.T).T
+    z2 = W2.dot(X.T).T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
     # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
@@ -110,7 +110,7 @@ def loss(params, X, T):
     # z3 = a2 W3ᵀ + b3
     # as (W3 a2ᵀ)ᵀ, a transposed view: z3 is stored neuron by neuron, so the sums and maxima
     # over its 10 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z3 = (W3 @ a2.T).T
+    z3 = W3.dot(a2.T).T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
     shifted3 = z3 - z3.max(axis=1, keepdims=True)
@@ -129,7 +129,7 @@ def loss_and_gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     # as (W2 a1ᵀ)ᵀ, a transposed view: z2 is stored neuron by neuron, so the sums and maxima
     # over its 30 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z2 = (W2 @ X.T).T
+    z2 = W2.dot(X.T).T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
     # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
@@ -141,7 +141,7 @@ def loss_and_gradients(params, X, T):
     # z3 = a2 W3ᵀ + b3
     # as (W3 a2ᵀ)ᵀ, a transposed view: z3 is stored neuron by neuron, so the sums and maxima
     # over its 10 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z3 = (W3 @ a2.T).T
+    z3 = W3.dot(a2.T).T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
     shifted3 = z3 - z3.max(axis=1, keepdims=True)
@@ -166,7 +166,7 @@ def loss_and_gradients(params, X, T):
         grads["W3"] = d3.T @ a2
         grads["b3"] = d3.sum(axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
-    d2 = (W3.T @ d3.T).T  # a transposed view: δ2 stored neuron by neuron, for its sums
+    d2 = W3.T.dot(d3.T).T  # a transposed view: δ2 stored neuron by neuron, for its sums
     d2 *= a2 - (a2*a2)
     # ∂E/∂W2 = δ2ᵀ a1   (BP4)
     # ∂E/∂b2 = δ2 summed over the batch   (BP3)
@@ -188,7 +188,7 @@ def gradients(params, X, T):
     # z2 = a1 W2ᵀ + b2
     # as (W2 a1ᵀ)ᵀ, a transposed view: z2 is stored neuron by neuron, so the sums and maxima
     # over its 30 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z2 = (W2 @ X.T).T
+    z2 = W2.dot(X.T).T
     z2 += b2
     # a2 = f(z2),  f(x) = 1/(1 + exp(-x)); computed in place, as f' needs only a2
     # 1/(1 + e^−max(z2, −708)), −87 in float32: e^−z2 cannot overflow, a tiny σ keeps its precision
@@ -200,7 +200,7 @@ def gradients(params, X, T):
     # z3 = a2 W3ᵀ + b3
     # as (W3 a2ᵀ)ᵀ, a transposed view: z3 is stored neuron by neuron, so the sums and maxima
     # over its 10 neurons (and over the batch) run along memory (measured: 2–4× faster)
-    z3 = (W3 @ a2.T).T
+    z3 = W3.dot(a2.T).T
     z3 += b3
     # a3 = exp(z3) / Σ_k exp(z3_k), shifted by the row maximum (the map is shift-invariant)
     shifted3 = z3 - z3.max(axis=1, keepdims=True)
@@ -224,7 +224,7 @@ def gradients(params, X, T):
         grads["W3"] = d3.T @ a2
         grads["b3"] = d3.sum(axis=0)
     # δ2 = (δ3 W3) ⊙ f'(z2)   (BP2), f' = a2*(1 - a2)
-    d2 = (W3.T @ d3.T).T  # a transposed view: δ2 stored neuron by neuron, for its sums
+    d2 = W3.T.dot(d3.T).T  # a transposed view: δ2 stored neuron by neuron, for its sums
     d2 *= a2 - (a2*a2)
     # ∂E/∂W2 = δ2ᵀ a1   (BP4)
     # ∂E/∂b2 = δ2 summed over the batch   (BP3)
