@@ -511,7 +511,8 @@ class LatexRenderer:
                 b["keep_before"] = need if need <= HEADING_KEEP else 0  # a long formula fills its own page anyway
             if b["kind"] == "paragraph" and after["kind"] in ("plot", "diagram"):
                 # the sentence that introduces a drawing stays on its page ("Repeating the update 1,000 times:")
-                b["keep"] = 3 + (PLOT_LINES if after["kind"] == "plot" else after["keep"])
+                # before a plot: the sentence is one line, and the space around the plot one more
+                b["keep"] = 2 + PLOT_LINES if after["kind"] == "plot" else 3 + after["keep"]
         subsections = [self.section(sub, level + 1) for sub in s.subsections]
         keep = _heading_keep(level, blocks, subsections)
         return {
@@ -609,7 +610,9 @@ def _break(
     return [whole]
 
 
-PLOT_LINES = 14  # a loss plot (5 cm) in lines of text
+# a loss plot in lines of text: 5 cm with its tick labels and axis label is about 150 pt, 11 lines of 13.6 pt
+# (11pt type); more kept a heading and its plot off a page with a third of it left (the tanh example's page 12)
+PLOT_LINES = 11
 EQUATIONS_KEEP = 8  # lines of a block of equations a heading keeps with it
 SUBSECTION_START = 6  # lines of a first subsection its section's heading keeps with it
 HEADING_KEEP = 20  # lines at most a heading keeps with it: more leaves a third of a page blank before it
