@@ -1725,8 +1725,22 @@ def _term_count(expr: sp.Expr) -> int:
 
 
 def _agreeing_digits(a: float, b: float) -> int:
+    """How many leading significant digits ``a`` and ``b`` share, written out to 17 digits: 0.91235 and 0.91244
+    share 3 (the digits of their relative difference, 9.9e-5, would say 4: one too many for a leading 9).
+
+    Across a carry (0.19999999999 against 0.20000000001 share no digit) the count is one less than the digits
+    of their relative difference: the numbers still agree to within a unit of that place.
+    """
     if a == b:
         return 17
-    if b == 0:
+    if b == 0 or a == 0 or (a < 0) != (b < 0):
         return 0
-    return max(0, int(-math.log10(abs(a - b) / abs(b))))
+    first, second = (f"{abs(v):.16e}" for v in (a, b))
+    (mantissa_a, exponent_a), (mantissa_b, exponent_b) = first.split("e"), second.split("e")
+    shared = 0
+    if exponent_a == exponent_b:
+        for x, y in zip(mantissa_a.replace(".", ""), mantissa_b.replace(".", ""), strict=True):
+            if x != y:
+                break
+            shared += 1
+    return max(shared, int(-math.log10(abs(a - b) / abs(b))) - 1)
