@@ -6,13 +6,14 @@ an independent computation here.
 """
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 from test_html import browse
 from test_lecture import text_of
-from test_lecture_review3 import build, flat, text_depths
+from test_lecture_review3 import build, flat, page_words, text_depths
 
 # -- 1. the tanh example's pages fill ---------------------------------------------------------------------------------
 
@@ -115,3 +116,46 @@ def test_across_a_carry_the_count_stays_within_the_difference():
 
     # 0.19999999999 and 0.20000000001 share no leading digit but differ by 2e-11: 8 or 9 digits, not 0 and not 10
     assert _agreeing_digits(0.19999999999, 0.20000000001) in (8, 9)
+
+
+# -- 5. why Mazur's w1 agrees while his E′ does not ---------------------------------------------------------------------
+
+
+def mazur_step(stale: bool) -> tuple[float, float]:
+    """One update of Mazur's network by hand: w1 and E after it; ``stale`` takes the hidden δs from the new w5–w8."""
+    s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    x, t = (0.05, 0.10), (0.01, 0.99)
+    w_in, w_out = ((0.15, 0.20), (0.25, 0.30)), ((0.40, 0.45), (0.50, 0.55))
+    h = [s(w[0] * x[0] + w[1] * x[1] + 0.35) for w in w_in]
+    o = [s(w[0] * h[0] + w[1] * h[1] + 0.6) for w in w_out]
+    d_out = [(o[k] - t[k]) * o[k] * (1 - o[k]) for k in range(2)]
+    new_out = [[w_out[k][j] - 0.5 * d_out[k] * h[j] for j in range(2)] for k in range(2)]
+    above = new_out if stale else w_out
+    d_h = [sum(above[k][j] * d_out[k] for k in range(2)) * h[j] * (1 - h[j]) for j in range(2)]
+    new_in = [[w_in[j][i] - 0.5 * d_h[j] * x[i] for i in range(2)] for j in range(2)]
+    h = [s(w[0] * x[0] + w[1] * x[1] + 0.35) for w in new_in]
+    o = [s(w[0] * h[0] + w[1] * h[1] + 0.6) for w in new_out]
+    return new_in[0][0], 0.5 * sum((t[k] - o[k]) ** 2 for k in range(2))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_lecture_says_why_mazur_s_w1_agrees_and_his_loss_does_not(tmp_path, lang):
+    from conftest import need_tex
+
+    need_tex(lang)
+    w1, loss = mazur_step(stale=False)
+    w1_stale, loss_stale = mazur_step(stale=True)
+    # the claim checked first: Mazur's w1′ (0.149780716) is the rule's, his E′ (0.291027924) the stale weights'
+    assert f"{w1:.9f}" == "0.149780716" != f"{w1_stale:.9f}"
+    assert f"{loss_stale:.9f}" == "0.291027924" != f"{loss:.9f}"
+    words = flat(text_of(build(tmp_path, "mazur", "pdf", "--lang", lang)))
+    page = page_words(build(tmp_path, "mazur", "html", "--lang", lang))
+    if lang == "en":
+        why = "Why does w1 agree when E does not? The new w1 is computed as the update rule says, with the hidden δs"
+        assert "from the old output weights, so it agrees" in words and "from the old output weights" in page
+    else:
+        why = "为什么 w1 一致而 E 不一致？"
+        assert "用旧的输出层权重" in words.replace(" ", "") and "用旧的输出层权重" in page.replace(" ", "")
+    # right after the sentence that says w1 agrees, and said once (not for w5, whose update no δ above can change)
+    assert words.count(why) == 1 and words.index(why) > words.index("0.149780716")
+    assert why.replace(" ", "") in page.replace(" ", "")

@@ -428,6 +428,17 @@ class _Builder:
         joiner = words(self.options.lang)["and_word"]
         return Text(", ".join(names[:-1]) + joiner + names[-1])
 
+    def loss_printed_with_updated_weights(self, loss_after: float) -> bool:
+        """Whether a source's E after one update is the slip's (hidden δs from the updated output weights)."""
+        published = self.model.spec.published
+        slip = self.updated_weights_value("E'", 1)
+        if published is None or slip is None:
+            return False
+        from .sources import agrees, printed
+
+        found = printed(published, "E'", loss_after, self.options.lang == "zh")
+        return any(not p.agrees and agrees(p.text, slip) for p in found)
+
     def updated_weights_value(self, key: str, after: int) -> float | None:
         """``key`` (E or an output) after ``after`` updates whose hidden δs use the already-updated weights above."""
         if after < 1 or len(self.net.layers) < 3:
@@ -1355,9 +1366,16 @@ class _Builder:
         note = self.published_note("E'", Math(LOSS_SYMBOL), run.loss_after, after=1)
         if note is not None:
             blocks.append(note)
+        stale = self.loss_printed_with_updated_weights(run.loss_after)
+        out = self.net.output_layer
         for p in self.parameters:
             n = self.published_note(p + "'", Math(self.sym(p)), run.new[p], after=1)
             if n is not None:
+                hidden = self.sym(p) not in {w for row in out.weights for w in row}
+                if stale and hidden and all(s.key == "published_step_agrees" for s in n.sentences):
+                    # a hidden weight that agrees while E′ does not: said why, or the reader sees a contradiction
+                    extra = say("published_old_weights", what=Math(self.sym(p)))
+                    n = Paragraph((*n.sentences, extra), note=True)
                 blocks.append(n)
         # a finite-difference check of one weight
         fd = (run.fd_plus - run.fd_minus) / (2 * FD_STEP)
