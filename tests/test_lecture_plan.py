@@ -298,9 +298,9 @@ def test_a_hidden_delta_over_a_wide_layer_is_shown_by_its_ends():
         assert isinstance(value, Value)
     latex = tex_source(Model(parse_spec(text, "wide.toml")), Options())
     line = next(row for row in latex.splitlines() if row.strip().startswith(r"\delta^{2}_{1} &="))
-    # (1 − a²) bracketed as a factor; the sum over the 12 neurons above by its first two terms and its last
-    assert r"(1 - (a^{2}_{1})^{2}) \cdot (w^{3}_{1,1}" in line  # plain brackets: nothing tall inside
-    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12})" in line
+    # BP2's order, the sum first: the 12 neurons above by the first two terms and the last, then (1 − a²) bracketed
+    assert r"&= (w^{3}_{1,1}" in line  # plain brackets: nothing tall inside
+    assert r"+ \dots + w^{3}_{12,1}\,\delta^{3}_{12}) \cdot (1 - (a^{2}_{1})^{2})" in line
 
 
 def test_value_sides_are_the_last(plan):

@@ -159,3 +159,22 @@ def test_the_lecture_says_why_mazur_s_w1_agrees_and_his_loss_does_not(tmp_path, 
     # right after the sentence that says w1 agrees, and said once (not for w5, whose update no δ above can change)
     assert words.count(why) == 1 and words.index(why) > words.index("0.149780716")
     assert why.replace(" ", "") in page.replace(" ", "")
+
+
+# -- 6. one order for a hidden δ: BP2's (Wᵀ δ) ⊙ f'(z) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["mazur", "digits", "nielsen_tanh"])
+def test_every_hidden_delta_is_written_sum_first(tmp_path, spec):
+    tex = build(tmp_path, spec, "tex", "--format", "tex").read_text()
+    # a δ whose first side holds δs of the layer above: a hidden δ, written (w δ + … + w δ) then f'
+    rows = [r for r in re.findall(r"^  (\\delta[^&]*)&= ([^\n]*)", tex, re.M) if r"\delta" in r[1].split("=")[0]]
+    hidden = [(lhs, rhs) for lhs, rhs in rows if "frac" not in rhs.split("=")[0]]
+    assert hidden
+    assert all(rhs.startswith("(w") for _, rhs in hidden), hidden
+    page = page_words(build(tmp_path, spec, "html", name="page"))
+    if spec == "digits":  # on the web page too: the sum, then a(1 − a)
+        assert (
+            "δ 1 2 = ( w 1 , 1 3 δ 1 3 + w 2 , 1 3 δ 2 3 + … + w 10 , 1 3 δ 10 3) · a 1 2 ( 1 − a 1 2) = − 0.048"
+            in page
+        )

@@ -84,7 +84,7 @@ class Elided:
 
     head: tuple[sp.Basic, ...]
     tail: tuple[sp.Basic, ...]
-    factor: sp.Basic | None = None  # f'(net) · (w δ + … + w δ): a hidden δ over a wide layer
+    factor: sp.Basic | None = None  # (w δ + … + w δ) · f'(net): a hidden δ over a wide layer
     over: sp.Basic | None = None  # a numerator: one fraction e^{z1}/(e^{z1} + e^{z2} + ⋯ + e^{z10}) (a softmax)
     numbers: bool = False  # every term with its numbers substituted
 
@@ -210,9 +210,10 @@ class ChainPrinter:
             if side.factor is None:
                 return total
             factor = self.formula(side.factor)
-            if isinstance(side.factor, sp.Add):  # (1 − a²) · (…), not 1 − a² · (…)
+            if isinstance(side.factor, sp.Add):  # (…) · (1 − a²), not (…) · 1 − a²
                 factor = self.bracket_text(factor)
-            return factor + self.times + self.bracket_text(total)
+            # BP2's order, as every other hidden δ is written: (Wᵀ δ) ⊙ f'(z), the sum first
+            return self.bracket_text(total) + self.times + factor
         return self.number(side.value)
 
     def grouped_terms(self, side: Grouped) -> list[str]:
