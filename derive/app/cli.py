@@ -316,9 +316,39 @@ def _layer_size(layer: Any) -> str:
     return str(layer.size)
 
 
-@main.command()
-@click.argument("sizes")
-@click.option("--hidden", default="sigmoid", show_default=True, help="Activation of the hidden layers.")
+NEW_EXAMPLES = """\b
+Examples:
+  derive new 4-5-3 --hidden tanh --out softmax -o net.toml
+  derive new --conv 1x6x6 --channels 2 --kernel 3 --pool max -o conv.toml
+  derive new --conv 1x16 --kernel 3 --pool avg --outputs 3     (1-D: channels x length)
+  derive new --rnn 5x3 --units 4 --outputs 1 -o rnn.toml
+"""
+
+
+@main.command(epilog=NEW_EXAMPLES)
+@click.argument("sizes", required=False)
+@click.option(
+    "--conv",
+    "conv_shape",
+    metavar="CxHxW",
+    default=None,
+    help="Start a convolutional spec on an input of C channels of H×W (or CxL for 1-D): "
+    "input → conv → pool → dense output, as the built-in tinyconv.",
+)
+@click.option(
+    "--rnn",
+    "rnn_shape",
+    metavar="TxD",
+    default=None,
+    help="Start a recurrent spec on a sequence of T steps of D features: input → rnn → dense output reading "
+    "the last state, as the built-in rnn.",
+)
+@click.option(
+    "--hidden",
+    default="",
+    help="Activation of the hidden layers (the conv or rnn layer) [default: sigmoid; relu with --conv, "
+    "tanh with --rnn].",
+)
 @click.option(
     "--out",
     "out",
@@ -326,21 +356,73 @@ def _layer_size(layer: Any) -> str:
     help="Activation of the output layer [default: softmax for cross_entropy, else sigmoid].",
 )
 @click.option("--loss", default="", help="Loss [default: cross_entropy for a softmax output, else half_sse].")
+@click.option("--channels", type=int, default=None, help="--conv: output channels (kernels) [default: 2].")
+@click.option("--kernel", type=int, default=None, help="--conv: kernel size [default: 2].")
+@click.option("--stride", type=int, default=None, help="--conv: the convolution's stride [default: 1].")
+@click.option("--padding", type=int, default=None, help="--conv: zeros on each side of the input [default: 0].")
+@click.option("--pool", default=None, help="--conv: a pooling layer after it, max, avg or none [default: max].")
+@click.option("--pool-kernel", type=int, default=None, help="--conv: the pool's window (and stride) [default: 2].")
+@click.option("--units", type=int, default=None, help="--rnn: hidden units H [default: 2].")
+@click.option(
+    "--outputs", type=int, default=None, help="--conv, --rnn: outputs [default: 2 with --conv, 1 with --rnn]."
+)
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights, inputs and targets."
 )
 @click.option("--name", default="network", show_default=True, help="The spec's name.")
 @OUTPUT
 @friendly
-def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, output: str | None) -> None:
-    """Write a commented spec to start from, e.g. `derive new 4-5-3 --hidden tanh -o net.toml`.
+def new(
+    sizes: str | None,
+    conv_shape: str | None,
+    rnn_shape: str | None,
+    hidden: str,
+    out: str,
+    loss: str,
+    channels: int | None,
+    kernel: int | None,
+    stride: int | None,
+    padding: int | None,
+    pool: str | None,
+    pool_kernel: int | None,
+    units: int | None,
+    outputs: int | None,
+    seed: int,
+    name: str,
+    output: str | None,
+) -> None:
+    """Write a commented spec to start from: dense (SIZES), convolutional (--conv) or recurrent (--rnn).
 
-    SIZES are the layer sizes from input to output. Inputs and targets are drawn
-    from the seed, so `derive grad`, `lecture` and `train` work on it at once.
+    SIZES are a dense network's layer sizes from input to output, e.g. 4-5-3.
+    --conv and --rnn take the input's shape instead of SIZES, and their layers
+    from the options marked with them. Inputs and targets are drawn from the
+    seed, so `derive grad`, `lecture` and `train` work on it at once.
     """
-    from .newspec import NewSpec, parse_sizes, spec_text
+    from .newspec import NewSpec, request_for
 
-    request = NewSpec(parse_sizes(sizes), hidden=hidden, out=out, loss=loss, seed=seed, name=name)
+    request = request_for(
+        sizes,
+        conv_shape,
+        rnn_shape,
+        NewSpec(
+            (),
+            hidden=hidden,
+            out=out,
+            loss=loss,
+            seed=seed,
+            name=name,
+            channels=channels,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            pool=pool,
+            pool_kernel=pool_kernel,
+            units=units,
+            outputs=outputs,
+        ),
+    )
+    from .newspec import spec_text
+
     _emit(spec_text(request), output)
 
 
