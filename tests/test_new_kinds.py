@@ -163,3 +163,11 @@ def test_bad_new_requests_exit_2_with_a_message_in_the_options_words(tmp_path, o
 def test_a_misspelled_pool_gets_a_suggestion():
     result = CliRunner().invoke(main, ["new", "--conv", "1x6x6", "--pool", "avrg"])
     assert result.exit_code == 2 and "did you mean 'avg'?" in result.stderr, result.stderr
+
+
+def test_the_python_function_gives_what_the_command_prints(tmp_path):
+    import derive
+
+    assert derive.new(conv=(1, 6, 6), kernel=3) == run("new", "--conv", "1x6x6", "--kernel", "3").stdout
+    text = derive.new(rnn="5x3", units=4, seed=2, path=tmp_path / "r.toml")
+    assert text == run("new", "--rnn", "5x3", "--units", "4", "--seed", "2").stdout == (tmp_path / "r.toml").read_text()
