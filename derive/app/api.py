@@ -242,7 +242,7 @@ class Model:
         >>> Model.load("mazur").with_training({"optimizer": "adam", "beta1": 0.8}).spec.training.beta1
         0.8
 
-        A new optimizer starts from its own defaults; errors name the setting as ``derive fit``'s option (``--beta1``).
+        A new optimizer starts from its own defaults; errors name the setting as ``derive fit``'s and ``derive train``'s option (``--beta1``).
         """
         return Model(with_training(self.spec, _plain(dict(settings)), _option_name))
 
@@ -760,7 +760,7 @@ def sample_suffix(name: str) -> tuple[str, int | None]:
 
 
 def _option_name(key: str) -> str:
-    """How ``derive fit`` spells a [training] key as an option: weight_decay is --weight-decay."""
+    """How ``derive fit`` and ``derive train`` spell a [training] key as an option: weight_decay is --weight-decay."""
     return "--lr" if key == "learning_rate" else "--" + key.replace("_", "-")
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,9 @@ from ..errors import DeriveError
 from ..files import write_atomic
 from ..spec.reading import MAX_STEPS
 from ..version import __version__
+
+if TYPE_CHECKING:
+    from .api import Model
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +99,52 @@ LEARNING_RATE = click.option(
     help="Override the spec's learning rate.",
 )
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress messages on standard error.")
+
+# --optimizer and its settings, shared by `derive train` and `derive fit`: one definition, so the two
+# commands cannot drift apart in names, help or checking. Each default is None, "not given", so that
+# only what the user typed overrides the spec's [training] (a new --optimizer starts from its own defaults).
+OPTIMIZER_OPTIONS = (
+    click.option(
+        "--optimizer",
+        default=None,
+        help="Override the spec's optimizer: sgd, rmsprop, adam or adamw (torch.optim's, with its defaults).",
+    ),
+    click.option("--momentum", type=float, default=None, help="sgd's and rmsprop's momentum (default 0)."),
+    click.option("--nesterov/--no-nesterov", default=None, help="sgd: Nesterov momentum (needs --momentum)."),
+    click.option(
+        "--weight-decay", type=float, default=None, help="L2 weight decay (adamw: the decoupled decay, default 0.01)."
+    ),
+    click.option("--alpha", type=float, default=None, help="rmsprop's smoothing constant (default 0.99)."),
+    click.option("--beta1", type=float, default=None, help="adam's and adamw's first beta (default 0.9)."),
+    click.option("--beta2", type=float, default=None, help="adam's and adamw's second beta (default 0.999)."),
+    click.option("--eps", type=float, default=None, help="rmsprop's, adam's and adamw's epsilon (default 1e-8)."),
+)
+OPTIMIZER_KEYS = ("optimizer", "momentum", "nesterov", "weight_decay", "alpha", "beta1", "beta2", "eps")
+
+
+def optimizer_options(command: F) -> F:
+    """Add --optimizer, --momentum, … to a command, handed to it as one ``optimizer_settings`` dict.
+
+    The dict holds only the options given, under the [training] keys they override, so the command passes
+    it to :func:`with_optimizer` and the spec's own checks judge it (values are not range-checked by click:
+    the messages must be the spec's, named by the option).
+    """
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {key: kwargs.pop(key) for key in OPTIMIZER_KEYS}
+        settings = {key: value for key, value in given.items() if value is not None}
+        return command(*args, optimizer_settings=settings, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(OPTIMIZER_OPTIONS):  # listed in --help in the order written above
+        decorated = option(decorated)
+    return decorated
+
+
+def with_optimizer(model: Model, settings: dict[str, Any]) -> Model:
+    """The model with the optimiser options over its spec's [training] (the model itself when none are given)."""
+    return model.with_training(settings) if settings else model
 
 
 def _complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -267,9 +316,39 @@ def _layer_size(layer: Any) -> str:
     return str(layer.size)
 
 
-@main.command()
-@click.argument("sizes")
-@click.option("--hidden", default="sigmoid", show_default=True, help="Activation of the hidden layers.")
+NEW_EXAMPLES = """\b
+Examples:
+  derive new 4-5-3 --hidden tanh --out softmax -o net.toml
+  derive new --conv 1x6x6 --channels 2 --kernel 3 --pool max -o conv.toml
+  derive new --conv 1x16 --kernel 3 --pool avg --outputs 3     (1-D: channels x length)
+  derive new --rnn 5x3 --units 4 --outputs 1 -o rnn.toml
+"""
+
+
+@main.command(epilog=NEW_EXAMPLES)
+@click.argument("sizes", required=False)
+@click.option(
+    "--conv",
+    "conv_shape",
+    metavar="CxHxW",
+    default=None,
+    help="Start a convolutional spec on an input of C channels of H×W (or CxL for 1-D): "
+    "input → conv → pool → dense output, as the built-in tinyconv.",
+)
+@click.option(
+    "--rnn",
+    "rnn_shape",
+    metavar="TxD",
+    default=None,
+    help="Start a recurrent spec on a sequence of T steps of D features: input → rnn → dense output reading "
+    "the last state, as the built-in rnn.",
+)
+@click.option(
+    "--hidden",
+    default="",
+    help="Activation of the hidden layers (the conv or rnn layer) [default: sigmoid; relu with --conv, "
+    "tanh with --rnn].",
+)
 @click.option(
     "--out",
     "out",
@@ -277,21 +356,73 @@ def _layer_size(layer: Any) -> str:
     help="Activation of the output layer [default: softmax for cross_entropy, else sigmoid].",
 )
 @click.option("--loss", default="", help="Loss [default: cross_entropy for a softmax output, else half_sse].")
+@click.option("--channels", type=int, default=None, help="--conv: output channels (kernels) [default: 2].")
+@click.option("--kernel", type=int, default=None, help="--conv: kernel size [default: 2].")
+@click.option("--stride", type=int, default=None, help="--conv: the convolution's stride [default: 1].")
+@click.option("--padding", type=int, default=None, help="--conv: zeros on each side of the input [default: 0].")
+@click.option("--pool", default=None, help="--conv: a pooling layer after it, max, avg or none [default: max].")
+@click.option("--pool-kernel", type=int, default=None, help="--conv: the pool's window (and stride) [default: 2].")
+@click.option("--units", type=int, default=None, help="--rnn: hidden units H [default: 2].")
+@click.option(
+    "--outputs", type=int, default=None, help="--conv, --rnn: outputs [default: 2 with --conv, 1 with --rnn]."
+)
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights, inputs and targets."
 )
 @click.option("--name", default="network", show_default=True, help="The spec's name.")
 @OUTPUT
 @friendly
-def new(sizes: str, hidden: str, out: str, loss: str, seed: int, name: str, output: str | None) -> None:
-    """Write a commented spec to start from, e.g. `derive new 4-5-3 --hidden tanh -o net.toml`.
+def new(
+    sizes: str | None,
+    conv_shape: str | None,
+    rnn_shape: str | None,
+    hidden: str,
+    out: str,
+    loss: str,
+    channels: int | None,
+    kernel: int | None,
+    stride: int | None,
+    padding: int | None,
+    pool: str | None,
+    pool_kernel: int | None,
+    units: int | None,
+    outputs: int | None,
+    seed: int,
+    name: str,
+    output: str | None,
+) -> None:
+    """Write a commented spec to start from: dense (SIZES), convolutional (--conv) or recurrent (--rnn).
 
-    SIZES are the layer sizes from input to output. Inputs and targets are drawn
-    from the seed, so `derive grad`, `lecture` and `train` work on it at once.
+    SIZES are a dense network's layer sizes from input to output, e.g. 4-5-3.
+    --conv and --rnn take the input's shape instead of SIZES, and their layers
+    from the options marked with them. Inputs and targets are drawn from the
+    seed, so `derive grad`, `lecture` and `train` work on it at once.
     """
-    from .newspec import NewSpec, parse_sizes, spec_text
+    from .newspec import NewSpec, request_for
 
-    request = NewSpec(parse_sizes(sizes), hidden=hidden, out=out, loss=loss, seed=seed, name=name)
+    request = request_for(
+        sizes,
+        conv_shape,
+        rnn_shape,
+        NewSpec(
+            (),
+            hidden=hidden,
+            out=out,
+            loss=loss,
+            seed=seed,
+            name=name,
+            channels=channels,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            pool=pool,
+            pool_kernel=pool_kernel,
+            units=units,
+            outputs=outputs,
+        ),
+    )
+    from .newspec import spec_text
+
     _emit(spec_text(request), output)
 
 
@@ -611,6 +742,7 @@ def bench(
     help="Updates to run [default: the spec's training.steps].",
 )
 @LEARNING_RATE
+@optimizer_options
 @click.option(
     "--summary/--parameters",
     "summary",
@@ -627,18 +759,22 @@ def train(
     spec: str,
     steps: int | None,
     learning_rate: float | None,
+    optimizer_settings: dict[str, Any],
     summary: bool | None,
     fmt: str,
     digits: int,
     output: str | None,
     quiet: bool,
 ) -> None:
-    """Run gradient descent with code compiled from the derivation."""
+    """Run gradient descent, or the spec's optimiser, with code compiled from the derivation.
+
+    --optimizer and its settings override the spec's [training] and are checked as its keys are.
+    """
     from ..core.optimizer import Optimizer
     from ..present.printing import format_number
     from .api import TRAIN_CHUNK, Model
 
-    model = Model.load(spec)
+    model = with_optimizer(Model.load(spec), optimizer_settings)
     total = steps if steps is not None else model.spec.training.steps
     if _progress_wanted(quiet) and total >= 2 * TRAIN_CHUNK:
         with click.progressbar(length=total, label="training", file=sys.stderr) as bar:
@@ -655,6 +791,7 @@ def train(
                 "steps": n,
                 "learning_rate": lr,
                 "update_biases": training.update_biases,
+                "optimizer": training.optimizer,
                 "loss_before": history[0],
                 "loss": history[-1],
                 "outputs": outputs if model.is_batch else outputs[0],  # a row per sample for a batch
@@ -794,20 +931,7 @@ def grade_command(class_dir: str, submissions: str, output: str | None, fmt: str
     help="Rows per gradient step (the last batch holds the rest).",
 )
 @LEARNING_RATE
-@click.option(
-    "--optimizer",
-    default=None,
-    help="Override the spec's optimizer: sgd, rmsprop, adam or adamw (torch.optim's, with its defaults).",
-)
-@click.option("--momentum", type=float, default=None, help="sgd's and rmsprop's momentum (default 0).")
-@click.option("--nesterov/--no-nesterov", default=None, help="sgd: Nesterov momentum (needs --momentum).")
-@click.option(
-    "--weight-decay", type=float, default=None, help="L2 weight decay (adamw: the decoupled decay, default 0.01)."
-)
-@click.option("--alpha", type=float, default=None, help="rmsprop's smoothing constant (default 0.99).")
-@click.option("--beta1", type=float, default=None, help="adam's and adamw's first beta (default 0.9).")
-@click.option("--beta2", type=float, default=None, help="adam's and adamw's second beta (default 0.999).")
-@click.option("--eps", type=float, default=None, help="rmsprop's, adam's and adamw's epsilon (default 1e-8).")
+@optimizer_options
 @click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),
@@ -845,14 +969,7 @@ def fit(
     epochs: int,
     batch_size: int,
     learning_rate: float | None,
-    optimizer: str | None,
-    momentum: float | None,
-    nesterov: bool | None,
-    weight_decay: float | None,
-    alpha: float | None,
-    beta1: float | None,
-    beta2: float | None,
-    eps: float | None,
+    optimizer_settings: dict[str, Any],
     test_fraction: float,
     seed: int,
     scale: str,
@@ -877,20 +994,7 @@ def fit(
         raise DeriveError("the trained parameters are a binary .npz file: give -o FILE.npz", where="-o")
     if output:
         check_target(output)  # before training, not after
-    model = Model.load(spec)
-    given = {
-        "optimizer": optimizer,
-        "momentum": momentum,
-        "nesterov": nesterov,
-        "weight_decay": weight_decay,
-        "alpha": alpha,
-        "beta1": beta1,
-        "beta2": beta2,
-        "eps": eps,
-    }
-    settings = {key: value for key, value in given.items() if value is not None}
-    if settings:
-        model = model.with_training(settings)
+    model = with_optimizer(Model.load(spec), optimizer_settings)
     sizes = [layer.size for layer in model.spec.layers]
     data = load_data(data_ref, sizes[0], sizes[-1], one_hot, target_range(model))
     if output:

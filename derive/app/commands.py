@@ -34,27 +34,37 @@ def example_text(name: str) -> str:
 
 
 def new(
-    sizes: str | Sequence[int],
+    sizes: str | Sequence[int] | None = None,
     *,
-    hidden: str = "sigmoid",
+    hidden: str = "",
     out: str = "",
     loss: str = "",
     seed: int = 0,
     name: str = "network",
     path: str | Path | None = None,
+    conv: str | Sequence[int] | None = None,
+    rnn: str | Sequence[int] | None = None,
+    **layers: Any,
 ) -> str:
     """A commented spec to start from (written to ``path`` too when given): ``derive new``.
 
-    ``sizes`` is ``"4-5-3"`` or ``(4, 5, 3)``; ``out`` defaults to softmax for cross_entropy, else sigmoid.
+    ``sizes`` is ``"4-5-3"`` or ``(4, 5, 3)`` for a dense network; or ``conv=(1, 6, 6)`` (``"1x6x6"``) for a
+    convolutional one, ``rnn=(5, 3)`` for a recurrent one, with ``layers`` as the CLI's options
+    (``kernel=3``, ``pool="avg"``, ``units=4``, ``outputs=2``, …). ``hidden`` defaults to sigmoid (relu for a
+    conv, tanh for an rnn), ``out`` to softmax for cross_entropy, else sigmoid.
     """
     from ..files import write_atomic
-    from .newspec import NewSpec, parse_sizes, spec_text
+    from .newspec import NewSpec, request_for, spec_text
 
-    parsed = parse_sizes(sizes if isinstance(sizes, str) else "-".join(str(int(s)) for s in sizes))
-    text = spec_text(NewSpec(parsed, hidden=hidden, out=out, loss=loss, seed=seed, name=name))
+    def text(value: str | Sequence[int] | None, sep: str) -> str | None:
+        return value if value is None or isinstance(value, str) else sep.join(str(int(n)) for n in value)
+
+    options = NewSpec((), hidden=hidden, out=out, loss=loss, seed=seed, name=name, **layers)
+    request = request_for(text(sizes, "-"), text(conv, "x"), text(rnn, "x"), options)
+    spec = spec_text(request)
     if path is not None:
-        write_atomic(path, text)
-    return text
+        write_atomic(path, spec)
+    return spec
 
 
 def grade(spec: SpecRef, claims: str | Path, min_digits: int | None = None) -> Report:
