@@ -70,6 +70,16 @@ def _weights_entry(lspec: LayerSpec, full: bool) -> dict[str, Any]:
     return named
 
 
+def _net_text(net: Network, symbol: sp.Symbol) -> str:
+    """``pr.text`` of a net's definition; a dense or conv net's from its products, never building the sum."""
+    products = net.net_products(symbol)
+    if products is not None:
+        written = pr.products_text(*products)
+        if written is not None:
+            return written
+    return pr.text(net.net_definitions[symbol])
+
+
 def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     """The network as plain data; a big one summarised per layer unless ``full``."""
     net = model.network
@@ -91,7 +101,7 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
             if n.net is not None:
                 neuron["net"] = n.net.name
                 if written:
-                    neuron["net_expression"] = pr.text(net.net_definitions[n.net])
+                    neuron["net_expression"] = _net_text(net, n.net)
                     neuron["out_expression"] = pr.text(net.out_definitions[n.out])
             if n.target is not None:
                 neuron["target"] = n.target.name
