@@ -26,6 +26,7 @@ from ..core.point import LazyMapping
 from ..core.rules import Activation, LayerMap
 from ..spec.maps import map_words, maps_words
 from ..spec.reading import BiasKind, LayerSpec
+from ..spec.sequences import require_workable
 from . import printing as pr
 from .display import shown_value
 from .report import combined
@@ -82,6 +83,8 @@ def _net_text(net: Network, symbol: sp.Symbol) -> str:
 
 def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     """The network as plain data; a big one summarised per layer unless ``full``."""
+    if full:
+        require_workable(model.spec, "derive show --full")
     net = model.network
     point = model.point
     layers = []
@@ -165,6 +168,8 @@ def overview_text(
     model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False, width: int | None = DEFAULT_WIDTH
 ) -> str:
     """The network for reading; a big one summarised per layer unless ``full``; no line wider than ``width``."""
+    if full:
+        require_workable(model.spec, "derive show --full")
     return fold(_overview_lines(model, digits, full, width), width)
 
 

@@ -22,6 +22,12 @@ CONV_KEYS = ("kind", "channels", "kernel", "stride", "padding", "activation", "w
 POOL_KEYS = ("kind", "kernel", "stride")
 POOL_ACTIVATION = "linear"  # a pool has no activation: a = z
 MAX_MAP_SIDE = 4096
+# What `grad` of a quantity, `lecture`, `exercises`, `check` and `show --full` do with a map layer: every net's
+# products one by one (a table of (input, kernel entry) pairs for every window, then each net's sum in exact
+# arithmetic or written out), ≈ 280 bytes and 1.5 µs a product. LeNet has 244,000 (`grad` 2.9 s, 114 MB); a
+# 300×300 kernel over an 11×11 map has 10.9 million (`grad` took 3.1 GB and 15 s, `show --full` 3.7 GB and 2 min).
+# Reading the spec, `export`, `fit`, `train` and `show` compute maps with NumPy (im2col) and need none of it.
+MAX_MAP_PRODUCTS = 1_000_000
 
 
 def dims_of(kind: str) -> int:
@@ -283,3 +289,27 @@ def map_words(layer: LayerSpec) -> str:
     if any(g.padding):
         words += f" padding {'×'.join(map(str, g.padding))}"
     return f"{words} → {maps_words(g.out_shape)}"
+
+
+def map_products(layer: LayerSpec) -> int:
+    """The products a map layer's nets hold in all: every output position of every channel times its window's
+    inputs (a conv's C_in·kh·kw, a pool's kh·kw), the zero padding included; 0 for other layers."""
+    g = layer.geometry
+    if g is None:
+        return 0
+    window = g.fan_in if g.kind in CONV_KINDS else math.prod(g.kernel)
+    return math.prod(g.out_shape) * window
+
+
+def map_work_problem(layers: Sequence[LayerSpec]) -> tuple[int, str] | None:
+    """(the layer's index, why) when the map layers up to it hold more than MAX_MAP_PRODUCTS products, or None."""
+    total = 0
+    for index, layer in enumerate(layers):
+        added = map_products(layer)
+        total += added
+        if added and total > MAX_MAP_PRODUCTS:
+            return index, (
+                f"the map layers up to this one hold {total:,} products (output positions × window inputs); "
+                f"the limit is {MAX_MAP_PRODUCTS:,} (map work limit)"
+            )
+    return None
