@@ -108,3 +108,14 @@ def test_the_api_refuses_before_building_anything():
     ):
         model.derived("w2_1_1_1_1")
     assert _conv_tables.cache_info().currsize == tables  # the 10.9 million (input, kernel entry) pairs never made
+
+
+def test_a_kernel_whose_float_windows_do_not_fit_is_refused_when_read(tmp_path):
+    """140×140 over 280×280: 98,281 neurons and 19,601 parameters pass, but im2col's columns are 3.1 GB (show took
+    3.3 GB, train died of a NumPy MemoryError): every command refuses it when the spec is read."""
+    spec = BIG_KERNEL.replace("[1, 310, 310]", "[1, 280, 280]").replace("kernel = 300", "kernel = 140")
+    (tmp_path / "k300.toml").write_text(spec)
+    for args in (("show", "k300.toml"), ("train", "k300.toml", "--steps", "1"), ("export", "k300.toml", "-o", "m.py")):
+        proc = _run(*args, cwd=tmp_path)
+        _refused(proc, "its windows would take about 20.3 GiB", "19,881 positions × 19,600 window inputs", "1 GiB")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["k300.toml"]

@@ -13,7 +13,7 @@ from itertools import product
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .reading import BiasSpec, LayerSpec, _Validator
+    from .reading import BiasSpec, Geometry, LayerSpec, _Validator
 
 CONV_KINDS = ("conv1d", "conv2d")
 POOL_KINDS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
@@ -145,6 +145,7 @@ def map_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
     net_names = tuple(f"z{number}_{s}" for s in suffixes)
     out_names = tuple(f"a{number}_{s}" for s in suffixes)
     geometry = Geometry(kind, prev.shape, shape, kernel, stride, padding)
+    _count_windows(v, key, geometry, conv)
     if not conv:
         return LayerSpec(
             number=number,
@@ -313,3 +314,28 @@ def map_work_problem(layers: Sequence[LayerSpec]) -> tuple[int, str] | None:
                 f"the limit is {MAX_MAP_PRODUCTS:,} (map work limit)"
             )
     return None
+
+
+WINDOW_TABLE_BYTES = 48  # per (position, window entry) of one channel: the index grids, the flat table and masks
+
+
+def _count_windows(v: _Validator, key: str, g: Geometry, conv: bool) -> None:
+    """Refuse a map layer whose float pass would not fit in memory: every window's inputs copied out for each
+    sample (im2col: positions × C_in·kh·kw floats for a conv, C·positions × kh·kw for a pool) and the window table
+    (positions × kh·kw indices, made with its index grids). A 140×140 kernel over a 280×280 input passes the
+    neuron and parameter limits, but its columns are 3.1 GB: `show` took 3.3 GB and `train` died of it."""
+    from .reading import MEMORY_BUDGET
+
+    positions = math.prod(g.out_shape[1:])
+    entries = math.prod(g.kernel)
+    per_sample = positions * (g.fan_in if conv else g.in_shape[0] * entries)
+    samples = max(v.samples or 1, 1)
+    estimate = 8 * per_sample * samples + WINDOW_TABLE_BYTES * positions * entries
+    if estimate > MEMORY_BUDGET:
+        raise v.fail(
+            f"{key}.kernel",
+            f"its windows would take about {estimate / 2**30:.1f} GiB ({positions:,} positions × "
+            f"{per_sample // positions:,} window inputs × {samples:,} sample{'s' if samples != 1 else ''} as floats, "
+            f"and the window table); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
+            "use a smaller kernel or input, a larger stride, or fewer samples",
+        )
