@@ -71,6 +71,10 @@ class Dense:
         bias = layer.biases[j]
         return total + bias if bias is not None else total
 
+    def products(self, layer: LayerView, outs: Sequence[sp.Expr], j: int) -> list[tuple[sp.Expr, sp.Expr]]:
+        """net_j's products as (weight, out) pairs, without building the sum (:meth:`net` adds them up)."""
+        return list(zip(layer.weights[j], outs))
+
     def weight_uses(self, layer: LayerView, outs: Sequence[sp.Expr], row: int, col: int) -> list[Use]:
         """w_jk is used once: in net_j, where ∂net_j/∂w_jk = out_k."""
         return [Use(row, outs[col])]
@@ -371,6 +375,13 @@ class Conv(MapKind):
 
     def factor(self, layer: LayerView, link: Link) -> sp.Expr:
         return layer.weights[link.row][link.col]
+
+    def products(self, layer: LayerView, outs: Sequence[sp.Expr], j: int) -> list[tuple[sp.Expr, sp.Expr]]:
+        """net_j's products as (kernel weight, out) pairs from the compact window table, without building the sum."""
+        geometry = _geometry(layer)
+        o, p = divmod(j, windows(geometry).positions)
+        row = layer.weights[o]
+        return [(row[col], outs[k]) for k, col in _conv_tables(geometry)[0][p]]
 
     def coefficient(self, link: Link, weights: Sequence[Sequence[Dyadic]]) -> Dyadic:
         return weights[link.row][link.col]

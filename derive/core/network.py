@@ -26,7 +26,7 @@ import sympy as sp
 from ..errors import DeriveError, listing, shorten, suggest
 from ..spec.naming import latex_name
 from ..spec.reading import BiasKind, LayerSpec, Spec
-from .layers import Kind, Recurrent, kind_of
+from .layers import Conv, Dense, Kind, Recurrent, kind_of
 from .rules import (
     SYMMETRIC_FROM,
     Activation,
@@ -640,6 +640,19 @@ class Network:
         assert info.row is not None
         layer = self.layers[info.layer]
         return layer.kind.net(layer, self.layers[info.layer - 1].exposed, info.row)
+
+    def net_products(self, symbol: sp.Symbol) -> tuple[list[tuple[sp.Expr, sp.Expr]], sp.Symbol | None] | None:
+        """A dense or conv net's (weight, out) products and its bias, without building the sum; None for other
+        nets (a pool's, an rnn's): printed from these, a net of 150 products costs no sympy arithmetic."""
+        info = self._kind(symbol, SymbolKind.NET)
+        if info is None:
+            return None
+        assert info.row is not None
+        layer = self.layers[info.layer]
+        kind = layer.kind
+        if not isinstance(kind, Dense | Conv):
+            return None
+        return kind.products(layer, self.layers[info.layer - 1].exposed, info.row), layer.biases[info.row]
 
     @cached_property
     def out_definitions(self) -> Mapping[sp.Symbol, sp.Expr]:

@@ -26,6 +26,7 @@ from ..core.point import LazyMapping
 from ..core.rules import Activation, LayerMap
 from ..spec.maps import map_words, maps_words
 from ..spec.reading import BiasKind, LayerSpec
+from ..spec.sequences import require_workable
 from . import printing as pr
 from .display import shown_value
 from .report import combined
@@ -70,8 +71,20 @@ def _weights_entry(lspec: LayerSpec, full: bool) -> dict[str, Any]:
     return named
 
 
+def _net_text(net: Network, symbol: sp.Symbol) -> str:
+    """``pr.text`` of a net's definition; a dense or conv net's from its products, never building the sum."""
+    products = net.net_products(symbol)
+    if products is not None:
+        written = pr.products_text(*products)
+        if written is not None:
+            return written
+    return pr.text(net.net_definitions[symbol])
+
+
 def overview(model: Worked, full: bool = False) -> dict[str, Any]:
     """The network as plain data; a big one summarised per layer unless ``full``."""
+    if full:
+        require_workable(model.spec, "derive show --full")
     net = model.network
     point = model.point
     layers = []
@@ -91,7 +104,7 @@ def overview(model: Worked, full: bool = False) -> dict[str, Any]:
             if n.net is not None:
                 neuron["net"] = n.net.name
                 if written:
-                    neuron["net_expression"] = pr.text(net.net_definitions[n.net])
+                    neuron["net_expression"] = _net_text(net, n.net)
                     neuron["out_expression"] = pr.text(net.out_definitions[n.out])
             if n.target is not None:
                 neuron["target"] = n.target.name
@@ -155,6 +168,8 @@ def overview_text(
     model: Worked, digits: int = pr.DEFAULT_DIGITS, full: bool = False, width: int | None = DEFAULT_WIDTH
 ) -> str:
     """The network for reading; a big one summarised per layer unless ``full``; no line wider than ``width``."""
+    if full:
+        require_workable(model.spec, "derive show --full")
     return fold(_overview_lines(model, digits, full, width), width)
 
 

@@ -13,7 +13,7 @@ from itertools import product
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .reading import BiasSpec, LayerSpec, _Validator
+    from .reading import BiasSpec, Geometry, LayerSpec, _Validator
 
 CONV_KINDS = ("conv1d", "conv2d")
 POOL_KINDS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
@@ -22,6 +22,12 @@ CONV_KEYS = ("kind", "channels", "kernel", "stride", "padding", "activation", "w
 POOL_KEYS = ("kind", "kernel", "stride")
 POOL_ACTIVATION = "linear"  # a pool has no activation: a = z
 MAX_MAP_SIDE = 4096
+# What `grad` of a quantity, `lecture`, `exercises`, `check` and `show --full` do with a map layer: every net's
+# products one by one (a table of (input, kernel entry) pairs for every window, then each net's sum in exact
+# arithmetic or written out), ≈ 280 bytes and 1.5 µs a product. LeNet has 244,000 (`grad` 2.9 s, 114 MB); a
+# 300×300 kernel over an 11×11 map has 10.9 million (`grad` took 3.1 GB and 15 s, `show --full` 3.7 GB and 2 min).
+# Reading the spec, `export`, `fit`, `train` and `show` compute maps with NumPy (im2col) and need none of it.
+MAX_MAP_PRODUCTS = 1_000_000
 
 
 def dims_of(kind: str) -> int:
@@ -139,6 +145,7 @@ def map_layer(v: _Validator, table: dict[str, Any], key: str, prev: LayerSpec, i
     net_names = tuple(f"z{number}_{s}" for s in suffixes)
     out_names = tuple(f"a{number}_{s}" for s in suffixes)
     geometry = Geometry(kind, prev.shape, shape, kernel, stride, padding)
+    _count_windows(v, key, geometry, conv)
     if not conv:
         return LayerSpec(
             number=number,
@@ -283,3 +290,52 @@ def map_words(layer: LayerSpec) -> str:
     if any(g.padding):
         words += f" padding {'×'.join(map(str, g.padding))}"
     return f"{words} → {maps_words(g.out_shape)}"
+
+
+def map_products(layer: LayerSpec) -> int:
+    """The products a map layer's nets hold in all: every output position of every channel times its window's
+    inputs (a conv's C_in·kh·kw, a pool's kh·kw), the zero padding included; 0 for other layers."""
+    g = layer.geometry
+    if g is None:
+        return 0
+    window = g.fan_in if g.kind in CONV_KINDS else math.prod(g.kernel)
+    return math.prod(g.out_shape) * window
+
+
+def map_work_problem(layers: Sequence[LayerSpec]) -> tuple[int, str] | None:
+    """(the layer's index, why) when the map layers up to it hold more than MAX_MAP_PRODUCTS products, or None."""
+    total = 0
+    for index, layer in enumerate(layers):
+        added = map_products(layer)
+        total += added
+        if added and total > MAX_MAP_PRODUCTS:
+            return index, (
+                f"the map layers up to this one hold {total:,} products (output positions × window inputs); "
+                f"the limit is {MAX_MAP_PRODUCTS:,} (map work limit)"
+            )
+    return None
+
+
+WINDOW_TABLE_BYTES = 48  # per (position, window entry) of one channel: the index grids, the flat table and masks
+
+
+def _count_windows(v: _Validator, key: str, g: Geometry, conv: bool) -> None:
+    """Refuse a map layer whose float pass would not fit in memory: every window's inputs copied out for each
+    sample (im2col: positions × C_in·kh·kw floats for a conv, C·positions × kh·kw for a pool) and the window table
+    (positions × kh·kw indices, made with its index grids). A 140×140 kernel over a 280×280 input passes the
+    neuron and parameter limits, but its columns are 3.1 GB: `show` took 3.3 GB and `train` died of it."""
+    from .reading import MEMORY_BUDGET
+
+    positions = math.prod(g.out_shape[1:])
+    entries = math.prod(g.kernel)
+    per_sample = positions * (g.fan_in if conv else g.in_shape[0] * entries)
+    samples = max(v.samples or 1, 1)
+    estimate = 8 * per_sample * samples + WINDOW_TABLE_BYTES * positions * entries
+    if estimate > MEMORY_BUDGET:
+        raise v.fail(
+            f"{key}.kernel",
+            f"its windows would take about {estimate / 2**30:.1f} GiB ({positions:,} positions × "
+            f"{per_sample // positions:,} window inputs × {samples:,} sample{'s' if samples != 1 else ''} as floats, "
+            f"and the window table); the limit is {MEMORY_BUDGET / 2**30:g} GiB (memory limit)",
+            "use a smaller kernel or input, a larger stride, or fewer samples",
+        )

@@ -134,8 +134,20 @@ def work_problem(steps: int, features: int, units: int) -> str | None:
 
 
 def require_workable(spec: Spec, command: str) -> None:
-    """Refuse ``command`` (one that derives an rnn state by state) when an rnn layer is beyond the limits above."""
+    """Refuse ``command`` (one that derives an rnn state by state, or writes every map net's products) when an rnn
+    layer is beyond the limits above, or the map layers beyond :data:`derive.spec.maps.MAX_MAP_PRODUCTS`."""
     from ..errors import DeriveError
+    from .maps import map_work_problem
+
+    maps = map_work_problem(spec.layers)
+    if maps is not None:
+        index, why = maps
+        raise DeriveError(
+            f"layers[{index}].kernel: {command} works every net's products one by one, and {why}",
+            where=spec.source,
+            hint="derive export, fit, train and show take it; for the derivations use a smaller kernel, input or "
+            "fewer channels, or a larger stride",
+        )
 
     for index, layer in enumerate(spec.layers):
         if layer.kind != RNN:
