@@ -285,10 +285,11 @@ def test_the_lenet_lecture_builds_and_folds_576_uses(tmp_path):
 
 
 def oracle_value(want: dict, name: str) -> float:
-    """A claim's value from torch's numbers: dE/dX, a3_c_r_k, delta_2_c_r_k (maps 2×3×3 and 2×2×2)."""
+    """A claim's value from torch's numbers: dE/dX, a3_c_r_k, delta_z2_c_r_k or the older delta_2_c_r_k (maps
+    2×3×3 and 2×2×2)."""
     if name.startswith("dE/d"):
         return want["grads"][name[4:]]
-    layer, *index = name.removeprefix("delta_").lstrip("a").split("_")
+    layer, *index = name.removeprefix("delta_").lstrip("az").split("_")
     c, r, k = (int(i) - 1 for i in index)
     side = 3 if layer == "2" else 2
     flat_index = c * side * side + r * side + k

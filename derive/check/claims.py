@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.policy import POLICY
 from ..errors import DeriveError, suggest
+from ..spec.naming import delta_name
 from ..spec.reading import MAX_STEPS, check_steps
 from .quantities import Kind, Quantity, significant_digits
 
@@ -468,7 +469,7 @@ class _Names:
             *self.symbols,
             *LOSS_NAMES,
             *(f"E_{k}" for k in self.outputs),
-            *(f"delta_{k}" for k in self.neurons),
+            *(delta_name(n.net.name) for layer in self.network.layers[1:] for n in layer.neurons if n.net is not None),
         ]
         hint = suggest(base, choices)
         raise DeriveError(f"unknown name {written!r}", where=where, hint=(hint + "\n  " if hint else "") + NAME_HELP)

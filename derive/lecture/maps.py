@@ -28,6 +28,7 @@ from ..present.display import display_point
 from ..present.equations import Partial, definition
 from ..present.numbers import format_number
 from ..present.uses import MAX_LISTED_USES, UseMaps, use_maps
+from ..spec.naming import delta_name
 from ..spec.reading import BUILTIN_SUFFIX, BiasKind, LayerSpec
 from .plan import (
     MARK_PAD,
@@ -1172,7 +1173,8 @@ def conv_exercises(model: Worked, digits: int, builder: _MapBuilder | None = Non
     delta = next((x for x in deltas if float(exact[x]) != 0), deltas[0])
     neuron = net.neuron_of(delta)
     value = float(exact[delta])
-    name = f"delta_{neuron.label}"
+    assert neuron.net is not None
+    name = delta_name(neuron.net.name)
     after = net.layers[b.conv_index + 1]
     lines = []
     if after.index + 1 == len(net.layers) - 1:  # the pool feeds the dense output: its δs from BP1 first

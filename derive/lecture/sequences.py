@@ -35,6 +35,7 @@ from ..present.equations import (
     total,
 )
 from ..present.numbers import DEFAULT_DIGITS, format_number
+from ..spec.naming import delta_name
 from ..spec.reading import BUILTIN_SUFFIX
 from .plan import (
     Block,
@@ -885,7 +886,7 @@ class _Recurrent:
                 for j in range(self.units)
             ]
             lines.append(Line(definition(d, self.net.delta_definitions[d], self.value(d))))
-            name = self.claim(f"delta_{self.net_of(t, c.unit).name}")
+            name = self.claim(delta_name(self.net_of(t, c.unit).name))
             answer, claims = self.answer([(name, float(self.exact[d]))], [Equations(tuple(lines))])
             question = say("rnn_ex_delta", delta=Math(d), t=t + 1, next=t + 2)
             items.append(Exercise((Paragraph((question,)),), answer, claims))
@@ -918,9 +919,9 @@ class _Recurrent:
             ]
             if given:
                 asked.append(Equations(tuple(given), caption=say("rnn_ex_sum_given")))
-            delta_name = self.claim(f"delta_{self.net_of(last_t, c.unit).name}")
+            delta_claim = self.claim(delta_name(self.net_of(last_t, c.unit).name))
             answer, claims = self.answer(
-                [(delta_name, float(self.exact[last.delta])), (self.gradient_claim(c.u), self.gradient(c.u))],
+                [(delta_claim, float(self.exact[last.delta])), (self.gradient_claim(c.u), self.gradient(c.u))],
                 [Equations((self.delta_line(last.delta), *self.sum_lines(c.u)))],
             )
             items.append(Exercise(tuple(asked), answer, claims))

@@ -26,6 +26,7 @@ from ..present.display import display_point
 from ..present.equations import Contribution, Partial, definition, product, total
 from ..present.numbers import DEFAULT_DIGITS, format_number
 from ..present.update import Update, update_of
+from ..spec.naming import delta_name
 from .build import network_sketch
 from .latex import words
 from .plan import (
@@ -173,8 +174,8 @@ class _Questions:
         return lines
 
     def delta(self, hidden: Neuron) -> Exercise:
-        assert hidden.delta is not None
-        name = f"delta_{hidden.label}"
+        assert hidden.delta is not None and hidden.net is not None
+        name = delta_name(hidden.net.name)
         value = self.exact[hidden.delta]
         return Exercise(
             (Paragraph((say("sheet_delta", symbol=Math(hidden.delta)),)),),

@@ -20,6 +20,14 @@ _STEM_DIGITS = re.compile(r"(?P<stem>[A-Za-z]+?)(?P<digits>\d+)\Z")
 _STEM_LETTERS_DIGITS = re.compile(r"(?P<stem>[A-Za-z])(?P<rest>[a-z]+\d+)\Z")
 
 
+def delta_name(net: str) -> str:
+    """The name a δ goes by in claims, answer files and sheets: ``delta_`` and the name of the net input it is
+    ∂E/∂ of, without a ``net_`` prefix (Mazur's ``net_h1`` → ``delta_h1``; Nielsen's ``z3_2`` → ``delta_z3_2``; a
+    map's ``z2_1_2_2`` → ``delta_z2_1_2_2``; an rnn state's ``z2_1_t3`` → ``delta_z2_1_t3``). ``derive check``
+    also reads a δ by its neuron's label (``delta_2_1_2_2``), as answer files before this scheme wrote it."""
+    return "delta_" + net.removeprefix("net_")
+
+
 def _stem(stem: str) -> str:
     """A single letter is a math italic; a word is upright so it reads as a word."""
     return stem if len(stem) == 1 else rf"\mathrm{{{stem}}}"
