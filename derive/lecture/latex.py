@@ -13,6 +13,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -66,6 +67,45 @@ SIDE_WIDTH = 58  # a side longer than this is broken into rows
 PATH_COLOURS = ("pathA", "pathB", "pathC", "pathD")
 GRID_MARKS = ("", "markUse", "markStrong", "markWin", "markPad")  # a grid cell's colour by its mark (plan.MARK_*)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+LINE_PT = 13.6  # an English line (11pt type) in pt: the unit a Room's size is compared in
+
+
+@dataclass(frozen=True, order=False)
+class Room:
+    """Room kept free below a heading or caption: lines of text, which are taller in Chinese (ctex sets them 1.3
+    times apart), and a fixed height in pt for drawings and plots, which are as tall in either language."""
+
+    lines: float = 0
+    pt: float = 0
+
+    def __add__(self, other: Room | float) -> Room:
+        if isinstance(other, Room):
+            return Room(self.lines + other.lines, self.pt + other.pt)
+        return Room(self.lines + other, self.pt)
+
+    __radd__ = __add__
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    @property
+    def size(self) -> float:
+        """The room in English lines, for comparing with the limits below (in either language)."""
+        return self.lines + self.pt / LINE_PT
+
+    def at_most(self, lines: float) -> Room:
+        """This room, or ``lines`` lines of text when it is larger."""
+        return self if self.size <= lines else Room(lines)
+
+    def at_least(self, lines: float) -> Room:
+        return self if self.size >= lines else Room(lines)
+
+    @property
+    def length(self) -> Tex:
+        """The length \\keepspace is given."""
+        if not self.pt:
+            return tex(f"{self.lines:g}\\baselineskip")
+        return tex(f"\\dimexpr {self.lines:g}\\baselineskip+{self.pt:.0f}pt\\relax")
 
 
 @cache
@@ -294,7 +334,7 @@ class LatexRenderer:
                 "text": tex(" ".join(self.sentence(s) for s in b.sentences)),
                 "note": b.note,
                 "math": [tex(r) for line in b.math for r in self.rows(line)],
-                "keep": 0,  # set where a drawing follows (section)
+                "keep": Room(),  # set where a drawing follows (section)
             }
         if isinstance(b, Equations):
             per_line = [[tex(r) for r in self.rows(line)] for line in b.lines]
@@ -307,11 +347,11 @@ class LatexRenderer:
                 "caption": self.sentence(b.caption) if b.caption else None,
                 "rows": rows,
                 "ends": ends,
-                "keep_before": 0,  # set where a "where" block follows (section)
+                "keep_before": Room(),  # set where a "where" block follows (section)
                 "tagged": tagged,
                 # lines of height to keep with the caption (fractions are tall); a block of several chains may break
                 # between them, so its caption needs only the first few on its page
-                "keep": min(2 * len(rows) + 3, 30 if len(per_line) == 1 else 2 * len(per_line[0]) + 9),
+                "keep": Room(min(2 * len(rows) + 3, 30 if len(per_line) == 1 else 2 * len(per_line[0]) + 9)),
             }
         if isinstance(b, Standard):
             return {"kind": "standard", "body": self.standard(b.name)}
@@ -333,14 +373,17 @@ class LatexRenderer:
                 "note": self.sentence(b.note) if b.note else None,
                 "long": len(b.rows) > 30,
                 "caption": self.sentence(b.caption) if b.caption else None,
-                "keep": min(len(b.rows) + 5, 30),
+                "keep": Room(min(len(b.rows) + 5, 30)),
             }
         if isinstance(b, Diagram):
             ys = [n.y for n in b.nodes] or [0.0]
-            # its height in lines (a line is ≈ 0.48 cm), kept with the heading above it
-            return {"kind": "diagram", **self.diagram(b), "keep": min(int((max(ys) - min(ys) + 1.5) / 0.48) + 2, 30)}
+            # its height, kept with the heading above it: from the top node's top to the bottom node's bottom (the
+            # nodes are 11 mm, or 7.5 mm in a small copy), and the space around a centred drawing. In pt, not in
+            # lines: a drawing is no taller in Chinese, whose lines are 1.3 times as far apart
+            height = (max(ys) - min(ys) + (0.75 if b.small else 1.1)) * PT_PER_CM + DRAWING_SPACE
+            return {"kind": "diagram", **self.diagram(b), "keep": Room(pt=min(height, 30 * LINE_PT))}
         if isinstance(b, Plot):
-            return {"kind": "plot", **self.plot(b)}
+            return {"kind": "plot", **self.plot(b), "keep": Room(pt=PLOT_PT)}
         if isinstance(b, Grid):
             return self.grid(b)
         assert isinstance(b, Exercises)
@@ -402,7 +445,7 @@ class LatexRenderer:
                 + "\n"
                 + "\\hspace{1.5em plus 1em}\n".join(panels)
             ),
-            "keep": min(tallest + 5, 30),
+            "keep": Room(min(tallest + 5, 30)),
         }
 
     def standard(self, name: str) -> Tex:
@@ -507,12 +550,13 @@ class LatexRenderer:
         for b, after in itertools.pairwise(blocks):
             if b["kind"] == "equations" and not b["caption"] and after["kind"] == "equations" and after["caption"]:
                 # a formula and the "where" block that defines its symbols share a page
-                need = len(b["rows"]) * 2 + min(after["keep"], EQUATIONS_KEEP)
-                b["keep_before"] = need if need <= HEADING_KEEP else 0  # a long formula fills its own page anyway
+                need = Room(len(b["rows"]) * 2) + after["keep"].at_most(EQUATIONS_KEEP)
+                b["keep_before"] = need if need.size <= HEADING_KEEP else Room()  # a long formula fills its page
             if b["kind"] == "paragraph" and after["kind"] in ("plot", "diagram"):
                 # the sentence that introduces a drawing stays on its page ("Repeating the update 1,000 times:")
-                # before a plot: the sentence is one line, and the space around the plot one more
-                b["keep"] = 2 + PLOT_LINES if after["kind"] == "plot" else 3 + after["keep"]
+                # before a plot: the sentence is one line, and the space around the plot one more; a drawing's
+                # sentence may take two
+                b["keep"] = (Room(2) if after["kind"] == "plot" else Room(3)) + after["keep"]
         subsections = [self.section(sub, level + 1) for sub in s.subsections]
         keep = _heading_keep(level, blocks, subsections)
         return {
@@ -610,32 +654,35 @@ def _break(
     return [whole]
 
 
-# a loss plot in lines of text: 5 cm with its tick labels and axis label is about 150 pt, 11 lines of 13.6 pt
-# (11pt type); more kept a heading and its plot off a page with a third of it left (the tanh example's page 12)
-PLOT_LINES = 11
+# a loss plot's height: 5 cm with its tick labels and axis label is about 150 pt (11 English lines, 8.5 Chinese
+# ones); more kept a heading and its plot off a page with a third of it left (the tanh example's page 12)
+PLOT_PT = 150.0
+PT_PER_CM = 28.45
+DRAWING_SPACE = 20.0  # pt above and below a centred drawing
 EQUATIONS_KEEP = 8  # lines of a block of equations a heading keeps with it
 SUBSECTION_START = 6  # lines of a first subsection its section's heading keeps with it
 HEADING_KEEP = 20  # lines at most a heading keeps with it: more leaves a third of a page blank before it
 
 
-def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> int:
+def _heading_keep(level: int, blocks: list[dict[str, Any]], subsections: list[dict[str, Any]]) -> Room:
     """Lines of room a heading needs below it: its first block (an intro paragraph and the block after it),
     so that no heading ends a page; at most 30 lines, half a page."""
     base = 12 if level == 1 else 8  # lines: the heading, its first paragraph and a little of what follows
     if not blocks and subsections:
-        return min(max(base, 3 + subsections[0]["keep"]), HEADING_KEEP)
-    lines = 0
+        return (3 + subsections[0]["keep"]).at_least(base).at_most(HEADING_KEEP)
+    lines = Room()
     for b in blocks[:2]:
         # of a block of equations only the first chain needs to share the heading's page (it may break after it)
-        keep = min(b.get("keep", 0), EQUATIONS_KEEP) if b["kind"] == "equations" else b.get("keep", 0)
+        keep = b.get("keep", Room())
+        keep = keep.at_most(EQUATIONS_KEEP) if b["kind"] == "equations" else keep
         # a paragraph that introduces a drawing keeps the drawing too: its own \keepspace is void after a heading
-        lines += keep if b["kind"] != "paragraph" else keep or (3 if not b["note"] else 5)
+        lines += keep if b["kind"] != "paragraph" else keep or Room(3 if not b["note"] else 5)
         if b["kind"] != "paragraph" or keep:
             break
     else:  # only an intro paragraph: keep it with the first subsection's heading and its first lines
         if len(blocks) <= 2 and subsections:
-            lines += min(subsections[0]["keep"], SUBSECTION_START)
-    return min(max(base, 3 + lines), HEADING_KEEP)
+            lines += subsections[0]["keep"].at_most(SUBSECTION_START)
+    return (3 + lines).at_least(base).at_most(HEADING_KEEP)
 
 
 def latex_context(plan: LecturePlan) -> dict[str, Any]:
