@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # sympy is imported only once numbers are computed: claims ar
 
     from ..core.network import Network, Neuron
     from ..core.worked import Worked
+    from .pools import Window
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
@@ -273,6 +274,7 @@ class Checked:
     exact: Decimal | None = None  # the value to the digits that decided the verdict
     diagnosis: Diagnosis | None = None
     required: int = 0  # significant digits required (0: lenient)
+    pool: Window | None = None  # after N updates: the first max-pool window too close to call (derive.check.pools)
 
     @property
     def verdict(self) -> str:
@@ -538,6 +540,9 @@ class _Values:
         self.reduction = model.spec.loss.reduction
         self.points: dict[int, tuple[Mapping[sp.Symbol, float], ...]] = {}  # step → a point per sample
         self.buffers: dict[int, dict[str, dict[str, float]]] = {}  # step → the optimiser's buffers by parameter
+        self.close: list[Window] = []  # max-pool windows too close to call, in the order of the run's steps
+        self.routes: dict[int, list[dict[int, list[int]]]] = {}  # step → each sample's max-pool winners by layer
+        self._routed: dict[int, list[Network]] = {}
 
     @property
     def samples(self) -> int:
@@ -554,6 +559,9 @@ class _Values:
         wanted = {s for step in steps for s in (step, step - 1) if s > 0}
         check_steps(max(wanted, default=0), len(self.model.spec.parameter_names), "claims after updates")
         engine, done = None, 0
+        if self.network.has_max_pools and wanted:
+            self._prepare_pools(wanted)
+            return
         for step in sorted(wanted):
             if engine is None:
                 engine = self.model.compiled()
@@ -561,6 +569,38 @@ class _Values:
             done = step
             self.points[step] = tuple(engine.points())
             self.buffers[step] = {name: engine.state_values(name) for name in engine.state if name != "step"}
+
+    def _prepare_pools(self, wanted: set[int]) -> None:
+        """As :meth:`prepare`, one update at a time: every max-pool window is checked at each step (see
+        :mod:`derive.check.pools`), and each wanted step's winners are kept for the exact pass."""
+        from ..codegen.engine import Compiled
+        from .pools import close_windows
+
+        engine = self.model.compiled()
+        assert isinstance(engine, Compiled)  # the generated module's passes (a max pool's winners)
+        pools = [i for i, layer in enumerate(self.model.spec.layers) if layer.kind.startswith("maxpool")]
+        for step in range(max(wanted) + 1):
+            if step:
+                engine.train(1)
+            self.close.extend(close_windows(engine, step))
+            if step in wanted:
+                self.points[step] = tuple(engine.points())  # also sets the engine's routes to this step's
+                self.buffers[step] = {name: engine.state_values(name) for name in engine.state if name != "step"}
+                self.routes[step] = [
+                    {i: list(engine.routes(i, sample)) for i in pools} for sample in range(self.samples)
+                ]
+
+    def first_close(self, step: int) -> Window | None:
+        """The first max-pool window too close to call in the run up to ``step`` (its forward pass included)."""
+        return next((w for w in self.close if w.step <= step), None)
+
+    def routed(self, step: int) -> list[Network]:
+        """Each sample's network routed by float64's winners after ``step`` updates (max pools)."""
+        if step not in self._routed:
+            from ..core.network import Network
+
+            self._routed[step] = [Network(self.model.spec, routes.__getitem__) for routes in self.routes[step]]
+        return self._routed[step]
 
     def value(self, q: Quantity, point: Mapping[sp.Symbol, float] | None = None) -> float:
         if point is None and q.sample == 0 and self.samples > 1 and self._reduced(q):
@@ -732,6 +772,7 @@ def check(model: Worked, claims: Sequence[Claim], min_digits: int | None = None)
                 match=judged.match.value,
                 exact=judged.value,
                 required=required,
+                pool=values.first_close(q.step) if q.step and values.network.has_max_pools else None,
             )
         )
     explained = []
@@ -761,11 +802,17 @@ def _judge(claim: Claim, q: Quantity, computed: float, precise: Any, values: _Va
         return Judged(match(claim.value, given), given, 0)
     if q.step and significant_digits(claim.value) <= FLOAT_DIGITS:
         # after N updates: the generated module's float64 training decides when no boundary lies within its trust
-        if values.network.has_max_pools:
-            # a max pool routes by the step's own numbers, which the exact pass does not know (it routes by the
-            # spec's): the float64 value, trusted to POLICY.noise
+        close = values.first_close(q.step) if values.network.has_max_pools else None
+        if values.network.has_max_pools and close is None:
+            # every window clear at every step: the exact run takes float64's winners, routed as a dense net
+            precise = precise.rerouted(values.routed(q.step))
+        if close is not None:
+            # a max-pool window too close to call: the exact run may route δ elsewhere from that step on; the
+            # float64 value, at the wider trust the verdict states (see derive.check.pools)
+            from .pools import CLOSE_TRUST
+
             value = Decimal(computed)
-            error = abs(value) * Decimal(repr(POLICY.noise))
+            error = abs(value) * Decimal(repr(CLOSE_TRUST))
         elif q.kind is Kind.STATE:
             # an optimiser's buffer is the run's own number, built from float64 gradients: trusted as far as the
             # last gradient it took in is (relative), which cancels near a minimum as E does
@@ -790,6 +837,8 @@ def _gradient_trust(q: Quantity, precise: Any, values: _Values) -> Decimal:
     from .exact import FLOAT_DIGITS
 
     step = q.step - 1
+    if step and values.network.has_max_pools:  # routed by float64's winners there (every window was clear)
+        precise = precise.rerouted(values.routed(step))
     gradient = Quantity(Kind.GRAD, "", q.wrt, step)
     digits = FLOAT_DIGITS + 10  # as a claim of FLOAT_DIGITS digits is judged
     point = values.points[step][0]
@@ -984,6 +1033,22 @@ def note_text(result: Checked) -> str:
     return f"goes wrong at this step: from {_listing(note.inputs)} it is {recomputed}"
 
 
+def _close_trust() -> float:
+    from .pools import CLOSE_TRUST
+
+    return CLOSE_TRUST
+
+
+def pool_text(result: Checked) -> str:
+    """The max-pool window too close to call on the way to a claim after N updates, or an empty string."""
+    if result.pool is None:
+        return ""
+    return (
+        f"{result.pool.text()}: the exact run may route δ to the other entry, so this is judged from float64's "
+        f"own value, trusted to {_close_trust():.0e} relative (not a bound)"
+    )
+
+
 def diagnosis_text(result: Checked) -> str:
     """The named mistake as a sentence, or an empty string."""
     d = result.diagnosis
@@ -1068,6 +1133,8 @@ def report_text(report: Report, source: str = "") -> str:
             lines.append(f"{'':>5}  ↳ {r.diagnosis.code if r.diagnosis else ''}: {explanation}")
         elif note and not r.ok:
             lines.append(f"{'':>5}  ↳ {note}")
+        if r.pool is not None:
+            lines.append(f"{'':>5}  ↳ {pool_text(r)}")
     return "\n".join(lines) + "\n"
 
 
@@ -1101,6 +1168,19 @@ def report_json(report: Report) -> dict[str, Any]:
                 "diagnosis": r.diagnosis.code if r.diagnosis else None,
                 "diagnosis_text": diagnosis_text(r) or None,
                 "note": note,
+                "pool": None
+                if r.pool is None
+                else {
+                    "step": r.pool.step,
+                    "sample": r.pool.sample,
+                    "layer": r.pool.layer,
+                    "channel": r.pool.channel,
+                    "window": r.pool.position,
+                    "gap": r.pool.gap,
+                    "bound": r.pool.bound,
+                    "trust": _close_trust(),
+                    "text": pool_text(r),
+                },
             }
         )
     return {"spec": report.spec, "required_digits": report.required, "claims": claims, "wrong": report.wrong}

@@ -172,6 +172,15 @@ class Precise:
         self._replayed: dict[int, tuple[list[dict[sp.Symbol, sp.Float]], dict[str, dict[str, sp.Float]]]] = {}
         self._parameters: Mapping[sp.Symbol, object] | None = None  # set by at(): parameters instead of a replay
 
+    def rerouted(self, networks: list[Network]) -> Precise:
+        """These values with each sample's max pools routed by ``networks`` (float64's winners after N updates,
+        when every window was clear: see :mod:`derive.check.pools`)."""
+        copy = Precise.__new__(Precise)
+        copy.__dict__.update(self.__dict__)
+        copy.network, copy.networks = networks[0], list(networks)
+        copy._derivations, copy._replayed = {}, {}
+        return copy
+
     def given(self, q: Quantity) -> Decimal | None:
         """The exact decimal of a number the spec gives (an input, a target; a parameter the steps leave alone)."""
         from ..core.optimizer import Optimizer
