@@ -158,6 +158,30 @@ def train(torch: Any, net: dict[str, Any], steps: int, rate: float) -> dict[str,
     return {name: float(params[i][key][index].detach()) for name, i, key, index in _names(net, params)}
 
 
+def oracle_net(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec with numbers (a TOML table) as conv_oracle's plain data: its inputs, weights and targets."""
+    layers = spec["layers"]
+    net: dict[str, Any] = {
+        "shape": layers[0]["shape"],
+        "X": [layers[0]["values"]],
+        "T": [layers[-1]["targets"]],
+        "loss": spec["loss"]["kind"],
+        "reduction": "sum",
+        "layers": [],
+    }
+    for layer in layers[1:]:
+        kind = layer.get("kind", "dense")
+        if kind.startswith("conv"):
+            entry = {"kind": kind, "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
+            entry.update({k: layer[k] for k in ("stride", "padding") if k in layer})
+        elif "pool" in kind:
+            entry = {"kind": kind, "kernel": layer["kernel"], "stride": layer.get("stride", layer["kernel"])}
+        else:
+            entry = {"kind": "dense", "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
+        net["layers"].append(entry)
+    return net
+
+
 def toml(net: dict[str, Any]) -> str:
     """The network as a derive spec."""
     single = len(net["X"]) == 1 and net.get("single", False)

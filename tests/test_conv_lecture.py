@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import need_tex, require_torch
-from conv_oracle import compute, train
+from conv_oracle import compute, oracle_net, train
 from test_html import Page, browse, external_references
 
 from derive.app.cli import main
@@ -23,31 +23,7 @@ from derive.app.cli import main
 EXAMPLES = Path(__file__).resolve().parent.parent / "derive" / "examples"
 
 
-# -- the oracle on a spec's own data -------------------------------------------------------------
-
-
-def oracle_net(spec: dict) -> dict:
-    """A spec with numbers (a TOML table) as conv_oracle's plain data: its inputs, weights and targets."""
-    layers = spec["layers"]
-    net = {
-        "shape": layers[0]["shape"],
-        "X": [layers[0]["values"]],
-        "T": [layers[-1]["targets"]],
-        "loss": spec["loss"]["kind"],
-        "reduction": "sum",
-        "layers": [],
-    }
-    for layer in layers[1:]:
-        kind = layer.get("kind", "dense")
-        if kind.startswith("conv"):
-            entry = {"kind": kind, "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
-            entry.update({k: layer[k] for k in ("stride", "padding") if k in layer})
-        elif "pool" in kind:
-            entry = {"kind": kind, "kernel": layer["kernel"], "stride": layer.get("stride", layer["kernel"])}
-        else:
-            entry = {"kind": "dense", "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
-        net["layers"].append(entry)
-    return net
+# -- the oracle on a spec's own data (conv_oracle.oracle_net) --------------------------------------
 
 
 def tinyconv() -> dict:

@@ -24,30 +24,6 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def conv_net(spec: dict) -> dict:
-    """A conv spec with numbers as conv_oracle's plain data."""
-    layers = spec["layers"]
-    net = {
-        "shape": layers[0]["shape"],
-        "X": [layers[0]["values"]],
-        "T": [layers[-1]["targets"]],
-        "loss": spec["loss"]["kind"],
-        "reduction": "sum",
-        "layers": [],
-    }
-    for layer in layers[1:]:
-        kind = layer.get("kind", "dense")
-        if kind.startswith("conv"):
-            entry = {"kind": kind, "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
-            entry.update({k: layer[k] for k in ("stride", "padding") if k in layer})
-        elif "pool" in kind:
-            entry = {"kind": kind, "kernel": layer["kernel"], "stride": layer.get("stride", layer["kernel"])}
-        else:
-            entry = {"kind": "dense", "W": layer["weights"], "b": layer.get("bias"), "activation": layer["activation"]}
-        net["layers"].append(entry)
-    return net
-
-
 def rnn_net(spec: dict) -> dict:
     """An rnn spec with numbers (input, rnn, dense) as rnn_oracle's plain data."""
     x, rnn, out = spec["layers"]
@@ -84,10 +60,10 @@ def verdicts(spec: str, *claims: str) -> tuple[int, list[dict]]:
 
 def test_a_conv_delta_is_read_by_its_nets_name_and_by_the_old_label():
     torch = require_torch()
-    from conv_oracle import compute
+    from conv_oracle import compute, oracle_net
 
     spec = tomllib.loads((EXAMPLES / "tinyconv.toml").read_text())
-    want = compute(torch, conv_net(spec))
+    want = compute(torch, oracle_net(spec))
     checked = 0
     for c, r, k in [(1, 1, 1), (2, 2, 2), (1, 3, 2), (2, 1, 3)]:
         value = conv_delta(want, spec, 2, c, r, k)
@@ -151,10 +127,10 @@ def test_a_sheet_and_its_answers_name_delta_by_its_net_and_grade_each_other(exam
         for name in deltas:
             assert name in sheet and name in key  # the sheet shows the line to hand in, the key the answer
             if example == "tinyconv":
-                from conv_oracle import compute
+                from conv_oracle import compute, oracle_net
 
                 c, r, col = (int(i) for i in name.removeprefix("delta_z2_").split("_"))
-                want = conv_delta(compute(torch, conv_net(spec)), spec, 2, c, r, col)
+                want = conv_delta(compute(torch, oracle_net(spec)), spec, 2, c, r, col)
                 old = f"delta_2_{c}_{r}_{col}"
             else:
                 from rnn_oracle import compute

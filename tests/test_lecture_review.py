@@ -331,12 +331,16 @@ document.body.setAttribute('data-metrics', JSON.stringify({
 </script>"""
 
 
-def measure(page: Path, tmp_path: Path, width: int) -> dict:
-    """What Chromium lays out at this width (a copy of the page with a probe script; the page itself has none)."""
+def measure(page: Path, tmp_path: Path, width: int, probe_script: str = PROBE) -> dict:
+    """What Chromium lays out at this width (a copy of the page with a probe script; the page itself has none).
+
+    The probe script leaves its findings as JSON in the body's data-metrics attribute."""
     probe = tmp_path / f"probe-{width}.html"
     # headless Chromium's window is at least 500 px wide: the page itself is narrowed to the width asked for
     style = f"<style>html {{ width: {width}px; }}</style>"
-    probe.write_text(page.read_text().replace("</head>", style + "</head>").replace("</body>", PROBE + "</body>"))
+    probe.write_text(
+        page.read_text().replace("</head>", style + "</head>").replace("</body>", probe_script + "</body>")
+    )
     dom = browse(probe, tmp_path, "--dump-dom", f"--window-size={width},2000").stdout
     found = re.search(r"data-metrics=\"([^\"]*)\"", dom)
     assert found, dom[-500:]

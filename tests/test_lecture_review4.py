@@ -5,14 +5,13 @@ Each test reads what a student reads (the PDF's text, the laid-out web page, the
 an independent computation here.
 """
 
-import json
 import math
 import re
 from pathlib import Path
 
 import pytest
-from test_html import browse
 from test_lecture import text_of
+from test_lecture_review import measure
 from test_lecture_review3 import build, flat, page_words, text_depths
 
 # -- 1. the tanh example's pages fill ---------------------------------------------------------------------------------
@@ -59,13 +58,7 @@ document.body.setAttribute('data-metrics', JSON.stringify({rows, ops}));
 
 
 def laid_out(page: Path, tmp_path: Path, width: int) -> dict:
-    probe = tmp_path / f"probe-{width}.html"
-    style = f"<style>html {{ width: {width}px; }}</style>"
-    probe.write_text(page.read_text().replace("</head>", style + "</head>").replace("</body>", PROBE + "</body>"))
-    dom = browse(probe, tmp_path, "--dump-dom", f"--window-size={width},2000").stdout
-    found = re.search(r"data-metrics=\"([^\"]*)\"", dom)
-    assert found, dom[-500:]
-    return json.loads(found.group(1).replace("&quot;", '"'))
+    return measure(page, tmp_path, width, PROBE)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
